@@ -1,0 +1,143 @@
+"""Per-example classification losses on class scores, and their gradients w.r.t. the scores.
+
+Every loss takes scores (N, C) and integer labels (N,) and returns the unreduced
+per-example values (N,); the mean over examples is taken in `lincv.objective`. Every
+`*_grad` returns dL_i/ds (N, C), derived by hand (no autodiff inside).
+
+Hinge kinks (a margin exactly 0) take the subgradient 0.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from lincv._checks import as_float, check_name, check_scores_labels
+
+LOSSES = ("svm", "squared_svm", "softmax")
+
+
+def _margins(scores_NxC, labels_N, margin):
+  """m_ij = s_ij - s_iy + margin for j != y_i, and 0 at j = y_i; plus the one-hot of y."""
+  check_scores_labels(scores_NxC, labels_N)
+  num_classes = scores_NxC.shape[1]
+  onehot_NxC = jax.nn.one_hot(labels_N, num_classes, dtype=bool)
+  correct_N = jnp.take_along_axis(scores_NxC, labels_N[:, None], axis=1)
+  margin = as_float(margin, scores_NxC)
+  m_NxC = scores_NxC - correct_N + margin
+  return jnp.where(onehot_NxC, 0, m_NxC), onehot_NxC
+
+
+def svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
+  r"""Multiclass hinge loss (Weston-Watkins), one value per example.
+
+  .. math:: L_i = \sum_{j \ne y_i} \max(0, s_j - s_{y_i} + \Delta)
+
+  Args:
+    scores_NxC: class scores.
+    labels_N: integer class indices.
+    margin: Delta, a float or a scalar array (it may be traced, e.g. in a sweep).
+
+  Returns:
+    losses (N,).
+
+  >>> import jax.numpy as jnp
+  >>> round(float(svm(jnp.array([[3.2, 5.1, -1.7]]), jnp.array([0]))[0]), 4)
+  2.9
+  """
+  m_NxC, _ = _margins(scores_NxC, labels_N, margin)
+  return jnp.sum(jnp.maximum(m_NxC, 0), axis=1)
+
+
+def svm_grad(scores_NxC, labels_N, margin=1.0) -> jax.Array:
+  r"""Gradient of `svm` w.r.t. the scores.
+
+  .. math::
+     \partial L_i / \partial s_j = 1[m_{ij} > 0] \quad (j \ne y_i), \qquad
+     \partial L_i / \partial s_{y_i} = -\sum_{j \ne y_i} 1[m_{ij} > 0]
+
+  Returns:
+    (N, C), like the scores.
+  """
+  m_NxC, onehot_NxC = _margins(scores_NxC, labels_N, margin)
+  active_NxC = (m_NxC > 0).astype(scores_NxC.dtype)
+  count_N = jnp.sum(active_NxC, axis=1, keepdims=True)
+  return active_NxC - onehot_NxC * count_N
+
+
+def squared_svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
+  r"""Squared multiclass hinge loss (L2-SVM), one value per example.
+
+  .. math:: L_i = \sum_{j \ne y_i} \max(0, s_j - s_{y_i} + \Delta)^2
+
+  Returns:
+    losses (N,).
+  """
+  m_NxC, _ = _margins(scores_NxC, labels_N, margin)
+  return jnp.sum(jnp.square(jnp.maximum(m_NxC, 0)), axis=1)
+
+
+def squared_svm_grad(scores_NxC, labels_N, margin=1.0) -> jax.Array:
+  r"""Gradient of `squared_svm` w.r.t. the scores.
+
+  .. math::
+     \partial L_i / \partial s_j = 2 \max(0, m_{ij}) \quad (j \ne y_i), \qquad
+     \partial L_i / \partial s_{y_i} = -\sum_{j \ne y_i} 2 \max(0, m_{ij})
+
+  Returns:
+    (N, C), like the scores.
+  """
+  m_NxC, onehot_NxC = _margins(scores_NxC, labels_N, margin)
+  g_NxC = 2 * jnp.maximum(m_NxC, 0)
+  return g_NxC - onehot_NxC * jnp.sum(g_NxC, axis=1, keepdims=True)
+
+
+def softmax(scores_NxC, labels_N) -> jax.Array:
+  r"""Softmax cross-entropy (natural log), one value per example.
+
+  .. math:: L_i = -\log \frac{e^{s_{y_i}}}{\sum_j e^{s_j}} = \log \sum_j e^{s_j} - s_{y_i}
+
+  Computed as `max + log(sum(exp(s - max)))`, so scores of 1e4 do not overflow in float32.
+
+  Returns:
+    losses (N,).
+
+  >>> import jax.numpy as jnp
+  >>> round(float(softmax(jnp.zeros((1, 10)), jnp.array([3]))[0]), 4)  # ln 10
+  2.3026
+  """
+  check_scores_labels(scores_NxC, labels_N)
+  shifted_NxC = scores_NxC - jnp.max(scores_NxC, axis=1, keepdims=True)
+  log_z_N = jnp.log(jnp.sum(jnp.exp(shifted_NxC), axis=1))
+  correct_N = jnp.take_along_axis(shifted_NxC, labels_N[:, None], axis=1)[:, 0]
+  return log_z_N - correct_N
+
+
+def softmax_grad(scores_NxC, labels_N) -> jax.Array:
+  r"""Gradient of `softmax` w.r.t. the scores: the probabilities minus the one-hot label.
+
+  .. math:: \partial L_i / \partial s_j = p_{ij} - 1[j = y_i], \quad
+            p_{ij} = e^{s_j} / \sum_k e^{s_k}
+
+  Returns:
+    (N, C), like the scores.
+  """
+  check_scores_labels(scores_NxC, labels_N)
+  shifted_NxC = scores_NxC - jnp.max(scores_NxC, axis=1, keepdims=True)
+  e_NxC = jnp.exp(shifted_NxC)
+  p_NxC = e_NxC / jnp.sum(e_NxC, axis=1, keepdims=True)
+  return p_NxC - jax.nn.one_hot(labels_N, scores_NxC.shape[1], dtype=scores_NxC.dtype)
+
+
+def value(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
+  """Per-example loss `name` in LOSSES (`margin` is ignored by softmax)."""
+  check_name("loss", name, LOSSES)
+  if name == "softmax":
+    return softmax(scores_NxC, labels_N)
+  return (svm if name == "svm" else squared_svm)(scores_NxC, labels_N, margin)
+
+
+def grad(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
+  """Per-example gradient dL_i/ds of loss `name` in LOSSES."""
+  check_name("loss", name, LOSSES)
+  if name == "softmax":
+    return softmax_grad(scores_NxC, labels_N)
+  return (svm_grad if name == "svm" else squared_svm_grad)(scores_NxC, labels_N, margin)

@@ -1,0 +1,104 @@
+r"""The full training objective and its gradient, derived by hand with the chain rule.
+
+.. math::
+   J(\theta) = \frac{1}{N} \sum_i L_i(s(\theta; x_i), y_i) + \lambda \sum_{W \in \theta} R(W)
+
+The penalty sums over the weight matrices ("W", "W1", "W2"), never over the biases.
+
+Backpropagation, with :math:`G = \frac{1}{N} \partial L / \partial s` (N, C):
+
+  linear  s = xW + b:   dW = x^T G + lambda R'(W),   db = sum_i G_i
+  mlp     a = xW1 + b1, h = max(0, a), s = hW2 + b2:
+          dW2 = h^T G + lambda R'(W2),  db2 = sum_i G_i,
+          dA = (G W2^T) * 1[a > 0],     dW1 = x^T dA + lambda R'(W1),  db1 = sum_i dA_i
+"""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from lincv import losses, regularizers, scores
+from lincv._checks import as_float, check_name
+
+_PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
+
+
+def _check(params, model, loss, reg):
+  check_name("model", model, scores.MODELS)
+  check_name("loss", loss, losses.LOSSES)
+  check_name("regularizer", reg, regularizers.REGULARIZERS)
+  keys = tuple(sorted(params))
+  if keys != tuple(sorted(_PARAM_KEYS[model])):
+    raise ValueError(
+        f"model {model!r} takes parameters {sorted(_PARAM_KEYS[model])}, got {list(keys)}")
+
+
+def _penalty(params, reg, reg_strength, beta):
+  """lambda * sum of R over the weight matrices."""
+  weights = [w for path, w in jax.tree_util.tree_leaves_with_path(params)
+             if str(path[-1].key).startswith("W")]
+  total = sum(regularizers.value(reg, w, beta=beta) for w in weights)
+  return as_float(reg_strength, weights[0]) * total
+
+
+def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
+         reg_strength=0.0, margin=1.0, beta=1.0) -> jax.Array:
+  """Mean data loss plus `reg_strength` times the penalty on the weight matrices.
+
+  Args:
+    params: a parameter dict of `model` (see `lincv.scores`).
+    x_NxD: inputs.
+    labels_N: integer labels.
+    model: one of `lincv.scores.MODELS`.
+    loss: one of `lincv.losses.LOSSES`.
+    reg: one of `lincv.regularizers.REGULARIZERS`.
+    reg_strength: lambda; a float or a scalar array (it may be traced).
+    margin: the hinge margin of the SVM losses.
+    beta: the weight of the squared term of the elastic net.
+
+  Returns:
+    the scalar objective.
+  """
+  _check(params, model, loss, reg)
+  s_NxC = scores.apply(model, params, x_NxD)
+  data = jnp.mean(losses.value(loss, s_NxC, labels_N, margin=margin))
+  return data + _penalty(params, reg, reg_strength, beta)
+
+
+def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
+                  reg_strength=0.0, margin=1.0, beta=1.0):
+  """The objective and its hand-derived gradient, sharing one forward pass.
+
+  Takes the arguments of `loss`; returns `(value, grads)` with `grads` shaped like
+  `params`.
+  """
+  _check(params, model, loss, reg)
+  chex.assert_rank(x_NxD, 2)
+  n = x_NxD.shape[0]
+  reg_grad = functools.partial(regularizers.grad, reg, beta=beta)
+  lam = as_float(reg_strength, x_NxD)
+  if model == "linear":
+    h_NxH, w_out = x_NxD, params["W"]
+    s_NxC = scores.linear(params, x_NxD)
+  else:
+    a_NxH, h_NxH = scores.mlp_hidden(params, x_NxD)
+    w_out = params["W2"]
+    s_NxC = scores.mlp(params, x_NxD)
+  data = jnp.mean(losses.value(loss, s_NxC, labels_N, margin=margin))
+  value = data + _penalty(params, reg, reg_strength, beta)
+
+  g_NxC = losses.grad(loss, s_NxC, labels_N, margin=margin) / n
+  dw_out = h_NxH.T @ g_NxC + lam * reg_grad(w_out)
+  db_out = jnp.sum(g_NxC, axis=0)
+  if model == "linear":
+    return value, {"W": dw_out, "b": db_out}
+  da_NxH = (g_NxC @ w_out.T) * (a_NxH > 0).astype(a_NxH.dtype)
+  dw1 = x_NxD.T @ da_NxH + lam * reg_grad(params["W1"])
+  return value, {"W1": dw1, "b1": jnp.sum(da_NxH, axis=0), "W2": dw_out, "b2": db_out}
+
+
+def grad(params, x_NxD, labels_N, **kwargs):
+  """Hand-derived gradient of `loss` w.r.t. `params` (same keyword arguments)."""
+  return loss_and_grad(params, x_NxD, labels_N, **kwargs)[1]

@@ -1,0 +1,95 @@
+"""Score functions: a linear map and a two-layer ReLU net, with their initialisers.
+
+Parameters are plain dicts of arrays, so they stack, vmap and serialise freely:
+
+  linear: {"W": (D, C), "b": (C,)}                       s = x W + b
+  mlp:    {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
+          s = max(0, x W1 + b1) W2 + b2
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from lincv._checks import check_name
+
+MODELS = ("linear", "mlp")
+
+
+def linear(params, x_NxD: jax.Array) -> jax.Array:
+  """Class scores of a linear classifier, `s = x W + b`.
+
+  Args:
+    params: {"W": (D, C), "b": (C,)}.
+    x_NxD: inputs, one row per example.
+
+  Returns:
+    scores (N, C).
+  """
+  w_DxC, b_C = params["W"], params["b"]
+  chex.assert_rank([x_NxD, w_DxC, b_C], [2, 2, 1])
+  d, c = w_DxC.shape
+  chex.assert_shape(x_NxD, (None, d))
+  chex.assert_shape(b_C, (c,))
+  return x_NxD @ w_DxC + b_C[None, :]
+
+
+def mlp_hidden(params, x_NxD: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Pre-activation and ReLU activation of the hidden layer, `a = x W1 + b1`, `h = max(0, a)`."""
+  w1_DxH, b1_H = params["W1"], params["b1"]
+  chex.assert_rank([x_NxD, w1_DxH, b1_H], [2, 2, 1])
+  d, h = w1_DxH.shape
+  chex.assert_shape(x_NxD, (None, d))
+  chex.assert_shape(b1_H, (h,))
+  a_NxH = x_NxD @ w1_DxH + b1_H[None, :]
+  return a_NxH, jnp.maximum(a_NxH, 0)
+
+
+def mlp(params, x_NxD: jax.Array) -> jax.Array:
+  """Class scores of a two-layer net, `s = max(0, x W1 + b1) W2 + b2`.
+
+  Args:
+    params: {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}.
+    x_NxD: inputs, one row per example.
+
+  Returns:
+    scores (N, C).
+  """
+  _, h_NxH = mlp_hidden(params, x_NxD)
+  w2_HxC, b2_C = params["W2"], params["b2"]
+  chex.assert_rank([w2_HxC, b2_C], [2, 1])
+  chex.assert_shape(w2_HxC, (h_NxH.shape[1], None))
+  chex.assert_shape(b2_C, (w2_HxC.shape[1],))
+  return h_NxH @ w2_HxC + b2_C[None, :]
+
+
+def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
+                scale: float = 1e-3, dtype=jnp.float32) -> dict:
+  """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
+  w = scale * jax.random.normal(key, (num_features, num_classes), dtype)
+  return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
+
+
+def init_mlp(key: jax.Array, num_features: int, hidden: int, num_classes: int, *,
+             dtype=jnp.float32) -> dict:
+  """He-normal weights (`N(0, 2 / fan_in)`, suited to ReLU) and zero biases."""
+  k1, k2 = jax.random.split(key)
+  w1 = jax.random.normal(k1, (num_features, hidden), dtype) * jnp.sqrt(2.0 / num_features)
+  w2 = jax.random.normal(k2, (hidden, num_classes), dtype) * jnp.sqrt(2.0 / hidden)
+  return {"W1": w1.astype(dtype), "b1": jnp.zeros((hidden,), dtype),
+          "W2": w2.astype(dtype), "b2": jnp.zeros((num_classes,), dtype)}
+
+
+def init(model: str, key: jax.Array, num_features: int, num_classes: int, *,
+         hidden: int = 100, scale: float = 1e-3, dtype=jnp.float32) -> dict:
+  """Initial parameters for `model` in MODELS."""
+  check_name("model", model, MODELS)
+  if model == "linear":
+    return init_linear(key, num_features, num_classes, scale=scale, dtype=dtype)
+  return init_mlp(key, num_features, hidden, num_classes, dtype=dtype)
+
+
+def apply(model: str, params, x_NxD: jax.Array) -> jax.Array:
+  """Scores of `model` in MODELS."""
+  check_name("model", model, MODELS)
+  return linear(params, x_NxD) if model == "linear" else mlp(params, x_NxD)

@@ -1,0 +1,103 @@
+"""Losses: the lecture notes' worked examples, stability, and hand gradients vs jax.grad."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl.testing import parameterized
+
+from lincv import losses
+
+# Three examples of the lecture notes (cat / car / frog), labels 0, 1, 2.
+SCORES = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
+LABELS = np.array([0, 1, 2])
+
+
+class WorkedExamplesTest(parameterized.TestCase):
+
+  def test_svm_lecture_examples(self):
+    got = losses.svm(jnp.asarray(SCORES), jnp.asarray(LABELS))
+    # max(0, 5.1-3.2+1) + max(0, -1.7-3.2+1) = 2.9; 0; (2.2+3.1+1) + (2.5+3.1+1) = 12.9
+    np.testing.assert_allclose(got, [2.9, 0.0, 12.9], rtol=1e-12)
+    np.testing.assert_allclose(jnp.mean(got), 5.2666666, rtol=1e-6)
+
+  def test_softmax_lecture_example_is_natural_log(self):
+    got = losses.softmax(jnp.asarray(SCORES[:1]), jnp.asarray(LABELS[:1]))
+    np.testing.assert_allclose(got, [2.0404], atol=1e-4)
+
+  def test_second_lecture_example(self):
+    s = jnp.array([[-2.85, 0.86, 0.28]])
+    y = jnp.array([2])
+    np.testing.assert_allclose(losses.svm(s, y), [1.58], rtol=1e-12)
+    np.testing.assert_allclose(losses.softmax(s, y), [1.04], atol=5e-3)
+
+  @parameterized.parameters(2, 3, 10, 100)
+  def test_zero_scores(self, num_classes):
+    s = jnp.zeros((4, num_classes))
+    y = jnp.arange(4) % num_classes
+    np.testing.assert_allclose(losses.svm(s, y), num_classes - 1)
+    np.testing.assert_allclose(losses.squared_svm(s, y), num_classes - 1)
+    np.testing.assert_allclose(losses.softmax(s, y), np.log(num_classes), rtol=1e-12)
+
+  def test_margin_is_used(self):
+    s = jnp.zeros((1, 3))
+    np.testing.assert_allclose(losses.svm(s, jnp.array([0]), margin=0.5), [1.0])
+    np.testing.assert_allclose(losses.squared_svm(s, jnp.array([0]), margin=0.5), [0.5])
+
+
+class StabilityTest(parameterized.TestCase):
+
+  @parameterized.parameters("svm", "squared_svm", "softmax")
+  def test_large_scores_float32(self, name):
+    s = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3]], jnp.float32)
+    y = jnp.array([1, 1])
+    value = losses.value(name, s, y)
+    grad = losses.grad(name, s, y)
+    self.assertTrue(bool(jnp.all(jnp.isfinite(value))), value)
+    self.assertTrue(bool(jnp.all(jnp.isfinite(grad))), grad)
+    self.assertEqual(value.dtype, jnp.float32)
+
+  def test_softmax_large_scores_value(self):
+    s = jnp.array([[1e4, -1e4, 0.0]], jnp.float32)
+    np.testing.assert_allclose(losses.softmax(s, jnp.array([1])), [2e4], rtol=1e-6)
+    np.testing.assert_allclose(losses.softmax(s, jnp.array([0])), [0.0], atol=1e-6)
+
+
+class GradientTest(chex.TestCase, parameterized.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters("svm", "squared_svm", "softmax")
+  def test_grad_matches_autodiff(self, name):
+    key = jax.random.key(1)
+    s = 3 * jax.random.normal(key, (16, 5), jnp.float64)
+    y = jax.random.randint(jax.random.fold_in(key, 1), (16,), 0, 5)
+    hand = self.variant(lambda s: losses.grad(name, s, y, margin=0.7))(s)
+    auto = jax.grad(lambda s: jnp.sum(losses.value(name, s, y, margin=0.7)))(s)
+    np.testing.assert_allclose(hand, auto, rtol=1e-10, atol=1e-14)
+
+  def test_svm_grad_by_hand(self):
+    s = jnp.asarray(SCORES[:1])
+    # Margins: class 1 is 2.9 > 0 (active), class 2 is -3.9 (inactive).
+    np.testing.assert_allclose(losses.svm_grad(s, jnp.array([0])), [[-1.0, 1.0, 0.0]])
+    np.testing.assert_allclose(losses.squared_svm_grad(s, jnp.array([0])),
+                               [[-5.8, 5.8, 0.0]], rtol=1e-12)
+
+  def test_softmax_grad_rows_sum_to_zero(self):
+    g = losses.softmax_grad(jnp.asarray(SCORES), jnp.asarray(LABELS))
+    np.testing.assert_allclose(jnp.sum(g, axis=1), 0.0, atol=1e-12)
+
+
+class ValidationTest(parameterized.TestCase):
+
+  def test_labels_wrong_length_names_shapes(self):
+    with pytest.raises(AssertionError, match=r"has shape \(3,\) but expected \(2"):
+      losses.svm(jnp.zeros((2, 4)), jnp.zeros((3,), jnp.int32))
+
+  def test_float_labels_rejected(self):
+    with pytest.raises(AssertionError):
+      losses.softmax(jnp.zeros((2, 4)), jnp.zeros((2,)))
+
+  def test_unknown_name_lists_valid(self):
+    with pytest.raises(ValueError, match="expected one of: svm, squared_svm, softmax"):
+      losses.value("hinge", jnp.zeros((2, 3)), jnp.zeros((2,), jnp.int32))

@@ -1,0 +1,127 @@
+"""The full objective: hand gradient vs jax.grad and finite differences, for every
+model x loss x regularizer; jit, vmap and shape errors."""
+
+import itertools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl.testing import parameterized
+
+from lincv import gradcheck, objective, scores
+
+COMBOS = [dict(model=m, loss=l, reg=r) for m, l, r in itertools.product(
+    ("linear", "mlp"), ("svm", "squared_svm", "softmax"), ("none", "l2", "l1", "elastic_net"))]
+
+
+def _problem(model, seed=0, n=24, d=6, c=4, hidden=5, dtype=jnp.float64):
+  k_x, k_y, k_p = jax.random.split(jax.random.key(seed), 3)
+  x = jax.random.normal(k_x, (n, d), dtype)
+  y = jax.random.randint(k_y, (n,), 0, c)
+  params = scores.init(model, k_p, d, c, hidden=hidden, scale=1.0, dtype=dtype)
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(k_p, p.shape, dtype), params)
+  return params, x, y
+
+
+def _name(combo):
+  return "_".join(combo.values())
+
+
+class GradientTest(parameterized.TestCase):
+
+  @parameterized.named_parameters((_name(c), c) for c in COMBOS)
+  def test_hand_gradient_matches_autodiff_and_finite_differences(self, combo):
+    kw = dict(combo, reg_strength=0.37, margin=0.8, beta=0.6)
+    for seed in range(2):
+      params, x, y = _problem(combo["model"], seed)
+      f = lambda p: objective.loss(p, x, y, **kw)
+      hand = objective.grad(params, x, y, **kw)
+      auto = jax.grad(f)(params)
+      chex.assert_trees_all_equal_shapes_and_dtypes(hand, params)
+      for key in params:
+        np.testing.assert_allclose(hand[key], auto[key], rtol=1e-10, atol=1e-13,
+                                   err_msg=f"{key} seed {seed}")
+      report = gradcheck.check(f, params, hand)
+      self.assertGreater(report.num_checked, 0.9 * sum(p.size for p in params.values()))
+      self.assertLessEqual(report.max_relative_error, 1e-7, report)
+
+  @parameterized.parameters("linear", "mlp")
+  def test_loss_and_grad_value_equals_loss(self, model):
+    params, x, y = _problem(model)
+    kw = dict(model=model, loss="svm", reg="elastic_net", reg_strength=0.1)
+    value, _ = objective.loss_and_grad(params, x, y, **kw)
+    np.testing.assert_allclose(value, objective.loss(params, x, y, **kw), rtol=1e-14)
+
+  def test_biases_are_not_regularized(self):
+    params, x, y = _problem("mlp")
+    kw = dict(model="mlp", loss="softmax", reg="l2")
+    g0 = objective.grad(params, x, y, reg_strength=0.0, **kw)
+    g1 = objective.grad(params, x, y, reg_strength=5.0, **kw)
+    for key in ("b1", "b2"):
+      np.testing.assert_array_equal(g0[key], g1[key])
+    np.testing.assert_allclose(g1["W2"] - g0["W2"], 10.0 * params["W2"], rtol=1e-10)
+    delta = (objective.loss(params, x, y, reg_strength=5.0, **kw)
+             - objective.loss(params, x, y, reg_strength=0.0, **kw))
+    np.testing.assert_allclose(
+        delta, 5.0 * (jnp.sum(params["W1"] ** 2) + jnp.sum(params["W2"] ** 2)), rtol=1e-10)
+
+  def test_float32(self):
+    params, x, y = _problem("linear", dtype=jnp.float32)
+    value, grads = objective.loss_and_grad(params, x, y, loss="svm", reg="l2", reg_strength=0.1)
+    self.assertEqual(value.dtype, jnp.float32)
+    chex.assert_trees_all_equal_dtypes(grads, params)
+
+
+class TransformTest(chex.TestCase, parameterized.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters("linear", "mlp")
+  def test_jit_and_plain_agree(self, model):
+    params, x, y = _problem(model)
+    fn = self.variant(lambda p, lam: objective.loss_and_grad(
+        p, x, y, model=model, loss="squared_svm", reg="l2", reg_strength=lam))
+    value, grads = fn(params, 0.3)
+    ref_value, ref_grads = objective.loss_and_grad(
+        params, x, y, model=model, loss="squared_svm", reg="l2", reg_strength=0.3)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    chex.assert_trees_all_close(grads, ref_grads, rtol=1e-12)
+
+  @parameterized.parameters("linear", "mlp")
+  def test_vmap_over_stacked_params_equals_loop(self, model):
+    _, x, y = _problem(model)
+    members = [_problem(model, seed)[0] for seed in range(4)]
+    lams = jnp.array([0.0, 0.1, 1.0, 3.0])
+    stacked = jax.tree.map(lambda *p: jnp.stack(p), *members)
+    fn = lambda p, lam: objective.loss_and_grad(
+        p, x, y, model=model, loss="softmax", reg="elastic_net", reg_strength=lam, beta=0.5)
+    values, grads = jax.vmap(fn)(stacked, lams)
+    for i, p in enumerate(members):
+      v, g = fn(p, lams[i])
+      np.testing.assert_allclose(values[i], v, rtol=1e-12)
+      chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], grads), g, rtol=1e-12)
+
+
+class ValidationTest(parameterized.TestCase):
+
+  def test_labels_of_wrong_length(self):
+    params, x, y = _problem("linear")
+    with pytest.raises(AssertionError, match=r"has shape \(23,\) but expected \(24"):
+      objective.loss(params, x, y[:-1])
+
+  def test_weights_of_wrong_dimension(self):
+    params, x, y = _problem("linear", d=6)
+    with pytest.raises(AssertionError, match=r"has shape \(24, 5\) but expected \(None, 6"):
+      objective.grad(params, x[:, :5], y)
+
+  def test_params_of_another_model(self):
+    params, x, y = _problem("mlp")
+    with pytest.raises(ValueError, match=r"model 'linear' takes parameters \['W', 'b'\]"):
+      objective.loss(params, x, y, model="linear")
+
+  @parameterized.parameters(("model", "cnn"), ("loss", "hinge"), ("reg", "l3"))
+  def test_unknown_names(self, field, value):
+    params, x, y = _problem("linear")
+    with pytest.raises(ValueError, match=f"unknown .*'{value}'; expected one of"):
+      objective.loss(params, x, y, **{field: value})

@@ -1,0 +1,35 @@
+"""Regularizers: hand values and gradients, sign(0) = 0."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl.testing import parameterized
+
+from lincv import regularizers
+
+W = jnp.array([[1.0, -2.0], [0.0, 0.5]])
+
+
+class RegularizerTest(parameterized.TestCase):
+
+  def test_values_by_hand(self):
+    np.testing.assert_allclose(regularizers.l2(W), 1 + 4 + 0 + 0.25)
+    np.testing.assert_allclose(regularizers.l1(W), 1 + 2 + 0 + 0.5)
+    np.testing.assert_allclose(regularizers.elastic_net(W, beta=2.0), 2 * 5.25 + 3.5)
+    np.testing.assert_allclose(regularizers.value("none", W), 0.0)
+
+  def test_l1_sign_of_zero_is_zero(self):
+    np.testing.assert_array_equal(regularizers.l1_grad(W), [[1, -1], [0, 1]])
+    np.testing.assert_allclose(regularizers.elastic_net_grad(W, beta=0.5),
+                               [[2.0, -3.0], [0.0, 1.5]])
+
+  @parameterized.parameters("l2", "l1", "elastic_net")
+  def test_grad_matches_autodiff_away_from_zero(self, name):
+    w = jax.random.normal(jax.random.key(0), (6, 4), jnp.float64)
+    hand = regularizers.grad(name, w, beta=0.3)
+    auto = jax.grad(lambda w: regularizers.value(name, w, beta=0.3))(w)
+    np.testing.assert_allclose(hand, auto, rtol=1e-12)
+
+  def test_unknown_name(self):
+    with self.assertRaisesRegex(ValueError, "expected one of: none, l2, l1, elastic_net"):
+      regularizers.value("l3", W)

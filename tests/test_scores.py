@@ -1,0 +1,42 @@
+"""Score functions and initialisers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lincv import scores
+
+
+def test_linear_by_hand():
+  params = {"W": jnp.array([[1.0, 2.0], [3.0, 4.0]]), "b": jnp.array([0.5, -0.5])}
+  x = jnp.array([[1.0, 1.0], [0.0, 2.0]])
+  np.testing.assert_allclose(scores.linear(params, x), [[4.5, 5.5], [6.5, 7.5]])
+
+
+def test_mlp_applies_relu():
+  params = {"W1": jnp.array([[1.0, -1.0]]), "b1": jnp.zeros(2),
+            "W2": jnp.array([[1.0, 0.0], [0.0, 1.0]]), "b2": jnp.array([0.0, 1.0])}
+  np.testing.assert_allclose(scores.mlp(params, jnp.array([[2.0], [-3.0]])),
+                             [[2.0, 1.0], [0.0, 4.0]])
+
+
+@pytest.mark.parametrize("model", scores.MODELS)
+def test_init_shapes_and_dtypes(model):
+  params = scores.init(model, jax.random.key(0), 7, 3, hidden=5, dtype=jnp.float64)
+  out = scores.apply(model, params, jnp.ones((4, 7)))
+  assert out.shape == (4, 3)
+  assert all(p.dtype == jnp.float64 for p in params.values())
+  assert params["b" if model == "linear" else "b2"].shape == (3,)
+
+
+def test_init_is_seeded():
+  a = scores.init_linear(jax.random.key(3), 4, 2)
+  b = scores.init_linear(jax.random.key(3), 4, 2)
+  np.testing.assert_array_equal(a["W"], b["W"])
+
+
+def test_wrong_bias_shape():
+  params = {"W": jnp.zeros((3, 2)), "b": jnp.zeros(3)}
+  with pytest.raises(AssertionError, match=r"has shape \(3,\) but expected \(2"):
+    scores.linear(params, jnp.zeros((1, 3)))
