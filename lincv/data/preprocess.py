@@ -1,0 +1,197 @@
+"""From uint8 images to float32 rows: scaling, centering, flattening, the bias trick.
+
+  x = (images / 255 - mean) / std,  flattened to rows of D = H * W * C values,
+  with a column of ones appended when bias_trick=True (then D + 1 columns).
+
+`mean` and `std` are fitted on training images only and reused unchanged on
+validation and test images. All work is in float32, a few thousand rows at a time, so
+CIFAR-10's 50,000 x 3,072 training matrix costs its own 600 MB and little more.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from lincv.data import splits as splits_lib
+from lincv.data.dataset import DataError, Dataset
+
+CENTERS = ("image", "channel", "none")
+SCALES = ("none", "std")
+
+_CHUNK = 4096  # rows per step when fitting and transforming
+_TINY_STD = 1e-8
+
+
+def _check_images(images, what="images") -> np.ndarray:
+  images = np.asarray(images)
+  if images.dtype != np.uint8 or images.ndim != 4:
+    raise DataError(
+        f"{what} must be uint8 (N, H, W, C), got {images.dtype} with shape {images.shape}")
+  return images
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Preprocessor:
+  """Fitted preprocessing: `pre(images_NxHxWxC) -> x_NxD` float32 rows.
+
+  Build it with `Preprocessor.fit(train_images, ...)`. Attributes:
+    image_shape: (H, W, C) of the images it accepts.
+    center: "image" (subtract the mean training image), "channel" (subtract the
+      per-channel mean) or "none".
+    scale: "none" or "std" (divide by the per-channel standard deviation of the
+      centered training values, so each channel has unit variance on train).
+    bias_trick: append a column of ones, so a bias folds into the weights.
+    mean_D: float32 (D,), the value subtracted from each row scaled to [0, 1].
+    std_D: float32 (D,), the value each centered row is divided by (ones if scale="none").
+  """
+
+  image_shape: tuple[int, int, int]
+  center: str
+  scale: str
+  bias_trick: bool
+  mean_D: np.ndarray
+  std_D: np.ndarray
+
+  @classmethod
+  def fit(cls, images_uint8, center: str = "image", scale: str = "none",
+          bias_trick: bool = False) -> "Preprocessor":
+    """Fits the statistics on training images (N, H, W, C) uint8; returns the Preprocessor.
+
+    Means and variances are accumulated in float64 over chunks of rows, then stored in
+    float32.
+
+    Raises:
+      DataError: images that are not uint8 (N, H, W, C) with N >= 1, or an unknown
+        center/scale, or scale="std" without centering.
+    """
+    if center not in CENTERS:
+      raise DataError(f"unknown center {center!r}; valid: {', '.join(CENTERS)}")
+    if scale not in SCALES:
+      raise DataError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    if scale == "std" and center == "none":
+      raise DataError('scale="std" needs centering; use center="channel" or center="image"')
+    images = _check_images(images_uint8, "training images")
+    n, h, w, c = images.shape
+    if n == 0:
+      raise DataError("cannot fit preprocessing statistics on 0 training images")
+    d = h * w * c
+    rows = images.reshape(n, d)
+
+    sum_D = np.zeros(d, np.float64)
+    for i in range(0, n, _CHUNK):
+      sum_D += rows[i:i + _CHUNK].sum(axis=0, dtype=np.float64)
+    pixel_mean_D = sum_D / (255.0 * n)
+    if center == "image":
+      mean_D = pixel_mean_D
+    elif center == "channel":
+      mean_D = np.tile(pixel_mean_D.reshape(h * w, c).mean(axis=0), h * w)
+    else:
+      mean_D = np.zeros(d, np.float64)
+
+    std_D = np.ones(d, np.float64)
+    if scale == "std":
+      sq_C = np.zeros(c, np.float64)
+      mean_f32 = mean_D.astype(np.float32)
+      for i in range(0, n, _CHUNK):
+        r = rows[i:i + _CHUNK].astype(np.float32) * np.float32(1 / 255) - mean_f32
+        sq_C += np.einsum("nd,nd->d", r, r, dtype=np.float64).reshape(h * w, c).sum(axis=0)
+      std_C = np.sqrt(sq_C / (n * h * w))
+      std_D = np.tile(np.where(std_C > _TINY_STD, std_C, 1.0), h * w)
+
+    return cls(image_shape=(h, w, c), center=center, scale=scale, bias_trick=bool(bias_trick),
+               mean_D=mean_D.astype(np.float32), std_D=std_D.astype(np.float32))
+
+  @property
+  def dim(self) -> int:
+    """Number of output columns: H * W * C, plus one with the bias trick."""
+    h, w, c = self.image_shape
+    return h * w * c + int(self.bias_trick)
+
+  def __call__(self, images) -> np.ndarray:
+    """Transforms uint8 images (N, H, W, C) into float32 rows (N, D)."""
+    images = _check_images(images)
+    if images.shape[1:] != tuple(self.image_shape):
+      raise DataError(
+          f"images have shape {images.shape[1:]}, this Preprocessor was fitted on "
+          f"{tuple(self.image_shape)}")
+    n = images.shape[0]
+    d = self.mean_D.shape[0]
+    rows = images.reshape(n, d)
+    x_NxD = np.empty((n, self.dim), np.float32)
+    inv_std_D = (1.0 / self.std_D).astype(np.float32) if self.scale == "std" else None
+    for i in range(0, n, _CHUNK):
+      out = x_NxD[i:i + _CHUNK, :d]
+      np.multiply(rows[i:i + _CHUNK], np.float32(1 / 255), out=out, dtype=np.float32)
+      out -= self.mean_D
+      if inv_std_D is not None:
+        out *= inv_std_D
+    if self.bias_trick:
+      x_NxD[:, d] = 1.0
+    return x_NxD
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prepared:
+  """Float32 rows ready for training, from `prepare`.
+
+  x_* are float32 (N, D) rows, y_* int32 (N,) labels; validation comes from the `train`
+  split, test from `test`. `preprocessor` holds the statistics fitted on x_train's images.
+  """
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_val: np.ndarray
+  y_val: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  class_names: tuple[str, ...]
+  image_shape: tuple[int, int, int]
+  preprocessor: Preprocessor
+
+  @property
+  def num_classes(self) -> int:
+    """Number of classes C."""
+    return len(self.class_names)
+
+
+def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: str = "image",
+            scale: str = "none", bias_trick: bool = False, limit: int | None = None) -> Prepared:
+  """Splits `ds` into train/validation/test and preprocesses all three with train statistics.
+
+  Steps: optionally cap `train` to `limit` examples and `test` to the same share of its
+  size (both stratified by `seed`); split `train` into train and validation with
+  `train_val_split(labels, val_fraction, seed)`; fit a `Preprocessor` on the training
+  part only; transform all three parts.
+
+  Args:
+    ds: a Dataset with "train" and "test" splits, e.g. from `lincv.data.load`.
+    val_fraction: share of `train` held out for validation, in [0, 1).
+    seed: seed of the subset and of the validation split.
+    center, scale, bias_trick: see `Preprocessor.fit`.
+    limit: if given, at most this many `train` examples (before the validation split),
+      for smoke runs.
+
+  Returns:
+    Prepared.
+  """
+  if "test" not in ds.splits:
+    raise DataError(f"dataset {ds.name!r} has no 'test' split; splits: {sorted(ds.splits)}")
+  images, labels = ds["train"]
+  test_images, test_labels = ds["test"]
+  if limit is not None:
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+      raise DataError(f"limit must be a positive integer or None, got {limit!r}")
+    if limit < len(labels):
+      n_test = max(1, int(round(len(test_labels) * limit / len(labels)))) if len(test_labels) else 0
+      keep = splits_lib.stratified_subset(labels, int(limit), seed)
+      keep_test = splits_lib.stratified_subset(test_labels, n_test, seed)
+      images, labels = images[keep], labels[keep]
+      test_images, test_labels = test_images[keep_test], test_labels[keep_test]
+  train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction, seed)
+  train_images = images[train_idx]
+  pre = Preprocessor.fit(train_images, center=center, scale=scale, bias_trick=bias_trick)
+  return Prepared(
+      x_train=pre(train_images), y_train=labels[train_idx],
+      x_val=pre(images[val_idx]), y_val=labels[val_idx],
+      x_test=pre(test_images), y_test=test_labels,
+      class_names=ds.class_names, image_shape=ds.image_shape, preprocessor=pre)

@@ -1,0 +1,120 @@
+"""Tests for lincv.data.preprocess: statistics fitted on train only, rows, the bias trick."""
+
+import numpy as np
+import pytest
+
+from lincv import data
+from lincv.data import preprocess
+
+
+def _images(n, shape=(4, 3, 3), seed=0, low=0, high=256):
+  return np.random.default_rng(seed).integers(low, high, (n,) + shape, dtype=np.uint8)
+
+
+def _dataset(n_train=200, n_test=50, num_classes=4, shape=(4, 3, 3)):
+  rng = np.random.default_rng(1)
+  return data.Dataset(
+      "toy", tuple(f"c{i}" for i in range(num_classes)),
+      {"train": (_images(n_train, shape, 2), rng.integers(0, num_classes, n_train)),
+       "test": (_images(n_test, shape, 3, 100, 200), rng.integers(0, num_classes, n_test))})
+
+
+def test_center_image_subtracts_mean_image_and_flattens():
+  x = _images(10)
+  pre = data.Preprocessor.fit(x, center="image")
+  rows = pre(x)
+  assert rows.dtype == np.float32 and rows.shape == (10, 36) and pre.dim == 36
+  expected = x.reshape(10, -1) / 255.0 - (x.reshape(10, -1) / 255.0).mean(axis=0)
+  np.testing.assert_allclose(rows, expected, atol=1e-6)
+  np.testing.assert_allclose(rows.mean(axis=0), 0, atol=1e-6)
+
+
+def test_center_channel_and_std_give_zero_mean_unit_variance_per_channel():
+  x = _images(50)
+  pre = data.Preprocessor.fit(x, center="channel", scale="std")
+  per_channel = pre(x).reshape(50, 4, 3, 3).transpose(3, 0, 1, 2).reshape(3, -1)
+  np.testing.assert_allclose(per_channel.mean(axis=1), 0, atol=1e-5)
+  np.testing.assert_allclose(per_channel.std(axis=1), 1, atol=1e-5)
+  raw = x.reshape(-1, 3) / 255.0
+  np.testing.assert_allclose(pre.mean_D[:3], raw.mean(axis=0), atol=1e-6)
+  np.testing.assert_allclose(pre.std_D[:3], raw.std(axis=0), atol=1e-6)
+
+
+def test_center_none_bias_trick():
+  x = _images(5)
+  pre = data.Preprocessor.fit(x, center="none", bias_trick=True)
+  rows = pre(x)
+  assert rows.shape == (5, 37)
+  np.testing.assert_allclose(rows[:, :36], x.reshape(5, -1) / 255.0, atol=1e-7)
+  np.testing.assert_array_equal(rows[:, 36], 1.0)
+
+
+def test_chunked_fit_and_transform_match_unchunked(monkeypatch):
+  x = _images(23)
+  full = data.Preprocessor.fit(x, center="image", scale="std")
+  monkeypatch.setattr(preprocess, "_CHUNK", 4)
+  chunked = data.Preprocessor.fit(x, center="image", scale="std")
+  np.testing.assert_allclose(chunked.mean_D, full.mean_D, rtol=1e-6)
+  np.testing.assert_allclose(chunked.std_D, full.std_D, rtol=1e-6)
+  np.testing.assert_allclose(chunked(x), full(x), atol=1e-6)
+
+
+def test_constant_channel_std_does_not_divide_by_zero():
+  x = np.zeros((4, 2, 2, 1), np.uint8)
+  rows = data.Preprocessor.fit(x, center="channel", scale="std")(x)
+  assert np.all(np.isfinite(rows))
+
+
+def test_prepare_fits_statistics_on_train_part_only():
+  ds = _dataset()
+  out = data.prepare(ds, val_fraction=0.25, seed=0, center="image")
+  images, labels = ds["train"]
+  train_idx, val_idx = data.train_val_split(labels, 0.25, 0)
+  np.testing.assert_array_equal(out.y_train, labels[train_idx])
+  np.testing.assert_array_equal(out.y_val, labels[val_idx])
+  train_mean = images[train_idx].reshape(len(train_idx), -1).mean(axis=0) / 255.0
+  np.testing.assert_allclose(out.preprocessor.mean_D, train_mean, atol=1e-6)
+  all_mean = images.reshape(len(images), -1).mean(axis=0) / 255.0
+  assert not np.allclose(out.preprocessor.mean_D, all_mean, atol=1e-6)
+  np.testing.assert_allclose(out.x_train.mean(axis=0), 0, atol=1e-5)
+  test_images, _ = ds["test"]
+  np.testing.assert_allclose(out.x_test, test_images.reshape(50, -1) / 255.0 - train_mean, atol=1e-6)
+  for x in (out.x_train, out.x_val, out.x_test):
+    assert x.dtype == np.float32 and x.shape[1] == 36
+  for y in (out.y_train, out.y_val, out.y_test):
+    assert y.dtype == np.int32
+  assert out.class_names == ds.class_names and out.image_shape == (4, 3, 3)
+  assert out.num_classes == 4
+
+
+def test_prepare_limit_caps_train_and_test_proportionally():
+  ds = _dataset(n_train=200, n_test=50)
+  out = data.prepare(ds, val_fraction=0.1, limit=40, bias_trick=True)
+  assert len(out.y_train) + len(out.y_val) == 40
+  assert len(out.y_val) == 4
+  assert len(out.y_test) == 10
+  assert out.x_train.shape[1] == 37
+  again = data.prepare(ds, val_fraction=0.1, limit=40, bias_trick=True)
+  np.testing.assert_array_equal(out.x_val, again.x_val)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"center": "pixel"}, "unknown center 'pixel'; valid: image, channel, none"),
+    ({"scale": "minmax"}, "unknown scale 'minmax'; valid: none, std"),
+    ({"center": "none", "scale": "std"}, "needs centering"),
+])
+def test_bad_preprocessing_options(kwargs, match):
+  with pytest.raises(data.DataError, match=match):
+    data.Preprocessor.fit(_images(3), **kwargs)
+
+
+def test_bad_images_for_preprocessor():
+  pre = data.Preprocessor.fit(_images(3))
+  with pytest.raises(data.DataError, match="uint8"):
+    pre(_images(2).astype(np.float32))
+  with pytest.raises(data.DataError, match="fitted on"):
+    pre(_images(2, shape=(3, 4, 3)))
+  with pytest.raises(data.DataError, match="uint8"):
+    data.Preprocessor.fit(_images(2)[0])
+  with pytest.raises(data.DataError, match="limit"):
+    data.prepare(_dataset(), limit=0)
