@@ -1,0 +1,276 @@
+"""Tests for image folders root/{train,test}/<class>/*: round trips, caching, every bad input."""
+
+import os
+import socket
+import time
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow_datasets as tfds
+
+from lincv import data
+from lincv.data import folder as folder_lib
+
+SIZE = (6, 5)  # height, width
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_no_home_data_dir(tmp_path, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))
+
+  def no_network(*args, **kwargs):
+    raise AssertionError(f"a data test tried to reach the network: {args}")
+
+  monkeypatch.setattr(socket.socket, "connect", no_network)
+  monkeypatch.setattr(socket, "create_connection", no_network)
+
+
+def _rgb(seed, size=SIZE):
+  return np.random.default_rng(seed).integers(0, 256, size + (3,), dtype=np.uint8)
+
+
+def _gray(seed, size=SIZE):
+  return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8)
+
+
+def _smooth(size=SIZE):
+  h, w = size
+  yy, xx = np.mgrid[0:h, 0:w]
+  return np.stack([20 * yy + 40, 30 * xx + 60, np.full((h, w), 128)], axis=-1).astype(np.uint8)
+
+
+def _save(path, pixels, **kwargs):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(pixels).save(path, **kwargs)
+
+
+def _make_folder(root, layout):
+  """layout: {split: {class: [pixels, ...]}}; saves PNGs named 000.png, 001.png, ..."""
+  for split, classes in layout.items():
+    for name, images in classes.items():
+      os.makedirs(os.path.join(root, split, name), exist_ok=True)
+      for i, pixels in enumerate(images):
+        _save(os.path.join(root, split, name, f"{i:03d}.png"), pixels)
+  return root
+
+
+def _rgb_layout():
+  return {"train": {"cat": [_rgb(1), _rgb(2)], "dog": [_rgb(3), _rgb(4), _rgb(5)]},
+          "test": {"cat": [_rgb(6)], "dog": [_rgb(7)]}}
+
+
+def _leftovers(data_dir):
+  return sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*")) if data_dir.exists() else []
+
+
+def test_png_rgb_round_trips_pixel_exactly(tmp_path):
+  layout = _rgb_layout()
+  root = _make_folder(tmp_path / "pets", layout)
+  ds = data.load(folder=root, data_dir=tmp_path / "tfds")
+  assert ds.name == "pets" and ds.class_names == ("cat", "dog") and ds.image_shape == (6, 5, 3)
+  for split in ("train", "test"):
+    images, labels = ds[split]
+    expected = [p for name in ("cat", "dog") for p in layout[split][name]]
+    expected_labels = [k for k, name in enumerate(("cat", "dog")) for _ in layout[split][name]]
+    assert images.dtype == np.uint8 and labels.dtype == np.int32
+    np.testing.assert_array_equal(images, np.stack(expected))
+    np.testing.assert_array_equal(labels, expected_labels)
+
+
+def test_grayscale_png_round_trips_with_one_channel(tmp_path):
+  layout = {"train": {"a": [_gray(1)], "b": [_gray(2)]}, "test": {"a": [_gray(3)], "b": [_gray(4)]}}
+  ds = data.load(folder=_make_folder(tmp_path / "g", layout), data_dir=tmp_path / "tfds")
+  assert ds.image_shape == (6, 5, 1)
+  np.testing.assert_array_equal(ds["train"][0][:, :, :, 0], np.stack([_gray(1), _gray(2)]))
+
+
+def test_mixed_png_jpeg_rgb_and_grayscale(tmp_path):
+  root = tmp_path / "mixed"
+  _save(str(root / "train" / "a" / "x.png"), _rgb(1))
+  _save(str(root / "train" / "a" / "y.PNG"), _gray(2))
+  _save(str(root / "train" / "b" / "z.jpg"), _smooth(), quality=95)
+  _save(str(root / "train" / "b" / "w.jpeg"), _gray(4), quality=95)
+  _save(str(root / "test" / "b" / "v.jpg"), _rgb(5), quality=95)
+  (root / "train" / "a" / ".DS_Store").write_bytes(b"hidden files are skipped")
+  ds = data.load(folder=root, data_dir=tmp_path / "tfds")
+  images, labels = ds["train"]
+  assert ds.image_shape == (6, 5, 3) and len(ds["test"][1]) == 1
+  np.testing.assert_array_equal(labels, [0, 0, 1, 1])
+  np.testing.assert_array_equal(images[0], _rgb(1))  # files sorted by name: x, y.PNG
+  np.testing.assert_array_equal(images[1], np.repeat(_gray(2)[:, :, None], 3, axis=2))
+  with Image.open(root / "train" / "b" / "w.jpeg") as im:  # JPEG: what PIL decodes
+    np.testing.assert_array_equal(images[2], np.asarray(im.convert("RGB")))
+  with Image.open(root / "train" / "b" / "z.jpg") as im:
+    np.testing.assert_array_equal(images[3], np.asarray(im))
+    assert np.abs(images[3].astype(int) - _smooth()).mean() < 8  # lossy, but the same picture
+
+
+def test_copy_is_prepared_once_then_read(tmp_path, monkeypatch):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  first = data.load(folder=root, data_dir=tmp_path / "tfds")
+  listing = folder_lib.scan(root)
+  path = folder_lib.prepared_path(listing, str(tmp_path / "tfds"))
+  source = tfds.builder_from_directory(path).as_data_source(split="train")
+  assert source[0]["file"] == b"train/cat/000.png" or source[0]["file"] == "train/cat/000.png"
+
+  def must_not_decode(*args, **kwargs):
+    raise AssertionError("decoded again")
+
+  monkeypatch.setattr(folder_lib, "decode", must_not_decode)
+  again = data.load(folder=root, data_dir=tmp_path / "tfds")
+  np.testing.assert_array_equal(again["train"][0], first["train"][0])
+
+
+def test_changed_folder_is_prepared_again_and_old_copy_removed(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  data_dir = tmp_path / "tfds"
+  data.load(folder=root, data_dir=data_dir)
+  old_key = folder_lib.scan(root).key
+  _save(str(root / "train" / "cat" / "new.png"), _rgb(9))
+  ds = data.load(folder=root, data_dir=data_dir)
+  assert len(ds["train"][1]) == 6
+  np.testing.assert_array_equal(ds["train"][0][2], _rgb(9))  # 000, 001, new
+  keys = os.listdir(data_dir / "lincv_image_folder")
+  assert keys == [folder_lib.scan(root).key] and old_key not in keys
+
+
+def test_different_folder_with_same_name_never_reads_another_copy(tmp_path):
+  a = _make_folder(tmp_path / "a" / "pets", _rgb_layout())
+  layout = _rgb_layout()
+  layout["train"]["cat"][0] = _rgb(42)
+  b = _make_folder(tmp_path / "b" / "pets", layout)
+  ds_a = data.load(folder=a, data_dir=tmp_path / "tfds")
+  ds_b = data.load(folder=b, data_dir=tmp_path / "tfds")
+  np.testing.assert_array_equal(ds_a["train"][0][0], _rgb(1))
+  np.testing.assert_array_equal(ds_b["train"][0][0], _rgb(42))
+  assert len(os.listdir(tmp_path / "tfds" / "lincv_image_folder")) == 2
+
+
+def test_parallel_decode_matches_serial_and_reports_bad_files(tmp_path, monkeypatch):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  listing = folder_lib.scan(root)
+  monkeypatch.setattr(folder_lib, "_CHUNK_FILES", 2)
+  serial, serial_gray = folder_lib.decode(listing.root, listing.files["train"], workers=0)
+  (root / "train" / "dog" / "001.png").write_bytes(b"not a png at all")
+  with pytest.raises(data.DataError, match=r"dog/001\.png: not a readable PNG/JPEG image"):
+    folder_lib.decode(listing.root, listing.files["train"], workers=2)
+  np.testing.assert_array_equal(serial[:2], np.stack([_rgb(1), _rgb(2)]))
+  assert not serial_gray.any()
+
+
+def _expect_error(tmp_path, root, match):
+  data_dir = tmp_path / "tfds"
+  with pytest.raises(data.DataError, match=match):
+    data.load(folder=root, data_dir=data_dir)
+  assert _leftovers(data_dir) == []
+
+
+def test_path_does_not_exist(tmp_path):
+  _expect_error(tmp_path, tmp_path / "nowhere", r"image folder '.*nowhere' does not exist")
+
+
+def test_path_is_a_file(tmp_path):
+  (tmp_path / "file.png").write_bytes(b"x")
+  _expect_error(tmp_path, tmp_path / "file.png", "is a file, not a folder")
+
+
+@pytest.mark.parametrize("missing", ["train", "test"])
+def test_split_folder_missing(tmp_path, missing):
+  layout = _rgb_layout()
+  del layout[missing]
+  root = _make_folder(tmp_path / "pets", layout)
+  _expect_error(tmp_path, root, f"{missing}: split folder '{missing}' is missing")
+
+
+def test_test_split_without_classes(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  for f in (root / "test").rglob("*.png"):
+    f.unlink()
+  for d in (root / "test").iterdir():
+    d.rmdir()
+  _expect_error(tmp_path, root, r"pets/test: no class folders")
+
+
+def test_single_class(tmp_path):
+  root = _make_folder(tmp_path / "pets", {"train": {"cat": [_rgb(1)]}, "test": {"cat": [_rgb(2)]}})
+  _expect_error(tmp_path, root, r"found 1 class folder\(s\) \['cat'\]; a classifier needs at least 2")
+
+
+def test_empty_class_folder(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  os.makedirs(root / "test" / "bird")
+  os.makedirs(root / "train" / "bird")
+  _expect_error(tmp_path, root, r"train/bird: empty class folder")
+
+
+def test_test_class_missing_from_train(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  _save(str(root / "test" / "bird" / "0.png"), _rgb(0))
+  _expect_error(tmp_path, root, r"test/bird: class 'bird' has no folder in train/; train classes: cat, dog")
+
+
+def test_file_that_is_not_an_image(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  (root / "train" / "dog" / "notes.txt").write_text("hello")
+  _expect_error(tmp_path, root, r"dog/notes\.txt: not an image file; valid extensions: \.png, \.jpg, \.jpeg")
+
+
+def test_file_outside_a_class_folder(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  (root / "train" / "labels.csv").write_text("x")
+  _expect_error(tmp_path, root, r"train/labels\.csv: files must be inside a class folder")
+
+
+@pytest.mark.parametrize("content", [b"garbage bytes", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, None])
+def test_corrupt_image(tmp_path, content):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  bad = root / "test" / "dog" / "000.png"
+  if content is None:  # a truncated file: valid header, pixels cut off
+    content = bad.read_bytes()[:60]
+  bad.write_bytes(content)
+  _expect_error(tmp_path, root, r"test/dog/000\.png: not a readable PNG/JPEG image, or corrupt")
+
+
+def test_images_of_different_sizes(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  _save(str(root / "test" / "cat" / "big.png"), _rgb(0, size=(7, 5)))
+  _expect_error(tmp_path, root, r"test/cat/big\.png: image is 5x7 \(width x height\), but "
+                r".*train/cat/000\.png is 5x6; all images must have the same size")
+
+
+def test_sixteen_bit_image(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  Image.fromarray(np.full(SIZE, 1000, np.uint16)).save(root / "train" / "dog" / "000.png")
+  _expect_error(tmp_path, root, r"dog/000\.png: unsupported image mode")
+
+
+def test_failed_preparation_leaves_nothing_and_is_redone(tmp_path, monkeypatch):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  data_dir = tmp_path / "tfds"
+
+  def crash(self, split):
+    yield 0, {"image": np.zeros((6, 5, 3), np.uint8), "label": 0, "file": ""}
+    raise RuntimeError("disk full")
+
+  monkeypatch.setattr(folder_lib.ImageFolderBuilder, "_generate_examples", crash)
+  with pytest.raises(RuntimeError, match="disk full"):
+    data.load(folder=root, data_dir=data_dir)
+  assert _leftovers(data_dir) == []
+  monkeypatch.undo()
+  ds = data.load(folder=root, data_dir=data_dir)
+  assert len(ds["train"][1]) == 5
+
+
+def test_dead_preparation_is_never_read(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  data_dir = tmp_path / "tfds"
+  key = folder_lib.scan(root).key
+  dead = data_dir / "lincv_image_folder" / key / "incomplete.abc123_1.0.0"
+  dead.mkdir(parents=True)
+  (dead / "lincv_image_folder-train.array_record-00000-of-00001").write_bytes(b"half")
+  old = time.time() - 2 * 3600
+  os.utime(dead, (old, old))
+  ds = data.load(folder=root, data_dir=data_dir)
+  assert len(ds["train"][1]) == 5
+  assert not dead.exists()
