@@ -1,0 +1,58 @@
+"""The configuration schema: every field a run understands, its default and its kind.
+
+Configs in `configs/` start from `base()` and override a few fields. Training fields are
+flat so that a sweep names them directly (`config.sweep = {"learning_rate": [...]}`).
+Fields are of two kinds:
+
+  structural  change the compiled program; a sweep over them makes separate groups;
+  numeric     plain numbers; a sweep stacks them along the population axis of a group.
+"""
+
+import dataclasses
+
+import ml_collections
+
+from lincv import training
+
+STRUCTURAL = tuple(f.name for f in dataclasses.fields(training.Structure)) + ("features",)
+NUMERIC = tuple(training.HPARAM_DEFAULTS)
+SWEEPABLE = STRUCTURAL + NUMERIC
+FEATURES = ("pixels", "hog_color", "kmeans")
+
+
+def base() -> ml_collections.ConfigDict:
+  """Every field with its default value."""
+  c = ml_collections.ConfigDict()
+  for f in dataclasses.fields(training.Structure):
+    setattr(c, f.name, f.default)
+  c.features = "pixels"
+  for name, value in training.HPARAM_DEFAULTS.items():
+    setattr(c, name, float(value) if name != "seed" else int(value))
+  c.shuffle_seed = 0
+  c.dtype = "float32"
+
+  c.sweep = ml_collections.ConfigDict()  # field -> list of values or {"log_uniform": [lo, hi]} ...
+  c.search = "grid"                      # grid | random
+  c.num_samples = 16                     # members drawn by a random search
+  c.search_seed = 0
+  c.halving = ml_collections.ConfigDict({"rungs": (), "eta": 2})
+
+  c.data = ml_collections.ConfigDict({
+      "name": "digits",
+      "folder": "",           # an image folder root/{train,test}/<class>/*; overrides name
+      "data_dir": "",         # where tfds keeps prepared data; "" = TFDS_DATA_DIR or default
+      "val_fraction": 0.1,
+      "split_seed": 0,
+      "center": "image",      # image | channel | none
+      "scale": "none",        # none | std
+      "limit": 0,             # cap on training examples (0 = all), for smoke runs
+  })
+  c.features_cfg = ml_collections.ConfigDict({
+      "hist_bins": 10,
+      "kmeans_centroids": 1600,
+      "kmeans_patches": 400000,
+      "kmeans_iters": 10,
+  })
+  c.checkpoint_every = 1       # epochs between sweep checkpoints
+  c.eval_split = "test"
+  return c

@@ -1,0 +1,90 @@
+"""Optimizers and learning-rate schedules by name, built on optax.
+
+Every numeric hyperparameter (learning rate, momentum, Adam's betas, RMSProp's decay,
+the schedule's decay factor) enters as a value that may be a traced array, and the
+optimizer is wrapped in `optax.inject_hyperparams`, so the values live in the optimizer
+state. A whole population of optimizers with different hyperparameters is then one
+`vmap` away, compiled once.
+
+Schedules count optimizer steps; `steps_per_epoch` converts the epoch-based settings.
+"""
+
+import jax.numpy as jnp
+import optax
+
+from lincv._checks import check_name
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
+
+
+def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: int,
+             decay=0.5, decay_every: int = 1, warmup_epochs: int = 0) -> optax.Schedule:
+  """A learning-rate schedule (step count -> learning rate).
+
+  Args:
+    kind: one of SCHEDULES:
+      constant: `lr`;
+      step: `lr * decay ** floor(epoch / decay_every)`, epoch = step // steps_per_epoch;
+      exponential: `lr * decay ** (step / steps_per_epoch)`, a smooth per-epoch decay;
+      cosine: `optax.cosine_decay_schedule` from `lr` to 0 over the run.
+    learning_rate: the peak rate (may be traced).
+    steps_per_epoch: optimizer steps in one epoch.
+    total_epochs: length of the run, for the cosine schedule.
+    decay: the multiplicative factor of the step and exponential schedules (may be traced;
+      `optax.exponential_decay` checks its factor in Python, so it cannot take a traced
+      one, hence the two one-line schedules here).
+    decay_every: epochs between steps of the step schedule.
+    warmup_epochs: if positive, a linear warm-up from 0 over that many epochs first
+      (`optax.linear_schedule` joined with `optax.join_schedules`).
+  """
+  check_name("schedule", kind, SCHEDULES)
+  if steps_per_epoch < 1 or total_epochs < 1 or decay_every < 1 or warmup_epochs < 0:
+    raise ValueError(
+        f"schedule needs steps_per_epoch, total_epochs, decay_every >= 1 and "
+        f"warmup_epochs >= 0; got {steps_per_epoch}, {total_epochs}, {decay_every}, "
+        f"{warmup_epochs}")
+  warmup = warmup_epochs * steps_per_epoch
+  if kind == "constant":
+    main = optax.constant_schedule(learning_rate)
+  elif kind == "step":
+    period = decay_every * steps_per_epoch
+    main = lambda count: learning_rate * decay ** jnp.floor_divide(count, period)
+  elif kind == "exponential":
+    main = lambda count: learning_rate * decay ** (count / steps_per_epoch)
+  else:
+    main = optax.cosine_decay_schedule(
+        learning_rate, decay_steps=max(total_epochs * steps_per_epoch - warmup, 1))
+  if warmup == 0:
+    return main
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, learning_rate, warmup), main], [warmup])
+
+
+def make(name: str, learning_rate, *, momentum=0.9, b1=0.9, b2=0.999, rms_decay=0.9,
+         eps=1e-8) -> optax.GradientTransformation:
+  """Optimizer `name` in OPTIMIZERS, with its hyperparameters injected into its state.
+
+  Args:
+    name: sgd, momentum (heavy ball), nesterov, adam, rmsprop or adagrad.
+    learning_rate: a number, an array or an optax schedule.
+    momentum: for momentum and nesterov.
+    b1, b2: Adam's moment decay rates.
+    rms_decay: RMSProp's squared-gradient decay rate.
+    eps: the stabiliser of adam, rmsprop and adagrad.
+
+  Returns:
+    an optax transformation whose state's `hyperparams` hold the values as arrays.
+  """
+  check_name("optimizer", name, OPTIMIZERS)
+  inject = optax.inject_hyperparams
+  if name == "sgd":
+    return inject(optax.sgd)(learning_rate=learning_rate)
+  if name in ("momentum", "nesterov"):
+    return inject(optax.sgd, static_args=("nesterov",))(
+        learning_rate=learning_rate, momentum=momentum, nesterov=name == "nesterov")
+  if name == "adam":
+    return inject(optax.adam)(learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
+  if name == "rmsprop":
+    return inject(optax.rmsprop)(learning_rate=learning_rate, decay=rms_decay, eps=eps)
+  return inject(optax.adagrad)(learning_rate=learning_rate, eps=eps)

@@ -1,0 +1,249 @@
+"""One member's training: a pure, jittable, vmappable loop built from plain pytrees.
+
+`Structure` holds what shapes the compiled program (model, loss, optimizer, batch size,
+...); it is static and hashable. `hparams` is a dict of scalar arrays (learning rate,
+regularization strength, ...): the numbers a sweep stacks along a population axis. So
+
+    jax.jit(jax.vmap(train_epoch, in_axes=(0, 0, None, None, None)), static_argnums=4)
+
+trains K members at once, sharing each data batch, and compiles once per structure.
+
+Per step: a minibatch drawn without replacement (one permutation per epoch, shared by
+the population), the objective and its gradient (hand-derived by default, `jax.grad` on
+request: both give the same trajectory), one optax update. Per epoch: mean train loss,
+validation accuracy, the best-validation parameters kept, early stopping with patience.
+A member whose loss becomes non-finite or exceeds `diverge_factor` times its starting
+loss is frozen at its last good parameters and marked diverged.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from lincv import objective, optim, scores
+from lincv._checks import check_name
+
+ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
+STATUS_NAMES = {ACTIVE: "ok", DIVERGED: "diverged", PRUNED: "pruned", STOPPED: "ok"}
+GRADIENTS = ("hand", "autodiff")
+
+# Numeric hyperparameters of one member and their defaults.
+HPARAM_DEFAULTS = {
+    "learning_rate": 1e-3,
+    "reg_strength": 1e-4,
+    "momentum": 0.9,
+    "b1": 0.9,
+    "b2": 0.999,
+    "rms_decay": 0.9,
+    "lr_decay": 0.5,
+    "margin": 1.0,
+    "beta": 1.0,
+    "init_scale": 1e-3,
+    "seed": 0,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+  """The static settings of a training program; members differing in them compile apart."""
+  model: str = "linear"
+  loss: str = "softmax"
+  reg: str = "l2"
+  optimizer: str = "sgd"
+  schedule: str = "constant"
+  batch_size: int = 256
+  epochs: int = 10
+  hidden: int = 100
+  warmup_epochs: int = 0
+  decay_every: int = 1
+  patience: int = 0  # epochs without validation improvement before stopping; 0 = never
+  grad: str = "hand"
+  diverge_factor: float = 1e3
+
+  def __post_init__(self):
+    check_name("model", self.model, scores.MODELS)
+    check_name("loss", self.loss, objective.losses.LOSSES)
+    check_name("regularizer", self.reg, objective.regularizers.REGULARIZERS)
+    check_name("optimizer", self.optimizer, optim.OPTIMIZERS)
+    check_name("schedule", self.schedule, optim.SCHEDULES)
+    check_name("gradient", self.grad, GRADIENTS)
+    for name in ("batch_size", "epochs", "hidden", "decay_every"):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.warmup_epochs < 0 or self.patience < 0:
+      raise ValueError("warmup_epochs and patience must be >= 0")
+
+
+class Data(NamedTuple):
+  """Training and validation arrays: float rows (N, D) and int32 labels (N,)."""
+  x_train: jax.Array
+  y_train: jax.Array
+  x_val: jax.Array
+  y_val: jax.Array
+
+
+class TrainState(NamedTuple):
+  """Everything one member carries between epochs (a pytree of arrays)."""
+  params: dict
+  opt_state: optax.OptState
+  best_params: dict
+  best_val_acc: jax.Array   # float, -1 before the first evaluation
+  best_epoch: jax.Array     # int32
+  epoch: jax.Array          # int32, epochs completed
+  epochs_run: jax.Array     # int32, epochs this member trained while active
+  status: jax.Array         # int32: ACTIVE, DIVERGED, PRUNED or STOPPED
+  bad_epochs: jax.Array     # int32, epochs since the last validation improvement
+  loss_ref: jax.Array       # float, the loss at the first step, for divergence
+  last_loss: jax.Array      # float, mean train loss of the last epoch run
+
+
+def steps_per_epoch(structure: Structure, num_train: int) -> int:
+  """Full minibatches per epoch (the remainder of a permutation is left out)."""
+  if structure.batch_size > num_train:
+    raise ValueError(
+        f"batch_size {structure.batch_size} is larger than the {num_train} training "
+        "examples; choose batch_size <= the training set size")
+  return num_train // structure.batch_size
+
+
+def make_optimizer(structure: Structure, hparams, num_train: int) -> optax.GradientTransformation:
+  """The member's optax optimizer, with its schedule and its injected hyperparameters."""
+  lr = optim.schedule(
+      structure.schedule, hparams["learning_rate"],
+      steps_per_epoch=steps_per_epoch(structure, num_train), total_epochs=structure.epochs,
+      decay=hparams["lr_decay"], decay_every=structure.decay_every,
+      warmup_epochs=structure.warmup_epochs)
+  return optim.make(structure.optimizer, lr, momentum=hparams["momentum"], b1=hparams["b1"],
+                    b2=hparams["b2"], rms_decay=hparams["rms_decay"])
+
+
+def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> TrainState:
+  """Initial state of one member; its parameters are seeded by `hparams["seed"]`."""
+  dtype = data.x_train.dtype
+  key = jax.random.key(jnp.asarray(hparams["seed"], jnp.uint32))
+  params = scores.init(structure.model, key, data.x_train.shape[1], num_classes,
+                       hidden=structure.hidden, scale=1.0, dtype=dtype)
+  if structure.model == "linear":
+    params = {"W": params["W"] * jnp.asarray(hparams["init_scale"], dtype), "b": params["b"]}
+  opt_state = make_optimizer(structure, hparams, data.x_train.shape[0]).init(params)
+  zero = jnp.zeros((), jnp.int32)
+  return TrainState(
+      params=params, opt_state=opt_state, best_params=params,
+      best_val_acc=jnp.asarray(-1.0, dtype), best_epoch=zero, epoch=zero, epochs_run=zero,
+      status=jnp.asarray(ACTIVE, jnp.int32), bad_epochs=zero,
+      loss_ref=jnp.asarray(jnp.nan, dtype), last_loss=jnp.asarray(jnp.nan, dtype))
+
+
+def loss_and_grad(structure: Structure, hparams, params, x_BxD, y_B):
+  """The objective and its gradient, hand-derived or by `jax.grad` as `structure.grad` says."""
+  kwargs = dict(model=structure.model, loss=structure.loss, reg=structure.reg,
+                reg_strength=hparams["reg_strength"], margin=hparams["margin"],
+                beta=hparams["beta"])
+  if structure.grad == "hand":
+    return objective.loss_and_grad(params, x_BxD, y_B, **kwargs)
+  return jax.value_and_grad(lambda p: objective.loss(p, x_BxD, y_B, **kwargs))(params)
+
+
+def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
+  """Predicted labels (N,), scored in chunks so memory stays bounded."""
+  n = x_NxD.shape[0]
+  if n <= chunk:
+    return jnp.argmax(scores.apply(structure.model, params, x_NxD), axis=1).astype(jnp.int32)
+  pad = (-n) % chunk
+  x = jnp.pad(x_NxD, ((0, pad), (0, 0))).reshape(-1, chunk, x_NxD.shape[1])
+  pred = jax.lax.map(lambda xc: jnp.argmax(scores.apply(structure.model, params, xc), axis=1), x)
+  return pred.reshape(-1)[:n].astype(jnp.int32)
+
+
+def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
+  """Fraction of rows whose top-scoring class is the label."""
+  return jnp.mean((predict(structure, params, x_NxD) == y_N).astype(x_NxD.dtype))
+
+
+def _where(cond, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
+                structure: Structure):
+  """One epoch of one member; returns the new state and the epoch's metrics.
+
+  `key` is the data-order key of the run: epoch e shuffles with `fold_in(key, e)`, so
+  members sharing a key share their batches. Members that are not ACTIVE pass through
+  unchanged.
+
+  Returns:
+    (state, {"train_loss": mean minibatch loss, "val_accuracy": accuracy of this epoch's
+    parameters on the validation split}).
+  """
+  chex.assert_rank([data.x_train, data.y_train], [2, 1])
+  n = data.x_train.shape[0]
+  steps = steps_per_epoch(structure, n)
+  b = structure.batch_size
+  order = jax.random.permutation(jax.random.fold_in(key, state.epoch), n)
+  batches_SxB = order[: steps * b].reshape(steps, b)
+  opt = make_optimizer(structure, hparams, n)
+  active_at_start = state.status == ACTIVE
+
+  def step(carry, idx_B):
+    params, opt_state, status, loss_ref, loss_sum, num = carry
+    loss, grads = loss_and_grad(structure, hparams, params, data.x_train[idx_B],
+                                data.y_train[idx_B])
+    loss_ref = jnp.where(jnp.isnan(loss_ref), loss, loss_ref)
+    bad = ~jnp.isfinite(loss) | (loss > structure.diverge_factor * jnp.maximum(loss_ref, 1.0))
+    status = jnp.where((status == ACTIVE) & bad, DIVERGED, status)
+    go = status == ACTIVE
+    updates, new_opt_state = opt.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    params = _where(go, new_params, params)
+    opt_state = _where(go, new_opt_state, opt_state)
+    loss_sum = loss_sum + jnp.where(go, loss, 0)
+    num = num + go.astype(jnp.int32)
+    return (params, opt_state, status, loss_ref, loss_sum, num), None
+
+  zero = jnp.zeros((), state.last_loss.dtype)
+  carry = (state.params, state.opt_state, state.status, state.loss_ref, zero,
+           jnp.zeros((), jnp.int32))
+  (params, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
+      step, carry, batches_SxB)
+  train_loss = jnp.where(num > 0, loss_sum / jnp.maximum(num, 1), state.last_loss)
+  val_acc = accuracy(structure, params, data.x_val, data.y_val)
+
+  trained = active_at_start & (status == ACTIVE)
+  improved = trained & (val_acc > state.best_val_acc)
+  bad_epochs = jnp.where(improved, 0, state.bad_epochs + trained.astype(jnp.int32))
+  if structure.patience > 0:
+    status = jnp.where(trained & (bad_epochs >= structure.patience), STOPPED, status)
+  epoch = state.epoch + 1
+  new_state = TrainState(
+      params=params, opt_state=opt_state,
+      best_params=_where(improved, params, state.best_params),
+      best_val_acc=jnp.where(improved, val_acc, state.best_val_acc),
+      best_epoch=jnp.where(improved, epoch, state.best_epoch),
+      epoch=epoch,
+      epochs_run=state.epochs_run + active_at_start.astype(jnp.int32),
+      status=status, bad_epochs=bad_epochs, loss_ref=loss_ref,
+      last_loss=jnp.where(active_at_start, train_loss, state.last_loss))
+  return new_state, {"train_loss": train_loss, "val_accuracy": val_acc}
+
+
+def fit(hparams, data: Data, key: jax.Array, structure: Structure, num_classes: int):
+  """Trains one member for `structure.epochs` epochs; pure, so it jits and vmaps.
+
+  Args:
+    hparams: dict of scalar hyperparameters (see HPARAM_DEFAULTS).
+    data: the training and validation arrays.
+    key: the data-order key.
+    structure: the static settings.
+    num_classes: number of classes C.
+
+  Returns:
+    (final TrainState, history dict of per-epoch arrays "train_loss" and "val_accuracy").
+  """
+  state = init_state(hparams, data, structure, num_classes)
+  return jax.lax.scan(lambda s, _: train_epoch(s, hparams, data, key, structure),
+                      state, None, length=structure.epochs)

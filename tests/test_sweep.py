@@ -1,0 +1,191 @@
+"""sweep: expansion, grouping, halving, divergence isolation, devices, resume, bad specs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lincv import config as config_lib
+from lincv import sweep, training
+from _sweep_main import blobs
+
+HERE = os.path.dirname(__file__)
+
+
+def _data():
+  x, y = blobs(600)
+  return training.Data(jnp.asarray(x[:500]), jnp.asarray(y[:500]),
+                       jnp.asarray(x[500:]), jnp.asarray(y[500:]))
+
+
+def _config(**sweep_spec):
+  c = config_lib.base()
+  c.epochs, c.batch_size, c.optimizer = 6, 50, "momentum"
+  c.sweep = sweep_spec
+  return c
+
+
+# ------------------------------------------------------------------ expansion, grouping
+
+
+def test_grid_expansion():
+  members = sweep.expand(_config(learning_rate=[0.1, 0.01], reg_strength=[0.0, 1e-3, 1e-2],
+                                 loss=["svm", "softmax"]))
+  assert len(members) == 12
+  combos = {(m["learning_rate"], m["reg_strength"], m["loss"]) for m in members}
+  assert len(combos) == 12
+  assert all(m["optimizer"] == "momentum" for m in members)
+
+
+def test_random_expansion_is_seeded_and_in_range():
+  c = _config(learning_rate={"log_uniform": [1e-4, 1e-1]}, momentum={"uniform": [0.5, 0.9]},
+              optimizer={"choice": ["sgd", "adam"]})
+  c.search, c.num_samples = "random", 40
+  a, b = sweep.expand(c), sweep.expand(c)
+  assert a == b and len(a) == 40
+  lrs = np.array([m["learning_rate"] for m in a])
+  assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1 and lrs.min() < 1e-3 < lrs.max()
+  assert all(0.5 <= m["momentum"] <= 0.9 for m in a)
+  assert {m["optimizer"] for m in a} == {"sgd", "adam"}
+  c.search_seed = 1
+  assert sweep.expand(c) != a
+
+
+def test_grouping_splits_structural_fields_only():
+  members = sweep.expand(_config(learning_rate=[0.1, 0.01], seed=[0, 1], loss=["svm", "softmax"],
+                                 batch_size=[25, 50]))
+  groups = sweep.group(members)
+  assert len(groups) == 4
+  for g in groups:
+    assert g.size == 4
+    assert g.hparams["learning_rate"].shape == (4,)
+    assert g.hparams["seed"].dtype == np.int32
+    assert {members[i]["loss"] for i in g.members} == {g.structure.loss}
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"lr": [0.1]}, "unknown sweep field 'lr'; expected one of: model, loss"),
+    ({"optimizer": ["adamw"]}, "unknown optimizer 'adamw'; expected one of: sgd, momentum"),
+    ({"learning_rate": [0.1, 0.0]}, "learning_rate must be > 0, got 0.0"),
+    ({"learning_rate": []}, "sweep field 'learning_rate' has no values: the grid is empty"),
+    ({"learning_rate": {"log_uniform": [1e-3, 1e-1]}}, "log_uniform needs search='random'"),
+    ({"loss": ["hinge"]}, "unknown loss 'hinge'; expected one of: svm, squared_svm, softmax"),
+])
+def test_bad_specifications(spec, message):
+  with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(")) as e:
+    sweep.expand(_config(**spec))
+  assert "\n" not in str(e.value)
+
+
+def test_batch_size_larger_than_data():
+  c = _config(batch_size=[1000])
+  with pytest.raises(sweep.SweepError, match="batch_size 1000 is larger than the 500"):
+    sweep.run(c, lambda f: _data(), 4)
+
+
+# ------------------------------------------------------------------ running
+
+
+def test_population_compiles_once_and_matches_fit():
+  data = _data()
+  members = sweep.expand(_config(learning_rate=[0.01, 0.1, 0.3]))
+  (g,) = sweep.group(members)
+  pop = sweep.Population(g, data, 4)
+  state = pop.init()
+  key = training.jax.random.key(0)
+  for _ in range(3):
+    state, _ = pop.epoch(state, key)
+  assert dict(pop.traces) == {"init": 1, "epoch": 1}
+  hp = {f: jnp.asarray(v[1]) for f, v in g.hparams.items()}
+  s = training.Structure(**{**g.structure.__dict__, "epochs": 3})
+  single, _ = training.fit(hp, data, key, s, 4)
+  np.testing.assert_allclose(np.asarray(state.params["W"])[1], single.params["W"],
+                             rtol=1e-5, atol=1e-7)
+
+
+def test_run_selects_by_validation_and_evaluates_test_once():
+  data = _data()
+  calls = []
+  def test_for(features):
+    calls.append(features)
+    return data.x_val, data.y_val
+  result = sweep.run(_config(learning_rate=[1e-4, 0.05], loss=["svm", "softmax"]),
+                     lambda f: data, 4, test_for=test_for)
+  assert calls == ["pixels"]
+  assert result.best == max(result.rows, key=lambda r: r["val_accuracy"])
+  assert result.best["learning_rate"] == 0.05
+  assert result.test_accuracy == pytest.approx(result.best["val_accuracy"], abs=1e-6)
+  row = result.rows[0]
+  for key in ("train_accuracy", "val_accuracy", "final_loss", "status", "epochs_run"):
+    assert key in row
+  assert len(result.history[0]["val_accuracy"]) == 6
+
+
+def test_halving_prunes_all_but_the_best():
+  c = _config(learning_rate=[1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.3])
+  c.halving.rungs, c.halving.eta = (2, 4), 2
+  result = sweep.run(c, lambda f: _data(), 4)
+  status = [r["status"] for r in result.rows]
+  assert status.count("pruned") == 4 and status.count("ok") == 2
+  pruned_at_2 = [r for r in result.rows if r["status"] == "pruned" and r["epochs_run"] == 2]
+  assert len(pruned_at_2) == 3
+  kept = [r for r in result.rows if r["status"] == "ok"]
+  assert all(r["epochs_run"] == 6 for r in kept)
+  assert min(r["val_accuracy"] for r in kept) >= max(
+      r["val_accuracy"] for r in result.rows if r["status"] == "pruned")
+
+
+def test_divergence_is_isolated_bit_for_bit():
+  data = _data()
+  sane = sweep.run(_config(learning_rate=[0.01, 0.1, 0.05, 0.3]), lambda f: data, 4)
+  wild = sweep.run(_config(learning_rate=[0.01, 0.1, 1e7, 0.3]), lambda f: data, 4)
+  assert wild.rows[2]["status"] == "diverged"
+  assert [r["status"] for r in sane.rows] == ["ok"] * 4
+  for i in (0, 1, 3):
+    for key in ("train_accuracy", "val_accuracy", "final_loss"):
+      assert wild.rows[i][key] == sane.rows[i][key]
+    assert wild.history[i] == sane.history[i]
+
+
+def _run_script(*args, env=None):
+  out = subprocess.run([sys.executable, os.path.join(HERE, "_sweep_main.py"), *args],
+                       capture_output=True, text=True, env=env, check=True, timeout=300)
+  return json.loads(out.stdout.split("rows ", 1)[1]), out.stdout
+
+
+def test_four_devices_give_the_same_results():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  rows4, out4 = _run_script("-", "5", env=env)   # 5 members per group: not a multiple of 4
+  rows1, out1 = _run_script("-", "5", env=dict(os.environ, XLA_FLAGS=""))
+  assert "devices 4" in out4 and "devices 1" in out1
+  assert rows4 == rows1
+
+
+def test_resume_after_kill(tmp_path):
+  full, _ = _run_script(str(tmp_path / "full"))
+  workdir = str(tmp_path / "killed")
+  proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sweep_main.py"), workdir],
+                          stdout=subprocess.PIPE, text=True)
+  for line in proc.stdout:
+    if line.startswith("progress") and json.loads(line[9:])["epoch"] == 5:
+      break
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  saved = json.load(open(os.path.join(workdir, "checkpoint", "sweep.json")))
+  assert saved["groups"]["0"]["epoch"] >= 5 and not saved["groups"]["0"].get("finished")
+  resumed, out = _run_script(workdir)
+  first = json.loads(out.split("progress ", 1)[1].split("\n", 1)[0])
+  assert first["group"] == 0 and first["epoch"] > 5
+  assert resumed == full
+
+
+def test_different_config_on_existing_workdir_is_refused(tmp_path):
+  data = _data()
+  sweep.run(_config(learning_rate=[0.1]), lambda f: data, 4, workdir=str(tmp_path))
+  with pytest.raises(sweep.SweepError, match="holds a run of a different configuration"):
+    sweep.run(_config(learning_rate=[0.2]), lambda f: data, 4, workdir=str(tmp_path))

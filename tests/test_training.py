@@ -1,0 +1,113 @@
+"""training: determinism, hand vs autodiff, vmap vs loop, early stopping, divergence."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lincv import training
+from _sweep_main import blobs
+
+
+def _data(n=400, d=12, c=4):
+  x, y = blobs(n + 100, d, c)
+  return training.Data(jnp.asarray(x[:n]), jnp.asarray(y[:n]),
+                       jnp.asarray(x[n:]), jnp.asarray(y[n:]))
+
+
+def _hparams(**kw):
+  hp = {k: jnp.asarray(v, jnp.int32 if k == "seed" else jnp.float32)
+        for k, v in training.HPARAM_DEFAULTS.items()}
+  hp.update({k: jnp.asarray(v, hp[k].dtype) for k, v in kw.items()})
+  return hp
+
+
+FIT = jax.jit(training.fit, static_argnums=(3, 4))
+STRUCT = training.Structure(epochs=6, batch_size=32, optimizer="momentum")
+
+
+def test_fit_learns_and_is_deterministic():
+  data, key = _data(), jax.random.key(0)
+  hp = _hparams(learning_rate=0.05)
+  s1, h1 = FIT(hp, data, key, STRUCT, 4)
+  s2, h2 = FIT(hp, data, key, STRUCT, 4)
+  chex.assert_trees_all_equal(s1, s2)
+  chex.assert_trees_all_equal(h1, h2)
+  assert float(s1.best_val_acc) > 0.9
+  assert h1["train_loss"][-1] < h1["train_loss"][0]
+  assert int(s1.status) == training.ACTIVE and int(s1.epochs_run) == 6
+
+
+def test_seed_changes_the_initialisation_only():
+  data, key = _data(), jax.random.key(0)
+  a, _ = FIT(_hparams(seed=1), data, key, STRUCT, 4)
+  b, _ = FIT(_hparams(seed=2), data, key, STRUCT, 4)
+  assert not np.array_equal(a.params["W"], b.params["W"])
+
+
+@pytest.mark.parametrize("model,loss,optimizer", [("linear", "svm", "adam"),
+                                                  ("mlp", "softmax", "sgd")])
+def test_hand_and_autodiff_give_the_same_trajectory(model, loss, optimizer):
+  data, key = _data(), jax.random.key(3)
+  s = dataclasses.replace(STRUCT, model=model, loss=loss, optimizer=optimizer, hidden=16,
+                          epochs=3)
+  hp = _hparams(learning_rate=0.01, reg_strength=1e-3)
+  hand, hh = FIT(hp, data, key, s, 4)
+  auto, ha = FIT(hp, data, key, dataclasses.replace(s, grad="autodiff"), 4)
+  chex.assert_trees_all_close(hand.params, auto.params, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(hh["train_loss"], ha["train_loss"], rtol=1e-5)
+
+
+def test_vmap_equals_a_loop_over_members():
+  data, key = _data(), jax.random.key(0)
+  lrs, lams, seeds = [0.003, 0.03, 0.3], [0.0, 1e-3, 1e-1], [0, 1, 2]
+  members = [_hparams(learning_rate=a, reg_strength=b, seed=c)
+             for a, b, c in zip(lrs, lams, seeds)]
+  stacked = jax.tree.map(lambda *x: jnp.stack(x), *members)
+  vm = jax.jit(jax.vmap(training.fit, in_axes=(0, None, None, None, None)),
+               static_argnums=(3, 4))
+  states, hist = vm(stacked, data, key, STRUCT, 4)
+  for i, hp in enumerate(members):
+    s, h = FIT(hp, data, key, STRUCT, 4)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], states.params), s.params,
+                                rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(hist["val_accuracy"][i], h["val_accuracy"], atol=1e-6)
+
+
+def test_train_epoch_compiles_once():
+  data, key = _data(), jax.random.key(0)
+  fn = chex.assert_max_traces(lambda st, hp: training.train_epoch(st, hp, data, key, STRUCT),
+                              n=1)
+  fn = jax.jit(fn)
+  state = training.init_state(_hparams(), data, STRUCT, 4)
+  for lr in (0.01, 0.1, 0.5):
+    state, _ = fn(state, _hparams(learning_rate=lr))
+  assert int(state.epoch) == 3
+
+
+def test_early_stopping_keeps_best_parameters():
+  data, key = _data(), jax.random.key(0)
+  s = dataclasses.replace(STRUCT, epochs=30, patience=2)
+  state, hist = FIT(_hparams(learning_rate=0.05), data, key, s, 4)
+  assert int(state.status) == training.STOPPED
+  assert int(state.epochs_run) < 30
+  best = int(state.best_epoch)
+  np.testing.assert_allclose(state.best_val_acc, hist["val_accuracy"][best - 1])
+  acc = training.accuracy(s, state.best_params, data.x_val, data.y_val)
+  np.testing.assert_allclose(acc, state.best_val_acc)
+
+
+def test_divergence_freezes_the_member():
+  data, key = _data(), jax.random.key(0)
+  state, hist = FIT(_hparams(learning_rate=1e6), data, key, STRUCT, 4)
+  assert int(state.status) == training.DIVERGED
+  assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
+  assert int(state.epochs_run) == 1
+
+
+def test_batch_larger_than_data():
+  with pytest.raises(ValueError, match="batch_size 1000 is larger than the 400 training"):
+    training.steps_per_epoch(dataclasses.replace(STRUCT, batch_size=1000), 400)
