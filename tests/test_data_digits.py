@@ -94,3 +94,12 @@ def test_interrupted_preparation_leaves_nothing_and_is_redone(tmp_path, monkeypa
   monkeypatch.setattr(records, "examples", real_examples)
   ds = data.load("digits", data_dir=tmp_path / "tfds")
   assert len(ds["train"][1]) == 1438
+
+
+def test_command_line_summary(prepared, capsys):
+  from lincv.data import __main__ as cli  # pylint: disable=g-import-not-at-top
+
+  data_dir, _ = prepared
+  cli.main(["digits", "--data_dir", str(data_dir)])
+  out = capsys.readouterr().out
+  assert "digits: 10 classes, images (8, 8, 1)" in out and "train: 1438 images" in out
