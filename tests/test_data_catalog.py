@@ -1,8 +1,11 @@
 """Tests for catalog datasets through tfds.data_source, under tfds.testing.mock_data."""
 
+import io
 import socket
+from unittest import mock
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
@@ -38,6 +41,54 @@ def test_catalog_dataset_under_mock_data(name, tmp_path):
   assert out.x_train.shape[1] == np.prod(shape) and len(out.y_test) == 12
 
 
+def _png(feature, pixels):
+  """PNG bytes via PIL; tfds's own Image encoder needs TensorFlow."""
+  del feature
+  pixels = np.asarray(pixels)
+  buf = io.BytesIO()
+  Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_catalog_dataset_prepared_as_array_record_is_read_without_mocks(name, tmp_path):
+  shape, num_classes = SHAPES[name]
+  rng = np.random.default_rng(0)
+  made = {split: [(rng.integers(0, 256, shape, dtype=np.uint8), i % num_classes) for i in range(n)]
+          for split, n in (("train", 12), ("test", 5))}
+
+  catalog_name = name
+
+  class FakeDownload(tfds.builder_cls(name), skip_registration=True):
+    """The catalog builder, with made-up examples in place of the download."""
+
+    name = catalog_name
+    code_path = None
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {split: self._examples(split) for split in made}
+
+    def _examples(self, split):
+      for i, (image, label) in enumerate(made[split]):
+        example = {"image": image, "label": label}
+        if "id" in self.info.features:
+          example["id"] = f"{split}_{i}"
+        yield i, example
+
+  with mock.patch.object(tfds.features.Image, "encode_example", _png):
+    FakeDownload(data_dir=tmp_path / "tfds", file_format="array_record").download_and_prepare(
+        download_dir=tmp_path / "downloads",
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  ds = data.load(name, data_dir=tmp_path / "tfds")
+  assert ds.image_shape == shape and ds.num_classes == num_classes
+  for split, examples in made.items():
+    images, labels = ds[split]
+    expected = {image.tobytes(): label for image, label in examples}
+    got = {image.tobytes(): int(label) for image, label in zip(images, labels)}
+    assert got == expected  # tfds stores catalog examples in its own shuffled order
+
+
 def test_catalog_class_names_come_from_tfds():
   with tfds.testing.mock_data(num_examples=4):
     ds = data.load("fashion_mnist")
@@ -66,7 +117,8 @@ def test_catalog_prepared_as_tfrecord_is_named(tmp_path):
 
 
 def test_unknown_names_list_known_ones():
-  with pytest.raises(data.DataError, match="unknown dataset 'cifar11'; known datasets: digits, cifar10, "
+  with pytest.raises(data.DataError,
+                     match="unknown dataset 'cifar11'; known datasets: digits, cifar10, "
                      "cifar100, mnist, fashion_mnist, svhn_cropped; or .*load\\(folder=PATH\\)"):
     data.load("cifar11")
   with pytest.raises(data.DataError, match="unknown dataset None"):

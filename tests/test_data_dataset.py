@@ -25,15 +25,18 @@ def test_dataset_properties_and_splits():
 @pytest.mark.parametrize("class_names, splits, match", [
     (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.uint8), [0, 2])},
      "label 2 is out of range; valid labels are 0..1"),
-    (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.uint8), [-1, 0])}, "label -1 is out of range"),
-    (["a"], {"train": _split(2, num_classes=1)}, r"1 class\(es\) \['a'\]; a classifier needs at least 2"),
+    (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.uint8), [-1, 0])},
+     "label -1 is out of range"),
+    (["a"], {"train": _split(2, num_classes=1)},
+     r"1 class\(es\) \['a'\]; a classifier needs at least 2"),
     (["a", "a"], {"train": _split(2)}, "repeated class names"),
     (["a", "b"], {"test": _split(2)}, "no 'train' split"),
     (["a", "b"], {"train": (np.zeros((2, 3, 3), np.uint8), [0, 1])}, r"uint8 \(N, H, W, C\)"),
     (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.float32), [0, 1])}, "uint8"),
     (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.uint8), [0, 1, 1])}, "2 images but 3 labels"),
     (["a", "b"], {"train": _split(2), "test": _split(2, shape=(4, 4, 1))}, "images of shape"),
-    (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.uint8), [0.0, 1.0])}, "integer class indices"),
+    (["a", "b"], {"train": (np.zeros((2, 3, 3, 1), np.uint8), [0.0, 1.0])},
+     "integer class indices"),
 ])
 def test_bad_datasets(class_names, splits, match):
   with pytest.raises(data.DataError, match=match):

@@ -39,7 +39,8 @@ def test_digits_end_to_end(prepared):
   assert y_train.dtype == np.int32 and x_test.shape == (359, 8, 8, 1)
   assert x_train.max() == 255 and x_train.min() == 0
   # Stratified 80/20: every class has about a fifth of its examples in test.
-  share = np.bincount(y_test, minlength=10) / (np.bincount(y_train, minlength=10) + np.bincount(y_test, minlength=10))
+  test_counts = np.bincount(y_test, minlength=10)
+  share = test_counts / (np.bincount(y_train, minlength=10) + test_counts)
   assert np.all(np.abs(share - 0.2) < 0.01)
   # Pixel values are sklearn's 0..16 counts scaled to 0..255; the split is the documented one.
   images, labels = digits.arrays()

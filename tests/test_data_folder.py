@@ -61,7 +61,9 @@ def _rgb_layout():
 
 
 def _leftovers(data_dir):
-  return sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*")) if data_dir.exists() else []
+  if not data_dir.exists():
+    return []
+  return sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*"))
 
 
 def test_png_rgb_round_trips_pixel_exactly(tmp_path):
@@ -194,7 +196,8 @@ def test_test_split_without_classes(tmp_path):
 
 def test_single_class(tmp_path):
   root = _make_folder(tmp_path / "pets", {"train": {"cat": [_rgb(1)]}, "test": {"cat": [_rgb(2)]}})
-  _expect_error(tmp_path, root, r"found 1 class folder\(s\) \['cat'\]; a classifier needs at least 2")
+  _expect_error(tmp_path, root,
+                r"found 1 class folder\(s\) \['cat'\]; a classifier needs at least 2")
 
 
 def test_empty_class_folder(tmp_path):
@@ -207,13 +210,15 @@ def test_empty_class_folder(tmp_path):
 def test_test_class_missing_from_train(tmp_path):
   root = _make_folder(tmp_path / "pets", _rgb_layout())
   _save(str(root / "test" / "bird" / "0.png"), _rgb(0))
-  _expect_error(tmp_path, root, r"test/bird: class 'bird' has no folder in train/; train classes: cat, dog")
+  _expect_error(tmp_path, root,
+                r"test/bird: class 'bird' has no folder in train/; train classes: cat, dog")
 
 
 def test_file_that_is_not_an_image(tmp_path):
   root = _make_folder(tmp_path / "pets", _rgb_layout())
   (root / "train" / "dog" / "notes.txt").write_text("hello")
-  _expect_error(tmp_path, root, r"dog/notes\.txt: not an image file; valid extensions: \.png, \.jpg, \.jpeg")
+  _expect_error(tmp_path, root,
+                r"dog/notes\.txt: not an image file; valid extensions: \.png, \.jpg, \.jpeg")
 
 
 def test_file_outside_a_class_folder(tmp_path):

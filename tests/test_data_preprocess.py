@@ -78,7 +78,8 @@ def test_prepare_fits_statistics_on_train_part_only():
   assert not np.allclose(out.preprocessor.mean_D, all_mean, atol=1e-6)
   np.testing.assert_allclose(out.x_train.mean(axis=0), 0, atol=1e-5)
   test_images, _ = ds["test"]
-  np.testing.assert_allclose(out.x_test, test_images.reshape(50, -1) / 255.0 - train_mean, atol=1e-6)
+  np.testing.assert_allclose(out.x_test, test_images.reshape(50, -1) / 255.0 - train_mean,
+                             atol=1e-6)
   for x in (out.x_train, out.x_val, out.x_test):
     assert x.dtype == np.float32 and x.shape[1] == 36
   for y in (out.y_train, out.y_val, out.y_test):

@@ -15,7 +15,8 @@ def test_train_val_split_partitions_and_is_stratified():
   labels = _labels()
   train_idx, val_idx = data.train_val_split(labels, val_fraction=0.2, seed=3)
   assert train_idx.dtype.kind == "i" and val_idx.dtype.kind == "i"
-  np.testing.assert_array_equal(np.sort(np.concatenate([train_idx, val_idx])), np.arange(len(labels)))
+  np.testing.assert_array_equal(np.sort(np.concatenate([train_idx, val_idx])),
+                                np.arange(len(labels)))
   assert len(val_idx) == round(0.2 * len(labels))
   val_counts = np.bincount(labels[val_idx], minlength=4)
   expected = 0.2 * np.bincount(labels)

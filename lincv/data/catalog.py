@@ -78,7 +78,10 @@ def load(name: str, data_dir=None) -> Dataset:
   splits = {}
   for split, source in zip(SPLITS, sources):
     n = len(source)
-    first = np.asarray(source[0]["image"]) if n else np.zeros(info.features["image"].shape, np.uint8)
+    if n:
+      first = np.asarray(source[0]["image"])
+    else:
+      first = np.zeros(info.features["image"].shape, np.uint8)
     images = np.empty((n,) + first.shape, np.uint8)
     labels = np.empty(n, np.int64)
     for i in range(n):

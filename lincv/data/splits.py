@@ -48,7 +48,8 @@ def stratified_subset(labels, size: int, seed: int = 0) -> np.ndarray:
   return np.sort(np.concatenate([m[:t] for m, t in zip(members, take)] or [np.zeros(0, np.int64)]))
 
 
-def train_val_split(labels, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def train_val_split(labels, val_fraction: float = 0.1,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Stratified split of examples into training and validation indices.
 
   round(val_fraction * N) examples go to validation, apportioned over classes by their
