@@ -69,3 +69,15 @@ def load_tree(path: str, like):
       raise ValueError(f"checkpoint {path} holds an array of shape {got.shape}, "
                        f"expected {np.shape(want)}")
   return jax.tree.unflatten(treedef, leaves)
+
+
+def save_arrays(path: str, arrays: dict) -> None:
+  """Writes a flat dict of named arrays (e.g. a model's parameters) as .npz, atomically."""
+  arrays = {k: np.asarray(v) for k, v in arrays.items()}
+  _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_arrays(path: str) -> dict:
+  """Reads a flat dict of named arrays written by `save_arrays` (no pickle)."""
+  with np.load(path, allow_pickle=False) as z:
+    return {k: z[k] for k in z.files}

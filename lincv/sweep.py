@@ -89,6 +89,7 @@ def expand(config: ml_collections.ConfigDict) -> list[dict]:
   check_name("search", config.search, SEARCHES)
   space = _space(_as_dict(config.sweep))
   base = {f: config[f] for f in config_lib.SWEEPABLE}
+  validate_member(base)
   if config.search == "grid":
     for field, (kind, _) in space.items():
       if kind != "values":

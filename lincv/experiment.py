@@ -1,0 +1,288 @@
+"""From a config to results: the one place that knows the whole pipeline.
+
+    load data -> split and preprocess (train statistics) -> features -> sweep (grouped,
+    vmapped, checkpointed) -> select on validation -> test once -> run directory
+
+The run directory (see DESIGN.md): config.json, results.csv, summary.json, metrics.jsonl,
+checkpoint/ (resumable sweep state, best parameters), plots/*.png.
+"""
+
+import csv
+import dataclasses
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lincv import checkpoint, data as data_lib, metrics, plots, sweep, training
+from lincv import config as config_lib
+from lincv.progress import Progress
+
+EVAL_SPLITS = ("train", "val", "test")
+
+
+class ConfigError(ValueError):
+  """A configuration that cannot run; the message says what is valid."""
+
+
+def check(config: ml_collections.ConfigDict) -> list[dict]:
+  """Validates everything that can be checked before touching data; returns the members."""
+  try:
+    members = sweep.expand(config)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  d = config.data
+  if not d.folder and d.name not in data_lib.DATASETS:
+    raise ConfigError(f"unknown dataset {d.name!r}; expected one of: "
+                      f"{', '.join(data_lib.DATASETS)}, or --config.data.folder=PATH")
+  if d.center not in data_lib.CENTERS:
+    raise ConfigError(f"unknown data.center {d.center!r}; expected one of: "
+                      f"{', '.join(data_lib.CENTERS)}")
+  if d.scale not in data_lib.SCALES:
+    raise ConfigError(f"unknown data.scale {d.scale!r}; expected one of: "
+                      f"{', '.join(data_lib.SCALES)}")
+  if not 0 < d.val_fraction < 1:
+    raise ConfigError(f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
+  if d.limit < 0:
+    raise ConfigError(f"data.limit must be >= 0 (0 = all), got {d.limit}")
+  if config.eval_split not in EVAL_SPLITS:
+    raise ConfigError(f"unknown eval_split {config.eval_split!r}; expected one of: "
+                      f"{', '.join(EVAL_SPLITS)}")
+  if config.dtype not in ("float32", "float64"):
+    raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
+  return members
+
+
+def _config_json(config) -> dict:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def _check_workdir(config, workdir: str) -> bool:
+  """True if `workdir` holds this config's run (to resume); refuses another config's."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return False
+  saved = checkpoint.load_json(path)
+  mine = _config_json(config)
+  ignore = {"checkpoint_every"}
+  if {k: v for k, v in saved.items() if k not in ignore} != {
+      k: v for k, v in mine.items() if k not in ignore}:
+    diff = sorted(k for k in set(saved) | set(mine)
+                  if k not in ignore and saved.get(k) != mine.get(k))
+    raise ConfigError(f"workdir {workdir} holds a run of a different configuration "
+                      f"(fields differ: {', '.join(diff)}); use a new --workdir, or the "
+                      "same configuration to resume")
+  return True
+
+
+@dataclasses.dataclass
+class Inputs:
+  """The prepared data of a run, with features computed on demand and cached."""
+  config: ml_collections.ConfigDict
+  prepared: data_lib.Prepared
+  cache_dir: str | None = None
+
+  def __post_init__(self):
+    self._features = {}
+
+  def arrays(self, features: str) -> dict[str, np.ndarray]:
+    """x_train, x_val, x_test of `features` (float rows), cached per name."""
+    if features not in self._features:
+      p = self.prepared
+      if features == "pixels":
+        xs = {"train": p.x_train, "val": p.x_val, "test": p.x_test}
+      else:
+        from lincv import features as features_lib
+        xs = features_lib.for_experiment(features, p, self.config, self.cache_dir)
+      dtype = np.dtype(self.config.dtype)
+      self._features[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
+    return self._features[features]
+
+  def data(self, features: str) -> training.Data:
+    xs, p = self.arrays(features), self.prepared
+    return training.Data(jnp.asarray(xs["train"]), jnp.asarray(p.y_train),
+                         jnp.asarray(xs["val"]), jnp.asarray(p.y_val))
+
+  def split(self, features: str, split: str):
+    xs, p = self.arrays(features), self.prepared
+    return xs[split], {"train": p.y_train, "val": p.y_val, "test": p.y_test}[split]
+
+
+def load_inputs(config, cache_dir=None) -> Inputs:
+  """Loads and prepares the config's dataset (raises data_lib.DataError on bad data)."""
+  d = config.data
+  ds = (data_lib.load(folder=d.folder, data_dir=d.data_dir or None) if d.folder
+        else data_lib.load(d.name, data_dir=d.data_dir or None))
+  prepared = data_lib.prepare(ds, val_fraction=d.val_fraction, seed=d.split_seed,
+                              center=d.center, scale=d.scale, limit=d.limit or None)
+  return Inputs(config, prepared, cache_dir)
+
+
+def _versions() -> dict:
+  out = {}
+  for pkg in ("lincv", "jax", "jaxlib", "optax", "chex", "tensorflow-datasets", "numpy",
+              "ml-collections"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  out["python"] = platform.python_version()
+  return out
+
+
+def _device() -> str:
+  devs = jax.devices()
+  return f"{len(devs)} x {devs[0].platform} ({devs[0].device_kind})"
+
+
+def _swept(config) -> list[str]:
+  return list(config.sweep.keys())
+
+
+_LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
+            "epochs_run", "best_epoch", "seconds")
+
+
+def _write_csv(path, rows):
+  buf = io.StringIO()
+  fields = list(_LEADING) + [k for k in rows[0] if k not in _LEADING]
+  writer = csv.DictWriter(buf, fieldnames=fields)
+  writer.writeheader()
+  writer.writerows(rows)
+  checkpoint._atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def _table(rows, fields, top: int) -> str:
+  cols = ["member"] + fields + ["val_accuracy", "train_accuracy", "status"]
+  best = sorted(rows, key=lambda r: (-r["val_accuracy"], r["member"]))[:top]
+  fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+  cells = [[fmt(r[c]) for c in cols] for r in best]
+  widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+  line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
+  return "\n".join([line(cols)] + [line(r) for r in cells])
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress | None = None,
+        stream=None) -> dict:
+  """Runs the config's sweep into `workdir` (resuming it if it holds this config's run).
+
+  Returns:
+    the summary (also written to summary.json).
+  """
+  t_start = time.perf_counter()
+  progress = progress or Progress(stream)
+  check(config)
+  resuming = _check_workdir(config, workdir)
+  progress.log("loading data" + (" (resuming)" if resuming else ""))
+  inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
+  p = inputs.prepared
+  t_data = time.perf_counter() - t_start
+  progress.log(f"data: {len(p.y_train)} train, {len(p.y_val)} val, {len(p.y_test)} test, "
+               f"{p.num_classes} classes, {p.x_train.shape[1]} dims")
+
+  os.makedirs(workdir, exist_ok=True)
+  if not resuming:
+    checkpoint.save_json(os.path.join(workdir, "config.json"), _config_json(config))
+  t0 = time.perf_counter()
+  try:
+    result = sweep.run(config, inputs.data, p.num_classes, workdir=workdir,
+                       test_for=lambda f: inputs.split(f, config.eval_split),
+                       progress=progress)
+  except sweep.SweepError as e:
+    raise ConfigError(str(e)) from None
+  t_train = time.perf_counter() - t0
+  best = result.best
+  return _report(config, workdir, inputs, result, progress, stream,
+                 {"data": t_data, "train": t_train, "total": time.perf_counter() - t_start})
+
+
+def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
+  p, best, rows = inputs.prepared, result.best, result.rows
+  fields = _swept(config)
+  _write_csv(os.path.join(workdir, "results.csv"), rows)
+  lines = []
+  for r, h in zip(rows, result.history):
+    for e, (loss, acc) in enumerate(zip(h["train_loss"], h["val_accuracy"])):
+      if not np.isnan(loss):
+        lines.append(json.dumps({"member": r["member"], "epoch": e + 1, "train_loss": loss,
+                                 "val_accuracy": acc}))
+  checkpoint._atomic_write(os.path.join(workdir, "metrics.jsonl"),
+                           lambda f: f.write(("\n".join(lines) + "\n").encode()))
+  checkpoint.save_arrays(os.path.join(workdir, "checkpoint", "best.npz"), result.best_params)
+
+  s = result.best_structure
+  x_eval, y_eval = inputs.split(best["features"], config.eval_split)
+  pred = np.asarray(training.predict(s, jax.tree.map(jnp.asarray, result.best_params),
+                                     jnp.asarray(x_eval)))
+  confusion = metrics.confusion_matrix(pred, y_eval, p.num_classes)
+  plots.curves(rows, result.history, fields, os.path.join(workdir, "plots", "curves.png"))
+  plots.heatmap(rows, os.path.join(workdir, "plots", "val_accuracy_heatmap.png"))
+  if s.model == "linear" and best["features"] == "pixels":
+    plots.templates(result.best_params["W"], p.image_shape, p.class_names,
+                    os.path.join(workdir, "plots", "templates.png"))
+  plots.confusion(confusion, p.class_names, os.path.join(workdir, "plots", "confusion.png"),
+                  title=f"confusion matrix ({config.eval_split})")
+
+  hparams = {f: best[f] for f in config_lib.SWEEPABLE}
+  summary = {
+      "best": {"member": best["member"], "hparams": hparams,
+               "train_accuracy": best["train_accuracy"], "val_accuracy": best["val_accuracy"],
+               f"{config.eval_split}_accuracy": result.test_accuracy,
+               "test_accuracy": result.test_accuracy if config.eval_split == "test" else None,
+               "epochs_run": best["epochs_run"], "best_epoch": best["best_epoch"]},
+      "eval_split": config.eval_split,
+      "num_members": len(rows),
+      "num_groups": len({r["group"] for r in rows}),
+      "num_diverged": sum(r["status"] == "diverged" for r in rows),
+      "num_pruned": sum(r["status"] == "pruned" for r in rows),
+      "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
+               "image_shape": list(p.image_shape), "train": len(p.y_train),
+               "val": len(p.y_val), "test": len(p.y_test)},
+      "seconds": timings["total"],
+      "timings": timings,
+      "device": _device(),
+      "versions": _versions(),
+  }
+  checkpoint.save_json(os.path.join(workdir, "summary.json"), summary)
+  out = stream or progress.stream
+  out.write("\nbest members by validation accuracy:\n" + _table(rows, fields, 5) + "\n")
+  out.write(f"\nselected member {best['member']}: val {best['val_accuracy']:.4f}, "
+            f"{config.eval_split} {result.test_accuracy:.4f}  "
+            f"({summary['num_members']} members, {summary['num_diverged']} diverged, "
+            f"{summary['num_pruned']} pruned, {timings['total']:.1f}s)\n")
+  out.write(f"wrote {workdir}\n")
+  out.flush()
+  return summary
+
+
+def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
+  """Reloads a finished run's best parameters and reports accuracy on `split`, no training."""
+  if split not in EVAL_SPLITS:
+    raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(EVAL_SPLITS)}")
+  for name in ("config.json", "summary.json", os.path.join("checkpoint", "best.npz")):
+    if not os.path.exists(os.path.join(workdir, name)):
+      raise ConfigError(f"{os.path.join(workdir, name)} not found: {workdir} is not a "
+                        "finished run (train it first)")
+  config = ml_collections.ConfigDict(checkpoint.load_json(os.path.join(workdir, "config.json")))
+  summary = checkpoint.load_json(os.path.join(workdir, "summary.json"))
+  hp = summary["best"]["hparams"]
+  structure = sweep.structure(hp)
+  inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
+  params = {k: jnp.asarray(v) for k, v in
+            checkpoint.load_arrays(os.path.join(workdir, "checkpoint", "best.npz")).items()}
+  x, y = inputs.split(hp["features"], split)
+  pred = np.asarray(training.predict(structure, params, jnp.asarray(x)))
+  acc = metrics.accuracy(pred, y)
+  out = {"split": split, "accuracy": acc, "num_examples": int(len(y)),
+         "member": summary["best"]["member"]}
+  if stream is not None:
+    stream.write(f"{workdir}: member {out['member']} {split} accuracy {acc:.4f} "
+                 f"on {len(y)} examples\n")
+  return out
