@@ -55,4 +55,25 @@ def base() -> ml_collections.ConfigDict:
   })
   c.checkpoint_every = 1       # epochs between sweep checkpoints
   c.eval_split = "test"
+  return add_method_fields(c)
+
+
+METHODS = ("sweep", "knn", "random_search", "random_local_search")
+
+
+def add_method_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Fields of the non-sweep methods: k-NN and the random-search baselines."""
+  c.method = "sweep"
+  c.knn = ml_collections.ConfigDict({
+      "metrics": ("l1", "l2"),
+      "ks": (1, 3, 5, 8, 10, 12, 15, 20, 50, 100),
+      "num_folds": 5,
+      "cv_limit": 5000,      # training rows used for cross-validation over k (0 = all)
+  })
+  c.random = ml_collections.ConfigDict({
+      "num_tries": 1000,     # random search: candidates; local search: steps
+      "scale": 1e-4,         # std of the random W (in units of preprocessed pixels)
+      "step": 1e-4,          # local search step size
+      "examples": 5000,      # training rows the loss is measured on (0 = all)
+  })
   return c

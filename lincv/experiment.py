@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lincv import checkpoint, data as data_lib, metrics, plots, sweep, training
+from lincv import baselines, checkpoint, data as data_lib, knn, metrics, plots, sweep, training
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -55,6 +55,16 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
   if config.eval_split not in EVAL_SPLITS:
     raise ConfigError(f"unknown eval_split {config.eval_split!r}; expected one of: "
                       f"{', '.join(EVAL_SPLITS)}")
+  if config.method not in config_lib.METHODS:
+    raise ConfigError(f"unknown method {config.method!r}; expected one of: "
+                      f"{', '.join(config_lib.METHODS)}")
+  if config.method == "knn":
+    for metric in config.knn.metrics:
+      if metric not in knn.METRICS:
+        raise ConfigError(f"unknown knn metric {metric!r}; expected one of: "
+                          f"{', '.join(knn.METRICS)}")
+    if not config.knn.ks or min(config.knn.ks) < 1:
+      raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
   return members
@@ -191,6 +201,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   if not resuming:
     checkpoint.save_json(os.path.join(workdir, "config.json"), _config_json(config))
   t0 = time.perf_counter()
+  if config.method != "sweep":
+    rows, best, params = _baseline(config, inputs, progress)
+    timings = {"data": t_data, "train": time.perf_counter() - t0}
+    return _report_baseline(config, workdir, inputs, rows, best, params, progress, stream,
+                            timings, t_start)
   try:
     result = sweep.run(config, inputs.data, p.num_classes, workdir=workdir,
                        test_for=lambda f: inputs.split(f, config.eval_split),
@@ -198,7 +213,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   except sweep.SweepError as e:
     raise ConfigError(str(e)) from None
   t_train = time.perf_counter() - t0
-  best = result.best
   return _report(config, workdir, inputs, result, progress, stream,
                  {"data": t_data, "train": t_train, "total": time.perf_counter() - t_start})
 
@@ -266,23 +280,149 @@ def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
   """Reloads a finished run's best parameters and reports accuracy on `split`, no training."""
   if split not in EVAL_SPLITS:
     raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(EVAL_SPLITS)}")
-  for name in ("config.json", "summary.json", os.path.join("checkpoint", "best.npz")):
+  config_path = os.path.join(workdir, "config.json")
+  method = (checkpoint.load_json(config_path).get("method", "sweep")
+            if os.path.exists(config_path) else "sweep")
+  needed = ["config.json", "summary.json"]
+  if method != "knn":
+    needed.append(os.path.join("checkpoint", "best.npz"))
+  for name in needed:
     if not os.path.exists(os.path.join(workdir, name)):
       raise ConfigError(f"{os.path.join(workdir, name)} not found: {workdir} is not a "
                         "finished run (train it first)")
   config = ml_collections.ConfigDict(checkpoint.load_json(os.path.join(workdir, "config.json")))
   summary = checkpoint.load_json(os.path.join(workdir, "summary.json"))
   hp = summary["best"]["hparams"]
+  if config.method != "sweep":
+    inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
+    params = (checkpoint.load_arrays(os.path.join(workdir, "checkpoint", "best.npz"))
+              if config.method != "knn" else None)
+    pred, y = _baseline_predict(config, inputs, dict(hp, member=summary["best"]["member"]),
+                                params, split)
+    return _eval_out(workdir, split, metrics.accuracy(pred, y), len(y),
+                     summary["best"]["member"], stream)
   structure = sweep.structure(hp)
   inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
   params = {k: jnp.asarray(v) for k, v in
             checkpoint.load_arrays(os.path.join(workdir, "checkpoint", "best.npz")).items()}
   x, y = inputs.split(hp["features"], split)
   pred = np.asarray(training.predict(structure, params, jnp.asarray(x)))
-  acc = metrics.accuracy(pred, y)
-  out = {"split": split, "accuracy": acc, "num_examples": int(len(y)),
-         "member": summary["best"]["member"]}
+  return _eval_out(workdir, split, metrics.accuracy(pred, y), len(y),
+                   summary["best"]["member"], stream)
+
+
+def _eval_out(workdir, split, acc, n, member, stream) -> dict:
+  out = {"split": split, "accuracy": acc, "num_examples": int(n), "member": member}
   if stream is not None:
-    stream.write(f"{workdir}: member {out['member']} {split} accuracy {acc:.4f} "
-                 f"on {len(y)} examples\n")
+    stream.write(f"{workdir}: member {member} {split} accuracy {acc:.4f} on {n} examples\n")
   return out
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _knn_pool(inputs, features):
+  """Neighbour set for test predictions: the training and validation rows together."""
+  x_tr, y_tr = inputs.split(features, "train")
+  x_va, y_va = inputs.split(features, "val")
+  return np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
+
+
+def _baseline(config, inputs, progress):
+  """Runs a non-sweep method; returns (rows, best row, params or None)."""
+  p = inputs.prepared
+  features = config.features
+  x_tr, y_tr = inputs.split(features, "train")
+  if config.method == "knn":
+    k = config.knn
+    if k.cv_limit and k.cv_limit < len(y_tr):
+      keep = data_lib.stratified_subset(y_tr, k.cv_limit, config.data.split_seed)
+      x_cv, y_cv = x_tr[keep], y_tr[keep]
+    else:
+      x_cv, y_cv = x_tr, y_tr
+    rows = []
+    for metric in k.metrics:
+      if len(k.ks) == 1:
+        accs = [float("nan")]   # a single k: nothing to choose, no cross-validation
+      else:
+        progress.log(f"{k.num_folds}-fold cross-validation of k over {len(y_cv)} rows, {metric}")
+        accs = knn.cross_validate(x_cv, y_cv, ks=tuple(k.ks), num_folds=k.num_folds,
+                                  metric=metric, seed=config.data.split_seed,
+                                  num_classes=p.num_classes)["accuracy"]
+      for kk, acc in zip(k.ks, accs):
+        rows.append({"member": len(rows), "metric": metric, "k": int(kk),
+                     "cv_accuracy": acc, "status": "ok"})
+    best = max(rows, key=lambda r: (np.nan_to_num(r["cv_accuracy"], nan=-1.0), -r["member"]))
+    return rows, best, None
+  rnd = config.random
+  x, y = x_tr, y_tr
+  if rnd.examples and rnd.examples < len(y):
+    keep = data_lib.stratified_subset(y, rnd.examples, config.data.split_seed)
+    x, y = x[keep], y[keep]
+  key = jax.random.key(config.seed)
+  fn = baselines.random_search if config.method == "random_search" else baselines.random_local_search
+  kwargs = ({"num_tries": int(rnd.num_tries), "scale": rnd.scale}
+            if config.method == "random_search"
+            else {"num_steps": int(rnd.num_tries), "scale": rnd.scale, "step": rnd.step})
+  progress.log(f"{config.method}: {rnd.num_tries} draws, loss {config.loss} on {len(y)} rows")
+  w, loss, _ = fn(key, jnp.asarray(x), jnp.asarray(y), p.num_classes, loss=config.loss, **kwargs)
+  params = {"W": np.asarray(w), "b": np.zeros(p.num_classes, np.float32)}
+  s = training.Structure(model="linear")
+  row = {"member": 0, "method": config.method, "loss_name": config.loss,
+         "final_loss": float(loss), "status": "ok",
+         "train_accuracy": float(training.accuracy(s, params, jnp.asarray(x_tr), jnp.asarray(y_tr))),
+         "val_accuracy": float(training.accuracy(s, params, *map(jnp.asarray,
+                                                                inputs.split(features, "val"))))}
+  return [row], row, params
+
+
+def _baseline_predict(config, inputs, best, params, split):
+  x, y = inputs.split(config.features, split)
+  if config.method == "knn":
+    pool_x, pool_y = _knn_pool(inputs, config.features)
+    pred = knn.predict(pool_x, pool_y, x, k=best["k"], metric=best["metric"],
+                       num_classes=inputs.prepared.num_classes)
+  else:
+    pred = training.predict(training.Structure(model="linear"),
+                            jax.tree.map(jnp.asarray, params), jnp.asarray(x))
+  return np.asarray(pred), y
+
+
+def _report_baseline(config, workdir, inputs, rows, best, params, progress, stream, timings,
+                     t_start):
+  p = inputs.prepared
+  split = config.eval_split
+  pred, y = _baseline_predict(config, inputs, best, params, split)
+  acc = metrics.accuracy(pred, y)
+  timings["total"] = time.perf_counter() - t_start
+  _write_csv(os.path.join(workdir, "results.csv"), rows)
+  if params is not None:
+    checkpoint.save_arrays(os.path.join(workdir, "checkpoint", "best.npz"), params)
+    if config.features == "pixels":
+      plots.templates(params["W"], p.image_shape, p.class_names,
+                      os.path.join(workdir, "plots", "templates.png"))
+  plots.confusion(metrics.confusion_matrix(pred, y, p.num_classes), p.class_names,
+                  os.path.join(workdir, "plots", "confusion.png"),
+                  title=f"confusion matrix ({split})")
+  hparams = {k: v for k, v in best.items() if k not in ("member", "status")}
+  summary = {
+      "method": config.method,
+      "best": {"member": best["member"], "hparams": hparams,
+               "val_accuracy": best.get("val_accuracy", best.get("cv_accuracy")),
+               f"{split}_accuracy": acc, "test_accuracy": acc if split == "test" else None},
+      "eval_split": split, "num_members": len(rows), "num_groups": 1,
+      "num_diverged": 0, "num_pruned": 0,
+      "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
+               "image_shape": list(p.image_shape), "train": len(p.y_train),
+               "val": len(p.y_val), "test": len(p.y_test)},
+      "seconds": timings["total"], "timings": timings, "device": _device(),
+      "versions": _versions(),
+  }
+  checkpoint.save_json(os.path.join(workdir, "summary.json"), summary)
+  out = stream or progress.stream
+  desc = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in hparams.items())
+  out.write(f"\n{config.method}: selected {desc}; {split} accuracy {acc:.4f} "
+            f"({timings['total']:.1f}s)\nwrote {workdir}\n")
+  out.flush()
+  return summary

@@ -1,0 +1,78 @@
+"""The lecture notes' baselines for a linear classifier: random search and random local search.
+
+Both look for W (D, C) of the linear score function `s = x W` without gradients:
+
+  random search        draw W ~ scale * N(0, 1) `num_tries` times, keep the one of lowest
+                       loss on the training rows (the "very bad idea": about 15% on CIFAR-10);
+  random local search  start from a random W and accept a step W + step * N(0, 1) whenever
+                       it lowers the loss (about 21% on CIFAR-10 in the notes).
+
+The loss is the mean of `lincv.losses.<loss>` over (a fixed subset of) the training rows,
+without regularization. Draws are batched and vmapped, so many candidates are scored
+with one matrix product.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from lincv import losses
+
+METHODS = ("random_search", "random_local_search")
+
+
+def _mean_loss(loss: str, w_DxC, x_NxD, y_N):
+  return jnp.mean(losses.value(loss, x_NxD @ w_DxC, y_N))
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_tries", "batch"))
+def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
+                  num_tries: int = 1000, scale: float = 1e-4, batch: int = 50):
+  """Best of `num_tries` random weight matrices by training loss.
+
+  Returns:
+    (W (D, C), its loss, the loss of every try (num_tries,)).
+  """
+  d = x_NxD.shape[1]
+  rounds = -(-num_tries // batch)
+
+  def score(key_b):
+    w_BxDxC = scale * jax.random.normal(key_b, (batch, d, num_classes), x_NxD.dtype)
+    return w_BxDxC, jax.vmap(lambda w: _mean_loss(loss, w, x_NxD, y_N))(w_BxDxC)
+
+  def body(carry, key_b):
+    best_w, best_l = carry
+    w_BxDxC, l_B = score(key_b)
+    i = jnp.argmin(l_B)
+    better = l_B[i] < best_l
+    return (jnp.where(better, w_BxDxC[i], best_w), jnp.where(better, l_B[i], best_l)), l_B
+
+  init = (jnp.zeros((d, num_classes), x_NxD.dtype), jnp.asarray(jnp.inf, x_NxD.dtype))
+  (w, l), all_l = jax.lax.scan(body, init, jax.random.split(key, rounds))
+  return w, l, all_l.reshape(-1)[:num_tries]
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_steps"))
+def random_local_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
+                        num_steps: int = 1000, scale: float = 1e-3, step: float = 1e-4):
+  """Greedy random perturbations of W, each kept only if it lowers the training loss.
+
+  Returns:
+    (W (D, C), its loss, the loss after every step (num_steps,)).
+  """
+  d = x_NxD.shape[1]
+  k0, key = jax.random.split(key)
+  w0 = scale * jax.random.normal(k0, (d, num_classes), x_NxD.dtype)
+
+  def body(carry, key_t):
+    w, l = carry
+    w_try = w + step * jax.random.normal(key_t, w.shape, w.dtype)
+    l_try = _mean_loss(loss, w_try, x_NxD, y_N)
+    better = l_try < l
+    w, l = jnp.where(better, w_try, w), jnp.where(better, l_try, l)
+    return (w, l), l
+
+  (w, l), trace = jax.lax.scan(body, (w0, _mean_loss(loss, w0, x_NxD, y_N)),
+                               jax.random.split(key, num_steps))
+  return w, l, trace

@@ -1,0 +1,53 @@
+"""Random search baselines, and the k-NN / random-search methods of an experiment."""
+
+import io
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lincv import baselines, experiment, losses
+from _sweep_main import blobs
+
+
+def _data():
+  x, y = blobs(300, d=10, c=3)
+  return jnp.asarray(x), jnp.asarray(y)
+
+
+def test_random_search_keeps_the_lowest_loss():
+  x, y = _data()
+  w, loss, tries = baselines.random_search(jax.random.key(0), x, y, 3, loss="svm",
+                                           num_tries=60, scale=0.1, batch=16)
+  assert tries.shape == (60,)
+  np.testing.assert_allclose(loss, jnp.min(tries), rtol=1e-6)
+  np.testing.assert_allclose(loss, jnp.mean(losses.svm(x @ w, y)), rtol=1e-5)
+
+
+def test_random_local_search_never_increases_the_loss():
+  x, y = _data()
+  w, loss, trace = baselines.random_local_search(jax.random.key(1), x, y, 3, loss="softmax",
+                                                 num_steps=200, scale=0.01, step=0.05)
+  assert bool(jnp.all(jnp.diff(trace) <= 0))
+  assert float(trace[-1]) < float(trace[0])
+  np.testing.assert_allclose(loss, jnp.mean(losses.softmax(x @ w, y)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["knn", "random_local_search"])
+def test_baseline_methods_end_to_end(tmp_path, monkeypatch, variant):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  from configs import digits_baselines
+  config = digits_baselines.get_config(variant)
+  out = io.StringIO()
+  summary = experiment.run(config, str(tmp_path / "run"), stream=out)
+  saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+  assert saved["method"] == variant
+  acc = saved["best"]["test_accuracy"]
+  assert acc == summary["best"]["test_accuracy"]
+  assert acc > (0.9 if variant == "knn" else 0.25)  # chance is 0.1
+  if variant == "knn":
+    assert saved["best"]["hparams"]["k"] in (1, 3, 5, 10)
+  evaluated = experiment.evaluate(str(tmp_path / "run"), "test")
+  assert evaluated["accuracy"] == pytest.approx(acc)
