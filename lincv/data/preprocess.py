@@ -9,6 +9,7 @@ CIFAR-10's 50,000 x 3,072 training matrix costs its own 600 MB and little more.
 """
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -136,6 +137,8 @@ class Prepared:
 
   x_* are float32 (N, D) rows, y_* int32 (N,) labels; validation comes from the `train`
   split, test from `test`. `preprocessor` holds the statistics fitted on x_train's images.
+  `images` maps "train", "val" and "test" to the uint8 images behind those rows, for
+  feature extractors that work on images.
   """
 
   x_train: np.ndarray
@@ -147,6 +150,7 @@ class Prepared:
   class_names: tuple[str, ...]
   image_shape: tuple[int, int, int]
   preprocessor: Preprocessor
+  images: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   @property
   def num_classes(self) -> int:
@@ -194,4 +198,5 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
       x_train=pre(train_images), y_train=labels[train_idx],
       x_val=pre(images[val_idx]), y_val=labels[val_idx],
       x_test=pre(test_images), y_test=test_labels,
-      class_names=ds.class_names, image_shape=ds.image_shape, preprocessor=pre)
+      class_names=ds.class_names, image_shape=ds.image_shape, preprocessor=pre,
+      images={"train": train_images, "val": images[val_idx], "test": test_images})
