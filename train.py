@@ -23,6 +23,10 @@ config_flags.DEFINE_config_file("config", None, "Path of a config file (default:
 flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>-<time>).")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train a sweep or evaluate a run.")
 flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split for --mode eval.")
+flags.DEFINE_string("coordinator", None,
+                    "host:port of process 0, to run across hosts with jax.distributed.")
+flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) of a distributed run.")
+flags.DEFINE_integer("process_id", None, "This process's index in a distributed run.")
 
 
 def _fail(message: str) -> None:
@@ -38,6 +42,11 @@ def main(argv) -> None:
     FLAGS(argv)
   except (flags.Error, ValueError, TypeError, AttributeError, KeyError) as e:
     _fail(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__)
+
+  if FLAGS.coordinator:
+    import jax
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
 
   from lincv import experiment
   from lincv.data import DataError
