@@ -14,7 +14,8 @@ import jax
 import numpy as np
 
 
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
+  """Calls `write(f)` on a temporary file beside `path`, then renames it over `path`."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -33,7 +34,7 @@ def _atomic_write(path: str, write) -> None:
 def save_json(path: str, obj) -> None:
   """Writes `obj` as indented JSON, atomically."""
   text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-  _atomic_write(path, lambda f: f.write(text.encode()))
+  atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def load_json(path: str):
@@ -52,7 +53,7 @@ def _json_default(obj):
 def save_tree(path: str, tree) -> None:
   """Writes the leaves of a pytree of arrays to `path` (.npz), atomically."""
   leaves = [np.asarray(x) for x in jax.tree.leaves(tree)]
-  _atomic_write(path, lambda f: np.savez(f, *leaves))
+  atomic_write(path, lambda f: np.savez(f, *leaves))
 
 
 def load_tree(path: str, like):
@@ -74,7 +75,7 @@ def load_tree(path: str, like):
 def save_arrays(path: str, arrays: dict) -> None:
   """Writes a flat dict of named arrays (e.g. a model's parameters) as .npz, atomically."""
   arrays = {k: np.asarray(v) for k, v in arrays.items()}
-  _atomic_write(path, lambda f: np.savez(f, **arrays))
+  atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_arrays(path: str) -> dict:

@@ -166,7 +166,7 @@ def _write_csv(path, rows):
   writer = csv.DictWriter(buf, fieldnames=fields)
   writer.writeheader()
   writer.writerows(rows)
-  checkpoint._atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+  checkpoint.atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
 def _table(rows, fields, top: int) -> str:
@@ -227,7 +227,7 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
       if not np.isnan(loss):
         lines.append(json.dumps({"member": r["member"], "epoch": e + 1, "train_loss": loss,
                                  "val_accuracy": acc}))
-  checkpoint._atomic_write(os.path.join(workdir, "metrics.jsonl"),
+  checkpoint.atomic_write(os.path.join(workdir, "metrics.jsonl"),
                            lambda f: f.write(("\n".join(lines) + "\n").encode()))
   checkpoint.save_arrays(os.path.join(workdir, "checkpoint", "best.npz"), result.best_params)
 
