@@ -109,8 +109,7 @@ class Inputs:
       if features == "pixels":
         xs = {"train": p.x_train, "val": p.x_val, "test": p.x_test}
       else:
-        from lincv import features as features_lib
-        xs = features_lib.for_experiment(features, p, self.config, self.cache_dir)
+        xs = image_features(features, p, self.config.features_cfg, self.cache_dir)
       dtype = np.dtype(self.config.dtype)
       self._features[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
     return self._features[features]
@@ -123,6 +122,56 @@ class Inputs:
   def split(self, features: str, split: str):
     xs, p = self.arrays(features), self.prepared
     return xs[split], {"train": p.y_train, "val": p.y_val, "test": p.y_test}[split]
+
+
+def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str | None):
+  """Features `name` of the train/val/test images, standardised with training statistics.
+
+  hog_color: HOG (8x8 cells, 9 orientations) and a hue histogram of `cfg.hist_bins` bins;
+  kmeans: Coates-Lee-Ng k-means patch features with `cfg.kmeans_centroids` centroids fitted
+  on the training images. Cached in `cache_dir` per (images, settings).
+  """
+  from lincv import features as features_lib
+
+  images = prepared.images
+  if not images or images["train"].shape[-1] != 3:
+    raise ConfigError(f"features {name!r} need RGB images; this dataset has shape "
+                      f"{prepared.image_shape}")
+  ident = {s: features_lib.fingerprint(images[s]) for s in ("train", "val", "test")}
+  if name == "hog_color":
+    settings = {"name": name, "bins": int(cfg.hist_bins)}
+    args = ()
+    fn = lambda x: jnp.concatenate(
+        [features_lib.hog(x), features_lib.color_histogram(x, settings["bins"])], axis=1)
+  else:
+    settings = {"name": name, "centroids": int(cfg.kmeans_centroids),
+                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters)}
+
+    def fit():
+      model = features_lib.kmeans_fit(
+          jax.random.key(0), images["train"], settings["centroids"],
+          num_patches=settings["patches"], iterations=settings["iterations"])
+      return np.concatenate([np.asarray(m).reshape(-1) for m in model[:3]])
+
+    flat = _cached(features_lib, fit, {"images": ident["train"], **settings, "part": "model"},
+                   cache_dir)
+    d = 6 * 6 * 3
+    k = settings["centroids"]
+    model = features_lib.KMeansFeatures(
+        jnp.asarray(flat[:d]), jnp.asarray(flat[d:d + d * d].reshape(d, d)),
+        jnp.asarray(flat[d + d * d:].reshape(k, d)), jnp.zeros(0))
+    fn = features_lib.kmeans_encode
+    args = (model,)
+  raw = {s: _cached(features_lib,
+                    lambda s=s: features_lib.extract(fn, images[s], *args, batch_size=250),
+                    {"images": ident[s], **settings}, cache_dir)
+         for s in ("train", "val", "test")}
+  mean, scale = features_lib.fit_standardize(raw["train"])
+  return {s: np.asarray(features_lib.standardize(v, mean, scale)) for s, v in raw.items()}
+
+
+def _cached(features_lib, fn, key, cache_dir):
+  return features_lib.cached(fn, key, cache_dir) if cache_dir else np.asarray(fn())
 
 
 def load_inputs(config, cache_dir=None) -> Inputs:
