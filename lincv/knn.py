@@ -1,0 +1,382 @@
+"""k-nearest neighbours with L1 and L2 distances, in bounded memory, and cross-validation over k.
+
+Distances between a test row a and a training row b (D features):
+
+  L1:  d(a, b) = sum_d |a_d - b_d|
+  L2:  d(a, b) = sqrt(sum_d (a_d - b_d)^2),  with  |a - b|^2 = |a|^2 - 2 a.b + |b|^2
+
+so that the L2 distances of a chunk of test rows to a block of training rows are one
+matrix product. The search never holds the full (M, N) distance matrix: it walks over
+blocks of training rows, and for each block over chunks of test rows, keeping a running
+(M, k) table of the nearest neighbours found so far (`jax.lax.top_k` over the running
+table and the new block). L1 has no matrix-product form; its (chunk, block) distances are
+accumulated feature by feature, so memory stays at one (chunk, block) table.
+
+Neighbour order and the tie rule. Neighbours are sorted by distance, and equal distances
+by training index (the lower index first), so the search is deterministic. The vote of
+the k nearest picks the class with the most votes; with `tie_break="nearest"` (the
+default) a tie between classes goes to the class whose nearest member among the k comes
+first in that order, so k = 2 with two different labels agrees with k = 1. With
+`tie_break="smallest"` it goes to the smallest label (the rule of the lecture notes'
+assignment). L2 rankings use the expansion above in the dtype of the inputs; in float32
+with raw 0-255 pixels it carries an absolute error of about 1e-7 |a|^2, so near-ties can
+order differently than exact arithmetic would (centre the data first to reduce it).
+
+Cross-validation uses every example: each is assigned to one of F folds at random (fold
+sizes differ by at most one), and all folds are searched at once, vmapped over the fold
+axis; each fold's test rows see only the other folds' rows. One search per fold finds the
+max(ks) nearest neighbours and every k in `ks` is voted from that single sorted list.
+"""
+
+import functools
+import math
+from collections.abc import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lincv._checks import check_name
+
+METRICS = ("l1", "l2")
+TIE_BREAKS = ("nearest", "smallest")
+DEFAULT_KS = (1, 3, 5, 8, 10, 12, 15, 20, 50, 100)
+
+# Largest chunk of test rows and block of training rows per step, per metric. L2 blocks
+# are wide (one matrix product each); L1 tables are kept small enough to stay in cache.
+_CHUNK = {"l2": 512, "l1": 256}
+_TRAIN_BLOCK = {"l2": 16384, "l1": 2048}
+_L1_UNROLL = 4
+
+
+def _as_float(x):
+  """Integer arrays (uint8 pixels) become float32; float arrays keep their dtype."""
+  x = jnp.asarray(x)
+  return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
+def _split(n: int, max_size: int) -> tuple[int, int]:
+  """(pieces, size) with pieces * size >= n, size <= max_size, and little padding."""
+  pieces = max(1, math.ceil(n / max_size))
+  return pieces, math.ceil(n / pieces)
+
+
+def _sq_l2(q_CxD, b_TxD, qn_C, bn_T):
+  """Squared L2 distances `|q|^2 - 2 q.b + |b|^2`, one matrix product, (C, T)."""
+  qb_CxT = jnp.einsum("cd,td->ct", q_CxD, b_TxD)
+  return qn_C[:, None] - 2 * qb_CxT + bn_T[None, :]
+
+
+def _l1(q_CxD, b_TxD):
+  """L1 distances, accumulated one feature at a time into a (C, T) table."""
+  q_DxC, b_DxT = q_CxD.T, b_TxD.T
+
+  def add(d, acc_CxT):
+    qd_C = jax.lax.dynamic_index_in_dim(q_DxC, d, 0, keepdims=False)
+    bd_T = jax.lax.dynamic_index_in_dim(b_DxT, d, 0, keepdims=False)
+    return acc_CxT + jnp.abs(qd_C[:, None] - bd_T[None, :])
+
+  acc = jnp.zeros((q_CxD.shape[0], b_TxD.shape[0]), q_CxD.dtype)
+  return jax.lax.fori_loop(0, q_CxD.shape[1], add, acc, unroll=_L1_UNROLL)
+
+
+def _ranking(q_CxD, b_TxD, qn_C, bn_T, metric):
+  """Distances that rank like the metric: L1, or squared L2."""
+  if metric == "l2":
+    return _sq_l2(q_CxD, b_TxD, qn_C, bn_T)
+  return _l1(q_CxD, b_TxD)
+
+
+def _finish(rank_MxK, metric):
+  """Ranking distances to metric distances (square root for L2)."""
+  if metric == "l2":
+    return jnp.sqrt(jnp.maximum(rank_MxK, 0))
+  return rank_MxK
+
+
+def _search(q_MxD, blocks_BxTxD, valid_BxT, block_ids_J, *, k, metric, chunk):
+  """k nearest rows of the blocks `block_ids_J` (in that order) for every row of q.
+
+  Returns (ranking distances (M, k), ids (M, k)) with id = block * T + row in block,
+  sorted by distance, then by position in the concatenation of the visited blocks.
+  M must be a multiple of `chunk`; invalid (padding) rows are never selected while
+  enough valid rows exist.
+  """
+  m, d = q_MxD.shape
+  _, t, _ = blocks_BxTxD.shape
+  q_NCxCxD = q_MxD.reshape(m // chunk, chunk, d)
+  qn_NCxC = jnp.sum(q_NCxCxD * q_NCxCxD, axis=-1)
+  inf = jnp.array(jnp.inf, q_MxD.dtype)
+
+  def visit(best, block_id):
+    best_d_MxK, best_i_MxK = best
+    b_TxD = blocks_BxTxD[block_id]
+    bn_T = jnp.sum(b_TxD * b_TxD, axis=-1)
+    ok_T = valid_BxT[block_id]
+    ids_T = (block_id * t + jnp.arange(t)).astype(jnp.int32)
+
+    def merge(args):
+      q_CxD, qn_C, d_CxK, i_CxK = args
+      new_CxT = _ranking(q_CxD, b_TxD, qn_C, bn_T, metric)
+      new_CxT = jnp.where(ok_T[None, :], new_CxT, inf)
+      cand_d = jnp.concatenate([d_CxK, new_CxT], axis=1)
+      cand_i = jnp.concatenate(
+          [i_CxK, jnp.broadcast_to(ids_T[None, :], new_CxT.shape)], axis=1)
+      _, pos_CxK = jax.lax.top_k(-cand_d, k)
+      return (jnp.take_along_axis(cand_d, pos_CxK, axis=1),
+              jnp.take_along_axis(cand_i, pos_CxK, axis=1))
+
+    d_NCxCxK, i_NCxCxK = jax.lax.map(merge, (
+        q_NCxCxD, qn_NCxC,
+        best_d_MxK.reshape(m // chunk, chunk, k),
+        best_i_MxK.reshape(m // chunk, chunk, k)))
+    return (d_NCxCxK.reshape(m, k), i_NCxCxK.reshape(m, k)), None
+
+  init = (jnp.full((m, k), inf), jnp.full((m, k), -1, jnp.int32))
+  (best_d, best_i), _ = jax.lax.scan(visit, init, block_ids_J)
+  return best_d, best_i
+
+
+def _check_pair(x_test_MxD, x_train_NxD):
+  chex.assert_rank([x_test_MxD, x_train_NxD], 2)
+  if x_test_MxD.shape[1] != x_train_NxD.shape[1]:
+    raise ValueError(
+        f"x_test and x_train must have the same number of features, got shapes "
+        f"{x_test_MxD.shape} and {x_train_NxD.shape}")
+
+
+def _check_positive(name, value):
+  if not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def distances(x_test_MxD, x_train_NxD, metric: str = "l2") -> jax.Array:
+  """All pairwise distances, (M, N): L1 `sum_d |a_d - b_d|` or L2 `|a - b|_2`.
+
+  Holds the whole (M, N) table; `neighbours` and `predict` search in bounded memory.
+  """
+  check_name("metric", metric, METRICS)
+  x_test_MxD, x_train_NxD = _as_float(x_test_MxD), _as_float(x_train_NxD)
+  _check_pair(x_test_MxD, x_train_NxD)
+  return _distances(x_test_MxD, x_train_NxD, metric)
+
+
+@functools.partial(jax.jit, static_argnames="metric")
+def _distances(x_test_MxD, x_train_NxD, metric):
+  qn_M = jnp.sum(x_test_MxD * x_test_MxD, axis=1)
+  bn_N = jnp.sum(x_train_NxD * x_train_NxD, axis=1)
+  return _finish(_ranking(x_test_MxD, x_train_NxD, qn_M, bn_N, metric), metric)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("k", "metric", "chunk", "test_pieces", "block", "blocks"))
+def _neighbours(x_test_MxD, x_train_NxD, *, k, metric, chunk, test_pieces, block, blocks):
+  m, d = x_test_MxD.shape
+  n = x_train_NxD.shape[0]
+  dtype = jnp.result_type(x_test_MxD, x_train_NxD)
+  q = jnp.pad(x_test_MxD.astype(dtype), ((0, test_pieces * chunk - m), (0, 0)))
+  b = jnp.pad(x_train_NxD.astype(dtype), ((0, blocks * block - n), (0, 0)))
+  valid = (jnp.arange(blocks * block) < n).reshape(blocks, block)
+  dist, ids = _search(q, b.reshape(blocks, block, d), valid, jnp.arange(blocks),
+                      k=k, metric=metric, chunk=chunk)
+  return _finish(dist[:m], metric), ids[:m]
+
+
+def neighbours(x_train_NxD, x_test_MxD, k: int = 1, metric: str = "l2", *,
+               chunk_size: int | None = None,
+               train_chunk_size: int | None = None) -> tuple[jax.Array, jax.Array]:
+  """The k nearest training rows of every test row, nearest first.
+
+  Equal distances are ordered by training index, the lower first.
+
+  Args:
+    x_train_NxD: training rows.
+    x_test_MxD: test rows.
+    k: number of neighbours, 1 <= k <= N.
+    metric: "l1" or "l2".
+    chunk_size: most test rows per step (default 512 for L2, 256 for L1).
+    train_chunk_size: most training rows per step (default 16384 for L2, 2048 for L1).
+      Memory is about chunk_size * train_chunk_size distances at a time.
+
+  Returns:
+    (distances (M, k), indices (M, k)) into x_train.
+  """
+  check_name("metric", metric, METRICS)
+  x_train_NxD, x_test_MxD = _as_float(x_train_NxD), _as_float(x_test_MxD)
+  _check_pair(x_test_MxD, x_train_NxD)
+  m, n = x_test_MxD.shape[0], x_train_NxD.shape[0]
+  _check_positive("k", k)
+  if k > n:
+    raise ValueError(f"k={k} exceeds the number of training rows ({n}); use 1 <= k <= {n}")
+  chunk_size = _CHUNK[metric] if chunk_size is None else chunk_size
+  train_chunk_size = _TRAIN_BLOCK[metric] if train_chunk_size is None else train_chunk_size
+  _check_positive("chunk_size", chunk_size)
+  _check_positive("train_chunk_size", train_chunk_size)
+  if m == 0:
+    return jnp.zeros((0, k), x_test_MxD.dtype), jnp.zeros((0, k), jnp.int32)
+  test_pieces, chunk = _split(m, chunk_size)
+  blocks, block = _split(n, train_chunk_size)
+  return _neighbours(x_test_MxD, x_train_NxD, k=k, metric=metric, chunk=chunk,
+                     test_pieces=test_pieces, block=block, blocks=blocks)
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "num_classes", "tie_break"))
+def _votes(labels_MxK, ks: tuple[int, ...], num_classes: int, tie_break: str):
+  """Majority vote of the first k labels for every k in ks, (len(ks), M)."""
+  m, kmax = labels_MxK.shape
+  onehot_MxKxC = jax.nn.one_hot(labels_MxK, num_classes, dtype=jnp.int32)
+  counts_MxKxC = jnp.cumsum(onehot_MxKxC, axis=1)
+  if tie_break == "nearest":
+    seen_MxC = jnp.any(onehot_MxKxC > 0, axis=1)
+    first_MxC = jnp.where(seen_MxC, jnp.argmax(onehot_MxKxC, axis=1), kmax)
+    penalty_MxC = first_MxC
+  else:
+    penalty_MxC = jnp.broadcast_to(jnp.arange(num_classes)[None, :], (m, num_classes))
+  scale = max(kmax, num_classes) + 1
+  preds = []
+  for k in ks:
+    score_MxC = counts_MxKxC[:, k - 1, :] * scale - penalty_MxC
+    preds.append(jnp.argmax(score_MxC, axis=1))
+  return jnp.stack(preds)
+
+
+def vote(labels_MxK, num_classes: int, tie_break: str = "nearest") -> jax.Array:
+  """Majority vote over each row of neighbour labels (nearest first), (M,).
+
+  A tie between classes goes, with "nearest", to the class whose first member in the row
+  comes earliest; with "smallest", to the smallest label.
+  """
+  check_name("tie_break", tie_break, TIE_BREAKS)
+  chex.assert_rank(labels_MxK, 2)
+  chex.assert_type(labels_MxK, int)
+  return _votes(labels_MxK, (labels_MxK.shape[1],), num_classes, tie_break)[0]
+
+
+def _check_labels(y_N, n: int, num_classes: int | None) -> int:
+  """Validates integer labels of length n in [0, num_classes); returns num_classes."""
+  y = np.asarray(y_N)
+  if y.shape != (n,):
+    raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+  if not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+  if n and y.min() < 0:
+    raise ValueError(f"labels must be >= 0, got {y.min()}")
+  top = int(y.max()) + 1 if n else 1
+  if num_classes is None:
+    return top
+  if num_classes < top:
+    raise ValueError(f"num_classes={num_classes} but labels go up to {top - 1}")
+  return num_classes
+
+
+def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
+            num_classes: int | None = None, *, tie_break: str = "nearest",
+            chunk_size: int | None = None,
+            train_chunk_size: int | None = None) -> jax.Array:
+  """Labels of the test rows by majority vote of their k nearest training rows, (M,).
+
+  Args:
+    x_train_NxD, y_train_N: training rows and their integer labels.
+    x_test_MxD: rows to label.
+    k: number of neighbours that vote, 1 <= k <= N.
+    metric: "l1" or "l2".
+    num_classes: number of classes (default: largest training label + 1).
+    tie_break: "nearest" or "smallest" (see the module docstring).
+    chunk_size, train_chunk_size: memory bounds, as for `neighbours`.
+  """
+  check_name("tie_break", tie_break, TIE_BREAKS)
+  num_classes = _check_labels(y_train_N, np.shape(x_train_NxD)[0], num_classes)
+  _, idx_MxK = neighbours(x_train_NxD, x_test_MxD, k, metric, chunk_size=chunk_size,
+                          train_chunk_size=train_chunk_size)
+  labels_MxK = jnp.asarray(y_train_N)[idx_MxK]
+  return _votes(labels_MxK, (k,), num_classes, tie_break)[0]
+
+
+def fold_indices(n: int, num_folds: int, seed: int = 0) -> list[np.ndarray]:
+  """A random partition of range(n) into num_folds folds whose sizes differ by at most 1.
+
+  Fold f is the f-th contiguous piece of `jax.random.permutation(key(seed), n)`.
+  """
+  _check_positive("num_folds", num_folds)
+  if num_folds < 2 or num_folds > n:
+    raise ValueError(f"num_folds must be in [2, {n}] for {n} examples, got {num_folds}")
+  perm = np.asarray(jax.random.permutation(jax.random.key(seed), n))
+  return np.array_split(perm, num_folds)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("ks", "metric", "chunk", "blocks", "num_classes", "tie_break"))
+def _cross_validate(x_FxSxD, y_FxS, valid_FxS, *, ks, metric, chunk, blocks, num_classes,
+                    tie_break):
+  num_folds, s, d = x_FxSxD.shape
+  t = s // blocks
+  others_FxJ = jnp.array([[g * blocks + i for g in range(num_folds) if g != f
+                           for i in range(blocks)] for f in range(num_folds)])
+  x_BxTxD = x_FxSxD.reshape(num_folds * blocks, t, d)
+  valid_BxT = valid_FxS.reshape(num_folds * blocks, t)
+
+  def fold(q_SxD, others_J):
+    _, ids_SxK = _search(q_SxD, x_BxTxD, valid_BxT, others_J, k=max(ks), metric=metric,
+                         chunk=chunk)
+    return _votes(y_FxS.reshape(-1)[ids_SxK], ks, num_classes, tie_break)
+
+  preds_FxKsxS = jax.vmap(fold)(x_FxSxD, others_FxJ)
+  hits = (preds_FxKsxS == y_FxS[:, None, :]) & valid_FxS[:, None, :]
+  return jnp.sum(hits, axis=2) / jnp.sum(valid_FxS, axis=1, keepdims=True)
+
+
+def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 5,
+                   metric: str = "l2", seed: int = 0, num_classes: int | None = None, *,
+                   tie_break: str = "nearest", chunk_size: int | None = None,
+                   train_chunk_size: int | None = None) -> dict:
+  """F-fold cross-validated accuracy of k-NN for every k in ks, all folds at once.
+
+  Folds come from `fold_indices(N, num_folds, seed)`. For fold f, the training rows are
+  the other folds' rows in fold order (and, within a fold, in `fold_indices` order), the
+  order that breaks distance ties. The folds are vmapped; each searches the max(ks)
+  nearest neighbours once and votes every k from that list. `chunk_size` and
+  `train_chunk_size` bound memory per fold, as for `neighbours`.
+
+  Returns:
+    {"ks": [k, ...], "accuracy": [mean over folds, ...],
+     "fold_accuracy": (num_folds, len(ks)) array, "best_k": k of highest mean accuracy
+     (the smallest such k)}.
+  """
+  check_name("metric", metric, METRICS)
+  check_name("tie_break", tie_break, TIE_BREAKS)
+  x_NxD = _as_float(x_NxD)
+  chex.assert_rank(x_NxD, 2)
+  n = x_NxD.shape[0]
+  num_classes = _check_labels(y_N, n, num_classes)
+  ks = tuple(int(k) for k in ks)
+  if not ks:
+    raise ValueError("ks must name at least one k")
+  folds = fold_indices(n, num_folds, seed)
+  smallest_train = n - max(len(f) for f in folds)
+  for k in ks:
+    _check_positive("k", k)
+    if k > smallest_train:
+      raise ValueError(
+          f"k={k} exceeds the smallest training set of {num_folds}-fold cross-validation "
+          f"({smallest_train} rows); use k <= {smallest_train}")
+  chunk_size = _CHUNK[metric] if chunk_size is None else chunk_size
+  train_chunk_size = _TRAIN_BLOCK[metric] if train_chunk_size is None else train_chunk_size
+  _check_positive("chunk_size", chunk_size)
+  _check_positive("train_chunk_size", train_chunk_size)
+  blocks, rows = _split(len(folds[0]), train_chunk_size)
+  pieces, chunk = _split(rows, chunk_size)
+  s = blocks * pieces * chunk
+  idx_FxS = np.zeros((num_folds, s), np.int64)
+  valid_FxS = np.zeros((num_folds, s), bool)
+  for f, fold in enumerate(folds):
+    idx_FxS[f, :len(fold)] = fold
+    valid_FxS[f, :len(fold)] = True
+  x_FxSxD = x_NxD[jnp.asarray(idx_FxS)]
+  y_FxS = jnp.asarray(np.asarray(y_N)[idx_FxS])
+  acc_FxK = np.asarray(_cross_validate(
+      x_FxSxD, y_FxS, jnp.asarray(valid_FxS), ks=ks, metric=metric, chunk=chunk,
+      blocks=blocks, num_classes=num_classes, tie_break=tie_break))
+  mean = acc_FxK.mean(axis=0)
+  return {"ks": list(ks), "accuracy": [float(a) for a in mean],
+          "fold_accuracy": acc_FxK, "best_k": ks[int(np.argmax(mean))]}

@@ -1,0 +1,147 @@
+"""k-NN against a brute-force NumPy reference: distances, neighbour order with ties, votes, CV."""
+
+import numpy as np
+import pytest
+
+from lincv import knn
+
+
+def _np_distances(x_test, x_train, metric):
+  diff = x_test[:, None, :].astype(np.float64) - x_train[None, :, :]
+  if metric == "l1":
+    return np.abs(diff).sum(-1)
+  return np.sqrt((diff**2).sum(-1))
+
+
+def _np_vote(labels_row, tie_break):
+  counts = np.bincount(labels_row)
+  tied = np.flatnonzero(counts == counts.max())
+  if tie_break == "smallest":
+    return tied.min()
+  return next(label for label in labels_row if label in tied)  # nearest first
+
+
+def _np_predict(x_train, y_train, x_test, k, metric, tie_break):
+  order = np.argsort(_np_distances(x_test, x_train, metric), axis=1, kind="stable")[:, :k]
+  return np.array([_np_vote(y_train[row], tie_break) for row in order])
+
+
+def _tied_data(seed=0, n_train=53, n_test=19, d=3):
+  """Small-integer pixels: many exactly equal distances, all exact in float32."""
+  rng = np.random.default_rng(seed)
+  return (rng.integers(0, 3, (n_train, d)).astype(np.float32),
+          rng.integers(0, 4, n_train),
+          rng.integers(0, 3, (n_test, d)).astype(np.float32))
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_distances_match_numpy(metric):
+  rng = np.random.default_rng(1)
+  x_test, x_train = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
+  np.testing.assert_allclose(knn.distances(x_test, x_train, metric),
+                             _np_distances(x_test, x_train, metric), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_neighbours_match_brute_force_with_ties(metric):
+  x_train, _, x_test = _tied_data()
+  ref = _np_distances(x_test, x_train, metric)
+  order = np.argsort(ref, axis=1, kind="stable")[:, :6]
+  # chunk sizes that divide neither side, so padding and block merging are exercised
+  dist, idx = knn.neighbours(x_train, x_test, 6, metric, chunk_size=7, train_chunk_size=16)
+  np.testing.assert_array_equal(idx, order)
+  np.testing.assert_allclose(dist, np.take_along_axis(ref, order, axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_predict_matches_brute_force_vote(metric):
+  x_train, y_train, x_test = _tied_data(seed=2)
+  for tie_break in knn.TIE_BREAKS:
+    for k in (2, 7):
+      got = knn.predict(x_train, y_train, x_test, k, metric, tie_break=tie_break,
+                        chunk_size=8, train_chunk_size=20)
+      np.testing.assert_array_equal(
+          got, _np_predict(x_train, y_train, x_test, k, metric, tie_break),
+          err_msg=f"k={k}, {tie_break}")
+  _, idx = knn.neighbours(x_train, x_test, 9, metric)
+  for tie_break in knn.TIE_BREAKS:
+    for k in range(1, 10):
+      np.testing.assert_array_equal(
+          knn.vote(y_train[np.asarray(idx)[:, :k]], 4, tie_break),
+          _np_predict(x_train, y_train, x_test, k, metric, tie_break),
+          err_msg=f"k={k}, {tie_break}")
+
+
+def test_tie_rules_by_hand():
+  # Neighbours of 0.2: train row 0 (label 3, distance 0.2), then row 1 (label 1, 0.8).
+  x_train = np.array([[0.0], [1.0], [5.0]])
+  y_train = np.array([3, 1, 0])
+  x_test = np.array([[0.2]])
+  assert knn.predict(x_train, y_train, x_test, k=2)[0] == 3
+  assert knn.predict(x_train, y_train, x_test, k=2, tie_break="smallest")[0] == 1
+  # Equal distances: the lower training index comes first.
+  _, idx = knn.neighbours(np.array([[-1.0], [1.0]]), np.array([[0.0]]), k=2)
+  np.testing.assert_array_equal(idx, [[0, 1]])
+  assert knn.predict(np.array([[1.0], [-1.0]]), np.array([2, 0]), np.array([[0.0]]))[0] == 2
+
+
+def test_vote_by_hand():
+  labels = np.array([[1, 2, 2, 1], [2, 1, 1, 2], [0, 3, 3, 0], [4, 4, 0, 1]])
+  np.testing.assert_array_equal(knn.vote(labels, 5), [1, 2, 0, 4])
+  np.testing.assert_array_equal(knn.vote(labels, 5, "smallest"), [1, 1, 0, 4])
+
+
+def test_uint8_rows_and_float32_match():
+  rng = np.random.default_rng(3)
+  x_train = rng.integers(0, 256, (40, 12), dtype=np.uint8)
+  x_test = rng.integers(0, 256, (9, 12), dtype=np.uint8)
+  y_train = rng.integers(0, 3, 40)
+  np.testing.assert_array_equal(
+      knn.predict(x_train, y_train, x_test, 3),
+      _np_predict(x_train, y_train, x_test, 3, "l2", "nearest"))
+
+
+def test_fold_indices_partition():
+  folds = knn.fold_indices(23, 5, seed=4)
+  assert sorted(len(f) for f in folds) == [4, 4, 5, 5, 5]
+  np.testing.assert_array_equal(np.sort(np.concatenate(folds)), np.arange(23))
+  again = knn.fold_indices(23, 5, seed=4)
+  assert all(np.array_equal(a, b) for a, b in zip(folds, again))
+  assert not all(np.array_equal(a, b) for a, b in zip(folds, knn.fold_indices(23, 5, seed=5)))
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_cross_validate_matches_fold_by_fold(metric):
+  x, y, _ = _tied_data(seed=5, n_train=47, d=4)
+  ks = (1, 2, 3, 6)
+  result = knn.cross_validate(x, y, ks=ks, num_folds=4, metric=metric, seed=1,
+                              chunk_size=5, train_chunk_size=6)
+  folds = knn.fold_indices(len(x), 4, seed=1)
+  expected = np.zeros((4, len(ks)))
+  for f, test_rows in enumerate(folds):
+    train_rows = np.concatenate([folds[g] for g in range(4) if g != f])
+    for j, k in enumerate(ks):
+      pred = _np_predict(x[train_rows], y[train_rows], x[test_rows], k, metric, "nearest")
+      expected[f, j] = np.mean(pred == y[test_rows])
+  np.testing.assert_allclose(result["fold_accuracy"], expected, atol=1e-12)
+  np.testing.assert_allclose(result["accuracy"], expected.mean(axis=0), atol=1e-12)
+  assert result["ks"] == list(ks)
+  assert result["best_k"] == ks[int(np.argmax(expected.mean(axis=0)))]
+
+
+def test_errors_name_the_problem():
+  x_train, y_train, x_test = _tied_data()
+  with pytest.raises(ValueError, match="l1, l2"):
+    knn.predict(x_train, y_train, x_test, metric="cosine")
+  with pytest.raises(ValueError, match="k=60 exceeds the number of training rows"):
+    knn.predict(x_train, y_train, x_test, k=60)
+  with pytest.raises(ValueError, match="same number of features"):
+    knn.predict(x_train, y_train, x_test[:, :2])
+  with pytest.raises(ValueError, match="labels must have shape"):
+    knn.predict(x_train, y_train[:-1], x_test)
+  with pytest.raises(ValueError, match="nearest, smallest"):
+    knn.predict(x_train, y_train, x_test, tie_break="random")
+  with pytest.raises(ValueError, match="smallest training set"):
+    knn.cross_validate(x_train, y_train, ks=(1, 50), num_folds=5)
+  with pytest.raises(ValueError, match="num_folds must be in"):
+    knn.cross_validate(x_train, y_train, ks=(1,), num_folds=1)
