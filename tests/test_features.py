@@ -1,0 +1,253 @@
+"""Features against NumPy references and hand-worked cases; k-means monotonicity; the cache."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from matplotlib.colors import rgb_to_hsv
+
+from lincv import features
+
+
+def _images(n=3, h=16, w=16, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def test_pure_colours_by_hand():
+  red, green, blue = (np.zeros((1, 4, 4, 3), np.uint8) for _ in range(3))
+  red[..., 0], green[..., 1], blue[..., 2] = 255, 255, 255
+  np.testing.assert_array_equal(features.color_histogram(red, bins=10), [[1] + [0] * 9])
+  # hue 1/3 and 2/3: bins 3 and 6 of 10
+  np.testing.assert_array_equal(features.color_histogram(green, bins=10)[0].argmax(), 3)
+  np.testing.assert_array_equal(features.color_histogram(blue, bins=10)[0].argmax(), 6)
+  grey = np.full((1, 4, 4, 3), 128, np.uint8)
+  np.testing.assert_array_equal(features.color_histogram(grey, bins=4), [[1, 0, 0, 0]])
+
+
+def test_hue_and_histogram_match_numpy():
+  x = np.random.default_rng(1).uniform(0, 255, (4, 8, 8, 3))
+  hue_ref = rgb_to_hsv(x / 255.0)[..., 0]
+  np.testing.assert_allclose(features.hue(x), hue_ref, atol=1e-5)
+  bins = 12
+  ref = np.stack([np.histogram(h, bins=bins, range=(0, 1))[0] / h.size for h in hue_ref])
+  got = jax.jit(features.color_histogram, static_argnames="bins")(x, bins=bins)
+  np.testing.assert_allclose(got, ref, atol=1e-7)
+  np.testing.assert_allclose(np.sum(got, axis=1), 1, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- HOG
+
+
+def _np_hog(images, cell, orientations):
+  gray = images.astype(np.float64) @ np.array(features.GRAY_WEIGHTS)
+  p = np.pad(gray, ((0, 0), (1, 1), (1, 1)), mode="edge")
+  gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2
+  gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2
+  mag = np.hypot(gx, gy)
+  ang = np.rad2deg(np.arctan2(gy, gx)) % 180
+  n, h, w = gray.shape
+  out = np.zeros((n, h // cell, w // cell, orientations))
+  width = 180 / orientations
+  for i in range(h // cell * cell):
+    for j in range(w // cell * cell):
+      b = np.minimum((ang[:, i, j] // width).astype(int), orientations - 1)
+      out[np.arange(n), i // cell, j // cell, b] += mag[:, i, j] / cell**2
+  return out.reshape(n, -1)
+
+
+def test_vertical_edge_lands_in_bin_0_horizontal_in_bin_4():
+  vertical = np.zeros((1, 16, 16, 3), np.uint8)
+  vertical[:, :, 8:] = 200  # intensity changes along x: horizontal gradient, angle 0
+  cells = np.asarray(features.hog(vertical)).reshape(2, 2, 9)
+  # two pixels per row carry |gx| = 100, one in each cell: 8 * 100 / 64 per cell
+  np.testing.assert_allclose(cells[..., 0], 12.5, rtol=1e-6)
+  np.testing.assert_array_equal(cells[..., 1:], 0)
+  horizontal = np.swapaxes(vertical, 1, 2)  # angle 90: bin 4 = [80, 100)
+  cells = np.asarray(features.hog(horizontal)).reshape(2, 2, 9)
+  np.testing.assert_allclose(cells[..., 4], 12.5, rtol=1e-6)
+  assert np.count_nonzero(cells) == 4
+
+
+def test_hog_matches_numpy_and_grayscale_weights():
+  images = _images(2, 20, 24, seed=2)  # 20 rows: the last 4 are beyond the last cell
+  got = jax.jit(features.hog, static_argnames=("cell", "orientations"))(images, cell=8)
+  np.testing.assert_allclose(got, _np_hog(images, 8, 9), rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(
+      features.grayscale(np.array([[[[1, 0, 0], [0, 1, 0], [0, 0, 1]]]], np.float32)),
+      [[features.GRAY_WEIGHTS]], rtol=1e-6)
+
+
+def test_hog_l2_hys_blocks():
+  blocks = np.asarray(features.hog(_images(2, 32, 32, seed=3), block_norm="l2-hys"))
+  assert blocks.shape == (2, 3 * 3 * 4 * 9)
+  norms = np.linalg.norm(blocks.reshape(2, 9, 36), axis=-1)
+  np.testing.assert_allclose(norms, 1, rtol=1e-3)
+  with pytest.raises(ValueError, match="none, l2-hys"):
+    features.hog(_images(), block_norm="l1")
+
+
+# --------------------------------------------------------------------------- k-means
+
+
+def test_patches_and_samples_share_one_layout():
+  images = _images(2, 9, 10, seed=4)
+  grid = np.asarray(features.patches(images, 3))
+  assert grid.shape == (2, 7, 8, 27)
+  np.testing.assert_array_equal(grid[1, 2, 5], images[1, 2:5, 5:8].reshape(-1))
+  sample = np.asarray(features.sample_patches(jax.random.key(0), images, 50, 3))
+  assert sample.shape == (50, 27)
+  every = grid.reshape(-1, 27).astype(np.float32)
+  assert all((every == row).all(axis=1).any() for row in sample)
+
+
+def test_normalize_and_zca_match_numpy():
+  x = np.random.default_rng(5).normal(100, 30, (500, 12))
+  norm = np.asarray(features.normalize_patches(x))
+  ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, ddof=1, keepdims=True) + 10)
+  np.testing.assert_allclose(norm, ref, rtol=1e-10)
+  mu, w = features.fit_zca(norm, eps=0.1)
+  lam, v = np.linalg.eigh(np.cov(norm, rowvar=False))
+  np.testing.assert_allclose(mu, norm.mean(0), atol=1e-12)
+  np.testing.assert_allclose(w, v @ np.diag(1 / np.sqrt(lam + 0.1)) @ v.T, atol=1e-8)
+
+
+def test_kmeans_objective_never_increases():
+  rng = np.random.default_rng(6)
+  centres = rng.normal(0, 4, (6, 5))
+  x = jnp.asarray(centres[rng.integers(0, 6, 900)] + rng.normal(size=(900, 5)))
+  c, objective = features.kmeans(jax.random.key(1), x, 8, iterations=12, chunk_size=128)
+  objective = np.asarray(objective)
+  assert objective.shape == (12,)
+  assert np.all(np.diff(objective) <= 1e-12 * objective[:-1]), objective
+  assert objective[-1] < objective[0]
+  d2 = ((np.asarray(x)[:, None] - np.asarray(c)[None]) ** 2).sum(-1)
+  assert d2.min(1).mean() <= objective[-1] + 1e-12  # one more step cannot be worse
+
+
+def test_kmeans_reseeds_an_empty_cluster():
+  x = jnp.asarray([[0.0], [0.1], [0.2], [10.0], [10.1], [30.0]])
+  init = jnp.asarray([[0.1], [0.1], [10.0]])  # two equal centroids: the second is empty
+  c, objective = features.kmeans(jax.random.key(0), x, 3, iterations=3, init=init)
+  np.testing.assert_allclose(np.sort(np.asarray(c)[:, 0]), [0.1, 10.05, 30.0], atol=1e-12)
+  assert np.all(np.diff(np.asarray(objective)) <= 0)
+
+
+def test_triangle_by_hand():
+  np.testing.assert_allclose(
+      features.triangle(jnp.array([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [0.0, 4.0, 2.0]])),
+      [[1, 0, 0], [0, 0, 0], [2, 0, 0]])
+
+
+def _np_encode(model, images, s):
+  mu, w, c = (np.asarray(a, np.float64) for a in model[:3])
+  n, h, wd, _ = images.shape
+  p, q = h - s + 1, wd - s + 1
+  hp, hq = -(-p // 2), -(-q // 2)
+  out = np.zeros((n, 2, 2, len(c)))
+  for i in range(n):
+    for r in range(p):
+      for col in range(q):
+        x = images[i, r:r + s, col:col + s].reshape(-1).astype(np.float64)
+        x = (x - x.mean()) / np.sqrt(x.var(ddof=1) + 10)
+        z = (x - mu) @ w
+        dist = np.linalg.norm(z[None] - c, axis=1)
+        out[i, int(r >= hp), int(col >= hq)] += np.maximum(dist.mean() - dist, 0)
+  return out.reshape(n, -1)
+
+
+def test_kmeans_encode_matches_numpy():
+  rng = np.random.default_rng(7)
+  images = _images(3, 9, 10, seed=8)  # 4 x 5 patch positions: quadrants split 2 | 2, 3 | 2
+  d = 4 * 4 * 3
+  a = rng.normal(size=(d, d)) / d
+  model = features.KMeansFeatures(
+      jnp.asarray(rng.normal(size=d), jnp.float32), jnp.asarray(a + a.T, jnp.float32),
+      jnp.asarray(rng.normal(size=(5, d)), jnp.float32), jnp.zeros(1))
+  assert model.patch_size == 4 and model.num_features == 20
+  got = features.kmeans_encode(model, images, group=2)  # 3 images: one padded group
+  np.testing.assert_allclose(got, _np_encode(model, images, 4), rtol=2e-4, atol=2e-4)
+  batched = features.extract(features.kmeans_encode, images, model, batch_size=2)
+  np.testing.assert_allclose(batched, got, rtol=1e-6, atol=1e-6)
+
+
+def test_kmeans_fit_runs_end_to_end():
+  model = features.kmeans_fit(jax.random.key(2), _images(6, 12, 12, seed=9), 4,
+                              num_patches=300, iterations=4)
+  assert model.centroids.shape == (4, 108) and model.objective.shape == (4,)
+  codes = features.extract(features.kmeans_encode, _images(2, 12, 12, seed=10), model)
+  assert codes.shape == (2, 16) and np.isfinite(codes).all()
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def test_extract_pads_the_last_batch():
+  images = _images(5, 8, 8, seed=11)
+  got = features.extract(features.color_histogram, images, batch_size=2)
+  np.testing.assert_allclose(got, features.color_histogram(images))
+  with pytest.raises(ValueError, match="batch_size"):
+    features.extract(features.color_histogram, images, batch_size=0)
+
+
+def test_standardize_with_training_statistics():
+  rng = np.random.default_rng(12)
+  train, test = rng.normal(3, 2, (200, 4)), rng.normal(3, 2, (50, 4))
+  train[:, 3] = 7.0  # constant feature stays finite
+  mean, scale = features.fit_standardize(train)
+  np.testing.assert_allclose(mean, train.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(scale, np.sqrt(train.var(0) + 0.01), rtol=1e-6)
+  out = np.asarray(features.standardize(test, mean, scale))
+  np.testing.assert_allclose(out, (test - mean) / scale, rtol=1e-5)
+  assert np.isfinite(out).all()
+
+
+def test_cache_round_trip(tmp_path):
+  calls = []
+
+  def compute():
+    calls.append(1)
+    return np.arange(6, dtype=np.float32).reshape(2, 3)
+
+  key = {"dataset": features.fingerprint(np.zeros(3)), "feature": "hog", "cell": 8}
+  first = features.cached(compute, key, str(tmp_path))
+  second = features.cached(compute, key, str(tmp_path))
+  np.testing.assert_array_equal(first, second)
+  assert len(calls) == 1
+  path = features.cache_path(key, str(tmp_path))
+  assert os.path.exists(path)
+  with open(path[:-4] + ".json") as f:
+    assert json.load(f) == key
+  features.cached(compute, dict(key, cell=6), str(tmp_path))
+  assert len(calls) == 2
+  assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_cache_leaves_no_file_when_interrupted(tmp_path, monkeypatch):
+  def broken_save(f, value):
+    f.write(b"half a file")
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(np, "save", broken_save)
+  key = {"feature": "color_histogram"}
+  with pytest.raises(KeyboardInterrupt):
+    features.cached(lambda: np.ones(3), key, str(tmp_path))
+  assert not os.path.exists(features.cache_path(key, str(tmp_path)))
+  assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_fingerprint_tells_arrays_apart():
+  a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+  assert features.fingerprint(a) == features.fingerprint(a.copy())
+  assert features.fingerprint(a) != features.fingerprint(a.reshape(4, 3))
+  assert features.fingerprint(a) != features.fingerprint(a + 1)
+
+
+def test_images_must_be_rgb():
+  with pytest.raises(ValueError, match=r"RGB \(N, H, W, 3\)"):
+    features.hog(np.zeros((2, 16, 16, 1)))
