@@ -119,13 +119,14 @@ def _search(q_MxD, blocks_BxTxD, valid_BxT, block_ids_J, *, k, metric, chunk):
     def merge(args):
       q_CxD, qn_C, d_CxK, i_CxK = args
       new_CxT = _ranking(q_CxD, b_TxD, qn_C, bn_T, metric)
-      new_CxT = jnp.where(ok_T[None, :], new_CxT, inf)
-      cand_d = jnp.concatenate([d_CxK, new_CxT], axis=1)
-      cand_i = jnp.concatenate(
-          [i_CxK, jnp.broadcast_to(ids_T[None, :], new_CxT.shape)], axis=1)
-      _, pos_CxK = jax.lax.top_k(-cand_d, k)
-      return (jnp.take_along_axis(cand_d, pos_CxK, axis=1),
-              jnp.take_along_axis(cand_i, pos_CxK, axis=1))
+      neg_new_CxK, pos_CxK = jax.lax.top_k(jnp.where(ok_T[None, :], -new_CxT, -inf),
+                                           min(k, t))
+      # The running list comes first, so equal distances keep the lower id first.
+      cand_d = jnp.concatenate([d_CxK, -neg_new_CxK], axis=1)
+      cand_i = jnp.concatenate([i_CxK, ids_T[pos_CxK]], axis=1)
+      _, keep_CxK = jax.lax.top_k(-cand_d, k)
+      return (jnp.take_along_axis(cand_d, keep_CxK, axis=1),
+              jnp.take_along_axis(cand_i, keep_CxK, axis=1))
 
     d_NCxCxK, i_NCxCxK = jax.lax.map(merge, (
         q_NCxCxD, qn_NCxC,

@@ -51,6 +51,9 @@ def test_neighbours_match_brute_force_with_ties(metric):
   dist, idx = knn.neighbours(x_train, x_test, 6, metric, chunk_size=7, train_chunk_size=16)
   np.testing.assert_array_equal(idx, order)
   np.testing.assert_allclose(dist, np.take_along_axis(ref, order, axis=1), rtol=1e-6)
+  # more neighbours than rows per training block
+  _, idx = knn.neighbours(x_train, x_test, 20, metric, chunk_size=5, train_chunk_size=8)
+  np.testing.assert_array_equal(idx, np.argsort(ref, axis=1, kind="stable")[:, :20])
 
 
 @pytest.mark.parametrize("metric", knn.METRICS)
@@ -113,7 +116,7 @@ def test_fold_indices_partition():
 @pytest.mark.parametrize("metric", knn.METRICS)
 def test_cross_validate_matches_fold_by_fold(metric):
   x, y, _ = _tied_data(seed=5, n_train=47, d=4)
-  ks = (1, 2, 3, 6)
+  ks = (1, 2, 3, 9)  # 9 > rows per training block
   result = knn.cross_validate(x, y, ks=ks, num_folds=4, metric=metric, seed=1,
                               chunk_size=5, train_chunk_size=6)
   folds = knn.fold_indices(len(x), 4, seed=1)
