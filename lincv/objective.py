@@ -22,7 +22,8 @@ import jax.numpy as jnp
 from lincv import losses, regularizers, scores
 from lincv._checks import as_float, check_name
 
-_PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
+PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
+INPUT_WEIGHT = {"linear": "W", "mlp": "W1"}  # the weight that multiplies the inputs
 
 
 def _check(params, model, loss, reg):
@@ -30,9 +31,9 @@ def _check(params, model, loss, reg):
   check_name("loss", loss, losses.LOSSES)
   check_name("regularizer", reg, regularizers.REGULARIZERS)
   keys = tuple(sorted(params))
-  if keys != tuple(sorted(_PARAM_KEYS[model])):
+  if keys != tuple(sorted(PARAM_KEYS[model])):
     raise ValueError(
-        f"model {model!r} takes parameters {sorted(_PARAM_KEYS[model])}, got {list(keys)}")
+        f"model {model!r} takes parameters {sorted(PARAM_KEYS[model])}, got {list(keys)}")
 
 
 def _penalty(params, reg, reg_strength, beta):
@@ -76,27 +77,63 @@ def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", re
   """
   _check(params, model, loss, reg)
   chex.assert_rank(x_NxD, 2)
+  first = INPUT_WEIGHT[model]
+  chex.assert_rank(params[first], 2)
+  chex.assert_shape(x_NxD, (None, params[first].shape[0]))
+  value, grads_t = loss_and_grad_t(
+      transpose_input(params, model), x_NxD, labels_N, model=model, loss=loss, reg=reg,
+      reg_strength=reg_strength, margin=margin, beta=beta)
+  # The barrier keeps XLA from folding the transpose back into x^T G, which XLA:CPU
+  # computes several times slower than G^T x.
+  grads_t[first] = jax.lax.optimization_barrier(grads_t[first])
+  return value, transpose_input(grads_t, model)
+
+
+def transpose_input(params, model="linear") -> dict:
+  """`params` with the input layer's weight transposed: W (D, C) <-> (C, D), W1 (D, H) <-> (H, D)."""
+  first = INPUT_WEIGHT[model]
+  return {**params, first: params[first].T}
+
+
+def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
+                    reg_strength=0.0, margin=1.0, beta=1.0):
+  """`loss_and_grad` on parameters whose input-layer weight is stored transposed.
+
+  `params_t` is `transpose_input(params, model)`: W as (C, D) (or W1 as (H, D)); the
+  gradient comes back in the same layout. This is the layout the training loop carries:
+  the weight gradient is then `G^T x` (C, D), one product in the layout XLA:CPU computes
+  fastest, and under `vmap` over K members sharing x it is a single (K*C, B) x (B, D)
+  product whose result is already in place. Same formulas as `loss_and_grad`.
+  """
+  _check(params_t, model, loss, reg)
+  chex.assert_rank(x_NxD, 2)
   n = x_NxD.shape[0]
   reg_grad = functools.partial(regularizers.grad, reg, beta=beta)
   lam = as_float(reg_strength, x_NxD)
+  first = INPUT_WEIGHT[model]
+  w_in = params_t[first]
+  chex.assert_rank(w_in, 2)
+  chex.assert_shape(x_NxD, (None, w_in.shape[1]))
+  # Computed as (W x^T)^T: the weight is the left operand, so under vmap the K members'
+  # weights are one (K*C, D) left operand as stored, not one XLA copies to (D, K*C) first.
+  a_NxH = (w_in @ x_NxD.T).T + params_t["b" if model == "linear" else "b1"][None, :]
   if model == "linear":
-    h_NxH, w_out = x_NxD, params["W"]
-    s_NxC = scores.linear(params, x_NxD)
+    s_NxC = a_NxH
   else:
-    a_NxH, h_NxH = scores.mlp_hidden(params, x_NxD)
-    w_out = params["W2"]
-    s_NxC = scores.mlp(params, x_NxD)
+    h_NxH = jnp.maximum(a_NxH, 0)
+    s_NxC = h_NxH @ params_t["W2"] + params_t["b2"][None, :]
   data = jnp.mean(losses.value(loss, s_NxC, labels_N, margin=margin))
-  value = data + _penalty(params, reg, reg_strength, beta)
+  value = data + _penalty(params_t, reg, reg_strength, beta)
 
   g_NxC = losses.grad(loss, s_NxC, labels_N, margin=margin) / n
-  dw_out = h_NxH.T @ g_NxC + lam * reg_grad(w_out)
   db_out = jnp.sum(g_NxC, axis=0)
   if model == "linear":
-    return value, {"W": dw_out, "b": db_out}
-  da_NxH = (g_NxC @ w_out.T) * (a_NxH > 0).astype(a_NxH.dtype)
-  dw1 = x_NxD.T @ da_NxH + lam * reg_grad(params["W1"])
-  return value, {"W1": dw1, "b1": jnp.sum(da_NxH, axis=0), "W2": dw_out, "b2": db_out}
+    return value, {"W": g_NxC.T @ x_NxD + lam * reg_grad(w_in), "b": db_out}
+  w2 = params_t["W2"]
+  dw2 = h_NxH.T @ g_NxC + lam * reg_grad(w2)
+  da_NxH = (g_NxC @ w2.T) * (a_NxH > 0).astype(a_NxH.dtype)
+  dw1_t = da_NxH.T @ x_NxD + lam * reg_grad(w_in)
+  return value, {"W1": dw1_t, "b1": jnp.sum(da_NxH, axis=0), "W2": dw2, "b2": db_out}
 
 
 def grad(params, x_NxD, labels_N, **kwargs):
