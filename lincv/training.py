@@ -140,12 +140,31 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
 
 def loss_and_grad(structure: Structure, hparams, params, x_BxD, y_B):
   """The objective and its gradient, hand-derived or by `jax.grad` as `structure.grad` says."""
+  value, grads_t = _loss_and_grad_t(structure, hparams, _to_loop_layout(params, structure),
+                                    x_BxD, y_B)
+  return value, _to_loop_layout(grads_t, structure)
+
+
+def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
+  """`loss_and_grad` in the loop's layout (the input weight transposed, see `train_epoch`)."""
   kwargs = dict(model=structure.model, loss=structure.loss, reg=structure.reg,
                 reg_strength=hparams["reg_strength"], margin=hparams["margin"],
                 beta=hparams["beta"])
   if structure.grad == "hand":
-    return objective.loss_and_grad(params, x_BxD, y_B, **kwargs)
-  return jax.value_and_grad(lambda p: objective.loss(p, x_BxD, y_B, **kwargs))(params)
+    return objective.loss_and_grad_t(params_t, x_BxD, y_B, **kwargs)
+  loss = lambda p_t: objective.loss(objective.transpose_input(p_t, structure.model), x_BxD,
+                                    y_B, **kwargs)
+  return jax.value_and_grad(loss)(params_t)
+
+
+def _to_loop_layout(tree, structure: Structure):
+  """Transposes the input weight in every parameter-shaped dict of `tree` (params, grads,
+  optax moments); applied twice it is the identity."""
+  keys = set(objective.PARAM_KEYS[structure.model])
+  is_params = lambda t: isinstance(t, dict) and set(t) == keys
+  return jax.tree.map(
+      lambda t: objective.transpose_input(t, structure.model) if is_params(t) else t,
+      tree, is_leaf=is_params)
 
 
 def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
@@ -169,12 +188,24 @@ def _where(cond, new, old):
 
 
 def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
-                structure: Structure):
+                structure: Structure, *, epoch=None):
   """One epoch of one member; returns the new state and the epoch's metrics.
 
   `key` is the data-order key of the run: epoch e shuffles with `fold_in(key, e)`, so
   members sharing a key share their batches. Members that are not ACTIVE pass through
   unchanged.
+
+  Inside the epoch the input weight is carried transposed, W as (C, D) (and the optimizer
+  moments with it), and transposed back at the end: its gradient is then `G^T x`, which
+  XLA:CPU computes several times faster than `x^T G`, and a vmapped population's K
+  weights form one (K*C, D) matrix, so forward and backward are one GEMM each.
+
+  Args:
+    state, hparams, data, key, structure: as their names say.
+    epoch: the epoch number that picks the data order; `state.epoch` if None. Under
+      `vmap` pass it unbatched (as `lincv.sweep.Population` does): `state.epoch` is then
+      batched, and every member would draw its own permutation and gather its own copy
+      of each minibatch, where an unbatched epoch gives the population one.
 
   Returns:
     (state, {"train_loss": mean minibatch loss, "val_accuracy": accuracy of this epoch's
@@ -184,15 +215,16 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
   n = data.x_train.shape[0]
   steps = steps_per_epoch(structure, n)
   b = structure.batch_size
-  order = jax.random.permutation(jax.random.fold_in(key, state.epoch), n)
+  epoch = state.epoch if epoch is None else epoch
+  order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
   batches_SxB = order[: steps * b].reshape(steps, b)
   opt = make_optimizer(structure, hparams, n)
   active_at_start = state.status == ACTIVE
 
   def step(carry, idx_B):
     params, opt_state, status, loss_ref, loss_sum, num = carry
-    loss, grads = loss_and_grad(structure, hparams, params, data.x_train[idx_B],
-                                data.y_train[idx_B])
+    loss, grads = _loss_and_grad_t(structure, hparams, params, data.x_train[idx_B],
+                                   data.y_train[idx_B])
     loss_ref = jnp.where(jnp.isnan(loss_ref), loss, loss_ref)
     bad = ~jnp.isfinite(loss) | (loss > structure.diverge_factor * jnp.maximum(loss_ref, 1.0))
     status = jnp.where((status == ACTIVE) & bad, DIVERGED, status)
@@ -206,10 +238,13 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
     return (params, opt_state, status, loss_ref, loss_sum, num), None
 
   zero = jnp.zeros((), state.last_loss.dtype)
-  carry = (state.params, state.opt_state, state.status, state.loss_ref, zero,
+  carry = (_to_loop_layout(state.params, structure),
+           _to_loop_layout(state.opt_state, structure), state.status, state.loss_ref, zero,
            jnp.zeros((), jnp.int32))
   (params, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
       step, carry, batches_SxB)
+  params = _to_loop_layout(params, structure)
+  opt_state = _to_loop_layout(opt_state, structure)
   train_loss = jnp.where(num > 0, loss_sum / jnp.maximum(num, 1), state.last_loss)
   val_acc = accuracy(structure, params, data.x_val, data.y_val)
 
@@ -245,5 +280,5 @@ def fit(hparams, data: Data, key: jax.Array, structure: Structure, num_classes: 
     (final TrainState, history dict of per-epoch arrays "train_loss" and "val_accuracy").
   """
   state = init_state(hparams, data, structure, num_classes)
-  return jax.lax.scan(lambda s, _: train_epoch(s, hparams, data, key, structure),
-                      state, None, length=structure.epochs)
+  return jax.lax.scan(lambda s, e: train_epoch(s, hparams, data, key, structure, epoch=e),
+                      state, jnp.arange(structure.epochs, dtype=jnp.int32))
