@@ -201,6 +201,24 @@ def _shard(tree, mesh: Mesh):
   return jax.device_put(tree, NamedSharding(mesh, P("pop")))
 
 
+MAX_CHUNK = 16  # members per chunk: at most this many share one (B, chunk*C) product
+
+
+def chunking(k: int, num_devices: int) -> tuple[int, int]:
+  """(chunk, chunks per device) for a population of k members on `num_devices` devices.
+
+  Members train in chunks of `chunk` members, a function of k alone, and every device
+  holds the same whole number of chunks (padded with copies of the last member). A
+  member's arithmetic (the shapes of every product it takes part in, its place in them)
+  then does not depend on the number of devices, so neither do its results, bit for bit.
+  Chunks of 8 to 64 members run the GEMMs at the same speed on a CPU, so chunking costs
+  little; the chunks of one device run one after the other.
+  """
+  num_chunks = math.ceil(k / MAX_CHUNK)
+  chunk = math.ceil(k / num_chunks)
+  return chunk, math.ceil(num_chunks / num_devices)
+
+
 @dataclasses.dataclass
 class Population:
   """A group's compiled functions, sharded over devices; padded members are dropped on read."""
@@ -212,7 +230,8 @@ class Population:
     self.mesh = _mesh()
     n_dev = self.mesh.devices.size
     self.k = self.group.size
-    self.k_pad = math.ceil(self.k / n_dev) * n_dev
+    self.chunk, per_device = chunking(self.k, n_dev)
+    self.k_pad = n_dev * per_device * self.chunk
     self.hparams = _shard(_padded(self.group.hparams, self.k_pad), self.mesh)
     self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
     s = self.group.structure
@@ -223,17 +242,43 @@ class Population:
       self.traces["init"] += 1
       return training.init_state(hparams, data, s, self.num_classes)
 
-    def epoch(state, hparams, data, key):
+    def epoch(state, hparams, data, key, e):
       self.traces["epoch"] += 1
-      return training.train_epoch(state, hparams, data, key, s)
+      return training.train_epoch(state, hparams, data, key, s, epoch=e)
 
     def accuracy(params, x, y):
       self.traces["accuracy"] += 1
       return training.accuracy(s, params, x, y)
 
+    def by_chunk(fn, batched, shared):
+      """Runs vmap(fn) over each chunk of this device's members in turn."""
+      split = lambda a: a.reshape(per_device, self.chunk, *a.shape[1:])
+      merge = lambda a: a.reshape(per_device * self.chunk, *a.shape[2:])
+      in_axes = (0,) * len(batched) + (None,) * len(shared)
+      out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
+                        jax.tree.map(split, batched))
+      return jax.tree.map(merge, out)
+
+    def population_epoch(state, hparams, data, key):
+      # Members advance together, so they share one epoch number, hence one data order
+      # and one minibatch gather per step (see `training.train_epoch`).
+      e = state.epoch[0]
+      local = lambda st, hp, d, k: by_chunk(epoch, (st, hp), (d, k, e))
+      return self._per_device(local, 2, 2)(state, hparams, data, key)
+
+    def population_accuracy(params, x, y):
+      local = lambda p, x, y: by_chunk(accuracy, (p,), (x, y))
+      return self._per_device(local, 1, 2)(params, x, y)
+
     self._init = jax.jit(jax.vmap(init, in_axes=(0, None)))
-    self._epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))
-    self._accuracy = jax.jit(jax.vmap(accuracy, in_axes=(0, None, None)))
+    self._epoch = jax.jit(population_epoch)
+    self._accuracy = jax.jit(population_accuracy)
+
+  def _per_device(self, fn, num_batched: int, num_shared: int):
+    """`fn` on each device's block of members: the first `num_batched` arguments are split
+    along the population axis, the next `num_shared` replicated."""
+    return jax.shard_map(fn, mesh=self.mesh, in_specs=(P("pop"),) * num_batched
+                         + (P(),) * num_shared, out_specs=P("pop"), check_vma=False)
 
   def init(self):
     return self._init(self.hparams, self.data)
