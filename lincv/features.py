@@ -368,14 +368,20 @@ def _quadrant_matrix(p: int, q: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("norm_eps", "group"))
 def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
-                  group: int = 2) -> jax.Array:
+                  group: int | None = None) -> jax.Array:
   """Triangle codes of every patch at stride 1, summed over the image's 4 quadrants, (N, 4K).
 
   The quadrants split the P x P grid of patch positions at ceil(P / 2) (14 of 27), as
   the authors' code does; features are ordered (quadrant row, quadrant column, k).
-  Images are encoded `group` at a time in a loop, which keeps the (group * P * P, K)
-  distance table in cache; every reduction is a matrix product.
+
+  Images are encoded `group` at a time in a loop; every reduction (the mean distance,
+  the quadrant sums) is a matrix product. The default, None, is one image at a time on
+  CPU, which keeps its (P * P, K) tables in cache, and all N at once on accelerators.
   """
+  if group is None:
+    group = 1 if jax.default_backend() == "cpu" else max(1, images_NxHxWx3.shape[0])
+  if not isinstance(group, int) or group < 1:
+    raise ValueError(f"group must be a positive integer or None, got {group!r}")
   x_img = _rgb(images_NxHxWx3)
   s = model.patch_size
   k, d = model.centroids.shape
@@ -404,6 +410,8 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
     # it needs no (R, K) table of zeros on CPU.
     dist_RxK = jnp.sqrt(jnp.abs(sq_RxK))
     f_RxK = jnp.maximum(dist_RxK @ mean_Kx1 - dist_RxK, 0)  # triangle(dist_RxK)
+    if group == 1:  # a plain (4, R) x (R, K) product, no transpose of f
+      return (pool_RxQ.T @ f_RxK).reshape(1, 4 * k)
     f_GxPQxK = f_RxK.reshape(-1, p * q, k)
     return jnp.einsum("tq,gtk->gqk", pool_RxQ, f_GxPQxK).reshape(-1, 4 * k)
 
