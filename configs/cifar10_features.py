@@ -3,7 +3,7 @@
     python train.py --config configs/cifar10_features.py --config.data.folder=../shared/data/cifar10
 
 HOG (8x8 cells, 9 orientations, on grey levels) and a 10-bin hue histogram, standardised
-with training statistics (cached in the run's cache/ folder). Grid: loss {softmax, svm} x
+with training statistics (cached in the tfds data directory). Grid: loss {softmax, svm} x
 learning rate (4) x regularization strength (4), Adam, cosine schedule, 20 epochs of
 batch 256. The lecture notes' linear classifier on these features: about 44-46% test.
 Measured figures are in the README.

@@ -174,6 +174,15 @@ def _cached(features_lib, fn, key, cache_dir):
   return features_lib.cached(fn, key, cache_dir) if cache_dir else np.asarray(fn())
 
 
+def feature_cache_dir(config) -> str:
+  """Where image features are cached: `lincv_features/` in the tfds data directory.
+
+  Entries are keyed by a hash of the images and the feature settings, so runs with other
+  training settings reuse them and other data never reads them.
+  """
+  return os.path.join(data_lib.resolve_data_dir(config.data.data_dir or None), "lincv_features")
+
+
 def load_inputs(config, cache_dir=None) -> Inputs:
   """Loads and prepares the config's dataset (raises data_lib.DataError on bad data)."""
   d = config.data
@@ -240,7 +249,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   check(config)
   resuming = _check_workdir(config, workdir)
   progress.log("loading data" + (" (resuming)" if resuming else ""))
-  inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
+  inputs = load_inputs(config, cache_dir=feature_cache_dir(config))
   p = inputs.prepared
   t_data = time.perf_counter() - t_start
   progress.log(f"data: {len(p.y_train)} train, {len(p.y_val)} val, {len(p.y_test)} test, "
@@ -343,7 +352,7 @@ def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
   summary = checkpoint.load_json(os.path.join(workdir, "summary.json"))
   hp = summary["best"]["hparams"]
   if config.method != "sweep":
-    inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
+    inputs = load_inputs(config, cache_dir=feature_cache_dir(config))
     params = (checkpoint.load_arrays(os.path.join(workdir, "checkpoint", "best.npz"))
               if config.method != "knn" else None)
     pred, y = _baseline_predict(config, inputs, dict(hp, member=summary["best"]["member"]),
@@ -351,7 +360,7 @@ def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
     return _eval_out(workdir, split, metrics.accuracy(pred, y), len(y),
                      summary["best"]["member"], stream)
   structure = sweep.structure(hp)
-  inputs = load_inputs(config, cache_dir=os.path.join(workdir, "cache"))
+  inputs = load_inputs(config, cache_dir=feature_cache_dir(config))
   params = {k: jnp.asarray(v) for k, v in
             checkpoint.load_arrays(os.path.join(workdir, "checkpoint", "best.npz")).items()}
   x, y = inputs.split(hp["features"], split)
