@@ -40,7 +40,7 @@ def curves(rows, history, swept_fields, path, top: int = 5) -> None:
   ax_loss.set(xlabel="epoch", ylabel="mean train loss", title="training loss")
   ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
   ax_loss.set_yscale("log")
-  ax_acc.legend(fontsize=7, loc="lower right")
+  ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
   _save(fig, path)
 
 
