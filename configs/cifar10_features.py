@@ -22,15 +22,15 @@ def get_config(arg: str | None = None):
   c.batch_size = 256
   c.epochs = 20
   c.sweep = {
-      "loss": ["softmax", "svm"],
-      "learning_rate": [1e-4, 3e-4, 1e-3, 3e-3],
-      "reg_strength": [1e-4, 1e-3, 1e-2, 1e-1],
+      "loss": ("softmax", "svm"),
+      "learning_rate": (1e-4, 3e-4, 1e-3, 3e-3),
+      "reg_strength": (1e-4, 1e-3, 1e-2, 1e-1),
   }
   if arg == "smoke":
     c.data.limit = 300
     c.batch_size = 32
     c.epochs = 3
-    c.sweep = {"loss": ["softmax", "svm"], "learning_rate": [1e-3, 1e-2]}
+    c.sweep = {"loss": ("softmax", "svm"), "learning_rate": (1e-3, 1e-2)}
   elif arg:
     raise ValueError(f"unknown variant {arg!r} of configs/cifar10_features.py; expected: smoke")
   return c

@@ -30,9 +30,9 @@ def get_config(arg: str | None = None):
   c.batch_size = 256
   c.epochs = 40
   c.sweep = {
-      "loss": ["squared_svm", "softmax"],
-      "learning_rate": [3e-4, 1e-3],
-      "reg_strength": [1e-3, 1e-2],
+      "loss": ("squared_svm", "softmax"),
+      "learning_rate": (3e-4, 1e-3),
+      "reg_strength": (1e-3, 1e-2),
   }
   if arg == "4000":
     c.features_cfg.kmeans_centroids = 4000
@@ -43,7 +43,7 @@ def get_config(arg: str | None = None):
     c.features_cfg.kmeans_iters = 3
     c.batch_size = 32
     c.epochs = 3
-    c.sweep = {"learning_rate": [1e-3, 1e-2]}
+    c.sweep = {"learning_rate": (1e-3, 1e-2)}
   elif arg:
     raise ValueError(f"unknown variant {arg!r} of configs/cifar10_kmeans.py; expected one "
                      "of: 4000, smoke")

@@ -22,16 +22,16 @@ def get_config(arg: str | None = None):
   c.epochs = 20
   c.schedule = "cosine"
   c.sweep = {
-      "loss": ["softmax", "svm"],
-      "optimizer": ["momentum", "adam"],
-      "learning_rate": [1e-4, 3e-4, 1e-3, 3e-3],
-      "reg_strength": [1e-4, 1e-3, 1e-2, 1e-1],
+      "loss": ("softmax", "svm"),
+      "optimizer": ("momentum", "adam"),
+      "learning_rate": (1e-4, 3e-4, 1e-3, 3e-3),
+      "reg_strength": (1e-4, 1e-3, 1e-2, 1e-1),
   }
   if arg == "smoke":
     c.data.limit = 400
     c.batch_size = 32
     c.epochs = 2
-    c.sweep = {"loss": ["softmax", "svm"], "learning_rate": [1e-3, 1e-2]}
+    c.sweep = {"loss": ("softmax", "svm"), "learning_rate": (1e-3, 1e-2)}
   elif arg:
     raise ValueError(f"unknown variant {arg!r} of configs/cifar10_linear.py; expected: smoke")
   return c

@@ -21,7 +21,7 @@ def get_config(arg: str | None = None):
   c.schedule = "cosine"
   c.batch_size = 256
   c.epochs = 20
-  c.sweep = {"learning_rate": [3e-4, 1e-3], "reg_strength": [1e-4, 1e-3]}
+  c.sweep = {"learning_rate": (3e-4, 1e-3), "reg_strength": (1e-4, 1e-3)}
   if arg == "smoke":
     c.data.limit = 300
     c.hidden = 16

@@ -19,14 +19,14 @@ def get_config(arg: str | None = None):
   c.batch_size = 64
   c.epochs = 40
   c.sweep = {
-      "loss": ["softmax", "svm"],
-      "learning_rate": [1e-3, 3e-3, 1e-2, 3e-2],
-      "reg_strength": [1e-4, 1e-3, 1e-2, 1e-1],
-      "seed": [0, 1],
+      "loss": ("softmax", "svm"),
+      "learning_rate": (1e-3, 3e-3, 1e-2, 3e-2),
+      "reg_strength": (1e-4, 1e-3, 1e-2, 1e-1),
+      "seed": (0, 1),
   }
   if arg == "smoke":
     c.epochs = 3
-    c.sweep = {"loss": ["softmax", "svm"], "learning_rate": [1e-2, 1e-1]}
+    c.sweep = {"loss": ("softmax", "svm"), "learning_rate": (1e-2, 1e-1)}
   elif arg:
     raise ValueError(f"unknown variant {arg!r} of configs/default.py; expected: smoke")
   return c

@@ -21,15 +21,15 @@ def get_config(arg: str | None = None):
   c.batch_size = 256
   c.epochs = 10
   c.sweep = {
-      "loss": ["softmax", "svm"],
-      "learning_rate": [1e-4, 3e-4, 1e-3],
-      "reg_strength": [1e-4, 1e-3, 1e-2],
+      "loss": ("softmax", "svm"),
+      "learning_rate": (1e-4, 3e-4, 1e-3),
+      "reg_strength": (1e-4, 1e-3, 1e-2),
   }
   if arg == "smoke":
     c.data.limit = 60
     c.batch_size = 8
     c.epochs = 2
-    c.sweep = {"loss": ["softmax", "svm"]}
+    c.sweep = {"loss": ("softmax", "svm")}
   elif arg:
     raise ValueError(f"unknown variant {arg!r} of configs/mnist_linear.py; expected: smoke")
   return c
