@@ -28,7 +28,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -37,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lincv import checkpoint
 from lincv._checks import check_name
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -506,18 +506,6 @@ def cached(fn: Callable[[], np.ndarray], key: Mapping, cache_dir: str,
   if os.path.exists(path):
     return np.load(path)
   value = np.asarray(fn())
-  os.makedirs(cache_dir, exist_ok=True)
-  for target, write in ((path[:-4] + ".json",
-                         lambda f: f.write(json.dumps(key, sort_keys=True, default=str,
-                                                      indent=1).encode())),
-                        (path, lambda f: np.save(f, value))):
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".part")
-    try:
-      with os.fdopen(fd, "wb") as f:
-        write(f)
-      os.replace(tmp, target)
-    except BaseException:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-      raise
+  checkpoint.save_json(path[:-4] + ".json", json.loads(json.dumps(key, default=str)))
+  checkpoint.atomic_write(path, lambda f: np.save(f, value))
   return value
