@@ -95,33 +95,45 @@ def transpose_input(params, model="linear") -> dict:
   return {**params, first: params[first].T}
 
 
+def _forward_t(params_t, x_NxD, model):
+  """(a, h, s): pre-activation and activation of the first layer, and the scores (N, C),
+  from parameters in the `transpose_input` layout."""
+  w_in = params_t[INPUT_WEIGHT[model]]
+  chex.assert_rank(w_in, 2)
+  chex.assert_shape(x_NxD, (None, w_in.shape[1]))
+  # As (W x^T)^T: the weight is the left operand, so under vmap over K members sharing x
+  # their weights are one (K*C, D) operand as stored, not one XLA first copies to (D, K*C).
+  a_NxH = (w_in @ x_NxD.T).T + params_t["b" if model == "linear" else "b1"][None, :]
+  if model == "linear":
+    return a_NxH, x_NxD, a_NxH
+  h_NxH = jnp.maximum(a_NxH, 0)
+  return a_NxH, h_NxH, h_NxH @ params_t["W2"] + params_t["b2"][None, :]
+
+
+def scores_t(params_t, x_NxD, model="linear") -> jax.Array:
+  """Class scores (N, C) from parameters in the `transpose_input` layout."""
+  check_name("model", model, scores.MODELS)
+  return _forward_t(params_t, x_NxD, model)[2]
+
+
 def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
                     reg_strength=0.0, margin=1.0, beta=1.0):
   """`loss_and_grad` on parameters whose input-layer weight is stored transposed.
 
   `params_t` is `transpose_input(params, model)`: W as (C, D) (or W1 as (H, D)); the
   gradient comes back in the same layout. This is the layout the training loop carries:
-  the weight gradient is then `G^T x` (C, D), one product in the layout XLA:CPU computes
-  fastest, and under `vmap` over K members sharing x it is a single (K*C, B) x (B, D)
-  product whose result is already in place. Same formulas as `loss_and_grad`.
+  the weight gradient is then `G^T x` (C, D), the product XLA:CPU computes several times
+  faster than `x^T G`, and under `vmap` over K members sharing x the members' weights and
+  gradients are row blocks of one (K*C, D) matrix, in place. Same formulas as
+  `loss_and_grad`.
   """
   _check(params_t, model, loss, reg)
   chex.assert_rank(x_NxD, 2)
   n = x_NxD.shape[0]
   reg_grad = functools.partial(regularizers.grad, reg, beta=beta)
   lam = as_float(reg_strength, x_NxD)
-  first = INPUT_WEIGHT[model]
-  w_in = params_t[first]
-  chex.assert_rank(w_in, 2)
-  chex.assert_shape(x_NxD, (None, w_in.shape[1]))
-  # Computed as (W x^T)^T: the weight is the left operand, so under vmap the K members'
-  # weights are one (K*C, D) left operand as stored, not one XLA copies to (D, K*C) first.
-  a_NxH = (w_in @ x_NxD.T).T + params_t["b" if model == "linear" else "b1"][None, :]
-  if model == "linear":
-    s_NxC = a_NxH
-  else:
-    h_NxH = jnp.maximum(a_NxH, 0)
-    s_NxC = h_NxH @ params_t["W2"] + params_t["b2"][None, :]
+  w_in = params_t[INPUT_WEIGHT[model]]
+  a_NxH, h_NxH, s_NxC = _forward_t(params_t, x_NxD, model)
   data = jnp.mean(losses.value(loss, s_NxC, labels_N, margin=margin))
   value = data + _penalty(params_t, reg, reg_strength, beta)
 
