@@ -169,18 +169,27 @@ def _to_loop_layout(tree, structure: Structure):
 
 def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
   """Predicted labels (N,), scored in chunks so memory stays bounded."""
-  n = x_NxD.shape[0]
-  if n <= chunk:
-    return jnp.argmax(scores.apply(structure.model, params, x_NxD), axis=1).astype(jnp.int32)
-  pad = (-n) % chunk
-  x = jnp.pad(x_NxD, ((0, pad), (0, 0))).reshape(-1, chunk, x_NxD.shape[1])
-  pred = jax.lax.map(lambda xc: jnp.argmax(scores.apply(structure.model, params, xc), axis=1), x)
-  return pred.reshape(-1)[:n].astype(jnp.int32)
+  return _predict_t(structure, _to_loop_layout(params, structure), x_NxD, chunk)
 
 
 def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
   """Fraction of rows whose top-scoring class is the label."""
-  return jnp.mean((predict(structure, params, x_NxD) == y_N).astype(x_NxD.dtype))
+  return _accuracy_t(structure, _to_loop_layout(params, structure), x_NxD, y_N)
+
+
+def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.Array:
+  """`predict` from parameters in the loop's layout."""
+  label = lambda x: jnp.argmax(objective.scores_t(params_t, x, structure.model), axis=1)
+  n = x_NxD.shape[0]
+  if n <= chunk:
+    return label(x_NxD).astype(jnp.int32)
+  pad = (-n) % chunk
+  x = jnp.pad(x_NxD, ((0, pad), (0, 0))).reshape(-1, chunk, x_NxD.shape[1])
+  return jax.lax.map(label, x).reshape(-1)[:n].astype(jnp.int32)
+
+
+def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
+  return jnp.mean((_predict_t(structure, params_t, x_NxD) == y_N).astype(x_NxD.dtype))
 
 
 def _where(cond, new, old):
@@ -243,10 +252,10 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
            jnp.zeros((), jnp.int32))
   (params, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
       step, carry, batches_SxB)
+  train_loss = jnp.where(num > 0, loss_sum / jnp.maximum(num, 1), state.last_loss)
+  val_acc = _accuracy_t(structure, params, data.x_val, data.y_val)
   params = _to_loop_layout(params, structure)
   opt_state = _to_loop_layout(opt_state, structure)
-  train_loss = jnp.where(num > 0, loss_sum / jnp.maximum(num, 1), state.last_loss)
-  val_acc = accuracy(structure, params, data.x_val, data.y_val)
 
   trained = active_at_start & (status == ACTIVE)
   improved = trained & (val_acc > state.best_val_acc)
