@@ -201,18 +201,20 @@ def _shard(tree, mesh: Mesh):
   return jax.device_put(tree, NamedSharding(mesh, P("pop")))
 
 
-MAX_CHUNK = 16  # members per chunk: at most this many share one (B, chunk*C) product
+MAX_CHUNK = 64  # at most this many members train as one vmapped program
 
 
 def chunking(k: int, num_devices: int) -> tuple[int, int]:
   """(chunk, chunks per device) for a population of k members on `num_devices` devices.
 
-  Members train in chunks of `chunk` members, a function of k alone, and every device
-  holds the same whole number of chunks (padded with copies of the last member). A
-  member's arithmetic (the shapes of every product it takes part in, its place in them)
-  then does not depend on the number of devices, so neither do its results, bit for bit.
-  Chunks of 8 to 64 members run the GEMMs at the same speed on a CPU, so chunking costs
-  little; the chunks of one device run one after the other.
+  Every device holds the same whole number of chunks of `chunk` members, a function of
+  k alone (padded with copies of the last member), and trains them one after the other,
+  each as one vmapped program of `chunk` members sharing every minibatch. That program
+  has the same shapes whatever the number of devices, so a member's results do not
+  depend on it, bit for bit (the rounding of one product of K members' weights depends
+  on K). Chunks of up to 64 members keep what a chunk pays once per step (the minibatch
+  gather, the bookkeeping) small next to its products; a sweep of fewer than
+  64 x devices members leaves some devices idle.
   """
   num_chunks = math.ceil(k / MAX_CHUNK)
   chunk = math.ceil(k / num_chunks)
@@ -251,7 +253,7 @@ class Population:
       return training.accuracy(s, params, x, y)
 
     def by_chunk(fn, batched, shared):
-      """Runs vmap(fn) over each chunk of this device's members in turn."""
+      """vmap(fn) over each chunk of this device's members, one chunk after another."""
       split = lambda a: a.reshape(per_device, self.chunk, *a.shape[1:])
       merge = lambda a: a.reshape(per_device * self.chunk, *a.shape[2:])
       in_axes = (0,) * len(batched) + (None,) * len(shared)
