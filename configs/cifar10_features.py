@@ -6,7 +6,8 @@ HOG (8x8 cells, 9 orientations, on grey levels) and a 10-bin hue histogram, stan
 with training statistics (cached in the tfds data directory). Grid: loss {softmax, svm} x
 learning rate (4) x regularization strength (4), Adam, cosine schedule, 20 epochs of
 batch 256. The lecture notes' linear classifier on these features: about 44-46% test.
-Measured figures are in the README.
+Measured here: 51.1% test in
+30 s on a 2-core CPU (README, Results).
 """
 
 from lincv import config as config_lib

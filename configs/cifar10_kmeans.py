@@ -9,8 +9,9 @@ quadrants: 6,400 features, standardised and cached in the tfds data directory. T
 squared-hinge (L2-SVM) and softmax sweep over learning rate x regularization strength,
 Adam, cosine schedule, 100 epochs of batch 256.
 Coates et al. report 77.9% (1,600) and 79.6% (4,000) on the original images; the data
-README measures a faithful pipeline at 72.4% on this JPEG copy. Measured figures are in
-the README.
+README measures a faithful pipeline at 72.4% on this JPEG copy. Measured here (1,600):
+71.7% test; about 7 min for the features (cached afterwards) and 6 min for the sweep on
+a 2-core CPU (README, Results).
 """
 
 from lincv import config as config_lib

@@ -8,7 +8,8 @@ Default: k and the metric chosen by 5-fold cross-validation on 5,000 training im
 (k in 1..100, L1 and L2), then the 10,000 test images labelled by their nearest
 neighbours among all 50,000 training images (the train and validation parts). The
 `1nn_*` variants skip the selection: plain 1-NN with one metric, as in the lecture notes
-(38.6% L1, 35.4% L2 on the original images). Measured figures are in the README.
+(38.6% L1, 35.4% L2 on the original images). Measured here: 1-NN L1
+38.5% (68 s), L2 35.3% (55 s); cross-validated (L1, k = 12) 38.4% (171 s) on a 2-core CPU.
 """
 
 from lincv import config as config_lib

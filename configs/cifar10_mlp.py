@@ -4,8 +4,8 @@
 
 Softmax loss, L2 on both weight matrices, Adam with a cosine schedule, batch 256,
 hidden 512; sweep: learning rate (2) x regularization strength (2), 4 members in one
-group. The lecture notes' two-layer net reaches about 50% test. Measured figures are in
-the README.
+group. The lecture notes' two-layer net reaches about 50% test. Measured here: 56.1% test
+in 13 min on a shared 2-core CPU (README, Results).
 """
 
 from lincv import config as config_lib
