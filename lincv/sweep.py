@@ -272,7 +272,10 @@ class Population:
       local = lambda p, x, y: by_chunk(accuracy, (p,), (x, y))
       return self._per_device(local, 1, 2)(params, x, y)
 
-    self._init = jax.jit(jax.vmap(init, in_axes=(0, None)))
+    # init runs once per group; LLVM's full optimisation of its threefry sampler takes
+    # seconds, a tenth of that at level 1, for the same values.
+    self._init = jax.jit(jax.vmap(init, in_axes=(0, None)),
+                         compiler_options={"xla_backend_optimization_level": 1})
     self._epoch = jax.jit(population_epoch)
     self._accuracy = jax.jit(population_accuracy)
 
