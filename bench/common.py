@@ -1,0 +1,106 @@
+"""What the benchmarks share: data, interleaved timing, and a description of the machine.
+
+Timings on a shared machine are noisy, so every comparison runs its variants in rounds
+(one repetition of each variant per round, in turn) after a warm-up round, and reports
+the median and the minimum of each. Ratios are taken between figures of the same run.
+"""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+
+def load(folder: str, limit: int | None = None):
+  """CIFAR-style image folder -> `lincv.data.Prepared` float32 rows (train/val/test).
+
+  Images are decoded (or read from the prepared tfds copy) by `lincv.data.load`, then
+  split 90/10 into train/validation, scaled to [0, 1] and centered on the mean training
+  image. `limit` caps the training images (stratified), for quick runs.
+  """
+  import lincv.data  # pylint: disable=import-outside-toplevel
+  ds = lincv.data.load(folder=folder)
+  return lincv.data.prepare(ds, val_fraction=0.1, seed=0, center="image", limit=limit)
+
+
+def block(tree):
+  """Waits for every array in `tree` (JAX arrays are computed asynchronously)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  return jax.block_until_ready(tree)
+
+
+def interleaved(runners: Mapping[str, Callable[[], object]], reps: int,
+                warmup: int = 1) -> dict[str, list[float]]:
+  """Seconds of each runner, `reps` times, in rounds that alternate the runners.
+
+  Each runner is called `warmup` times first (compilation, caches), untimed.
+  """
+  for _ in range(warmup):
+    for run in runners.values():
+      block(run())
+  times = {name: [] for name in runners}
+  for _ in range(reps):
+    for name, run in runners.items():
+      t0 = time.perf_counter()
+      block(run())
+      times[name].append(time.perf_counter() - t0)
+  return times
+
+
+def summary(seconds: list[float]) -> dict:
+  """Median, minimum and count of repeated timings."""
+  return {"median_s": statistics.median(seconds), "min_s": min(seconds),
+          "reps": len(seconds)}
+
+
+def rounded(x, digits: int = 4):
+  """Floats rounded to `digits` significant digits, recursively, for JSON output."""
+  if isinstance(x, float):
+    return float(f"{x:.{digits}g}") if np.isfinite(x) else None
+  if isinstance(x, dict):
+    return {k: rounded(v, digits) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [rounded(v, digits) for v in x]
+  return x
+
+
+def machine() -> dict:
+  """CPU, cores, memory, load, library versions and the date, for the results header."""
+  import jax  # pylint: disable=import-outside-toplevel
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  try:
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+  except (ValueError, OSError):
+    mem_gib = float("nan")
+  versions = {}
+  for name in ("jax", "jaxlib", "numpy", "scikit-learn", "optax", "scipy"):
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return {
+      "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+      "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_gib, 1),
+      "load_average": [round(v, 2) for v in os.getloadavg()],
+      "device": str(jax.devices()[0].device_kind), "python": platform.python_version(),
+      "versions": versions,
+  }
+
+
+def print_json(figures: dict) -> None:
+  """Prints `figures` as one JSON object on one line (the last line the tools read)."""
+  print(json.dumps(rounded(figures), sort_keys=False), flush=True)

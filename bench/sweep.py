@@ -1,0 +1,217 @@
+"""Per member-epoch time of a lincv sweep against the GEMM roofline, and one member alone.
+
+  python -m bench.sweep --data ../shared/data/cifar10 --members 64
+
+On the training split (45,000 x 3,072 raw pixels of CIFAR-10, 10 classes; softmax, L2,
+SGD, batch 256), in one run and in interleaved rounds (see `bench.common`):
+
+  sweep      a K-member `lincv.sweep.Population` (learning rates log-spaced), one epoch;
+  roofline   only the matrix products of those epochs, for all K members at once: per
+             step the forward S = X_B W and the weight gradient dW = X_B^T S, in a plain
+             jitted `lax.scan` (two weight layouts, minibatches gathered per step or
+             sliced from rows permuted beforehand) and in a NumPy loop (two layouts,
+             sliced); the fastest variant is the roofline;
+  single     one member alone: `jax.jit(lincv.training.train_epoch)`.
+
+The last line printed is one JSON object: per_member_epoch_s (median sweep epoch / K),
+roofline_per_member_epoch_s (fastest variant's median / K), single_member_epoch_s, the
+ratio sweep_over_roofline, every variant's timings, and the machine.
+"""
+
+import argparse
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bench import common, reference
+from lincv import config as config_lib
+from lincv import sweep, training
+
+
+def structure(batch_size: int = 256, optimizer: str = "sgd") -> training.Structure:
+  """The benchmarked training program: linear softmax with L2, constant learning rate."""
+  return training.Structure(model="linear", loss="softmax", reg="l2", optimizer=optimizer,
+                            batch_size=batch_size, epochs=1000)
+
+
+def as_data(prepared) -> training.Data:
+  """The device arrays a sweep trains on."""
+  return training.Data(*(jnp.asarray(getattr(prepared, f)) for f in
+                         ("x_train", "y_train", "x_val", "y_val")))
+
+
+def population(data: training.Data, k: int, s: training.Structure, num_classes: int):
+  """A K-member population: learning rates log-spaced in [1e-3, 3e-2], L2 1e-4."""
+  c = config_lib.base()
+  for name, value in vars(s).items():
+    c[name] = value
+  c.reg_strength = 1e-4
+  c.sweep = {"learning_rate": [float(v) for v in np.geomspace(1e-3, 3e-2, k)]}
+  (group,) = sweep.group(sweep.expand(c))
+  return sweep.Population(group, data, num_classes)
+
+
+def sweep_runner(data, k, s, num_classes, key):
+  """() -> state: one more epoch of a K-member population."""
+  pop = population(data, k, s, num_classes)
+  state = [pop.init()]
+
+  def run():
+    state[0], _ = pop.epoch(state[0], key)
+    return state[0]
+  return run
+
+
+def single_runner(data, s, num_classes, key, learning_rate=0.01):
+  """() -> state: one more epoch of one member, through the plain jitted train_epoch."""
+  hp = {k: jnp.asarray(v, jnp.int32 if k == "seed" else data.x_train.dtype)
+        for k, v in training.HPARAM_DEFAULTS.items()}
+  hp["learning_rate"] = jnp.asarray(learning_rate, data.x_train.dtype)
+  epoch = jax.jit(training.train_epoch, static_argnums=4)
+  state = [training.init_state(hp, data, s, num_classes)]
+
+  def run():
+    state[0], _ = epoch(state[0], hp, data, key, s)
+    return state[0]
+  return run
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "gather"))
+def _jax_gemm_epoch(w, x_NxD, idx_SxB, *, layout, gather):
+  """The two products per step for all members at once: the JAX roofline loop."""
+  b = idx_SxB.shape[1]
+  eps = jnp.asarray(1e-9, w.dtype)
+
+  def step(w, s):
+    xb = x_NxD[idx_SxB[s]] if gather else jax.lax.dynamic_slice_in_dim(x_NxD, s * b, b)
+    if layout == "KC,D":
+      return w - eps * ((w @ xb.T) @ xb), None
+    return w - eps * (xb.T @ (xb @ w)), None
+  return jax.lax.scan(step, w, jnp.arange(idx_SxB.shape[0]))[0]
+
+
+def roofline_runners(x_NxD: np.ndarray, k: int, c: int, batch_size: int,
+                     numpy: bool = True) -> dict:
+  """name -> () -> weights: the product-only loops over one epoch (see module doc)."""
+  n, d = x_NxD.shape
+  steps = n // batch_size
+  order = np.random.default_rng(0).permutation(n)[: steps * batch_size]
+  x_dev = jnp.asarray(x_NxD)
+  xp_dev = jnp.asarray(x_NxD[order])
+  idx = jnp.asarray(order.reshape(steps, batch_size))
+  runners = {}
+  for layout in ("KC,D", "D,KC"):
+    shape = (k * c, d) if layout == "KC,D" else (d, k * c)
+    w = jnp.zeros(shape, jnp.float32)
+    runners[f"jax {layout} gather"] = functools.partial(
+        _jax_gemm_epoch, w, x_dev, idx, layout=layout, gather=True)
+    runners[f"jax {layout} slice"] = functools.partial(
+        _jax_gemm_epoch, w, xp_dev, idx, layout=layout, gather=False)
+  if numpy:
+    xp = np.ascontiguousarray(x_NxD[order])
+    for layout in ("KC,D", "D,KC"):
+      shape = (k * c, d) if layout == "KC,D" else (d, k * c)
+      w = np.zeros(shape, np.float32)
+      runners[f"numpy {layout} slice"] = functools.partial(
+          reference.gemm_epoch, w, xp, batch_size=batch_size, layout=layout)
+  return runners
+
+
+def numpy_softmax_runner(x_NxD, y_N, k, c, batch_size):
+  """() -> weights: one epoch of the NumPy reference loop for K stacked members."""
+  rng = np.random.default_rng(0)
+  w = (1e-3 * rng.standard_normal((x_NxD.shape[1], k, c))).astype(np.float32)
+  b = np.zeros((k, c), np.float32)
+  lr = np.geomspace(1e-3, 3e-2, k).astype(np.float32)
+  reg = np.full(k, 1e-4, np.float32)
+  epoch = [0]
+
+  def run():
+    order = np.random.default_rng(epoch[0]).permutation(len(y_N))
+    epoch[0] += 1
+    reference.softmax_sgd_epoch(w, b, x_NxD, y_N, order, lr_K=lr, reg_K=reg,
+                                batch_size=batch_size)
+    return w
+  return run
+
+
+def measure(prepared, k: int, *, reps: int = 5, warmup: int = 1, batch_size: int = 256,
+            optimizer: str = "sgd", numpy: bool = True, single: bool = True,
+            numpy_softmax: bool = False) -> dict:
+  """Every figure of the module doc for a K-member sweep, in one interleaved run."""
+  num_classes = len(prepared.class_names)
+  data = as_data(prepared)
+  s = structure(batch_size, optimizer)
+  n, d = prepared.x_train.shape
+  steps = training.steps_per_epoch(s, n)
+  key = jax.random.key(0)
+  runners = {"sweep": sweep_runner(data, k, s, num_classes, key)}
+  roofs = roofline_runners(prepared.x_train, k, num_classes, batch_size, numpy=numpy)
+  runners.update(roofs)
+  if single:
+    runners["single"] = single_runner(data, s, num_classes, key)
+  if numpy_softmax:
+    runners["numpy softmax"] = numpy_softmax_runner(prepared.x_train, prepared.y_train, k,
+                                                    num_classes, batch_size)
+  times = common.interleaved(runners, reps, warmup)
+  stats = {name: common.summary(t) for name, t in times.items()}
+  per_member = {name: st["median_s"] / (1 if name == "single" else k)
+                for name, st in stats.items()}
+  roof_name = min(roofs, key=lambda name: per_member[name])
+  jax_roof = min((nm for nm in roofs if nm.startswith("jax")), key=per_member.get)
+  out = {
+      "bench": "sweep", "members": k, "num_train": n, "dim": d, "classes": num_classes,
+      "batch_size": batch_size, "steps_per_epoch": steps, "optimizer": optimizer,
+      "gflop_per_member_epoch": 4 * batch_size * d * num_classes * steps / 1e9,
+      "per_member_epoch_s": per_member["sweep"],
+      "per_member_epoch_min_s": stats["sweep"]["min_s"] / k,
+      "roofline_per_member_epoch_s": per_member[roof_name],
+      "roofline_variant": roof_name,
+      "jax_roofline_per_member_epoch_s": per_member[jax_roof],
+      "sweep_over_roofline": per_member["sweep"] / per_member[roof_name],
+      "sweep_over_roofline_min": stats["sweep"]["min_s"] / stats[roof_name]["min_s"],
+      "sweep_over_jax_roofline": per_member["sweep"] / per_member[jax_roof],
+  }
+  if numpy:
+    np_roof = min((nm for nm in roofs if nm.startswith("numpy")), key=per_member.get)
+    out["numpy_roofline_per_member_epoch_s"] = per_member[np_roof]
+    out["sweep_over_numpy_roofline"] = per_member["sweep"] / per_member[np_roof]
+  if single:
+    out["single_member_epoch_s"] = stats["single"]["median_s"]
+    out["single_member_epoch_min_s"] = stats["single"]["min_s"]
+  if numpy_softmax:
+    out["numpy_softmax_per_member_epoch_s"] = per_member["numpy softmax"]
+    out["numpy_softmax_over_sweep"] = per_member["numpy softmax"] / per_member["sweep"]
+  out["variants"] = stats
+  return out
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data", required=True, help="image folder root with train/ and test/")
+  parser.add_argument("--members", type=int, default=64, help="K, the population size")
+  parser.add_argument("--reps", type=int, default=5, help="timed rounds after the warm-up")
+  parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+  parser.add_argument("--batch-size", type=int, default=256)
+  parser.add_argument("--optimizer", default="sgd")
+  parser.add_argument("--limit", type=int, default=None, help="cap on training images")
+  parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy roofline")
+  parser.add_argument("--numpy-softmax", action="store_true",
+                      help="also time the NumPy minibatch-SGD softmax reference loop")
+  args = parser.parse_args(argv)
+  prepared = common.load(args.data, args.limit)
+  out = measure(prepared, args.members, reps=args.reps, warmup=args.warmup,
+                batch_size=args.batch_size, optimizer=args.optimizer,
+                numpy=not args.no_numpy, numpy_softmax=args.numpy_softmax)
+  out["machine"] = common.machine()
+  print(f"K={args.members}: {out['per_member_epoch_s']:.4f} s per member-epoch, "
+        f"{out['sweep_over_roofline']:.3f}x the roofline ({out['roofline_variant']}, "
+        f"{out['roofline_per_member_epoch_s']:.4f} s); one member "
+        f"{out['single_member_epoch_s']:.3f} s per epoch")
+  common.print_json(out)
+
+
+if __name__ == "__main__":
+  main()
