@@ -1,0 +1,75 @@
+"""bench: `python -m bench --quick` and `python -m bench.sweep` run on a tiny image folder
+and write their figures (no timing assertions)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _image_folder(root, classes=3, per_class=(16, 4), size=8):
+  """root/{train,test}/<class>/*.png: noisy images whose mean colour gives the class."""
+  rng = np.random.default_rng(0)
+  for split, count in zip(("train", "test"), per_class):
+    for c in range(classes):
+      folder = root / split / f"class{c}"
+      folder.mkdir(parents=True)
+      for i in range(count):
+        base = np.zeros(3)
+        base[c % 3] = 160
+        pixels = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+  return root
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("bench")
+  folder = _image_folder(tmp / "images")
+  environ = dict(os.environ, TFDS_DATA_DIR=str(tmp / "tfds"), PYTHONPATH=ROOT)
+  return folder, environ, tmp
+
+
+def _run(args, environ):
+  out = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=environ,
+                       capture_output=True, text=True, timeout=300, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_bench_quick_writes_results(env):
+  folder, environ, tmp = env
+  out_dir = tmp / "out"
+  last = _run(["bench", "--data", str(folder), "--quick", "--out-dir", str(out_dir)], environ)
+  results = json.loads((out_dir / "results.json").read_text())
+  for key in ("sweep_k64_over_roofline", "time_to_40_speedup_vs_lbfgs",
+              "grid64_speedup_vs_gridsearchcv"):
+    assert key in results and key in last
+    assert results[key] is None or isinstance(results[key], (int, float))
+  assert isinstance(results["sweep_k64_over_roofline"], float)
+  assert isinstance(results["grid64_speedup_vs_gridsearchcv"], float)
+  for section in ("sweep", "time_to_target", "grid", "knn", "gradients", "memory", "machine"):
+    assert section in results
+  assert results["grid"]["configurations"] == 64
+  assert results["data"]["num_train"] == 43  # 48 images, 10% held out for validation
+  text = (out_dir / "RESULTS.md").read_text()
+  for heading in ("## Targets", "## Sweep", "## Time to", "## 64-configuration grid",
+                  "## k-NN", "## Hand-derived gradient", "## Peak memory"):
+    assert heading in text
+  assert "jax " in text and "scikit-learn " in text
+
+
+def test_bench_sweep_prints_figures(env):
+  folder, environ, _ = env
+  figures = _run(["bench.sweep", "--data", str(folder), "--members", "4", "--reps", "1",
+                  "--batch-size", "8", "--no-numpy"], environ)
+  for key in ("per_member_epoch_s", "roofline_per_member_epoch_s", "single_member_epoch_s",
+              "sweep_over_roofline"):
+    assert figures[key] > 0
+  assert figures["members"] == 4 and figures["steps_per_epoch"] == 43 // 8
