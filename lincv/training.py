@@ -4,9 +4,12 @@
 ...); it is static and hashable. `hparams` is a dict of scalar arrays (learning rate,
 regularization strength, ...): the numbers a sweep stacks along a population axis. So
 
-    jax.jit(jax.vmap(train_epoch, in_axes=(0, 0, None, None, None)), static_argnums=4)
+    epoch = lambda st, hp, d, k, e: train_epoch(st, hp, d, k, structure, epoch=e)
+    states, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None, None)))(
+        states, hparams, data, key, e)
 
-trains K members at once, sharing each data batch, and compiles once per structure.
+trains K members at once, sharing each data batch (the epoch number `e` unbatched, see
+`train_epoch`), and compiles once per structure; `lincv.sweep.Population` does this.
 
 Per step: a minibatch drawn without replacement (one permutation per epoch, shared by
 the population), the objective and its gradient (hand-derived by default, `jax.grad` on
