@@ -1,7 +1,6 @@
 """Tests for catalog datasets through tfds.data_source, under tfds.testing.mock_data."""
 
 import io
-import socket
 from unittest import mock
 
 import numpy as np
@@ -16,15 +15,7 @@ SHAPES = {"cifar10": ((32, 32, 3), 10), "cifar100": ((32, 32, 3), 100), "mnist":
           "fashion_mnist": ((28, 28, 1), 10), "svhn_cropped": ((32, 32, 3), 10)}
 
 
-@pytest.fixture(autouse=True)
-def _offline_and_no_home_data_dir(tmp_path, monkeypatch):
-  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))
-
-  def no_network(*args, **kwargs):
-    raise AssertionError(f"a data test tried to reach the network: {args}")
-
-  monkeypatch.setattr(socket.socket, "connect", no_network)
-  monkeypatch.setattr(socket, "create_connection", no_network)
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.mark.parametrize("name", catalog.CATALOG)

@@ -1,7 +1,6 @@
 """Tests for the embedded `digits` dataset: prepared once into the tfds data dir, read back."""
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -11,15 +10,7 @@ from lincv import data
 from lincv.data import digits, records
 
 
-@pytest.fixture(autouse=True)
-def _offline_and_no_home_data_dir(tmp_path, monkeypatch):
-  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))
-
-  def no_network(*args, **kwargs):
-    raise AssertionError(f"a data test tried to reach the network: {args}")
-
-  monkeypatch.setattr(socket.socket, "connect", no_network)
-  monkeypatch.setattr(socket, "create_connection", no_network)
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Tests for image folders root/{train,test}/<class>/*: round trips, caching, every bad input."""
 
 import os
-import socket
 import time
 
 import numpy as np
@@ -15,15 +14,7 @@ from lincv.data import folder as folder_lib
 SIZE = (6, 5)  # height, width
 
 
-@pytest.fixture(autouse=True)
-def _offline_and_no_home_data_dir(tmp_path, monkeypatch):
-  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))
-
-  def no_network(*args, **kwargs):
-    raise AssertionError(f"a data test tried to reach the network: {args}")
-
-  monkeypatch.setattr(socket.socket, "connect", no_network)
-  monkeypatch.setattr(socket, "create_connection", no_network)
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def _rgb(seed, size=SIZE):
