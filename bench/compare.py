@@ -90,10 +90,17 @@ def _lincv_population(d, *, members, epochs, optimizer, schedule, learning_rate,
 
 
 def probe_lincv_to_target(d, *, target, epochs=3, optimizer="momentum", schedule="cosine",
-                          learning_rate=0.03, reg_strength=1e-4, batch_size=256):
-  """One lincv member until its test accuracy reaches `target`, compilation included."""
+                          learning_rate=0.03, reg_strength=1e-4, batch_size=256,
+                          compilation_cache=None):
+  """One lincv member until its test accuracy reaches `target`, compilation included
+  (with `compilation_cache`, a folder, JAX's persistent cache serves what an earlier
+  run compiled)."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  if compilation_cache:
+    jax.config.update("jax_compilation_cache_dir", compilation_cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   t0 = time.perf_counter()
   pop = _lincv_population(d, members=1, epochs=epochs, optimizer=optimizer,
                           schedule=schedule, learning_rate=learning_rate,
@@ -299,7 +306,7 @@ def gradients(d, *, members=64, reps=3, warmup=1, batch_size=256) -> dict:
           "variants": {n: common.summary(t) for n, t in times.items()}}
 
 
-def grid(d, *, epochs=2, reps=3, batch_size=256, n_jobs=2) -> dict:
+def grid(d, *, epochs=2, reps=3, batch_size=256, n_jobs=2, warmup=True) -> dict:
   """The 8 x 8 grid (learning rate x L2 strength): lincv's sweep against GridSearchCV over
   SGDClassifier on the same train/validation split, `epochs` epochs each."""
   from sklearn.linear_model import SGDClassifier  # pylint: disable=import-outside-toplevel
@@ -329,11 +336,11 @@ def grid(d, *, epochs=2, reps=3, batch_size=256, n_jobs=2) -> dict:
   def theirs():
     return search.fit(x, y)
 
-  # Warm-up: lincv's first run in this process, and scikit-learn's worker start.
-  ours()
-  GridSearchCV(SGDClassifier(loss="log_loss", max_iter=1, tol=None),
-               {"alpha": [1e-4, 1e-3]}, cv=PredefinedSplit(fold), n_jobs=n_jobs,
-               refit=False).fit(x, y)
+  if warmup:  # lincv's first run in this process, and scikit-learn's worker start
+    ours()
+    GridSearchCV(SGDClassifier(loss="log_loss", max_iter=1, tol=None),
+                 {"alpha": [1e-4, 1e-3]}, cv=PredefinedSplit(fold), n_jobs=n_jobs,
+                 refit=False).fit(x, y)
   times = {"lincv": [], "sklearn": []}
   for _ in range(reps):
     for name, fn in (("lincv", ours), ("sklearn", theirs)):
