@@ -46,6 +46,7 @@ def base() -> ml_collections.ConfigDict:
       "center": "image",      # image | channel | none
       "scale": "none",        # none | std
       "limit": 0,             # cap on training examples (0 = all), for smoke runs
+      "flip": False,          # also train on every training image mirrored left-right
   })
   c.features_cfg = ml_collections.ConfigDict({
       "hist_bins": 10,

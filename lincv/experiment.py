@@ -102,42 +102,70 @@ class Inputs:
   def __post_init__(self):
     self._features = {}
 
+  @property
+  def flip(self) -> bool:
+    return bool(self.config.data.get("flip", False))
+
   def arrays(self, features: str) -> dict[str, np.ndarray]:
-    """x_train, x_val, x_test of `features` (float rows), cached per name."""
+    """x_train, x_val, x_test of `features` (float rows), cached per name.
+
+    With `data.flip`, x_train holds the training rows and then the rows of the same
+    images mirrored left-right (labels: `labels()["train"]`).
+    """
     if features not in self._features:
       p = self.prepared
       if features == "pixels":
         xs = {"train": p.x_train, "val": p.x_val, "test": p.x_test}
+        if self.flip:
+          xs["train"] = np.concatenate([p.x_train, p.preprocessor(mirror(p.images["train"]))])
       else:
-        xs = image_features(features, p, self.config.features_cfg, self.cache_dir)
+        xs = image_features(features, p, self.config.features_cfg, self.cache_dir,
+                            flip=self.flip)
       dtype = np.dtype(self.config.dtype)
       self._features[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
     return self._features[features]
 
+  def labels(self) -> dict[str, np.ndarray]:
+    """y_train, y_val, y_test, the rows of `arrays` (y_train twice with `data.flip`)."""
+    p = self.prepared
+    y_train = np.concatenate([p.y_train, p.y_train]) if self.flip else p.y_train
+    return {"train": y_train, "val": p.y_val, "test": p.y_test}
+
   def data(self, features: str) -> training.Data:
-    xs, p = self.arrays(features), self.prepared
-    return training.Data(jnp.asarray(xs["train"]), jnp.asarray(p.y_train),
-                         jnp.asarray(xs["val"]), jnp.asarray(p.y_val))
+    xs, ys = self.arrays(features), self.labels()
+    return training.Data(jnp.asarray(xs["train"]), jnp.asarray(ys["train"]),
+                         jnp.asarray(xs["val"]), jnp.asarray(ys["val"]))
 
   def split(self, features: str, split: str):
-    xs, p = self.arrays(features), self.prepared
-    return xs[split], {"train": p.y_train, "val": p.y_val, "test": p.y_test}[split]
+    return self.arrays(features)[split], self.labels()[split]
 
 
-def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str | None):
+def mirror(images_NxHxWxC: np.ndarray) -> np.ndarray:
+  """The images mirrored left-right, (N, H, W, C)."""
+  return np.ascontiguousarray(images_NxHxWxC[:, :, ::-1])
+
+
+def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str | None, *,
+                   flip: bool = False):
   """Features `name` of the train/val/test images, standardised with training statistics.
 
   hog_color: HOG (8x8 cells, 9 orientations) and a hue histogram of `cfg.hist_bins` bins;
   kmeans: Coates-Lee-Ng k-means patch features with `cfg.kmeans_centroids` centroids fitted
-  on the training images. Cached in `cache_dir` per (images, settings).
+  on the training images. With `flip`, "train" also holds the features of the training
+  images mirrored left-right, after those of the images themselves (the k-means model is
+  still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings).
   """
   from lincv import features as features_lib
 
-  images = prepared.images
+  images = dict(prepared.images)
   if not images or images["train"].shape[-1] != 3:
     raise ConfigError(f"features {name!r} need RGB images; this dataset has shape "
                       f"{prepared.image_shape}")
-  ident = {s: features_lib.fingerprint(images[s]) for s in ("train", "val", "test")}
+  splits = ("train", "val", "test")
+  if flip:
+    images["train_mirrored"] = mirror(images["train"])
+    splits += ("train_mirrored",)
+  ident = {s: features_lib.fingerprint(images[s]) for s in splits}
   if name == "hog_color":
     settings = {"name": name, "bins": int(cfg.hist_bins)}
     args = ()
@@ -165,7 +193,9 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
   raw = {s: _cached(features_lib,
                     lambda s=s: features_lib.extract(fn, images[s], *args, batch_size=250),
                     {"images": ident[s], **settings}, cache_dir)
-         for s in ("train", "val", "test")}
+         for s in splits}
+  if flip:
+    raw["train"] = np.concatenate([raw["train"], raw.pop("train_mirrored")])
   mean, scale = features_lib.fit_standardize(raw["train"])
   return {s: np.asarray(features_lib.standardize(v, mean, scale)) for s, v in raw.items()}
 
@@ -252,8 +282,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   inputs = load_inputs(config, cache_dir=feature_cache_dir(config))
   p = inputs.prepared
   t_data = time.perf_counter() - t_start
-  progress.log(f"data: {len(p.y_train)} train, {len(p.y_val)} val, {len(p.y_test)} test, "
-               f"{p.num_classes} classes, {p.x_train.shape[1]} dims")
+  progress.log(f"data: {len(p.y_train)} train{' (and mirrored)' if inputs.flip else ''}, "
+               f"{len(p.y_val)} val, {len(p.y_test)} test, {p.num_classes} classes, "
+               f"{p.x_train.shape[1]} dims")
 
   os.makedirs(workdir, exist_ok=True)
   if not resuming:
@@ -316,7 +347,7 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
       "num_pruned": sum(r["status"] == "pruned" for r in rows),
       "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
                "image_shape": list(p.image_shape), "train": len(p.y_train),
-               "val": len(p.y_val), "test": len(p.y_test)},
+               "val": len(p.y_val), "test": len(p.y_test), "mirrored": inputs.flip},
       "seconds": timings["total"],
       "timings": timings,
       "device": _device(),
@@ -472,7 +503,7 @@ def _report_baseline(config, workdir, inputs, rows, best, params, progress, stre
       "num_diverged": 0, "num_pruned": 0,
       "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
                "image_shape": list(p.image_shape), "train": len(p.y_train),
-               "val": len(p.y_val), "test": len(p.y_test)},
+               "val": len(p.y_val), "test": len(p.y_test), "mirrored": inputs.flip},
       "seconds": timings["total"], "timings": timings, "device": _device(),
       "versions": _versions(),
   }

@@ -55,3 +55,40 @@ def test_cifar_smoke_variants_run(name, folder, tmp_path, monkeypatch):
   saved = json.loads((tmp_path / "run" / "summary.json").read_text())
   assert saved["best"]["test_accuracy"] == summary["best"]["test_accuracy"]
   assert saved["best"]["test_accuracy"] > 0.6   # colour and stripes tell the classes apart
+
+
+def test_flip_adds_mirrored_training_rows(folder, tmp_path, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  config = importlib.import_module("configs.cifar10_features").get_config("smoke")
+  config.data.folder = str(folder)
+  config.data.flip = True
+  inputs = experiment.load_inputs(config, cache_dir=str(tmp_path / "cache"))
+  p = inputs.prepared
+  n = len(p.y_train)
+  images = p.images["train"]
+  np.testing.assert_array_equal(inputs.labels()["train"], np.concatenate([p.y_train] * 2))
+  assert len(inputs.labels()["val"]) == len(p.y_val)
+
+  pixels = inputs.arrays("pixels")["train"]
+  assert pixels.shape == (2 * n, p.x_train.shape[1])
+  np.testing.assert_array_equal(pixels[:n], p.x_train)
+  np.testing.assert_array_equal(pixels[n:], p.preprocessor(images[:, :, ::-1]))
+
+  feats = inputs.arrays("hog_color")["train"]
+  assert feats.shape[0] == 2 * n
+  bins = config.features_cfg.hist_bins
+  # Mirroring moves no pixel's hue: each image and its mirror share the hue histogram...
+  np.testing.assert_allclose(feats[n:, -bins:], feats[:n, -bins:], atol=1e-5)
+  # ...but not its HOG: a diagonal edge turns to the other diagonal.
+  assert not np.allclose(feats[n:, :-bins], feats[:n, :-bins], atol=1e-3)
+  assert inputs.arrays("hog_color")["val"].shape[0] == len(p.y_val)
+
+
+def test_flip_trains_end_to_end(folder, tmp_path, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  config = importlib.import_module("configs.cifar10_kmeans").get_config("smoke")
+  config.data.folder = str(folder)
+  config.data.flip = True
+  summary = experiment.run(config, str(tmp_path / "run"), stream=io.StringIO())
+  assert summary["data"]["mirrored"] is True
+  assert summary["best"]["test_accuracy"] > 0.6
