@@ -92,3 +92,12 @@ def test_flip_trains_end_to_end(folder, tmp_path, monkeypatch):
   summary = experiment.run(config, str(tmp_path / "run"), stream=io.StringIO())
   assert summary["data"]["mirrored"] is True
   assert summary["best"]["test_accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("variant,centroids,flip", [
+    (None, 1600, False), ("4000", 4000, False), ("flip", 1600, True), ("4000_flip", 4000, True)])
+def test_kmeans_variants(variant, centroids, flip):
+  config = importlib.import_module("configs.cifar10_kmeans").get_config(variant)
+  experiment.check(config)
+  assert config.features_cfg.kmeans_centroids == centroids
+  assert bool(config.data.flip) is flip
