@@ -1,6 +1,6 @@
 """lincv side by side with NumPy, scikit-learn and the machine's GEMM roofline, in one run.
 
-  python -m bench --data ../shared/data/cifar10            # full run (about an hour)
+  python -m bench --data ../shared/data/cifar10            # full run (about 30 minutes)
   python -m bench --data ../shared/data/cifar10 --quick    # a subset, under 2 minutes
 
 Writes bench/RESULTS.md (tables, the machine, versions, date) and bench/results.json
