@@ -6,7 +6,8 @@
 Random search keeps the best of 1,000 random W by multiclass SVM loss on 5,000 training
 images (the notes: about 15.5% test); random local search takes 1,000 greedy random steps
 (the notes: about 21.4%). Measured here: 10.7% and
-25.6% test, 20-30 s each on a 2-core CPU (README, Results).
+25.6% test, 20-30 s each on a 2-core CPU (README, Results); random search over seeds 0 to 6
+(`--config.seed=N`) gives 9.7% to 14.4%.
 """
 
 from lincv import config as config_lib
