@@ -48,13 +48,12 @@ def get_config(arg: str | None = None):
     c.batch_size = 32
     c.epochs = 3
     c.sweep = {"learning_rate": (1e-3, 1e-2)}
+  elif arg and arg not in VARIANTS:
+    raise ValueError(f"unknown variant {arg!r} of configs/cifar10_kmeans.py; expected one "
+                     f"of: {', '.join(VARIANTS)}")
   elif arg:
-    if arg not in VARIANTS:
-      raise ValueError(f"unknown variant {arg!r} of configs/cifar10_kmeans.py; expected one "
-                       f"of: {', '.join(VARIANTS)}")
     parts = arg.split("_")
     if "4000" in parts:
       c.features_cfg.kmeans_centroids = 4000
-    if "flip" in parts:
-      c.data.flip = True
+    c.data.flip = "flip" in parts
   return c
