@@ -1,12 +1,23 @@
-"""Test-wide settings: float64 available, silent broadcasting is an error."""
+"""Test-wide settings.
+
+The suite runs what users run: float32 (JAX's default). A test that needs float64 asks
+for the `x64` fixture (or enters `jax.enable_x64(True)` itself); silent broadcasting is an
+error everywhere.
+"""
 
 import socket
 
 import jax
 import pytest
 
-jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def x64():
+  """64-bit JAX inside this test only (arrays created without a dtype are float64)."""
+  with jax.enable_x64(True):
+    yield
 
 
 @pytest.fixture
