@@ -1,13 +1,29 @@
-r"""Numerical gradient checks that know about kinks.
+r"""Numerical gradient checks that know about kinks and about float32.
 
 A hand-derived gradient is compared with centered differences,
 
 .. math:: \frac{\partial f}{\partial \theta_k} \approx
-          \frac{f(\theta + h e_k) - f(\theta - h e_k)}{2h},
+          \frac{f(\theta + h_k e_k) - f(\theta - h_k e_k)}{2h_k},
 
 coordinate by coordinate. Hinge losses, ReLUs and |w| have kinks where the centered
 difference is meaningless; `check` spots the coordinates whose step crosses one and
 reports them apart instead of failing on them.
+
+Precision. The centered difference has a truncation error of order
+:math:`h^2 f'''` and a rounding error of order :math:`\epsilon |f| / h`, where
+:math:`\epsilon` is the machine epsilon of the arithmetic that evaluates f. In float32
+(:math:`\epsilon \approx 1.2 \times 10^{-7}`) that floor is near 1e-2 at h = 1e-5, about
+the size of the mistakes a check must catch. So the differences are taken in float64 by
+default: float32 parameters are widened exactly (every float32 is a float64) and f runs
+under `jax.enable_x64`, which leaves its value at those parameters unchanged but computes
+it with 1e-16 rounding. The step of coordinate k is
+:math:`h_k = \epsilon^{1/3} \max(1, |\theta_k|)`, which balances the two errors; the
+tolerance is :math:`\sqrt{\epsilon_g}`, where :math:`\epsilon_g` is the epsilon of the
+gradient being checked: 3.5e-4 for a float32 gradient (a gradient off by 1% is off by
+about 5e-3 in `relative_error`), 1.5e-8 for a float64 one. Where f insists on its own
+precision (it casts to float32 inside, or the backend has no float64), the differences
+are taken in that precision with the step and tolerance derived from it, and the `Report`
+says so.
 
 Kink test: for a function that is smooth on [-2h, 2h], the second differences at steps h
 and 2h agree to O(h^2). A kink inside that interval makes them disagree by a factor of
@@ -15,6 +31,7 @@ about two, and the one-sided slopes (f(+h) - f(0))/h and (f(0) - f(-h))/h differ
 jump in slope, far more than rounding explains. Both must hold to call it a kink.
 """
 
+import contextlib
 import dataclasses
 
 import jax
@@ -40,31 +57,100 @@ def relative_error(a, b) -> jax.Array:
   return num / jnp.maximum(den, _TINY)
 
 
-def _evaluate(f, params, indices, steps):
-  """f at params + step * e_k for every (k, step) pair, as an array (len(indices), len(steps))."""
-  flat, unravel = ravel_pytree(params)
-  fun = jax.jit(lambda v: f(unravel(v)))
-  idx = jnp.asarray(indices, dtype=jnp.int32)
-  steps = jnp.asarray(steps, dtype=flat.dtype)
-
-  def at(k):
-    return jax.vmap(lambda s: fun(flat.at[k].add(s)))(steps)
-
-  out = jax.lax.map(at, idx, batch_size=64)
-  return np.asarray(out, dtype=np.float64)
+def _params_dtype(params) -> np.dtype:
+  leaves = jax.tree.leaves(params)
+  if not leaves:
+    raise ValueError("params has no arrays to check")
+  for leaf in leaves:
+    if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+      raise ValueError(f"params must be floating arrays, got a leaf of dtype "
+                       f"{jnp.result_type(leaf)}")
+  return np.dtype(jnp.result_type(*leaves))
 
 
-def numerical_grad(f, params, h: float = 1e-5):
+def default_tolerance(grad_dtype) -> float:
+  """The tolerance `check` uses for a gradient of `grad_dtype`: sqrt(eps)."""
+  return float(np.sqrt(np.finfo(np.dtype(grad_dtype)).eps))
+
+
+class _Probe:
+  """f as a function of one flat parameter vector, evaluated in `eval_dtype`.
+
+  The float64 probe widens the parameters and runs f under `jax.enable_x64`; if f still
+  returns a narrower float (it casts inside), the probe falls back to the parameters' own
+  dtype, so that steps and tolerances match the arithmetic really used.
+  """
+
+  def __init__(self, f, params, eval_dtype=None):
+    native = _params_dtype(params)
+    wanted = np.dtype(eval_dtype) if eval_dtype is not None else np.dtype(np.float64)
+    if eval_dtype is None and jax.default_backend() == "tpu":
+      wanted = native  # no fast float64 there
+    self.dtype = wanted
+    with self.scope():
+      self.flat, self.unravel = ravel_pytree(
+          jax.tree.map(lambda a: jnp.asarray(a, wanted), params))
+      out = jax.eval_shape(lambda v: f(self.unravel(v)), self.flat)
+    if out.shape != ():
+      raise ValueError(f"f must return a scalar, got shape {out.shape}")
+    if np.dtype(out.dtype).itemsize < wanted.itemsize and wanted != native:
+      self.dtype = native
+      self.flat, self.unravel = ravel_pytree(params)
+    elif np.dtype(out.dtype).itemsize < wanted.itemsize:
+      self.dtype = np.dtype(out.dtype)
+    self.fun = f
+
+  def scope(self):
+    wide = self.dtype == np.float64 and not jax.config.jax_enable_x64
+    return jax.enable_x64(True) if wide else contextlib.nullcontext()
+
+  @property
+  def eps(self) -> float:
+    return float(np.finfo(self.dtype).eps)
+
+  def steps(self, indices, h: float | None) -> np.ndarray:
+    """Per-coordinate steps h * max(1, |theta_k|), rounded to a power of two so that
+    theta_k + m h_k is exact for the multipliers used."""
+    base = self.eps ** (1 / 3) if h is None else h
+    theta = np.abs(np.asarray(self.flat, np.float64)[indices])
+    return np.exp2(np.round(np.log2(base * np.maximum(1.0, theta))))
+
+  def __call__(self, indices, steps_M, multipliers) -> np.ndarray:
+    """f at theta + m h_k e_k for every coordinate k and multiplier m: (M, S) float64."""
+    with self.scope():
+      fun = jax.jit(lambda v: self.fun(self.unravel(v)))
+      flat = self.flat
+      mult = jnp.asarray(multipliers, flat.dtype)
+
+      def at(k_and_h):
+        k, h = k_and_h
+        return jax.vmap(lambda m: fun(flat.at[k].add(m * h)))(mult)
+
+      out = jax.lax.map(at, (jnp.asarray(indices, jnp.int32),
+                             jnp.asarray(steps_M, flat.dtype)), batch_size=64)
+      return np.asarray(out, dtype=np.float64)
+
+
+def numerical_grad(f, params, h: float | None = None, *, eval_dtype=None):
   """Centered-difference gradient of scalar `f` at `params`, shaped like `params`.
 
   Args:
     f: a JAX-traceable function of the parameter pytree returning a scalar.
-    params: a pytree of floating arrays (use float64 for tight checks).
-    h: the step.
+    params: a pytree of floating arrays.
+    h: the base step (scaled by max(1, |theta_k|) per coordinate); None derives it from
+      the evaluation dtype, eps ** (1/3).
+    eval_dtype: the dtype f is evaluated in; None is float64 (see the module doc).
+
+  Returns:
+    the gradient, in the dtypes of `params`.
   """
-  flat, unravel = ravel_pytree(params)
-  vals = _evaluate(f, params, np.arange(flat.size), (h, -h))
-  return unravel(jnp.asarray((vals[:, 0] - vals[:, 1]) / (2 * h), dtype=flat.dtype))
+  probe = _Probe(f, params, eval_dtype)
+  indices = np.arange(probe.flat.size)
+  steps = probe.steps(indices, h)
+  vals = probe(indices, steps, (1.0, -1.0))
+  g = (vals[:, 0] - vals[:, 1]) / (2 * steps)
+  _, unravel = ravel_pytree(params)
+  return unravel(jnp.asarray(g, dtype=ravel_pytree(params)[0].dtype))
 
 
 def coordinate_name(params, index: int) -> str:
@@ -90,20 +176,43 @@ class Report:
     num_kinks: coordinates skipped because their step crosses a kink.
     kink_indices: flat indices (in `ravel_pytree` order) of those coordinates.
     worst: name of the coordinate with the largest absolute error, or None.
+    worst_analytic, worst_numerical: the two values at `worst` (NaN if None).
+    dtype: the dtype of the gradient checked.
+    eval_dtype: the dtype the differences were taken in.
+    step: the base step h (coordinate k moves by h * max(1, |theta_k|), rounded to a
+      power of two).
+    tol: the default tolerance, sqrt(eps) of `dtype`; `passed()` uses it.
   """
   max_relative_error: float
   num_checked: int
   num_kinks: int
   kink_indices: tuple[int, ...]
   worst: str | None
+  worst_analytic: float = float("nan")
+  worst_numerical: float = float("nan")
+  dtype: str = "float64"
+  eval_dtype: str = "float64"
+  step: float = 1e-5
+  tol: float = 1.5e-8
 
-  def passed(self, tol: float) -> bool:
-    """True if at least one coordinate was checked and the error is at most `tol`."""
+  def passed(self, tol: float | None = None) -> bool:
+    """True if at least one coordinate was checked and the error is at most `tol`
+    (default: the report's own `tol`, derived from the gradient's dtype)."""
+    tol = self.tol if tol is None else tol
     return self.num_checked > 0 and self.max_relative_error <= tol
 
+  def __str__(self) -> str:
+    verdict = "passed" if self.passed() else "FAILED"
+    where = (f"; worst {self.worst}: analytic {self.worst_analytic:.8g}, numerical "
+             f"{self.worst_numerical:.8g}" if self.worst else "")
+    return (f"gradient check {verdict}: relative error {self.max_relative_error:.3g} "
+            f"(tolerance {self.tol:.2g} for {self.dtype}) over {self.num_checked} "
+            f"coordinates, {self.num_kinks} kinks skipped, differences in "
+            f"{self.eval_dtype} with step {self.step:.3g}{where}")
 
-def check(f, params, grad, *, num_checks: int | None = None, h: float = 1e-5,
-          seed: int = 0) -> Report:
+
+def check(f, params, grad, *, num_checks: int | None = None, h: float | None = None,
+          seed: int = 0, eval_dtype=None) -> Report:
   """Compares the gradient `grad` of `f` at `params` with centered differences.
 
   Args:
@@ -112,11 +221,21 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float = 1e-5,
     grad: the analytic gradient at `params`, a pytree like `params`.
     num_checks: check this many coordinates drawn at random without replacement
       (seeded by `seed`); None checks all of them.
-    h: the finite-difference step.
+    h: the base finite-difference step; None derives it from the evaluation dtype.
     seed: seed of the coordinate sample.
+    eval_dtype: the dtype f is evaluated in; None is float64, falling back to the
+      parameters' dtype where f computes in a narrower one (see the module doc).
 
   Returns:
-    a `Report`; nothing is printed.
+    a `Report`; nothing is printed. `report.passed()` applies the dtype's tolerance.
+
+  >>> import jax.numpy as jnp
+  >>> w = jnp.array([0.5, -1.0, 2.0], jnp.float32)
+  >>> r = check(lambda w: jnp.sum(jnp.sin(w)), w, jnp.cos(w))
+  >>> r.passed(), r.dtype, r.eval_dtype
+  (True, 'float32', 'float64')
+  >>> check(lambda w: jnp.sum(jnp.sin(w)), w, 1.01 * jnp.cos(w)).passed()
+  False
   """
   flat, _ = ravel_pytree(params)
   g_flat, _ = ravel_pytree(grad)
@@ -124,6 +243,10 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float = 1e-5,
     raise ValueError(
         f"grad has {g_flat.size} coordinates but params has {flat.size}; "
         "grad must be shaped like params")
+  g_dtype = np.dtype(g_flat.dtype)
+  if not np.issubdtype(g_dtype, np.floating):
+    raise ValueError(f"grad must be floating, got dtype {g_dtype}")
+  probe = _Probe(f, params, eval_dtype)
   size = flat.size
   if num_checks is None or num_checks >= size:
     indices = np.arange(size)
@@ -132,25 +255,29 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float = 1e-5,
       raise ValueError(f"num_checks must be positive or None, got {num_checks}")
     indices = np.sort(np.random.default_rng(seed).choice(size, num_checks, replace=False))
 
-  v = _evaluate(f, params, indices, (2 * h, h, 0.0, -h, -2 * h))
+  steps = probe.steps(indices, h)
+  v = probe(indices, steps, (2.0, 1.0, 0.0, -1.0, -2.0))
   f2, f1, f0, fm1, fm2 = v.T
-  numeric = (f1 - fm1) / (2 * h)
-  d2_h = (f1 - 2 * f0 + fm1) / h**2
-  d2_2h = (f2 - 2 * f0 + fm2) / (2 * h) ** 2
-  slope_jump = np.abs((f1 - f0) - (f0 - fm1)) / h
-  eps = np.finfo(np.dtype(flat.dtype)).eps
-  rounding = 1e3 * eps * (np.abs(f0) + 1.0) / h
+  numeric = (f1 - fm1) / (2 * steps)
+  d2_h = (f1 - 2 * f0 + fm1) / steps**2
+  d2_2h = (f2 - 2 * f0 + fm2) / (2 * steps) ** 2
+  slope_jump = np.abs((f1 - f0) - (f0 - fm1)) / steps
+  rounding = 1e3 * probe.eps * (np.abs(f0) + 1.0) / steps
   curvature_disagrees = np.abs(d2_h - d2_2h) > 0.1 * np.maximum(np.abs(d2_h), np.abs(d2_2h))
   kink = curvature_disagrees & (slope_jump > rounding)
 
   analytic = np.asarray(g_flat, dtype=np.float64)[indices]
   keep = ~kink
+  worst, worst_a, worst_n, err = None, float("nan"), float("nan"), 0.0
   if keep.any():
-    err = float(relative_error(jnp.asarray(analytic[keep]), jnp.asarray(numeric[keep])))
-    worst_pos = int(np.argmax(np.abs(analytic[keep] - numeric[keep])))
-    worst = coordinate_name(params, int(indices[keep][worst_pos]))
-  else:
-    err, worst = 0.0, None
+    a, n = analytic[keep], numeric[keep]
+    err = float(np.max(np.abs(a - n)) / max(float(np.max(np.abs(a) + np.abs(n))), _TINY))
+    pos = int(np.argmax(np.abs(a - n)))
+    worst = coordinate_name(params, int(indices[keep][pos]))
+    worst_a, worst_n = float(a[pos]), float(n[pos])
   return Report(max_relative_error=err, num_checked=int(keep.sum()),
                 num_kinks=int(kink.sum()), kink_indices=tuple(int(i) for i in indices[kink]),
-                worst=worst)
+                worst=worst, worst_analytic=worst_a, worst_numerical=worst_n,
+                dtype=str(g_dtype), eval_dtype=str(probe.dtype),
+                step=float(probe.eps ** (1 / 3) if h is None else h),
+                tol=default_tolerance(g_dtype))
