@@ -5,12 +5,19 @@ per-example values (N,); the mean over examples is taken in `lincv.objective`. E
 `*_grad` returns dL_i/ds (N, C), derived by hand (no autodiff inside).
 
 Hinge kinks (a margin exactly 0) take the subgradient 0.
+
+Labels must lie in [0, C). An eager call with a label outside raises `ValueError` naming
+it and the class count. Under `jit` labels are traced and cannot raise: an example with
+a label outside the range (negative ones included; they never wrap around to another
+class) gets a NaN loss and a NaN gradient row, so a training run marks its member
+diverged rather than training on a wrong class. lincv's data loaders check the range
+when they load, so their labels never reach that case.
 """
 
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import as_float, check_name, check_scores_labels
+from lincv._checks import as_float, check_name, check_scores_labels, labels_valid
 
 LOSSES = ("svm", "squared_svm", "softmax")
 
@@ -24,6 +31,13 @@ def _margins(scores_NxC, labels_N, margin):
   margin = as_float(margin, scores_NxC)
   m_NxC = scores_NxC - correct_N + margin
   return jnp.where(onehot_NxC, 0, m_NxC), onehot_NxC
+
+
+def _nan_where_invalid(values, labels_N, num_classes):
+  """`values` (N,) or (N, C) with NaN in the rows whose label is out of range."""
+  valid = labels_valid(labels_N, num_classes)
+  valid = valid if values.ndim == 1 else valid[:, None]
+  return jnp.where(valid, values, jnp.nan)
 
 
 def svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
@@ -44,7 +58,7 @@ def svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
   2.9
   """
   m_NxC, _ = _margins(scores_NxC, labels_N, margin)
-  return jnp.sum(jnp.maximum(m_NxC, 0), axis=1)
+  return _nan_where_invalid(jnp.sum(jnp.maximum(m_NxC, 0), axis=1), labels_N, m_NxC.shape[1])
 
 
 def svm_grad(scores_NxC, labels_N, margin=1.0) -> jax.Array:
@@ -60,7 +74,7 @@ def svm_grad(scores_NxC, labels_N, margin=1.0) -> jax.Array:
   m_NxC, onehot_NxC = _margins(scores_NxC, labels_N, margin)
   active_NxC = (m_NxC > 0).astype(scores_NxC.dtype)
   count_N = jnp.sum(active_NxC, axis=1, keepdims=True)
-  return active_NxC - onehot_NxC * count_N
+  return _nan_where_invalid(active_NxC - onehot_NxC * count_N, labels_N, m_NxC.shape[1])
 
 
 def squared_svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
@@ -72,7 +86,8 @@ def squared_svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
     losses (N,).
   """
   m_NxC, _ = _margins(scores_NxC, labels_N, margin)
-  return jnp.sum(jnp.square(jnp.maximum(m_NxC, 0)), axis=1)
+  return _nan_where_invalid(jnp.sum(jnp.square(jnp.maximum(m_NxC, 0)), axis=1), labels_N,
+                            m_NxC.shape[1])
 
 
 def squared_svm_grad(scores_NxC, labels_N, margin=1.0) -> jax.Array:
@@ -87,7 +102,8 @@ def squared_svm_grad(scores_NxC, labels_N, margin=1.0) -> jax.Array:
   """
   m_NxC, onehot_NxC = _margins(scores_NxC, labels_N, margin)
   g_NxC = 2 * jnp.maximum(m_NxC, 0)
-  return g_NxC - onehot_NxC * jnp.sum(g_NxC, axis=1, keepdims=True)
+  return _nan_where_invalid(g_NxC - onehot_NxC * jnp.sum(g_NxC, axis=1, keepdims=True),
+                            labels_N, m_NxC.shape[1])
 
 
 def softmax(scores_NxC, labels_N) -> jax.Array:
@@ -108,7 +124,7 @@ def softmax(scores_NxC, labels_N) -> jax.Array:
   shifted_NxC = scores_NxC - jnp.max(scores_NxC, axis=1, keepdims=True)
   log_z_N = jnp.log(jnp.sum(jnp.exp(shifted_NxC), axis=1))
   correct_N = jnp.take_along_axis(shifted_NxC, labels_N[:, None], axis=1)[:, 0]
-  return log_z_N - correct_N
+  return _nan_where_invalid(log_z_N - correct_N, labels_N, scores_NxC.shape[1])
 
 
 def softmax_grad(scores_NxC, labels_N) -> jax.Array:
@@ -124,7 +140,8 @@ def softmax_grad(scores_NxC, labels_N) -> jax.Array:
   shifted_NxC = scores_NxC - jnp.max(scores_NxC, axis=1, keepdims=True)
   e_NxC = jnp.exp(shifted_NxC)
   p_NxC = e_NxC / jnp.sum(e_NxC, axis=1, keepdims=True)
-  return p_NxC - jax.nn.one_hot(labels_N, scores_NxC.shape[1], dtype=scores_NxC.dtype)
+  g_NxC = p_NxC - jax.nn.one_hot(labels_N, scores_NxC.shape[1], dtype=scores_NxC.dtype)
+  return _nan_where_invalid(g_NxC, labels_N, scores_NxC.shape[1])
 
 
 def value(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:

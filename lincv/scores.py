@@ -11,7 +11,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import check_name
+from lincv._checks import check_dtype, check_name
 
 MODELS = ("linear", "mlp")
 
@@ -66,6 +66,7 @@ def mlp(params, x_NxD: jax.Array) -> jax.Array:
 def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
                 scale: float = 1e-3, dtype=jnp.float32) -> dict:
   """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
+  dtype = check_dtype(dtype)
   w = scale * jax.random.normal(key, (num_features, num_classes), dtype)
   return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
 
@@ -73,6 +74,7 @@ def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
 def init_mlp(key: jax.Array, num_features: int, hidden: int, num_classes: int, *,
              dtype=jnp.float32) -> dict:
   """He-normal weights (`N(0, 2 / fan_in)`, suited to ReLU) and zero biases."""
+  dtype = check_dtype(dtype)
   k1, k2 = jax.random.split(key)
   w1 = jax.random.normal(k1, (num_features, hidden), dtype) * jnp.sqrt(2.0 / num_features)
   w2 = jax.random.normal(k2, (hidden, num_classes), dtype) * jnp.sqrt(2.0 / hidden)

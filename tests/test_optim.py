@@ -40,7 +40,10 @@ class OptimizerTest(parameterized.TestCase):
                           rms_decay=jnp.asarray(0.7), eps=1e-8 if name != "adagrad" else 1e-7)
     got, state = _trajectory(injected)
     want, _ = _trajectory(PLAIN[name]())
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # float32: the injected values are float32 arrays where plain optax keeps Python
+    # floats, so the two trajectories round apart by a few ulps of the largest weight.
+    atol = 16 * np.finfo(np.float32).eps * np.max(np.abs(want[np.isfinite(want)]))
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
     self.assertIn("learning_rate", state.hyperparams)
     self.assertIsInstance(state.hyperparams["learning_rate"], jax.Array)
 

@@ -23,11 +23,25 @@ def test_mlp_applies_relu():
 
 @pytest.mark.parametrize("model", scores.MODELS)
 def test_init_shapes_and_dtypes(model):
-  params = scores.init(model, jax.random.key(0), 7, 3, hidden=5, dtype=jnp.float64)
+  params = scores.init(model, jax.random.key(0), 7, 3, hidden=5)
   out = scores.apply(model, params, jnp.ones((4, 7)))
-  assert out.shape == (4, 3)
-  assert all(p.dtype == jnp.float64 for p in params.values())
+  assert out.shape == (4, 3) and out.dtype == jnp.float32
+  assert all(p.dtype == jnp.float32 for p in params.values())
   assert params["b" if model == "linear" else "b2"].shape == (3,)
+
+
+@pytest.mark.parametrize("model", scores.MODELS)
+def test_init_float64(model, x64):
+  params = scores.init(model, jax.random.key(0), 7, 3, hidden=5, dtype=jnp.float64)
+  assert all(p.dtype == jnp.float64 for p in params.values())
+  assert scores.apply(model, params, jnp.ones((4, 7))).dtype == jnp.float64
+
+
+@pytest.mark.parametrize("model", scores.MODELS)
+def test_float64_without_64_bit_jax_is_refused(model):
+  # JAX alone would hand back float32 with a warning: a float64 run that is not one.
+  with pytest.raises(ValueError, match="float64 needs 64-bit JAX, which is off"):
+    scores.init(model, jax.random.key(0), 7, 3, hidden=5, dtype=jnp.float64)
 
 
 def test_init_is_seeded():
