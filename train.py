@@ -51,8 +51,9 @@ def usage() -> str:
     flag = FLAGS[name]
     default = "" if flag.default is None else f" (default: {flag.default})"
     lines.append(f"  --{name:<23}{flag.help}{default}")
-  lines += ["", "The config fields, their defaults and what they do: lincv/config.py; how configs,",
-            "overrides and sweeps work: README.md, sections \"Configs and overrides\" and \"Sweeps\"."]
+  lines += ["", "The config fields, their defaults and what they do: lincv/config.py.",
+            "How configs, overrides and sweeps work: README.md, sections \"Configs and",
+            "overrides\" and \"Sweeps\"."]
   return "\n".join(lines) + "\n"
 
 
@@ -141,12 +142,17 @@ def main(argv) -> None:
   except (experiment.ConfigError, DataError) as e:
     _fail(str(e))
   except KeyboardInterrupt:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut this short
     progress.end_line()
-    again = ("run the same command to resume" if FLAGS.workdir or FLAGS.mode == "eval" else
-             f"run the same command with --workdir {workdir} to resume")
     sys.stdout.flush()
-    sys.stderr.write(f"train.py: interrupted {progress.where()}; {again}\n")
+    if FLAGS.mode == "eval":
+      message = "interrupted"
+    elif FLAGS.workdir:
+      message = f"interrupted {progress.where()}; run the same command to resume"
+    else:
+      message = (f"interrupted {progress.where()}; run the same command with --workdir "
+                 f"{workdir} to resume")
+    sys.stderr.write(f"train.py: {message}\n")
     sys.exit(130)
 
 

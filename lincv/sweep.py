@@ -82,6 +82,9 @@ def _space(spec: Mapping, search: str = "grid") -> dict:
         raise SweepError(f"sweep field {field!r} has no values: the grid is empty")
       for v in values:
         _check_type(field, v)
+      if field in _FLOATS:
+        values = [float(v) for v in values]
+        space[field] = ("values", values)
       if search == "grid":
         twice = [v for i, v in enumerate(values) if v in values[:i]]
         if twice:
@@ -93,6 +96,8 @@ def _is_number(v) -> bool:
   return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+_FLOATS = {name for name in training.HPARAM_DEFAULTS if name != "seed"} | {
+    f.name for f in dataclasses.fields(training.Structure) if isinstance(f.default, float)}
 _NAMES = {f.name for f in dataclasses.fields(training.Structure)
           if isinstance(f.default, str)} | {"features"}
 

@@ -115,7 +115,8 @@ def download_and_prepare(builder: tfds.core.DatasetBuilder) -> None:
   with quiet_tfds():
     if builder.is_prepared():
       return
-    builder._log_download_bytes = builder._log_download_done = _silent  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    builder._log_download_bytes = builder._log_download_done = _silent
     _prepare(builder)
 
 
