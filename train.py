@@ -82,7 +82,7 @@ def _parse(argv):
 def _load(spec, overrides):
   """The config of `spec` with the command line's overrides; exits 2 on bad input."""
   from lincv import config as config_lib  # pylint: disable=import-outside-toplevel
-  from lincv import experiment, sweep  # pylint: disable=import-outside-toplevel
+  from lincv import experiment  # pylint: disable=import-outside-toplevel
 
   if spec is None:
     spec = os.path.join(HERE, DEFAULT_CONFIG)
@@ -95,10 +95,9 @@ def _load(spec, overrides):
   except (config_lib.OverrideError, experiment.ConfigError) as e:
     _fail(str(e))
   for path in dict(overrides):
-    if path in config_lib.ONLY_WITH:
-      message = sweep.unused_message(path, members, f"--config.{path}")
-      if message:
-        _fail(message)
+    message = config_lib.idle_override(config, path, members)
+    if message:
+      _fail(message)
   return spec, config
 
 

@@ -60,6 +60,59 @@ def used(field: str, member) -> bool:
   return member[decider] in values
 
 
+def unused_message(field: str, members, what: str) -> str | None:
+  """If `field` does nothing for every member: a line saying so, naming `what` set it
+  (e.g. "sweep.margin"); else None."""
+  if any(used(field, m) for m in members):
+    return None
+  decider, values, meaning = ONLY_WITH[field]
+  seen = " or ".join(repr(v) for v in sorted({m[decider] for m in members}))
+  return (f"{what} does nothing with {decider}={seen} (it is {meaning}); remove it, or use "
+          f"{decider} {' or '.join(values)}")
+
+
+_RANDOM_METHODS = ("random_search", "random_local_search")
+# Fields of the config outside a member that matter only sometimes: field (or group.) ->
+# (whether it matters, for the config and its members; when it does).
+_MATTERS = {
+    "knn.": (lambda c, ms: c.method == "knn", "method='knn'"),
+    "random.": (lambda c, ms: c.method in _RANDOM_METHODS,
+                "method='random_search' or 'random_local_search'"),
+    "features_cfg.hist_bins": (lambda c, ms: any(m["features"] == "hog_color" for m in ms),
+                               "features='hog_color'"),
+    "features_cfg.kmeans_": (lambda c, ms: any(m["features"] == "kmeans" for m in ms),
+                             "features='kmeans'"),
+    "num_samples": (lambda c, ms: c.method == "sweep" and c.search == "random",
+                    "search='random'"),
+    "search_seed": (lambda c, ms: c.method == "sweep" and c.search == "random",
+                    "search='random'"),
+    "search": (lambda c, ms: c.method == "sweep", "method='sweep'"),
+    "halving.rungs": (lambda c, ms: c.method == "sweep", "method='sweep'"),
+    "halving.eta": (lambda c, ms: c.method == "sweep" and len(c.halving.rungs) > 0,
+                    "method='sweep' and halving.rungs"),
+}
+# The member fields each baseline method reads; it ignores the others.
+_BASELINE_FIELDS = {"knn": ("features",), "random_search": ("features", "loss", "seed"),
+                    "random_local_search": ("features", "loss", "seed")}
+
+
+def idle_override(config: ml_collections.ConfigDict, path: str, members) -> str | None:
+  """If `--config.PATH` changes nothing for this config, whose members (as
+  `lincv.sweep.expand` gives them) are `members`: a line saying so; else None."""
+  flag = f"--config.{path}"
+  if config.method != "sweep" and path in SWEEPABLE:
+    if path not in _BASELINE_FIELDS.get(config.method, SWEEPABLE):
+      return f"{flag} does nothing with method={config.method!r}; remove it"
+    return None
+  if path in ONLY_WITH:
+    return unused_message(path, members, flag)
+  for prefix, (matters, when) in _MATTERS.items():
+    if (path == prefix or (prefix[-1] in "._" and path.startswith(prefix))) and not matters(
+        config, members):
+      return f"{flag} does nothing here: it matters only with {when}; remove it"
+  return None
+
+
 def base() -> ml_collections.ConfigDict:
   """Every field with its default value.
 

@@ -165,18 +165,6 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
   return _collapse(members, space, base)
 
 
-def unused_message(field: str, members: list[dict], what: str) -> str | None:
-  """If `field` does nothing for every member: a line saying so, naming `what` was set
-  (e.g. "sweep.margin"); else None."""
-  if any(config_lib.used(field, m) for m in members):
-    return None
-  decider, values, meaning = config_lib.ONLY_WITH[field]
-  seen = sorted({m[decider] for m in members})
-  fix = " or ".join(values)
-  return (f"{what} does nothing with {decider}={' or '.join(repr(v) for v in seen)} "
-          f"(it is {meaning}); remove it, or use {decider} {fix}")
-
-
 def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict], list[str]]:
   """Gives each member the config's value of every swept field that does nothing for it,
   drops the members that this makes identical to an earlier one, and says so."""
@@ -184,7 +172,7 @@ def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict],
   for field in space:
     if field not in config_lib.ONLY_WITH:
       continue
-    message = unused_message(field, members, f"sweep.{field}")
+    message = config_lib.unused_message(field, members, f"sweep.{field}")
     if message:
       raise SweepError(message)
     decider = config_lib.ONLY_WITH[field][0]

@@ -125,6 +125,35 @@ def test_a_baseline_method_refuses_a_sweep():
 # ------------------------------------------------------------------ overrides, in-process
 
 
+@pytest.mark.parametrize("fields,path,message", [
+    ({"optimizer": "adam"}, "momentum", "--config.momentum does nothing with optimizer='adam'"),
+    ({"model": "mlp"}, "init_scale", "--config.init_scale does nothing with model='mlp'"),
+    ({}, "knn.ks", "--config.knn.ks does nothing here: it matters only with method='knn'"),
+    ({}, "random.scale", "--config.random.scale does nothing here: it matters only with "
+                         "method='random_search' or 'random_local_search'"),
+    ({}, "features_cfg.kmeans_centroids", "it matters only with features='kmeans'"),
+    ({}, "features_cfg.hist_bins", "it matters only with features='hog_color'"),
+    ({}, "num_samples", "it matters only with search='random'"),
+    ({}, "halving.eta", "it matters only with method='sweep' and halving.rungs"),
+    ({"method": "knn"}, "learning_rate", "--config.learning_rate does nothing with "
+                                         "method='knn'"),
+])
+def test_an_override_that_changes_nothing_is_named(fields, path, message):
+  c = _config({}, **fields)
+  members = sweep.expand(c)
+  assert message in config_lib.idle_override(c, path, members)
+
+
+@pytest.mark.parametrize("fields,path", [
+    ({"optimizer": "nesterov"}, "momentum"), ({"method": "knn"}, "knn.ks"),
+    ({"method": "random_search"}, "seed"), ({"features": "kmeans"}, "features_cfg.kmeans_iters"),
+    ({"search": "random"}, "num_samples"), ({}, "learning_rate"), ({}, "data.limit"),
+])
+def test_an_override_that_matters_passes(fields, path):
+  c = _config({}, **fields)
+  assert config_lib.idle_override(c, path, sweep.expand(c)) is None
+
+
 def test_split_args_takes_the_config_arguments_out():
   spec, overrides, rest = config_lib.split_args(
       ["--workdir", "w", "--config", "c.py:smoke", "--config.epochs=3", "--config.data.flip",
@@ -213,6 +242,7 @@ def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, flag):
      "train.py: error: --config.momentum does nothing with optimizer='adam'"),
     (["--config.sweep.b1=(0.8, 0.9)", "--config.optimizer=sgd"],
      "train.py: error: sweep.b1 does nothing with optimizer='sgd'"),
+    (["--config.knn.ks=(1,)"], "train.py: error: --config.knn.ks does nothing here"),
     (["--mode", "eval", "--config.epochs=3"], "train.py: error: --config and --config.FIELD do "
                                               "nothing with --mode eval"),
 ])
