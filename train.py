@@ -3,23 +3,23 @@
     python train.py                                    # configs/default.py, into runs/
     python train.py --config configs/cifar10_linear.py --config.data.folder=PATH
     python train.py --config configs/default.py --config.epochs=10 --workdir runs/x
+    python train.py --config configs/default.py --config.sweep.optimizer="(sgd, adam)"
     python train.py --workdir runs/x --mode eval [--split test]
 
-A run killed at any point resumes when started again with the same --workdir. Bad input
-(an unknown field, a wrong type, an unknown name, a missing folder) prints one line on
-stderr and exits with status 2, writing nothing.
+A run killed at any point resumes when started again with the same --workdir; Ctrl-C
+says where it stopped and exits with status 130. Bad input (an unknown field, a wrong
+type, an unknown name, a missing folder) prints one line on stderr and exits with
+status 2, writing nothing.
 """
 
 import os
+import signal
 import sys
 import time
 
 from absl import flags
-from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Path of a config file (default: configs/default.py).",
-                                lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>-<time>).")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train a sweep or evaluate a run.")
 flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split for --mode eval.")
@@ -27,6 +27,34 @@ flags.DEFINE_string("coordinator", None,
                     "host:port of process 0, to run across hosts with jax.distributed.")
 flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) of a distributed run.")
 flags.DEFINE_integer("process_id", None, "This process's index in a distributed run.")
+_FLAGS = ("workdir", "mode", "split", "coordinator", "num_processes", "process_id")
+_HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull")
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CONFIG = os.path.join("configs", "default.py")
+
+
+def usage() -> str:
+  """What `--help` prints: the synopsis, the flags, and where the config fields are."""
+  lines = [
+      "usage: python train.py [--config FILE[:VARIANT]] [--config.FIELD=VALUE ...]",
+      "                       [--workdir DIR] [--mode train|eval] [--split train|val|test]",
+      "", __doc__.strip(), "", "flags:",
+      f"  --config FILE[:VARIANT]  a config file with get_config() (default: {DEFAULT_CONFIG});",
+      "                           :VARIANT is passed to get_config, e.g. configs/default.py:smoke",
+      "  --config.FIELD=VALUE     sets one field of the config, e.g. --config.epochs=10,",
+      "                           --config.data.folder=PATH",
+      "  --config.sweep.FIELD=VALUES",
+      "                           adds or replaces one axis of the sweep, e.g.",
+      "                           --config.sweep.learning_rate=\"(1e-3, 1e-2)\"",
+  ]
+  for name in _FLAGS:
+    flag = FLAGS[name]
+    default = "" if flag.default is None else f" (default: {flag.default})"
+    lines.append(f"  --{name:<23}{flag.help}{default}")
+  lines += ["", "The config fields, their defaults and what they do: lincv/config.py.",
+            "How configs, overrides and sweeps work: README.md, sections \"Configs and",
+            "overrides\" and \"Sweeps\"."]
+  return "\n".join(lines) + "\n"
 
 
 def _fail(message: str) -> None:
@@ -34,48 +62,102 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
-def main(argv) -> None:
-  here = os.path.dirname(os.path.abspath(__file__))
-  if not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
-    argv = [argv[0], f"--config={os.path.join(here, 'configs', 'default.py')}", *argv[1:]]
+def _parse(argv):
+  """Parses the command line; returns (config spec, [(path, text)] overrides)."""
+  from lincv import config as config_lib  # pylint: disable=import-outside-toplevel
+
   try:
-    FLAGS(argv)
-  except (flags.Error, ValueError, TypeError, AttributeError, KeyError) as e:
-    _fail(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__)
+    args = FLAGS.read_flags_from_files(argv[1:], force_gnu=False)
+    spec, overrides, rest = config_lib.split_args(args)
+    extra = FLAGS([argv[0], *rest])[1:]
+  except (flags.Error, config_lib.OverrideError) as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    _fail(lines[0] if lines else type(e).__name__)
+  if extra:
+    _fail(f"unexpected argument {extra[0]!r}; flags take the form --name=value "
+          "(see python train.py --help)")
+  return spec, overrides
+
+
+def _load(spec, overrides):
+  """The config of `spec` with the command line's overrides; exits 2 on bad input."""
+  from lincv import config as config_lib  # pylint: disable=import-outside-toplevel
+  from lincv import experiment  # pylint: disable=import-outside-toplevel
+
+  if spec is None:
+    spec = os.path.join(HERE, DEFAULT_CONFIG)
+  try:
+    config = config_lib.load(spec)
+    for path, text in overrides:
+      config_lib.override(config, path, text)
+    config_lib.swept_overrides(config, [path for path, _ in overrides])
+    members = experiment.check(config)
+  except (config_lib.OverrideError, experiment.ConfigError) as e:
+    _fail(str(e))
+  for path in dict(overrides):
+    message = config_lib.idle_override(config, path, members)
+    if message:
+      _fail(message)
+  return spec, config
+
+
+def main(argv) -> None:
+  if any(a in _HELP for a in argv[1:]):
+    sys.stdout.write(usage())
+    sys.exit(0)
+  spec, overrides = _parse(argv)
+  if FLAGS.mode == "eval":
+    if spec is not None or overrides:
+      _fail("--config and --config.FIELD do nothing with --mode eval, which evaluates the "
+            "run in --workdir with its own config.json; remove them")
+    if not FLAGS.workdir:
+      _fail("--mode eval needs --workdir of a finished run")
+  else:
+    spec, config = _load(spec, overrides)
 
   if FLAGS.coordinator:
-    import jax
+    import jax  # pylint: disable=import-outside-toplevel
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
 
-  from lincv import experiment
-  from lincv.data import DataError
+  from lincv import experiment, sweep  # pylint: disable=import-outside-toplevel
+  from lincv.data import DataError  # pylint: disable=import-outside-toplevel
+  from lincv.data.records import quiet_tfds  # pylint: disable=import-outside-toplevel
+  from lincv.progress import Progress  # pylint: disable=import-outside-toplevel
 
-  if FLAGS.mode == "train":
-    try:
-      config = FLAGS.config
-      config.to_dict()  # the config file loads lazily: surface its errors here
-    except Exception as e:  # noqa: BLE001 - any failure to load the user's config file
-      cause = e.__cause__ or e
-      detail = [l.strip() for l in str(cause).splitlines() if l.strip()]
-      _fail(f"cannot load --config {FLAGS['config'].config_filename}: "
-            f"{detail[-1] if detail else type(cause).__name__}")
-
+  progress = Progress(sys.stdout)
+  workdir = FLAGS.workdir
   try:
-    if FLAGS.mode == "eval":
-      if not FLAGS.workdir:
-        _fail("--mode eval needs --workdir of a finished run")
-      experiment.evaluate(FLAGS.workdir, FLAGS.split, stream=sys.stdout)
-      return
-    workdir = FLAGS.workdir
-    if not workdir:
-      name = os.path.splitext(os.path.basename(FLAGS["config"].config_filename.split(":")[0]))[0]
-      workdir = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    experiment.check(config)
-    experiment.run(config, workdir, stream=sys.stdout)
+    with quiet_tfds():
+      if FLAGS.mode == "eval":
+        experiment.evaluate(workdir, FLAGS.split, stream=sys.stdout)
+        return
+      if not workdir:
+        name = os.path.splitext(os.path.basename(spec.split(":")[0]))[0]
+        workdir = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+      for line in sweep.notes(config):
+        sys.stdout.write(f"note: {line}\n")
+      experiment.run(config, workdir, progress=progress, stream=sys.stdout)
   except (experiment.ConfigError, DataError) as e:
     _fail(str(e))
+  except KeyboardInterrupt:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut this short
+    progress.end_line()
+    sys.stdout.flush()
+    if FLAGS.mode == "eval":
+      message = "interrupted"
+    elif FLAGS.workdir:
+      message = f"interrupted {progress.where()}; run the same command to resume"
+    else:
+      message = (f"interrupted {progress.where()}; run the same command with --workdir "
+                 f"{workdir} to resume")
+    sys.stderr.write(f"train.py: {message}\n")
+    sys.exit(130)
 
 
 if __name__ == "__main__":
-  main(sys.argv)
+  try:
+    main(sys.argv)
+  except KeyboardInterrupt:
+    sys.stderr.write("train.py: interrupted before the run began\n")
+    sys.exit(130)

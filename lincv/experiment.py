@@ -58,6 +58,10 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
   if config.method not in config_lib.METHODS:
     raise ConfigError(f"unknown method {config.method!r}; expected one of: "
                       f"{', '.join(config_lib.METHODS)}")
+  if config.method != "sweep" and len(config.sweep):
+    raise ConfigError(f"sweep does nothing with method={config.method!r}, which runs once "
+                      f"with the config's own fields; remove sweep."
+                      f"{', sweep.'.join(config.sweep.keys())}, or use method='sweep'")
   if config.method == "knn":
     for metric in config.knn.metrics:
       if metric not in knn.METRICS:

@@ -48,7 +48,7 @@ def _as_dict(x):
   return x.to_dict() if isinstance(x, ml_collections.ConfigDict) else dict(x)
 
 
-def _space(spec: Mapping) -> dict:
+def _space(spec: Mapping, search: str = "grid") -> dict:
   """Validated search space: field -> ("values", list) | (distribution, args)."""
   space = {}
   for field, value in spec.items():
@@ -61,11 +61,12 @@ def _space(spec: Mapping) -> dict:
         raise SweepError(f"sweep field {field!r}: a distribution is one of "
                          f"{{{', '.join(_DISTRIBUTIONS)}: ...}}, got {value}")
       kind, args = next(iter(value.items()))
-      args = list(args)
+      args = list(args) if isinstance(args, (list, tuple)) else [args]
       if kind == "choice":
         space[field] = ("values", args)
       else:
-        if field not in config_lib.NUMERIC or len(args) != 2 or not args[0] < args[1]:
+        if (field not in config_lib.NUMERIC or len(args) != 2
+            or not all(_is_number(a) for a in args) or not args[0] < args[1]):
           raise SweepError(f"sweep field {field!r}: {kind} needs a numeric field and "
                            f"[low, high] with low < high, got {args}")
         if kind == "log_uniform" and args[0] <= 0:
@@ -75,19 +76,65 @@ def _space(spec: Mapping) -> dict:
       space[field] = ("values", list(value))
     else:
       space[field] = ("values", [value])
-    if space[field][0] == "values" and not space[field][1]:
-      raise SweepError(f"sweep field {field!r} has no values: the grid is empty")
+    if space[field][0] == "values":
+      values = space[field][1]
+      if not values:
+        raise SweepError(f"sweep field {field!r} has no values: the grid is empty")
+      for v in values:
+        _check_type(field, v)
+      if field in _FLOATS:
+        values = [float(v) for v in values]
+        space[field] = ("values", values)
+      if search == "grid":
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:
+          raise SweepError(f"sweep.{field} lists {twice[0]!r} twice; list each value once")
   return space
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+_FLOATS = {name for name in training.HPARAM_DEFAULTS if name != "seed"} | {
+    f.name for f in dataclasses.fields(training.Structure) if isinstance(f.default, float)}
+_NAMES = {f.name for f in dataclasses.fields(training.Structure)
+          if isinstance(f.default, str)} | {"features"}
+
+
+def _check_type(field: str, value) -> None:
+  """Refuses a value of the wrong kind: a name where a number belongs, or the reverse."""
+  if field in _NAMES:
+    if not isinstance(value, str):
+      raise SweepError(f"sweep.{field} takes names, got {value!r}")
+  elif not _is_number(value):
+    raise SweepError(f"sweep.{field} takes numbers, got {value!r}")
 
 
 def expand(config: ml_collections.ConfigDict) -> list[dict]:
   """All members of the sweep, each a dict of every sweepable field's value.
 
+  A swept field that does nothing for some members (see `config.ONLY_WITH`: the margin
+  for a softmax member, momentum for an Adam member, ...) takes the config's own value
+  in those members, and members that thereby become identical are trained once
+  (`notes` says which); a swept field that does nothing for any member is refused.
+
   Raises:
-    SweepError: an unknown field or name, an empty grid, an invalid value.
+    SweepError: an unknown field or name, an empty grid, an invalid value, a value
+      listed twice in a grid, a swept field that does nothing for any member.
   """
+  return _expand(config)[0]
+
+
+def notes(config: ml_collections.ConfigDict) -> list[str]:
+  """One line per swept field that does nothing for some members, saying what `expand`
+  did about it; empty when every swept field matters for every member."""
+  return _expand(config)[1]
+
+
+def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
   check_name("search", config.search, SEARCHES)
-  space = _space(_as_dict(config.sweep))
+  space = _space(_as_dict(config.sweep), config.search)
   base = {f: config[f] for f in config_lib.SWEEPABLE}
   validate_member(base)
   if config.search == "grid":
@@ -115,11 +162,47 @@ def expand(config: ml_collections.ConfigDict) -> list[dict]:
       members.append(m)
   for m in members:
     validate_member(m)
-  return members
+  return _collapse(members, space, base)
+
+
+def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict], list[str]]:
+  """Gives each member the config's value of every swept field that does nothing for it,
+  drops the members that this makes identical to an earlier one, and says so."""
+  notes = []
+  for field in space:
+    if field not in config_lib.ONLY_WITH:
+      continue
+    message = config_lib.unused_message(field, members, f"sweep.{field}")
+    if message:
+      raise SweepError(message)
+    decider = config_lib.ONLY_WITH[field][0]
+    idle = {m[decider] for m in members if not config_lib.used(field, m)}
+    if not idle:
+      continue
+    seen = {tuple(m.items()) for m in members}
+    kept = []
+    for m in members:
+      if config_lib.used(field, m) or m[field] == base[field]:
+        kept.append(m)
+        continue
+      m = dict(m, **{field: base[field]})
+      if tuple(m.items()) not in seen:
+        seen.add(tuple(m.items()))
+        kept.append(m)
+    dropped = len(members) - len(kept)
+    notes.append(
+        f"sweep.{field} does nothing with {decider}={' or '.join(repr(v) for v in sorted(idle))}; "
+        f"those members take {field}={base[field]!r}, the config's value"
+        + (f", and the {dropped} that became identical to another are dropped "
+           f"({len(kept)} members remain)" if dropped else ""))
+    members = kept
+  return members, notes
 
 
 def validate_member(m: Mapping) -> None:
   """Checks one member's values; raises SweepError naming the field and what is valid."""
+  for field in config_lib.SWEEPABLE:
+    _check_type(field, m[field])
   try:
     structure(m)
   except ValueError as e:

@@ -90,12 +90,12 @@ def test_unprepared_catalog_dataset_says_how_to_prepare_it_and_offers_a_folder(t
   data_dir = tmp_path / "tfds"
   with pytest.raises(data.DataError) as info:
     data.load("cifar10", data_dir=data_dir)
-  message = str(info.value)
-  assert f"it is not prepared under {data_dir}" in message
-  assert "pip install tensorflow" in message
-  assert f"tfds build cifar10 --data_dir={data_dir} --file_format=array_record" in message
-  assert "tfds.builder('cifar10'" in message and "download_and_prepare()" in message
-  assert "lincv.data.load(folder=PATH)" in message and "--config.data.folder=PATH" in message
+  first, *commands = str(info.value).splitlines()
+  assert f"it is not prepared under {data_dir}" in first
+  assert "lincv.data.load(folder=PATH)" in first and "--config.data.folder=PATH" in first
+  assert commands == [  # one line saying what to do, then only the commands that do it
+      "  pip install tensorflow importlib_resources",
+      f"  tfds build cifar10 --data_dir={data_dir} --file_format=array_record"]
   assert not data_dir.exists() or not any(data_dir.rglob("*.array_record*"))
 
 
@@ -103,8 +103,13 @@ def test_catalog_prepared_as_tfrecord_is_named(tmp_path):
   version_dir = tmp_path / "tfds" / "mnist" / "3.0.1"
   version_dir.mkdir(parents=True)
   (version_dir / "dataset_info.json").write_text("{}")
-  with pytest.raises(data.DataError, match="prepared at .*mnist/3.0.1, but not as ArrayRecord"):
+  with pytest.raises(data.DataError,
+                     match="prepared at .*mnist/3.0.1, but not as ArrayRecord") as info:
     data.load("mnist", data_dir=tmp_path / "tfds")
+  first, *commands = str(info.value).splitlines()
+  assert "--config.data.folder=PATH" in first
+  assert commands[-1] == (f"  tfds convert_format --dataset_dir={version_dir} "
+                          "--out_file_format=array_record")
 
 
 def test_unknown_names_list_known_ones():

@@ -44,14 +44,14 @@ def test_grid_expansion():
 
 def test_random_expansion_is_seeded_and_in_range():
   c = _config(learning_rate={"log_uniform": [1e-4, 1e-1]}, momentum={"uniform": [0.5, 0.9]},
-              optimizer={"choice": ["sgd", "adam"]})
+              optimizer={"choice": ["momentum", "nesterov"]})
   c.search, c.num_samples = "random", 40
   a, b = sweep.expand(c), sweep.expand(c)
   assert a == b and len(a) == 40
   lrs = np.array([m["learning_rate"] for m in a])
   assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1 and lrs.min() < 1e-3 < lrs.max()
   assert all(0.5 <= m["momentum"] <= 0.9 for m in a)
-  assert {m["optimizer"] for m in a} == {"sgd", "adam"}
+  assert {m["optimizer"] for m in a} == {"momentum", "nesterov"}
   c.search_seed = 1
   assert sweep.expand(c) != a
 

@@ -100,7 +100,8 @@ def test_cifar_smoke_config_on_an_image_folder(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--config.no_such_field=1"], "no_such_field"),
     (["--config.epochs=abc"], "epochs"),
-    (["--config.loss=hinge"], "unknown loss 'hinge'; expected one of: svm, squared_svm, softmax"),
+    (["--config.sweep.loss=hinge"],
+     "unknown loss 'hinge'; expected one of: svm, squared_svm, softmax"),
     (["--config.optimizer=adamw"], "unknown optimizer 'adamw'; expected one of: sgd"),
     (["--config.data.name=imagenet"], "unknown dataset 'imagenet'; expected one of: digits"),
     (["--config.data.folder=/no/such/folder"], "/no/such/folder"),

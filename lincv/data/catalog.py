@@ -11,6 +11,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lincv.data import records
 from lincv.data.dataset import DataError, Dataset, resolve_data_dir
 
 CATALOG = ("cifar10", "cifar100", "mnist", "fashion_mnist", "svhn_cropped")
@@ -19,37 +20,31 @@ SPLITS = ("train", "test")
 
 def prepare_command(name: str, data_dir: str) -> str:
   """Shell commands that prepare catalog dataset `name` as ArrayRecord into `data_dir`."""
-  return (
-      "  pip install tensorflow importlib_resources\n"
-      f"  tfds build {name} --data_dir={data_dir} --file_format=array_record\n"
-      "or, in Python:\n"
-      "  python -c \"import tensorflow_datasets as tfds; "
-      f"tfds.builder('{name}', data_dir='{data_dir}', file_format='array_record')"
-      ".download_and_prepare()\"")
+  return ("  pip install tensorflow importlib_resources\n"
+          f"  tfds build {name} --data_dir={data_dir} --file_format=array_record")
 
 
-def _not_prepared(name: str, data_dir: str, cause: Exception) -> DataError:
-  """The error for a catalog dataset that cannot be read: why, and what to run instead."""
+def _not_prepared(name: str, data_dir: str) -> DataError:
+  """The error for a catalog dataset that cannot be read: one line saying why and what to
+  do, then the commands that do it."""
   dataset_dir = os.path.join(data_dir, name)
   infos = sorted(pathlib.Path(dataset_dir).rglob("dataset_info.json"))
+  folder = ("or use an image folder instead (--config.data.folder=PATH, "
+            "lincv.data.load(folder=PATH))")
   if infos:
     versions = ", ".join(str(p.parent) for p in infos)
-    why = (f"it is prepared at {versions}, but not as ArrayRecord (TFRecord files cannot be "
-           "read without TensorFlow; with TensorFlow, tfds convert_format "
-           f"--dataset_dir={infos[0].parent} --out_file_format=array_record converts them)")
-  elif os.path.isdir(dataset_dir):
-    why = f"{dataset_dir} holds no complete preparation"
-  else:
-    why = f"it is not prepared under {data_dir}"
-  detail = str(cause).strip().splitlines()
+    return DataError(
+        f"cannot read catalog dataset {name!r}: it is prepared at {versions}, but not as "
+        "ArrayRecord (TFRecord needs TensorFlow to read); convert it once where TensorFlow "
+        f"is installed, {folder}:\n"
+        "  pip install tensorflow importlib_resources\n"
+        f"  tfds convert_format --dataset_dir={infos[0].parent} --out_file_format=array_record")
+  where = (f"{dataset_dir} holds no complete preparation" if os.path.isdir(dataset_dir)
+           else f"it is not prepared under {data_dir}")
   return DataError(
-      f"cannot read catalog dataset {name!r}: {why}. Preparing it downloads the original "
-      "files and needs TensorFlow and the internet; do it once on a machine with both "
-      f"(then copy {dataset_dir} into this data dir):\n"
-      f"{prepare_command(name, data_dir)}\n"
-      "Or use an image folder laid out as root/{train,test}/<class>/*.png instead: "
-      "lincv.data.load(folder=PATH), or --config.data.folder=PATH.\n"
-      f"(tfds said: {type(cause).__name__}: {detail[0] if detail else ''})")
+      f"cannot read catalog dataset {name!r}: {where}; prepare it once on a machine with "
+      f"TensorFlow and the internet (then copy {dataset_dir} here), {folder}:\n"
+      f"{prepare_command(name, data_dir)}")
 
 
 def load(name: str, data_dir=None) -> Dataset:
@@ -70,9 +65,10 @@ def load(name: str, data_dir=None) -> Dataset:
     raise DataError(f"unknown catalog dataset {name!r}; known: {', '.join(CATALOG)}")
   data_dir = resolve_data_dir(data_dir)
   try:
-    sources = tfds.data_source(name, split=list(SPLITS), data_dir=data_dir, download=False)
+    with records.quiet_tfds():
+      sources = tfds.data_source(name, split=list(SPLITS), data_dir=data_dir, download=False)
   except Exception as e:  # tfds raises several types for "not there"; all mean the same here
-    raise _not_prepared(name, data_dir, e) from e
+    raise _not_prepared(name, data_dir) from e
   info = sources[0].dataset_info
   class_names = tuple(info.features["label"].names)
   splits = {}

@@ -19,8 +19,11 @@ file is written, so an interrupted preparation is never read as complete; it is 
 on the next load.
 """
 
+import contextlib
+import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -69,6 +72,38 @@ def _remove_dead_preparations(config_dir: str) -> None:
         shutil.rmtree(entry.path, ignore_errors=True)
 
 
+class _DropTfdsChatter(logging.Filter):
+  """Drops tfds's absl records below ERROR: an empty variant folder before the first
+  preparation, a builder config of lincv's own, ... expected, and no use to a reader."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    from_tfds = f"{os.sep}tensorflow_datasets{os.sep}" in record.pathname
+    return not (from_tfds and record.levelno < logging.ERROR)
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+  """Within it, tfds says nothing a user need not read: no absl warnings below ERROR, and
+  no progress bars (their cursor-moving escape codes) unless stderr is a terminal."""
+  from tensorflow_datasets.core.utils import tqdm_utils  # pylint: disable=import-outside-toplevel
+  absl_logger = logging.getLogger("absl")
+  chatter = _DropTfdsChatter()
+  bars = getattr(tqdm_utils, "_active", True)
+  absl_logger.addFilter(chatter)
+  if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+    tfds.display_progress_bar(False)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(chatter)
+    tfds.display_progress_bar(bars)
+
+
+def _silent() -> None:
+  """Stands in for tfds's "Downloading and preparing dataset Unknown size" and "downloaded
+  and prepared" lines: lincv's builders download nothing, and report through the caller."""
+
+
 def download_and_prepare(builder: tfds.core.DatasetBuilder) -> None:
   """Prepares `builder` in its data dir unless already there; leaves nothing behind on failure.
 
@@ -77,8 +112,16 @@ def download_and_prepare(builder: tfds.core.DatasetBuilder) -> None:
   lives outside the data dir, and a builder directory that a failed first preparation
   created is removed again.
   """
-  if builder.is_prepared():
-    return
+  with quiet_tfds():
+    if builder.is_prepared():
+      return
+    # pylint: disable-next=protected-access
+    builder._log_download_bytes = builder._log_download_done = _silent
+    _prepare(builder)
+
+
+def _prepare(builder: tfds.core.DatasetBuilder) -> None:
+  """`download_and_prepare` of a builder that is not prepared yet."""
   version_dir = os.fspath(builder.data_path)
   config_dir = os.path.dirname(version_dir)
   _remove_dead_preparations(config_dir)

@@ -1,0 +1,316 @@
+"""The command line says what it does: no silent no-ops in a sweep or an override, messages
+a person can read, Ctrl-C, help, and quiet first-use output."""
+
+import csv
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from lincv import config as config_lib
+from lincv import experiment, sweep
+from lincv.progress import Progress
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = ("--config", "configs/default.py:smoke")
+
+
+def _env(tmp_path):
+  return dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS="")
+
+
+def _train(tmp_path, *args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args],
+                        capture_output=True, text=True, env=_env(tmp_path), timeout=300, cwd=ROOT)
+
+
+def _one_line(out) -> str:
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+  return lines[0]
+
+
+def _config(sweep_spec, **fields):
+  c = config_lib.base()
+  c.epochs, c.batch_size = 2, 32
+  for name, value in fields.items():
+    c[name] = value
+  c.sweep = sweep_spec
+  return c
+
+
+# ------------------------------------------------------------------ 11: no silent no-ops
+
+
+@pytest.mark.parametrize("spec,fields,message", [
+    ({"margin": (1.0, 2.0)}, {"loss": "softmax"},
+     "sweep.margin does nothing with loss='softmax' (it is the SVM margin); remove it, or use "
+     "loss svm or squared_svm"),
+    ({"momentum": (0.5, 0.9)}, {"optimizer": "adam"},
+     "sweep.momentum does nothing with optimizer='adam'"),
+    ({"b1": (0.8, 0.9)}, {"optimizer": "sgd"}, "sweep.b1 does nothing with optimizer='sgd'"),
+    ({"b2": (0.99, 0.999)}, {"optimizer": "momentum"}, "sweep.b2 does nothing with optimizer="),
+    ({"rms_decay": (0.8, 0.9)}, {"optimizer": "adam"}, "sweep.rms_decay does nothing with"),
+    ({"beta": (0.5, 1.0)}, {"reg": "l2"}, "sweep.beta does nothing with reg='l2'"),
+    ({"reg_strength": (1e-3, 1e-2)}, {"reg": "none"}, "sweep.reg_strength does nothing with"),
+    ({"init_scale": (1e-3, 1e-2)}, {"model": "mlp"}, "sweep.init_scale does nothing with model="),
+    ({"hidden": (10, 20)}, {"model": "linear"}, "sweep.hidden does nothing with model='linear'"),
+    ({"lr_decay": (0.5, 0.9)}, {"schedule": "cosine"}, "sweep.lr_decay does nothing with"),
+    ({"decay_every": (1, 2)}, {"schedule": "exponential"}, "sweep.decay_every does nothing"),
+    # the deciding field swept, but over values for none of which the field matters
+    ({"optimizer": ("sgd", "adam"), "momentum": (0.5, 0.9)}, {},
+     "sweep.momentum does nothing with optimizer='adam' or 'sgd'"),
+    ({"margin": {"log_uniform": (0.1, 10.0)}}, {"loss": "softmax", "search": "random"},
+     "sweep.margin does nothing with loss='softmax'"),
+])
+def test_a_swept_field_that_does_nothing_for_any_member_is_refused(spec, fields, message):
+  with pytest.raises(sweep.SweepError) as e:
+    sweep.expand(_config(spec, **fields))
+  assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_a_swept_field_that_does_nothing_for_some_members_is_collapsed_there():
+  c = _config({"loss": ("softmax", "svm"), "margin": (0.5, 2.0)})
+  members = sweep.expand(c)
+  pairs = [(m["loss"], m["margin"]) for m in members]
+  assert pairs == [("softmax", 1.0), ("svm", 0.5), ("svm", 2.0)]  # softmax: the config's margin
+  (note,) = sweep.notes(c)
+  assert note.startswith("sweep.margin does nothing with loss='softmax'; those members take "
+                         "margin=1.0")
+  assert "1 that became identical" in note and "3 members remain" in note
+  assert sweep.notes(_config({"loss": ("softmax", "svm")})) == []
+
+
+def test_collapse_keeps_the_members_that_differ_elsewhere():
+  c = _config({"optimizer": ("sgd", "adam", "momentum"), "momentum": (0.5, 0.9),
+               "learning_rate": (0.1, 0.01)})
+  members = sweep.expand(c)
+  # momentum matters for the momentum optimizer only: 2 x 2 there, 2 learning rates elsewhere
+  assert len(members) == 2 * 2 + 2 + 2
+  assert {m["momentum"] for m in members if m["optimizer"] != "momentum"} == {0.9}
+  assert len({tuple(sorted(m.items())) for m in members}) == len(members)
+
+
+def test_a_random_search_gives_idle_fields_the_config_value():
+  c = _config({"optimizer": {"choice": ("sgd", "momentum")}, "momentum": {"uniform": (0.1, 0.8)},
+               "learning_rate": {"log_uniform": (1e-3, 1e-1)}}, search="random", num_samples=20)
+  members = sweep.expand(c)
+  assert len(members) == 20   # the learning rates differ: nothing became identical
+  assert all(m["momentum"] == 0.9 for m in members if m["optimizer"] == "sgd")
+  assert all(0.1 <= m["momentum"] <= 0.8 for m in members if m["optimizer"] == "momentum")
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"learning_rate": ("a",)}, "sweep.learning_rate takes numbers, got 'a'"),
+    ({"seed": (0, "1")}, "sweep.seed takes numbers, got '1'"),
+    ({"loss": (1,)}, "sweep.loss takes names, got 1"),
+    ({"learning_rate": (0.1, 0.1)}, "sweep.learning_rate lists 0.1 twice"),
+])
+def test_values_of_the_wrong_kind_or_listed_twice_are_refused(spec, message):
+  with pytest.raises(sweep.SweepError, match=re.escape(message)):
+    sweep.expand(_config(spec))
+
+
+def test_a_baseline_method_refuses_a_sweep():
+  c = _config({"seed": (0, 1)})
+  c.method = "knn"
+  with pytest.raises(experiment.ConfigError, match="sweep does nothing with method='knn'"):
+    experiment.check(c)
+
+
+# ------------------------------------------------------------------ overrides, in-process
+
+
+@pytest.mark.parametrize("fields,path,message", [
+    ({"optimizer": "adam"}, "momentum", "--config.momentum does nothing with optimizer='adam'"),
+    ({"model": "mlp"}, "init_scale", "--config.init_scale does nothing with model='mlp'"),
+    ({}, "knn.ks", "--config.knn.ks does nothing here: it matters only with method='knn'"),
+    ({}, "random.scale", "--config.random.scale does nothing here: it matters only with "
+                         "method='random_search' or 'random_local_search'"),
+    ({}, "features_cfg.kmeans_centroids", "it matters only with features='kmeans'"),
+    ({}, "features_cfg.hist_bins", "it matters only with features='hog_color'"),
+    ({}, "num_samples", "it matters only with search='random'"),
+    ({}, "halving.eta", "it matters only with method='sweep' and halving.rungs"),
+    ({"method": "knn"}, "learning_rate", "--config.learning_rate does nothing with "
+                                         "method='knn'"),
+])
+def test_an_override_that_changes_nothing_is_named(fields, path, message):
+  c = _config({}, **fields)
+  members = sweep.expand(c)
+  assert message in config_lib.idle_override(c, path, members)
+
+
+@pytest.mark.parametrize("fields,path", [
+    ({"optimizer": "nesterov"}, "momentum"), ({"method": "knn"}, "knn.ks"),
+    ({"method": "random_search"}, "seed"), ({"features": "kmeans"}, "features_cfg.kmeans_iters"),
+    ({"search": "random"}, "num_samples"), ({}, "learning_rate"), ({}, "data.limit"),
+])
+def test_an_override_that_matters_passes(fields, path):
+  c = _config({}, **fields)
+  assert config_lib.idle_override(c, path, sweep.expand(c)) is None
+
+
+def test_split_args_takes_the_config_arguments_out():
+  spec, overrides, rest = config_lib.split_args(
+      ["--workdir", "w", "--config", "c.py:smoke", "--config.epochs=3", "--config.data.flip",
+       "--noconfig.data.flip", "--config.loss", "svm", "--mode=train"])
+  assert spec == "c.py:smoke"
+  assert overrides == [("epochs", "3"), ("data.flip", "true"), ("data.flip", "false"),
+                       ("loss", "svm")]
+  assert rest == ["--workdir", "w", "--mode=train"]
+
+
+def test_override_adds_and_replaces_sweep_axes():
+  c = config_lib.base()
+  c.lock()
+  config_lib.override(c, "sweep.optimizer", "('sgd', 'adam')")
+  config_lib.override(c, "sweep.loss", "(svm, softmax)")      # names may go unquoted
+  config_lib.override(c, "sweep.learning_rate", "0.1")        # one value
+  config_lib.override(c, "sweep.reg_strength", "{'log_uniform': (1e-4, 1e-1)}")
+  assert c.sweep.optimizer == ("sgd", "adam") and c.sweep.loss == ("svm", "softmax")
+  assert c.sweep.learning_rate == (0.1,)
+  assert tuple(c.sweep.reg_strength.log_uniform) == (1e-4, 1e-1)
+  config_lib.override(c, "sweep.optimizer", "adam")            # replaced
+  assert c.sweep.optimizer == ("adam",)
+  config_lib.override(c, "sweep", "{'seed': (0, 1)}")          # the whole sweep
+  assert c.sweep.to_dict() == {"seed": (0, 1)}
+
+
+def test_override_parses_by_the_type_of_the_field():
+  c = config_lib.base()
+  c.lock()
+  for path, text in (("epochs", "7"), ("learning_rate", "3e-3"), ("data.flip", "True"),
+                     ("data.folder", "123"), ("knn.ks", "(1, 3)"), ("halving.rungs", "()")):
+    config_lib.override(c, path, text)
+  assert (c.epochs, c.learning_rate, c.data.flip, c.data.folder) == (7, 3e-3, True, "123")
+  assert c.knn.ks == (1, 3) and c.halving.rungs == ()
+
+
+@pytest.mark.parametrize("path,text,message", [
+    ("epoch", "3", "unknown field 'epoch' (did you mean 'epochs'?)"),
+    ("data.fold", "x", "unknown field 'data.fold' (did you mean 'data.folder'?)"),
+    ("sweep.learning_rat", "1", "unknown field 'sweep.learning_rat' (did you mean "
+                                "'sweep.learning_rate'?)"),
+    ("no_such_field", "1", "unknown field 'no_such_field'; the fields and their defaults are in "
+                           "lincv/config.py"),
+    ("epochs", "abc", "--config.epochs takes an integer, got 'abc'"),
+    ("learning_rate", "fast", "--config.learning_rate takes a number, got 'fast'"),
+    ("data.flip", "maybe", "--config.data.flip takes true or false, got 'maybe'"),
+    ("data", "1", "--config.data is a group of fields"),
+    ("sweep", "1", "--config.sweep takes a dict"),
+])
+def test_override_errors_are_one_line(path, text, message):
+  c = config_lib.base()
+  c.lock()
+  with pytest.raises(config_lib.OverrideError) as e:
+    config_lib.override(c, path, text)
+  assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_an_override_of_a_swept_field_is_refused():
+  c = config_lib.base()
+  c.sweep = {"learning_rate": (0.1, 0.01)}
+  config_lib.swept_overrides(c, ["epochs", "reg_strength"])
+  with pytest.raises(config_lib.OverrideError, match="use --config.sweep.learning_rate=VALUE"):
+    config_lib.swept_overrides(c, ["learning_rate"])
+
+
+# ------------------------------------------------------------------ train.py, in a subprocess
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, flag):
+  out = _train(tmp_path, flag)
+  assert out.returncode == 0 and out.stderr == ""
+  for name in ("--config FILE", "--config.FIELD=VALUE", "--config.sweep.FIELD", "--workdir",
+               "--mode", "--split", "lincv/config.py", "Configs and"):
+    assert name in out.stdout, name
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--config.epoch=3"], "train.py: error: unknown field 'epoch' (did you mean 'epochs'?)"),
+    (["--config.sweep.learning_rate=('a',)"],
+     "train.py: error: sweep.learning_rate takes numbers, got 'a'"),
+    (["--config.learning_rate=0.5"],
+     "train.py: error: --config.learning_rate has no effect: the sweep sets learning_rate for "
+     "every member; use --config.sweep.learning_rate=VALUE (one value or a tuple) instead"),
+    (["--config.momentum=0.5"],   # the smoke config trains with Adam
+     "train.py: error: --config.momentum does nothing with optimizer='adam'"),
+    (["--config.sweep.b1=(0.8, 0.9)", "--config.optimizer=sgd"],
+     "train.py: error: sweep.b1 does nothing with optimizer='sgd'"),
+    (["--config.knn.ks=(1,)"], "train.py: error: --config.knn.ks does nothing here"),
+    (["--mode", "eval", "--config.epochs=3"], "train.py: error: --config and --config.FIELD do "
+                                              "nothing with --mode eval"),
+])
+def test_bad_command_lines_are_one_line_exit_2(tmp_path, args, line):
+  out = _train(tmp_path, *SMOKE, *args, "--workdir", str(tmp_path / "run"))
+  assert out.returncode == 2
+  assert _one_line(out).startswith(line)
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_new_sweep_axis_from_the_command_line_and_quiet_first_use(tmp_path):
+  out = _train(tmp_path, *SMOKE, "--config.epochs=1", "--config.sweep.seed=(0, 1)",
+               "--config.sweep.learning_rate=0.1", "--config.sweep.margin=(1, 2)",
+               "--workdir", str(tmp_path / "run"))
+  assert out.returncode == 0, out.stderr
+  rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+  # loss (2, from the config) x learning rate (1, replaced) x seed (2, new) x margin (2, new),
+  # softmax's margins collapsed to the config's
+  assert len(rows) == 6
+  assert {r["learning_rate"] for r in rows} == {"0.1"}
+  assert {(r["loss"], r["seed"], r["margin"]) for r in rows} == {
+      ("softmax", "0", "1.0"), ("softmax", "1", "1.0"), ("svm", "0", "1.0"),
+      ("svm", "0", "2.0"), ("svm", "1", "1.0"), ("svm", "1", "2.0")}
+  assert out.stdout.startswith("note: sweep.margin does nothing with loss='softmax'")
+  # First use (a fresh data dir, digits prepared): nothing from tfds, no escape codes.
+  assert out.stderr == ""
+  for noise in ("WARNING", "absl", "Downloading", "Unknown size", "\x1b", "\r"):
+    assert noise not in out.stdout, noise
+
+
+def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path):
+  args = [sys.executable, os.path.join(ROOT, "train.py"), *SMOKE, "--config.epochs=10",
+          "--workdir", str(tmp_path / "run")]
+  proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=_env(tmp_path), cwd=ROOT)
+  for line in proc.stdout:
+    if line.startswith("group 1/2  epoch 2/10"):
+      proc.send_signal(signal.SIGINT)
+      break
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert len(lines) == 1, err
+  assert re.fullmatch(r"train\.py: interrupted in group [12] at epoch \d+; run the same command "
+                      r"to resume", lines[0]), lines[0]
+  again = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), cwd=ROOT,
+                         timeout=300)
+  assert again.returncode == 0, again.stderr
+  assert "group 1/2  epoch 1/10" not in again.stdout   # resumed, not started over
+  assert "selected member" in again.stdout
+
+
+def test_progress_says_where_the_run_stands():
+  p = Progress(io.StringIO())
+  assert p.where() == "before the first epoch"
+  p({"group": 0, "num_groups": 2, "epoch": 3, "epochs": 5, "alive": 2, "members": 2,
+     "best_val_accuracy": 0.5, "seconds": 1.0})
+  assert p.where() == "in group 1 at epoch 4"
+  p({"group": 0, "num_groups": 2, "epoch": 5, "epochs": 5, "alive": 2, "members": 2,
+     "best_val_accuracy": 0.5, "seconds": 1.0})
+  assert p.where() == "in group 2 at epoch 1"
+  assert "\r" not in p.stream.getvalue() and "\x1b" not in p.stream.getvalue()
+
+
+def test_python_m_lincv_data_without_arguments_prints_usage_exit_2(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "lincv.data"], capture_output=True, text=True,
+                       env=_env(tmp_path), cwd=ROOT, timeout=120)
+  assert out.returncode == 2 and out.stdout == ""
+  assert out.stderr.startswith("usage: python -m lincv.data")
+  assert "error: give a dataset name (digits, cifar10" in out.stderr
+  assert "Traceback" not in out.stderr
