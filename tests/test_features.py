@@ -107,6 +107,25 @@ def test_patches_and_samples_share_one_layout():
 
 
 def test_normalize_and_zca_match_numpy():
+  eps = np.finfo(np.float32).eps
+  x = np.random.default_rng(5).normal(100, 30, (500, 12))
+  norm = np.asarray(features.normalize_patches(x))
+  assert norm.dtype == np.float32
+  ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, ddof=1, keepdims=True) + 10)
+  # Rounding pixels near 100 to float32 moves a value normalised by a spread of about 30 by
+  # about 3 eps; the row mean and variance (12 terms) add a few eps more: 32 eps bounds it.
+  np.testing.assert_allclose(norm, ref, rtol=0, atol=32 * eps)
+  mu, w = features.fit_zca(norm, eps=0.1)
+  n64 = norm.astype(np.float64)
+  lam, v = np.linalg.eigh(np.cov(n64, rowvar=False))
+  w_ref = v @ np.diag(1 / np.sqrt(lam + 0.1)) @ v.T
+  # A mean of O(1) values is exact to a few eps; eigh in float32 is backward stable, so W
+  # (entries up to 1/sqrt(0.1)) carries errors of a small multiple of D eps |W|.
+  np.testing.assert_allclose(mu, n64.mean(0), rtol=0, atol=8 * eps)
+  np.testing.assert_allclose(w, w_ref, rtol=0, atol=12 * 4 * eps * np.abs(w_ref).max())
+
+
+def test_normalize_and_zca_match_numpy_in_float64(x64):
   x = np.random.default_rng(5).normal(100, 30, (500, 12))
   norm = np.asarray(features.normalize_patches(x))
   ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, ddof=1, keepdims=True) + 10)
@@ -203,7 +222,11 @@ def test_standardize_with_training_statistics():
   np.testing.assert_allclose(mean, train.mean(0), rtol=1e-6)
   np.testing.assert_allclose(scale, np.sqrt(train.var(0) + 0.01), rtol=1e-6)
   out = np.asarray(features.standardize(test, mean, scale))
-  np.testing.assert_allclose(out, (test - mean) / scale, rtol=1e-5)
+  # float32: rounding test values (|x| < 12) and the difference costs about 2 eps |x| before
+  # the division by scale; relative error is meaningless where x - mean cancels.
+  eps = np.finfo(np.float32).eps
+  np.testing.assert_allclose(out, (test - mean) / scale, rtol=4 * eps,
+                             atol=4 * eps * np.abs(test).max() / scale.min())
   assert np.isfinite(out).all()
 
 

@@ -38,6 +38,27 @@ def _tied_data(seed=0, n_train=53, n_test=19, d=3):
 def test_distances_match_numpy(metric):
   rng = np.random.default_rng(1)
   x_test, x_train = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
+  got = np.asarray(knn.distances(x_test, x_train, metric))
+  assert got.dtype == np.float32
+  ref = _np_distances(x_test, x_train, metric)
+  # float32 bounds, D = 5 features, eps = float32 eps, s = |a|^2 + |b|^2 per pair:
+  # L1 sums D differences of rounded inputs, error <= (D + 2) eps sum_d (|a_d| + |b_d|);
+  # L2 forms |a|^2 - 2 a.b + |b|^2, error <= (D + 2) eps 2 s in the square, which the
+  # square root divides by 2 d (plus eps d for the root itself).
+  eps = np.finfo(np.float32).eps
+  d = x_test.shape[1]
+  if metric == "l1":
+    tol = (d + 2) * eps * (np.abs(x_test).sum(1)[:, None] + np.abs(x_train).sum(1)[None, :])
+  else:
+    s = (x_test**2).sum(1)[:, None] + (x_train**2).sum(1)[None, :]
+    tol = (d + 2) * eps * 2 * s / (2 * ref) + eps * ref
+  assert np.all(np.abs(got - ref) <= tol), np.max(np.abs(got - ref) / tol)
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_distances_match_numpy_in_float64(metric, x64):
+  rng = np.random.default_rng(1)
+  x_test, x_train = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
   np.testing.assert_allclose(knn.distances(x_test, x_train, metric),
                              _np_distances(x_test, x_train, metric), rtol=1e-10, atol=1e-10)
 
