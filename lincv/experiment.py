@@ -67,6 +67,11 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
+  try:
+    checkpoint.strict(_config_json(config), path="config")
+  except ValueError as e:
+    raise ConfigError(f"{e}; config.json is written as strict JSON, use a finite number "
+                      "(e.g. 1e30)") from None
   return members
 
 
@@ -314,8 +319,8 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
   for r, h in zip(rows, result.history):
     for e, (loss, acc) in enumerate(zip(h["train_loss"], h["val_accuracy"])):
       if not np.isnan(loss):
-        lines.append(json.dumps({"member": r["member"], "epoch": e + 1, "train_loss": loss,
-                                 "val_accuracy": acc}))
+        lines.append(checkpoint.dumps_line({"member": r["member"], "epoch": e + 1,
+                                            "train_loss": loss, "val_accuracy": acc}))
   checkpoint.atomic_write(os.path.join(workdir, "metrics.jsonl"),
                            lambda f: f.write(("\n".join(lines) + "\n").encode()))
   checkpoint.save_arrays(os.path.join(workdir, "checkpoint", "best.npz"), result.best_params)
