@@ -158,7 +158,8 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
   kmeans: Coates-Lee-Ng k-means patch features with `cfg.kmeans_centroids` centroids fitted
   on the training images. With `flip`, "train" also holds the features of the training
   images mirrored left-right, after those of the images themselves (the k-means model is
-  still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings).
+  still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings,
+  fitted model); the standardisation is recomputed from the training features each time.
   """
   from lincv import features as features_lib
 
@@ -172,32 +173,37 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
     splits += ("train_mirrored",)
   ident = {s: features_lib.fingerprint(images[s]) for s in splits}
   if name == "hog_color":
-    settings = {"name": name, "bins": int(cfg.hist_bins)}
-    args = ()
+    settings = {"name": name, "bins": int(cfg.hist_bins), "version": features_lib.CACHE_VERSION}
+    args, model_id = (), None
     fn = lambda x: jnp.concatenate(
         [features_lib.hog(x), features_lib.color_histogram(x, settings["bins"])], axis=1)
   else:
     settings = {"name": name, "centroids": int(cfg.kmeans_centroids),
-                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters)}
+                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters),
+                "version": features_lib.CACHE_VERSION}
+    key = jax.random.key(0)
 
     def fit():
       model = features_lib.kmeans_fit(
-          jax.random.key(0), images["train"], settings["centroids"],
+          key, images["train"], settings["centroids"],
           num_patches=settings["patches"], iterations=settings["iterations"])
       return np.concatenate([np.asarray(m).reshape(-1) for m in model[:3]])
 
-    flat = _cached(features_lib, fit, {"images": ident["train"], **settings, "part": "model"},
-                   cache_dir)
+    flat = _cached(features_lib, fit,
+                   {"images": ident["train"], **settings, "part": "model",
+                    "prng": features_lib.fingerprint(jax.random.key_data(key))}, cache_dir)
     d = 6 * 6 * 3
     k = settings["centroids"]
     model = features_lib.KMeansFeatures(
         jnp.asarray(flat[:d]), jnp.asarray(flat[d:d + d * d].reshape(d, d)),
         jnp.asarray(flat[d + d * d:].reshape(k, d)), jnp.zeros(0))
     fn = features_lib.kmeans_encode
-    args = (model,)
+    args, model_id = (model,), features_lib.fingerprint(flat)
+  # Codes depend on the model they were encoded with, not only on the images: a model
+  # fitted on other training images (another val_fraction, limit or split) gives others.
   raw = {s: _cached(features_lib,
                     lambda s=s: features_lib.extract(fn, images[s], *args, batch_size=250),
-                    {"images": ident[s], **settings}, cache_dir)
+                    {"images": ident[s], **settings, "model": model_id}, cache_dir)
          for s in splits}
   if flip:
     raw["train"] = np.concatenate([raw["train"], raw.pop("train_mirrored")])
@@ -212,8 +218,10 @@ def _cached(features_lib, fn, key, cache_dir):
 def feature_cache_dir(config) -> str:
   """Where image features are cached: `lincv_features/` in the tfds data directory.
 
-  Entries are keyed by a hash of the images and the feature settings, so runs with other
-  training settings reuse them and other data never reads them.
+  Entries are keyed by a hash of everything they depend on: the images, the feature
+  settings and, for codes of a fitted k-means model, that model's arrays (so a model
+  fitted on other training images never reuses them). Runs with other training settings
+  reuse them; other data never reads them.
   """
   return os.path.join(data_lib.resolve_data_dir(config.data.data_dir or None), "lincv_features")
 

@@ -274,3 +274,60 @@ def test_fingerprint_tells_arrays_apart():
 def test_images_must_be_rgb():
   with pytest.raises(ValueError, match=r"RGB \(N, H, W, 3\)"):
     features.hog(np.zeros((2, 16, 16, 1)))
+
+
+def test_cache_recomputes_an_unreadable_file(tmp_path):
+  key = {"feature": "hog", "images": "abc"}
+  path = features.cache_path(key, str(tmp_path))
+  features.cached(lambda: np.arange(100, dtype=np.float32), key, str(tmp_path))
+  with open(path, "r+b") as f:  # cut the file in half, as a full disk or a bad copy would
+    f.truncate(os.path.getsize(path) // 2)
+  with pytest.warns(UserWarning, match="unreadable cached features"):
+    got = features.cached(lambda: np.arange(100, dtype=np.float32) + 1, key, str(tmp_path))
+  np.testing.assert_array_equal(got, np.arange(100) + 1)
+  np.testing.assert_array_equal(np.load(path), np.arange(100) + 1)  # replaced, whole
+
+
+def test_cache_key_must_be_exact_json():
+  # An array printed by str() elides its middle: two different models would share a key.
+  with pytest.raises(TypeError, match="not JSON serialisable"):
+    features.cache_path({"model": object()}, "/cache")
+  with pytest.raises(ValueError, match="model is nan"):
+    features.cache_path({"model": float("nan")}, "/cache")
+
+
+def _image_folder(root, classes=3, train=8, test=4, size=10):
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for split, n in (("train", train), ("test", test)):
+    for c in range(classes):
+      folder = root / split / f"class{c}"
+      folder.mkdir(parents=True)
+      for i in range(n):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+  return root
+
+
+def test_cached_kmeans_codes_follow_the_fitted_model(tmp_path, offline_data):
+  from lincv import config as config_lib, experiment
+  c = config_lib.base()
+  c.data.folder = str(_image_folder(tmp_path / "images"))
+  c.features = "kmeans"
+  c.features_cfg.kmeans_centroids = 4
+  c.features_cfg.kmeans_patches = 200
+  c.features_cfg.kmeans_iters = 3
+  cache, fresh_cache = str(tmp_path / "cache"), str(tmp_path / "fresh")
+  # 24 training images: 12 train, 12 val, then 18 train, 6 val; 12 test (few shapes to compile)
+  c.data.val_fraction = 0.5
+  before = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  c.data.val_fraction = 0.25  # other training images: another k-means model
+  cached = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  fresh = experiment.load_inputs(c, cache_dir=fresh_cache).arrays("kmeans")
+  assert not np.array_equal(before["test"], fresh["test"])
+  for split in ("train", "val", "test"):
+    np.testing.assert_array_equal(cached[split], fresh[split], err_msg=split)
+  # and a run with the first settings still reads its own entries
+  c.data.val_fraction = 0.5
+  again = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  np.testing.assert_array_equal(again["test"], before["test"])
