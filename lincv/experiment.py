@@ -423,11 +423,25 @@ def _eval_out(workdir, split, acc, n, member, stream) -> dict:
 # --------------------------------------------------------------------------- baselines
 
 
-def _knn_pool(inputs, features):
-  """Neighbour set for test predictions: the training and validation rows together."""
+def _knn_pool(inputs, features, split):
+  """The labelled rows that vote for the rows of `split`: never the rows of `split` itself.
+
+  Validation (and training) rows are labelled by the training rows; test rows by the
+  training and validation rows together, every labelled image, as CIFAR-10 k-NN is
+  usually reported (k and the metric are chosen by cross-validation on training rows,
+  so the validation rows are free to join the pool).
+  """
   x_tr, y_tr = inputs.split(features, "train")
+  if split != "test":
+    return x_tr, y_tr
   x_va, y_va = inputs.split(features, "val")
   return np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
+
+
+def _knn_groups(inputs) -> np.ndarray:
+  """The image of every training row: a row and its mirrored copy (`data.flip`) share one."""
+  n = len(inputs.prepared.y_train)
+  return np.arange(len(inputs.labels()["train"])) % n
 
 
 def _baseline(config, inputs, progress):
@@ -437,24 +451,25 @@ def _baseline(config, inputs, progress):
   x_tr, y_tr = inputs.split(features, "train")
   if config.method == "knn":
     k = config.knn
+    groups = _knn_groups(inputs)
     if k.cv_limit and k.cv_limit < len(y_tr):
       keep = data_lib.stratified_subset(y_tr, k.cv_limit, config.data.split_seed)
-      x_cv, y_cv = x_tr[keep], y_tr[keep]
+      x_cv, y_cv, groups = x_tr[keep], y_tr[keep], groups[keep]
     else:
       x_cv, y_cv = x_tr, y_tr
     rows = []
     for metric in k.metrics:
-      if len(k.ks) == 1:
-        accs = [float("nan")]   # a single k: nothing to choose, no cross-validation
-      else:
-        progress.log(f"{k.num_folds}-fold cross-validation of k over {len(y_cv)} rows, {metric}")
+      progress.log(f"{k.num_folds}-fold cross-validation of k over {len(y_cv)} rows, {metric}")
+      try:
         accs = knn.cross_validate(x_cv, y_cv, ks=tuple(k.ks), num_folds=k.num_folds,
                                   metric=metric, seed=config.data.split_seed,
-                                  num_classes=p.num_classes)["accuracy"]
+                                  num_classes=p.num_classes, groups=groups)["accuracy"]
+      except ValueError as e:
+        raise ConfigError(f"knn: {e}") from None
       for kk, acc in zip(k.ks, accs):
         rows.append({"member": len(rows), "metric": metric, "k": int(kk),
                      "cv_accuracy": acc, "status": "ok"})
-    best = max(rows, key=lambda r: (np.nan_to_num(r["cv_accuracy"], nan=-1.0), -r["member"]))
+    best = max(rows, key=lambda r: (r["cv_accuracy"], -r["member"]))
     return rows, best, None
   rnd = config.random
   x, y = x_tr, y_tr
@@ -481,7 +496,7 @@ def _baseline(config, inputs, progress):
 def _baseline_predict(config, inputs, best, params, split):
   x, y = inputs.split(config.features, split)
   if config.method == "knn":
-    pool_x, pool_y = _knn_pool(inputs, config.features)
+    pool_x, pool_y = _knn_pool(inputs, config.features, split)
     pred = knn.predict(pool_x, pool_y, x, k=best["k"], metric=best["metric"],
                        num_classes=inputs.prepared.num_classes)
   else:

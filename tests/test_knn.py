@@ -134,6 +134,50 @@ def test_fold_indices_partition():
   assert not all(np.array_equal(a, b) for a, b in zip(folds, knn.fold_indices(23, 5, seed=5)))
 
 
+def test_fold_indices_keep_a_group_in_one_fold():
+  n = 23
+  groups = np.arange(2 * n) % n  # rows i and i + n: an image and its mirror image
+  folds = knn.fold_indices(2 * n, 5, seed=4, groups=groups)
+  np.testing.assert_array_equal(np.sort(np.concatenate(folds)), np.arange(2 * n))
+  fold_of = np.empty(2 * n, int)
+  for f, rows in enumerate(folds):
+    fold_of[rows] = f
+  np.testing.assert_array_equal(fold_of[:n], fold_of[n:])
+  assert sorted(len(f) for f in folds) == [8, 8, 10, 10, 10]  # 4 or 5 groups of 2
+  # one row per group: the same folds as without groups
+  plain = knn.fold_indices(n, 5, seed=4)
+  same = knn.fold_indices(n, 5, seed=4, groups=np.arange(n) + 100)
+  assert all(np.array_equal(a, b) for a, b in zip(plain, same))
+  with pytest.raises(ValueError, match=r"num_folds must be in \[2, 3\] for 3 groups"):
+    knn.fold_indices(6, 4, groups=np.array([0, 0, 1, 1, 2, 2]))
+  with pytest.raises(ValueError, match=r"groups must have shape \(6,\)"):
+    knn.fold_indices(6, 2, groups=np.zeros(5))
+
+
+def _fold_by_fold(x, y, folds, ks, metric):
+  expected = np.zeros((len(folds), len(ks)))
+  for f, test_rows in enumerate(folds):
+    train_rows = np.concatenate([folds[g] for g in range(len(folds)) if g != f])
+    for j, k in enumerate(ks):
+      pred = _np_predict(x[train_rows], y[train_rows], x[test_rows], k, metric, "nearest")
+      expected[f, j] = np.mean(pred == y[test_rows])
+  return expected
+
+
+def test_cross_validate_with_groups_and_a_single_k():
+  x, y, _ = _tied_data(seed=6, n_train=30, d=4)
+  x2, y2 = np.concatenate([x, x[:, ::-1]]), np.concatenate([y, y])  # a "mirrored" copy
+  groups = np.arange(60) % 30
+  folds = knn.fold_indices(60, 4, seed=2, groups=groups)
+  for ks in ((1,), (1, 4)):
+    result = knn.cross_validate(x2, y2, ks=ks, num_folds=4, seed=2, groups=groups,
+                                chunk_size=5, train_chunk_size=7)
+    expected = _fold_by_fold(x2, y2, folds, ks, "l2")
+    np.testing.assert_array_equal(result["fold_accuracy"], expected.astype(np.float32))
+    assert np.all(np.isfinite(result["accuracy"])) and result["ks"] == list(ks)
+  assert result["best_k"] == (1, 4)[int(np.argmax(expected.mean(axis=0)))]
+
+
 @pytest.mark.parametrize("metric", knn.METRICS)
 def test_cross_validate_matches_fold_by_fold(metric):
   x, y, _ = _tied_data(seed=5, n_train=47, d=4)
