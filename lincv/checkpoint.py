@@ -7,6 +7,7 @@ structure (`like`) to rebuild them, so no code is ever unpickled.
 """
 
 import json
+import math
 import os
 import tempfile
 
@@ -31,23 +32,65 @@ def atomic_write(path: str, write) -> None:
     raise
 
 
-def save_json(path: str, obj) -> None:
-  """Writes `obj` as indented JSON, atomically."""
-  text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+NONFINITE = ("refuse", "null")
+
+
+def save_json(path: str, obj, *, nonfinite: str = "refuse") -> None:
+  """Writes `obj` as indented, strict JSON (no NaN or Infinity), atomically.
+
+  Args:
+    path: the file to write.
+    obj: dicts, lists, strings, numbers, None, NumPy or JAX arrays and scalars.
+    nonfinite: what a NaN or infinite number becomes: "refuse" raises ValueError naming
+      the file and the field; "null" writes null (the reader maps null back if it needs
+      NaN, e.g. `np.asarray(values, float)`).
+  """
+  if nonfinite not in NONFINITE:
+    raise ValueError(f"nonfinite must be one of {', '.join(NONFINITE)}, got {nonfinite!r}")
+  obj = strict(obj, nonfinite, path)
+  text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
   atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def dumps_line(obj) -> str:
+  """`obj` as one line of strict JSON (for .jsonl files); NaN and infinities become null."""
+  return json.dumps(strict(obj, "null"), allow_nan=False)
+
+
+def strict(obj, nonfinite: str = "refuse", path: str = "", where: str = ""):
+  """`obj` as plain JSON values: arrays as lists, non-finite floats refused or made None.
+
+  Args:
+    obj: the value to convert.
+    nonfinite: "refuse" raises ValueError naming `path` and the field; "null" gives None.
+    path: the file it is for, named in errors.
+    where: the field path of `obj` (e.g. "best.val_accuracy"), named in errors.
+  """
+  if isinstance(obj, jax.Array):
+    obj = np.asarray(obj)
+  if isinstance(obj, (np.ndarray, np.generic)):
+    obj = obj.tolist()
+  if isinstance(obj, dict):
+    return {k: strict(v, nonfinite, path, f"{where}.{k}" if where else str(k))
+            for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [strict(v, nonfinite, path, f"{where}[{i}]") for i, v in enumerate(obj)]
+  if isinstance(obj, float) and not math.isfinite(obj):
+    if nonfinite == "null":
+      return None
+    raise ValueError(f"{_field(path, where)} is {obj}; JSON holds only finite numbers")
+  if obj is None or isinstance(obj, (str, int, float)):
+    return obj
+  raise TypeError(f"{_field(path, where)} is not JSON serialisable: {type(obj).__name__}")
+
+
+def _field(path: str, where: str) -> str:
+  return f"{path + ': ' if path else ''}field {where or '(top level)'}"
 
 
 def load_json(path: str):
   with open(path) as f:
     return json.load(f)
-
-
-def _json_default(obj):
-  if isinstance(obj, (np.generic, np.ndarray)):
-    return obj.tolist()
-  if isinstance(obj, jax.Array):
-    return np.asarray(obj).tolist()
-  raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def save_tree(path: str, tree) -> None:

@@ -71,6 +71,11 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
+  try:
+    checkpoint.strict(_config_json(config), path="config")
+  except ValueError as e:
+    raise ConfigError(f"{e}; config.json is written as strict JSON, use a finite number "
+                      "(e.g. 1e30)") from None
   return members
 
 
@@ -157,7 +162,8 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
   kmeans: Coates-Lee-Ng k-means patch features with `cfg.kmeans_centroids` centroids fitted
   on the training images. With `flip`, "train" also holds the features of the training
   images mirrored left-right, after those of the images themselves (the k-means model is
-  still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings).
+  still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings,
+  fitted model); the standardisation is recomputed from the training features each time.
   """
   from lincv import features as features_lib
 
@@ -171,32 +177,37 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
     splits += ("train_mirrored",)
   ident = {s: features_lib.fingerprint(images[s]) for s in splits}
   if name == "hog_color":
-    settings = {"name": name, "bins": int(cfg.hist_bins)}
-    args = ()
+    settings = {"name": name, "bins": int(cfg.hist_bins), "version": features_lib.CACHE_VERSION}
+    args, model_id = (), None
     fn = lambda x: jnp.concatenate(
         [features_lib.hog(x), features_lib.color_histogram(x, settings["bins"])], axis=1)
   else:
     settings = {"name": name, "centroids": int(cfg.kmeans_centroids),
-                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters)}
+                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters),
+                "version": features_lib.CACHE_VERSION}
+    key = jax.random.key(0)
 
     def fit():
       model = features_lib.kmeans_fit(
-          jax.random.key(0), images["train"], settings["centroids"],
+          key, images["train"], settings["centroids"],
           num_patches=settings["patches"], iterations=settings["iterations"])
       return np.concatenate([np.asarray(m).reshape(-1) for m in model[:3]])
 
-    flat = _cached(features_lib, fit, {"images": ident["train"], **settings, "part": "model"},
-                   cache_dir)
+    flat = _cached(features_lib, fit,
+                   {"images": ident["train"], **settings, "part": "model",
+                    "prng": features_lib.fingerprint(jax.random.key_data(key))}, cache_dir)
     d = 6 * 6 * 3
     k = settings["centroids"]
     model = features_lib.KMeansFeatures(
         jnp.asarray(flat[:d]), jnp.asarray(flat[d:d + d * d].reshape(d, d)),
         jnp.asarray(flat[d + d * d:].reshape(k, d)), jnp.zeros(0))
     fn = features_lib.kmeans_encode
-    args = (model,)
+    args, model_id = (model,), features_lib.fingerprint(flat)
+  # Codes depend on the model they were encoded with, not only on the images: a model
+  # fitted on other training images (another val_fraction, limit or split) gives others.
   raw = {s: _cached(features_lib,
                     lambda s=s: features_lib.extract(fn, images[s], *args, batch_size=250),
-                    {"images": ident[s], **settings}, cache_dir)
+                    {"images": ident[s], **settings, "model": model_id}, cache_dir)
          for s in splits}
   if flip:
     raw["train"] = np.concatenate([raw["train"], raw.pop("train_mirrored")])
@@ -211,8 +222,10 @@ def _cached(features_lib, fn, key, cache_dir):
 def feature_cache_dir(config) -> str:
   """Where image features are cached: `lincv_features/` in the tfds data directory.
 
-  Entries are keyed by a hash of the images and the feature settings, so runs with other
-  training settings reuse them and other data never reads them.
+  Entries are keyed by a hash of everything they depend on: the images, the feature
+  settings and, for codes of a fitted k-means model, that model's arrays (so a model
+  fitted on other training images never reuses them). Runs with other training settings
+  reuse them; other data never reads them.
   """
   return os.path.join(data_lib.resolve_data_dir(config.data.data_dir or None), "lincv_features")
 
@@ -318,8 +331,8 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
   for r, h in zip(rows, result.history):
     for e, (loss, acc) in enumerate(zip(h["train_loss"], h["val_accuracy"])):
       if not np.isnan(loss):
-        lines.append(json.dumps({"member": r["member"], "epoch": e + 1, "train_loss": loss,
-                                 "val_accuracy": acc}))
+        lines.append(checkpoint.dumps_line({"member": r["member"], "epoch": e + 1,
+                                            "train_loss": loss, "val_accuracy": acc}))
   checkpoint.atomic_write(os.path.join(workdir, "metrics.jsonl"),
                            lambda f: f.write(("\n".join(lines) + "\n").encode()))
   checkpoint.save_arrays(os.path.join(workdir, "checkpoint", "best.npz"), result.best_params)
@@ -414,11 +427,25 @@ def _eval_out(workdir, split, acc, n, member, stream) -> dict:
 # --------------------------------------------------------------------------- baselines
 
 
-def _knn_pool(inputs, features):
-  """Neighbour set for test predictions: the training and validation rows together."""
+def _knn_pool(inputs, features, split):
+  """The labelled rows that vote for the rows of `split`: never the rows of `split` itself.
+
+  Validation (and training) rows are labelled by the training rows; test rows by the
+  training and validation rows together, every labelled image, as CIFAR-10 k-NN is
+  usually reported (k and the metric are chosen by cross-validation on training rows,
+  so the validation rows are free to join the pool).
+  """
   x_tr, y_tr = inputs.split(features, "train")
+  if split != "test":
+    return x_tr, y_tr
   x_va, y_va = inputs.split(features, "val")
   return np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
+
+
+def _knn_groups(inputs) -> np.ndarray:
+  """The image of every training row: a row and its mirrored copy (`data.flip`) share one."""
+  n = len(inputs.prepared.y_train)
+  return np.arange(len(inputs.labels()["train"])) % n
 
 
 def _baseline(config, inputs, progress):
@@ -428,24 +455,25 @@ def _baseline(config, inputs, progress):
   x_tr, y_tr = inputs.split(features, "train")
   if config.method == "knn":
     k = config.knn
+    groups = _knn_groups(inputs)
     if k.cv_limit and k.cv_limit < len(y_tr):
       keep = data_lib.stratified_subset(y_tr, k.cv_limit, config.data.split_seed)
-      x_cv, y_cv = x_tr[keep], y_tr[keep]
+      x_cv, y_cv, groups = x_tr[keep], y_tr[keep], groups[keep]
     else:
       x_cv, y_cv = x_tr, y_tr
     rows = []
     for metric in k.metrics:
-      if len(k.ks) == 1:
-        accs = [float("nan")]   # a single k: nothing to choose, no cross-validation
-      else:
-        progress.log(f"{k.num_folds}-fold cross-validation of k over {len(y_cv)} rows, {metric}")
+      progress.log(f"{k.num_folds}-fold cross-validation of k over {len(y_cv)} rows, {metric}")
+      try:
         accs = knn.cross_validate(x_cv, y_cv, ks=tuple(k.ks), num_folds=k.num_folds,
                                   metric=metric, seed=config.data.split_seed,
-                                  num_classes=p.num_classes)["accuracy"]
+                                  num_classes=p.num_classes, groups=groups)["accuracy"]
+      except ValueError as e:
+        raise ConfigError(f"knn: {e}") from None
       for kk, acc in zip(k.ks, accs):
         rows.append({"member": len(rows), "metric": metric, "k": int(kk),
                      "cv_accuracy": acc, "status": "ok"})
-    best = max(rows, key=lambda r: (np.nan_to_num(r["cv_accuracy"], nan=-1.0), -r["member"]))
+    best = max(rows, key=lambda r: (r["cv_accuracy"], -r["member"]))
     return rows, best, None
   rnd = config.random
   x, y = x_tr, y_tr
@@ -472,7 +500,7 @@ def _baseline(config, inputs, progress):
 def _baseline_predict(config, inputs, best, params, split):
   x, y = inputs.split(config.features, split)
   if config.method == "knn":
-    pool_x, pool_y = _knn_pool(inputs, config.features)
+    pool_x, pool_y = _knn_pool(inputs, config.features, split)
     pred = knn.predict(pool_x, pool_y, x, k=best["k"], metric=best["metric"],
                        num_classes=inputs.prepared.num_classes)
   else:

@@ -4,7 +4,8 @@ Every feature function takes a batch of RGB images (N, H, W, 3), uint8 or float 
 0-255 scale, is pure and jittable, and returns float32 rows (N, F). `extract` applies
 one to a large image array in fixed-size jitted batches, so memory stays bounded.
 `fit_standardize` / `standardize` centre and scale features with training statistics,
-and `cached` stores an expensive result on disk under a key of its settings.
+and `cached` stores an expensive result on disk under a key of everything it depends on
+(`CACHE_VERSION`, the images, the settings, and the fitted model it was computed with).
 
 k-means patch features, as in the paper's pipeline:
 
@@ -28,6 +29,7 @@ import functools
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -40,6 +42,9 @@ from lincv import checkpoint
 from lincv._checks import check_name
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+# Part of every cache key of lincv's features: raise it when a feature function gives
+# other numbers for the same inputs and settings (a new algorithm, another random stream).
+CACHE_VERSION = 2
 BLOCK_NORMS = ("none", "l2-hys")
 
 
@@ -479,7 +484,11 @@ def standardize(features_NxF, mean_F, scale_F) -> jax.Array:
 
 
 def fingerprint(array) -> str:
-  """A short hash of an array's shape, dtype and bytes: a dataset identity for `cached`."""
+  """A short hash of an array's shape, dtype and bytes: an identity for `cached` keys.
+
+  Fingerprint whatever a cached value depends on: the images, and fitted models (the
+  arrays of a `KMeansFeatures`, the statistics of `fit_standardize`).
+  """
   a = np.ascontiguousarray(array)
   h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
   h.update(memoryview(a).cast("B"))
@@ -487,8 +496,13 @@ def fingerprint(array) -> str:
 
 
 def cache_path(key: Mapping, cache_dir: str, name: str = "features") -> str:
-  """Where `cached` keeps the array for `key`: `<cache_dir>/<name>-<hash of key>.npy`."""
-  text = json.dumps(key, sort_keys=True, default=str)
+  """Where `cached` keeps the array for `key`: `<cache_dir>/<name>-<hash of key>.npy`.
+
+  The key is hashed as strict JSON; a value JSON cannot hold exactly (an object, NaN)
+  raises instead of being hashed by its printed form.
+  """
+  text = json.dumps(checkpoint.strict(dict(key), path="cache key"), sort_keys=True,
+                    allow_nan=False)
   digest = hashlib.sha256(text.encode()).hexdigest()[:20]
   return os.path.join(cache_dir, f"{name}-{digest}.npy")
 
@@ -498,14 +512,20 @@ def cached(fn: Callable[[], np.ndarray], key: Mapping, cache_dir: str,
   """`fn()`, computed once per `key` and then read from `cache_dir`.
 
   `key` names everything the result depends on: the dataset (e.g. its `fingerprint`
-  and split) and the feature settings; it must be JSON-serialisable. The array is
-  written to a temporary file in `cache_dir` and renamed into place, so an interrupted
-  run leaves either no file or a whole one; the key is written beside it as JSON.
+  and split), the feature settings and any fitted model the result is computed with
+  (its `fingerprint`); it must be JSON-serialisable. The array is written to a
+  temporary file in `cache_dir` and renamed into place, so an interrupted run leaves
+  either no file or a whole one; the key is written beside it as JSON. A file that
+  cannot be read back (corrupted on disk) is recomputed and replaced, with a warning.
   """
   path = cache_path(key, cache_dir, name)
   if os.path.exists(path):
-    return np.load(path)
+    try:
+      return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+      warnings.warn(f"{path}: unreadable cached features ({e}); computing them again",
+                    stacklevel=2)
   value = np.asarray(fn())
-  checkpoint.save_json(path[:-4] + ".json", json.loads(json.dumps(key, default=str)))
+  checkpoint.save_json(path[:-4] + ".json", dict(key))
   checkpoint.atomic_write(path, lambda f: np.save(f, value))
   return value

@@ -23,7 +23,8 @@ with raw 0-255 pixels it carries an absolute error of about 1e-7 |a|^2, so near-
 order differently than exact arithmetic would (centre the data first to reduce it).
 
 Cross-validation uses every example: each is assigned to one of F folds at random (fold
-sizes differ by at most one), and all folds are searched at once, vmapped over the fold
+sizes differ by at most one; with `groups`, the rows of a group, such as an image and its
+mirror image, go to one fold together), and all folds are searched at once, vmapped over the fold
 axis; each fold's test rows see only the other folds' rows. One search per fold finds the
 max(ks) nearest neighbours and every k in `ks` is voted from that single sorted list.
 """
@@ -294,16 +295,36 @@ def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
   return _votes(labels_MxK, (k,), num_classes, tie_break)[0]
 
 
-def fold_indices(n: int, num_folds: int, seed: int = 0) -> list[np.ndarray]:
-  """A random partition of range(n) into num_folds folds whose sizes differ by at most 1.
+def fold_indices(n: int, num_folds: int, seed: int = 0, groups=None) -> list[np.ndarray]:
+  """A random partition of range(n) into num_folds folds; rows of one group share a fold.
 
-  Fold f is the f-th contiguous piece of `jax.random.permutation(key(seed), n)`.
+  Without `groups`, fold f is the f-th contiguous piece of
+  `jax.random.permutation(key(seed), n)` and fold sizes differ by at most 1. With
+  `groups` (N,), e.g. the image each row was made from (an image and its mirrored copy),
+  the G distinct groups are permuted and split the same way, and every row goes to its
+  group's fold: the fold sizes in groups differ by at most 1, and rows of a group are
+  listed in index order after those of the groups before it. `groups=arange(n)` gives
+  the same folds as no groups.
   """
   _check_positive("num_folds", num_folds)
-  if num_folds < 2 or num_folds > n:
-    raise ValueError(f"num_folds must be in [2, {n}] for {n} examples, got {num_folds}")
-  perm = np.asarray(jax.random.permutation(jax.random.key(seed), n))
-  return np.array_split(perm, num_folds)
+  if groups is None:
+    g, members = n, None
+  else:
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+      raise ValueError(f"groups must have shape ({n},), got {groups.shape}")
+    _, inverse = np.unique(groups, return_inverse=True)
+    g = int(inverse.max()) + 1 if n else 0
+    order = np.argsort(inverse, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inverse, minlength=g))[:-1])
+  what = "examples" if groups is None else "groups"
+  if num_folds < 2 or num_folds > g:
+    raise ValueError(f"num_folds must be in [2, {g}] for {g} {what}, got {num_folds}")
+  folds = np.array_split(np.asarray(jax.random.permutation(jax.random.key(seed), g)),
+                         num_folds)
+  if members is None:
+    return folds
+  return [np.concatenate([members[i] for i in fold]) for fold in folds]
 
 
 @functools.partial(
@@ -329,11 +350,13 @@ def _cross_validate(x_FxSxD, y_FxS, valid_FxS, *, ks, metric, chunk, blocks, num
 
 def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 5,
                    metric: str = "l2", seed: int = 0, num_classes: int | None = None, *,
-                   tie_break: str = "nearest", chunk_size: int | None = None,
+                   groups=None, tie_break: str = "nearest", chunk_size: int | None = None,
                    train_chunk_size: int | None = None) -> dict:
   """F-fold cross-validated accuracy of k-NN for every k in ks, all folds at once.
 
-  Folds come from `fold_indices(N, num_folds, seed)`. For fold f, the training rows are
+  Folds come from `fold_indices(N, num_folds, seed, groups)`: rows of one group (copies
+  of one image, such as its mirror image) are never split between a fold and the rows
+  that label it. For fold f, the training rows are
   the other folds' rows in fold order (and, within a fold, in `fold_indices` order), the
   order that breaks distance ties. The folds are vmapped; each searches the max(ks)
   nearest neighbours once and votes every k from that list. `chunk_size` and
@@ -353,7 +376,7 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   ks = tuple(int(k) for k in ks)
   if not ks:
     raise ValueError("ks must name at least one k")
-  folds = fold_indices(n, num_folds, seed)
+  folds = fold_indices(n, num_folds, seed, groups)
   smallest_train = n - max(len(f) for f in folds)
   for k in ks:
     _check_positive("k", k)
@@ -365,7 +388,7 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   train_chunk_size = _TRAIN_BLOCK[metric] if train_chunk_size is None else train_chunk_size
   _check_positive("chunk_size", chunk_size)
   _check_positive("train_chunk_size", train_chunk_size)
-  blocks, rows = _split(len(folds[0]), train_chunk_size)
+  blocks, rows = _split(max(len(f) for f in folds), train_chunk_size)
   pieces, chunk = _split(rows, chunk_size)
   s = blocks * pieces * chunk
   idx_FxS = np.zeros((num_folds, s), np.int64)

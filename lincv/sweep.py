@@ -416,6 +416,12 @@ def select(rows: list[dict]) -> dict:
   return max(ok, key=lambda r: (r["val_accuracy"], -r["member"]))
 
 
+def _nan_for_null(values: dict) -> dict:
+  """A row or history read back from sweep.json: null (written for NaN or inf) is NaN."""
+  nan = lambda v: float("nan") if v is None else v
+  return {k: [nan(x) for x in v] if isinstance(v, list) else nan(v) for k, v in values.items()}
+
+
 def _fingerprint(config) -> dict:
   """The configuration as JSON would give it back, without fields that may change on resume."""
   c = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
@@ -461,7 +467,7 @@ def run(config: ml_collections.ConfigDict,
                        "workdir, or the same configuration to resume it")
     done = saved
   elif progress_path:
-    checkpoint.save_json(progress_path, done)
+    checkpoint.save_json(progress_path, done, nonfinite="null")
 
   rows: list[dict] = [None] * len(members)
   history: list[dict] = [None] * len(members)
@@ -471,7 +477,7 @@ def run(config: ml_collections.ConfigDict,
     gkey = str(gi)
     if gkey in done["groups"] and done["groups"][gkey].get("finished"):
       for r, h in zip(done["groups"][gkey]["rows"], done["groups"][gkey]["history"]):
-        rows[r["member"]], history[r["member"]] = r, h
+        rows[r["member"]], history[r["member"]] = _nan_for_null(r), _nan_for_null(h)
       continue
     data = data_for(g.features)
     s = g.structure
@@ -508,7 +514,7 @@ def run(config: ml_collections.ConfigDict,
         done["groups"][gkey] = {"epoch": e + 1, "seconds": seconds,
                                 "train_loss": hist_loss[:, : e + 1],
                                 "val_accuracy": hist_acc[:, : e + 1]}
-        checkpoint.save_json(progress_path, done)
+        checkpoint.save_json(progress_path, done, nonfinite="null")
       if progress:
         progress({"group": gi, "num_groups": len(groups), "epoch": e + 1,
                   "epochs": s.epochs, "alive": int(np.sum(status == training.ACTIVE)),
@@ -538,7 +544,7 @@ def run(config: ml_collections.ConfigDict,
       checkpoint.save_tree(os.path.join(ckpt_dir, f"group{gi}_best.npz"), best_params[gi])
       done["groups"][gkey] = {"finished": True, "rows": [rows[m] for m in g.members],
                               "history": [history[m] for m in g.members]}
-      checkpoint.save_json(progress_path, done)
+      checkpoint.save_json(progress_path, done, nonfinite="null")
       if os.path.exists(state_path):
         os.remove(state_path)
 

@@ -145,11 +145,54 @@ def test_parallel_decode_matches_serial_and_reports_bad_files(tmp_path, monkeypa
   listing = folder_lib.scan(root)
   monkeypatch.setattr(folder_lib, "_CHUNK_FILES", 2)
   serial, serial_gray = folder_lib.decode(listing.root, listing.files["train"], workers=0)
+  parallel, parallel_gray = folder_lib.decode(listing.root, listing.files["train"], workers=2)
+  np.testing.assert_array_equal(parallel, serial)
+  np.testing.assert_array_equal(parallel_gray, serial_gray)
   (root / "train" / "dog" / "001.png").write_bytes(b"not a png at all")
   with pytest.raises(data.DataError, match=r"dog/001\.png: not a readable PNG/JPEG image"):
     folder_lib.decode(listing.root, listing.files["train"], workers=2)
   np.testing.assert_array_equal(serial[:2], np.stack([_rgb(1), _rgb(2)]))
   assert not serial_gray.any()
+
+
+_PLAIN_SCRIPT = """
+import sys
+import numpy as np
+from lincv import data
+ds = data.load(folder=sys.argv[1], data_dir=sys.argv[2])
+images, labels = ds["train"]
+print("loaded", images.shape, int(images.astype(np.int64).sum()), int(labels.sum()))
+"""
+
+
+def test_a_script_without_a_main_guard_loads_a_large_folder(tmp_path):
+  """Decoding 4,096 files or more runs in parallel; a script with no
+  `if __name__ == "__main__":` guard must still work (spawned processes would re-run it)."""
+  import subprocess
+  import sys
+  import lincv
+  rng = np.random.default_rng(0)
+  counts = {"train": {"a": 2300, "b": 2200}, "test": {"a": 250, "b": 250}}
+  total, label_sum = 0, 0
+  for split, classes in counts.items():
+    for label, (name, n) in enumerate(classes.items()):
+      folder = tmp_path / "big" / split / name
+      folder.mkdir(parents=True)
+      for i in range(n):
+        pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:04d}.png", compress_level=0)
+        if split == "train":
+          total += int(pixels.astype(np.int64).sum())
+          label_sum += label
+  script = tmp_path / "plain.py"
+  script.write_text(_PLAIN_SCRIPT)
+  repo = os.path.dirname(os.path.dirname(lincv.__file__))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
+  out = subprocess.run([sys.executable, str(script), str(tmp_path / "big"),
+                        str(tmp_path / "tfds")], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert f"loaded (4500, 8, 8, 3) {total} {label_sum}" in out.stdout
 
 
 def _expect_error(tmp_path, root, match):

@@ -107,6 +107,25 @@ def test_patches_and_samples_share_one_layout():
 
 
 def test_normalize_and_zca_match_numpy():
+  eps = np.finfo(np.float32).eps
+  x = np.random.default_rng(5).normal(100, 30, (500, 12))
+  norm = np.asarray(features.normalize_patches(x))
+  assert norm.dtype == np.float32
+  ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, ddof=1, keepdims=True) + 10)
+  # Rounding pixels near 100 to float32 moves a value normalised by a spread of about 30 by
+  # about 3 eps; the row mean and variance (12 terms) add a few eps more: 32 eps bounds it.
+  np.testing.assert_allclose(norm, ref, rtol=0, atol=32 * eps)
+  mu, w = features.fit_zca(norm, eps=0.1)
+  n64 = norm.astype(np.float64)
+  lam, v = np.linalg.eigh(np.cov(n64, rowvar=False))
+  w_ref = v @ np.diag(1 / np.sqrt(lam + 0.1)) @ v.T
+  # A mean of O(1) values is exact to a few eps; eigh in float32 is backward stable, so W
+  # (entries up to 1/sqrt(0.1)) carries errors of a small multiple of D eps |W|.
+  np.testing.assert_allclose(mu, n64.mean(0), rtol=0, atol=8 * eps)
+  np.testing.assert_allclose(w, w_ref, rtol=0, atol=12 * 4 * eps * np.abs(w_ref).max())
+
+
+def test_normalize_and_zca_match_numpy_in_float64(x64):
   x = np.random.default_rng(5).normal(100, 30, (500, 12))
   norm = np.asarray(features.normalize_patches(x))
   ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, ddof=1, keepdims=True) + 10)
@@ -203,7 +222,11 @@ def test_standardize_with_training_statistics():
   np.testing.assert_allclose(mean, train.mean(0), rtol=1e-6)
   np.testing.assert_allclose(scale, np.sqrt(train.var(0) + 0.01), rtol=1e-6)
   out = np.asarray(features.standardize(test, mean, scale))
-  np.testing.assert_allclose(out, (test - mean) / scale, rtol=1e-5)
+  # float32: rounding test values (|x| < 12) and the difference costs about 2 eps |x| before
+  # the division by scale; relative error is meaningless where x - mean cancels.
+  eps = np.finfo(np.float32).eps
+  np.testing.assert_allclose(out, (test - mean) / scale, rtol=4 * eps,
+                             atol=4 * eps * np.abs(test).max() / scale.min())
   assert np.isfinite(out).all()
 
 
@@ -251,3 +274,60 @@ def test_fingerprint_tells_arrays_apart():
 def test_images_must_be_rgb():
   with pytest.raises(ValueError, match=r"RGB \(N, H, W, 3\)"):
     features.hog(np.zeros((2, 16, 16, 1)))
+
+
+def test_cache_recomputes_an_unreadable_file(tmp_path):
+  key = {"feature": "hog", "images": "abc"}
+  path = features.cache_path(key, str(tmp_path))
+  features.cached(lambda: np.arange(100, dtype=np.float32), key, str(tmp_path))
+  with open(path, "r+b") as f:  # cut the file in half, as a full disk or a bad copy would
+    f.truncate(os.path.getsize(path) // 2)
+  with pytest.warns(UserWarning, match="unreadable cached features"):
+    got = features.cached(lambda: np.arange(100, dtype=np.float32) + 1, key, str(tmp_path))
+  np.testing.assert_array_equal(got, np.arange(100) + 1)
+  np.testing.assert_array_equal(np.load(path), np.arange(100) + 1)  # replaced, whole
+
+
+def test_cache_key_must_be_exact_json():
+  # An array printed by str() elides its middle: two different models would share a key.
+  with pytest.raises(TypeError, match="not JSON serialisable"):
+    features.cache_path({"model": object()}, "/cache")
+  with pytest.raises(ValueError, match="model is nan"):
+    features.cache_path({"model": float("nan")}, "/cache")
+
+
+def _image_folder(root, classes=3, train=8, test=4, size=10):
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for split, n in (("train", train), ("test", test)):
+    for c in range(classes):
+      folder = root / split / f"class{c}"
+      folder.mkdir(parents=True)
+      for i in range(n):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+  return root
+
+
+def test_cached_kmeans_codes_follow_the_fitted_model(tmp_path, offline_data):
+  from lincv import config as config_lib, experiment
+  c = config_lib.base()
+  c.data.folder = str(_image_folder(tmp_path / "images"))
+  c.features = "kmeans"
+  c.features_cfg.kmeans_centroids = 4
+  c.features_cfg.kmeans_patches = 200
+  c.features_cfg.kmeans_iters = 3
+  cache, fresh_cache = str(tmp_path / "cache"), str(tmp_path / "fresh")
+  # 24 training images: 12 train, 12 val, then 18 train, 6 val; 12 test (few shapes to compile)
+  c.data.val_fraction = 0.5
+  before = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  c.data.val_fraction = 0.25  # other training images: another k-means model
+  cached = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  fresh = experiment.load_inputs(c, cache_dir=fresh_cache).arrays("kmeans")
+  assert not np.array_equal(before["test"], fresh["test"])
+  for split in ("train", "val", "test"):
+    np.testing.assert_array_equal(cached[split], fresh[split], err_msg=split)
+  # and a run with the first settings still reads its own entries
+  c.data.val_fraction = 0.5
+  again = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  np.testing.assert_array_equal(again["test"], before["test"])

@@ -38,6 +38,27 @@ def _tied_data(seed=0, n_train=53, n_test=19, d=3):
 def test_distances_match_numpy(metric):
   rng = np.random.default_rng(1)
   x_test, x_train = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
+  got = np.asarray(knn.distances(x_test, x_train, metric))
+  assert got.dtype == np.float32
+  ref = _np_distances(x_test, x_train, metric)
+  # float32 bounds, D = 5 features, eps = float32 eps, s = |a|^2 + |b|^2 per pair:
+  # L1 sums D differences of rounded inputs, error <= (D + 2) eps sum_d (|a_d| + |b_d|);
+  # L2 forms |a|^2 - 2 a.b + |b|^2, error <= (D + 2) eps 2 s in the square, which the
+  # square root divides by 2 d (plus eps d for the root itself).
+  eps = np.finfo(np.float32).eps
+  d = x_test.shape[1]
+  if metric == "l1":
+    tol = (d + 2) * eps * (np.abs(x_test).sum(1)[:, None] + np.abs(x_train).sum(1)[None, :])
+  else:
+    s = (x_test**2).sum(1)[:, None] + (x_train**2).sum(1)[None, :]
+    tol = (d + 2) * eps * 2 * s / (2 * ref) + eps * ref
+  assert np.all(np.abs(got - ref) <= tol), np.max(np.abs(got - ref) / tol)
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_distances_match_numpy_in_float64(metric, x64):
+  rng = np.random.default_rng(1)
+  x_test, x_train = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
   np.testing.assert_allclose(knn.distances(x_test, x_train, metric),
                              _np_distances(x_test, x_train, metric), rtol=1e-10, atol=1e-10)
 
@@ -111,6 +132,50 @@ def test_fold_indices_partition():
   again = knn.fold_indices(23, 5, seed=4)
   assert all(np.array_equal(a, b) for a, b in zip(folds, again))
   assert not all(np.array_equal(a, b) for a, b in zip(folds, knn.fold_indices(23, 5, seed=5)))
+
+
+def test_fold_indices_keep_a_group_in_one_fold():
+  n = 23
+  groups = np.arange(2 * n) % n  # rows i and i + n: an image and its mirror image
+  folds = knn.fold_indices(2 * n, 5, seed=4, groups=groups)
+  np.testing.assert_array_equal(np.sort(np.concatenate(folds)), np.arange(2 * n))
+  fold_of = np.empty(2 * n, int)
+  for f, rows in enumerate(folds):
+    fold_of[rows] = f
+  np.testing.assert_array_equal(fold_of[:n], fold_of[n:])
+  assert sorted(len(f) for f in folds) == [8, 8, 10, 10, 10]  # 4 or 5 groups of 2
+  # one row per group: the same folds as without groups
+  plain = knn.fold_indices(n, 5, seed=4)
+  same = knn.fold_indices(n, 5, seed=4, groups=np.arange(n) + 100)
+  assert all(np.array_equal(a, b) for a, b in zip(plain, same))
+  with pytest.raises(ValueError, match=r"num_folds must be in \[2, 3\] for 3 groups"):
+    knn.fold_indices(6, 4, groups=np.array([0, 0, 1, 1, 2, 2]))
+  with pytest.raises(ValueError, match=r"groups must have shape \(6,\)"):
+    knn.fold_indices(6, 2, groups=np.zeros(5))
+
+
+def _fold_by_fold(x, y, folds, ks, metric):
+  expected = np.zeros((len(folds), len(ks)))
+  for f, test_rows in enumerate(folds):
+    train_rows = np.concatenate([folds[g] for g in range(len(folds)) if g != f])
+    for j, k in enumerate(ks):
+      pred = _np_predict(x[train_rows], y[train_rows], x[test_rows], k, metric, "nearest")
+      expected[f, j] = np.mean(pred == y[test_rows])
+  return expected
+
+
+def test_cross_validate_with_groups_and_a_single_k():
+  x, y, _ = _tied_data(seed=6, n_train=30, d=4)
+  x2, y2 = np.concatenate([x, x[:, ::-1]]), np.concatenate([y, y])  # a "mirrored" copy
+  groups = np.arange(60) % 30
+  folds = knn.fold_indices(60, 4, seed=2, groups=groups)
+  for ks in ((1,), (1, 4)):
+    result = knn.cross_validate(x2, y2, ks=ks, num_folds=4, seed=2, groups=groups,
+                                chunk_size=5, train_chunk_size=7)
+    expected = _fold_by_fold(x2, y2, folds, ks, "l2")
+    np.testing.assert_array_equal(result["fold_accuracy"], expected.astype(np.float32))
+    assert np.all(np.isfinite(result["accuracy"])) and result["ks"] == list(ks)
+  assert result["best_k"] == (1, 4)[int(np.argmax(expected.mean(axis=0)))]
 
 
 @pytest.mark.parametrize("metric", knn.METRICS)
