@@ -140,6 +140,78 @@ def test_halving_prunes_all_but_the_best():
       r["val_accuracy"] for r in result.rows if r["status"] == "pruned")
 
 
+def test_halving_ranks_the_whole_sweep_across_groups():
+  c = _config(optimizer=["sgd", "momentum", "adam", "rmsprop"], learning_rate=[0.01])
+  c.halving.rungs, c.halving.eta = (2,), 2
+  result = sweep.run(c, lambda f: _data(), 4)
+  assert len({r["group"] for r in result.rows}) == 4     # one member per group
+  pruned = [r for r in result.rows if r["status"] == "pruned"]
+  kept = [r for r in result.rows if r["status"] == "ok"]
+  assert len(pruned) == 2 and len(kept) == 2            # ceil(4 / 2) of the sweep survive
+  at_rung = lambda r: max(result.history[r["member"]]["val_accuracy"][:2])
+  assert min(map(at_rung, kept)) >= max(map(at_rung, pruned))
+  assert all(r["epochs_run"] == 2 for r in pruned) and all(r["epochs_run"] == 6 for r in kept)
+
+
+def test_members_stopped_by_patience_are_not_ranked_at_a_rung():
+  """A learning rate of 1e-7 makes no progress, so those members stop at epoch 3
+  (patience 2), before the rung at 4: they stay "ok" and take no survivor's place."""
+  c = _config(learning_rate=[1e-7, 0.003, 0.03, 0.3], loss=["svm", "softmax"])
+  c.patience, c.halving.rungs, c.halving.eta = 2, (4,), 2
+  result = sweep.run(c, lambda f: _data(), 4)
+  rows = result.rows
+  stopped = [r for r in rows if r["learning_rate"] == 1e-7]
+  assert all(r["status"] == "ok" and r["epochs_run"] == 3 for r in stopped)
+  pruned = [r for r in rows if r["status"] == "pruned"]
+  went_on = [r for r in rows if r["epochs_run"] > 4]
+  assert pruned and all(r["epochs_run"] == 4 for r in pruned)
+  assert len(went_on) == -(-(len(pruned) + len(went_on)) // 2)    # ceil(live / eta)
+  for r in rows:
+    h = result.history[r["member"]]
+    assert len(h["train_loss"]) == len(h["val_accuracy"]) == r["epochs_run"]
+    assert np.all(np.isfinite(h["train_loss"])) and np.all(np.isfinite(h["val_accuracy"]))
+
+
+@pytest.mark.parametrize("eta,rungs,message", [
+    (0, (2,), "halving.eta must be a number >= 2"),
+    (1, (2,), "halving.eta must be a number >= 2"),
+    (-1, (2,), "halving.eta must be a number >= 2 (each rung keeps the best 1/eta of the "
+               "members still training), got -1"),
+    (2, (0,), "halving.rungs must be epochs before the last (epochs 1..5 for epochs=6), "
+              "got (0,)"),
+    (2, (2, 6), "halving.rungs must be epochs before the last"),
+    (2, (9,), "halving.rungs must be epochs before the last"),
+    (2, (2.5,), "halving.rungs must be epochs before the last"),
+])
+def test_bad_halving_is_refused_before_training(eta, rungs, message):
+  c = _config(learning_rate=[0.1, 0.01])
+  c.halving.rungs, c.halving.eta = rungs, eta
+  calls = []
+  with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    sweep.run(c, lambda f: calls.append(f), 4)
+  assert calls == []
+
+
+def test_a_diverged_group_does_not_end_the_sweep():
+  c = _config(loss=["svm", "squared_svm"], learning_rate=[10.0])
+  c.optimizer = "sgd"
+  result = sweep.run(c, lambda f: _data(), 4)
+  by_loss = {r["loss"]: r for r in result.rows}
+  assert by_loss["squared_svm"]["status"] == "diverged"
+  assert by_loss["svm"]["status"] == "ok"
+  assert result.best["loss"] == "svm" and result.best_params["W"].shape == (12, 4)
+
+
+def test_every_member_diverged_fails_and_leaves_no_checkpoint(tmp_path):
+  c = _config(loss=["squared_svm"], learning_rate=[10.0, 30.0])
+  c.optimizer = "sgd"
+  with pytest.raises(sweep.Diverged, match="^all 2 members diverged; lower the learning rate$"):
+    sweep.run(c, lambda f: _data(), 4, workdir=str(tmp_path))
+  assert os.listdir(tmp_path) == []
+  c.sweep.learning_rate = [0.01]     # the corrected sweep runs in the same workdir
+  assert sweep.run(c, lambda f: _data(), 4, workdir=str(tmp_path)).best["status"] == "ok"
+
+
 def test_divergence_is_isolated_bit_for_bit():
   data = _data()
   sane = sweep.run(_config(learning_rate=[0.01, 0.1, 0.05, 0.3]), lambda f: data, 4)
