@@ -262,7 +262,8 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
     return (params, prev, opt_state, status, loss_ref, loss_sum, num), None
 
   zero = jnp.zeros((), state.last_loss.dtype)
-  carry = (_to_loop_layout(state.params, structure), _to_loop_layout(state.prev_params, structure),
+  carry = (_to_loop_layout(state.params, structure),
+           _to_loop_layout(state.prev_params, structure),
            _to_loop_layout(state.opt_state, structure), state.status, state.loss_ref, zero,
            jnp.zeros((), jnp.int32))
   (params, prev, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(

@@ -64,8 +64,9 @@ def _csv(path):
 
 
 def _modes(folder):
-  return {os.path.relpath(os.path.join(d, n), folder): stat.S_IMODE(os.stat(os.path.join(d, n)).st_mode)
-          for d, dirs, files in os.walk(folder) for n in dirs + files}
+  """Relative path -> permission bits, of every file and folder under `folder`."""
+  paths = [os.path.join(d, n) for d, dirs, files in os.walk(folder) for n in dirs + files]
+  return {os.path.relpath(p, folder): stat.S_IMODE(os.stat(p).st_mode) for p in paths}
 
 
 def test_a_resumed_run_writes_the_same_files(tmp_path, digits):
