@@ -105,7 +105,7 @@ class TrainState(NamedTuple):
   bad_epochs: jax.Array     # int32, epochs since the last validation improvement
   loss_ref: jax.Array       # float, the loss at the first step, for divergence
   last_loss: jax.Array      # float, mean train loss of the last epoch run
-  prev_params: dict         # the parameters before the last update; their loss was good
+  prev_params: dict         # while active: the parameters before the last update
 
 
 def steps_per_epoch(structure: Structure, num_train: int) -> int:
@@ -254,8 +254,9 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
     go = status == ACTIVE
     updates, new_opt_state = opt.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
-    frozen = _where(diverged, prev, params)     # a diverging member goes back one update
-    prev, params = _where(go, params, prev), _where(go, new_params, frozen)
+    # An active member moves on and remembers where it was; a diverging one goes back one
+    # update; the others stay (prev_params matters only while a member is active).
+    prev, params = params, _where(go, new_params, _where(diverged, prev, params))
     opt_state = _where(go, new_opt_state, opt_state)
     loss_sum = loss_sum + jnp.where(go, loss, 0)
     num = num + go.astype(jnp.int32)
