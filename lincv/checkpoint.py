@@ -2,24 +2,37 @@
 
 Every write goes to a temporary file in the target's folder, is flushed to disk and then
 renamed over the target, so a reader sees the old file or the new one, never half of
-one. Pytrees are stored as their list of leaves; reading needs a pytree of the same
-structure (`like`) to rebuild them, so no code is ever unpickled.
+one. Files get the permissions of an ordinary file (0666 less the process's umask).
+Pytrees are stored as their list of leaves; reading needs a pytree of the same structure
+(`like`) to rebuild them, so no code is ever unpickled.
+
+`Store` commits several files at once: a state made of many files changes in one step.
 """
 
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
 
 import jax
 import numpy as np
+
+TMP_PREFIX = ".tmp-"
 
 
 def atomic_write(path: str, write) -> None:
   """Calls `write(f)` on a temporary file beside `path`, then renames it over `path`."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+  while True:
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(4)}-{os.path.basename(path)}")
+    try:
+      # 0o666 as open() uses: the kernel applies the umask, as for any file the user writes.
+      fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+      break
+    except FileExistsError:
+      continue
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
@@ -30,6 +43,14 @@ def atomic_write(path: str, write) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def remove(path: str) -> None:
+  """Deletes `path` if it exists."""
+  try:
+    os.remove(path)
+  except FileNotFoundError:
+    pass
 
 
 NONFINITE = ("refuse", "null")
@@ -101,18 +122,7 @@ def save_tree(path: str, tree) -> None:
 
 def load_tree(path: str, like):
   """Reads a pytree written by `save_tree`, with the structure of `like`."""
-  leaves_like, treedef = jax.tree.flatten(like)
-  with np.load(path, allow_pickle=False) as z:
-    leaves = [z[f"arr_{i}"] for i in range(len(z.files))]
-  if len(leaves) != len(leaves_like):
-    raise ValueError(
-        f"checkpoint {path} holds {len(leaves)} arrays, expected {len(leaves_like)}; "
-        "it was written by a different configuration")
-  for got, want in zip(leaves, leaves_like):
-    if got.shape != np.shape(want):
-      raise ValueError(f"checkpoint {path} holds an array of shape {got.shape}, "
-                       f"expected {np.shape(want)}")
-  return jax.tree.unflatten(treedef, leaves)
+  return from_arrays(load_arrays(path), like, "arr_", f"checkpoint {path}")
 
 
 def save_arrays(path: str, arrays: dict) -> None:
@@ -125,3 +135,89 @@ def load_arrays(path: str) -> dict:
   """Reads a flat dict of named arrays written by `save_arrays` (no pickle)."""
   with np.load(path, allow_pickle=False) as z:
     return {k: z[k] for k in z.files}
+
+
+def tree_arrays(tree, prefix: str) -> dict:
+  """The leaves of a pytree as named arrays `{prefix}0, {prefix}1, ...` (see `from_arrays`)."""
+  return {f"{prefix}{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+
+
+def from_arrays(arrays: dict, like, prefix: str, source: str = "checkpoint"):
+  """The pytree of `like`'s structure whose leaves `tree_arrays(tree, prefix)` named."""
+  leaves_like, treedef = jax.tree.flatten(like)
+  count = sum(1 for k in arrays if re.fullmatch(re.escape(prefix) + r"\d+", k))
+  if count != len(leaves_like):
+    raise ValueError(f"{source} holds {count} arrays, expected {len(leaves_like)}; it was "
+                     "written by a different configuration")
+  leaves = [arrays[f"{prefix}{i}"] for i in range(count)]
+  for got, want in zip(leaves, leaves_like):
+    if got.shape != np.shape(want):
+      raise ValueError(f"{source} holds an array of shape {got.shape}, expected "
+                       f"{np.shape(want)}")
+  return jax.tree.unflatten(treedef, leaves)
+
+
+class Store:
+  """A folder of array files and one JSON manifest naming them, changed in one atomic step.
+
+  `commit(meta, files)` writes each new file under a name of its own (`<slot>-<n>.npz`,
+  n counting commits), then the manifest (meta, and which file holds each slot), then
+  removes the files the manifest no longer names. The manifest's rename is the commit:
+  killed at any point, the folder holds the last committed manifest and every file it
+  names; what a killed commit left behind (temporary files, files no manifest names) is
+  removed by the next `load`.
+  """
+
+  MANIFEST_KEYS = ("commit", "files")
+
+  def __init__(self, folder: str, manifest: str = "manifest.json"):
+    self.folder = folder
+    self.path = os.path.join(folder, manifest)
+    self.commits = 0
+    self.files: dict[str, str] = {}
+
+  def load(self) -> dict | None:
+    """The committed meta (None if nothing was committed); cleans up a killed commit."""
+    meta = None
+    if os.path.exists(self.path):
+      saved = load_json(self.path)
+      if not all(k in saved for k in self.MANIFEST_KEYS):
+        raise ValueError(f"{self.path} was not written by this version of lincv")
+      self.commits, self.files = int(saved["commit"]), dict(saved["files"])
+      meta = {k: v for k, v in saved.items() if k not in self.MANIFEST_KEYS}
+    self._clean()
+    return meta
+
+  def read(self, slot: str) -> dict:
+    """The named arrays of `slot`'s committed file."""
+    return load_arrays(os.path.join(self.folder, self.files[slot]))
+
+  def commit(self, meta: dict, files: dict) -> None:
+    """Replaces the slots in `files` (slot -> dict of named arrays) and the meta, atomically."""
+    n = self.commits + 1
+    new = {}
+    for slot, arrays in files.items():
+      if not re.fullmatch(r"\w+", slot):
+        raise ValueError(f"slot names are letters, digits and _, got {slot!r}")
+      new[slot] = f"{slot}-{n}.npz"
+      save_arrays(os.path.join(self.folder, new[slot]), arrays)
+    save_json(self.path, {**meta, "commit": n, "files": {**self.files, **new}})
+    self.commits, self.files = n, {**self.files, **new}
+    self._clean()
+
+  def clear(self) -> None:
+    """Removes the manifest and every file of the store (the folder too, once empty)."""
+    remove(self.path)
+    self.commits, self.files = 0, {}
+    self._clean()
+    if os.path.isdir(self.folder) and not os.listdir(self.folder):
+      os.rmdir(self.folder)
+
+  def _clean(self) -> None:
+    if not os.path.isdir(self.folder):
+      return
+    named = set(self.files.values())
+    for name in sorted(os.listdir(self.folder)):
+      if name.startswith(TMP_PREFIX) or (re.fullmatch(r"\w+-\d+\.npz", name)
+                                         and name not in named):
+        remove(os.path.join(self.folder, name))

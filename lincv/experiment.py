@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import time
 
 import jax
@@ -36,6 +37,7 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
   """Validates everything that can be checked before touching data; returns the members."""
   try:
     members = sweep.expand(config)
+    sweep.halving(config, members)
   except ValueError as e:
     raise ConfigError(str(e)) from None
   d = config.data
@@ -288,6 +290,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
         stream=None) -> dict:
   """Runs the config's sweep into `workdir` (resuming it if it holds this config's run).
 
+  A run that stops on an error the user must fix leaves no run behind: a workdir that
+  was absent or empty is left so, and a sweep whose every member diverged removes its
+  run directory's files, so that a corrected configuration runs in the same workdir.
+
   Returns:
     the summary (also written to summary.json).
   """
@@ -295,6 +301,43 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   progress = progress or Progress(stream)
   check(config)
   resuming = _check_workdir(config, workdir)
+  existed = os.path.isdir(workdir)
+  fresh = not existed or not os.listdir(workdir)
+  try:
+    return _run(config, workdir, progress, stream, resuming, t_start)
+  except sweep.Diverged as e:
+    _discard(workdir, fresh, existed)
+    raise ConfigError(str(e)) from None
+  except (ConfigError, data_lib.DataError):
+    if fresh:
+      _discard(workdir, fresh, existed)
+    raise
+
+
+RUN_FILES = ("config.json", "results.csv", "summary.json", "metrics.jsonl")
+RUN_FOLDERS = ("checkpoint", "plots")
+
+
+def _discard(workdir: str, fresh: bool, existed: bool) -> None:
+  """Removes the run in `workdir`: everything in it if it was absent or empty before
+  (`fresh`; the folder too unless it `existed`), else the run directory's own files."""
+  if not os.path.isdir(workdir):
+    return
+  if fresh:
+    names = os.listdir(workdir)
+  else:
+    names = [n for n in RUN_FILES + RUN_FOLDERS if os.path.exists(os.path.join(workdir, n))]
+  for name in names:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+  if not existed and not os.listdir(workdir):
+    os.rmdir(workdir)
+
+
+def _run(config, workdir, progress, stream, resuming, t_start) -> dict:
   progress.log("loading data" + (" (resuming)" if resuming else ""))
   inputs = load_inputs(config, cache_dir=feature_cache_dir(config))
   p = inputs.prepared
@@ -315,7 +358,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   try:
     result = sweep.run(config, inputs.data, p.num_classes, workdir=workdir,
                        test_for=lambda f: inputs.split(f, config.eval_split),
-                       progress=progress)
+                       progress=progress, started=t_start)
+  except sweep.Diverged:
+    raise
   except sweep.SweepError as e:
     raise ConfigError(str(e)) from None
   t_train = time.perf_counter() - t0
@@ -365,8 +410,8 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
       "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
                "image_shape": list(p.image_shape), "train": len(p.y_train),
                "val": len(p.y_val), "test": len(p.y_test), "mirrored": inputs.flip},
-      "seconds": timings["total"],
-      "timings": timings,
+      "seconds": timings["total"] + result.earlier_seconds,   # every process's
+      "timings": dict(timings, earlier_processes=result.earlier_seconds),
       "device": _device(),
       "versions": _versions(),
   }

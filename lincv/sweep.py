@@ -19,12 +19,12 @@ import dataclasses
 import itertools
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -381,17 +381,36 @@ class Population:
     return _shard(state, self.mesh)
 
 
-def _halve(state: training.TrainState, k: int, eta: int) -> training.TrainState:
-  """Keeps the best ceil(n / eta) of the n live members by validation accuracy."""
-  status = np.array(state.status)
-  live = np.flatnonzero(np.isin(status[:k], [training.ACTIVE, training.STOPPED]))
-  if live.size <= 1:
-    return state
-  acc = np.asarray(state.best_val_acc)[live]
-  order = live[np.lexsort((live, -acc))]      # best first; ties: lower index first
-  keep = max(1, math.ceil(live.size / eta))
-  status[order[keep:]] = training.PRUNED
-  return state._replace(status=jnp.asarray(status))
+# --------------------------------------------------------------------------- halving
+
+
+def halving(config: ml_collections.ConfigDict,
+            members: list[dict]) -> tuple[tuple[int, ...], float]:
+  """The rungs (sorted, distinct epochs) and eta of `config.halving`.
+
+  Raises:
+    SweepError: eta below 2, or a rung that is not an epoch before the last of every member.
+  """
+  eta, rungs = config.halving.eta, config.halving.rungs
+  if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not eta >= 2:
+    raise SweepError(f"halving.eta must be a number >= 2 (each rung keeps the best 1/eta of "
+                     f"the members still training), got {eta!r}")
+  rungs = tuple(rungs) if isinstance(rungs, (list, tuple)) else (rungs,)
+  epochs = min(int(m["epochs"]) for m in members)
+  for r in rungs:
+    if (isinstance(r, bool) or not isinstance(r, numbers.Real) or not 1 <= r < epochs
+        or int(r) != r):
+      valid = f"epochs 1..{epochs - 1}" if epochs > 1 else "none"
+      raise SweepError(f"halving.rungs must be epochs before the last ({valid} for "
+                       f"epochs={epochs}), got {rungs}")
+  return tuple(sorted({int(r) for r in rungs})), float(eta)
+
+
+def _survivors(live: Mapping[int, float], eta: float) -> set[int]:
+  """The best ceil(n / eta) of the n live members (member -> validation accuracy so far);
+  ties go to the lower member index."""
+  order = sorted(live, key=lambda m: (-live[m], m))
+  return set(order[: math.ceil(len(order) / eta)])
 
 
 # --------------------------------------------------------------------------- running
@@ -406,20 +425,28 @@ class Result:
   best_params: dict                 # its best-validation parameters (numpy)
   best_structure: training.Structure
   test_accuracy: float | None
+  earlier_seconds: float = 0.0      # worked on this run by earlier processes (resumed runs)
+
+
+class Diverged(SweepError):
+  """Every member of the sweep diverged: there is nothing to select."""
+
+
+def _best(rows: list[dict]) -> dict | None:
+  ok = [r for r in rows if r["status"] != "diverged"]
+  return max(ok, key=lambda r: (r["val_accuracy"], -r["member"])) if ok else None
 
 
 def select(rows: list[dict]) -> dict:
-  """The member with the highest validation accuracy (ties: the lower index), not diverged."""
-  ok = [r for r in rows if r["status"] != "diverged"]
-  if not ok:
-    raise SweepError("every member diverged; lower the learning rate")
-  return max(ok, key=lambda r: (r["val_accuracy"], -r["member"]))
+  """The member with the highest validation accuracy (ties: the lower index), not diverged.
 
-
-def _nan_for_null(values: dict) -> dict:
-  """A row or history read back from sweep.json: null (written for NaN or inf) is NaN."""
-  nan = lambda v: float("nan") if v is None else v
-  return {k: [nan(x) for x in v] if isinstance(v, list) else nan(v) for k, v in values.items()}
+  Raises:
+    Diverged: every member diverged.
+  """
+  best = _best(rows)
+  if best is None:
+    raise Diverged(f"all {len(rows)} members diverged; lower the learning rate")
+  return best
 
 
 def _fingerprint(config) -> dict:
@@ -429,138 +456,275 @@ def _fingerprint(config) -> dict:
   return json.loads(json.dumps(c, sort_keys=True))
 
 
+def _active(state: training.TrainState, k: int) -> np.ndarray:
+  return np.asarray(state.status)[:k] == training.ACTIVE
+
+
+@dataclasses.dataclass
+class _GroupRun:
+  """One group's progress: its state and curves while it trains, its outcome once finished."""
+  state: training.TrainState | None = None
+  train_loss: np.ndarray | None = None      # (K, epochs), NaN in epochs not trained
+  val_accuracy: np.ndarray | None = None
+  seconds: float = 0.0                      # the group's training time, every process's
+  outcome: dict | None = None               # per-member arrays, once finished
+
+
+class _Runner:
+  """Trains the groups of one sweep and commits their progress; see `run`."""
+
+  def __init__(self, config, members, groups, data_for, num_classes, key, workdir, progress,
+               started):
+    self.config, self.members, self.groups = config, members, groups
+    self.data_for, self.num_classes, self.key = data_for, num_classes, key
+    self.progress, self.started = progress, started
+    self.runs: dict[int, _GroupRun] = {}
+    self.pops: dict[int, Population] = {}
+    self.data: dict[str, training.Data] = {}
+    self.meta = {"config": _fingerprint(config), "seconds": 0.0, "halved": [], "groups": {}}
+    self.store = None
+    if workdir:
+      self.store = checkpoint.Store(os.path.join(workdir, "checkpoint"), "sweep.json")
+      try:
+        saved = self.store.load()
+      except ValueError as e:
+        raise SweepError(f"{e}; use a new workdir") from None
+      if saved is not None and saved.get("config") != self.meta["config"]:
+        raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
+                         "workdir, or the same configuration to resume it")
+      self.meta = saved or self.meta
+    self.earlier_seconds = float(self.meta["seconds"])
+
+  def population(self, gi: int) -> Population:
+    """Group gi's compiled population (its data fetched once per features name)."""
+    if gi not in self.pops:
+      g = self.groups[gi]
+      if g.features not in self.data:
+        self.data[g.features] = self.data_for(g.features)
+      try:
+        training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
+      except ValueError as e:
+        raise SweepError(str(e)) from None
+      self.pops[gi] = Population(g, self.data[g.features], self.num_classes)
+      self.data[g.features] = self.pops[gi].data    # on the devices, for the next group
+    return self.pops[gi]
+
+  def group_run(self, gi: int) -> _GroupRun:
+    """Group gi's progress: in memory, else as last committed, else a fresh start."""
+    if gi not in self.runs:
+      info = self.meta["groups"].get(str(gi))
+      saved = self.store.read(f"group{gi}") if info else None
+      if info and info["finished"]:
+        self.runs[gi] = _GroupRun(seconds=info["seconds"], outcome=saved)
+      else:
+        pop = self.population(gi)
+        shape = (pop.k, self.groups[gi].structure.epochs)
+        run = _GroupRun(train_loss=np.full(shape, np.nan), val_accuracy=np.full(shape, np.nan))
+        if saved is None:
+          run.state = pop.init()
+        else:
+          like = pop._init.eval_shape(pop.hparams, pop.data)    # shapes only, no compile
+          run.state = checkpoint.from_arrays(saved, like, "state_",
+                                             f"the checkpoint of group {gi}")
+          run.train_loss, run.val_accuracy = saved["train_loss"], saved["val_accuracy"]
+          run.seconds = info["seconds"]
+        self.runs[gi] = run
+    return self.runs[gi]
+
+  def train(self, gi: int, end: int) -> None:
+    """Trains group gi up to epoch `end` while a member is active; finishes it when done."""
+    run = self.group_run(gi)
+    if run.outcome is not None:
+      return
+    pop, s = self.population(gi), self.groups[gi].structure
+    run.state = pop.restore(run.state)
+    e = int(np.asarray(run.state.epoch)[0])
+    while e < end and _active(run.state, pop.k).any():
+      t0 = time.perf_counter()
+      run.state, metrics = pop.epoch(run.state, self.key)
+      run.train_loss[:, e] = np.asarray(metrics["train_loss"])[: pop.k]
+      run.val_accuracy[:, e] = np.asarray(metrics["val_accuracy"])[: pop.k]
+      run.seconds += time.perf_counter() - t0
+      e += 1
+      alive = int(_active(run.state, pop.k).sum())
+      if self.store and alive and e < s.epochs and (
+          e == end or e % self.config.checkpoint_every == 0):
+        self.commit([gi])
+      if self.progress:
+        self.progress({
+            "group": gi, "num_groups": len(self.groups), "epoch": e, "epochs": s.epochs,
+            "alive": alive, "members": pop.k,
+            "best_val_accuracy": float(np.max(np.asarray(run.state.best_val_acc)[: pop.k])),
+            "seconds": run.seconds})
+    if e == s.epochs or not _active(run.state, pop.k).any():
+      self.finish(gi)
+
+  def finish(self, gi: int) -> None:
+    """Evaluates group gi's members, keeps its best member's parameters, frees its devices."""
+    run, pop, g = self.runs[gi], self.pops.pop(gi), self.groups[gi]
+    st, k = run.state, pop.k
+    run.outcome = {
+        "train_accuracy": pop.accuracy(st.best_params, pop.data.x_train, pop.data.y_train),
+        "val_accuracy": np.asarray(st.best_val_acc)[:k],
+        "final_loss": np.asarray(st.last_loss)[:k],
+        "status": np.asarray(st.status)[:k],
+        "epochs_run": np.asarray(st.epochs_run)[:k],
+        "best_epoch": np.asarray(st.best_epoch)[:k],
+        "train_loss_history": run.train_loss,
+        "val_accuracy_history": run.val_accuracy}
+    best = _best([row for row, _ in self.rows(gi)])
+    if best is not None:
+      j = g.members.index(best["member"])
+      run.outcome.update({f"params_{n}": np.asarray(v)[j] for n, v in st.best_params.items()})
+    run.state = run.train_loss = run.val_accuracy = None
+    if not any(h.features == g.features for i, h in enumerate(self.groups)
+               if i > gi or i in self.pops):
+      self.data.pop(g.features, None)
+    if self.store:
+      self.commit([gi])
+
+  def halve(self, rung: int, eta: float) -> None:
+    """Prunes all but the best ceil(n / eta) of the n members still training, sweep-wide."""
+    training_groups = [gi for gi in range(len(self.groups))
+                       if self.group_run(gi).outcome is None]
+    live = {}
+    for gi in training_groups:
+      st = self.runs[gi].state
+      status, acc = np.asarray(st.status), np.asarray(st.best_val_acc)
+      live.update({m: float(acc[j]) for j, m in enumerate(self.groups[gi].members)
+                   if status[j] == training.ACTIVE})
+    keep = _survivors(live, eta)
+    for gi in training_groups:
+      st = self.runs[gi].state
+      status = np.array(st.status)
+      for j, m in enumerate(self.groups[gi].members):
+        if m in live and m not in keep:
+          status[j] = training.PRUNED
+      self.runs[gi].state = st._replace(status=status)
+    self.meta["halved"] = [*self.meta["halved"], rung]
+    if self.store:
+      self.commit(training_groups)
+
+  def commit(self, gis: list[int]) -> None:
+    """Commits the progress of groups `gis`, and the seconds worked so far, in one step."""
+    files = {}
+    for gi in gis:
+      run = self.runs[gi]
+      if run.outcome is not None:
+        files[f"group{gi}"] = run.outcome
+        self.meta["groups"][str(gi)] = {"finished": True, "seconds": run.seconds}
+      else:
+        files[f"group{gi}"] = {**checkpoint.tree_arrays(run.state, "state_"),
+                               "train_loss": run.train_loss, "val_accuracy": run.val_accuracy}
+        self.meta["groups"][str(gi)] = {"finished": False, "seconds": run.seconds,
+                                        "epoch": int(np.asarray(run.state.epoch)[0])}
+    self.meta["seconds"] = self.earlier_seconds + time.perf_counter() - self.started
+    self.store.commit(self.meta, files)
+
+  def rows(self, gi: int) -> list[tuple[dict, dict]]:
+    """(row, history) of each member of finished group gi."""
+    g, run = self.groups[gi], self.group_run(gi)
+    out = run.outcome
+    rows = []
+    for j, m in enumerate(g.members):
+      n = int(out["epochs_run"][j])    # a member trains epochs 1..n, then no more
+      row = dict(
+          member=m, group=gi, **{f: self.members[m][f] for f in config_lib.SWEEPABLE},
+          train_accuracy=float(out["train_accuracy"][j]),
+          val_accuracy=float(max(out["val_accuracy"][j], 0.0)),
+          final_loss=float(out["final_loss"][j]),
+          status=training.STATUS_NAMES[int(out["status"][j])],
+          epochs_run=n, best_epoch=int(out["best_epoch"][j]), seconds=run.seconds / g.size)
+      rows.append((row, {"train_loss": out["train_loss_history"][j, :n].tolist(),
+                         "val_accuracy": out["val_accuracy_history"][j, :n].tolist()}))
+    return rows
+
+  def best_params(self, gi: int) -> dict:
+    """The best-validation parameters of finished group gi's best member."""
+    out = self.group_run(gi).outcome
+    return {n[len("params_"):]: v for n, v in out.items() if n.startswith("params_")}
+
+  def discard(self) -> None:
+    """Forgets the committed progress (the checkpoint's files)."""
+    if self.store:
+      self.store.clear()
+
+
 def run(config: ml_collections.ConfigDict,
         data_for: Callable[[str], training.Data],
         num_classes: int, *,
         workdir: str | None = None,
         test_for: Callable[[str], tuple] | None = None,
-        progress: Callable[[dict], None] | None = None) -> Result:
+        progress: Callable[[dict], None] | None = None,
+        started: float | None = None) -> Result:
   """Trains every member of the sweep `config` describes and selects the best.
+
+  Groups train one after another, each as one population. With successive halving
+  (`config.halving`), every group trains up to a rung, then the members still training
+  are ranked across the whole sweep by their best validation accuracy so far, and the
+  best ceil(n / eta) of those n go on to the next rung (ties: the lower member index);
+  members stopped early by `patience` or diverged are not ranked. Between rungs the
+  unfinished groups stay compiled and on the devices.
+
+  Members that diverge are left out of the selection; only a sweep in which every member
+  diverged fails (`Diverged`, and a workdir's checkpoint is cleared).
 
   Args:
     config: a config (see `lincv.config.base`).
-    data_for: features name -> `training.Data` (called once per group).
+    data_for: features name -> `training.Data` (called once per features name while
+      groups of it train).
     num_classes: C.
     workdir: if given, the sweep checkpoints into `workdir/checkpoint/` after every
-      `config.checkpoint_every` epochs and resumes from there. A workdir holding another
-      configuration is refused.
+      `config.checkpoint_every` epochs and at each rung, and resumes from there: the
+      state, the curves and the time worked are committed together, in one atomic step,
+      so a process killed at any point resumes to the same results. A workdir holding
+      another configuration is refused.
     test_for: features name -> (x_test, y_test); evaluated once, for the selected member.
     progress: called after every epoch with {"group", "num_groups", "epoch", "epochs",
       "alive", "members", "best_val_accuracy", "seconds"}.
+    started: `time.perf_counter()` when this process began working on the run (default:
+      now), for the seconds the checkpoint records.
 
   Returns:
     a `Result`. Each row holds: member, group, every sweepable field, train_accuracy
     and val_accuracy (of the member's best-validation parameters), final_loss (mean
     train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
-    best_epoch, seconds (the group's wall time divided among its members).
+    best_epoch, seconds (the group's training time divided among its members). A
+    member's history holds the epochs it trained, 1..epochs_run.
+
+  Raises:
+    SweepError: a specification that cannot run; `Diverged` if every member diverged.
   """
+  started = time.perf_counter() if started is None else started
   members = expand(config)
   groups = group(members)
-  ckpt_dir = os.path.join(workdir, "checkpoint") if workdir else None
-  progress_path = os.path.join(ckpt_dir, "sweep.json") if ckpt_dir else None
-  fingerprint = _fingerprint(config)
-  done: dict = {"config": fingerprint, "groups": {}}
-  if progress_path and os.path.exists(progress_path):
-    saved = checkpoint.load_json(progress_path)
-    if saved.get("config") != fingerprint:
-      raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
-                       "workdir, or the same configuration to resume it")
-    done = saved
-  elif progress_path:
-    checkpoint.save_json(progress_path, done, nonfinite="null")
-
-  rows: list[dict] = [None] * len(members)
-  history: list[dict] = [None] * len(members)
-  best_params = {}
+  rungs, eta = halving(config, members)
   key = jax.random.key(config.shuffle_seed)
-  for gi, g in enumerate(groups):
-    gkey = str(gi)
-    if gkey in done["groups"] and done["groups"][gkey].get("finished"):
-      for r, h in zip(done["groups"][gkey]["rows"], done["groups"][gkey]["history"]):
-        rows[r["member"]], history[r["member"]] = _nan_for_null(r), _nan_for_null(h)
-      continue
-    data = data_for(g.features)
-    s = g.structure
-    try:
-      training.steps_per_epoch(s, data.x_train.shape[0])
-    except ValueError as e:
-      raise SweepError(str(e)) from None
-    pop = Population(g, data, num_classes)
-    state = pop.init()
-    hist_loss = np.full((pop.k, s.epochs), np.nan)
-    hist_acc = np.full((pop.k, s.epochs), np.nan)
-    seconds = 0.0
-    state_path = os.path.join(ckpt_dir, f"group{gi}.npz") if ckpt_dir else None
-    meta = done["groups"].get(gkey)
-    if meta and state_path and os.path.exists(state_path):
-      state = pop.restore(checkpoint.load_tree(state_path, state))
-      hist_loss[:, : meta["epoch"]] = np.asarray(meta["train_loss"], float)
-      hist_acc[:, : meta["epoch"]] = np.asarray(meta["val_accuracy"], float)
-      seconds = meta["seconds"]
-    start = int(np.asarray(state.epoch)[0])
-    rungs = set(int(r) for r in config.halving.rungs)
-    for e in range(start, s.epochs):
-      t0 = time.perf_counter()
-      state, metrics = pop.epoch(state, key)
-      hist_loss[:, e] = np.asarray(metrics["train_loss"])[: pop.k]
-      hist_acc[:, e] = np.asarray(metrics["val_accuracy"])[: pop.k]
-      if e + 1 in rungs:
-        state = pop.restore(_halve(state, pop.k, int(config.halving.eta)))
-      status = np.asarray(state.status)[: pop.k]
-      seconds += time.perf_counter() - t0
-      finished = e + 1 == s.epochs or not np.any(status == training.ACTIVE)
-      if ckpt_dir and (finished or (e + 1) % config.checkpoint_every == 0):
-        checkpoint.save_tree(state_path, state)
-        done["groups"][gkey] = {"epoch": e + 1, "seconds": seconds,
-                                "train_loss": hist_loss[:, : e + 1],
-                                "val_accuracy": hist_acc[:, : e + 1]}
-        checkpoint.save_json(progress_path, done, nonfinite="null")
-      if progress:
-        progress({"group": gi, "num_groups": len(groups), "epoch": e + 1,
-                  "epochs": s.epochs, "alive": int(np.sum(status == training.ACTIVE)),
-                  "members": pop.k,
-                  "best_val_accuracy": float(np.max(np.asarray(state.best_val_acc)[: pop.k])),
-                  "seconds": seconds})
-      if finished:
-        break
+  runner = _Runner(config, members, groups, data_for, num_classes, key, workdir, progress,
+                   started)
+  for stop in (*rungs, None):
+    for gi, g in enumerate(groups):
+      runner.train(gi, g.structure.epochs if stop is None else stop)
+    if stop is not None and stop not in runner.meta["halved"]:
+      runner.halve(stop, eta)
 
-    train_acc = pop.accuracy(state.best_params, pop.data.x_train, pop.data.y_train)
-    val_acc = np.asarray(state.best_val_acc)[: pop.k]
-    status = np.asarray(state.status)[: pop.k]
-    for j, m in enumerate(g.members):
-      rows[m] = dict(
-          member=m, group=gi, **{f: members[m][f] for f in config_lib.SWEEPABLE},
-          train_accuracy=float(train_acc[j]), val_accuracy=float(max(val_acc[j], 0.0)),
-          final_loss=float(np.asarray(state.last_loss)[j]),
-          status=training.STATUS_NAMES[int(status[j])],
-          epochs_run=int(np.asarray(state.epochs_run)[j]),
-          best_epoch=int(np.asarray(state.best_epoch)[j]),
-          seconds=seconds / pop.k)
-      history[m] = {"train_loss": hist_loss[j].tolist(), "val_accuracy": hist_acc[j].tolist()}
-    group_best = select([rows[m] for m in g.members])
-    j = g.members.index(group_best["member"])
-    best_params[gi] = jax.tree.map(lambda x: np.asarray(x)[j], state.best_params)
-    if ckpt_dir:
-      checkpoint.save_tree(os.path.join(ckpt_dir, f"group{gi}_best.npz"), best_params[gi])
-      done["groups"][gkey] = {"finished": True, "rows": [rows[m] for m in g.members],
-                              "history": [history[m] for m in g.members]}
-      checkpoint.save_json(progress_path, done, nonfinite="null")
-      if os.path.exists(state_path):
-        os.remove(state_path)
-
-  best = select(rows)
+  rows, history = [None] * len(members), [None] * len(members)
+  for gi in range(len(groups)):
+    for row, h in runner.rows(gi):
+      rows[row["member"]], history[row["member"]] = row, h
+  try:
+    best = select(rows)
+  except Diverged:
+    runner.discard()
+    raise
   gi = best["group"]
+  best_params = runner.best_params(gi)
   s = groups[gi].structure
-  if gi not in best_params:
-    like = training.init_state(
-        {f: jnp.asarray(v[0]) for f, v in groups[gi].hparams.items()},
-        data_for(groups[gi].features), s, num_classes).params
-    best_params[gi] = checkpoint.load_tree(
-        os.path.join(ckpt_dir, f"group{gi}_best.npz"), like)
   test_acc = None
   if test_for is not None:
     x_test, y_test = test_for(groups[gi].features)
     test_acc = float(jax.jit(training.accuracy, static_argnums=0)(
-        s, best_params[gi], x_test, y_test))
-  return Result(rows=rows, history=history, best=best, best_params=best_params[gi],
-                best_structure=s, test_accuracy=test_acc)
+        s, best_params, x_test, y_test))
+  return Result(rows=rows, history=history, best=best, best_params=best_params,
+                best_structure=s, test_accuracy=test_acc,
+                earlier_seconds=runner.earlier_seconds)

@@ -16,7 +16,10 @@ the population), the objective and its gradient (hand-derived by default, `jax.g
 request: both give the same trajectory), one optax update. Per epoch: mean train loss,
 validation accuracy, the best-validation parameters kept, early stopping with patience.
 A member whose loss becomes non-finite or exceeds `diverge_factor` times its starting
-loss is frozen at its last good parameters and marked diverged.
+loss is frozen at its last good parameters (those before the update that made the loss
+bad) and marked diverged. An epoch in which a member made no update (it was no longer
+active, or it diverged at the epoch's first step) reports NaN metrics and does not count
+in `epochs_run`.
 """
 
 import dataclasses
@@ -97,11 +100,12 @@ class TrainState(NamedTuple):
   best_val_acc: jax.Array   # float, -1 before the first evaluation
   best_epoch: jax.Array     # int32
   epoch: jax.Array          # int32, epochs completed
-  epochs_run: jax.Array     # int32, epochs this member trained while active
+  epochs_run: jax.Array     # int32, epochs in which this member made at least one update
   status: jax.Array         # int32: ACTIVE, DIVERGED, PRUNED or STOPPED
   bad_epochs: jax.Array     # int32, epochs since the last validation improvement
   loss_ref: jax.Array       # float, the loss at the first step, for divergence
   last_loss: jax.Array      # float, mean train loss of the last epoch run
+  prev_params: dict         # while active: the parameters before the last update
 
 
 def steps_per_epoch(structure: Structure, num_train: int) -> int:
@@ -138,7 +142,8 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
       params=params, opt_state=opt_state, best_params=params,
       best_val_acc=jnp.asarray(-1.0, dtype), best_epoch=zero, epoch=zero, epochs_run=zero,
       status=jnp.asarray(ACTIVE, jnp.int32), bad_epochs=zero,
-      loss_ref=jnp.asarray(jnp.nan, dtype), last_loss=jnp.asarray(jnp.nan, dtype))
+      loss_ref=jnp.asarray(jnp.nan, dtype), last_loss=jnp.asarray(jnp.nan, dtype),
+      prev_params=params)
 
 
 def loss_and_grad(structure: Structure, hparams, params, x_BxD, y_B):
@@ -219,9 +224,14 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
       batched, and every member would draw its own permutation and gather its own copy
       of each minibatch, where an unbatched epoch gives the population one.
 
+  Each step checks the loss of the parameters it starts from: if it is non-finite or
+  explodes, the member is marked DIVERGED and keeps the parameters before the previous
+  update (`prev_params`, carried across epochs), the last ones whose loss was good.
+
   Returns:
     (state, {"train_loss": mean minibatch loss, "val_accuracy": accuracy of this epoch's
-    parameters on the validation split}).
+    parameters on the validation split}); both NaN for a member that made no update in
+    this epoch.
   """
   chex.assert_rank([data.x_train, data.y_train], [2, 1])
   n = data.x_train.shape[0]
@@ -234,30 +244,36 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
   active_at_start = state.status == ACTIVE
 
   def step(carry, idx_B):
-    params, opt_state, status, loss_ref, loss_sum, num = carry
+    params, prev, opt_state, status, loss_ref, loss_sum, num = carry
     loss, grads = _loss_and_grad_t(structure, hparams, params, data.x_train[idx_B],
                                    data.y_train[idx_B])
     loss_ref = jnp.where(jnp.isnan(loss_ref), loss, loss_ref)
     bad = ~jnp.isfinite(loss) | (loss > structure.diverge_factor * jnp.maximum(loss_ref, 1.0))
-    status = jnp.where((status == ACTIVE) & bad, DIVERGED, status)
+    diverged = (status == ACTIVE) & bad
+    status = jnp.where(diverged, DIVERGED, status)
     go = status == ACTIVE
     updates, new_opt_state = opt.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
-    params = _where(go, new_params, params)
+    # An active member moves on and remembers where it was; a diverging one goes back one
+    # update; the others stay (prev_params matters only while a member is active).
+    prev, params = params, _where(go, new_params, _where(diverged, prev, params))
     opt_state = _where(go, new_opt_state, opt_state)
     loss_sum = loss_sum + jnp.where(go, loss, 0)
     num = num + go.astype(jnp.int32)
-    return (params, opt_state, status, loss_ref, loss_sum, num), None
+    return (params, prev, opt_state, status, loss_ref, loss_sum, num), None
 
   zero = jnp.zeros((), state.last_loss.dtype)
   carry = (_to_loop_layout(state.params, structure),
+           _to_loop_layout(state.prev_params, structure),
            _to_loop_layout(state.opt_state, structure), state.status, state.loss_ref, zero,
            jnp.zeros((), jnp.int32))
-  (params, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
+  (params, prev, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
       step, carry, batches_SxB)
-  train_loss = jnp.where(num > 0, loss_sum / jnp.maximum(num, 1), state.last_loss)
+  updated = num > 0
+  train_loss = jnp.where(updated, loss_sum / jnp.maximum(num, 1), jnp.nan)
   val_acc = _accuracy_t(structure, params, data.x_val, data.y_val)
   params = _to_loop_layout(params, structure)
+  prev = _to_loop_layout(prev, structure)
   opt_state = _to_loop_layout(opt_state, structure)
 
   trained = active_at_start & (status == ACTIVE)
@@ -272,10 +288,11 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
       best_val_acc=jnp.where(improved, val_acc, state.best_val_acc),
       best_epoch=jnp.where(improved, epoch, state.best_epoch),
       epoch=epoch,
-      epochs_run=state.epochs_run + active_at_start.astype(jnp.int32),
+      epochs_run=state.epochs_run + updated.astype(jnp.int32),
       status=status, bad_epochs=bad_epochs, loss_ref=loss_ref,
-      last_loss=jnp.where(active_at_start, train_loss, state.last_loss))
-  return new_state, {"train_loss": train_loss, "val_accuracy": val_acc}
+      last_loss=jnp.where(updated, train_loss, state.last_loss), prev_params=prev)
+  return new_state, {"train_loss": train_loss,
+                     "val_accuracy": jnp.where(updated, val_acc, jnp.nan)}
 
 
 def fit(hparams, data: Data, key: jax.Array, structure: Structure, num_classes: int):
@@ -289,7 +306,8 @@ def fit(hparams, data: Data, key: jax.Array, structure: Structure, num_classes: 
     num_classes: number of classes C.
 
   Returns:
-    (final TrainState, history dict of per-epoch arrays "train_loss" and "val_accuracy").
+    (final TrainState, history dict of per-epoch arrays "train_loss" and "val_accuracy",
+    NaN in the epochs the member made no update).
   """
   state = init_state(hparams, data, structure, num_classes)
   return jax.lax.scan(lambda s, e: train_epoch(s, hparams, data, key, structure, epoch=e),

@@ -12,6 +12,7 @@ import pytest
 
 from lincv import config as config_lib
 from lincv import sweep, training
+from _faults import Killed, kill_at
 from _sweep_main import blobs
 
 HERE = os.path.dirname(__file__)
@@ -140,6 +141,67 @@ def test_halving_prunes_all_but_the_best():
       r["val_accuracy"] for r in result.rows if r["status"] == "pruned")
 
 
+def test_halving_ranks_the_whole_sweep_not_each_group():
+  """Two groups of four; a learning rate of 1e-7 makes no progress, so those members stop
+  at epoch 3 (patience 2), before the rung at 4. The other 6 are ranked together and
+  ceil(6 / 2) = 3 go on (ranking each group apart keeps 2 + 2); the stopped ones stay
+  "ok" and take no survivor's place."""
+  c = _config(learning_rate=[1e-7, 0.003, 0.03, 0.3], loss=["svm", "softmax"])
+  c.patience, c.halving.rungs, c.halving.eta = 2, (4,), 2
+  result = sweep.run(c, lambda f: _data(), 4)
+  rows = result.rows
+  stopped = [r for r in rows if r["learning_rate"] == 1e-7]
+  assert all(r["status"] == "ok" and r["epochs_run"] == 3 for r in stopped)
+  pruned = [r for r in rows if r["status"] == "pruned"]
+  went_on = [r for r in rows if r["epochs_run"] > 4]
+  assert pruned and all(r["epochs_run"] == 4 for r in pruned)
+  assert len(went_on) == -(-(len(pruned) + len(went_on)) // 2)    # ceil(live / eta)
+  at_rung = lambda r: max(result.history[r["member"]]["val_accuracy"][:4])
+  assert min(map(at_rung, went_on)) >= max(map(at_rung, pruned))
+  for r in rows:
+    h = result.history[r["member"]]
+    assert len(h["train_loss"]) == len(h["val_accuracy"]) == r["epochs_run"]
+    assert np.all(np.isfinite(h["train_loss"])) and np.all(np.isfinite(h["val_accuracy"]))
+
+
+@pytest.mark.parametrize("eta,rungs,message", [
+    (0, (2,), "halving.eta must be a number >= 2"),
+    (1, (2,), "halving.eta must be a number >= 2"),
+    (-1, (2,), "halving.eta must be a number >= 2 (each rung keeps the best 1/eta of the "
+               "members still training), got -1"),
+    (2, (0,), "halving.rungs must be epochs before the last (epochs 1..5 for epochs=6), "
+              "got (0,)"),
+    (2, (2, 6), "halving.rungs must be epochs before the last"),
+    (2, (9,), "halving.rungs must be epochs before the last"),
+    (2, (2.5,), "halving.rungs must be epochs before the last"),
+])
+def test_bad_halving_is_refused_before_training(eta, rungs, message):
+  c = _config(learning_rate=[0.1, 0.01])
+  c.halving.rungs, c.halving.eta = rungs, eta
+  calls = []
+  with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    sweep.run(c, lambda f: calls.append(f), 4)
+  assert calls == []
+
+
+def test_a_diverged_group_does_not_end_the_sweep():
+  c = _config(loss=["svm", "squared_svm"], learning_rate=[10.0])
+  c.optimizer = "sgd"
+  result = sweep.run(c, lambda f: _data(), 4)
+  by_loss = {r["loss"]: r for r in result.rows}
+  assert by_loss["squared_svm"]["status"] == "diverged"
+  assert by_loss["svm"]["status"] == "ok"
+  assert result.best["loss"] == "svm" and result.best_params["W"].shape == (12, 4)
+
+
+def test_every_member_diverged_fails_and_leaves_no_checkpoint(tmp_path):
+  c = _config(loss=["squared_svm"], learning_rate=[10.0, 30.0])
+  c.optimizer = "sgd"
+  with pytest.raises(sweep.Diverged, match="^all 2 members diverged; lower the learning rate$"):
+    sweep.run(c, lambda f: _data(), 4, workdir=str(tmp_path))
+  assert os.listdir(tmp_path) == []  # nothing that would refuse a corrected sweep
+
+
 def test_divergence_is_isolated_bit_for_bit():
   data = _data()
   sane = sweep.run(_config(learning_rate=[0.01, 0.1, 0.05, 0.3]), lambda f: data, 4)
@@ -182,6 +244,50 @@ def test_resume_after_kill(tmp_path):
   first = json.loads(out.split("progress ", 1)[1].split("\n", 1)[0])
   assert first["group"] == 0 and first["epoch"] > 5
   assert resumed == full
+
+
+def _outcome(result):
+  """Everything a sweep reports, but the time it took, as one comparable string."""
+  rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
+  params = {k: np.asarray(v).tolist() for k, v in result.best_params.items()}
+  return json.dumps({"rows": rows, "history": result.history, "params": params})
+
+
+def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):
+  """Two groups, a rung between them, a checkpoint after every epoch: the run is killed
+  at its first file operation, then (a fresh run) at its second, ..., and each time
+  resumed. The runs share each group's Population (pure compiled functions), so that
+  the test compiles once."""
+  built, new = {}, sweep.Population
+
+  def population(group, data, num_classes):
+    key = (group.members, group.structure)
+    if key not in built:
+      built[key] = new(group, data, num_classes)
+    return built[key]
+
+  monkeypatch.setattr(sweep, "Population", population)
+  x, y = blobs(300)
+  data = training.Data(jnp.asarray(x[:200]), jnp.asarray(y[:200]),
+                       jnp.asarray(x[200:]), jnp.asarray(y[200:]))
+  c = _config(loss=["svm", "softmax"], learning_rate=[0.003, 0.03, 0.3])
+  c.epochs, c.halving.rungs = 3, (1,)
+  run = lambda workdir: sweep.run(c, lambda f: data, 4, workdir=str(workdir))
+  with kill_at(None) as ops:
+    reference = _outcome(run(tmp_path / "uninterrupted"))
+  assert ops[0] >= 12
+  differ, left = [], []
+  for n in range(1, ops[0] + 1):
+    workdir = tmp_path / f"kill{n}"
+    with kill_at(n), pytest.raises(Killed):
+      run(workdir)
+    if _outcome(run(workdir)) != reference:
+      differ.append(n)
+    folder = workdir / "checkpoint"
+    named = json.loads((folder / "sweep.json").read_text()).get("files", {}).values()
+    left += sorted(set(os.listdir(folder)) - {"sweep.json", *named})
+  assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
+  assert left == [], f"files a killed run left behind: {left}"
 
 
 def test_different_config_on_existing_workdir_is_refused(tmp_path):

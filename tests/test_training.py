@@ -100,12 +100,48 @@ def test_early_stopping_keeps_best_parameters():
   np.testing.assert_allclose(acc, state.best_val_acc)
 
 
+def test_epochs_without_updates_report_no_metrics():
+  data, key = _data(), jax.random.key(0)
+  s = dataclasses.replace(STRUCT, epochs=30, patience=2)
+  state, hist = FIT(_hparams(learning_rate=0.05), data, key, s, 4)
+  run = int(state.epochs_run)
+  assert int(state.status) == training.STOPPED and run < 30
+  for name in ("train_loss", "val_accuracy"):
+    assert np.all(np.isfinite(hist[name][:run])) and np.all(np.isnan(hist[name][run:]))
+  np.testing.assert_allclose(state.last_loss, hist["train_loss"][run - 1])
+
+
 def test_divergence_freezes_the_member():
   data, key = _data(), jax.random.key(0)
   state, hist = FIT(_hparams(learning_rate=1e6), data, key, STRUCT, 4)
   assert int(state.status) == training.DIVERGED
   assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
   assert int(state.epochs_run) == 1
+  assert np.all(np.isnan(hist["val_accuracy"][1:]))
+
+
+def test_a_diverged_member_keeps_its_parameters_before_the_diverging_step():
+  """One full-batch step per epoch, so the state after each epoch is the state after each
+  step. Epoch k finds the loss of step k-1's parameters bad: they came from the diverging
+  update, and the member must keep those before it, step k-2's."""
+  data, key = _data(), jax.random.key(0)
+  s = dataclasses.replace(STRUCT, batch_size=400, optimizer="sgd", loss="squared_svm",
+                          epochs=10)
+  hp = _hparams(learning_rate=3.0)
+  epoch = jax.jit(training.train_epoch, static_argnums=4)
+  states = [training.init_state(hp, data, s, 4)]
+  while int(states[-1].status) == training.ACTIVE and len(states) <= s.epochs:
+    states.append(epoch(states[-1], hp, data, key, s)[0])
+  k = len(states) - 1
+  assert int(states[k].status) == training.DIVERGED and k >= 3
+  chex.assert_trees_all_equal(states[k].params, states[k - 2].params)
+  assert not np.array_equal(states[k].params["W"], states[k - 1].params["W"])
+  assert int(states[k].epochs_run) == k - 1
+  after, _ = epoch(states[k], hp, data, key, s)
+  chex.assert_trees_all_equal(after.params, states[k - 2].params)
+  fitted, _ = FIT(hp, data, key, s, 4)   # fit's scan over epochs: another program, same math
+  assert int(fitted.status) == training.DIVERGED and int(fitted.epochs_run) == k - 1
+  chex.assert_trees_all_close(fitted.params, states[k - 2].params, rtol=1e-5, atol=1e-6)
 
 
 def test_batch_larger_than_data():

@@ -1,0 +1,73 @@
+"""checkpoint: atomic writes with the user's permissions, a store committed in one step."""
+
+import os
+import stat
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lincv import checkpoint
+from _faults import Killed, kill_at
+
+
+@pytest.fixture
+def umask():
+  """Sets the process's umask for one test."""
+  old = os.umask(0o022)
+  os.umask(old)
+  yield lambda mask: os.umask(mask)
+  os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077], ids=oct)
+def test_files_get_the_permissions_the_umask_gives(tmp_path, umask, mask):
+  umask(mask)
+  checkpoint.save_json(str(tmp_path / "a.json"), {"x": 1})
+  checkpoint.save_arrays(str(tmp_path / "b.npz"), {"w": np.ones(3)})
+  checkpoint.save_tree(str(tmp_path / "sub" / "c.npz"), {"w": jnp.ones(2)})
+  store = checkpoint.Store(str(tmp_path / "store"))
+  store.commit({"n": 1}, {"slot": {"w": np.zeros(2)}})
+  files = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
+  assert len(files) == 5
+  for path in files:
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask, path
+  assert stat.S_IMODE(os.stat(tmp_path / "store").st_mode) == 0o777 & ~mask
+
+
+def _commits(store):
+  """Three commits, each changing some of the slots a and b."""
+  for i, files in enumerate([{"a": {"x": np.full(2, 1.0)}, "b": {"x": np.full(3, 1.0)}},
+                             {"a": {"x": np.full(2, 2.0)}},
+                             {"a": {"x": np.full(2, 3.0)}, "b": {"x": np.full(3, 3.0)}}]):
+    store.commit({"step": i}, files)
+
+
+def test_a_store_killed_at_any_write_holds_one_commit_entirely(tmp_path):
+  after = {-1: {}, 0: {"a": 1.0, "b": 1.0}, 1: {"a": 2.0, "b": 1.0}, 2: {"a": 3.0, "b": 3.0}}
+  with kill_at(None) as ops:
+    _commits(checkpoint.Store(str(tmp_path / "ref")))
+  assert ops[0] >= 8            # the writes of 3 commits and the removal of replaced files
+  for n in range(1, ops[0] + 1):
+    folder = tmp_path / f"kill{n}"
+    with kill_at(n), pytest.raises(Killed):
+      _commits(checkpoint.Store(str(folder)))
+    store = checkpoint.Store(str(folder))
+    meta = store.load()          # also removes what the killed commit left behind
+    step = -1 if meta is None else meta["step"]
+    assert {slot: float(store.read(slot)["x"][0]) for slot in store.files} == after[step], n
+    left = set(os.listdir(folder)) if folder.exists() else set()
+    assert left == ({"manifest.json", *store.files.values()} if meta else set()), n
+
+
+def test_a_store_refuses_a_manifest_of_another_format(tmp_path):
+  checkpoint.save_json(str(tmp_path / "manifest.json"), {"groups": {}})
+  with pytest.raises(ValueError, match="was not written by this version of lincv"):
+    checkpoint.Store(str(tmp_path)).load()
+
+
+def test_clear_removes_the_store(tmp_path):
+  store = checkpoint.Store(str(tmp_path / "ckpt"))
+  _commits(store)
+  store.clear()
+  assert not (tmp_path / "ckpt").exists() and store.load() is None

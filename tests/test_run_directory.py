@@ -1,0 +1,129 @@
+"""The run directory of `experiment.run`: a resumed run writes the same files as an
+uninterrupted one, a sweep that cannot run leaves none, files follow the umask."""
+
+import csv
+import io
+import json
+import os
+import stat
+
+import pytest
+
+from configs import default
+from lincv import experiment, sweep
+from lincv.progress import Progress
+from _faults import Killed
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture
+def digits(tfds_dir, monkeypatch):
+  """The digits prepared once for the module; the runs of a test reuse the Population
+  (pure compiled functions) of each group they train, so that the test compiles once."""
+  monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+  built, new = {}, sweep.Population
+
+  def population(group, data, num_classes):
+    key = (group.structure, group.members,
+           tuple((k, v.tobytes()) for k, v in sorted(group.hparams.items())))
+    if key not in built:
+      built[key] = new(group, data, num_classes)
+    return built[key]
+
+  monkeypatch.setattr(sweep, "Population", population)
+
+
+class KillAt(Progress):
+  """Progress that kills the run after epoch `epoch` of group `group`."""
+
+  def __init__(self, group, epoch):
+    super().__init__(io.StringIO())
+    self.at = (group, epoch)
+
+  def __call__(self, p):
+    super().__call__(p)
+    if (p["group"], p["epoch"]) == self.at:
+      raise Killed(f"killed after epoch {p['epoch']} of group {p['group']}")
+
+
+def _config():
+  """Two groups of two members; patience stops some members before the last epoch."""
+  c = default.get_config("smoke")
+  c.epochs, c.patience = 6, 1
+  return c
+
+
+def _csv(path):
+  with open(path) as f:
+    reader = csv.DictReader(f)
+    return reader.fieldnames, [{k: v for k, v in r.items() if k != "seconds"} for r in reader]
+
+
+def _modes(folder):
+  """Relative path -> permission bits, of every file and folder under `folder`."""
+  paths = [os.path.join(d, n) for d, dirs, files in os.walk(folder) for n in dirs + files]
+  return {os.path.relpath(p, folder): stat.S_IMODE(os.stat(p).st_mode) for p in paths}
+
+
+def test_a_resumed_run_writes_the_same_files(tmp_path, digits):
+  whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+  old = os.umask(0o022)
+  try:
+    experiment.run(_config(), str(whole), stream=io.StringIO())
+  finally:
+    os.umask(old)
+  modes = _modes(whole)        # the user's umask, not the temporary files' 0600
+  for name in ("config.json", "results.csv", "summary.json", "metrics.jsonl",
+               "checkpoint/best.npz", "checkpoint/sweep.json", "plots/curves.png"):
+    assert modes.pop(name) == 0o644, name
+  assert set(modes.values()) <= {0o644, 0o755}, modes
+
+  with pytest.raises(Killed):
+    experiment.run(_config(), str(resumed), progress=KillAt(1, 2), stream=io.StringIO())
+  worked = json.loads((resumed / "checkpoint" / "sweep.json").read_text())["seconds"]
+  summary = experiment.run(_config(), str(resumed), stream=io.StringIO())
+
+  fields, rows = _csv(whole / "results.csv")
+  assert _csv(resumed / "results.csv") == (fields, rows)     # the same columns, in order
+  metrics = (whole / "metrics.jsonl").read_text()
+  assert (resumed / "metrics.jsonl").read_text() == metrics
+  assert json.loads((whole / "summary.json").read_text())["best"] == summary["best"]
+  assert summary["timings"]["earlier_processes"] == worked > 0
+  assert summary["seconds"] == summary["timings"]["total"] + worked
+
+  # metrics.jsonl holds the epochs each member trained, and no more
+  assert any(int(r["epochs_run"]) < 6 for r in rows)
+  lines = [json.loads(line) for line in metrics.splitlines()]
+  for r in rows:
+    epochs = [m["epoch"] for m in lines if m["member"] == int(r["member"])]
+    assert epochs == list(range(1, int(r["epochs_run"]) + 1))
+
+
+def test_every_member_diverged_leaves_no_run(tmp_path, digits):
+  c = default.get_config("smoke")
+  c.sweep = {"learning_rate": (1e6, 1e7)}
+  workdir = tmp_path / "run"
+  with pytest.raises(experiment.ConfigError) as e:
+    experiment.run(c, str(workdir), stream=io.StringIO())
+  assert str(e.value) == "all 2 members diverged; lower the learning rate"
+  assert not workdir.exists()
+  workdir.mkdir()                               # a workdir holding something of the user's
+  (workdir / "notes.txt").write_text("mine")
+  with pytest.raises(experiment.ConfigError):
+    experiment.run(c, str(workdir), stream=io.StringIO())
+  assert os.listdir(workdir) == ["notes.txt"]
+  c.sweep = {"learning_rate": (1e-2,)}          # a corrected config is not refused there
+  assert experiment._check_workdir(c, str(workdir)) is False
+
+
+@pytest.mark.parametrize("eta,rungs", [(0, (1,)), (-1, (1,)), (2, (0,)), (2, (3,))])
+def test_bad_halving_writes_nothing(tmp_path, eta, rungs):
+  c = default.get_config("smoke")
+  c.halving.eta, c.halving.rungs = eta, rungs
+  with pytest.raises(experiment.ConfigError, match="^halving"):
+    experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
+  assert not (tmp_path / "run").exists()
