@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lincv import baselines, checkpoint, data as data_lib, knn, metrics, plots, sweep, training
+from lincv import baselines, checkpoint, data as data_lib, knn, metrics, plots, seeds, sweep
+from lincv import training
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -67,6 +68,10 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
+  for name, value in (("shuffle_seed", config.get("shuffle_seed")),
+                      ("search_seed", config.search_seed), ("data.split_seed", d.split_seed)):
+    if value is not None and not 0 <= value < 2**32:
+      raise ConfigError(f"{name} must be an integer in [0, 2**32), got {value}")
   return members
 
 
@@ -120,7 +125,7 @@ class Inputs:
           xs["train"] = np.concatenate([p.x_train, p.preprocessor(mirror(p.images["train"]))])
       else:
         xs = image_features(features, p, self.config.features_cfg, self.cache_dir,
-                            flip=self.flip)
+                            flip=self.flip, seed=self.config.data.split_seed)
       dtype = np.dtype(self.config.dtype)
       self._features[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
     return self._features[features]
@@ -146,12 +151,13 @@ def mirror(images_NxHxWxC: np.ndarray) -> np.ndarray:
 
 
 def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str | None, *,
-                   flip: bool = False):
+                   flip: bool = False, seed: int = 0):
   """Features `name` of the train/val/test images, standardised with training statistics.
 
   hog_color: HOG (8x8 cells, 9 orientations) and a hue histogram of `cfg.hist_bins` bins;
   kmeans: Coates-Lee-Ng k-means patch features with `cfg.kmeans_centroids` centroids fitted
-  on the training images. With `flip`, "train" also holds the features of the training
+  on the training images, patches and initial centroids drawn from `seeds.key(seed,
+  "kmeans")`. With `flip`, "train" also holds the features of the training
   images mirrored left-right, after those of the images themselves (the k-means model is
   still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings).
   """
@@ -173,11 +179,12 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
         [features_lib.hog(x), features_lib.color_histogram(x, settings["bins"])], axis=1)
   else:
     settings = {"name": name, "centroids": int(cfg.kmeans_centroids),
-                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters)}
+                "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters),
+                "seed": int(seed)}
 
     def fit():
       model = features_lib.kmeans_fit(
-          jax.random.key(0), images["train"], settings["centroids"],
+          seeds.key(settings["seed"], "kmeans"), images["train"], settings["centroids"],
           num_patches=settings["patches"], iterations=settings["iterations"])
       return np.concatenate([np.asarray(m).reshape(-1) for m in model[:3]])
 
@@ -446,9 +453,10 @@ def _baseline(config, inputs, progress):
   rnd = config.random
   x, y = x_tr, y_tr
   if rnd.examples and rnd.examples < len(y):
-    keep = data_lib.stratified_subset(y, rnd.examples, config.data.split_seed)
+    keep = data_lib.stratified_subset(y, rnd.examples,
+                                      seeds.integer(config.data.split_seed, "examples"))
     x, y = x[keep], y[keep]
-  key = jax.random.key(config.seed)
+  key = seeds.key(config.seed, "random_search")
   fn = baselines.random_search if config.method == "random_search" else baselines.random_local_search
   kwargs = ({"num_tries": int(rnd.num_tries), "scale": rnd.scale}
             if config.method == "random_search"
