@@ -31,7 +31,7 @@ def base() -> ml_collections.ConfigDict:
   # `seed` draws a member's initial weights and its data order (see lincv/seeds.py);
   # shuffle_seed = N gives every member the data order of seed N instead.
   c.shuffle_seed = ml_collections.config_dict.placeholder(int)
-  c.dtype = "float32"
+  c.dtype = "float32"                    # float32 | float64 (the whole run in 64-bit JAX)
 
   c.sweep = ml_collections.ConfigDict()  # field -> list of values or {"log_uniform": [lo, hi]} ...
   c.search = "grid"                      # grid | random

@@ -68,6 +68,8 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
+  if config.method in baselines.METHODS and int(config.random.num_tries) < 1:
+    raise ConfigError(f"random.num_tries must be >= 1, got {config.random.num_tries}")
   for name, value in (("shuffle_seed", config.get("shuffle_seed")),
                       ("search_seed", config.search_seed), ("data.split_seed", d.split_seed)):
     if value is not None and not 0 <= value < 2**32:
@@ -124,8 +126,9 @@ class Inputs:
         if self.flip:
           xs["train"] = np.concatenate([p.x_train, p.preprocessor(mirror(p.images["train"]))])
       else:
-        xs = image_features(features, p, self.config.features_cfg, self.cache_dir,
-                            flip=self.flip, seed=self.config.data.split_seed)
+        with jax.enable_x64(False):  # features are float32, the same in every run
+          xs = image_features(features, p, self.config.features_cfg, self.cache_dir,
+                              flip=self.flip, seed=self.config.data.split_seed)
       dtype = np.dtype(self.config.dtype)
       self._features[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
     return self._features[features]
@@ -278,9 +281,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
         stream=None) -> dict:
   """Runs the config's sweep into `workdir` (resuming it if it holds this config's run).
 
+  With `config.dtype = "float64"` the whole run is in 64-bit JAX: data, parameters and
+  arithmetic are float64 (features are computed in float32 and then converted).
+
   Returns:
     the summary (also written to summary.json).
   """
+  with jax.enable_x64(config.get("dtype") == "float64"):
+    return _run(config, workdir, progress=progress, stream=stream)
+
+
+def _run(config, workdir, *, progress, stream) -> dict:
   t_start = time.perf_counter()
   progress = progress or Progress(stream)
   check(config)
@@ -373,7 +384,17 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
 
 
 def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
-  """Reloads a finished run's best parameters and reports accuracy on `split`, no training."""
+  """Reloads a finished run's best parameters and reports accuracy on `split`, no training.
+
+  A run of `dtype = "float64"` is evaluated in 64-bit JAX, as it was trained.
+  """
+  config_path = os.path.join(workdir, "config.json")
+  saved = checkpoint.load_json(config_path) if os.path.exists(config_path) else {}
+  with jax.enable_x64(saved.get("dtype") == "float64"):
+    return _evaluate(workdir, split, stream)
+
+
+def _evaluate(workdir: str, split: str, stream) -> dict:
   if split not in EVAL_SPLITS:
     raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(EVAL_SPLITS)}")
   config_path = os.path.join(workdir, "config.json")
@@ -463,7 +484,7 @@ def _baseline(config, inputs, progress):
             else {"num_steps": int(rnd.num_tries), "scale": rnd.scale, "step": rnd.step})
   progress.log(f"{config.method}: {rnd.num_tries} draws, loss {config.loss} on {len(y)} rows")
   w, loss, _ = fn(key, jnp.asarray(x), jnp.asarray(y), p.num_classes, loss=config.loss, **kwargs)
-  params = {"W": np.asarray(w), "b": np.zeros(p.num_classes, np.float32)}
+  params = {"W": np.asarray(w), "b": np.zeros(p.num_classes, np.asarray(w).dtype)}
   s = training.Structure(model="linear")
   row = {"member": 0, "method": config.method, "loss_name": config.loss,
          "final_loss": float(loss), "status": "ok",

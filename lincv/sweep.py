@@ -174,7 +174,7 @@ def group(members: list[dict]) -> list[Group]:
   for idx in keys.values():
     first = members[idx[0]]
     hparams = {f: np.asarray([members[i][f] for i in idx],
-                             np.int32 if f == "seed" else np.float32)
+                             np.int32 if f == "seed" else np.float64)
                for f in config_lib.NUMERIC}
     groups.append(Group(structure(first), first["features"], tuple(idx), hparams))
   return groups
@@ -223,7 +223,10 @@ def chunking(k: int, num_devices: int) -> tuple[int, int]:
 
 @dataclasses.dataclass
 class Population:
-  """A group's compiled functions, sharded over devices; padded members are dropped on read."""
+  """A group's compiled functions, sharded over devices; padded members are dropped on read.
+
+  Its numeric hyperparameters are held in the data's float dtype (the seed as int32).
+  """
   group: Group
   data: training.Data
   num_classes: int
@@ -234,7 +237,10 @@ class Population:
     self.k = self.group.size
     self.chunk, per_device = chunking(self.k, n_dev)
     self.k_pad = n_dev * per_device * self.chunk
-    self.hparams = _shard(_padded(self.group.hparams, self.k_pad), self.mesh)
+    dtype = np.dtype(self.data.x_train.dtype)
+    hparams = {f: np.asarray(v, np.int32 if f == "seed" else dtype)
+               for f, v in self.group.hparams.items()}
+    self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     member_seeds = np.unique(self.group.hparams["seed"])
     self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
     self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
