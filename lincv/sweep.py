@@ -2,10 +2,11 @@
 
 A sweep is a list of members, each a full assignment of the swept fields. Members that
 agree on every structural field form a group; a group's numeric fields are stacked into
-arrays of shape (K,) and its K members train together under one `jit(vmap(...))`,
-sharing each data batch, with the population axis sharded over all devices. After each
-epoch the sweep state is checkpointed atomically, so a killed sweep resumes where it
-stopped and ends with the same results.
+arrays of shape (K,) and its K members train together under one `jit(vmap(...))`, each
+on the data order of its seed (one shared order, and each batch gathered once, where the
+members have one seed or `shuffle_seed` is set), with the population axis sharded over
+all devices. After each epoch the sweep state is checkpointed atomically, so a killed
+sweep resumes where it stopped and ends with the same results.
 
 Search spaces (`config.sweep`), per field:
   [v1, v2, ...]                 values (grid: all combinations; random: a uniform choice)
