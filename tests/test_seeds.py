@@ -82,6 +82,24 @@ def test_each_member_shuffles_by_its_seed_unless_a_key_is_shared():
     np.testing.assert_array_equal(order, shared[0])
 
 
+def test_a_group_of_one_seed_trains_on_that_seeds_order():
+  # Members of one seed take the one-gather path with their seed's key: the same order
+  # each would draw alone (to within the rounding of one vmapped product).
+  data = _data()
+  c = config_lib.base()
+  c.epochs, c.batch_size, c.optimizer, c.seed = 1, 25, "sgd", 2
+  c.sweep = {"learning_rate": [0.01, 0.1]}
+  (g,) = sweep.group(sweep.expand(c))
+  pop = sweep.Population(g, data, 4)
+  state = pop.init()
+  fast, _ = pop.epoch(state)
+  keyed, _ = pop.epoch(state, seeds.key(2, "order"))
+  jax.tree.map(np.testing.assert_array_equal, fast, keyed)
+  hp = {f: jnp.asarray(v[1]) for f, v in g.hparams.items()}
+  alone, _ = jax.jit(training.fit, static_argnums=(3, 4))(hp, data, None, g.structure, 4)
+  np.testing.assert_allclose(fast.params["W"][1], alone.params["W"], rtol=1e-5, atol=1e-7)
+
+
 def _seed_sweep(shuffle_seed=None, epochs=3):
   # init_scale = 0 makes every member start from W = 0, so the seed acts only through
   # the data order.
