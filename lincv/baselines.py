@@ -26,31 +26,43 @@ def _mean_loss(loss: str, w_DxC, x_NxD, y_N):
   return jnp.mean(losses.value(loss, x_NxD @ w_DxC, y_N))
 
 
+def random_candidate(key, i, shape, dtype, scale: float):
+  """Candidate `i` of a random search: `scale * N(0, 1)` of shape (D, C) from `fold_in(key, i)`."""
+  return jnp.asarray(scale, dtype) * jax.random.normal(jax.random.fold_in(key, i), shape, dtype)
+
+
 @functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_tries", "batch"))
 def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
                   num_tries: int = 1000, scale: float = 1e-4, batch: int = 50):
-  """Best of `num_tries` random weight matrices by training loss.
+  """Best of exactly `num_tries` random weight matrices by training loss.
+
+  Candidate i is `random_candidate(key, i, ...)` whatever `batch` (how many are scored
+  with one matrix product) is; the last batch's slots past `num_tries` are not scored.
+  The lowest loss wins, ties and non-finite losses going to the lowest index.
 
   Returns:
     (W (D, C), its loss, the loss of every try (num_tries,)).
   """
+  if num_tries < 1:
+    raise ValueError(f"num_tries must be >= 1, got {num_tries}")
   d = x_NxD.shape[1]
+  batch = min(batch, num_tries)
   rounds = -(-num_tries // batch)
+  draw = lambda i: random_candidate(key, i, (d, num_classes), x_NxD.dtype, scale)
 
-  def score(key_b):
-    w_BxDxC = scale * jax.random.normal(key_b, (batch, d, num_classes), x_NxD.dtype)
-    return w_BxDxC, jax.vmap(lambda w: _mean_loss(loss, w, x_NxD, y_N))(w_BxDxC)
+  def body(carry, idx_B):
+    best_i, best_l = carry
+    l_B = jax.vmap(lambda i: _mean_loss(loss, draw(i), x_NxD, y_N))(idx_B)
+    rank_B = jnp.where((idx_B < num_tries) & ~jnp.isnan(l_B), l_B, jnp.inf)
+    j = jnp.argmin(rank_B)
+    better = rank_B[j] < best_l
+    return (jnp.where(better, idx_B[j], best_i), jnp.where(better, rank_B[j], best_l)), l_B
 
-  def body(carry, key_b):
-    best_w, best_l = carry
-    w_BxDxC, l_B = score(key_b)
-    i = jnp.argmin(l_B)
-    better = l_B[i] < best_l
-    return (jnp.where(better, w_BxDxC[i], best_w), jnp.where(better, l_B[i], best_l)), l_B
-
-  init = (jnp.zeros((d, num_classes), x_NxD.dtype), jnp.asarray(jnp.inf, x_NxD.dtype))
-  (w, l), all_l = jax.lax.scan(body, init, jax.random.split(key, rounds))
-  return w, l, all_l.reshape(-1)[:num_tries]
+  init = (jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, x_NxD.dtype))
+  idx = jnp.arange(rounds * batch, dtype=jnp.int32).reshape(rounds, batch)
+  (best_i, _), l_RxB = jax.lax.scan(body, init, idx)
+  tries = l_RxB.reshape(-1)[:num_tries]
+  return draw(best_i), tries[best_i], tries
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_steps"))

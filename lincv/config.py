@@ -137,8 +137,10 @@ def base() -> ml_collections.ConfigDict:
   c.features = "pixels"
   for name, value in training.HPARAM_DEFAULTS.items():
     setattr(c, name, float(value) if name != "seed" else int(value))
-  c.shuffle_seed = 0
-  c.dtype = "float32"
+  # `seed` draws a member's initial weights and its data order (see lincv/seeds.py);
+  # shuffle_seed = N gives every member the data order of seed N instead.
+  c.shuffle_seed = ml_collections.config_dict.placeholder(int)
+  c.dtype = "float32"                    # float32 | float64 (the whole run in 64-bit JAX)
 
   c.sweep = ml_collections.ConfigDict()  # field -> list of values or {"log_uniform": [lo, hi]} ...
   c.search = "grid"                      # grid | random

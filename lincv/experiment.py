@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lincv import baselines, checkpoint, data as data_lib, knn, metrics, plots, sweep, training
+from lincv import baselines, checkpoint, data as data_lib, knn, metrics, plots, seeds, sweep
+from lincv import training
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -78,6 +79,12 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
   except ValueError as e:
     raise ConfigError(f"{e}; config.json is written as strict JSON, use a finite number "
                       "(e.g. 1e30)") from None
+  if config.method in baselines.METHODS and int(config.random.num_tries) < 1:
+    raise ConfigError(f"random.num_tries must be >= 1, got {config.random.num_tries}")
+  for name, value in (("shuffle_seed", config.get("shuffle_seed")),
+                      ("search_seed", config.search_seed), ("data.split_seed", d.split_seed)):
+    if value is not None and not 0 <= value < 2**32:
+      raise ConfigError(f"{name} must be an integer in [0, 2**32), got {value}")
   return members
 
 
@@ -130,8 +137,9 @@ class Inputs:
         if self.flip:
           xs["train"] = np.concatenate([p.x_train, p.preprocessor(mirror(p.images["train"]))])
       else:
-        xs = image_features(features, p, self.config.features_cfg, self.cache_dir,
-                            flip=self.flip)
+        with jax.enable_x64(False):  # features are float32, the same in every run
+          xs = image_features(features, p, self.config.features_cfg, self.cache_dir,
+                              flip=self.flip, seed=self.config.data.split_seed)
       dtype = np.dtype(self.config.dtype)
       self._features[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
     return self._features[features]
@@ -157,12 +165,13 @@ def mirror(images_NxHxWxC: np.ndarray) -> np.ndarray:
 
 
 def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str | None, *,
-                   flip: bool = False):
+                   flip: bool = False, seed: int = 0):
   """Features `name` of the train/val/test images, standardised with training statistics.
 
   hog_color: HOG (8x8 cells, 9 orientations) and a hue histogram of `cfg.hist_bins` bins;
   kmeans: Coates-Lee-Ng k-means patch features with `cfg.kmeans_centroids` centroids fitted
-  on the training images. With `flip`, "train" also holds the features of the training
+  on the training images, patches and initial centroids drawn from `seeds.key(seed,
+  "kmeans")`. With `flip`, "train" also holds the features of the training
   images mirrored left-right, after those of the images themselves (the k-means model is
   still fitted on the unmirrored images). Cached in `cache_dir` per (images, settings,
   fitted model); the standardisation is recomputed from the training features each time.
@@ -186,8 +195,8 @@ def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str |
   else:
     settings = {"name": name, "centroids": int(cfg.kmeans_centroids),
                 "patches": int(cfg.kmeans_patches), "iterations": int(cfg.kmeans_iters),
-                "version": features_lib.CACHE_VERSION}
-    key = jax.random.key(0)
+                "version": features_lib.CACHE_VERSION, "seed": int(seed)}
+    key = seeds.key(settings["seed"], "kmeans")
 
     def fit():
       model = features_lib.kmeans_fit(
@@ -294,9 +303,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   was absent or empty is left so, and a sweep whose every member diverged removes its
   run directory's files, so that a corrected configuration runs in the same workdir.
 
+  With `config.dtype = "float64"` the whole run is in 64-bit JAX: data, parameters and
+  arithmetic are float64 (features are computed in float32 and then converted).
+
   Returns:
     the summary (also written to summary.json).
   """
+  with jax.enable_x64(config.get("dtype") == "float64"):
+    return _run_or_undo(config, workdir, progress=progress, stream=stream)
+
+
+def _run_or_undo(config, workdir, *, progress, stream) -> dict:
+  """`_run`, leaving no run behind when it stops on an error the user must fix."""
   t_start = time.perf_counter()
   progress = progress or Progress(stream)
   check(config)
@@ -428,7 +446,17 @@ def _report(config, workdir, inputs, result, progress, stream, timings) -> dict:
 
 
 def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
-  """Reloads a finished run's best parameters and reports accuracy on `split`, no training."""
+  """Reloads a finished run's best parameters and reports accuracy on `split`, no training.
+
+  A run of `dtype = "float64"` is evaluated in 64-bit JAX, as it was trained.
+  """
+  config_path = os.path.join(workdir, "config.json")
+  saved = checkpoint.load_json(config_path) if os.path.exists(config_path) else {}
+  with jax.enable_x64(saved.get("dtype") == "float64"):
+    return _evaluate(workdir, split, stream)
+
+
+def _evaluate(workdir: str, split: str, stream) -> dict:
   if split not in EVAL_SPLITS:
     raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(EVAL_SPLITS)}")
   config_path = os.path.join(workdir, "config.json")
@@ -523,16 +551,17 @@ def _baseline(config, inputs, progress):
   rnd = config.random
   x, y = x_tr, y_tr
   if rnd.examples and rnd.examples < len(y):
-    keep = data_lib.stratified_subset(y, rnd.examples, config.data.split_seed)
+    keep = data_lib.stratified_subset(y, rnd.examples,
+                                      seeds.integer(config.data.split_seed, "examples"))
     x, y = x[keep], y[keep]
-  key = jax.random.key(config.seed)
+  key = seeds.key(config.seed, "random_search")
   fn = baselines.random_search if config.method == "random_search" else baselines.random_local_search
   kwargs = ({"num_tries": int(rnd.num_tries), "scale": rnd.scale}
             if config.method == "random_search"
             else {"num_steps": int(rnd.num_tries), "scale": rnd.scale, "step": rnd.step})
   progress.log(f"{config.method}: {rnd.num_tries} draws, loss {config.loss} on {len(y)} rows")
   w, loss, _ = fn(key, jnp.asarray(x), jnp.asarray(y), p.num_classes, loss=config.loss, **kwargs)
-  params = {"W": np.asarray(w), "b": np.zeros(p.num_classes, np.float32)}
+  params = {"W": np.asarray(w), "b": np.zeros(p.num_classes, np.asarray(w).dtype)}
   s = training.Structure(model="linear")
   row = {"member": 0, "method": config.method, "loss_name": config.loss,
          "final_loss": float(loss), "status": "ok",

@@ -2,10 +2,11 @@
 
 A sweep is a list of members, each a full assignment of the swept fields. Members that
 agree on every structural field form a group; a group's numeric fields are stacked into
-arrays of shape (K,) and its K members train together under one `jit(vmap(...))`,
-sharing each data batch, with the population axis sharded over all devices. After each
-epoch the sweep state is checkpointed atomically, so a killed sweep resumes where it
-stopped and ends with the same results.
+arrays of shape (K,) and its K members train together under one `jit(vmap(...))`, each
+on the data order of its seed (one shared order, and each batch gathered once, where the
+members have one seed or `shuffle_seed` is set), with the population axis sharded over
+all devices. After each epoch the sweep state is checkpointed atomically, so a killed
+sweep resumes where it stopped and ends with the same results.
 
 Search spaces (`config.sweep`), per field:
   [v1, v2, ...]                 values (grid: all combinations; random: a uniform choice)
@@ -29,7 +30,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lincv import checkpoint, optim, training
+from lincv import checkpoint, optim, seeds, training
 from lincv import config as config_lib
 from lincv._checks import check_name
 
@@ -148,7 +149,7 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
   else:
     if config.num_samples < 1:
       raise SweepError(f"num_samples must be >= 1 for a random search, got {config.num_samples}")
-    rng = np.random.default_rng(config.search_seed)
+    rng = np.random.default_rng(seeds.integer(config.search_seed, "search"))
     members = []
     for _ in range(config.num_samples):
       m = dict(base)
@@ -218,8 +219,8 @@ def validate_member(m: Mapping) -> None:
       raise SweepError(f"{field} must be in [0, 1), got {m[field]}")
   if not m["lr_decay"] > 0:
     raise SweepError(f"lr_decay must be > 0, got {m['lr_decay']}")
-  if int(m["seed"]) != m["seed"] or m["seed"] < 0:
-    raise SweepError(f"seed must be a non-negative integer, got {m['seed']}")
+  if int(m["seed"]) != m["seed"] or not 0 <= m["seed"] < 2**32:
+    raise SweepError(f"seed must be an integer in [0, 2**32), got {m['seed']}")
 
 
 def structure(m: Mapping) -> training.Structure:
@@ -257,7 +258,7 @@ def group(members: list[dict]) -> list[Group]:
   for idx in keys.values():
     first = members[idx[0]]
     hparams = {f: np.asarray([members[i][f] for i in idx],
-                             np.int32 if f == "seed" else np.float32)
+                             np.int32 if f == "seed" else np.float64)
                for f in config_lib.NUMERIC}
     groups.append(Group(structure(first), first["features"], tuple(idx), hparams))
   return groups
@@ -306,7 +307,10 @@ def chunking(k: int, num_devices: int) -> tuple[int, int]:
 
 @dataclasses.dataclass
 class Population:
-  """A group's compiled functions, sharded over devices; padded members are dropped on read."""
+  """A group's compiled functions, sharded over devices; padded members are dropped on read.
+
+  Its numeric hyperparameters are held in the data's float dtype (the seed as int32).
+  """
   group: Group
   data: training.Data
   num_classes: int
@@ -317,7 +321,12 @@ class Population:
     self.k = self.group.size
     self.chunk, per_device = chunking(self.k, n_dev)
     self.k_pad = n_dev * per_device * self.chunk
-    self.hparams = _shard(_padded(self.group.hparams, self.k_pad), self.mesh)
+    dtype = np.dtype(self.data.x_train.dtype)
+    hparams = {f: np.asarray(v, np.int32 if f == "seed" else dtype)
+               for f, v in self.group.hparams.items()}
+    self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
+    member_seeds = np.unique(self.group.hparams["seed"])
+    self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
     self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
     s = self.group.structure
 
@@ -345,11 +354,17 @@ class Population:
       return jax.tree.map(merge, out)
 
     def population_epoch(state, hparams, data, key):
-      # Members advance together, so they share one epoch number, hence one data order
-      # and one minibatch gather per step (see `training.train_epoch`).
+      # Members advance together, so they share one epoch number; with one key, they
+      # share one data order and one minibatch gather per step (see `training.train_epoch`).
       e = state.epoch[0]
       local = lambda st, hp, d, k: by_chunk(epoch, (st, hp), (d, k, e))
       return self._per_device(local, 2, 2)(state, hparams, data, key)
+
+    def population_epoch_own(state, hparams, data):
+      # Each member its own data order, from its seed: a gather per member and step.
+      e = state.epoch[0]
+      local = lambda st, hp, d: by_chunk(epoch, (st, hp), (d, None, e))
+      return self._per_device(local, 2, 1)(state, hparams, data)
 
     def population_accuracy(params, x, y):
       local = lambda p, x, y: by_chunk(accuracy, (p,), (x, y))
@@ -360,6 +375,7 @@ class Population:
     self._init = jax.jit(jax.vmap(init, in_axes=(0, None)),
                          compiler_options={"xla_backend_optimization_level": 1})
     self._epoch = jax.jit(population_epoch)
+    self._epoch_own = jax.jit(population_epoch_own)
     self._accuracy = jax.jit(population_accuracy)
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
@@ -371,7 +387,17 @@ class Population:
   def init(self):
     return self._init(self.hparams, self.data)
 
-  def epoch(self, state, key):
+  def epoch(self, state, key: jax.Array | None = None):
+    """One epoch of every member: (state, metrics).
+
+    `key` is the data-order key every member shares; None gives each member its own,
+    `seeds.key(seed, "order")`. A group whose members all have one seed then shares
+    that seed's order, and trains on the one-gather path.
+    """
+    if key is None and self.seed is not None:
+      key = seeds.key(self.seed, "order")
+    if key is None:
+      return self._epoch_own(state, self.hparams, self.data)
     return self._epoch(state, self.hparams, self.data, key)
 
   def accuracy(self, params, x, y):
@@ -447,6 +473,13 @@ def select(rows: list[dict]) -> dict:
   if best is None:
     raise Diverged(f"all {len(rows)} members diverged; lower the learning rate")
   return best
+
+
+def shared_order_key(config) -> jax.Array | None:
+  """The data-order key of `config.shuffle_seed`, shared by every member; None if unset
+  (each member then shuffles by its own `seed`)."""
+  shuffle_seed = config.get("shuffle_seed")
+  return None if shuffle_seed is None else seeds.key(int(shuffle_seed), "order")
 
 
 def _fingerprint(config) -> dict:
@@ -699,7 +732,7 @@ def run(config: ml_collections.ConfigDict,
   members = expand(config)
   groups = group(members)
   rungs, eta = halving(config, members)
-  key = jax.random.key(config.shuffle_seed)
+  key = shared_order_key(config)
   runner = _Runner(config, members, groups, data_for, num_classes, key, workdir, progress,
                    started)
   for stop in (*rungs, None):

@@ -4,15 +4,17 @@
 ...); it is static and hashable. `hparams` is a dict of scalar arrays (learning rate,
 regularization strength, ...): the numbers a sweep stacks along a population axis. So
 
-    epoch = lambda st, hp, d, k, e: train_epoch(st, hp, d, k, structure, epoch=e)
-    states, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None, None)))(
-        states, hparams, data, key, e)
+    epoch = lambda st, hp, d, e: train_epoch(st, hp, d, None, structure, epoch=e)
+    states, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))(
+        states, hparams, data, e)
 
-trains K members at once, sharing each data batch (the epoch number `e` unbatched, see
-`train_epoch`), and compiles once per structure; `lincv.sweep.Population` does this.
+trains K members at once, each on its own data order (seeded by its `seed`), and
+compiles once per structure; passing one shared key instead of None gives the members
+one data order and one minibatch gather per step (see `train_epoch`).
+`lincv.sweep.Population` does this.
 
-Per step: a minibatch drawn without replacement (one permutation per epoch, shared by
-the population), the objective and its gradient (hand-derived by default, `jax.grad` on
+Per step: a minibatch drawn without replacement (one permutation per epoch), the
+objective and its gradient (hand-derived by default, `jax.grad` on
 request: both give the same trajectory), one optax update. Per epoch: mean train loss,
 validation accuracy, the best-validation parameters kept, early stopping with patience.
 A member whose loss becomes non-finite or exceeds `diverge_factor` times its starting
@@ -30,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import objective, optim, scores
+from lincv import objective, optim, scores, seeds
 from lincv._checks import check_name
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -129,9 +131,9 @@ def make_optimizer(structure: Structure, hparams, num_train: int) -> optax.Gradi
 
 
 def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> TrainState:
-  """Initial state of one member; its parameters are seeded by `hparams["seed"]`."""
+  """Initial state of one member; its parameters are drawn from `seeds.key(seed, "init")`."""
   dtype = data.x_train.dtype
-  key = jax.random.key(jnp.asarray(hparams["seed"], jnp.uint32))
+  key = seeds.key(hparams["seed"], "init")
   params = scores.init(structure.model, key, data.x_train.shape[1], num_classes,
                        hidden=structure.hidden, scale=1.0, dtype=dtype)
   if structure.model == "linear":
@@ -204,13 +206,57 @@ def _where(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
-def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
+def order_key(hparams, key: jax.Array | None = None) -> jax.Array:
+  """The data-order key of a member: `key` if given (shared), else its own from its seed."""
+  return seeds.key(hparams["seed"], "order") if key is None else key
+
+
+def epoch_batches(hparams, key: jax.Array | None, epoch, structure: Structure,
+                  num_train: int) -> jax.Array:
+  """The training-row indices of each minibatch of `epoch`, (steps, batch_size) int32.
+
+  Epoch e shuffles with `fold_in(order_key(hparams, key), e)`: a member's order is a
+  function of its seed (or of the shared `key`) and the epoch only.
+  """
+  steps, b = steps_per_epoch(structure, num_train), structure.batch_size
+  order = shuffle(jax.random.fold_in(order_key(hparams, key), epoch), num_train)
+  return order[: steps * b].reshape(steps, b)
+
+
+def shuffle(key: jax.Array, n: int) -> jax.Array:
+  """A random permutation of range(n), int32 (n,), by sorts of one integer array.
+
+  With m bits to write a position < n, each round sorts once the uint32 values that
+  hold 32 - m random bits above the m bits of each row's current position: ties are
+  broken by the position, so a round is a stable sort by fresh random bits, and r
+  rounds sort by r (32 - m) random bits. The rounds are enough for 3 log2(n) of them, as in
+  `jax.random.permutation`, so that all keys of two rows tie with probability below
+  1/n^3. A sort of one integer array is several times faster on XLA:CPU than the
+  key-value sort of `jax.random.permutation`, which matters when each member of a
+  vmapped population shuffles its own order.
+  """
+  m = max(1, (n - 1).bit_length())
+  if m > 28:
+    raise ValueError(f"cannot shuffle {n} rows: at most 2**28")
+  rounds = -(-3 * m // (32 - m))
+  mask = jnp.uint32((1 << m) - 1)
+  position = jnp.arange(n, dtype=jnp.uint32)
+  order = position
+  for r in range(rounds):
+    bits = jax.random.bits(jax.random.fold_in(key, r), (n,), jnp.uint32)
+    order = order[jnp.sort((bits & ~mask) | position) & mask]
+  return order.astype(jnp.int32)
+
+
+def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
                 structure: Structure, *, epoch=None):
   """One epoch of one member; returns the new state and the epoch's metrics.
 
-  `key` is the data-order key of the run: epoch e shuffles with `fold_in(key, e)`, so
-  members sharing a key share their batches. Members that are not ACTIVE pass through
-  unchanged.
+  `key` is the data-order key: epoch e shuffles with `fold_in(key, e)` (see
+  `epoch_batches`). With `key=None` each member draws its own order from its
+  `hparams["seed"]`; under `vmap` each member then gathers its own minibatches. A key
+  shared by the population gives it one order and one gather per step. Members that are
+  not ACTIVE pass through unchanged.
 
   Inside the epoch the input weight is carried transposed, W as (C, D) (and the optimizer
   moments with it), and transposed back at the end: its gradient is then `G^T x`, which
@@ -220,9 +266,10 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
   Args:
     state, hparams, data, key, structure: as their names say.
     epoch: the epoch number that picks the data order; `state.epoch` if None. Under
-      `vmap` pass it unbatched (as `lincv.sweep.Population` does): `state.epoch` is then
-      batched, and every member would draw its own permutation and gather its own copy
-      of each minibatch, where an unbatched epoch gives the population one.
+      `vmap` with a shared key pass it unbatched (as `lincv.sweep.Population` does):
+      `state.epoch` is then batched, and every member would draw its own permutation
+      and gather its own copy of each minibatch, where an unbatched epoch gives the
+      population one.
 
   Each step checks the loss of the parameters it starts from: if it is non-finite or
   explodes, the member is marked DIVERGED and keeps the parameters before the previous
@@ -235,11 +282,8 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
   """
   chex.assert_rank([data.x_train, data.y_train], [2, 1])
   n = data.x_train.shape[0]
-  steps = steps_per_epoch(structure, n)
-  b = structure.batch_size
   epoch = state.epoch if epoch is None else epoch
-  order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-  batches_SxB = order[: steps * b].reshape(steps, b)
+  batches_SxB = epoch_batches(hparams, key, epoch, structure, n)
   opt = make_optimizer(structure, hparams, n)
   active_at_start = state.status == ACTIVE
 
@@ -295,13 +339,14 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array,
                      "val_accuracy": jnp.where(updated, val_acc, jnp.nan)}
 
 
-def fit(hparams, data: Data, key: jax.Array, structure: Structure, num_classes: int):
+def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_classes: int):
   """Trains one member for `structure.epochs` epochs; pure, so it jits and vmaps.
 
   Args:
     hparams: dict of scalar hyperparameters (see HPARAM_DEFAULTS).
     data: the training and validation arrays.
-    key: the data-order key.
+    key: the data-order key shared by the members, or None: each member's own, from
+      its seed.
     structure: the static settings.
     num_classes: number of classes C.
 

@@ -26,6 +26,27 @@ def test_random_search_keeps_the_lowest_loss():
   np.testing.assert_allclose(loss, jnp.mean(losses.svm(x @ w, y)), rtol=1e-5)
 
 
+def test_random_search_scores_exactly_num_tries():
+  # 10 tries in batches of 8: two batches, 16 slots. A reference loop draws the same
+  # candidates one by one; the 6 slots past num_tries hold a lower loss than the best of
+  # the 10 (checked below), so scoring them would return a W that was never tried.
+  x, y = _data()
+  key, num_tries = jax.random.key(0), 10
+  shape = (x.shape[1], 3)
+  cands = [baselines.random_candidate(key, i, shape, x.dtype, 0.1) for i in range(16)]
+  ref = np.array([float(jnp.mean(losses.svm(x @ w, y))) for w in cands])
+  best = int(np.argmin(ref[:num_tries]))
+  assert ref[num_tries:].min() < ref[best]
+  for batch in (8, 3, 10, 64):
+    w, loss, tries = baselines.random_search(key, x, y, 3, loss="svm", num_tries=num_tries,
+                                             scale=0.1, batch=batch)
+    assert tries.shape == (num_tries,)
+    np.testing.assert_allclose(tries, ref[:num_tries], rtol=1e-5)
+    # The jitted draw may round differently from the eager one by an ulp or two.
+    np.testing.assert_allclose(w, cands[best], rtol=4 * np.finfo(np.float32).eps)
+    assert float(loss) == float(tries[best])
+
+
 def test_random_local_search_never_increases_the_loss():
   x, y = _data()
   w, loss, trace = baselines.random_local_search(jax.random.key(1), x, y, 3, loss="softmax",

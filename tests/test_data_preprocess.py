@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lincv import data
+from lincv import data, seeds
 from lincv.data import preprocess
 
 
@@ -69,7 +69,7 @@ def test_prepare_fits_statistics_on_train_part_only():
   ds = _dataset()
   out = data.prepare(ds, val_fraction=0.25, seed=0, center="image")
   images, labels = ds["train"]
-  train_idx, val_idx = data.train_val_split(labels, 0.25, 0)
+  train_idx, val_idx = data.train_val_split(labels, 0.25, seeds.integer(0, "split"))
   np.testing.assert_array_equal(out.y_train, labels[train_idx])
   np.testing.assert_array_equal(out.y_val, labels[val_idx])
   train_mean = images[train_idx].reshape(len(train_idx), -1).mean(axis=0) / 255.0

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from lincv import seeds
 from lincv.data import splits as splits_lib
 from lincv.data.dataset import DataError, Dataset
 
@@ -163,14 +164,16 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
   """Splits `ds` into train/validation/test and preprocesses all three with train statistics.
 
   Steps: optionally cap `train` to `limit` examples and `test` to the same share of its
-  size (both stratified by `seed`); split `train` into train and validation with
-  `train_val_split(labels, val_fraction, seed)`; fit a `Preprocessor` on the training
-  part only; transform all three parts.
+  size (both stratified); split `train` into train and validation with
+  `train_val_split(labels, val_fraction, seeds.integer(seed, "split"))`; fit a
+  `Preprocessor` on the training part only; transform all three parts. The subsets and
+  the split draw from their own streams of `seed` ("subset", "test_subset", "split",
+  see `lincv.seeds`).
 
   Args:
     ds: a Dataset with "train" and "test" splits, e.g. from `lincv.data.load`.
     val_fraction: share of `train` held out for validation, in [0, 1).
-    seed: seed of the subset and of the validation split.
+    seed: the root seed of the subsets and of the validation split.
     center, scale, bias_trick: see `Preprocessor.fit`.
     limit: if given, at most this many `train` examples (before the validation split),
       for smoke runs.
@@ -187,11 +190,13 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
       raise DataError(f"limit must be a positive integer or None, got {limit!r}")
     if limit < len(labels):
       n_test = max(1, int(round(len(test_labels) * limit / len(labels)))) if len(test_labels) else 0
-      keep = splits_lib.stratified_subset(labels, int(limit), seed)
-      keep_test = splits_lib.stratified_subset(test_labels, n_test, seed)
+      keep = splits_lib.stratified_subset(labels, int(limit), seeds.integer(seed, "subset"))
+      keep_test = splits_lib.stratified_subset(test_labels, n_test,
+                                               seeds.integer(seed, "test_subset"))
       images, labels = images[keep], labels[keep]
       test_images, test_labels = test_images[keep_test], test_labels[keep_test]
-  train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction, seed)
+  train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction,
+                                                   seeds.integer(seed, "split"))
   train_images = images[train_idx]
   pre = Preprocessor.fit(train_images, center=center, scale=scale, bias_trick=bias_trick)
   return Prepared(

@@ -1,0 +1,56 @@
+"""Random streams: every random draw of a run comes from a seed and the name of its use.
+
+    key(seed, stream) = jax.random.fold_in(jax.random.key(seed), STREAMS[stream])
+
+A seed is a root key; each use folds its own constant into it, so no two uses share a
+key, even where their seeds are equal (a member of seed 0 and `data.split_seed = 0`
+draw their initial weights and the train/val split from unrelated streams).
+
+  seed              the member's "init" (initial weights) and "order" (data order: epoch e
+                    shuffles with `fold_in(key(seed, "order"), e)`); the method's
+                    "random_search" (random search and random local search over W)
+  shuffle_seed      when set, "order" for every member of a sweep (one shared data order)
+  data.split_seed   "subset" and "test_subset" (`data.limit`), "split" (train/val),
+                    "kmeans" (patches and initial centroids), "examples" (the rows the
+                    random-search baselines score)
+  search_seed       "search" (the members of a random hyperparameter search)
+
+NumPy consumers (the index splits of `lincv.data`, the random search over
+hyperparameters) take `integer(seed, stream)`, a seed for `np.random.default_rng` drawn
+from the stream's key.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+STREAMS = {
+    "init": 1,
+    "order": 2,
+    "split": 3,
+    "subset": 4,
+    "test_subset": 5,
+    "kmeans": 6,
+    "examples": 7,
+    "search": 8,
+    "random_search": 9,
+}
+
+
+def key(seed, stream: str) -> jax.Array:
+  """The key of `stream` under root `seed` (a Python int or an integer array, traced or not).
+
+  >>> import jax
+  >>> bool((jax.random.key_data(key(0, "init")) != jax.random.key_data(key(0, "order"))).any())
+  True
+  """
+  if stream not in STREAMS:
+    raise ValueError(f"unknown random stream {stream!r}; expected one of: {', '.join(STREAMS)}")
+  root = jax.random.key(jnp.asarray(seed, jnp.uint32))
+  return jax.random.fold_in(root, STREAMS[stream])
+
+
+def integer(seed: int, stream: str) -> int:
+  """A non-negative integer of `stream` under root `seed`, to seed a NumPy generator."""
+  words = np.asarray(jax.random.key_data(key(int(seed), stream)), np.uint32).reshape(-1)
+  return int.from_bytes(words.tobytes(), "little")
