@@ -475,6 +475,26 @@ def select(rows: list[dict]) -> dict:
   return best
 
 
+def check_data(data: training.Data, num_classes: int) -> training.Data:
+  """`data` if its labels lie in [0, num_classes) and its rows are finite, else a
+  SweepError naming the array. (Inside the compiled loop a bad label would only show as a
+  NaN loss, and a non-finite row as a diverged member.)"""
+  for name in ("y_train", "y_val"):
+    y = np.asarray(getattr(data, name))
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if bad.size:
+      i = int(bad[0])
+      raise SweepError(f"{name}: label {int(y[i])} (example {i}) is out of range for "
+                       f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
+  for name in ("x_train", "x_val"):
+    x = getattr(data, name)
+    finite = np.asarray(jax.numpy.isfinite(x).all(axis=1))
+    if not finite.all():
+      raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
+                       "every input must be finite")
+  return data
+
+
 def shared_order_key(config) -> jax.Array | None:
   """The data-order key of `config.shuffle_seed`, shared by every member; None if unset
   (each member then shuffles by its own `seed`)."""
@@ -533,7 +553,7 @@ class _Runner:
     if gi not in self.pops:
       g = self.groups[gi]
       if g.features not in self.data:
-        self.data[g.features] = self.data_for(g.features)
+        self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
       try:
         training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
       except ValueError as e:

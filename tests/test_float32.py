@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from lincv import config as config_lib
 from lincv import objective, sweep, training
@@ -104,7 +105,7 @@ def test_float32_sweep_members_equal_their_single_runs():
   hp = _hparams(learning_rate=best["learning_rate"], reg_strength=best["reg_strength"],
                 momentum=best["momentum"], seed=best["seed"])
   s = training.Structure(epochs=3, batch_size=50, optimizer="momentum", loss="softmax")
-  key = jax.random.key(c.shuffle_seed)
+  key = sweep.shared_order_key(c)   # shuffle_seed set: every member has this order
   single, _ = jax.jit(training.fit, static_argnums=(3, 4))(hp, data, key, s, 4)
   # One member alone and the same member inside a vmapped population: the population's
   # products are one GEMM over all members, rounded in another order.
@@ -112,3 +113,16 @@ def test_float32_sweep_members_equal_their_single_runs():
   np.testing.assert_allclose(result.best_params["W"], single.best_params["W"], rtol=0,
                              atol=1e3 * EPS32 * scale)
   assert abs(best["val_accuracy"] - float(single.best_val_acc)) <= 1 / 60 + 1e-6
+
+
+def test_sweep_refuses_labels_out_of_range_and_non_finite_rows():
+  data = _data()
+  c = config_lib.base()
+  c.epochs, c.batch_size = 1, 50
+  bad_labels = data._replace(y_val=data.y_val.at[3].set(4))
+  with pytest.raises(sweep.SweepError,
+                     match=r"y_val: label 4 \(example 3\) is out of range for 4 classes"):
+    sweep.run(c, lambda features: bad_labels, 4)
+  bad_rows = data._replace(x_train=data.x_train.at[7, 2].set(jnp.nan))
+  with pytest.raises(sweep.SweepError, match="x_train: row 7 holds a NaN or infinite value"):
+    sweep.run(c, lambda features: bad_rows, 4)
