@@ -20,6 +20,7 @@ import ast
 import dataclasses
 import difflib
 import importlib.util
+import json
 import os
 import re
 
@@ -111,6 +112,32 @@ def idle_override(config: ml_collections.ConfigDict, path: str, members) -> str 
         config, members):
       return f"{flag} does nothing here: it matters only with {when}; remove it"
   return None
+
+
+RESUMABLE = ("checkpoint_every",)  # fields a resumed run may change
+
+
+def as_json(config) -> dict:
+  """The configuration as `config.json` holds it (sorted keys, tuples as lists)."""
+  if isinstance(config, ml_collections.ConfigDict):
+    return json.loads(config.to_json_best_effort(sort_keys=True))
+  return json.loads(json.dumps(dict(config), sort_keys=True))
+
+
+def fingerprint(config) -> dict:
+  """What makes two runs the same run: the configuration without `RESUMABLE` fields.
+
+  A workdir resumes only a run of the same fingerprint; this is the one definition of
+  "the same configuration" (the run directory's `config.json` and the sweep checkpoint
+  both compare by it).
+  """
+  return {k: v for k, v in as_json(config).items() if k not in RESUMABLE}
+
+
+def differences(a, b) -> list[str]:
+  """The top-level fields in which the fingerprints of configs `a` and `b` differ."""
+  fa, fb = fingerprint(a), fingerprint(b)
+  return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
 
 
 def base() -> ml_collections.ConfigDict:

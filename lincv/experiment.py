@@ -159,9 +159,7 @@ class Inputs:
     return self.arrays(features)[split], self.labels()[split]
 
 
-def mirror(images_NxHxWxC: np.ndarray) -> np.ndarray:
-  """The images mirrored left-right, (N, H, W, C)."""
-  return np.ascontiguousarray(images_NxHxWxC[:, :, ::-1])
+mirror = data_lib.mirror
 
 
 def image_features(name: str, prepared: data_lib.Prepared, cfg, cache_dir: str | None, *,

@@ -32,6 +32,11 @@ def _check_images(images, what="images") -> np.ndarray:
   return images
 
 
+def mirror(images_NxHxWxC) -> np.ndarray:
+  """The images mirrored left-right, (N, H, W, C)."""
+  return np.ascontiguousarray(np.asarray(images_NxHxWxC)[:, :, ::-1])
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Preprocessor:
   """Fitted preprocessing: `pre(images_NxHxWxC) -> x_NxD` float32 rows.
