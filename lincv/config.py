@@ -114,6 +114,10 @@ def idle_override(config: ml_collections.ConfigDict, path: str, members) -> str 
   return None
 
 
+class ConfigError(ValueError):
+  """A configuration that cannot run; the message says what is valid."""
+
+
 RESUMABLE = ("checkpoint_every",)  # fields a resumed run may change
 
 

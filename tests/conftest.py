@@ -30,3 +30,24 @@ def offline_data(tmp_path, monkeypatch):
 
   monkeypatch.setattr(socket.socket, "connect", no_network)
   monkeypatch.setattr(socket, "create_connection", no_network)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+  """A tiny image folder root/{train,test}/{plane,car,bird}/*.png of 32x32 RGB images
+  that colour and stripe orientation tell apart (40 train and 12 test per class)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+
+  root = tmp_path_factory.mktemp("images")
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[:32, :32]
+  stripes = [(xx // 4) % 2, (yy // 4) % 2, ((xx + yy) // 4) % 2]  # per class: an orientation
+  for split, n in (("train", 40), ("test", 12)):
+    for k, name in enumerate(("plane", "car", "bird")):
+      (root / split / name).mkdir(parents=True)
+      for i in range(n):
+        img = rng.integers(0, 60, (32, 32, 3))
+        img[..., k] += 120 + 60 * stripes[k]                        # and a dominant colour
+        Image.fromarray(img.astype(np.uint8)).save(root / split / name / f"{i}.png")
+  return root

@@ -45,7 +45,7 @@ def test_single_k_validates_on_training_rows_only(tmp_path, offline_data):
   cv = knn.cross_validate(x_tr, y_tr, ks=(1,), num_folds=c.knn.num_folds, metric="l2",
                           seed=c.data.split_seed, num_classes=10)["accuracy"][0]
   saved = strict_load(tmp_path / "run" / "summary.json")
-  assert saved["best"]["hparams"]["cv_accuracy"] == cv and 0.9 < cv < 1
+  assert saved["best"]["cv_accuracy"] == cv and 0.9 < cv < 1
 
 
 def test_mirrored_copies_share_a_cross_validation_fold(tmp_path, offline_data):

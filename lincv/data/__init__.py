@@ -11,11 +11,12 @@ Modules: `sources` (load), `digits` and `folder` (lincv's own tfds builders), `c
 """
 
 from lincv.data.dataset import DataError, Dataset, resolve_data_dir
+from lincv.data.folder import read_images
 from lincv.data.preprocess import CENTERS, SCALES, Prepared, Preprocessor, mirror, prepare
 from lincv.data.sources import DATASETS, load
 from lincv.data.splits import kfold, stratified_subset, train_val_split
 
 __all__ = [
     "CENTERS", "DATASETS", "DataError", "Dataset", "Prepared", "Preprocessor", "SCALES",
-    "kfold", "load", "mirror", "prepare", "resolve_data_dir", "stratified_subset", "train_val_split",
+    "kfold", "load", "mirror", "prepare", "read_images", "resolve_data_dir", "stratified_subset", "train_val_split",
 ]

@@ -302,3 +302,30 @@ def load(root, data_dir=None, workers: int | None = None) -> Dataset:
     del builder, images
     _remove_superseded(listing, data_dir)
   return records.load_prepared(path, name, f"image folder {listing.root}")
+
+
+def read_images(paths, channels: int = 3) -> np.ndarray:
+  """Decodes image files (PNG/JPEG, all of one size) into uint8 (N, H, W, channels).
+
+  Grayscale files become three equal channels when `channels` is 3, as in an image
+  folder that mixes grayscale and colour images; with `channels` 1 every file must be
+  grayscale.
+
+  Raises:
+    DataError: no paths, a file that cannot be decoded, sizes that differ, or a colour
+      file where grayscale is required.
+  """
+  paths = [os.fspath(p) for p in paths]
+  if not paths:
+    raise DataError("no image files given")
+  if channels not in (1, 3):
+    raise DataError(f"channels must be 1 or 3, got {channels}")
+  rgb, gray = decode("", paths)
+  if channels == 1:
+    if not gray.all():
+      raise DataError(f"{paths[int(np.argmin(gray))]}: a colour image, but grayscale "
+                      "images are required (the run was trained on grayscale images)")
+    return np.ascontiguousarray(rgb[..., :1])
+  rgb[gray, :, :, 1] = rgb[gray, :, :, 0]
+  rgb[gray, :, :, 2] = rgb[gray, :, :, 0]
+  return rgb

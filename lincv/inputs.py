@@ -1,0 +1,122 @@
+"""The inputs of a run: its dataset, prepared, with features computed on demand and cached.
+
+    inputs = lincv.inputs.load(config)            # loads and prepares config.data
+    x_NxD, y_N = inputs.split("hog_color", "val")
+    data = inputs.data("pixels")                  # training.Data for a sweep
+
+A run's rows come from `lincv.data.prepare` (train/val split, statistics fitted on the
+training images) and, for image features, from `lincv.features.compute` (a `Featurizer`
+fitted on the training images, its features cached in the data directory).
+"""
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lincv import config as config_lib
+from lincv import data as data_lib
+from lincv import features as features_lib
+from lincv import training
+
+PIXELS = "pixels"
+
+
+def cache_dir(config) -> str:
+  """Where image features are cached: `lincv_features/` in the tfds data directory.
+
+  Entries are keyed by a hash of everything they depend on: the images, the feature
+  settings and, for codes of a fitted k-means model, that model's arrays (so a model
+  fitted on other training images never reuses them). Runs with other training settings
+  reuse them; other data never reads them.
+  """
+  return os.path.join(data_lib.resolve_data_dir(config.data.data_dir or None), "lincv_features")
+
+
+@dataclasses.dataclass
+class Inputs:
+  """The prepared data of a run, with features computed on demand and cached."""
+  config: ml_collections.ConfigDict
+  prepared: data_lib.Prepared
+  cache_dir: str | None = None
+
+  def __post_init__(self):
+    self._arrays = {}
+    self._featurizers = {}
+
+  def __repr__(self) -> str:
+    return (f"Inputs({self.config.data.folder or self.config.data.name}, "
+            f"{self.prepared!r}, features computed: {sorted(self._arrays) or 'none'})")
+
+  @property
+  def flip(self) -> bool:
+    return bool(self.config.data.get("flip", False))
+
+  def arrays(self, features: str) -> dict[str, np.ndarray]:
+    """x_train, x_val, x_test of `features` (float rows), computed once per name.
+
+    With `data.flip`, x_train holds the training rows and then the rows of the same
+    images mirrored left-right (labels: `labels()["train"]`).
+    """
+    if features not in self._arrays:
+      p = self.prepared
+      if features == PIXELS:
+        xs = {"train": p.x_train, "val": p.x_val, "test": p.x_test}
+        if self.flip:
+          xs["train"] = np.concatenate(
+              [p.x_train, p.preprocessor(data_lib.mirror(p.images["train"]))])
+      else:
+        with jax.enable_x64(False):  # features are float32, the same in every run
+          self._featurizers[features], xs = _image_features(
+              features, p, self.config.features_cfg, self.cache_dir, flip=self.flip,
+              seed=self.config.data.split_seed)
+      dtype = np.dtype(self.config.dtype)
+      self._arrays[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
+    return self._arrays[features]
+
+  def featurizer(self, features: str):
+    """The fitted `features.Featurizer` of `features`; None for pixels."""
+    self.arrays(features)
+    return self._featurizers.get(features)
+
+  def labels(self) -> dict[str, np.ndarray]:
+    """y_train, y_val, y_test, the rows of `arrays` (y_train twice with `data.flip`)."""
+    p = self.prepared
+    y_train = np.concatenate([p.y_train, p.y_train]) if self.flip else p.y_train
+    return {"train": y_train, "val": p.y_val, "test": p.y_test}
+
+  def data(self, features: str) -> training.Data:
+    xs, ys = self.arrays(features), self.labels()
+    return training.Data(jnp.asarray(xs["train"]), jnp.asarray(ys["train"]),
+                         jnp.asarray(xs["val"]), jnp.asarray(ys["val"]))
+
+  def split(self, features: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    return self.arrays(features)[split], self.labels()[split]
+
+  def describe(self) -> str:
+    """One line: how many rows of each split, classes and dimensions."""
+    p = self.prepared
+    return (f"{len(p.y_train)} train{' (and mirrored)' if self.flip else ''}, "
+            f"{len(p.y_val)} val, {len(p.y_test)} test, {p.num_classes} classes, "
+            f"{p.x_train.shape[1]} dims")
+
+
+def _image_features(name, prepared, cfg, cache_dir, *, flip, seed):
+  """(fitted featurizer, {split: standardised features}) of image features `name`."""
+  if not prepared.images or prepared.images["train"].shape[-1] != 3:
+    raise config_lib.ConfigError(f"features {name!r} need RGB images; this dataset has shape "
+                     f"{prepared.image_shape}")
+  return features_lib.compute(name, prepared, cfg, cache_dir, flip=flip, seed=seed)
+
+
+def load(config, cache_dir: str | None = None) -> Inputs:
+  """Loads and prepares the config's dataset (raises data_lib.DataError on bad data)."""
+  d = config.data
+  ds = (data_lib.load(folder=d.folder, data_dir=d.data_dir or None) if d.folder
+        else data_lib.load(d.name, data_dir=d.data_dir or None))
+  prepared = data_lib.prepare(ds, val_fraction=d.val_fraction, seed=d.split_seed,
+                              center=d.center, scale=d.scale, limit=d.limit or None)
+  return Inputs(config, prepared, cache_dir)

@@ -1,0 +1,187 @@
+"""The run directory's report: one writer for every method.
+
+    summary = report.write(config, workdir, inputs, outcome, evaluation, timings)
+
+writes results.csv (one row per member), metrics.jsonl (per member and epoch, for methods
+that train by epochs), checkpoint/best.npz (the selected parameters) and
+checkpoint/inputs.npz (the fitted preprocessing and features, so `lincv.Run` can classify
+new images), plots/*.png, and summary.json, then prints the best members and the
+selected one's accuracy.
+"""
+
+import csv
+import importlib.metadata
+import io
+import json
+import os
+import platform
+
+import jax
+import numpy as np
+
+from lincv import checkpoint, metrics, plots
+
+LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
+           "epochs_run", "best_epoch", "seconds")
+TABLE_TOP = 5
+
+
+def write(config, workdir: str, inputs, outcome, evaluation: dict, timings: dict,
+          stream) -> dict:
+  """Writes the run directory's files for `outcome`; returns the summary.
+
+  Args:
+    config: the run's config.
+    workdir: the run directory.
+    inputs: the run's `lincv.inputs.Inputs`.
+    outcome: the method's `lincv.methods.Outcome`.
+    evaluation: {"split", "pred", "labels", "accuracy"} of the selected member on
+      `config.eval_split`.
+    timings: seconds per phase; "total" is this process's.
+    stream: where the table and the result line go.
+  """
+  rows = outcome.rows
+  _write_csv(os.path.join(workdir, "results.csv"), rows)
+  if outcome.history is not None:
+    _write_metrics(os.path.join(workdir, "metrics.jsonl"), rows, outcome.history)
+  if outcome.params is not None:
+    checkpoint.save_arrays(os.path.join(workdir, "checkpoint", "best.npz"), outcome.params)
+  save_inputs(os.path.join(workdir, "checkpoint", "inputs.npz"), inputs,
+              outcome.hparams.get("features", config.features))
+  summary = _summary(config, inputs, outcome, evaluation, timings)
+  _plots(config, workdir, inputs, outcome, evaluation)
+  checkpoint.save_json(os.path.join(workdir, "summary.json"), summary)
+  _print(config, workdir, outcome, summary, stream)
+  return summary
+
+
+def _write_csv(path, rows):
+  buf = io.StringIO()
+  fields = [k for k in LEADING if k in rows[0]] + [k for k in rows[0] if k not in LEADING]
+  writer = csv.DictWriter(buf, fieldnames=fields)
+  writer.writeheader()
+  writer.writerows(rows)
+  checkpoint.atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def _write_metrics(path, rows, history):
+  lines = []
+  for r, h in zip(rows, history):
+    for e, (loss, acc) in enumerate(zip(h["train_loss"], h["val_accuracy"])):
+      if not np.isnan(loss):
+        lines.append(checkpoint.dumps_line({"member": r["member"], "epoch": e + 1,
+                                            "train_loss": loss, "val_accuracy": acc}))
+  checkpoint.atomic_write(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+
+
+def save_inputs(path: str, inputs, features: str) -> None:
+  """The fitted preprocessing (and image features) of a run, for `lincv.Run.predict`."""
+  pre = inputs.prepared.preprocessor
+  arrays = {"pre_mean_D": pre.mean_D, "pre_std_D": pre.std_D,
+            "pre_settings": np.asarray(json.dumps({
+                "image_shape": list(pre.image_shape), "center": pre.center,
+                "scale": pre.scale, "bias_trick": pre.bias_trick,
+                "features": features}))}
+  featurizer = inputs.featurizer(features) if features != "pixels" else None
+  if featurizer is not None:
+    arrays.update({f"features_{k}": v for k, v in featurizer.to_arrays().items()})
+  checkpoint.save_arrays(path, arrays)
+
+
+def _summary(config, inputs, outcome, evaluation, timings) -> dict:
+  p, rows, best, split = inputs.prepared, outcome.rows, outcome.best, evaluation["split"]
+  acc = evaluation["accuracy"]
+  chosen = {"member": best["member"], "hparams": outcome.hparams,
+            "train_accuracy": best.get("train_accuracy"),
+            "val_accuracy": best["val_accuracy"],
+            f"{split}_accuracy": acc, "test_accuracy": acc if split == "test" else None}
+  for extra in ("epochs_run", "best_epoch", "cv_accuracy"):
+    if extra in best:
+      chosen[extra] = best[extra]
+  return {
+      "method": config.method,
+      "best": chosen,
+      "eval_split": split,
+      "num_members": len(rows),
+      "num_groups": len({r.get("group", 0) for r in rows}),
+      "num_diverged": sum(r["status"] == "diverged" for r in rows),
+      "num_pruned": sum(r["status"] == "pruned" for r in rows),
+      "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
+               "image_shape": list(p.image_shape), "train": len(p.y_train),
+               "val": len(p.y_val), "test": len(p.y_test), "mirrored": inputs.flip},
+      "seconds": timings["total"] + outcome.earlier_seconds,   # every process's
+      "timings": dict(timings, earlier_processes=outcome.earlier_seconds),
+      "device": device(),
+      "versions": versions(),
+  }
+
+
+def _plots(config, workdir, inputs, outcome, evaluation) -> None:
+  p = inputs.prepared
+  folder = os.path.join(workdir, "plots")
+  title = plots.describe(os.path.basename(os.path.normpath(workdir)), config.method,
+                         {k: v for k, v in outcome.hparams.items() if k in swept(config)}
+                         or outcome.hparams)
+  if outcome.history is not None:
+    plots.curves(outcome.rows, outcome.history, swept(config),
+                 os.path.join(folder, "curves.png"), title=title)
+    plots.heatmap(outcome.rows, os.path.join(folder, "val_accuracy_heatmap.png"), title=title)
+  params, hp = outcome.params, outcome.hparams
+  if (params is not None and hp.get("model", "linear") == "linear"
+      and hp.get("features", "pixels") == "pixels"):
+    plots.templates(params["W"], p.image_shape, p.class_names,
+                    os.path.join(folder, "templates.png"), title=title)
+  matrix = metrics.confusion_matrix(evaluation["pred"], evaluation["labels"], p.num_classes)
+  plots.confusion(matrix, p.class_names, os.path.join(folder, "confusion.png"), title=title,
+                  split=evaluation["split"])
+
+
+def swept(config) -> list[str]:
+  """The fields the config's sweep varies (those shown next to each member)."""
+  return list(config.sweep.keys())
+
+
+def _print(config, workdir, outcome, summary, stream) -> None:
+  rows, best = outcome.rows, outcome.best
+  fields = swept(config) or [k for k in outcome.hparams if k in rows[0]]
+  split = summary["eval_split"]
+  stream.write(f"\nbest members by validation accuracy:\n{table(rows, fields)}\n")
+  seconds = summary["timings"]["total"]
+  stream.write(
+      f"\nselected member {best['member']}: val {best['val_accuracy']:.4f}, "
+      f"{split} {summary['best'][f'{split}_accuracy']:.4f}  ({summary['num_members']} "
+      f"members, {summary['num_diverged']} diverged, {summary['num_pruned']} pruned, "
+      f"{seconds:.1f}s)\nwrote {workdir}\n")
+  stream.flush()
+
+
+def table(rows, fields, top: int = TABLE_TOP) -> str:
+  """The `top` rows by validation accuracy, as aligned text columns."""
+  cols = ["member"] + list(fields) + [c for c in ("val_accuracy", "train_accuracy", "status")
+                                      if c in rows[0]]
+  best = sorted(rows, key=lambda r: (-r["val_accuracy"], r["member"]))[:top]
+  fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+  cells = [[fmt(r[c]) for c in cols] for r in best]
+  widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+  line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
+  return "\n".join([line(cols)] + [line(r) for r in cells])
+
+
+def versions() -> dict:
+  """The versions of lincv, its main dependencies and Python."""
+  out = {}
+  for pkg in ("lincv", "jax", "jaxlib", "optax", "chex", "tensorflow-datasets", "numpy",
+              "ml-collections"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  out["python"] = platform.python_version()
+  return out
+
+
+def device() -> str:
+  """"<count> x <platform> (<kind>)" of the devices the run used."""
+  devs = jax.devices()
+  return f"{len(devs)} x {devs[0].platform} ({devs[0].device_kind})"
+

@@ -1,0 +1,238 @@
+"""A finished run, read back: its config, results, selected classifier and predictions.
+
+    run = lincv.Run.load("runs/default-20261125-120000")
+    run.best["hparams"], run.best["test_accuracy"]
+    labels_N = run.predict(images_NxHxWxC)     # uint8 images, image files, or rows
+    run.evaluate("val")                        # {"split", "accuracy", "num_examples", ...}
+
+`predict` and `scores` apply the run's own preprocessing (the statistics fitted on its
+training images) and features (its fitted k-means model and standardisation), saved in
+`checkpoint/inputs.npz`, so classifying new images needs neither the dataset nor
+training. `evaluate` and a k-NN run's `predict` load the run's dataset (its labelled rows
+vote), once.
+"""
+
+import csv
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from lincv import checkpoint, data as data_lib, features as features_lib
+from lincv import inputs as inputs_lib
+from lincv import methods, metrics
+from lincv import config as config_lib
+
+SPLITS = ("train", "val", "test")
+
+
+def _typed(text: str):
+  """A results.csv cell as the value it was written from."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return {"True": True, "False": False, "None": None}.get(text, text)
+
+
+@dataclasses.dataclass(eq=False)
+class Run:
+  """The read side of a run directory; build it with `Run.load(workdir)`."""
+  workdir: str
+  config: ml_collections.ConfigDict
+  summary: dict
+
+  @classmethod
+  def load(cls, workdir) -> "Run":
+    """Opens the finished run in `workdir`.
+
+    Raises:
+      config.ConfigError: `workdir` is not a finished run (a file it needs is missing).
+    """
+    workdir = os.fspath(workdir)
+    config_path = os.path.join(workdir, "config.json")
+    method = (checkpoint.load_json(config_path).get("method", "sweep")
+              if os.path.exists(config_path) else "sweep")
+    needed = ["config.json", "summary.json", "results.csv"]
+    if method != "knn":
+      needed.append(os.path.join("checkpoint", "best.npz"))
+    for name in needed:
+      if not os.path.exists(os.path.join(workdir, name)):
+        raise config_lib.ConfigError(
+            f"{os.path.join(workdir, name)} not found: {workdir} is not a finished run "
+            "(train it first)")
+    config = ml_collections.ConfigDict(checkpoint.load_json(config_path))
+    summary = checkpoint.load_json(os.path.join(workdir, "summary.json"))
+    return cls(workdir, config, summary)
+
+  def __repr__(self) -> str:
+    b = self.best
+    acc = b.get("test_accuracy")
+    return (f"Run({self.workdir!r}, method={self.method}, member {b['member']}, "
+            f"val {b['val_accuracy']:.4f}"
+            + (f", test {acc:.4f})" if acc is not None else ")"))
+
+  # ------------------------------------------------------------------ what it recorded
+
+  @property
+  def method(self) -> str:
+    return self.config.get("method", "sweep")
+
+  @property
+  def best(self) -> dict:
+    """The selected member: member, hparams, train/val/test accuracy, ..."""
+    return self.summary["best"]
+
+  @property
+  def class_names(self) -> tuple[str, ...]:
+    return tuple(self.summary["data"]["classes"])
+
+  @functools.cached_property
+  def results(self) -> list[dict]:
+    """results.csv: one dict per member, numbers as numbers."""
+    with open(os.path.join(self.workdir, "results.csv"), newline="") as f:
+      return [{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+  @functools.cached_property
+  def history(self) -> list[dict]:
+    """Per member: {"epoch": [...], "train_loss": [...], "val_accuracy": [...]} of the
+    epochs it trained (empty lists for a method that does not train by epochs)."""
+    out = [{"epoch": [], "train_loss": [], "val_accuracy": []} for _ in self.results]
+    path = os.path.join(self.workdir, "metrics.jsonl")
+    if os.path.exists(path):
+      with open(path) as f:
+        for line in filter(str.strip, f):
+          r = json.loads(line)
+          for key in ("epoch", "train_loss", "val_accuracy"):
+            out[r["member"]][key].append(r[key])
+    return out
+
+  @functools.cached_property
+  def params(self) -> dict | None:
+    """The selected member's parameters (NumPy, the run's dtype); None for k-NN."""
+    if self.method == "knn":
+      return None
+    return checkpoint.load_arrays(os.path.join(self.workdir, "checkpoint", "best.npz"))
+
+  @property
+  def features(self) -> str:
+    return self.best["hparams"].get("features", self.config.features)
+
+  # ------------------------------------------------------------------ applying it
+
+  @functools.cached_property
+  def inputs(self) -> inputs_lib.Inputs:
+    """The run's dataset, prepared as in training (loaded on first use)."""
+    with self._precision():
+      return inputs_lib.load(self.config, cache_dir=inputs_lib.cache_dir(self.config))
+
+  def rows(self, x) -> np.ndarray:
+    """The rows the classifier takes, from uint8 images (N, H, W, C) or (H, W, C), image
+    files (paths, or a folder of them), or rows (N, D) as they are."""
+    if isinstance(x, (str, os.PathLike)) or (isinstance(x, (list, tuple)) and x
+                                             and isinstance(x[0], (str, os.PathLike))):
+      x = data_lib.read_images(_image_paths(x), channels=self._image_shape[-1])
+    x = np.asarray(x)
+    if x.dtype == np.uint8 and x.ndim in (3, 4):
+      return self._featurize(x[None] if x.ndim == 3 else x)
+    if x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
+      if x.shape[1] != self._dim:
+        raise ValueError(f"rows have {x.shape[1]} columns; this run's classifier takes "
+                         f"{self._dim} ({self.features})")
+      return x.astype(self.config.dtype, copy=False)
+    raise ValueError(f"expected uint8 images (N, H, W, C) of shape {self._image_shape}, "
+                     "image file paths, or float rows (N, D); got "
+                     f"{x.dtype} with shape {x.shape}")
+
+  def scores(self, x) -> np.ndarray:
+    """Class scores (N, C) of the selected member (k-NN: the share of neighbours per class)."""
+    with self._precision():
+      rows = self.rows(x)
+      return methods.scores(self.config, self.best["hparams"], self.params, rows,
+                            self._pool("test"), len(self.class_names))
+
+  def predict(self, x) -> np.ndarray:
+    """Class indices (N,) of the selected member for images, image files or rows."""
+    with self._precision():
+      rows = self.rows(x)
+      return methods.predict(self.config, self.best["hparams"], self.params, rows,
+                             self._pool("test"), len(self.class_names))
+
+  def evaluate(self, split: str = "test") -> dict:
+    """Accuracy of the selected member on `split` of the run's dataset, no training:
+    {"split", "accuracy", "num_examples", "member"}."""
+    if split not in SPLITS:
+      raise config_lib.ConfigError(f"unknown split {split!r}; expected one of: "
+                                   f"{', '.join(SPLITS)}")
+    with self._precision():
+      x, y = self.inputs.split(self.features, split)
+      pred = methods.predict(self.config, self.best["hparams"], self.params, x,
+                             self._pool(split), len(self.class_names))
+    return {"split": split, "accuracy": metrics.accuracy(pred, y), "num_examples": len(y),
+            "member": self.best["member"]}
+
+  # ------------------------------------------------------------------ internals
+
+  def _precision(self):
+    return jax.enable_x64(self.config.get("dtype") == "float64")
+
+  def _pool(self, split):
+    return methods.pool(self.config, self.inputs, split) if self.method == "knn" else None
+
+  @property
+  def _image_shape(self) -> tuple[int, ...]:
+    return tuple(self.summary["data"]["image_shape"])
+
+  @property
+  def _dim(self) -> int:
+    if self.params is not None:
+      return int(next(iter(self.params.values())).shape[0])
+    return int(self.inputs.arrays(self.features)["train"].shape[1])
+
+  @functools.cached_property
+  def _saved_inputs(self) -> dict | None:
+    path = os.path.join(self.workdir, "checkpoint", "inputs.npz")
+    return checkpoint.load_arrays(path) if os.path.exists(path) else None
+
+  def _featurize(self, images) -> np.ndarray:
+    """Rows of uint8 images through the run's own preprocessing and features."""
+    if images.shape[1:] != self._image_shape:
+      raise ValueError(f"images have shape {images.shape[1:]}; this run was trained on "
+                       f"images of shape {self._image_shape}")
+    saved = self._saved_inputs
+    if self.features == inputs_lib.PIXELS:
+      pre = (_preprocessor(saved) if saved is not None
+             else self.inputs.prepared.preprocessor)
+      out = pre(images)
+    else:
+      featurizer = (features_lib.Featurizer.from_arrays(
+          {k[len("features_"):]: v for k, v in saved.items() if k.startswith("features_")})
+                    if saved is not None else self.inputs.featurizer(self.features))
+      with jax.enable_x64(False):
+        out = featurizer(images)
+    return np.asarray(out, self.config.dtype)
+
+
+def _preprocessor(saved: dict) -> data_lib.Preprocessor:
+  s = json.loads(str(saved["pre_settings"]))
+  return data_lib.Preprocessor(image_shape=tuple(s["image_shape"]), center=s["center"],
+                               scale=s["scale"], bias_trick=s["bias_trick"],
+                               mean_D=saved["pre_mean_D"], std_D=saved["pre_std_D"])
+
+
+def _image_paths(x) -> list[str]:
+  """Image files: the paths given, or the image files of a folder (sorted)."""
+  if isinstance(x, (str, os.PathLike)):
+    x = os.fspath(x)
+    if os.path.isdir(x):
+      names = sorted(n for n in os.listdir(x) if n.lower().endswith(data_lib.folder.EXTENSIONS))
+      if not names:
+        raise ValueError(f"{x}: no .png, .jpg or .jpeg files in this folder")
+      return [os.path.join(x, n) for n in names]
+    return [x]
+  return [os.fspath(p) for p in x]

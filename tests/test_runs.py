@@ -1,0 +1,116 @@
+"""`lincv.Run`: a finished run read back, and its predictions equal to what it recorded."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lincv
+from lincv import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train(spec, workdir, **fields):
+  config = config_lib.load(os.path.join(ROOT, spec))
+  for name, value in fields.items():
+    node, *path = name.split(".")
+    target = config
+    for part in [node, *path][:-1]:
+      target = target[part]
+    target[[node, *path][-1]] = value
+  return lincv.train(config, str(workdir), stream=io.StringIO())
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("digits")
+  os.environ["TFDS_DATA_DIR"] = str(tmp / "tfds")
+  try:
+    summary = _train("configs/default.py:smoke", tmp / "run")
+    yield lincv.Run.load(tmp / "run"), summary
+  finally:
+    del os.environ["TFDS_DATA_DIR"]
+
+
+def test_a_digits_run_predicts_its_own_test_accuracy(digits_run):
+  run, summary = digits_run
+  assert run.best == summary["best"]
+  images = run.inputs.prepared.images["test"]
+  labels = run.inputs.prepared.y_test
+  recorded = summary["best"]["test_accuracy"]
+  assert np.mean(run.predict(images) == labels) == recorded           # from images
+  x_test, _ = run.inputs.split("pixels", "test")
+  assert np.mean(run.predict(x_test) == labels) == recorded           # from rows
+  scores = run.scores(images)
+  assert scores.shape == (len(labels), 10)
+  np.testing.assert_array_equal(scores.argmax(axis=1), run.predict(images))
+  assert run.evaluate("test")["accuracy"] == recorded
+  assert run.evaluate("val")["accuracy"] == pytest.approx(summary["best"]["val_accuracy"])
+
+
+def test_a_run_reads_back_its_table_history_and_parameters(digits_run):
+  run, summary = digits_run
+  assert len(run.results) == summary["num_members"]
+  row = run.results[run.best["member"]]
+  assert row["member"] == run.best["member"] and isinstance(row["val_accuracy"], float)
+  assert row["val_accuracy"] == run.best["val_accuracy"]
+  h = run.history[run.best["member"]]
+  assert h["epoch"] == list(range(1, row["epochs_run"] + 1))
+  assert max(h["val_accuracy"]) == pytest.approx(row["val_accuracy"])
+  assert run.params["W"].shape == (64, 10) and run.params["W"].dtype == np.float32
+  assert run.class_names == tuple(str(i) for i in range(10))
+  assert "val 0." in repr(run)
+
+
+def test_a_run_refuses_input_it_cannot_classify(digits_run, tmp_path):
+  run, _ = digits_run
+  with pytest.raises(ValueError, match=r"images have shape \(4, 4, 1\).*\(8, 8, 1\)"):
+    run.predict(np.zeros((2, 4, 4, 1), np.uint8))
+  with pytest.raises(ValueError, match="rows have 3 columns; this run's classifier takes 64"):
+    run.predict(np.zeros((2, 3), np.float32))
+  with pytest.raises(ValueError, match="expected uint8 images"):
+    run.predict(np.zeros((2, 8, 8), np.int64))
+  with pytest.raises(lincv.ConfigError, match="unknown split 'dev'"):
+    run.evaluate("dev")
+  with pytest.raises(lincv.ConfigError, match="is not a finished run"):
+    lincv.Run.load(tmp_path)
+
+
+def test_an_image_folder_run_with_hog_features_classifies_the_folder(image_folder, tmp_path,
+                                                                    monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  summary = _train("configs/cifar10_features.py:smoke", tmp_path / "run",
+                   **{"data.folder": str(image_folder), "data.limit": 0})
+  run = lincv.Run.load(tmp_path / "run")
+  # New images, as files: the run's own preprocessing and fitted features, no dataset.
+  correct = total = 0
+  for k, name in enumerate(run.class_names):
+    pred = run.predict(image_folder / "test" / name)
+    correct, total = correct + int(np.sum(pred == k)), total + len(pred)
+  assert "inputs" not in run.__dict__     # the dataset was never loaded
+  assert correct / total == summary["best"]["test_accuracy"]
+
+
+def test_a_knn_run_predicts_with_its_pool(tmp_path, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  summary = _train("configs/digits_baselines.py:knn", tmp_path / "run")
+  run = lincv.Run.load(tmp_path / "run")
+  assert run.params is None
+  images, labels = run.inputs.prepared.images["test"], run.inputs.prepared.y_test
+  assert np.mean(run.predict(images) == labels) == summary["best"]["test_accuracy"]
+  shares = run.scores(images[:5])
+  np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_import_lincv_gives_its_modules_and_entry_points():
+  code = ("import lincv, inspect; lincv.losses.svm; lincv.Run; lincv.train; "
+          "print(inspect.signature(lincv.objective.grad))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, cwd=ROOT).stdout
+  assert "reg_strength" in out and "**kwargs" not in out
+  with pytest.raises(AttributeError, match="no attribute 'loses'.*losses"):
+    lincv.loses  # pylint: disable=pointless-statement
