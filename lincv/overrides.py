@@ -1,0 +1,231 @@
+"""Configs from the command line: a config file, then `--config.FIELD=VALUE` overrides.
+
+    config = overrides.load("configs/default.py:smoke")      # get_config("smoke")
+    overrides.override(config, "epochs", "10")               # --config.epochs=10
+    overrides.override(config, "sweep.seed", "(0, 1)")       # --config.sweep.seed="(0, 1)"
+
+VALUE is parsed by the type of the field's current value; `sweep.FIELD` adds or replaces
+one axis of the sweep (ml_collections' own flags cannot add a key to a config). Every
+error is an `OverrideError` whose message is the one line `train.py` prints. The same
+names are reachable as `lincv.config.load`, `lincv.config.override`, ...
+"""
+
+import ast
+import difflib
+import importlib.util
+import os
+import re
+
+import ml_collections
+
+from lincv.config import SWEEPABLE
+
+class OverrideError(ValueError):
+  """A config file or command-line override that cannot apply; the message says why."""
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """The locked config of `spec`: "path/to/file.py", or "path/to/file.py:variant".
+
+  Calls the file's `get_config()`, or `get_config(variant)`.
+
+  Raises:
+    OverrideError: the file is missing, or it fails to give a config (the last line of
+      its error).
+  """
+  path, _, variant = spec.partition(":")
+  if not os.path.isfile(path):
+    raise OverrideError(f"cannot load --config {spec}: no such file {path}")
+  try:
+    module_spec = importlib.util.spec_from_file_location("lincv_config_file", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(variant) if variant else module.get_config()
+  except Exception as e:  # noqa: BLE001 - any failure of the user's config file
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    raise OverrideError(f"cannot load --config {spec}: "
+                        f"{lines[-1] if lines else type(e).__name__}") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise OverrideError(f"cannot load --config {spec}: get_config() returned "
+                        f"{type(config).__name__}, not an ml_collections.ConfigDict")
+  config.lock()
+  return config
+
+
+def _unknown(path: str, known) -> OverrideError:
+  """The error for an unknown field: the closest known name, if one is close."""
+  *parents, name = path.split(".")
+  prefix = "".join(p + "." for p in parents)
+  close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+  if close:
+    return OverrideError(f"unknown field {path!r} (did you mean {prefix + close[0]!r}?)")
+  where = f"{prefix[:-1]} has: {', '.join(known)}" if parents else (
+      "the fields and their defaults are in lincv/config.py")
+  return OverrideError(f"unknown field {path!r}; {where}")
+
+
+def parse_values(text: str) -> tuple:
+  """VALUES of `--config.sweep.FIELD=VALUES` or of a tuple field, as a tuple.
+
+  A Python literal: "(1e-3, 1e-2)", "('sgd', 'adam')", a single value ("0.1" gives
+  (0.1,)), or a distribution "{'log_uniform': (1e-4, 1e-1)}" (returned as a dict).
+  Names may go unquoted: "(sgd, adam)" and "sgd" work too.
+  """
+  value = _literal(text)
+  if isinstance(value, str) and value[:1] + value[-1:] in ("()", "[]"):
+    inner = value[1:-1].strip()
+    value = tuple(_literal(v.strip()) for v in inner.split(",") if v.strip()) if inner else ()
+  if isinstance(value, dict):
+    return value
+  return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _literal(text: str):
+  """A Python literal, or the text itself where it is not one (a bare name)."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    return text
+
+
+def _parse(flag: str, text: str, current):
+  """`text` as a value of the type of `current`, the field's value in the config."""
+  if isinstance(current, bool):
+    if text.lower() in ("true", "1", "yes"):
+      return True
+    if text.lower() in ("false", "0", "no"):
+      return False
+    raise OverrideError(f"{flag} takes true or false, got {text!r}")
+  if isinstance(current, int):
+    try:
+      return int(text)
+    except ValueError:
+      raise OverrideError(f"{flag} takes an integer, got {text!r}") from None
+  if isinstance(current, float):
+    try:
+      return float(text)
+    except ValueError:
+      raise OverrideError(f"{flag} takes a number, got {text!r}") from None
+  if isinstance(current, str):
+    return text
+  if isinstance(current, (tuple, list)):
+    value = parse_values(text)
+    if isinstance(value, dict):
+      raise OverrideError(f"{flag} takes a tuple of values, e.g. {flag}=\"(1, 2)\", got {text!r}")
+    return list(value) if isinstance(current, list) else value
+  return _literal(text)
+
+
+def override(config: ml_collections.ConfigDict, path: str, text: str) -> None:
+  """Applies `--config.PATH=TEXT` to `config` in place.
+
+  TEXT is parsed by the type of the field's value in the config (an int field takes an
+  integer, a tuple field a tuple literal, ...). `sweep.FIELD` names one axis of the
+  sweep, which may be new: TEXT is parsed by `parse_values`; `sweep` itself takes a
+  whole dict literal.
+
+  Raises:
+    OverrideError: an unknown field (with the closest name), a value of the wrong type.
+  """
+  flag = f"--config.{path}"
+  parts = path.split(".")
+  if parts[0] == "sweep" and len(parts) <= 2:
+    _override_sweep(config, parts[1:], flag, text)
+    return
+  holder = config
+  for i, name in enumerate(parts):
+    if not isinstance(holder, ml_collections.ConfigDict) or name not in holder:
+      known = holder.keys() if isinstance(holder, ml_collections.ConfigDict) else ()
+      raise _unknown(".".join(parts[: i + 1]), known)
+    if i < len(parts) - 1:
+      holder = holder[name]
+  current = holder[parts[-1]]
+  if isinstance(current, ml_collections.ConfigDict):
+    raise OverrideError(f"{flag} is a group of fields; set them one at a time, e.g. "
+                        f"{flag}.{next(iter(current.keys()), 'FIELD')}=VALUE")
+  value = _parse(flag, text, current)
+  try:
+    holder[parts[-1]] = value
+  except (TypeError, ValueError) as e:
+    raise OverrideError(f"{flag}: cannot set {text!r}: {e}") from None
+
+
+def _override_sweep(config, axis: list, flag: str, text: str) -> None:
+  if not axis:
+    spec = _literal(text)
+    if not isinstance(spec, dict):
+      raise OverrideError(f"{flag} takes a dict, e.g. {flag}=\"{{'loss': ('svm', 'softmax')}}\", "
+                          f"got {text!r}")
+    for name in spec:
+      if name not in SWEEPABLE:
+        raise _unknown(f"sweep.{name}", SWEEPABLE)
+    with config.unlocked():
+      config.sweep = ml_collections.ConfigDict(
+          {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    return
+  (name,) = axis
+  if name not in SWEEPABLE:
+    raise _unknown(f"sweep.{name}", SWEEPABLE)
+  values = parse_values(text)
+  with config.sweep.unlocked():
+    if name in config.sweep:
+      del config.sweep[name]
+    config.sweep[name] = values
+
+
+def swept_overrides(config: ml_collections.ConfigDict, paths) -> None:
+  """Refuses `--config.FIELD` for a FIELD that the sweep sets for every member.
+
+  Raises:
+    OverrideError: naming the `--config.sweep.FIELD` to use instead.
+  """
+  for path in paths:
+    if path in SWEEPABLE and path in config.sweep:
+      raise OverrideError(
+          f"--config.{path} has no effect: the sweep sets {path} for every member; use "
+          f"--config.sweep.{path}=VALUE (one value or a tuple) instead")
+
+
+_CONFIG_ARG = re.compile(r"--?config(?:=(.*))?", re.S)
+_OVERRIDE_ARG = re.compile(r"--?(no)?config\.([^=]+)(?:=(.*))?", re.S)
+
+
+def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list[str]]:
+  """Takes the config arguments out of a command line (without the program name).
+
+  `--config FILE[:VARIANT]` (or `--config=...`) names the config; `--config.PATH=VALUE`
+  (or `--config.PATH VALUE`) overrides a field; a bare `--config.PATH` followed by
+  another flag, or by nothing, means "true", and `--noconfig.PATH` means "false".
+
+  Returns:
+    (the config spec or None, [(path, value text)] in order, the other arguments).
+
+  Raises:
+    OverrideError: `--config` without a file.
+  """
+  spec, overrides, rest = None, [], []
+  i = 0
+  while i < len(args):
+    arg = args[i]
+    config = _CONFIG_ARG.fullmatch(arg)
+    override = _OVERRIDE_ARG.fullmatch(arg)
+    if config:
+      spec = config.group(1)
+      if spec is None:
+        if i + 1 == len(args):
+          raise OverrideError("--config needs a file: --config configs/NAME.py[:VARIANT]")
+        spec, i = args[i + 1], i + 1
+    elif override:
+      negated, path, text = override.groups()
+      if negated:
+        text = "false" if text is None else text
+      elif text is None:
+        if i + 1 < len(args) and not args[i + 1].startswith("-"):
+          text, i = args[i + 1], i + 1
+        else:
+          text = "true"
+      overrides.append((path, text))
+    else:
+      rest.append(arg)
+    i += 1
+  return spec, overrides, rest
