@@ -12,9 +12,11 @@
 A finished run is read back with `lincv.Run.load(workdir)`.
 """
 
+import importlib
 import os
 import shutil
 import time
+import warnings
 
 import jax
 import ml_collections
@@ -29,11 +31,20 @@ ConfigError = config_lib.ConfigError
 RUN_FILES = ("config.json", "results.csv", "summary.json", "metrics.jsonl")
 RUN_FOLDERS = ("checkpoint", "plots")
 
-# Their homes before the pipeline was split into modules.
-Inputs = inputs_lib.Inputs
-load_inputs = inputs_lib.load
-feature_cache_dir = inputs_lib.cache_dir
-mirror = data_lib.mirror
+# Names that lived here before the pipeline was split into modules: old name -> new home.
+MOVED = {"Inputs": ("lincv.inputs", "Inputs"), "load_inputs": ("lincv.inputs", "load"),
+         "feature_cache_dir": ("lincv.inputs", "cache_dir"),
+         "image_features": ("lincv.features", "image_features"),
+         "mirror": ("lincv.data", "mirror")}
+
+
+def __getattr__(name: str):
+  if name in MOVED:
+    module, attr = MOVED[name]
+    warnings.warn(f"lincv.experiment.{name} has moved to {module}.{attr}; the old name "
+                  "will be removed", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attr)
+  raise AttributeError(f"module 'lincv.experiment' has no attribute {name!r}")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress | None = None,

@@ -2,8 +2,6 @@
 
 import io
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -104,13 +102,3 @@ def test_a_knn_run_predicts_with_its_pool(tmp_path, monkeypatch):
   assert np.mean(run.predict(images) == labels) == summary["best"]["test_accuracy"]
   shares = run.scores(images[:5])
   np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
-
-
-def test_import_lincv_gives_its_modules_and_entry_points():
-  code = ("import lincv, inspect; lincv.losses.svm; lincv.Run; lincv.train; "
-          "print(inspect.signature(lincv.objective.grad))")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       check=True, cwd=ROOT).stdout
-  assert "reg_strength" in out and "**kwargs" not in out
-  with pytest.raises(AttributeError, match="no attribute 'loses'.*losses"):
-    lincv.loses  # pylint: disable=pointless-statement
