@@ -1,13 +1,4 @@
-"""Image features: a hue histogram, HOG, and k-means patch features (Coates, Lee and Ng, 2011).
-
-Every feature function takes a batch of RGB images (N, H, W, 3), uint8 or float in the
-0-255 scale, is pure and jittable, and returns float32 rows (N, F). `extract` applies
-one to a large image array in fixed-size jitted batches, so memory stays bounded.
-`fit_standardize` / `standardize` centre and scale features with training statistics,
-and `cached` stores an expensive result on disk under a key of everything it depends on
-(`CACHE_VERSION`, the images, the settings, and the fitted model it was computed with).
-
-k-means patch features, as in the paper's pipeline:
+"""k-means patch features (Coates, Lee and Ng, 2011), as in the paper's pipeline:
 
   1. `sample_patches`: random s x s patches (s = 6) of the training images, as rows of
      s*s*3 pixels in (row, column, channel) order.
@@ -20,17 +11,13 @@ k-means patch features, as in the paper's pipeline:
      triangle code f_k = max(0, mean_j(z_j) - z_k), and the codes are summed over the four
      quadrants of the image: 4 K features.
 
-In step 5 the whitening is folded into the centroids (z . c_k = x (W c_k) - mu W c_k),
-the mean over centroids and the quadrant sums are matrix products too, so the work is
-two products per image, x (W C^T) and x W (for |z|^2), plus elementwise passes.
+`kmeans_fit` runs steps 1-4 and returns a `KMeansFeatures`. In step 5 the whitening is
+folded into the centroids (z . c_k = x (W c_k) - mu W c_k), the mean over centroids and
+the quadrant sums are matrix products too, so the work is two products per image,
+x (W C^T) and x W (for |z|^2), plus elementwise passes.
 """
 
 import functools
-import hashlib
-import json
-import os
-import warnings
-from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import chex
@@ -38,141 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv import checkpoint
-from lincv._checks import check_name
-
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)
-# Part of every cache key of lincv's features: raise it when a feature function gives
-# other numbers for the same inputs and settings (a new algorithm, another random stream).
-CACHE_VERSION = 2
-BLOCK_NORMS = ("none", "l2-hys")
-
-
-def _rgb(images) -> jax.Array:
-  """Images as float32 (N, H, W, 3), after checking their rank and channels."""
-  images = jnp.asarray(images)
-  chex.assert_rank(images, 4)
-  if images.shape[-1] != 3:
-    raise ValueError(f"images must be RGB (N, H, W, 3), got shape {images.shape}")
-  return images.astype(jnp.float32)
-
-
-# --------------------------------------------------------------------------- colour
-
-
-def hue(images_NxHxWx3) -> jax.Array:
-  """Hue of every pixel in [0, 1), as in HSV (`colorsys.rgb_to_hsv`), (N, H, W).
-
-  With M = max(r, g, b), m = min(r, g, b), c = M - m:
-
-    h = ((g - b) / c mod 6) / 6   if M = r
-        ((b - r) / c + 2) / 6     if M = g
-        ((r - g) / c + 4) / 6     if M = b
-
-  and h = 0 for grey pixels (c = 0). Hue does not depend on the intensity scale.
-  """
-  x = _rgb(images_NxHxWx3)
-  r, g, b = x[..., 0], x[..., 1], x[..., 2]
-  top = jnp.max(x, axis=-1)
-  c = top - jnp.min(x, axis=-1)
-  safe_c = jnp.where(c > 0, c, 1.0)
-  h = jnp.where(top == r, jnp.mod((g - b) / safe_c, 6.0),
-                jnp.where(top == g, (b - r) / safe_c + 2.0, (r - g) / safe_c + 4.0))
-  h = jnp.where(c > 0, h / 6.0, 0.0)
-  return jnp.where(h >= 1.0, h - 1.0, h)
-
-
-def color_histogram(images_NxHxWx3, bins: int = 10) -> jax.Array:
-  """Fraction of each image's pixels in each of `bins` equal hue bins over [0, 1), (N, bins).
-
-  Bin b holds hues in [b / bins, (b + 1) / bins); grey pixels have hue 0 (bin 0), as in
-  `colorsys` and `matplotlib.colors.rgb_to_hsv`. Each row sums to 1; a pure-red image
-  puts all its mass in bin 0.
-  """
-  if not isinstance(bins, int) or bins < 1:
-    raise ValueError(f"bins must be a positive integer, got {bins!r}")
-  h_NxHxW = hue(images_NxHxWx3)
-  n = h_NxHxW.shape[0]
-  idx = jnp.clip(jnp.floor(h_NxHxW * bins).astype(jnp.int32), 0, bins - 1).reshape(n, -1)
-  counts_NxB = jnp.sum(idx[:, :, None] == jnp.arange(bins)[None, None, :], axis=1)
-  return counts_NxB.astype(jnp.float32) / idx.shape[1]
-
-
-# --------------------------------------------------------------------------- HOG
-
-
-def grayscale(images_NxHxWx3) -> jax.Array:
-  """Luma `0.299 r + 0.587 g + 0.114 b`, (N, H, W), in the scale of the input."""
-  x = _rgb(images_NxHxWx3)
-  return jnp.einsum("nhwc,c->nhw", x, jnp.asarray(GRAY_WEIGHTS, jnp.float32))
-
-
-def gradients(gray_NxHxW) -> tuple[jax.Array, jax.Array]:
-  """Centred differences (gx, gy) = ((I[y, x+1] - I[y, x-1]) / 2, (I[y+1, x] - I[y-1, x]) / 2).
-
-  x runs along columns and y down the rows; the image edge is replicated beyond the
-  border, so border pixels take half a one-sided difference.
-  """
-  chex.assert_rank(gray_NxHxW, 3)
-  p = jnp.pad(gray_NxHxW, ((0, 0), (1, 1), (1, 1)), mode="edge")
-  gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2
-  gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2
-  return gx, gy
-
-
-def _l2_hys(v, eps=1e-5, clip=0.2):
-  """Dalal and Triggs' L2-Hys over the last axis: L2-normalise, clip at 0.2, renormalise."""
-  v = v / jnp.sqrt(jnp.sum(v * v, axis=-1, keepdims=True) + eps**2)
-  v = jnp.minimum(v, clip)
-  return v / jnp.sqrt(jnp.sum(v * v, axis=-1, keepdims=True) + eps**2)
-
-
-def hog(images_NxHxWx3, cell: int = 8, orientations: int = 9,
-        block_norm: str = "none") -> jax.Array:
-  """Histograms of oriented gradients (Dalal and Triggs, 2005), (N, F).
-
-  The image is turned to grey (`grayscale`) and differentiated (`gradients`). Each pixel
-  has magnitude sqrt(gx^2 + gy^2) and unsigned orientation atan2(gy, gx) mod 180 degrees;
-  it adds its magnitude to bin floor(angle / (180 / orientations)) of its cell's
-  histogram, which is then divided by the cell's area. A vertical edge (intensity
-  changing along x) has a horizontal gradient, angle 0: bin 0; a horizontal edge has
-  angle 90: bin 4 of 9. Rows and columns beyond the last whole cell are ignored.
-
-  Args:
-    images_NxHxWx3: RGB images, H and W at least `cell`.
-    cell: cell side in pixels.
-    orientations: number of bins over [0, 180).
-    block_norm: "none" returns the cell histograms, (N, H/cell * W/cell * orientations);
-      "l2-hys" groups 2 x 2 cells into overlapping blocks (stride one cell) normalised
-      by L2-Hys, (N, (H/cell - 1) * (W/cell - 1) * 4 * orientations).
-  """
-  check_name("block_norm", block_norm, BLOCK_NORMS)
-  gray = grayscale(images_NxHxWx3)
-  n, h, w = gray.shape
-  hc, wc = h // cell, w // cell
-  if hc < 1 or wc < 1:
-    raise ValueError(f"images of {h}x{w} pixels are smaller than one {cell}x{cell} cell")
-  if block_norm == "l2-hys" and (hc < 2 or wc < 2):
-    raise ValueError(f"l2-hys blocks need at least 2x2 cells, got {hc}x{wc}")
-  gx, gy = gradients(gray)
-  magnitude = jnp.sqrt(gx * gx + gy * gy)[:, :hc * cell, :wc * cell]
-  angle = jnp.arctan2(gy, gx)[:, :hc * cell, :wc * cell]
-  angle = jnp.where(angle < 0, angle + jnp.pi, angle)
-  angle = jnp.where(angle >= jnp.pi, angle - jnp.pi, angle)
-  idx = jnp.clip(jnp.floor(angle * (orientations / jnp.pi)).astype(jnp.int32),
-                 0, orientations - 1)
-  votes = jnp.where(idx[..., None] == jnp.arange(orientations)[None, None, None, :],
-                    magnitude[..., None], 0.0)
-  cells = votes.reshape(n, hc, cell, wc, cell, orientations).sum(axis=(2, 4)) / cell**2
-  if block_norm == "none":
-    return cells.reshape(n, -1)
-  blocks = jnp.stack([cells[:, :-1, :-1], cells[:, :-1, 1:],
-                      cells[:, 1:, :-1], cells[:, 1:, 1:]], axis=3)
-  blocks = _l2_hys(blocks.reshape(n, hc - 1, wc - 1, 4 * orientations))
-  return blocks.reshape(n, -1)
-
-
-# --------------------------------------------------------------------------- k-means
+from lincv.features.color import as_rgb
 
 
 def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
@@ -387,7 +240,7 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
     group = 1 if jax.default_backend() == "cpu" else max(1, images_NxHxWx3.shape[0])
   if not isinstance(group, int) or group < 1:
     raise ValueError(f"group must be a positive integer or None, got {group!r}")
-  x_img = _rgb(images_NxHxWx3)
+  x_img = as_rgb(images_NxHxWx3)
   s = model.patch_size
   k, d = model.centroids.shape
   chex.assert_shape(model.zca_matrix, (d, d))
@@ -424,108 +277,3 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
   padded = jnp.pad(x_img, ((0, groups * group - n), (0, 0), (0, 0), (0, 0)))
   codes = jax.lax.map(encode, padded.reshape(groups, group, h, w, 3))
   return codes.reshape(groups * group, 4 * k)[:n]
-
-
-# --------------------------------------------------------------------------- plumbing
-
-
-def extract(fn: Callable[..., jax.Array], images, *args, batch_size: int = 256) -> np.ndarray:
-  """`fn(*args, batch)` over `images` in jitted batches of `batch_size`; float32 NumPy (N, F).
-
-  The last batch is padded to full size, so `fn` compiles once; only one batch of
-  inputs and outputs is on the device at a time. Arrays in `args` (e.g. a fitted
-  model) are passed as arguments, not baked into the program:
-
-    hog_NxF = extract(hog, images)
-    codes_NxF = extract(kmeans_encode, images, model)
-  """
-  if not isinstance(batch_size, int) or batch_size < 1:
-    raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-  images = np.asarray(images)
-  n = images.shape[0]
-  if n == 0:
-    raise ValueError("no images to extract features from")
-  batch_size = min(batch_size, n)
-  f = jax.jit(fn)
-  out = None
-  for start in range(0, n, batch_size):
-    batch = images[start:start + batch_size]
-    m = batch.shape[0]
-    if m < batch_size:
-      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - m, axis=0)])
-    rows = np.asarray(f(*args, batch))[:m]
-    if out is None:
-      out = np.empty((n,) + rows.shape[1:], np.float32)
-    out[start:start + m] = rows
-  return out
-
-
-def fit_standardize(features_NxF, eps: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-  """Training statistics `(mean (F,), scale (F,))`, `scale = sqrt(var + eps)`.
-
-  eps keeps constant features finite (the authors' code uses var + 0.01).
-  """
-  x = np.asarray(features_NxF)
-  if x.ndim != 2 or x.shape[0] < 1:
-    raise ValueError(f"features must have shape (N, F) with N >= 1, got {x.shape}")
-  step = 4096  # rows at a time, accumulated in float64
-  mean = sum(x[i:i + step].sum(axis=0, dtype=np.float64)
-             for i in range(0, len(x), step)) / len(x)
-  sq = sum(np.square(x[i:i + step] - mean).sum(axis=0) for i in range(0, len(x), step))
-  return mean.astype(np.float32), np.sqrt(sq / len(x) + eps).astype(np.float32)
-
-
-def standardize(features_NxF, mean_F, scale_F) -> jax.Array:
-  """`(x - mean) / scale` with statistics from `fit_standardize` on the training split."""
-  x = jnp.asarray(features_NxF)
-  chex.assert_rank(x, 2)
-  chex.assert_shape([mean_F, scale_F], (x.shape[1],))
-  return (x - jnp.asarray(mean_F)[None, :]) / jnp.asarray(scale_F)[None, :]
-
-
-def fingerprint(array) -> str:
-  """A short hash of an array's shape, dtype and bytes: an identity for `cached` keys.
-
-  Fingerprint whatever a cached value depends on: the images, and fitted models (the
-  arrays of a `KMeansFeatures`, the statistics of `fit_standardize`).
-  """
-  a = np.ascontiguousarray(array)
-  h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
-  h.update(memoryview(a).cast("B"))
-  return h.hexdigest()[:16]
-
-
-def cache_path(key: Mapping, cache_dir: str, name: str = "features") -> str:
-  """Where `cached` keeps the array for `key`: `<cache_dir>/<name>-<hash of key>.npy`.
-
-  The key is hashed as strict JSON; a value JSON cannot hold exactly (an object, NaN)
-  raises instead of being hashed by its printed form.
-  """
-  text = json.dumps(checkpoint.strict(dict(key), path="cache key"), sort_keys=True,
-                    allow_nan=False)
-  digest = hashlib.sha256(text.encode()).hexdigest()[:20]
-  return os.path.join(cache_dir, f"{name}-{digest}.npy")
-
-
-def cached(fn: Callable[[], np.ndarray], key: Mapping, cache_dir: str,
-           name: str = "features") -> np.ndarray:
-  """`fn()`, computed once per `key` and then read from `cache_dir`.
-
-  `key` names everything the result depends on: the dataset (e.g. its `fingerprint`
-  and split), the feature settings and any fitted model the result is computed with
-  (its `fingerprint`); it must be JSON-serialisable. The array is written to a
-  temporary file in `cache_dir` and renamed into place, so an interrupted run leaves
-  either no file or a whole one; the key is written beside it as JSON. A file that
-  cannot be read back (corrupted on disk) is recomputed and replaced, with a warning.
-  """
-  path = cache_path(key, cache_dir, name)
-  if os.path.exists(path):
-    try:
-      return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-      warnings.warn(f"{path}: unreadable cached features ({e}); computing them again",
-                    stacklevel=2)
-  value = np.asarray(fn())
-  checkpoint.save_json(path[:-4] + ".json", dict(key))
-  checkpoint.atomic_write(path, lambda f: np.save(f, value))
-  return value
