@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lincv import chunked
 from lincv.features.color import as_rgb
 
 
@@ -134,11 +135,9 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
   p, d = x_PxD.shape
   if not 1 <= num_centroids <= p:
     raise ValueError(f"num_centroids must be in [1, {p}] for {p} rows, got {num_centroids}")
-  chunks = -(-p // chunk_size)
-  size = -(-p // chunks)
-  pad = chunks * size - p
-  x_CxSxD = jnp.pad(x_PxD, ((0, pad), (0, 0))).reshape(chunks, size, d)
-  valid_CxS = (jnp.arange(chunks * size) < p).reshape(chunks, size)
+  size = -(-p // chunked.num_chunks(p, chunk_size))  # as few chunks as fit, evenly filled
+  x_CxSxD = chunked.chunks(x_PxD, size, mode="zeros")
+  valid_CxS = chunked.valid(p, size)
   if init is None:
     c0_KxD = x_PxD[jax.random.choice(key, p, (num_centroids,), replace=False)]
   else:
@@ -247,7 +246,7 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
   chex.assert_shape(model.zca_mean, (d,))
   if d != s * s * 3:
     raise ValueError(f"centroids of {d} features are not s*s*3 patches")
-  n, h, w, _ = x_img.shape
+  _, h, w, _ = x_img.shape
   p, q = h - s + 1, w - s + 1
   # z = (x - mu) W and z.c_k = x (W c_k) - mu W c_k: the whitening folds into the
   # centroids, |z - c_k|^2 = |z|^2 - 2 x (W c_k) + (|c_k|^2 + 2 mu W c_k).
@@ -273,7 +272,4 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
     f_GxPQxK = f_RxK.reshape(-1, p * q, k)
     return jnp.einsum("tq,gtk->gqk", pool_RxQ, f_GxPQxK).reshape(-1, 4 * k)
 
-  groups = -(-n // group)
-  padded = jnp.pad(x_img, ((0, groups * group - n), (0, 0), (0, 0), (0, 0)))
-  codes = jax.lax.map(encode, padded.reshape(groups, group, h, w, 3))
-  return codes.reshape(groups * group, 4 * k)[:n]
+  return chunked.map_rows(encode, x_img, group, mode="zeros")
