@@ -11,6 +11,8 @@ Every feature function takes a batch of RGB images (N, H, W, 3), uint8 or float 
   extraction  `extract` (a feature function over many images in jitted batches),
               `fit_standardize`, `standardize`
   cache       `cached` arrays on disk keyed by `fingerprint`s and `CACHE_VERSION`
+  pipeline    a run's features: `compute` fits, extracts, caches and standardises them;
+              the fitted `Featurizer` applies the same to new images
 
 Every public name of the submodules is available here, e.g. `features.hog(images)`.
 """
@@ -22,10 +24,13 @@ from lincv.features.hog import BLOCK_NORMS, GRAY_WEIGHTS, gradients, grayscale, 
 from lincv.features.kmeans import (KMeansFeatures, fit_zca, kmeans, kmeans_encode,
                                    kmeans_fit, normalize_patches, patches, sample_patches,
                                    triangle)
+from lincv.features.pipeline import (NAMES, Featurizer, compute, feature_settings,
+                                     hog_color, image_features)
 
 __all__ = [
-    "BLOCK_NORMS", "CACHE_VERSION", "GRAY_WEIGHTS", "KMeansFeatures", "as_rgb", "cache_path",
-    "cached", "color_histogram", "extract", "fingerprint", "fit_standardize", "fit_zca",
-    "gradients", "grayscale", "hog", "hue", "kmeans", "kmeans_encode", "kmeans_fit",
-    "normalize_patches", "patches", "sample_patches", "standardize", "triangle",
+    "BLOCK_NORMS", "CACHE_VERSION", "Featurizer", "GRAY_WEIGHTS", "KMeansFeatures", "NAMES",
+    "as_rgb", "cache_path", "cached", "color_histogram", "compute", "extract",
+    "feature_settings", "fingerprint", "fit_standardize", "fit_zca", "gradients",
+    "grayscale", "hog", "hog_color", "hue", "image_features", "kmeans", "kmeans_encode",
+    "kmeans_fit", "normalize_patches", "patches", "sample_patches", "standardize", "triangle",
 ]
