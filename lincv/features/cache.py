@@ -1,0 +1,66 @@
+"""A disk cache for features: `cached` stores an expensive array under a key of
+everything it depends on (`CACHE_VERSION`, the images, the settings, and the fitted model
+it was computed with), each part identified by its `fingerprint`.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from lincv import checkpoint
+
+# Part of every cache key of lincv's features: raise it when a feature function gives
+# other numbers for the same inputs and settings (a new algorithm, another random stream).
+CACHE_VERSION = 2
+
+
+def fingerprint(array) -> str:
+  """A short hash of an array's shape, dtype and bytes: an identity for `cached` keys.
+
+  Fingerprint whatever a cached value depends on: the images, and fitted models (the
+  arrays of a `KMeansFeatures`, the statistics of `fit_standardize`).
+  """
+  a = np.ascontiguousarray(array)
+  h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
+  h.update(memoryview(a).cast("B"))
+  return h.hexdigest()[:16]
+
+
+def cache_path(key: Mapping, cache_dir: str, name: str = "features") -> str:
+  """Where `cached` keeps the array for `key`: `<cache_dir>/<name>-<hash of key>.npy`.
+
+  The key is hashed as strict JSON; a value JSON cannot hold exactly (an object, NaN)
+  raises instead of being hashed by its printed form.
+  """
+  text = json.dumps(checkpoint.strict(dict(key), path="cache key"), sort_keys=True,
+                    allow_nan=False)
+  digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+  return os.path.join(cache_dir, f"{name}-{digest}.npy")
+
+
+def cached(fn: Callable[[], np.ndarray], key: Mapping, cache_dir: str,
+           name: str = "features") -> np.ndarray:
+  """`fn()`, computed once per `key` and then read from `cache_dir`.
+
+  `key` names everything the result depends on: the dataset (e.g. its `fingerprint`
+  and split), the feature settings and any fitted model the result is computed with
+  (its `fingerprint`); it must be JSON-serialisable. The array is written to a
+  temporary file in `cache_dir` and renamed into place, so an interrupted run leaves
+  either no file or a whole one; the key is written beside it as JSON. A file that
+  cannot be read back (corrupted on disk) is recomputed and replaced, with a warning.
+  """
+  path = cache_path(key, cache_dir, name)
+  if os.path.exists(path):
+    try:
+      return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+      warnings.warn(f"{path}: unreadable cached features ({e}); computing them again",
+                    stacklevel=2)
+  value = np.asarray(fn())
+  checkpoint.save_json(path[:-4] + ".json", dict(key))
+  checkpoint.atomic_write(path, lambda f: np.save(f, value))
+  return value

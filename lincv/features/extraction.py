@@ -1,0 +1,67 @@
+"""Applying a feature function to many images, and standardising its output.
+
+`extract` runs a feature function over a large image array in fixed-size jitted
+batches, so memory stays bounded; `fit_standardize` / `standardize` centre and scale
+features with training statistics.
+"""
+
+from collections.abc import Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def extract(fn: Callable[..., jax.Array], images, *args, batch_size: int = 256) -> np.ndarray:
+  """`fn(*args, batch)` over `images` in jitted batches of `batch_size`; float32 NumPy (N, F).
+
+  The last batch is padded to full size, so `fn` compiles once; only one batch of
+  inputs and outputs is on the device at a time. Arrays in `args` (e.g. a fitted
+  model) are passed as arguments, not baked into the program:
+
+    hog_NxF = extract(hog, images)
+    codes_NxF = extract(kmeans_encode, images, model)
+  """
+  if not isinstance(batch_size, int) or batch_size < 1:
+    raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+  images = np.asarray(images)
+  n = images.shape[0]
+  if n == 0:
+    raise ValueError("no images to extract features from")
+  batch_size = min(batch_size, n)
+  f = jax.jit(fn)
+  out = None
+  for start in range(0, n, batch_size):
+    batch = images[start:start + batch_size]
+    m = batch.shape[0]
+    if m < batch_size:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - m, axis=0)])
+    rows = np.asarray(f(*args, batch))[:m]
+    if out is None:
+      out = np.empty((n,) + rows.shape[1:], np.float32)
+    out[start:start + m] = rows
+  return out
+
+
+def fit_standardize(features_NxF, eps: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+  """Training statistics `(mean (F,), scale (F,))`, `scale = sqrt(var + eps)`.
+
+  eps keeps constant features finite (the authors' code uses var + 0.01).
+  """
+  x = np.asarray(features_NxF)
+  if x.ndim != 2 or x.shape[0] < 1:
+    raise ValueError(f"features must have shape (N, F) with N >= 1, got {x.shape}")
+  step = 4096  # rows at a time, accumulated in float64
+  mean = sum(x[i:i + step].sum(axis=0, dtype=np.float64)
+             for i in range(0, len(x), step)) / len(x)
+  sq = sum(np.square(x[i:i + step] - mean).sum(axis=0) for i in range(0, len(x), step))
+  return mean.astype(np.float32), np.sqrt(sq / len(x) + eps).astype(np.float32)
+
+
+def standardize(features_NxF, mean_F, scale_F) -> jax.Array:
+  """`(x - mean) / scale` with statistics from `fit_standardize` on the training split."""
+  x = jnp.asarray(features_NxF)
+  chex.assert_rank(x, 2)
+  chex.assert_shape([mean_F, scale_F], (x.shape[1],))
+  return (x - jnp.asarray(mean_F)[None, :]) / jnp.asarray(scale_F)[None, :]

@@ -1,0 +1,120 @@
+"""The feature pipeline: `compute` and the fitted `Featurizer` it returns."""
+
+import os
+
+import numpy as np
+import pytest
+
+from lincv import config as config_lib, data as data_lib, features
+
+
+def _prepared(size=32, channels=3, train=8, test=4, seed=0):
+  """4 train, 4 val and 4 test images: one batch shape, so each feature compiles once."""
+  rng = np.random.default_rng(seed)
+  split = lambda n: (rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8),
+                     np.arange(n, dtype=np.int32) % 2)
+  ds = data_lib.Dataset("tiny", ("a", "b"), {"train": split(train), "test": split(test)})
+  return data_lib.prepare(ds, val_fraction=0.5)
+
+
+def _cfg():
+  cfg = config_lib.base().features_cfg
+  cfg.update({"hist_bins": 6, "kmeans_centroids": 4, "kmeans_patches": 200, "kmeans_iters": 3})
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def prepared():
+  return _prepared()
+
+
+@pytest.fixture(scope="module", params=features.NAMES)
+def fitted(request, prepared, tmp_path_factory):
+  cache = str(tmp_path_factory.mktemp("cache"))
+  return features.compute(request.param, prepared, _cfg(), cache, seed=3)
+
+
+def test_featurizer_on_the_test_images_equals_the_computed_arrays(fitted, prepared):
+  featurizer, arrays = fitted
+  assert set(arrays) == {"train", "val", "test"}
+  got = featurizer(prepared.images["test"])
+  assert got.dtype == np.float32 and got.shape == arrays["test"].shape
+  np.testing.assert_array_equal(got, arrays["test"])  # bit-exact: the same code path
+  np.testing.assert_array_equal(featurizer(prepared.images["val"]), arrays["val"])
+  # the standardisation is the training split's
+  np.testing.assert_allclose(arrays["train"].mean(axis=0), 0, atol=1e-5)
+
+
+def test_round_trip_through_an_npz(fitted, prepared, tmp_path):
+  featurizer, arrays = fitted
+  path = tmp_path / "featurizer.npz"
+  np.savez(path, W=np.zeros(3), **featurizer.to_arrays())  # beside other arrays
+  with np.load(path, allow_pickle=False) as saved:
+    loaded = features.Featurizer.from_arrays(saved)
+  assert (loaded.name, loaded.settings, loaded.image_shape) == (
+      featurizer.name, featurizer.settings, featurizer.image_shape)
+  assert (loaded.model is None) == (featurizer.name == "hog_color")
+  np.testing.assert_array_equal(loaded(prepared.images["test"]), arrays["test"])
+  assert "\n" not in repr(loaded) and featurizer.name in repr(loaded)
+
+
+def test_compute_reads_its_cache_and_the_alias_gives_its_arrays(prepared, tmp_path):
+  cache = str(tmp_path)
+  first = features.image_features("kmeans", prepared, _cfg(), cache, seed=1)
+  files = sorted(os.listdir(cache))
+  assert len([f for f in files if f.endswith(".npy")]) == 4  # the model, 3 splits
+  featurizer, again = features.compute("kmeans", prepared, _cfg(), cache, seed=1)
+  assert sorted(os.listdir(cache)) == files
+  for split in ("train", "val", "test"):
+    np.testing.assert_array_equal(again[split], first[split])
+  np.testing.assert_array_equal(featurizer(prepared.images["test"]), first["test"])
+
+
+def test_flip_appends_the_mirrored_training_images(prepared):
+  featurizer, arrays = features.compute("hog_color", prepared, _cfg(), None, flip=True)
+  train = prepared.images["train"]
+  assert len(arrays["train"]) == 2 * len(train)
+  np.testing.assert_array_equal(featurizer(data_lib.mirror(train)),
+                                arrays["train"][len(train):])
+  np.testing.assert_array_equal(featurizer(train), arrays["train"][:len(train)])
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((2, 32, 32, 3), np.float32), r"take uint8 images \(N, 32, 32, 3\); got float32"),
+    (np.zeros((32, 32, 3), np.uint8), r"take uint8 images .* of shape \(32, 32, 3\)"),
+    (np.zeros((2, 16, 16, 3), np.uint8), r"fitted on 32x32x3 images .* got shape \(2, 16, 16"),
+    (np.zeros((2, 32, 32, 1), np.uint8), r"fitted on 32x32x3 images .* got shape \(2, 32, 32, 1"),
+    (np.zeros((0, 32, 32, 3), np.uint8), r"no images"),
+])
+def test_bad_images_get_one_line(fitted, images, message):
+  featurizer, _ = fitted
+  with pytest.raises(ValueError, match=message) as e:
+    featurizer(images)
+  assert "\n" not in str(e.value)
+
+
+def test_compute_refuses_grey_images_and_unknown_names():
+  grey = _prepared(size=16, channels=1, train=4, test=2)
+  with pytest.raises(ValueError, match=r"features 'hog_color' need RGB images; .* \(16, 16, 1\)"):
+    features.compute("hog_color", grey, _cfg(), None)
+  with pytest.raises(ValueError, match="unknown features 'sift'; expected one of: hog_color"):
+    features.compute("sift", grey, _cfg(), None)
+
+
+def test_from_arrays_names_what_is_missing(fitted):
+  featurizer, _ = fitted
+  arrays = featurizer.to_arrays()
+  with pytest.raises(ValueError, match="no saved featurizer: 'featurizer_mean_F' is missing"):
+    features.Featurizer.from_arrays({k: v for k, v in arrays.items() if "mean" not in k})
+
+
+@pytest.mark.parametrize("name", features.NAMES)
+def test_caches_written_by_experiment_are_reused(name, prepared, tmp_path):
+  from lincv import experiment
+  cache = str(tmp_path)
+  before = experiment.image_features(name, prepared, _cfg(), cache, flip=True, seed=2)
+  files = sorted(os.listdir(cache))
+  _, arrays = features.compute(name, prepared, _cfg(), cache, flip=True, seed=2)
+  assert sorted(os.listdir(cache)) == files  # the same keys: nothing computed again
+  for split in ("train", "val", "test"):
+    np.testing.assert_array_equal(arrays[split], before[split])
