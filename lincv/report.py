@@ -84,7 +84,7 @@ def save_inputs(path: str, inputs, features: str) -> None:
                 "features": features}))}
   featurizer = inputs.featurizer(features) if features != "pixels" else None
   if featurizer is not None:
-    arrays.update({f"features_{k}": v for k, v in featurizer.to_arrays().items()})
+    arrays.update(featurizer.to_arrays())   # its keys start with "featurizer_"
   checkpoint.save_arrays(path, arrays)
 
 

@@ -210,9 +210,8 @@ class Run:
              else self.inputs.prepared.preprocessor)
       out = pre(images)
     else:
-      featurizer = (features_lib.Featurizer.from_arrays(
-          {k[len("features_"):]: v for k, v in saved.items() if k.startswith("features_")})
-                    if saved is not None else self.inputs.featurizer(self.features))
+      featurizer = (features_lib.Featurizer.from_arrays(saved) if saved is not None
+                    else self.inputs.featurizer(self.features))
       with jax.enable_x64(False):
         out = featurizer(images)
     return np.asarray(out, self.config.dtype)
