@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lincv import experiment
+from lincv import inputs as inputs_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
@@ -26,20 +26,9 @@ def test_config_loads_and_validates(name):
     module.get_config("no_such_variant")
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-  root = tmp_path_factory.mktemp("images")
-  rng = np.random.default_rng(0)
-  yy, xx = np.mgrid[:32, :32]
-  stripes = [(xx // 4) % 2, (yy // 4) % 2, ((xx + yy) // 4) % 2]  # per class: an orientation
-  for split, n in (("train", 40), ("test", 12)):
-    for k, name in enumerate(("plane", "car", "bird")):
-      (root / split / name).mkdir(parents=True)
-      for i in range(n):
-        img = rng.integers(0, 60, (32, 32, 3))
-        img[..., k] += 120 + 60 * stripes[k]                        # and a dominant colour
-        Image.fromarray(img.astype(np.uint8)).save(root / split / name / f"{i}.png")
-  return root
+@pytest.fixture
+def folder(image_folder):
+  return image_folder
 
 
 @pytest.mark.parametrize("name", [n for n in CONFIGS if n.startswith("cifar10")])
@@ -62,7 +51,7 @@ def test_flip_adds_mirrored_training_rows(folder, tmp_path, monkeypatch):
   config = importlib.import_module("configs.cifar10_features").get_config("smoke")
   config.data.folder = str(folder)
   config.data.flip = True
-  inputs = experiment.load_inputs(config, cache_dir=str(tmp_path / "cache"))
+  inputs = inputs_lib.load(config, cache_dir=str(tmp_path / "cache"))
   p = inputs.prepared
   n = len(p.y_train)
   images = p.images["train"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lincv import checkpoint, data as data_lib, experiment
+from lincv import inputs as inputs_lib
 
 
 def _run(tmp_path, monkeypatch, config):
@@ -61,10 +62,10 @@ def test_image_features_do_not_depend_on_the_run_dtype():
   prepared = data_lib.prepare(ds, val_fraction=0.25)
   config = _smoke(features="kmeans")
   config.features_cfg.update({"kmeans_centroids": 4, "kmeans_patches": 64, "kmeans_iters": 2})
-  f32 = experiment.Inputs(config, prepared).arrays("kmeans")
+  f32 = inputs_lib.Inputs(config, prepared).arrays("kmeans")
   config.dtype = "float64"
   with jax.enable_x64(True):
-    f64 = experiment.Inputs(config, prepared).arrays("kmeans")
+    f64 = inputs_lib.Inputs(config, prepared).arrays("kmeans")
   for split_name in ("train", "val", "test"):
     assert f64[split_name].dtype == np.float64
     np.testing.assert_array_equal(f64[split_name], f32[split_name].astype(np.float64))

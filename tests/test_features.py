@@ -310,7 +310,7 @@ def _image_folder(root, classes=3, train=8, test=4, size=10):
 
 
 def test_cached_kmeans_codes_follow_the_fitted_model(tmp_path, offline_data):
-  from lincv import config as config_lib, experiment
+  from lincv import config as config_lib, inputs as inputs_lib
   c = config_lib.base()
   c.data.folder = str(_image_folder(tmp_path / "images"))
   c.features = "kmeans"
@@ -320,14 +320,14 @@ def test_cached_kmeans_codes_follow_the_fitted_model(tmp_path, offline_data):
   cache, fresh_cache = str(tmp_path / "cache"), str(tmp_path / "fresh")
   # 24 training images: 12 train, 12 val, then 18 train, 6 val; 12 test (few shapes to compile)
   c.data.val_fraction = 0.5
-  before = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  before = inputs_lib.load(c, cache_dir=cache).arrays("kmeans")
   c.data.val_fraction = 0.25  # other training images: another k-means model
-  cached = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
-  fresh = experiment.load_inputs(c, cache_dir=fresh_cache).arrays("kmeans")
+  cached = inputs_lib.load(c, cache_dir=cache).arrays("kmeans")
+  fresh = inputs_lib.load(c, cache_dir=fresh_cache).arrays("kmeans")
   assert not np.array_equal(before["test"], fresh["test"])
   for split in ("train", "val", "test"):
     np.testing.assert_array_equal(cached[split], fresh[split], err_msg=split)
   # and a run with the first settings still reads its own entries
   c.data.val_fraction = 0.5
-  again = experiment.load_inputs(c, cache_dir=cache).arrays("kmeans")
+  again = inputs_lib.load(c, cache_dir=cache).arrays("kmeans")
   np.testing.assert_array_equal(again["test"], before["test"])
