@@ -326,7 +326,8 @@ def confusion_figure(matrix_CxC, class_names, *, title: str = "", split: str = "
   fig, ax = plt.subplots(figsize=(side + 1, side), layout="constrained")
   im = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
   size = 8 if n <= 30 else 5
-  ax.set_xticks(range(n), class_names, rotation=60 if n > 5 else 0, fontsize=size)
+  wide = n > 5 and max(len(str(c)) for c in class_names) > 2
+  ax.set_xticks(range(n), class_names, rotation=60 if wide else 0, fontsize=size)
   ax.set_yticks(range(n), class_names, fontsize=size)
   ax.set(xlabel="predicted class", ylabel="true class")
   if n <= 25:
@@ -336,9 +337,10 @@ def confusion_figure(matrix_CxC, class_names, *, title: str = "", split: str = "
         ax.text(j, i, text, ha="center", va="center", fontsize=9 if n <= 6 else 7,
                 color="white" if fraction[i, j] > 0.5 else "black")
   fig.colorbar(im, ax=ax, label="fraction of the true class (row)", shrink=0.8)
-  shown = "count and row percentage" if n <= 12 else "count" if n <= 25 else "none"
+  shown = ("; numbers: count and row percentage" if n <= 12 else
+           "; numbers: count" if n <= 25 else "")
   _title(fig, title, f"confusion matrix on {split} ({int(m.sum())} examples)\n"
-         f"colour: fraction of the true class; numbers: {shown}")
+         f"colour: fraction of the true class{shown}")
   return fig
 
 
