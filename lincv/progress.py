@@ -1,42 +1,59 @@
 """Progress of a sweep: a bar per group on a terminal, plain log lines otherwise.
 
-Escape codes (the carriage return that redraws the bar) go only to a terminal; a file or
-a pipe gets one plain line per epoch and group.
+Escape codes (the carriage return that redraws the bar) go only to a terminal. A file or
+a pipe gets plain lines at a fixed cadence: the first report, then at most one line every
+`every` seconds, and always a group's last epoch (finished, or every member stopped).
 """
 
 import sys
 import time
 
+EVERY = 10.0  # seconds between plain progress lines, by default
+
 
 class Progress:
-  """Callable given to `lincv.sweep.run`; writes to `stream` (default stderr)."""
+  """Callable given to `lincv.sweep.run`; writes to `stream` (default stderr).
 
-  def __init__(self, stream=None, width: int = 24):
+  Args:
+    stream: where the lines go; a terminal gets a bar redrawn every epoch.
+    width: the bar's width in characters.
+    every: seconds between plain lines when `stream` is not a terminal; 0 writes a line
+      every epoch.
+    clock: seconds as a float, e.g. `time.monotonic` (injectable for tests).
+  """
+
+  def __init__(self, stream=None, width: int = 24, *, every: float = EVERY,
+               clock=time.monotonic):
     self.stream = stream or sys.stderr
     self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
     self.width = width
+    self.every = float(every)
+    self.clock = clock
     self.last = None          # the last report of `__call__`, None before the first epoch
     self._open_line = False   # a bar is drawn and its line not ended yet
+    self._printed = None      # clock() when the last plain progress line was written
     self._start = time.perf_counter()
 
   def __call__(self, p: dict) -> None:
     self.last = dict(p)
-    text = (f"group {p['group'] + 1}/{p['num_groups']}  epoch {p['epoch']}/{p['epochs']}  "
-            f"alive {p['alive']}/{p['members']}  best val {p['best_val_accuracy']:.4f}  "
-            f"{p['seconds']:.1f}s")
+    ends = p["epoch"] == p["epochs"] or p["alive"] == 0
     if self.tty:
       done = int(self.width * p["epoch"] / p["epochs"])
       bar = "#" * done + "." * (self.width - done)
-      self.stream.write(f"\r[{bar}] {text}")
-      self._open_line = not (p["epoch"] == p["epochs"] or p["alive"] == 0)
-      if not self._open_line:
+      self.stream.write(f"\r[{bar}] {line(p)}")
+      self._open_line = not ends
+      if ends:
         self.stream.write("\n")
     else:
-      self.stream.write(text + "\n")
+      now = self.clock()
+      if not (ends or self._printed is None or now - self._printed >= self.every):
+        return
+      self._printed = now
+      self.stream.write(line(p) + "\n")
     self.stream.flush()
 
   def log(self, text: str) -> None:
-    """A plain line, e.g. a phase of the run."""
+    """A plain line, e.g. a phase of the run, after the seconds elapsed since the start."""
     self.end_line()
     elapsed = time.perf_counter() - self._start
     self.stream.write(f"[{elapsed:7.1f}s] {text}\n")
@@ -50,8 +67,8 @@ class Progress:
       self._open_line = False
 
   def where(self) -> str:
-    """Where the run stands, from the last report: "in group G at epoch E" (E is the epoch
-    being trained), or "before the first epoch"."""
+    """Where the run stands, from the last report (printed or not): "in group G at epoch E"
+    (E is the epoch being trained), or "before the first epoch"."""
     p = self.last
     if p is None:
       return "before the first epoch"
@@ -60,3 +77,11 @@ class Progress:
     if p["group"] + 1 < p["num_groups"]:
       return f"in group {p['group'] + 2} at epoch 1"
     return "after the last epoch, while writing the results"
+
+
+def line(p: dict) -> str:
+  """One report as text: group, epoch, members still training, best validation accuracy
+  and the group's training time so far (every process's, on a resumed run)."""
+  return (f"group {p['group'] + 1}/{p['num_groups']}  epoch {p['epoch']}/{p['epochs']}  "
+          f"alive {p['alive']}/{p['members']}  best val {p['best_val_accuracy']:.4f}  "
+          f"train {p['seconds']:.1f}s")

@@ -278,8 +278,8 @@ def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path)
           "--workdir", str(tmp_path / "run")]
   proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=_env(tmp_path), cwd=ROOT)
-  for line in proc.stdout:
-    if line.startswith("group 1/2  epoch 2/10"):
+  for line in proc.stdout:   # a pipe: the first report is printed, then one every 10 s
+    if line.startswith("group 1/2  epoch 1/10"):   # epoch 1 is committed before it is reported
       proc.send_signal(signal.SIGINT)
       break
   _, err = proc.communicate(timeout=120)

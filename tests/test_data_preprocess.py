@@ -119,3 +119,16 @@ def test_bad_images_for_preprocessor():
     data.Preprocessor.fit(_images(2)[0])
   with pytest.raises(data.DataError, match="limit"):
     data.prepare(_dataset(), limit=0)
+
+
+def test_repr_is_one_line_of_shapes_and_dtypes_not_values():
+  out = data.prepare(_dataset(n_train=200, n_test=50, shape=(8, 8, 3)), val_fraction=0.25,
+                     scale="std", center="channel")
+  text = repr(out)
+  assert "\n" not in text and len(text) < 600, text
+  assert "x_train=float32(150, 192)" in text and "y_train=int32(150,)" in text
+  assert "x_test=float32(50, 192)" in text and "num_classes=4" in text
+  assert "image_shape=(8, 8, 3)" in text and "train=uint8(150, 8, 8, 3)" in text
+  pre = repr(out.preprocessor)
+  assert pre in text and "mean_D=float32(192,)" in pre and "scale='std'" in pre
+  assert "[" not in text and "array(" not in text     # no values

@@ -32,6 +32,12 @@ def _check_images(images, what="images") -> np.ndarray:
   return images
 
 
+def _shape(a) -> str:
+  """`float32(1000, 64)`: an array's dtype and shape, not its values."""
+  a = np.asarray(a)
+  return f"{a.dtype}({', '.join(str(n) for n in a.shape)}{',' if a.ndim == 1 else ''})"
+
+
 def mirror(images_NxHxWxC) -> np.ndarray:
   """The images mirrored left-right, (N, H, W, C)."""
   return np.ascontiguousarray(np.asarray(images_NxHxWxC)[:, :, ::-1])
@@ -108,6 +114,11 @@ class Preprocessor:
     return cls(image_shape=(h, w, c), center=center, scale=scale, bias_trick=bool(bias_trick),
                mean_D=mean_D.astype(np.float32), std_D=std_D.astype(np.float32))
 
+  def __repr__(self) -> str:
+    return (f"Preprocessor(image_shape={tuple(self.image_shape)}, center={self.center!r}, "
+            f"scale={self.scale!r}, bias_trick={self.bias_trick}, mean_D={_shape(self.mean_D)}, "
+            f"std_D={_shape(self.std_D)})")
+
   @property
   def dim(self) -> int:
     """Number of output columns: H * W * C, plus one with the bias trick."""
@@ -162,6 +173,14 @@ class Prepared:
   def num_classes(self) -> int:
     """Number of classes C."""
     return len(self.class_names)
+
+  def __repr__(self) -> str:
+    arrays = ", ".join(f"{f}={_shape(getattr(self, f))}" for f in
+                       ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"))
+    images = ", ".join(f"{k}={_shape(v)}" for k, v in self.images.items())
+    return (f"Prepared({arrays}, num_classes={self.num_classes}, "
+            f"image_shape={tuple(self.image_shape)}, images={{{images}}}, "
+            f"preprocessor={self.preprocessor!r})")
 
 
 def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: str = "image",

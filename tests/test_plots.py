@@ -1,0 +1,170 @@
+"""Tests for lincv.plots: each figure is written and says which run, method and member it
+shows (PNG metadata), heatmap cells that diverged or were pruned are marked, the confusion
+matrix's colours and numbers agree, epochs are integers, seeds are one line with a band."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from PIL import Image
+
+from lincv import plots
+
+SWEPT = ("loss", "learning_rate", "reg_strength", "seed")
+TITLE = plots.describe("digits-smoke", "sweep",
+                       {"loss": "svm", "learning_rate": 0.1, "reg": "l2", "reg_strength": 1e-4})
+
+
+def _rows():
+  """2 losses x 2 learning rates x 2 strengths x 2 seeds; the largest learning rate diverges
+  with svm, the smallest strength with learning rate 0.01 is pruned."""
+  rows, history = [], []
+  for loss in ("softmax", "svm"):
+    for lr in (0.01, 1.0):
+      for reg in (1e-4, 1e-3):
+        for seed in (0, 1):
+          m = len(rows)
+          status = ("diverged" if lr == 1.0 and loss == "svm" else
+                    "pruned" if lr == 0.01 and reg == 1e-4 else "ok")
+          n = 2 if status == "pruned" else 4 + seed      # seeds may train unequal epochs
+          acc = 0.5 + 0.01 * m + 0.05 * np.arange(n)
+          rows.append(dict(member=m, group=0, loss=loss, learning_rate=lr, reg_strength=reg,
+                           seed=seed, status=status, val_accuracy=float(acc[-1])))
+          history.append({"train_loss": list(2.0 / (1 + np.arange(n))),
+                          "val_accuracy": list(acc)})
+  return rows, history
+
+
+def _title_of(path):
+  return Image.open(path).info["Title"]
+
+
+def test_describe_names_run_method_and_hyperparameters_compactly():
+  assert TITLE == "digits-smoke | sweep | loss=svm, lr=0.1, l2=1e-4"
+  long = plots.describe("run", "random_search", {f"field_{i}": 3.14159e-5 * i for i in range(9)})
+  lines = long.split("\n")
+  assert lines[0] == "run | random_search" and all(len(l) <= plots.WIDTH for l in lines)
+  assert "field_1=3.142e-5" in long
+  assert [plots.num(v) for v in (0.01, 2.5e-3, 1e-4, 256, 0.5, "svm")] == [
+      "0.01", "0.0025", "1e-4", "256", "0.5", "svm"]
+  assert plots.ticks([1e-5, 1e-4, 1e-3]) == ["1e-5", "1e-4", "1e-3"]
+
+
+def test_each_figure_is_written_with_the_run_method_and_member_in_its_title(tmp_path):
+  rows, history = _rows()
+  paths = {n: str(tmp_path / "plots" / f"{n}.png")
+           for n in ("curves", "heatmap", "templates", "confusion")}
+  plots.curves(rows, history, SWEPT, paths["curves"], title=TITLE)
+  assert plots.heatmap(rows, paths["heatmap"], title=TITLE)
+  plots.templates(np.random.default_rng(0).normal(size=(4 * 4 * 3 + 1, 3)), (4, 4, 3),
+                  ("cat", "dog", "ship"), paths["templates"], title=TITLE)
+  plots.confusion(np.array([[5, 1], [2, 7]]), ("a", "b"), paths["confusion"], title=TITLE,
+                  split="val")
+  for name, path in paths.items():
+    info = Image.open(path).info
+    assert info["Title"].startswith(TITLE + "\n"), name
+    assert "digits-smoke" in info["Title"] and "sweep" in info["Title"], name
+    assert "lr=0.1" in info["Title"] and info["Description"], name
+  assert "confusion matrix on val (15 examples)" in _title_of(paths["confusion"])
+  assert not list((tmp_path / "plots").glob("*.tmp.png"))
+
+
+def _cell_texts(fig):
+  ax = fig.axes[0]
+  return {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+          for t in ax.texts}
+
+
+def test_heatmap_marks_diverged_and_pruned_cells_and_labels_its_colour_bar():
+  rows, _ = _rows()
+  svm_only = [r for r in rows if r["loss"] == "svm"]
+  fig = plots.heatmap_figure(svm_only, title=TITLE)
+  texts = _cell_texts(fig)    # (row i = reg_strength index, column j = learning_rate index)
+  assert texts[(0, 1)] == "diverged" and texts[(1, 1)] == "diverged"
+  best_pruned = max(r["val_accuracy"] for r in svm_only
+                    if r["learning_rate"] == 0.01 and r["reg_strength"] == 1e-4)
+  assert texts[(0, 0)] == f"{best_pruned:.3f}\npruned"
+  assert texts[(1, 0)] == f"{max(r['val_accuracy'] for r in svm_only[2:4]):.3f}"
+  assert "0.000" not in "".join(texts.values())
+  image = fig.axes[0].images[0].get_array()
+  assert image.mask[:, 1].all() and not image.mask[:, 0].any()   # diverged cells: no colour
+  assert len(fig.axes[0].patches) == 3                           # hatched: 2 diverged, 1 pruned
+  assert fig.axes[1].get_ylabel() == "best validation accuracy over seed"
+  plt.close(fig)
+
+  fig = plots.heatmap_figure(rows, title=TITLE)        # svm diverged, softmax did not
+  assert _cell_texts(fig)[(0, 1)].endswith("\n2 diverged")
+  assert fig.axes[1].get_ylabel() == "best validation accuracy over loss, seed"
+  plt.close(fig)
+  assert plots.heatmap_figure([rows[0], rows[1]]) is None       # one value of each field
+
+
+def test_heatmap_of_a_random_search_is_one_marker_per_member():
+  rng = np.random.default_rng(0)
+  rows = [dict(member=m, loss="svm", learning_rate=float(10 ** rng.uniform(-4, 0)),
+               reg_strength=float(10 ** rng.uniform(-6, -2)), seed=0, val_accuracy=0.5,
+               status=("diverged", "pruned", "ok", "ok")[m % 4]) for m in range(40)]
+  fig = plots.heatmap_figure(rows)
+  ax = fig.axes[0]
+  assert ax.get_xscale() == "log"
+  labels = ax.get_legend_handles_labels()[1]
+  assert labels == ["pruned (10)", "diverged (10)"]
+  assert len(ax.collections[0].get_offsets()) == 30              # coloured: not diverged
+  plt.close(fig)
+
+
+@pytest.mark.parametrize("n", [3, 15])
+def test_confusion_colours_are_the_row_fractions_and_the_numbers_the_counts(n):
+  m = np.random.default_rng(n).integers(0, 20, (n, n))
+  m[1] = 0                                                       # a class with no examples
+  fig = plots.confusion_figure(m, [f"c{i}" for i in range(n)], title=TITLE)
+  ax = fig.axes[0]
+  rows = np.maximum(m.sum(axis=1, keepdims=True), 1)
+  np.testing.assert_allclose(ax.images[0].get_array(), m / rows)
+  texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+           for t in ax.texts}
+  for (i, j), text in texts.items():
+    count = text.split("\n")[0]
+    assert int(count) == m[i, j]
+    if n <= 12:
+      assert text.split("\n")[1] == f"{100 * m[i, j] / rows[i, 0]:.0f}%"
+  assert len(texts) == n * n
+  assert fig.axes[1].get_ylabel() == "fraction of the true class (row)"
+  assert ax.images[0].get_clim() == (0, 1)
+  plt.close(fig)
+
+
+def test_curves_have_integer_epoch_ticks_and_one_line_with_a_band_per_seed_pair():
+  rows, history = _rows()
+  fig = plots.curves_figure(rows, history, SWEPT, title=TITLE, top=10)
+  ax_loss, ax_acc = fig.axes[:2]
+  for ax in (ax_loss, ax_acc):
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+  # 8 settings (members that differ only in seed), 2 of them entirely diverged
+  labels = [l.get_label() for l in ax_acc.get_lines()]
+  assert len(labels) == 6 and len(set(labels)) == 6
+  assert all(l.endswith("(mean of 2 seeds)") and "seed=" not in l for l in labels)
+  bands = [c for c in ax_acc.collections if isinstance(c, PolyCollection)]
+  assert len(bands) == 6
+  # the first softmax setting: seeds trained 4 and 5 epochs; the mean over the seeds
+  # that trained each epoch, the band from their lowest to their highest
+  line = next(l for l in ax_acc.get_lines()
+              if l.get_label() == "loss=softmax, lr=0.01, reg_strength=0.001 (mean of 2 seeds)")
+  mean = line.get_ydata()
+  a, b = history[2]["val_accuracy"], history[3]["val_accuracy"]
+  np.testing.assert_allclose(mean, [(x + y) / 2 for x, y in zip(a, b)] + [b[-1]])
+  assert fig.legends and fig.legends[0].get_texts()[0].get_text() == labels[0]
+  plt.close(fig)
+
+
+def test_curves_label_one_member_by_its_number_and_a_diverged_seed():
+  rows, history = _rows()
+  rows[2]["status"] = "diverged"          # softmax, lr 0.01, strength 1e-3, seed 0
+  fig = plots.curves_figure(rows, history, SWEPT, top=10)
+  labels = [l.get_label() for l in fig.axes[1].get_lines()]
+  assert "loss=softmax, lr=0.01, reg_strength=0.001 (1 seed, 1 diverged)" in labels
+  plt.close(fig)
+  fig = plots.curves_figure(rows[:1], history[:1], ("loss",))
+  assert [l.get_label() for l in fig.axes[1].get_lines()] == ["#0 loss=softmax"]
+  plt.close(fig)
