@@ -31,114 +31,21 @@ import shutil
 import subprocess
 import sys
 import time
-from unittest import mock
 
-import numpy as np
-from PIL import Image
 import pytest
-import tensorflow_datasets as tfds
 
+from _readme import (BLOCKS, COMMANDS, PROSE, README, ROOT, expected_prints, file_pattern,
+                     image_folder, named_configs, prepare_cifar10, run_table)
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment, sweep
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as _f:
-  README = _f.read()
 LANGUAGES = ("python", "sh", "text")
 # Python snippets that are compiled but not run, by their first line, each with the reason
 # it cannot run in a test. Keep it empty; an entry that matches no snippet fails.
 CANNOT_RUN: dict[str, str] = {}
 # Shell commands checked by rule only: they install, run the suite or set the shell.
 EXEMPT = (("pip", "install"), ("python", "-m", "pytest"), ("export",))
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-  lang: str
-  code: str
-  line: int  # of the block's first code line in README.md
-
-  def __repr__(self):
-    return f"README.md:{self.line}"
-
-
-def _blocks() -> list[Block]:
-  return [Block(m.group(1), m.group(2), README.count("\n", 0, m.start(2)) + 1)
-          for m in re.finditer(r"^```(\w*)\n(.*?)^```$", README, re.M | re.S)]
-
-
-BLOCKS = _blocks()
-PROSE = re.sub(r"^```\w*\n.*?^```$", "", README, flags=re.M | re.S)
-
-
-def _commands() -> list[tuple[str, list[str]]]:
-  """(where, words) of every shell command: the sh blocks' lines (comments and `\\`
-  continuations taken care of) and the prose's inline `python train.py ...`."""
-  found = []
-  for block in BLOCKS:
-    if block.lang == "sh":
-      for i, line in enumerate(block.code.replace("\\\n", " ").splitlines()):
-        words = shlex.split(line, comments=True)
-        if words:
-          found.append((f"README.md:{block.line + i}", words))
-  for span in re.findall(r"`([^`]*python train\.py[^`]*)`", PROSE):
-    found.append(("README.md prose", shlex.split(span)))
-  return [(where, _without_env(words)) for where, words in found]
-
-
-def _without_env(words: list[str]) -> list[str]:
-  """The command without its leading VAR=value settings."""
-  while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
-    words = words[1:]
-  return words
-
-
-COMMANDS = _commands()
-
-
-def _image_folder(root, classes=("cat", "dog", "ship"), per_class=6, size=8):
-  """root/{train,test}/<class>/*.png, as an image folder dataset holds it."""
-  rng = np.random.default_rng(0)
-  for split in ("train", "test"):
-    for k, name in enumerate(classes):
-      folder = root / split / name
-      folder.mkdir(parents=True)
-      for i in range(per_class):
-        pixels = rng.integers(0, 60, (size, size, 3)) + 60 * k
-        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
-
-
-def _png(feature, pixels):
-  """PNG bytes via PIL; tfds's own Image encoder needs TensorFlow."""
-  del feature
-  buf = io.BytesIO()
-  Image.fromarray(np.asarray(pixels)).save(buf, format="PNG")
-  return buf.getvalue()
-
-
-def _prepare_cifar10(data_dir, tmp):
-  """A tiny CIFAR-10 prepared as ArrayRecord in `data_dir`, as `tfds build` leaves it."""
-  rng = np.random.default_rng(0)
-
-  class MadeUp(tfds.builder_cls("cifar10"), skip_registration=True):
-    """The catalog builder, with made-up examples in place of the download."""
-
-    name = "cifar10"
-    code_path = None
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {split: self._examples(split, n) for split, n in (("train", 20), ("test", 10))}
-
-    def _examples(self, split, n):
-      for i in range(n):
-        yield i, {"id": f"{split}_{i}", "label": i % 10,
-                  "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)}
-
-  with mock.patch.object(tfds.features.Image, "encode_example", _png):
-    MadeUp(data_dir=data_dir, file_format="array_record").download_and_prepare(
-        download_dir=tmp, download_config=tfds.download.DownloadConfig(try_download_gcs=False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +70,8 @@ def home(tmp_path_factory):
   assert out.returncode == 0, out.stderr
   (run,) = os.listdir(home / "runs")
   shutil.copytree(home / "runs" / run, home / "runs" / "x")
-  _image_folder(home / "path" / "to" / "cifar10")
-  _prepare_cifar10(home / "tfds", home / "downloads")
+  image_folder(home / "path" / "to" / "cifar10")
+  prepare_cifar10(home / "tfds", home / "downloads")
   return Home(home, run, out.stdout)
 
 
@@ -221,11 +128,6 @@ def test_the_allow_list_names_only_snippets_of_the_readme():
 # ------------------------------------------------------------------------- python blocks
 
 
-def _expected_prints(code: str) -> list[re.Pattern]:
-  return [re.compile(".*".join(map(re.escape, text.strip().split("..."))))
-          for text in re.findall(r"^\s*print\(.*\)\s+#\s*(.+)$", code, re.M)]
-
-
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang == "python"], ids=repr)
 def test_python_block_runs(block, namespace, at_home, capsys):
   code = compile("\n" * (block.line - 1) + block.code, "README.md", "exec")
@@ -234,7 +136,7 @@ def test_python_block_runs(block, namespace, at_home, capsys):
   capsys.readouterr()
   exec(code, namespace)  # pylint: disable=exec-used
   printed = capsys.readouterr().out.splitlines()
-  for pattern in _expected_prints(block.code):
+  for pattern in expected_prints(block.code):
     assert any(pattern.fullmatch(line) for line in printed), (pattern.pattern, printed)
   for name in ("c", "config"):
     if re.search(rf"\b{name}\b", block.code):
@@ -320,21 +222,8 @@ def test_every_command_kind_is_seen():
 # ------------------------------------------------------------------ configs and repo paths
 
 
-def _named_configs() -> set[str]:
-  """Every `X.py[:variant]` the prose names that is not a file at the repo's root, and the
-  `:variant`s a table row lists next to its config."""
-  names = set()
-  for line in PROSE.splitlines():
-    found = [(f, v) for f, v in re.findall(r"`(?:configs/)?(\w+\.py)(:\w+)?`", line)
-             if not os.path.isfile(os.path.join(ROOT, f))]
-    names.update(f + v for f, v in found)
-    if line.startswith("|") and len(found) == 1:
-      names.update(found[0][0] + v for v in re.findall(r"`(:\w+)`", line))
-  return names
-
-
 def test_every_config_the_readme_names_loads_and_checks():
-  names = _named_configs()
+  names = named_configs()
   assert {"default.py", "cifar10_kmeans.py:4000_flip", "digits_baselines.py:knn"} <= names
   for name in sorted(names):
     config = config_lib.load(os.path.join(ROOT, "configs", name))
@@ -350,19 +239,9 @@ def test_every_repo_path_the_readme_names_exists():
 # ------------------------------------------------------------------------- run directory
 
 
-def _run_table() -> list[list[str]]:
-  start = README.index("| file | what |")
-  rows = README[start:README.index("\n\n", start)].splitlines()[2:]
-  return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
-
-
-def _pattern(name: str) -> re.Pattern:
-  return re.compile(re.sub(r"<\w+>", r"\\d+", re.escape(name)))
-
-
 def test_the_run_directory_table_lists_what_a_run_writes(home):
   listed = []
-  for first, what in _run_table():
+  for first, what in run_table():
     (name,) = re.findall(r"`([^`]+)`", first)
     if name.endswith("/"):
       listed += [name + f for f in re.findall(r"`([^`]+\.\w+)`", what)]
@@ -371,13 +250,13 @@ def test_the_run_directory_table_lists_what_a_run_writes(home):
   run = home.path / "runs" / home.run_name
   written = sorted(os.path.relpath(os.path.join(d, f), run)
                    for d, _, files in os.walk(run) for f in files)
-  patterns = [_pattern(name) for name in listed]
+  patterns = [file_pattern(name) for name in listed]
   assert [n for n, p in zip(listed, patterns) if not any(p.fullmatch(w) for w in written)] == []
   assert [w for w in written if not any(p.fullmatch(w) for p in patterns)] == []
 
 
 def test_the_summary_holds_the_keys_the_table_names(home):
-  (what,) = [what for first, what in _run_table() if first == "`summary.json`"]
+  (what,) = [what for first, what in run_table() if first == "`summary.json`"]
   with open(home.path / "runs" / home.run_name / "summary.json", encoding="utf-8") as f:
     summary = json.load(f)
   keys = re.findall(r"`([\w.]+)`", what)
