@@ -13,6 +13,7 @@ status 2, writing nothing.
 """
 
 import os
+import re
 import signal
 import sys
 import time
@@ -20,7 +21,8 @@ import time
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>-<time>).")
+flags.DEFINE_string("workdir", None,
+                    "Run directory (default: runs/<config>[-<variant>]-<date>-<time>).")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train a sweep or evaluate a run.")
 flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split for --mode eval.")
 flags.DEFINE_string("coordinator", None,
@@ -55,6 +57,20 @@ def usage() -> str:
             "How configs, overrides and sweeps work: README.md, sections \"Configs and",
             "overrides\" and \"Sweeps\"."]
   return "\n".join(lines) + "\n"
+
+
+def default_workdir(spec: str, when: time.struct_time | None = None) -> str:
+  """The run directory of a run started without --workdir: runs/<config>-<date>-<time>.
+
+  The config's file name without .py, then its variant, if any, after a hyphen (a colon is
+  not allowed in file names everywhere): configs/default.py:smoke -> runs/default-smoke-...
+  """
+  path, _, variant = spec.partition(":")
+  name = os.path.splitext(os.path.basename(path))[0]
+  if variant:
+    name += "-" + re.sub(r"[^\w.-]", "_", variant)
+  stamp = time.strftime("%Y%m%d-%H%M%S", when or time.localtime())
+  return os.path.join("runs", f"{name}-{stamp}")
 
 
 def _fail(message: str) -> None:
@@ -133,8 +149,7 @@ def main(argv) -> None:
         experiment.evaluate(workdir, FLAGS.split, stream=sys.stdout)
         return
       if not workdir:
-        name = os.path.splitext(os.path.basename(spec.split(":")[0]))[0]
-        workdir = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        workdir = default_workdir(spec)
       for line in sweep.notes(config):
         sys.stdout.write(f"note: {line}\n")
       experiment.run(config, workdir, progress=progress, stream=sys.stdout)
