@@ -24,6 +24,7 @@ from lincv import checkpoint, metrics, plots
 LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
            "epochs_run", "best_epoch", "seconds")
 TABLE_TOP = 5
+TITLE_FIELDS = ("model", "loss", "learning_rate", "reg_strength")  # shown when none is swept
 
 
 def write(config, workdir: str, inputs, outcome, evaluation: dict, timings: dict,
@@ -119,9 +120,9 @@ def _summary(config, inputs, outcome, evaluation, timings) -> dict:
 def _plots(config, workdir, inputs, outcome, evaluation) -> None:
   p = inputs.prepared
   folder = os.path.join(workdir, "plots")
+  shown = swept(config) or (TITLE_FIELDS if config.method == "sweep" else outcome.hparams)
   title = plots.describe(os.path.basename(os.path.normpath(workdir)), config.method,
-                         {k: v for k, v in outcome.hparams.items() if k in swept(config)}
-                         or outcome.hparams)
+                         {k: v for k, v in outcome.hparams.items() if k in shown})
   if outcome.history is not None:
     plots.curves(outcome.rows, outcome.history, swept(config),
                  os.path.join(folder, "curves.png"), title=title)

@@ -72,6 +72,15 @@ def image_folder(root, classes=("cat", "dog", "ship"), per_class=6, size=8):
         Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
 
 
+def digit_files(folder, data_dir, n):
+  """The first n test images of the digits dataset as 8x8 grayscale PNG files in `folder`."""
+  from lincv import data as data_lib  # pylint: disable=import-outside-toplevel
+  images, _ = data_lib.load("digits", data_dir=str(data_dir))["test"]
+  folder.mkdir(parents=True)
+  for i in range(n):
+    Image.fromarray(images[i, :, :, 0]).save(folder / f"{i}.png")
+
+
 def _png(feature, pixels):
   """PNG bytes via PIL; tfds's own Image encoder needs TensorFlow."""
   del feature

@@ -35,7 +35,7 @@ import time
 import pytest
 
 from _readme import (BLOCKS, COMMANDS, PROSE, README, ROOT, expected_prints, file_pattern,
-                     image_folder, named_configs, prepare_cifar10, run_table)
+                     digit_files, image_folder, named_configs, prepare_cifar10, run_table)
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment, sweep
@@ -59,7 +59,7 @@ class Home:
 def home(tmp_path_factory):
   """A folder as a user has it after `python train.py --config configs/default.py:smoke`
   without --workdir: configs/, the run under runs/ (and a copy at runs/x), what it printed
-  (`stdout`), an image folder at path/to/cifar10, and the data in tfds/ (digits, and
+  (`stdout`), an image folder at path/to/cifar10, four digit images in path/to/digits, and the data in tfds/ (digits, and
   a made-up CIFAR-10 prepared from the catalog)."""
   home = tmp_path_factory.mktemp("home")
   shutil.copytree(os.path.join(ROOT, "configs"), home / "configs")
@@ -71,6 +71,7 @@ def home(tmp_path_factory):
   (run,) = os.listdir(home / "runs")
   shutil.copytree(home / "runs" / run, home / "runs" / "x")
   image_folder(home / "path" / "to" / "cifar10")
+  digit_files(home / "path" / "to" / "digits", home / "tfds", 4)
   prepare_cifar10(home / "tfds", home / "downloads")
   return Home(home, run, out.stdout)
 
