@@ -1,0 +1,106 @@
+"""Validation accuracy over two hyperparameters, diverged and pruned members marked."""
+
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from lincv import config as config_lib
+from lincv.plots.style import _save, _title, ticks
+
+GRID_MAX = 12                   # more values on a heatmap's axis: a scatter instead
+
+
+def _grid(rows, x, y, xs, ys, ax):
+  """Draws rows on a grid of `y` (rows i) by `x` (columns j); returns the image."""
+  cells = {}
+  for r in rows:
+    cells.setdefault((ys.index(r[y]), xs.index(r[x])), []).append(r)
+  grid = np.full((len(ys), len(xs)), np.nan)
+  for (i, j), members in cells.items():
+    kept = [r["val_accuracy"] for r in members if r["status"] != "diverged"]
+    grid[i, j] = max(kept) if kept else np.nan
+  im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto",
+                 cmap=plt.get_cmap("viridis").with_extremes(bad="0.85"))
+  ax.set_xticks(range(len(xs)), ticks(xs), rotation=45 if len(xs) > 6 else 0)
+  ax.set_yticks(range(len(ys)), ticks(ys))
+  lo, hi = np.nanmin(grid, initial=1.0), np.nanmax(grid, initial=0.0)
+  for (i, j), members in cells.items():
+    status = [r["status"] for r in members]
+    note = {s: status.count(s) for s in ("diverged", "pruned") if s in status}
+    if note.get("diverged") == len(members):
+      text, color = "diverged", "black"
+    else:
+      text = f"{grid[i, j]:.3f}"
+      color = "white" if hi == lo or grid[i, j] < (lo + hi) / 2 else "black"
+      if note.get("pruned", 0) + note.get("diverged", 0) == len(members):
+        text += "\npruned"
+      elif note:
+        text += "\n" + ", ".join(f"{n} {s}" for s, n in note.items())
+    if note:
+      ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//",
+                             edgecolor=(0.5, 0.5, 0.5, 0.5), linewidth=0))
+    ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+  return im
+
+
+def _scatter(rows, x, y, ax):
+  """Draws one marker per member at (x, y); returns the collection of the colours."""
+  ok = [r for r in rows if r["status"] != "diverged"]
+  im = ax.scatter([r[x] for r in ok], [r[y] for r in ok], c=[r["val_accuracy"] for r in ok],
+                  cmap="viridis", s=36, edgecolors="none")
+  for status, style in (("pruned", {"marker": "o", "facecolors": "none", "edgecolors": "0.3"}),
+                        ("diverged", {"marker": "x", "c": "0.3"})):
+    some = [r for r in rows if r["status"] == status]
+    if some:
+      ax.scatter([r[x] for r in some], [r[y] for r in some], s=60, label=f"{status} "
+                 f"({len(some)})", **style)
+  for axis, field in (("x", x), ("y", y)):
+    if all(isinstance(r[field], float) and r[field] > 0 for r in rows):
+      getattr(ax, f"set_{axis}scale")("log")
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize=8, loc="best")
+  return im
+
+
+def heatmap_figure(rows, *, title: str = "", x="learning_rate", y="reg_strength"):
+  """The figure of `heatmap`, not saved; None when it would show no grid."""
+  xs, ys = sorted({r[x] for r in rows}), sorted({r[y] for r in rows})
+  if len(xs) < 2 and len(ys) < 2:
+    return None
+  scatter = max(len(xs), len(ys)) > GRID_MAX
+  fig, ax = plt.subplots(layout="constrained", figsize=(7, 5) if scatter else (
+      max(1.1 * len(xs) + 2.5, 6.5), 0.6 * len(ys) + 2.8))
+  im = _scatter(rows, x, y, ax) if scatter else _grid(rows, x, y, xs, ys, ax)
+  ax.set(xlabel=x, ylabel=y)
+  others = [f for f in config_lib.SWEEPABLE
+            if f not in (x, y) and len({str(r.get(f)) for r in rows}) > 1]
+  what = "best validation accuracy over " + ", ".join(others) if others and not scatter else (
+      "validation accuracy")
+  fig.colorbar(im, ax=ax, label=textwrap.fill(what, 40))
+  each = ("one marker per member" if scatter else
+          f"each cell: the best over {', '.join(others)}" if others else "")
+  _title(fig, title, f"validation accuracy by {x} and {y}" + (f" ({each})" if each else ""))
+  return fig
+
+
+def heatmap(rows, path, *, title: str = "", x="learning_rate", y="reg_strength") -> bool:
+  """Validation accuracy over a grid of two fields, the best over the other swept fields.
+
+  Diverged members are left out; a cell whose members all diverged is grey and says
+  "diverged"; a cell with pruned or diverged members is hatched and says how many, or
+  "pruned" when every member that did not diverge was pruned. Past `GRID_MAX` values on an
+  axis (a random search), one marker per member instead: circled if pruned, x if diverged.
+  Returns False (and draws nothing) when neither field has two values.
+  """
+  fig = heatmap_figure(rows, title=title, x=x, y=y)
+  if fig is None:
+    return False
+  _save(fig, path, "colour and number: the best validation accuracy of the members that did "
+        "not diverge; grey: every member diverged; hatched: some members were pruned "
+        "(stopped by halving) or diverged")
+  return True
+
+
+# ---------------------------------------------------------------------------- templates
