@@ -1,4 +1,7 @@
-"""What the benchmarks share: data, interleaved timing, and a description of the machine.
+"""What the benchmarks share: data, interleaved timing, JSON output and the machine.
+
+Nothing here imports JAX or lincv at import time: a probe process that times
+scikit-learn loads neither (see `bench.probes`).
 
 Timings on a shared machine are noisy, so every comparison runs its variants in rounds
 (one repetition of each variant per round, in turn) after a warm-up round, and reports
@@ -16,6 +19,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+# lincv's k-NN metric names -> scikit-learn's.
+SK_METRIC = {"l2": "euclidean", "l1": "manhattan"}
+
 
 def load(folder: str, limit: int | None = None):
   """CIFAR-style image folder -> `lincv.data.Prepared` float32 rows (train/val/test).
@@ -27,6 +33,15 @@ def load(folder: str, limit: int | None = None):
   import lincv.data  # pylint: disable=import-outside-toplevel
   ds = lincv.data.load(folder=folder)
   return lincv.data.prepare(ds, val_fraction=0.1, seed=0, center="image", limit=limit)
+
+
+def num_classes(d) -> int:
+  return len(d.class_names)
+
+
+def knn_rows(d):
+  """The rows k-NN searches: training and validation rows together, with their labels."""
+  return np.concatenate([d.x_train, d.x_val]), np.concatenate([d.y_train, d.y_val])
 
 
 def block(tree):
@@ -60,9 +75,12 @@ def summary(seconds: list[float]) -> dict:
 
 
 def rounded(x, digits: int = 4):
-  """Floats rounded to `digits` significant digits, recursively, for JSON output."""
+  """Floats rounded to `digits` significant digits, recursively, for JSON output.
+
+  NaN and infinities stay what they are, so that the strict writers below refuse them.
+  """
   if isinstance(x, float):
-    return float(f"{x:.{digits}g}") if np.isfinite(x) else None
+    return float(f"{x:.{digits}g}")
   if isinstance(x, dict):
     return {k: rounded(v, digits) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
@@ -83,9 +101,9 @@ def machine() -> dict:
   except OSError:
     pass
   try:
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
   except (ValueError, OSError):
-    mem_gib = float("nan")
+    mem_gib = None  # unknown on this system: written as null
   versions = {}
   for name in ("jax", "jaxlib", "numpy", "scikit-learn", "optax", "scipy"):
     try:
@@ -94,13 +112,27 @@ def machine() -> dict:
       pass
   return {
       "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_gib, 1),
+      "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib,
       "load_average": [round(v, 2) for v in os.getloadavg()],
       "device": str(jax.devices()[0].device_kind), "python": platform.python_version(),
       "versions": versions,
   }
 
 
+def save_json(path: str, figures: dict) -> None:
+  """Writes `figures`, rounded, with lincv's strict JSON writer, atomically.
+
+  A NaN or infinite figure raises ValueError naming the file and the field: a figure
+  that can legitimately be missing is None in the code, and so null in the file.
+  """
+  from lincv import checkpoint  # pylint: disable=import-outside-toplevel
+  checkpoint.save_json(path, rounded(figures))
+
+
 def print_json(figures: dict) -> None:
-  """Prints `figures` as one JSON object on one line (the last line the tools read)."""
-  print(json.dumps(rounded(figures), sort_keys=False), flush=True)
+  """Prints `figures` as one JSON object on one line (the last line the tools read).
+
+  Strict as `save_json`: a NaN or infinite figure raises ValueError naming the field.
+  """
+  from lincv import checkpoint  # pylint: disable=import-outside-toplevel
+  print(json.dumps(checkpoint.strict(rounded(figures)), allow_nan=False), flush=True)

@@ -1,16 +1,22 @@
 """bench: `python -m bench --quick` and `python -m bench.sweep` run on a tiny image folder
-and write their figures (no timing assertions)."""
+and write their figures (no timing assertions); the figures go out as strict JSON."""
 
 import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # bench is a folder of scripts beside lincv, not an installed package
+  sys.path.insert(0, ROOT)
+
+from bench import __main__ as bench_main  # pylint: disable=wrong-import-position
+from bench import common, probes  # pylint: disable=wrong-import-position
 
 
 def _image_folder(root, classes=3, per_class=(16, 4), size=8):
@@ -84,3 +90,51 @@ def test_bench_sweep_prints_figures(runs):
               "sweep_over_roofline"):
     assert figures[key] > 0
   assert figures["members"] == 4 and figures["steps_per_epoch"] == 43 // 8
+
+
+def _strict_loads(text):
+  def refuse(constant):
+    raise AssertionError(f"non-finite {constant} in the JSON")
+  return json.loads(text, parse_constant=refuse)
+
+
+def test_results_are_strict_json(runs):
+  out_dir, _, _ = runs
+  _strict_loads((out_dir / "results.json").read_text())
+
+
+def test_a_nonfinite_figure_is_refused_and_a_missing_one_is_null(tmp_path):
+  path = tmp_path / "results.json"
+  common.save_json(str(path), {"sweep_k64_over_roofline": None, "grid": {"speedup": 51.23456}})
+  first = path.read_text()
+  assert _strict_loads(first) == {"sweep_k64_over_roofline": None, "grid": {"speedup": 51.23}}
+  with pytest.raises(ValueError, match=r"results\.json: field grid\.speedup is nan"):
+    common.save_json(str(path), {"grid": {"speedup": float("nan")}})
+  assert path.read_text() == first  # the refused write left the old file whole
+  with pytest.raises(ValueError, match=r"field total_s is inf"):
+    common.print_json({"total_s": float("inf")})
+
+
+def test_headline_not_measured_is_none():
+  """No K=64 sweep and an lbfgs run that never reached the target: null, not NaN."""
+  reached = {"seconds": 2.0, "reached": True}
+  res = {"sweep": {"1": {"single_member_epoch_s": 0.1}}, "grid": {"speedup": 60.0},
+         "time_to_target": {"lincv": reached, "lincv_warm_cache": reached,
+                            "lbfgs": {"seconds": 9.0, "reached": False}}}
+  assert bench_main.headlines(res) == {
+      "sweep_k64_over_roofline": None, "single_member_epoch_s": 0.1,
+      "time_to_40_speedup_vs_lbfgs": None, "time_to_40_speedup_vs_lbfgs_warm_cache": None,
+      "grid64_speedup_vs_gridsearchcv": 60.0}
+  res["time_to_target"]["lbfgs"]["reached"] = True
+  assert bench_main.headlines(res)["time_to_40_speedup_vs_lbfgs"] == 4.5
+
+
+def test_probe_cache_round_trips(tmp_path):
+  rows = {f: np.arange(6, dtype=np.float32).reshape(3, 2) if f.startswith("x")
+          else np.arange(3, dtype=np.int32) for f in probes.FIELDS}
+  probes.save_cache(types.SimpleNamespace(**rows, class_names=("a", "b")), str(tmp_path))
+  back = probes.load_cache(str(tmp_path))
+  assert back.class_names == ("a", "b")
+  for f in probes.FIELDS:
+    np.testing.assert_array_equal(getattr(back, f), rows[f])
+  _strict_loads((tmp_path / "meta.json").read_text())

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from lincv import data
 from lincv.data import folder as folder_lib
+from lincv.data import image_files
 
 SIZE = (6, 5)  # height, width
 
@@ -101,7 +102,15 @@ def test_mixed_png_jpeg_rgb_and_grayscale(tmp_path):
 
 def test_copy_is_prepared_once_then_read(tmp_path, monkeypatch):
   root = _make_folder(tmp_path / "pets", _rgb_layout())
+  calls = []
+
+  def counting_decode(*args, **kwargs):
+    calls.append(args[1])
+    return image_files.decode(*args, **kwargs)
+
+  monkeypatch.setattr(folder_lib, "decode", counting_decode)  # where `load` looks it up
   first = data.load(folder=root, data_dir=tmp_path / "tfds")
+  assert len(calls) == 2  # train and test, once each
   listing = folder_lib.scan(root)
   path = folder_lib.prepared_path(listing, str(tmp_path / "tfds"))
   source = tfds.builder_from_directory(path).as_data_source(split="train")
@@ -143,7 +152,7 @@ def test_different_folder_with_same_name_never_reads_another_copy(tmp_path):
 def test_parallel_decode_matches_serial_and_reports_bad_files(tmp_path, monkeypatch):
   root = _make_folder(tmp_path / "pets", _rgb_layout())
   listing = folder_lib.scan(root)
-  monkeypatch.setattr(folder_lib, "_CHUNK_FILES", 2)
+  monkeypatch.setattr(image_files, "_CHUNK_FILES", 2)
   serial, serial_gray = folder_lib.decode(listing.root, listing.files["train"], workers=0)
   parallel, parallel_gray = folder_lib.decode(listing.root, listing.files["train"], workers=2)
   np.testing.assert_array_equal(parallel, serial)
@@ -153,6 +162,25 @@ def test_parallel_decode_matches_serial_and_reports_bad_files(tmp_path, monkeypa
     folder_lib.decode(listing.root, listing.files["train"], workers=2)
   np.testing.assert_array_equal(serial[:2], np.stack([_rgb(1), _rgb(2)]))
   assert not serial_gray.any()
+
+
+def test_read_images_decodes_files_for_predict(tmp_path):
+  colour, gray = _rgb(1), _gray(2)
+  _save(str(tmp_path / "a.png"), colour)
+  _save(str(tmp_path / "b.png"), gray)
+  _save(str(tmp_path / "c.png"), _gray(3))
+  images = data.read_images([tmp_path / "a.png", tmp_path / "b.png"])
+  assert images.dtype == np.uint8 and images.shape == (2, 6, 5, 3)
+  np.testing.assert_array_equal(images[0], colour)
+  np.testing.assert_array_equal(images[1], np.repeat(gray[:, :, None], 3, axis=2))
+  one = data.read_images([str(tmp_path / "b.png"), str(tmp_path / "c.png")], channels=1)
+  assert one.dtype == np.uint8 and one.shape == (2, 6, 5, 1)
+  np.testing.assert_array_equal(one[..., 0], np.stack([gray, _gray(3)]))
+  with pytest.raises(data.DataError, match=r"a\.png: a colour image, but grayscale images"):
+    data.read_images([tmp_path / "b.png", tmp_path / "a.png"], channels=1)
+  with pytest.raises(data.DataError, match="no image files given"):
+    data.read_images([])
+  assert folder_lib.read_images is data.read_images
 
 
 _PLAIN_SCRIPT = """

@@ -9,7 +9,8 @@ give C = 1 when every image is grayscale; otherwise everything is converted to R
 (C = 3). Palette and alpha images are converted to RGB (alpha dropped); 16-bit and
 float images are refused.
 
-The first load decodes every image (on threads for large folders) and prepares an
+The first load decodes every image (`lincv.data.image_files`, on threads for large
+folders) and prepares an
 ArrayRecord copy into the tfds data dir, under
 
   <data_dir>/lincv_image_folder/<name>_<path hash>_<content hash>/1.0.0/
@@ -20,7 +21,6 @@ superseded copy of the same folder is then deleted. Later loads only list the fo
 and read the copy.
 """
 
-from concurrent import futures
 import dataclasses
 import hashlib
 import os
@@ -28,22 +28,18 @@ import re
 import shutil
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 import tensorflow_datasets as tfds
 
 from lincv.data import records
 from lincv.data.dataset import DataError, Dataset, resolve_data_dir
+# Decoding lives in lincv.data.image_files; `decode` is looked up here by `load`.
+from lincv.data.image_files import decode, gray_to_rgb, read_images  # pylint: disable=unused-import
 
 SPLITS = ("train", "test")
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 BUILDER_NAME = "lincv_image_folder"
 VERSION = "1.0.0"
 LAYOUT = "root/{train,test}/<class>/*.png|*.jpg|*.jpeg"
-
-_GRAY_MODES = frozenset({"1", "L", "LA", "La"})
-_COLOR_MODES = frozenset({"RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
-_PARALLEL_MIN_FILES = 4096  # below this, one thread decodes as fast as several
-_CHUNK_FILES = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,79 +137,6 @@ def scan(root) -> Listing:
   return Listing(root=real, class_names=class_names, files=files, labels=labels, key=key)
 
 
-def _decode_chunk(paths: list[str], size: tuple[int, int], reference: str):
-  """Decodes images to (n, H, W, 3) uint8 with a grayscale mask (n,); gray sits in channel 0."""
-  width, height = size
-  out = np.zeros((len(paths), height, width, 3), np.uint8)
-  gray = np.zeros(len(paths), bool)
-  for i, path in enumerate(paths):
-    try:
-      with Image.open(path) as im:
-        if im.size != (width, height):
-          raise DataError(
-              f"{path}: image is {im.size[0]}x{im.size[1]} (width x height), but {reference} "
-              f"is {width}x{height}; all images must have the same size")
-        mode = im.mode
-        if mode in _GRAY_MODES:
-          out[i, :, :, 0] = np.asarray(im.convert("L") if mode != "L" else im)
-          gray[i] = True
-        elif mode in _COLOR_MODES:
-          out[i] = np.asarray(im.convert("RGB") if mode != "RGB" else im)
-        else:
-          raise DataError(
-              f"{path}: unsupported image mode {mode!r} (16-bit or float pixels); "
-              "save it as 8-bit grayscale or RGB")
-    except DataError:
-      raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as e:
-      raise DataError(f"{path}: not a readable PNG/JPEG image, or corrupt ({e})") from None
-  return out, gray
-
-
-def decode(root: str, relpaths: list[str], reference: str | None = None,
-           workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Decodes images under `root` into uint8 (N, H, W, 3) plus a grayscale mask (N,).
-
-  Decoding runs on threads of this process (Pillow releases the GIL while it decodes),
-  so it needs no `if __name__ == "__main__":` guard and works the same from a script, a
-  notebook or a test.
-
-  Args:
-    root: the folder the relative paths start from.
-    relpaths: image paths relative to root.
-    reference: path of an image of the required size; default the first one.
-    workers: threads to decode with; default twice the cores (at most 8) for 4,096 files
-      or more, else none (decode in the calling thread).
-
-  Returns:
-    (images_NxHxWx3, gray_N): grayscale images have their pixels in channel 0 and
-    True in gray_N.
-  """
-  paths = [os.path.join(root, p) for p in relpaths]
-  reference = reference or paths[0]
-  try:
-    with Image.open(reference) as im:
-      size = im.size
-  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-    raise DataError(f"{reference}: not a readable PNG/JPEG image, or corrupt ({e})") from None
-  if workers is None:
-    workers = min(2 * (os.cpu_count() or 1), 8) if len(paths) >= _PARALLEL_MIN_FILES else 0
-  chunks = [paths[i:i + _CHUNK_FILES] for i in range(0, len(paths), _CHUNK_FILES)]
-  if workers <= 1 or len(chunks) <= 1:
-    parts = [_decode_chunk(c, size, reference) for c in chunks]
-  else:
-    pool = futures.ThreadPoolExecutor(max_workers=min(workers, len(chunks)),
-                                      thread_name_prefix="lincv-decode")
-    try:  # in order, so the first bad file in the listing is the one reported
-      parts = list(pool.map(lambda c: _decode_chunk(c, size, reference), chunks))
-    finally:
-      pool.shutdown(wait=True, cancel_futures=True)
-  images = np.concatenate([p[0] for p in parts])
-  gray = np.concatenate([p[1] for p in parts])
-  return images, gray
-
-
 class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """tfds builder of one decoded image folder; its config name is the folder's `Listing.key`."""
 
@@ -288,12 +211,7 @@ def load(root, data_dir=None, workers: int | None = None) -> Dataset:
     all_gray = all(bool(gray.all()) for _, gray in decoded.values())
     images = {}
     for split, (rgb, gray) in decoded.items():
-      if all_gray:
-        images[split] = np.ascontiguousarray(rgb[..., :1])
-      else:
-        rgb[gray, :, :, 1] = rgb[gray, :, :, 0]
-        rgb[gray, :, :, 2] = rgb[gray, :, :, 0]
-        images[split] = rgb
+      images[split] = np.ascontiguousarray(rgb[..., :1]) if all_gray else gray_to_rgb(rgb, gray)
     del decoded
     builder = ImageFolderBuilder(listing=listing, images=images, data_dir=data_dir)
     if os.fspath(builder.data_path) != path:
@@ -302,30 +220,3 @@ def load(root, data_dir=None, workers: int | None = None) -> Dataset:
     del builder, images
     _remove_superseded(listing, data_dir)
   return records.load_prepared(path, name, f"image folder {listing.root}")
-
-
-def read_images(paths, channels: int = 3) -> np.ndarray:
-  """Decodes image files (PNG/JPEG, all of one size) into uint8 (N, H, W, channels).
-
-  Grayscale files become three equal channels when `channels` is 3, as in an image
-  folder that mixes grayscale and colour images; with `channels` 1 every file must be
-  grayscale.
-
-  Raises:
-    DataError: no paths, a file that cannot be decoded, sizes that differ, or a colour
-      file where grayscale is required.
-  """
-  paths = [os.fspath(p) for p in paths]
-  if not paths:
-    raise DataError("no image files given")
-  if channels not in (1, 3):
-    raise DataError(f"channels must be 1 or 3, got {channels}")
-  rgb, gray = decode("", paths)
-  if channels == 1:
-    if not gray.all():
-      raise DataError(f"{paths[int(np.argmin(gray))]}: a colour image, but grayscale "
-                      "images are required (the run was trained on grayscale images)")
-    return np.ascontiguousarray(rgb[..., :1])
-  rgb[gray, :, :, 1] = rgb[gray, :, :, 0]
-  rgb[gray, :, :, 2] = rgb[gray, :, :, 0]
-  return rgb

@@ -1,0 +1,231 @@
+"""bench/RESULTS.md from the figures of one `python -m bench` run: the targets and what
+bounds a missed one, then one table per comparison, in the order they ran."""
+
+import numpy as np
+
+# Headline figure -> its goal; the first two are at most the goal, the others at least.
+TARGETS = {"sweep_k64_over_roofline": 1.25, "time_to_40_speedup_vs_lbfgs": 10.0,
+           "grid64_speedup_vs_gridsearchcv": 50.0, "single_member_epoch_s": 0.2}
+_AT_MOST = ("sweep_k64_over_roofline", "single_member_epoch_s")
+
+
+def markdown(res) -> str:
+  """The whole report, as Markdown."""
+  sections = (_header, _targets, _sweep, _time_to_target, _grid, _knn, _gradients, _memory)
+  lines = [line for section in sections for line in section(res)]
+  lines += [f"Whole benchmark: {res['total_s'] / 60:.1f} minutes.", ""]
+  return "\n".join(lines)
+
+
+def _f(x, digits=3):
+  """A figure for a table: None as "n/a", booleans as yes/no, 3 significant digits."""
+  if x is None:
+    return "n/a"
+  if isinstance(x, bool):
+    return "yes" if x else "no"
+  if abs(x) >= 100:
+    return f"{x:,.0f}"
+  return f"{x:.{digits}g}"
+
+
+def _verdict(name, value):
+  goal = TARGETS[name]
+  if value is None:
+    return "not measured"
+  met = value <= goal if name in _AT_MOST else value >= goal
+  return "met" if met else "**missed**"
+
+
+def _header(res):
+  m, data = res["machine"], res["data"]
+  quick = " --quick" if res["mode"] == "quick" else ""
+  return [
+      "# lincv benchmarks", "",
+      f"`python -m bench --data {data['folder']}{quick}` ({res['mode']} mode), {m['date']}.",
+      "",
+      f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib'] or 'unknown'} GiB, device "
+      f"`{m['device']}`; load average (1, 5, 15 min) {m['load_average']} at the start, "
+      f"{res['load_average_end']} at the end (the machine was shared, so absolute "
+      "times are noisy; ratios are taken between figures of the same run). Python "
+      f"{m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".", "",
+      f"Data: {data['num_train']:,} training, {data['num_val']:,} validation "
+      f"and {data['num_test']:,} test rows of {data['dim']:,} raw pixels "
+      f"(scaled to [0, 1], mean training image subtracted), {data['classes']} "
+      f"classes; batch {data['batch_size']}. Each time is the median of "
+      f"{res['settings']['reps']} (subprocess figures: {res['settings']['probe_reps']}) "
+      "repetitions after a warm-up.", ""]
+
+
+def _targets(res):
+  lines = ["## Targets", "",
+           "| figure | target | measured | verdict | what bounds it |",
+           "| --- | --- | --- | --- | --- |"]
+  for name, goal in TARGETS.items():
+    value = res.get(name)
+    verdict = _verdict(name, value)
+    unit = " s" if name.endswith("_s") else "x"
+    cmp = "<=" if name in _AT_MOST else ">="
+    lines.append(f"| `{name}` | {cmp} {goal}{unit} | {_f(value)}{unit} | {verdict} | "
+                 f"{_why(res, name) if verdict != 'met' else ''} |")
+  return lines + [""]
+
+
+def _why(res, name):
+  """One sentence, from the measured figures, on what bounds a figure."""
+  s64 = res["sweep"].get("64", {})
+  if name == "sweep_k64_over_roofline" and s64:
+    val_share = 5000 / (2 * s64["steps_per_epoch"] * s64["batch_size"])
+    return (f"the sweep also scores every member on the {res['data']['num_val']:,} "
+            f"validation rows each epoch ({val_share:.0%} of the training products' flops, "
+            "not in the roofline), draws a permutation and gathers each minibatch")
+  if name == "single_member_epoch_s":
+    one = res["sweep"]["1"]
+    return (f"one member's products alone take {_f(one['roofline_per_member_epoch_s'])} s "
+            "per epoch here (the fastest plain loop); a 256 x 3,072 x 10 product is too "
+            "narrow to keep both cores busy, and each step also gathers its 3 MB minibatch")
+  if name == "time_to_40_speedup_vs_lbfgs":
+    lc, lb = res["time_to_target"]["lincv"], res["time_to_target"]["lbfgs"]
+    epochs = lc.get("epoch_s", [])
+    later = (f"; a later epoch takes {_f(float(np.median(epochs[1:])))} s" if len(epochs) > 1
+             else "")
+    warm = res["time_to_target"]["lincv_warm_cache"]
+    return (f"lincv's {_f(lc['seconds'])} s include {_f(epochs[0] if epochs else None)} s "
+            f"for its first epoch, most of it XLA compilation{later} (with a warm "
+            f"compilation cache lincv takes {_f(warm['seconds'])} s); lbfgs reached "
+            f"{res['time_to_target']['target']:.0%} after {lb['iterations']} iterations, "
+            f"{_f(lb['seconds'])} s")
+  if name == "grid64_speedup_vs_gridsearchcv" and s64:
+    g = res["grid"]
+    per_cfg = g["sklearn"]["median_s"] * g["n_jobs"] / (g["configurations"] * g["epochs"])
+    per_mem = s64["per_member_epoch_s"]
+    return (f"SGDClassifier costs {_f(per_cfg)} core-seconds per configuration-epoch "
+            f"(one-vs-rest: {res['data']['classes']} binary passes over the data, one "
+            f"example at a time), lincv {_f(per_mem)} s per member-epoch at K=64; their "
+            f"ratio, {_f(per_cfg / g['n_jobs'] / per_mem)}x on {g['n_jobs']} jobs, bounds "
+            "the speedup, before lincv's compilation and per-epoch validation")
+  return ""
+
+
+def _sweep(res):
+  lines = ["## Sweep: seconds per member-epoch", "",
+           "Per-member time of one epoch of a K-member `lincv.sweep.Population` (SGD, "
+           "softmax, L2), against the same matrix products alone (forward and weight "
+           "gradient for all K members at once) in a plain jitted loop and in NumPy "
+           "(the fastest of two weight layouts, gathered or sliced minibatches), and "
+           "against the NumPy minibatch-SGD softmax loop of `bench/reference.py` "
+           "(K members stacked as one (D, K*C) matrix).", "",
+           "| K | lincv sweep | JAX roofline | NumPy roofline | NumPy SGD loop | "
+           "sweep / roofline | NumPy loop / sweep |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+  for k, r in res["sweep"].items():
+    lines.append(
+        f"| {k} | {_f(r['per_member_epoch_s'])} | {_f(r['jax_roofline_per_member_epoch_s'])} | "
+        f"{_f(r.get('numpy_roofline_per_member_epoch_s'))} | "
+        f"{_f(r.get('numpy_softmax_per_member_epoch_s'))} | "
+        f"{_f(r['sweep_over_roofline'])} | {_f(r.get('numpy_softmax_over_sweep'))} |")
+  one = res["sweep"]["1"]
+  return lines + [
+      "", f"One member alone (`jax.jit(training.train_epoch)`): "
+      f"{_f(one['single_member_epoch_s'])} s per epoch (fastest repetition "
+      f"{_f(one['single_member_epoch_min_s'])} s); "
+      f"{_f(one['gflop_per_member_epoch'])} GFLOP of products per member-epoch.", ""]
+
+
+def _time_to_target(res):
+  t = res["time_to_target"]
+  pct = f"{t['target']:.0%}"
+  lines = [f"## Time to {pct} test accuracy", "",
+           "Each run in a fresh process on rows already decoded; `seconds` counts "
+           "training, compilation included, and leaves out the per-epoch test evaluation; "
+           "`process` is the whole process, imports and loading the rows included. lincv: "
+           "one member, momentum 0.9, learning rate 0.03, cosine decay over "
+           f"{res['settings']['t2t_epochs']} epochs, L2 1e-4. LogisticRegression: lbfgs "
+           "with its defaults, warm-started 5 iterations at a time (each restart drops "
+           "lbfgs's curvature memory, so this is an upper bound on a single fit's time). "
+           "SGDClassifier: log loss with its defaults, one `partial_fit` epoch at a time.",
+           "", "| approach | seconds | process s | test accuracy | steps | reached | "
+           "peak MiB |", "| --- | --- | --- | --- | --- | --- | --- |"]
+  for label, key, steps in (("lincv", "lincv", "epochs"),
+                            ("lincv, warm compilation cache", "lincv_warm_cache", "epochs"),
+                            ("LogisticRegression (lbfgs)", "lbfgs", "iterations"),
+                            ("SGDClassifier", "sgd", "epochs")):
+    r = t[key]
+    lines.append(f"| {label} | {_f(r['seconds'])} | {_f(r['process_s'])} | "
+                 f"{_f(r['accuracy'])} | {r.get(steps)} {steps} | {_f(r['reached'])} | "
+                 f"{_f(r['peak_rss_mib'])} |")
+  sgd = ("" if t["sgd"]["reached"] else
+         f"; SGDClassifier did not reach it in {t['sgd']['epochs']} epochs "
+         f"({_f(t['sgd']['seconds_per_epoch'])} s per epoch)")
+  return lines + [
+      "", "lincv runs with JAX's persistent compilation cache "
+      "(`jax_compilation_cache_dir`) empty in the first row, and in the warm-cache "
+      "row filled by an earlier run, as a second run of the same program shapes "
+      "finds it: the difference is compilation. "
+      "lincv's peak memory includes JAX's own copy of the rows.",
+      "", f"lincv reaches {pct} {_f(res['time_to_40_speedup_vs_lbfgs'])}x sooner than "
+      f"LogisticRegression ({_f(res.get('time_to_40_speedup_vs_lbfgs_warm_cache'))}x with "
+      f"a warm compilation cache){sgd}.", ""]
+
+
+def _grid(res):
+  g = res["grid"]
+  return [
+      "## 64-configuration grid", "",
+      f"8 learning rates x 8 L2 strengths, {g['epochs']} epochs each, trained on the "
+      "training split and scored on the validation split. lincv: `lincv.sweep.run` "
+      "(one group of 64 members, compilation included, minibatch SGD of batch "
+      f"{res['data']['batch_size']}, softmax). scikit-learn: `GridSearchCV` over "
+      "`SGDClassifier(loss='log_loss', learning_rate='constant')` with a "
+      f"`PredefinedSplit` (the same split), n_jobs={g['n_jobs']}, refit=False; it "
+      "steps one example at a time and is one-vs-rest, so it gets eta0 = learning "
+      "rate / batch size and alpha = 2 x L2 strength. The epochs are bounded so that "
+      "GridSearchCV finishes in minutes; both tools get the same.", "",
+      "| approach | seconds | best validation accuracy | best setting |",
+      "| --- | --- | --- | --- |",
+      f"| lincv sweep | {_f(g['lincv']['median_s'])} | {_f(g['lincv_best_val_accuracy'])} "
+      f"(test {_f(g['lincv_test_accuracy'])}) | {g['lincv_best']} |",
+      f"| GridSearchCV | {_f(g['sklearn']['median_s'])} | "
+      f"{_f(g['sklearn_best_val_accuracy'])} | {g['sklearn_best']} |", "",
+      f"Speedup {_f(g['speedup'])}x.", ""]
+
+
+def _knn(res):
+  kn = res["knn"]
+  return [
+      "## k-NN prediction", "",
+      f"k = {kn['k']}, {kn['metric']}, {kn['num_test']:,} test rows against "
+      f"{kn['num_train']:,} training rows; `lincv.knn.predict` against "
+      "`KNeighborsClassifier(algorithm='brute')`.", "",
+      "| approach | seconds | accuracy |", "| --- | --- | --- |",
+      f"| lincv | {_f(kn['lincv']['median_s'])} | {_f(kn['lincv_accuracy'])} |",
+      f"| scikit-learn | {_f(kn['sklearn']['median_s'])} | {_f(kn['sklearn_accuracy'])} |",
+      "", f"Speedup {_f(kn['speedup'])}x; the two agree on "
+      f"{kn['agreement']:.2%} of the predictions.", ""]
+
+
+def _gradients(res):
+  gr = res["gradients"]
+  ps = gr["per_step_s"]
+  return [
+      "## Hand-derived gradient against `jax.grad`", "",
+      "Milliseconds per training step (epoch time / steps), the same objective and "
+      "loop with `grad='hand'` or `grad='autodiff'`.", "",
+      "| | hand | jax.grad | jax.grad / hand |", "| --- | --- | --- | --- |",
+      f"| one member | {_f(ps['single hand'] * 1e3)} | {_f(ps['single autodiff'] * 1e3)} | "
+      f"{_f(gr['single_autodiff_over_hand'])} |",
+      f"| sweep, K={gr['members']} | {_f(ps['sweep hand'] * 1e3)} | "
+      f"{_f(ps['sweep autodiff'] * 1e3)} | {_f(gr['sweep_autodiff_over_hand'])} |", ""]
+
+
+def _memory(res):
+  lines = ["## Peak memory", "",
+           "Peak resident memory of a fresh process running the approach once "
+           "(VmHWM), and its excess over the process after loading the "
+           "rows (a process holding the float32 rows, interpreter and imports included, "
+           f"takes about {_f(next(iter(res['memory'].values()))['data_rss_mib'])} MiB). "
+           "GridSearchCV with n_jobs=2 runs two processes like the one "
+           "measured.", "", "| approach | peak MiB | over the data MiB |",
+           "| --- | --- | --- |"]
+  for label, r in res["memory"].items():
+    lines.append(f"| {label} | {_f(r['peak_rss_mib'])} | {_f(r['over_data_mib'])} |")
+  return lines + [""]
