@@ -6,8 +6,9 @@
     data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test
 
 Modules: `sources` (load), `digits` and `folder` (lincv's own tfds builders), `catalog`
-(tfds catalog datasets), `records` (their shared ArrayRecord layout), `splits`,
-`preprocess`, `dataset` (Dataset, DataError).
+(tfds catalog datasets), `records` (their shared ArrayRecord layout), `image_files`
+(decoding PNG/JPEG files, `read_images`), `splits`, `preprocess`, `dataset` (Dataset,
+DataError).
 """
 
 from lincv.data.dataset import DataError, Dataset, resolve_data_dir
