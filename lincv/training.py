@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import objective, optim, scores, seeds
+from lincv import chunked, objective, optim, scores, seeds
 from lincv._checks import check_name
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -150,9 +150,9 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
 
 def loss_and_grad(structure: Structure, hparams, params, x_BxD, y_B):
   """The objective and its gradient, hand-derived or by `jax.grad` as `structure.grad` says."""
-  value, grads_t = _loss_and_grad_t(structure, hparams, _to_loop_layout(params, structure),
-                                    x_BxD, y_B)
-  return value, _to_loop_layout(grads_t, structure)
+  value, grads_t = _loss_and_grad_t(
+      structure, hparams, objective.transpose_input(params, structure.model), x_BxD, y_B)
+  return value, objective.transpose_input(grads_t, structure.model)
 
 
 def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
@@ -167,35 +167,22 @@ def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
   return jax.value_and_grad(loss)(params_t)
 
 
-def _to_loop_layout(tree, structure: Structure):
-  """Transposes the input weight in every parameter-shaped dict of `tree` (params, grads,
-  optax moments); applied twice it is the identity."""
-  keys = set(objective.PARAM_KEYS[structure.model])
-  is_params = lambda t: isinstance(t, dict) and set(t) == keys
-  return jax.tree.map(
-      lambda t: objective.transpose_input(t, structure.model) if is_params(t) else t,
-      tree, is_leaf=is_params)
-
-
 def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
   """Predicted labels (N,), scored in chunks so memory stays bounded."""
-  return _predict_t(structure, _to_loop_layout(params, structure), x_NxD, chunk)
+  return _predict_t(structure, objective.transpose_input(params, structure.model), x_NxD,
+                    chunk)
 
 
 def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
   """Fraction of rows whose top-scoring class is the label."""
-  return _accuracy_t(structure, _to_loop_layout(params, structure), x_NxD, y_N)
+  return _accuracy_t(structure, objective.transpose_input(params, structure.model), x_NxD,
+                     y_N)
 
 
 def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.Array:
   """`predict` from parameters in the loop's layout."""
   label = lambda x: jnp.argmax(objective.scores_t(params_t, x, structure.model), axis=1)
-  n = x_NxD.shape[0]
-  if n <= chunk:
-    return label(x_NxD).astype(jnp.int32)
-  pad = (-n) % chunk
-  x = jnp.pad(x_NxD, ((0, pad), (0, 0))).reshape(-1, chunk, x_NxD.shape[1])
-  return jax.lax.map(label, x).reshape(-1)[:n].astype(jnp.int32)
+  return chunked.map_rows(label, x_NxD, chunk, mode="zeros").astype(jnp.int32)
 
 
 def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
@@ -307,18 +294,17 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
     return (params, prev, opt_state, status, loss_ref, loss_sum, num), None
 
   zero = jnp.zeros((), state.last_loss.dtype)
-  carry = (_to_loop_layout(state.params, structure),
-           _to_loop_layout(state.prev_params, structure),
-           _to_loop_layout(state.opt_state, structure), state.status, state.loss_ref, zero,
-           jnp.zeros((), jnp.int32))
+  # Everything shaped like the parameters (they, the previous ones, the optimizer's
+  # per-parameter state) changes layout; see `objective.transpose_input_like`.
+  to_loop = lambda tree: objective.transpose_input_like(tree, state.params, structure.model)
+  carry = (to_loop(state.params), to_loop(state.prev_params), to_loop(state.opt_state),
+           state.status, state.loss_ref, zero, jnp.zeros((), jnp.int32))
   (params, prev, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
       step, carry, batches_SxB)
   updated = num > 0
   train_loss = jnp.where(updated, loss_sum / jnp.maximum(num, 1), jnp.nan)
   val_acc = _accuracy_t(structure, params, data.x_val, data.y_val)
-  params = _to_loop_layout(params, structure)
-  prev = _to_loop_layout(prev, structure)
-  opt_state = _to_loop_layout(opt_state, structure)
+  params, prev, opt_state = to_loop(params), to_loop(prev), to_loop(opt_state)
 
   trained = active_at_start & (status == ACTIVE)
   improved = trained & (val_acc > state.best_val_acc)
