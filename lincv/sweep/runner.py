@@ -70,7 +70,8 @@ class Runner:
     self.runs: dict[int, _GroupRun] = {}
     self.pops: dict[int, population.Population] = {}
     self.data: dict[str, training.Data] = {}
-    self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [], "groups": {}}
+    self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [],
+                 "groups": {}}
     self.store = None
     if workdir:
       self.store = checkpoint.Store(os.path.join(workdir, "checkpoint"), "sweep.json")
