@@ -95,6 +95,24 @@ def transpose_input(params, model="linear") -> dict:
   return {**params, first: params[first].T}
 
 
+def transpose_input_like(tree, params, model="linear"):
+  """`tree` with `transpose_input` applied to every subtree shaped like `params`.
+
+  A subtree is parameter-shaped when its tree structure and its leaves' shapes are
+  those of `params` (in either layout: the layouts share them but for the input weight,
+  whose two shapes are each other's transpose). So the parameters, their gradients and
+  an optimizer's per-parameter state (momentum's trace, Adam's moments) change layout
+  together, and nothing else does: not a step count, nor the injected hyperparameters,
+  whatever they are named. Applied twice it is the identity.
+  """
+  treedef = jax.tree.structure(params)
+  shapes = lambda t: [jnp.shape(leaf) for leaf in jax.tree.leaves(t)]
+  layouts = (shapes(params), shapes(jax.eval_shape(lambda p: transpose_input(p, model), params)))
+  like = lambda t: jax.tree.structure(t) == treedef and shapes(t) in layouts
+  return jax.tree.map(lambda t: transpose_input(t, model) if like(t) else t, tree,
+                      is_leaf=like)
+
+
 def _forward_t(params_t, x_NxD, model):
   """(a, h, s): pre-activation and activation of the first layer, and the scores (N, C),
   from parameters in the `transpose_input` layout."""
@@ -148,6 +166,9 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
   return value, {"W1": dw1_t, "b1": jnp.sum(da_NxH, axis=0), "W2": dw2, "b2": db_out}
 
 
-def grad(params, x_NxD, labels_N, **kwargs):
-  """Hand-derived gradient of `loss` w.r.t. `params` (same keyword arguments)."""
-  return loss_and_grad(params, x_NxD, labels_N, **kwargs)[1]
+def grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
+         reg_strength=0.0, margin=1.0, beta=1.0):
+  """Hand-derived gradient of `loss` w.r.t. `params`, shaped like `params`; takes the
+  arguments of `loss`."""
+  return loss_and_grad(params, x_NxD, labels_N, model=model, loss=loss, reg=reg,
+                       reg_strength=reg_strength, margin=margin, beta=beta)[1]

@@ -13,8 +13,8 @@ compiles once per structure; passing one shared key instead of None gives the me
 one data order and one minibatch gather per step (see `train_epoch`).
 `lincv.sweep.Population` does this.
 
-Per step: a minibatch drawn without replacement (one permutation per epoch), the
-objective and its gradient (hand-derived by default, `jax.grad` on
+Per step: a minibatch drawn without replacement (one permutation per epoch, see
+`lincv.order`), the objective and its gradient (hand-derived by default, `jax.grad` on
 request: both give the same trajectory), one optax update. Per epoch: mean train loss,
 validation accuracy, the best-validation parameters kept, early stopping with patience.
 A member whose loss becomes non-finite or exceeds `diverge_factor` times its starting
@@ -32,8 +32,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import objective, optim, scores, seeds
+from lincv import chunked, objective, optim, scores, seeds
 from lincv._checks import check_name
+from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
 STATUS_NAMES = {ACTIVE: "ok", DIVERGED: "diverged", PRUNED: "pruned", STOPPED: "ok"}
@@ -110,15 +111,6 @@ class TrainState(NamedTuple):
   prev_params: dict         # while active: the parameters before the last update
 
 
-def steps_per_epoch(structure: Structure, num_train: int) -> int:
-  """Full minibatches per epoch (the remainder of a permutation is left out)."""
-  if structure.batch_size > num_train:
-    raise ValueError(
-        f"batch_size {structure.batch_size} is larger than the {num_train} training "
-        "examples; choose batch_size <= the training set size")
-  return num_train // structure.batch_size
-
-
 def make_optimizer(structure: Structure, hparams, num_train: int) -> optax.GradientTransformation:
   """The member's optax optimizer, with its schedule and its injected hyperparameters."""
   lr = optim.schedule(
@@ -150,9 +142,9 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
 
 def loss_and_grad(structure: Structure, hparams, params, x_BxD, y_B):
   """The objective and its gradient, hand-derived or by `jax.grad` as `structure.grad` says."""
-  value, grads_t = _loss_and_grad_t(structure, hparams, _to_loop_layout(params, structure),
-                                    x_BxD, y_B)
-  return value, _to_loop_layout(grads_t, structure)
+  value, grads_t = _loss_and_grad_t(
+      structure, hparams, objective.transpose_input(params, structure.model), x_BxD, y_B)
+  return value, objective.transpose_input(grads_t, structure.model)
 
 
 def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
@@ -167,35 +159,22 @@ def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
   return jax.value_and_grad(loss)(params_t)
 
 
-def _to_loop_layout(tree, structure: Structure):
-  """Transposes the input weight in every parameter-shaped dict of `tree` (params, grads,
-  optax moments); applied twice it is the identity."""
-  keys = set(objective.PARAM_KEYS[structure.model])
-  is_params = lambda t: isinstance(t, dict) and set(t) == keys
-  return jax.tree.map(
-      lambda t: objective.transpose_input(t, structure.model) if is_params(t) else t,
-      tree, is_leaf=is_params)
-
-
 def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
   """Predicted labels (N,), scored in chunks so memory stays bounded."""
-  return _predict_t(structure, _to_loop_layout(params, structure), x_NxD, chunk)
+  return _predict_t(structure, objective.transpose_input(params, structure.model), x_NxD,
+                    chunk)
 
 
 def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
   """Fraction of rows whose top-scoring class is the label."""
-  return _accuracy_t(structure, _to_loop_layout(params, structure), x_NxD, y_N)
+  return _accuracy_t(structure, objective.transpose_input(params, structure.model), x_NxD,
+                     y_N)
 
 
 def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.Array:
   """`predict` from parameters in the loop's layout."""
   label = lambda x: jnp.argmax(objective.scores_t(params_t, x, structure.model), axis=1)
-  n = x_NxD.shape[0]
-  if n <= chunk:
-    return label(x_NxD).astype(jnp.int32)
-  pad = (-n) % chunk
-  x = jnp.pad(x_NxD, ((0, pad), (0, 0))).reshape(-1, chunk, x_NxD.shape[1])
-  return jax.lax.map(label, x).reshape(-1)[:n].astype(jnp.int32)
+  return chunked.map_rows(label, x_NxD, chunk, mode="zeros").astype(jnp.int32)
 
 
 def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
@@ -204,48 +183,6 @@ def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
 
 def _where(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
-
-
-def order_key(hparams, key: jax.Array | None = None) -> jax.Array:
-  """The data-order key of a member: `key` if given (shared), else its own from its seed."""
-  return seeds.key(hparams["seed"], "order") if key is None else key
-
-
-def epoch_batches(hparams, key: jax.Array | None, epoch, structure: Structure,
-                  num_train: int) -> jax.Array:
-  """The training-row indices of each minibatch of `epoch`, (steps, batch_size) int32.
-
-  Epoch e shuffles with `fold_in(order_key(hparams, key), e)`: a member's order is a
-  function of its seed (or of the shared `key`) and the epoch only.
-  """
-  steps, b = steps_per_epoch(structure, num_train), structure.batch_size
-  order = shuffle(jax.random.fold_in(order_key(hparams, key), epoch), num_train)
-  return order[: steps * b].reshape(steps, b)
-
-
-def shuffle(key: jax.Array, n: int) -> jax.Array:
-  """A random permutation of range(n), int32 (n,), by sorts of one integer array.
-
-  With m bits to write a position < n, each round sorts once the uint32 values that
-  hold 32 - m random bits above the m bits of each row's current position: ties are
-  broken by the position, so a round is a stable sort by fresh random bits, and r
-  rounds sort by r (32 - m) random bits. The rounds are enough for 3 log2(n) of them, as in
-  `jax.random.permutation`, so that all keys of two rows tie with probability below
-  1/n^3. A sort of one integer array is several times faster on XLA:CPU than the
-  key-value sort of `jax.random.permutation`, which matters when each member of a
-  vmapped population shuffles its own order.
-  """
-  m = max(1, (n - 1).bit_length())
-  if m > 28:
-    raise ValueError(f"cannot shuffle {n} rows: at most 2**28")
-  rounds = -(-3 * m // (32 - m))
-  mask = jnp.uint32((1 << m) - 1)
-  position = jnp.arange(n, dtype=jnp.uint32)
-  order = position
-  for r in range(rounds):
-    bits = jax.random.bits(jax.random.fold_in(key, r), (n,), jnp.uint32)
-    order = order[jnp.sort((bits & ~mask) | position) & mask]
-  return order.astype(jnp.int32)
 
 
 def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
@@ -307,18 +244,17 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
     return (params, prev, opt_state, status, loss_ref, loss_sum, num), None
 
   zero = jnp.zeros((), state.last_loss.dtype)
-  carry = (_to_loop_layout(state.params, structure),
-           _to_loop_layout(state.prev_params, structure),
-           _to_loop_layout(state.opt_state, structure), state.status, state.loss_ref, zero,
-           jnp.zeros((), jnp.int32))
+  # Everything shaped like the parameters (they, the previous ones, the optimizer's
+  # per-parameter state) changes layout; see `objective.transpose_input_like`.
+  to_loop = lambda tree: objective.transpose_input_like(tree, state.params, structure.model)
+  carry = (to_loop(state.params), to_loop(state.prev_params), to_loop(state.opt_state),
+           state.status, state.loss_ref, zero, jnp.zeros((), jnp.int32))
   (params, prev, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
       step, carry, batches_SxB)
   updated = num > 0
   train_loss = jnp.where(updated, loss_sum / jnp.maximum(num, 1), jnp.nan)
   val_acc = _accuracy_t(structure, params, data.x_val, data.y_val)
-  params = _to_loop_layout(params, structure)
-  prev = _to_loop_layout(prev, structure)
-  opt_state = _to_loop_layout(opt_state, structure)
+  params, prev, opt_state = to_loop(params), to_loop(prev), to_loop(opt_state)
 
   trained = active_at_start & (status == ACTIVE)
   improved = trained & (val_acc > state.best_val_acc)

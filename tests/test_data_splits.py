@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lincv import data
+from lincv import data, knn
 
 
 def _labels(counts=(50, 30, 20, 7), seed=0):
@@ -42,7 +42,7 @@ def test_train_val_split_zero_fraction_and_tiny_classes():
   assert set(labels[train_idx]) == {0, 1, 2}  # every class keeps one training example
 
 
-def test_kfold_partitions_and_is_stratified():
+def test_kfold_partitions_and_is_deterministic():
   labels = _labels()
   folds = data.kfold(labels, k=5, seed=1)
   assert len(folds) == 5
@@ -53,12 +53,22 @@ def test_kfold_partitions_and_is_stratified():
   for train_idx, val_idx in folds:
     assert not set(train_idx) & set(val_idx)
     assert len(train_idx) + len(val_idx) == len(labels)
-    counts = np.bincount(labels[val_idx], minlength=4)
-    assert np.all(np.abs(counts - np.bincount(labels) / 5) < 1)
   again = data.kfold(labels, k=5, seed=1)
   for (a, b), (c, d) in zip(folds, again):
     np.testing.assert_array_equal(a, c)
     np.testing.assert_array_equal(b, d)
+
+
+def test_kfold_is_the_folds_knn_cross_validates_on():
+  # One k-fold assignment: kfold's validation parts are k-NN's folds, groups included.
+  labels = _labels()
+  n = len(labels)
+  groups = np.arange(n) % (n // 2)  # rows i and i + n/2 share a group
+  folds = data.kfold(labels, k=4, seed=3, groups=groups)
+  for (_, val_idx), rows in zip(folds, knn.fold_indices(n, 4, seed=3, groups=groups)):
+    np.testing.assert_array_equal(val_idx, np.sort(rows))
+    assert set(groups[val_idx]).isdisjoint(set(groups[np.setdiff1d(np.arange(n), val_idx)]))
+  assert knn.fold_indices is data.splits.fold_indices
 
 
 def test_stratified_subset_keeps_proportions():

@@ -8,6 +8,7 @@ sums in different orders, so they agree to a few dozen ulps of the largest gradi
 sqrt(eps), and a gradient scaled by 1.01 is ~5e-3 off, well above it.
 """
 
+import inspect
 import itertools
 
 import chex
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from lincv import gradcheck, objective, scores
+from lincv import gradcheck, objective, optim, scores
 
 COMBOS = [dict(model=m, loss=l, reg=r) for m, l, r in itertools.product(
     ("linear", "mlp"), ("svm", "squared_svm", "softmax"), ("none", "l2", "l1", "elastic_net"))]
@@ -171,3 +172,51 @@ class ValidationTest(parameterized.TestCase):
     # class. (Labels closed over by a jitted function are concrete, and raise as above.)
     value = jax.jit(lambda p, y: objective.loss(p, x, y))(params, y)
     self.assertTrue(bool(jnp.isnan(value)))
+
+
+# ------------------------------------------------------------------ the loop's layout
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_transpose_input_like_moves_parameter_shaped_state_only(model, optimizer):
+  """On an optax state the input weight of every parameter-shaped subtree (momentum's
+  trace, Adam's moments) is transposed and nothing else changes: not the step count,
+  nor the injected hyperparameters (Adam's b1 and b2 share their names with the mlp's
+  biases)."""
+  params, x, y = _problem(model, d=6, c=4, hidden=5)
+  opt = optim.make(optimizer, 0.1)
+  state = opt.init(params)
+  _, state = opt.update(objective.grad(params, x, y, model=model), state, params)
+  tree = {"params": params, "opt": state}
+  moved = objective.transpose_input_like(tree, params, model)
+  first = objective.INPUT_WEIGHT[model]
+  changed = []
+  for (path, old), (_, new) in zip(jax.tree_util.tree_leaves_with_path(tree),
+                                   jax.tree_util.tree_leaves_with_path(moved)):
+    name = jax.tree_util.keystr(path)
+    if name.endswith(f"['{first}']"):
+      np.testing.assert_array_equal(new, np.asarray(old).T)
+      changed.append(name)
+    else:
+      np.testing.assert_array_equal(new, old)
+  moments = {"adam": 2, "momentum": 1}[optimizer]
+  assert len(changed) == 1 + moments, changed
+  chex.assert_trees_all_equal(objective.transpose_input_like(moved, params, model), tree)
+
+
+def test_transpose_input_like_finds_parameters_by_shape_not_by_name():
+  # A dict named like the linear model's parameters but not shaped like them stays put
+  # (a lookup by key names would transpose its "W").
+  params, _, _ = _problem("linear", d=6, c=4)
+  decoy = {"W": jnp.ones((3, 5)), "b": jnp.zeros(5)}
+  moved = objective.transpose_input_like({"p": params, "decoy": decoy}, params, "linear")
+  chex.assert_trees_all_equal(moved["decoy"], decoy)
+  np.testing.assert_array_equal(moved["p"]["W"], params["W"].T)
+
+
+def test_grad_shows_its_keyword_arguments():
+  grad_args = inspect.signature(objective.grad).parameters
+  loss_args = inspect.signature(objective.loss).parameters
+  assert list(grad_args) == list(loss_args)
+  assert all(grad_args[k].default == loss_args[k].default for k in grad_args)

@@ -34,7 +34,7 @@ def digits(tfds_dir, monkeypatch):
       built[key] = new(group, data, num_classes)
     return built[key]
 
-  monkeypatch.setattr(sweep, "Population", population)
+  monkeypatch.setattr(sweep.population, "Population", population)
 
 
 class KillAt(Progress):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import chex
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -92,7 +93,9 @@ def test_batch_size_larger_than_data():
 # ------------------------------------------------------------------ running
 
 
-def test_population_compiles_once_and_matches_fit():
+def test_population_compiles_once_and_matches_fit(monkeypatch):
+  for name in ("init_state", "train_epoch"):  # a second trace raises
+    monkeypatch.setattr(training, name, chex.assert_max_traces(getattr(training, name), n=1))
   data = _data()
   members = sweep.expand(_config(learning_rate=[0.01, 0.1, 0.3]))
   (g,) = sweep.group(members)
@@ -101,7 +104,7 @@ def test_population_compiles_once_and_matches_fit():
   key = training.jax.random.key(0)
   for _ in range(3):
     state, _ = pop.epoch(state, key)
-  assert dict(pop.traces) == {"init": 1, "epoch": 1}
+  monkeypatch.undo()
   hp = {f: jnp.asarray(v[1]) for f, v in g.hparams.items()}
   s = training.Structure(**{**g.structure.__dict__, "epochs": 3})
   single, _ = training.fit(hp, data, key, s, 4)
@@ -266,7 +269,7 @@ def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monke
       built[key] = new(group, data, num_classes)
     return built[key]
 
-  monkeypatch.setattr(sweep, "Population", population)
+  monkeypatch.setattr(sweep.population, "Population", population)
   x, y = blobs(300)
   data = training.Data(jnp.asarray(x[:200]), jnp.asarray(y[:200]),
                        jnp.asarray(x[200:]), jnp.asarray(y[200:]))
@@ -295,3 +298,17 @@ def test_different_config_on_existing_workdir_is_refused(tmp_path):
   sweep.run(_config(learning_rate=[0.1]), lambda f: data, 4, workdir=str(tmp_path))
   with pytest.raises(sweep.SweepError, match="holds a run of a different configuration"):
     sweep.run(_config(learning_rate=[0.2]), lambda f: data, 4, workdir=str(tmp_path))
+
+
+def test_the_checkpoint_knows_its_configuration_by_config_fingerprint(tmp_path, monkeypatch):
+  # One definition of "the same configuration": the run directory's and the checkpoint's.
+  data = _data()
+  c = _config(learning_rate=[0.1])
+  monkeypatch.setattr(config_lib, "fingerprint", lambda config: {"lr": config.sweep.learning_rate})
+  first = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
+  saved = json.loads((tmp_path / "checkpoint" / "sweep.json").read_text())
+  assert saved["config"] == {"lr": [0.1]}
+  c.epochs = 3  # the same fingerprint: the finished 6-epoch run is read back, not refused
+  again = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
+  assert len(again.history[0]["val_accuracy"]) == 6
+  assert again.best["val_accuracy"] == first.best["val_accuracy"]

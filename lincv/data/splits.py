@@ -1,11 +1,12 @@
-"""Deterministic, stratified index splits: train/validation, k-fold, and subsets.
+"""Deterministic index splits: stratified train/validation and subsets, k-fold.
 
-Every function takes integer labels (N,) and a seed and returns sorted int64 index
-arrays into them; the same labels and seed give the same indices on every machine
-(numpy's PCG64 generator). Stratified means each class keeps its share of examples in
-every part, to within one example per class.
+Every function takes a seed and returns int64 index arrays; the same input and seed give
+the same indices on every machine (numpy's PCG64 generator for the stratified splits,
+`jax.random.permutation` for the folds). Stratified means each class keeps its share of
+examples in every part, to within one example per class.
 """
 
+import jax
 import numpy as np
 
 from lincv.data.dataset import DataError, check_labels
@@ -78,18 +79,17 @@ def train_val_split(labels, val_fraction: float = 0.1,
   return np.sort(np.concatenate(train or empty)), np.sort(np.concatenate(val or empty))
 
 
-def kfold(labels, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-  """Stratified k-fold cross-validation splits.
+def kfold(labels, k: int, seed: int = 0, *, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
+  """k-fold cross-validation splits: the folds of `fold_indices(N, k, seed, groups)`.
 
-  Each class is shuffled by `seed`, the classes are laid end to end, and the examples
-  are dealt to folds in turn, so every fold holds each class's share to within one
-  example and fold sizes differ by at most one. The k validation parts partition
-  range(N).
+  Fold sizes differ by at most one (in groups, with `groups`); the rows of one group
+  share a fold. The k validation parts partition range(N).
 
   Args:
     labels: integer class indices (N,).
-    k: number of folds, 2 <= k <= N.
+    k: number of folds, 2 <= k <= N (or the number of groups).
     seed: the same labels and seed give the same folds.
+    groups: optional (N,) group of each example, e.g. the image it was made from.
 
   Returns:
     k pairs (train_idx, val_idx) of sorted int64 index arrays; fold i validates on
@@ -99,8 +99,45 @@ def kfold(labels, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
   n = len(labels_N)
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
     raise DataError(f"k must be an integer in [2, N={n}], got {k!r}")
-  dealt = np.concatenate(_class_members(labels_N, np.random.default_rng(seed)))
-  fold_of = np.empty(n, np.int64)
-  fold_of[dealt] = np.arange(n) % k
   every = np.arange(n)
+  fold_of = np.empty(n, np.int64)
+  for i, rows in enumerate(fold_indices(n, k, seed, groups)):
+    fold_of[rows] = i
   return [(every[fold_of != i], every[fold_of == i]) for i in range(k)]
+
+
+def fold_indices(n: int, num_folds: int, seed: int = 0, groups=None) -> list[np.ndarray]:
+  """A random partition of range(n) into num_folds folds; rows of one group share a fold.
+
+  Without `groups`, fold f is the f-th contiguous piece of
+  `jax.random.permutation(key(seed), n)` and fold sizes differ by at most 1. With
+  `groups` (N,), e.g. the image each row was made from (an image and its mirrored copy),
+  the G distinct groups are permuted and split the same way, and every row goes to its
+  group's fold: the fold sizes in groups differ by at most 1, and rows of a group are
+  listed in index order after those of the groups before it. `groups=arange(n)` gives
+  the same folds as no groups. This is lincv's one k-fold assignment: `kfold` and k-NN
+  cross-validation (`lincv.knn.cross_validate`) both use it.
+
+  Returns:
+    num_folds integer index arrays that partition range(n), in the order above.
+  """
+  if isinstance(num_folds, bool) or not isinstance(num_folds, (int, np.integer)) or num_folds < 1:
+    raise ValueError(f"num_folds must be a positive integer, got {num_folds!r}")
+  if groups is None:
+    g, members = n, None
+  else:
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+      raise ValueError(f"groups must have shape ({n},), got {groups.shape}")
+    _, inverse = np.unique(groups, return_inverse=True)
+    g = int(inverse.max()) + 1 if n else 0
+    order = np.argsort(inverse, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inverse, minlength=g))[:-1])
+  what = "examples" if groups is None else "groups"
+  if num_folds < 2 or num_folds > g:
+    raise ValueError(f"num_folds must be in [2, {g}] for {g} {what}, got {num_folds}")
+  folds = np.array_split(np.asarray(jax.random.permutation(jax.random.key(seed), g)),
+                         num_folds)
+  if members is None:
+    return folds
+  return [np.concatenate([members[i] for i in fold]) for fold in folds]

@@ -1,4 +1,4 @@
-"""k-nearest neighbours with L1 and L2 distances, in bounded memory, and cross-validation over k.
+"""k-nearest neighbours with L1 and L2 distances, in bounded memory: search and vote.
 
 Distances between a test row a and a training row b (D features):
 
@@ -21,23 +21,17 @@ first in that order, so k = 2 with two different labels agrees with k = 1. With
 assignment). L2 rankings use the expansion above in the dtype of the inputs; in float32
 with raw 0-255 pixels it carries an absolute error of about 1e-7 |a|^2, so near-ties can
 order differently than exact arithmetic would (centre the data first to reduce it).
-
-Cross-validation uses every example: each is assigned to one of F folds at random (fold
-sizes differ by at most one; with `groups`, the rows of a group, such as an image and its
-mirror image, go to one fold together), and all folds are searched at once, vmapped over the fold
-axis; each fold's test rows see only the other folds' rows. One search per fold finds the
-max(ks) nearest neighbours and every k in `ks` is voted from that single sorted list.
 """
 
 import functools
 import math
-from collections.abc import Sequence
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lincv import chunked
 from lincv._checks import check_name
 
 METRICS = ("l1", "l2")
@@ -104,14 +98,12 @@ def _search(q_MxD, blocks_BxTxD, valid_BxT, block_ids_J, *, k, metric, chunk):
   M must be a multiple of `chunk`; invalid (padding) rows are never selected while
   enough valid rows exist.
   """
-  m, d = q_MxD.shape
-  _, t, _ = blocks_BxTxD.shape
-  q_NCxCxD = q_MxD.reshape(m // chunk, chunk, d)
-  qn_NCxC = jnp.sum(q_NCxCxD * q_NCxCxD, axis=-1)
+  m = q_MxD.shape[0]
+  t = blocks_BxTxD.shape[1]
+  qn_M = jnp.sum(q_MxD * q_MxD, axis=-1)
   inf = jnp.array(jnp.inf, q_MxD.dtype)
 
   def visit(best, block_id):
-    best_d_MxK, best_i_MxK = best
     b_TxD = blocks_BxTxD[block_id]
     bn_T = jnp.sum(b_TxD * b_TxD, axis=-1)
     ok_T = valid_BxT[block_id]
@@ -129,11 +121,7 @@ def _search(q_MxD, blocks_BxTxD, valid_BxT, block_ids_J, *, k, metric, chunk):
       return (jnp.take_along_axis(cand_d, keep_CxK, axis=1),
               jnp.take_along_axis(cand_i, keep_CxK, axis=1))
 
-    d_NCxCxK, i_NCxCxK = jax.lax.map(merge, (
-        q_NCxCxD, qn_NCxC,
-        best_d_MxK.reshape(m // chunk, chunk, k),
-        best_i_MxK.reshape(m // chunk, chunk, k)))
-    return (d_NCxCxK.reshape(m, k), i_NCxCxK.reshape(m, k)), None
+    return chunked.map_rows(merge, (q_MxD, qn_M, *best), chunk), None
 
   init = (jnp.full((m, k), inf), jnp.full((m, k), -1, jnp.int32))
   (best_d, best_i), _ = jax.lax.scan(visit, init, block_ids_J)
@@ -174,13 +162,11 @@ def _distances(x_test_MxD, x_train_NxD, metric):
 @functools.partial(
     jax.jit, static_argnames=("k", "metric", "chunk", "test_pieces", "block", "blocks"))
 def _neighbours(x_test_MxD, x_train_NxD, *, k, metric, chunk, test_pieces, block, blocks):
-  m, d = x_test_MxD.shape
-  n = x_train_NxD.shape[0]
+  m, n = x_test_MxD.shape[0], x_train_NxD.shape[0]
   dtype = jnp.result_type(x_test_MxD, x_train_NxD)
-  q = jnp.pad(x_test_MxD.astype(dtype), ((0, test_pieces * chunk - m), (0, 0)))
-  b = jnp.pad(x_train_NxD.astype(dtype), ((0, blocks * block - n), (0, 0)))
-  valid = (jnp.arange(blocks * block) < n).reshape(blocks, block)
-  dist, ids = _search(q, b.reshape(blocks, block, d), valid, jnp.arange(blocks),
+  q = chunked.pad_rows(x_test_MxD.astype(dtype), test_pieces * chunk, "zeros")
+  b_BxTxD = chunked.chunks(x_train_NxD.astype(dtype), block, "zeros")
+  dist, ids = _search(q, b_BxTxD, chunked.valid(n, block), jnp.arange(blocks),
                       k=k, metric=metric, chunk=chunk)
   return _finish(dist[:m], metric), ids[:m]
 
@@ -293,114 +279,3 @@ def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
                           train_chunk_size=train_chunk_size)
   labels_MxK = jnp.asarray(y_train_N)[idx_MxK]
   return _votes(labels_MxK, (k,), num_classes, tie_break)[0]
-
-
-def fold_indices(n: int, num_folds: int, seed: int = 0, groups=None) -> list[np.ndarray]:
-  """A random partition of range(n) into num_folds folds; rows of one group share a fold.
-
-  Without `groups`, fold f is the f-th contiguous piece of
-  `jax.random.permutation(key(seed), n)` and fold sizes differ by at most 1. With
-  `groups` (N,), e.g. the image each row was made from (an image and its mirrored copy),
-  the G distinct groups are permuted and split the same way, and every row goes to its
-  group's fold: the fold sizes in groups differ by at most 1, and rows of a group are
-  listed in index order after those of the groups before it. `groups=arange(n)` gives
-  the same folds as no groups.
-  """
-  _check_positive("num_folds", num_folds)
-  if groups is None:
-    g, members = n, None
-  else:
-    groups = np.asarray(groups)
-    if groups.shape != (n,):
-      raise ValueError(f"groups must have shape ({n},), got {groups.shape}")
-    _, inverse = np.unique(groups, return_inverse=True)
-    g = int(inverse.max()) + 1 if n else 0
-    order = np.argsort(inverse, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(inverse, minlength=g))[:-1])
-  what = "examples" if groups is None else "groups"
-  if num_folds < 2 or num_folds > g:
-    raise ValueError(f"num_folds must be in [2, {g}] for {g} {what}, got {num_folds}")
-  folds = np.array_split(np.asarray(jax.random.permutation(jax.random.key(seed), g)),
-                         num_folds)
-  if members is None:
-    return folds
-  return [np.concatenate([members[i] for i in fold]) for fold in folds]
-
-
-@functools.partial(
-    jax.jit, static_argnames=("ks", "metric", "chunk", "blocks", "num_classes", "tie_break"))
-def _cross_validate(x_FxSxD, y_FxS, valid_FxS, *, ks, metric, chunk, blocks, num_classes,
-                    tie_break):
-  num_folds, s, d = x_FxSxD.shape
-  t = s // blocks
-  others_FxJ = jnp.array([[g * blocks + i for g in range(num_folds) if g != f
-                           for i in range(blocks)] for f in range(num_folds)])
-  x_BxTxD = x_FxSxD.reshape(num_folds * blocks, t, d)
-  valid_BxT = valid_FxS.reshape(num_folds * blocks, t)
-
-  def fold(q_SxD, others_J):
-    _, ids_SxK = _search(q_SxD, x_BxTxD, valid_BxT, others_J, k=max(ks), metric=metric,
-                         chunk=chunk)
-    return _votes(y_FxS.reshape(-1)[ids_SxK], ks, num_classes, tie_break)
-
-  preds_FxKsxS = jax.vmap(fold)(x_FxSxD, others_FxJ)
-  hits = (preds_FxKsxS == y_FxS[:, None, :]) & valid_FxS[:, None, :]
-  return jnp.sum(hits, axis=2) / jnp.sum(valid_FxS, axis=1, keepdims=True)
-
-
-def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 5,
-                   metric: str = "l2", seed: int = 0, num_classes: int | None = None, *,
-                   groups=None, tie_break: str = "nearest", chunk_size: int | None = None,
-                   train_chunk_size: int | None = None) -> dict:
-  """F-fold cross-validated accuracy of k-NN for every k in ks, all folds at once.
-
-  Folds come from `fold_indices(N, num_folds, seed, groups)`: rows of one group (copies
-  of one image, such as its mirror image) are never split between a fold and the rows
-  that label it. For fold f, the training rows are
-  the other folds' rows in fold order (and, within a fold, in `fold_indices` order), the
-  order that breaks distance ties. The folds are vmapped; each searches the max(ks)
-  nearest neighbours once and votes every k from that list. `chunk_size` and
-  `train_chunk_size` bound memory per fold, as for `neighbours`.
-
-  Returns:
-    {"ks": [k, ...], "accuracy": [mean over folds, ...],
-     "fold_accuracy": (num_folds, len(ks)) array, "best_k": k of highest mean accuracy
-     (the smallest such k)}.
-  """
-  check_name("metric", metric, METRICS)
-  check_name("tie_break", tie_break, TIE_BREAKS)
-  x_NxD = _as_float(x_NxD)
-  chex.assert_rank(x_NxD, 2)
-  n = x_NxD.shape[0]
-  num_classes = _check_labels(y_N, n, num_classes)
-  ks = tuple(int(k) for k in ks)
-  if not ks:
-    raise ValueError("ks must name at least one k")
-  folds = fold_indices(n, num_folds, seed, groups)
-  smallest_train = n - max(len(f) for f in folds)
-  for k in ks:
-    _check_positive("k", k)
-    if k > smallest_train:
-      raise ValueError(
-          f"k={k} exceeds the smallest training set of {num_folds}-fold cross-validation "
-          f"({smallest_train} rows); use k <= {smallest_train}")
-  chunk_size = _CHUNK[metric] if chunk_size is None else chunk_size
-  train_chunk_size = _TRAIN_BLOCK[metric] if train_chunk_size is None else train_chunk_size
-  _check_positive("chunk_size", chunk_size)
-  _check_positive("train_chunk_size", train_chunk_size)
-  blocks, rows = _split(max(len(f) for f in folds), train_chunk_size)
-  pieces, chunk = _split(rows, chunk_size)
-  s = blocks * pieces * chunk
-  idx_FxS = np.zeros((num_folds, s), np.int64)
-  valid_FxS = np.zeros((num_folds, s), bool)
-  for f, fold in enumerate(folds):
-    idx_FxS[f, :len(fold)] = fold
-    valid_FxS[f, :len(fold)] = True
-  x_FxSxD = x_NxD[jnp.asarray(idx_FxS)]
-  y_FxS = jnp.asarray(np.asarray(y_N)[idx_FxS])
-  acc_FxK = np.asarray(_cross_validate(
-      x_FxSxD, y_FxS, jnp.asarray(valid_FxS), ks=ks, metric=metric, chunk=chunk,
-      blocks=blocks, num_classes=num_classes, tie_break=tie_break))
-  mean = acc_FxK.mean(axis=0)
-  return {"ks": list(ks), "accuracy": [float(a) for a in mean],
-          "fold_accuracy": acc_FxK, "best_k": ks[int(np.argmax(mean))]}

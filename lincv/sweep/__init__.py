@@ -1,0 +1,100 @@
+"""Hyperparameter sweeps: search spaces, grouping, a vmapped population, halving, selection.
+
+A sweep is a list of members, each a full assignment of the swept fields. Members that
+agree on every structural field form a group; a group's K members train together under
+one `jit(vmap(...))`, with the population axis sharded over all devices. After each
+epoch the sweep state is checkpointed atomically, so a killed sweep resumes where it
+stopped and ends with the same results. `run` does all of it; its steps live in
+
+  space.py       the search space: `expand`, `notes`, `validate_member`, `structure`,
+                 `group` (its spelling in `config.sweep` is in that module's docstring)
+  population.py  a group's compiled, sharded population: `Population`, `chunking`
+  selection.py   successive halving's rungs, `select`, `Result`, `Diverged`
+  runner.py      training the groups in turn and committing their progress: `Runner`,
+                 `check_data`, `shared_order_key`
+"""
+
+import time
+from collections.abc import Callable
+
+import jax
+import ml_collections
+
+from lincv import training
+from lincv.sweep.population import MAX_CHUNK, Population, chunking
+from lincv.sweep.runner import Runner, check_data, shared_order_key
+from lincv.sweep.selection import Diverged, Result, halving, select
+from lincv.sweep.space import (SEARCHES, Group, SweepError, expand, group, notes, structure,
+                               validate_member)
+
+__all__ = ["MAX_CHUNK", "SEARCHES", "Diverged", "Group", "Population", "Result", "SweepError",
+           "check_data", "chunking", "expand", "group", "halving", "notes", "run", "select",
+           "shared_order_key", "structure", "accuracy_on_test", "validate_member"]
+
+
+def run(config: ml_collections.ConfigDict,
+        data_for: Callable[[str], training.Data],
+        num_classes: int, *,
+        workdir: str | None = None,
+        test_for: Callable[[str], tuple] | None = None,
+        progress: Callable[[dict], None] | None = None,
+        started: float | None = None) -> Result:
+  """Trains every member of the sweep `config` describes and selects the best.
+
+  Groups train one after another, each as one population. With successive halving
+  (`config.halving`), every group trains up to a rung, then the members still training
+  are ranked across the whole sweep by their best validation accuracy so far, and the
+  best ceil(n / eta) of those n go on to the next rung (ties: the lower member index);
+  members stopped early by `patience` or diverged are not ranked. Between rungs the
+  unfinished groups stay compiled and on the devices.
+
+  Members that diverge are left out of the selection; only a sweep in which every member
+  diverged fails (`Diverged`, and a workdir's checkpoint is cleared).
+
+  Args:
+    config: a config (see `lincv.config.base`).
+    data_for: features name -> `training.Data` (called once per features name while
+      groups of it train).
+    num_classes: C.
+    workdir: if given, the sweep checkpoints into `workdir/checkpoint/` after every
+      `config.checkpoint_every` epochs and at each rung, and resumes from there: the
+      state, the curves and the time worked are committed together, in one atomic step,
+      so a process killed at any point resumes to the same results. A workdir holding
+      another configuration is refused.
+    test_for: features name -> (x_test, y_test); evaluated once, for the selected member.
+    progress: called after every epoch with {"group", "num_groups", "epoch", "epochs",
+      "alive", "members", "best_val_accuracy", "seconds"}.
+    started: `time.perf_counter()` when this process began working on the run (default:
+      now), for the seconds the checkpoint records.
+
+  Returns:
+    a `Result`. Each row holds: member, group, every sweepable field, train_accuracy
+    and val_accuracy (of the member's best-validation parameters), final_loss (mean
+    train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
+    best_epoch, seconds (the group's training time divided among its members). A
+    member's history holds the epochs it trained, 1..epochs_run.
+
+  Raises:
+    SweepError: a specification that cannot run; `Diverged` if every member diverged.
+  """
+  started = time.perf_counter() if started is None else started
+  members = expand(config)
+  groups = group(members)
+  rungs, eta = halving(config, members)
+  runner = Runner(config, members, groups, data_for, num_classes, shared_order_key(config),
+                  workdir, progress, started)
+  runner.train_all(rungs, eta)
+  rows, history = runner.table()
+  best = runner.select(rows)
+  chosen = groups[best["group"]]
+  best_params = runner.best_params(best["group"])
+  test_acc = None if test_for is None else accuracy_on_test(chosen, best_params, test_for)
+  return Result(rows=rows, history=history, best=best, best_params=best_params,
+                best_structure=chosen.structure, test_accuracy=test_acc,
+                earlier_seconds=runner.earlier_seconds)
+
+
+def accuracy_on_test(g: Group, params: dict, test_for: Callable[[str], tuple]) -> float:
+  """The test accuracy of `params` (a member of group `g`), on `test_for(g.features)`."""
+  x_test, y_test = test_for(g.features)
+  return float(jax.jit(training.accuracy, static_argnums=0)(g.structure, params, x_test, y_test))

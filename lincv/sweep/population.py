@@ -1,0 +1,152 @@
+"""A group's members trained together: one compiled program, its members sharded over devices.
+
+The K members of a `lincv.sweep.space.Group` train under one `jit(vmap(...))`, each on
+the data order of its seed (one shared order, and each batch gathered once, where the
+members have one seed or `shuffle_seed` is set), with the population axis sharded over
+all devices and cut into chunks of at most `MAX_CHUNK` members (see `chunking`).
+"""
+
+import dataclasses
+import math
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from lincv import seeds, training
+from lincv.sweep.space import Group
+
+
+def _mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), ("pop",))
+
+
+def _padded(tree, k_pad: int):
+  """Pads the leading (population) axis to k_pad by repeating the last member."""
+  def pad(x):
+    x = np.asarray(x)
+    if x.shape[0] == k_pad:
+      return x
+    return np.concatenate([x, np.repeat(x[-1:], k_pad - x.shape[0], axis=0)])
+  return jax.tree.map(pad, tree)
+
+
+def _shard(tree, mesh: Mesh):
+  return jax.device_put(tree, NamedSharding(mesh, P("pop")))
+
+
+MAX_CHUNK = 64  # at most this many members train as one vmapped program
+
+
+def chunking(k: int, num_devices: int) -> tuple[int, int]:
+  """(chunk, chunks per device) for a population of k members on `num_devices` devices.
+
+  Every device holds the same whole number of chunks of `chunk` members, a function of
+  k alone (padded with copies of the last member), and trains them one after the other,
+  each as one vmapped program of `chunk` members sharing every minibatch. That program
+  has the same shapes whatever the number of devices, so a member's results do not
+  depend on it, bit for bit (the rounding of one product of K members' weights depends
+  on K). Chunks of up to 64 members keep what a chunk pays once per step (the minibatch
+  gather, the bookkeeping) small next to its products; a sweep of fewer than
+  64 x devices members leaves some devices idle.
+  """
+  num_chunks = math.ceil(k / MAX_CHUNK)
+  chunk = math.ceil(k / num_chunks)
+  return chunk, math.ceil(num_chunks / num_devices)
+
+
+@dataclasses.dataclass
+class Population:
+  """A group's compiled functions, sharded over devices; padded members are dropped on read.
+
+  Its numeric hyperparameters are held in the data's float dtype (the seed as int32).
+  """
+  group: Group
+  data: training.Data
+  num_classes: int
+
+  def __post_init__(self):
+    self.mesh = _mesh()
+    n_dev = self.mesh.devices.size
+    self.k = self.group.size
+    self.chunk, per_device = chunking(self.k, n_dev)
+    self.k_pad = n_dev * per_device * self.chunk
+    dtype = np.dtype(self.data.x_train.dtype)
+    hparams = {f: np.asarray(v, np.int32 if f == "seed" else dtype)
+               for f, v in self.group.hparams.items()}
+    self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
+    member_seeds = np.unique(self.group.hparams["seed"])
+    self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
+    self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
+    s = self.group.structure
+
+    def init(hparams, data):
+      return training.init_state(hparams, data, s, self.num_classes)
+
+    def epoch(state, hparams, data, key, e):
+      return training.train_epoch(state, hparams, data, key, s, epoch=e)
+
+    def accuracy(params, x, y):
+      return training.accuracy(s, params, x, y)
+
+    def by_chunk(fn, batched, shared):
+      """vmap(fn) over each chunk of this device's members, one chunk after another."""
+      split = lambda a: a.reshape(per_device, self.chunk, *a.shape[1:])
+      merge = lambda a: a.reshape(per_device * self.chunk, *a.shape[2:])
+      in_axes = (0,) * len(batched) + (None,) * len(shared)
+      out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
+                        jax.tree.map(split, batched))
+      return jax.tree.map(merge, out)
+
+    def population_epoch(state, hparams, data, key):
+      # Members advance together, so they share one epoch number; with one key, they
+      # share one data order and one minibatch gather per step (see `training.train_epoch`).
+      e = state.epoch[0]
+      local = lambda st, hp, d, k: by_chunk(epoch, (st, hp), (d, k, e))
+      return self._per_device(local, 2, 2)(state, hparams, data, key)
+
+    def population_epoch_own(state, hparams, data):
+      # Each member its own data order, from its seed: a gather per member and step.
+      e = state.epoch[0]
+      local = lambda st, hp, d: by_chunk(epoch, (st, hp), (d, None, e))
+      return self._per_device(local, 2, 1)(state, hparams, data)
+
+    def population_accuracy(params, x, y):
+      local = lambda p, x, y: by_chunk(accuracy, (p,), (x, y))
+      return self._per_device(local, 1, 2)(params, x, y)
+
+    # init runs once per group; LLVM's full optimisation of its threefry sampler takes
+    # seconds, a tenth of that at level 1, for the same values.
+    self._init = jax.jit(jax.vmap(init, in_axes=(0, None)),
+                         compiler_options={"xla_backend_optimization_level": 1})
+    self._epoch = jax.jit(population_epoch)
+    self._epoch_own = jax.jit(population_epoch_own)
+    self._accuracy = jax.jit(population_accuracy)
+
+  def _per_device(self, fn, num_batched: int, num_shared: int):
+    """`fn` on each device's block of members: the first `num_batched` arguments are split
+    along the population axis, the next `num_shared` replicated."""
+    return jax.shard_map(fn, mesh=self.mesh, in_specs=(P("pop"),) * num_batched
+                         + (P(),) * num_shared, out_specs=P("pop"), check_vma=False)
+
+  def init(self):
+    return self._init(self.hparams, self.data)
+
+  def epoch(self, state, key: jax.Array | None = None):
+    """One epoch of every member: (state, metrics).
+
+    `key` is the data-order key every member shares; None gives each member its own,
+    `seeds.key(seed, "order")`. A group whose members all have one seed then shares
+    that seed's order, and trains on the one-gather path.
+    """
+    if key is None and self.seed is not None:
+      key = seeds.key(self.seed, "order")
+    if key is None:
+      return self._epoch_own(state, self.hparams, self.data)
+    return self._epoch(state, self.hparams, self.data, key)
+
+  def accuracy(self, params, x, y):
+    return np.asarray(self._accuracy(params, x, y))[: self.k]
+
+  def restore(self, state):
+    return _shard(state, self.mesh)

@@ -1,0 +1,266 @@
+"""Training a sweep's groups, one after another, with its progress committed as it goes.
+
+After each epoch (every `config.checkpoint_every`) and at each rung, a group's state, its
+curves and the time worked are committed in one atomic step (`lincv.checkpoint.Store`), so
+a killed sweep resumes where it stopped and ends with the same results.
+"""
+
+import dataclasses
+import os
+import time
+
+import jax
+import numpy as np
+
+from lincv import checkpoint, seeds, training
+from lincv import config as config_lib
+from lincv.sweep import population, selection
+from lincv.sweep.space import SweepError
+
+
+def check_data(data: training.Data, num_classes: int) -> training.Data:
+  """`data` if its labels lie in [0, num_classes) and its rows are finite, else a
+  SweepError naming the array. (Inside the compiled loop a bad label would only show as a
+  NaN loss, and a non-finite row as a diverged member.)"""
+  for name in ("y_train", "y_val"):
+    y = np.asarray(getattr(data, name))
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if bad.size:
+      i = int(bad[0])
+      raise SweepError(f"{name}: label {int(y[i])} (example {i}) is out of range for "
+                       f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
+  for name in ("x_train", "x_val"):
+    x = getattr(data, name)
+    finite = np.asarray(jax.numpy.isfinite(x).all(axis=1))
+    if not finite.all():
+      raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
+                       "every input must be finite")
+  return data
+
+
+def shared_order_key(config) -> jax.Array | None:
+  """The data-order key of `config.shuffle_seed`, shared by every member; None if unset
+  (each member then shuffles by its own `seed`)."""
+  shuffle_seed = config.get("shuffle_seed")
+  return None if shuffle_seed is None else seeds.key(int(shuffle_seed), "order")
+
+
+def _active(state: training.TrainState, k: int) -> np.ndarray:
+  return np.asarray(state.status)[:k] == training.ACTIVE
+
+
+@dataclasses.dataclass
+class _GroupRun:
+  """One group's progress: its state and curves while it trains, its outcome once finished."""
+  state: training.TrainState | None = None
+  train_loss: np.ndarray | None = None      # (K, epochs), NaN in epochs not trained
+  val_accuracy: np.ndarray | None = None
+  seconds: float = 0.0                      # the group's training time, every process's
+  outcome: dict | None = None               # per-member arrays, once finished
+
+
+class Runner:
+  """Trains the groups of one sweep and commits their progress; see `run`."""
+
+  def __init__(self, config, members, groups, data_for, num_classes, key, workdir, progress,
+               started):
+    self.config, self.members, self.groups = config, members, groups
+    self.data_for, self.num_classes, self.key = data_for, num_classes, key
+    self.progress, self.started = progress, started
+    self.runs: dict[int, _GroupRun] = {}
+    self.pops: dict[int, population.Population] = {}
+    self.data: dict[str, training.Data] = {}
+    self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [],
+                 "groups": {}}
+    self.store = None
+    if workdir:
+      self.store = checkpoint.Store(os.path.join(workdir, "checkpoint"), "sweep.json")
+      try:
+        saved = self.store.load()
+      except ValueError as e:
+        raise SweepError(f"{e}; use a new workdir") from None
+      if saved is not None and saved.get("config") != self.meta["config"]:
+        raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
+                         "workdir, or the same configuration to resume it")
+      self.meta = saved or self.meta
+    self.earlier_seconds = float(self.meta["seconds"])
+
+  def compiled(self, gi: int) -> population.Population:
+    """Group gi's compiled population (its data fetched once per features name)."""
+    if gi not in self.pops:
+      g = self.groups[gi]
+      if g.features not in self.data:
+        self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
+      try:
+        training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
+      except ValueError as e:
+        raise SweepError(str(e)) from None
+      self.pops[gi] = population.Population(g, self.data[g.features], self.num_classes)
+      self.data[g.features] = self.pops[gi].data    # on the devices, for the next group
+    return self.pops[gi]
+
+  def group_run(self, gi: int) -> _GroupRun:
+    """Group gi's progress: in memory, else as last committed, else a fresh start."""
+    if gi not in self.runs:
+      info = self.meta["groups"].get(str(gi))
+      saved = self.store.read(f"group{gi}") if info else None
+      if info and info["finished"]:
+        self.runs[gi] = _GroupRun(seconds=info["seconds"], outcome=saved)
+      else:
+        pop = self.compiled(gi)
+        shape = (pop.k, self.groups[gi].structure.epochs)
+        run = _GroupRun(train_loss=np.full(shape, np.nan), val_accuracy=np.full(shape, np.nan))
+        if saved is None:
+          run.state = pop.init()
+        else:
+          like = pop._init.eval_shape(pop.hparams, pop.data)    # shapes only, no compile
+          run.state = checkpoint.from_arrays(saved, like, "state_",
+                                             f"the checkpoint of group {gi}")
+          run.train_loss, run.val_accuracy = saved["train_loss"], saved["val_accuracy"]
+          run.seconds = info["seconds"]
+        self.runs[gi] = run
+    return self.runs[gi]
+
+  def train(self, gi: int, end: int) -> None:
+    """Trains group gi up to epoch `end` while a member is active; finishes it when done."""
+    run = self.group_run(gi)
+    if run.outcome is not None:
+      return
+    pop, s = self.compiled(gi), self.groups[gi].structure
+    run.state = pop.restore(run.state)
+    e = int(np.asarray(run.state.epoch)[0])
+    while e < end and _active(run.state, pop.k).any():
+      t0 = time.perf_counter()
+      run.state, metrics = pop.epoch(run.state, self.key)
+      run.train_loss[:, e] = np.asarray(metrics["train_loss"])[: pop.k]
+      run.val_accuracy[:, e] = np.asarray(metrics["val_accuracy"])[: pop.k]
+      run.seconds += time.perf_counter() - t0
+      e += 1
+      alive = int(_active(run.state, pop.k).sum())
+      if self.store and alive and e < s.epochs and (
+          e == end or e % self.config.checkpoint_every == 0):
+        self.commit([gi])
+      if self.progress:
+        self.progress({
+            "group": gi, "num_groups": len(self.groups), "epoch": e, "epochs": s.epochs,
+            "alive": alive, "members": pop.k,
+            "best_val_accuracy": float(np.max(np.asarray(run.state.best_val_acc)[: pop.k])),
+            "seconds": run.seconds})
+    if e == s.epochs or not _active(run.state, pop.k).any():
+      self.finish(gi)
+
+  def finish(self, gi: int) -> None:
+    """Evaluates group gi's members, keeps its best member's parameters, frees its devices."""
+    run, pop, g = self.runs[gi], self.pops.pop(gi), self.groups[gi]
+    st, k = run.state, pop.k
+    run.outcome = {
+        "train_accuracy": pop.accuracy(st.best_params, pop.data.x_train, pop.data.y_train),
+        "val_accuracy": np.asarray(st.best_val_acc)[:k],
+        "final_loss": np.asarray(st.last_loss)[:k],
+        "status": np.asarray(st.status)[:k],
+        "epochs_run": np.asarray(st.epochs_run)[:k],
+        "best_epoch": np.asarray(st.best_epoch)[:k],
+        "train_loss_history": run.train_loss,
+        "val_accuracy_history": run.val_accuracy}
+    best = selection.best([row for row, _ in self.rows(gi)])
+    if best is not None:
+      j = g.members.index(best["member"])
+      run.outcome.update({f"params_{n}": np.asarray(v)[j] for n, v in st.best_params.items()})
+    run.state = run.train_loss = run.val_accuracy = None
+    if not any(h.features == g.features for i, h in enumerate(self.groups)
+               if i > gi or i in self.pops):
+      self.data.pop(g.features, None)
+    if self.store:
+      self.commit([gi])
+
+  def halve(self, rung: int, eta: float) -> None:
+    """Prunes all but the best ceil(n / eta) of the n members still training, sweep-wide."""
+    training_groups = [gi for gi in range(len(self.groups))
+                       if self.group_run(gi).outcome is None]
+    live = {}
+    for gi in training_groups:
+      st = self.runs[gi].state
+      status, acc = np.asarray(st.status), np.asarray(st.best_val_acc)
+      live.update({m: float(acc[j]) for j, m in enumerate(self.groups[gi].members)
+                   if status[j] == training.ACTIVE})
+    keep = selection.survivors(live, eta)
+    for gi in training_groups:
+      st = self.runs[gi].state
+      status = np.array(st.status)
+      for j, m in enumerate(self.groups[gi].members):
+        if m in live and m not in keep:
+          status[j] = training.PRUNED
+      self.runs[gi].state = st._replace(status=status)
+    self.meta["halved"] = [*self.meta["halved"], rung]
+    if self.store:
+      self.commit(training_groups)
+
+  def commit(self, gis: list[int]) -> None:
+    """Commits the progress of groups `gis`, and the seconds worked so far, in one step."""
+    files = {}
+    for gi in gis:
+      run = self.runs[gi]
+      if run.outcome is not None:
+        files[f"group{gi}"] = run.outcome
+        self.meta["groups"][str(gi)] = {"finished": True, "seconds": run.seconds}
+      else:
+        files[f"group{gi}"] = {**checkpoint.tree_arrays(run.state, "state_"),
+                               "train_loss": run.train_loss, "val_accuracy": run.val_accuracy}
+        self.meta["groups"][str(gi)] = {"finished": False, "seconds": run.seconds,
+                                        "epoch": int(np.asarray(run.state.epoch)[0])}
+    self.meta["seconds"] = self.earlier_seconds + time.perf_counter() - self.started
+    self.store.commit(self.meta, files)
+
+  def rows(self, gi: int) -> list[tuple[dict, dict]]:
+    """(row, history) of each member of finished group gi."""
+    g, run = self.groups[gi], self.group_run(gi)
+    out = run.outcome
+    rows = []
+    for j, m in enumerate(g.members):
+      n = int(out["epochs_run"][j])    # a member trains epochs 1..n, then no more
+      row = dict(
+          member=m, group=gi, **{f: self.members[m][f] for f in config_lib.SWEEPABLE},
+          train_accuracy=float(out["train_accuracy"][j]),
+          val_accuracy=float(max(out["val_accuracy"][j], 0.0)),
+          final_loss=float(out["final_loss"][j]),
+          status=training.STATUS_NAMES[int(out["status"][j])],
+          epochs_run=n, best_epoch=int(out["best_epoch"][j]), seconds=run.seconds / g.size)
+      rows.append((row, {"train_loss": out["train_loss_history"][j, :n].tolist(),
+                         "val_accuracy": out["val_accuracy_history"][j, :n].tolist()}))
+    return rows
+
+  def best_params(self, gi: int) -> dict:
+    """The best-validation parameters of finished group gi's best member."""
+    out = self.group_run(gi).outcome
+    return {n[len("params_"):]: v for n, v in out.items() if n.startswith("params_")}
+
+  def train_all(self, rungs: tuple[int, ...], eta: float) -> None:
+    """Trains every group to its last epoch, halving the sweep at each rung."""
+    for stop in (*rungs, None):
+      for gi, g in enumerate(self.groups):
+        self.train(gi, g.structure.epochs if stop is None else stop)
+      if stop is not None and stop not in self.meta["halved"]:
+        self.halve(stop, eta)
+
+  def table(self) -> tuple[list[dict], list[dict]]:
+    """(rows, histories) of every member, in member order, once every group finished."""
+    rows, history = [None] * len(self.members), [None] * len(self.members)
+    for gi in range(len(self.groups)):
+      for row, h in self.rows(gi):
+        rows[row["member"]], history[row["member"]] = row, h
+    return rows, history
+
+  def select(self, rows: list[dict]) -> dict:
+    """`selection.select(rows)`; if every member diverged, the checkpoint is cleared too."""
+    try:
+      return selection.select(rows)
+    except selection.Diverged:
+      self.discard()
+      raise
+
+  def discard(self) -> None:
+    """Forgets the committed progress (the checkpoint's files)."""
+    if self.store:
+      self.store.clear()
+
+

@@ -1,0 +1,247 @@
+"""A sweep's search space: its members, their checks, and their groups.
+
+A sweep is a list of members, each a full assignment of the sweepable fields
+(`lincv.config.SWEEPABLE`). Members that agree on every structural field form a
+`Group`, whose numeric fields are stacked into arrays of shape (K,).
+
+Search spaces (`config.sweep`), per field:
+  [v1, v2, ...]                 values (grid: all combinations; random: a uniform choice)
+  {"choice": [v1, v2, ...]}     the same, spelled out
+  {"log_uniform": [lo, hi]}     random search only: exp(U(log lo, log hi))
+  {"uniform": [lo, hi]}         random search only: U(lo, hi)
+"""
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+
+import ml_collections
+import numpy as np
+
+from lincv import seeds, training
+from lincv import config as config_lib
+from lincv._checks import check_name
+
+SEARCHES = ("grid", "random")
+_DISTRIBUTIONS = ("choice", "log_uniform", "uniform")
+
+
+class SweepError(ValueError):
+  """A sweep specification that cannot run; the message says what is valid."""
+
+
+def _as_dict(x):
+  return x.to_dict() if isinstance(x, ml_collections.ConfigDict) else dict(x)
+
+
+def _space(spec: Mapping, search: str = "grid") -> dict:
+  """Validated search space: field -> ("values", list) | (distribution, args)."""
+  space = {}
+  for field, value in spec.items():
+    if field not in config_lib.SWEEPABLE:
+      raise SweepError(f"unknown sweep field {field!r}; expected one of: "
+                       f"{', '.join(config_lib.SWEEPABLE)}")
+    if isinstance(value, (ml_collections.ConfigDict, Mapping)):
+      value = _as_dict(value)
+      if len(value) != 1 or next(iter(value)) not in _DISTRIBUTIONS:
+        raise SweepError(f"sweep field {field!r}: a distribution is one of "
+                         f"{{{', '.join(_DISTRIBUTIONS)}: ...}}, got {value}")
+      kind, args = next(iter(value.items()))
+      args = list(args) if isinstance(args, (list, tuple)) else [args]
+      if kind == "choice":
+        space[field] = ("values", args)
+      else:
+        if (field not in config_lib.NUMERIC or len(args) != 2
+            or not all(_is_number(a) for a in args) or not args[0] < args[1]):
+          raise SweepError(f"sweep field {field!r}: {kind} needs a numeric field and "
+                           f"[low, high] with low < high, got {args}")
+        if kind == "log_uniform" and args[0] <= 0:
+          raise SweepError(f"sweep field {field!r}: log_uniform needs low > 0, got {args}")
+        space[field] = (kind, [float(a) for a in args])
+    elif isinstance(value, (list, tuple)):
+      space[field] = ("values", list(value))
+    else:
+      space[field] = ("values", [value])
+    if space[field][0] == "values":
+      values = space[field][1]
+      if not values:
+        raise SweepError(f"sweep field {field!r} has no values: the grid is empty")
+      for v in values:
+        _check_type(field, v)
+      if field in _FLOATS:
+        values = [float(v) for v in values]
+        space[field] = ("values", values)
+      if search == "grid":
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:
+          raise SweepError(f"sweep.{field} lists {twice[0]!r} twice; list each value once")
+  return space
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+_FLOATS = {name for name in training.HPARAM_DEFAULTS if name != "seed"} | {
+    f.name for f in dataclasses.fields(training.Structure) if isinstance(f.default, float)}
+_NAMES = {f.name for f in dataclasses.fields(training.Structure)
+          if isinstance(f.default, str)} | {"features"}
+
+
+def _check_type(field: str, value) -> None:
+  """Refuses a value of the wrong kind: a name where a number belongs, or the reverse."""
+  if field in _NAMES:
+    if not isinstance(value, str):
+      raise SweepError(f"sweep.{field} takes names, got {value!r}")
+  elif not _is_number(value):
+    raise SweepError(f"sweep.{field} takes numbers, got {value!r}")
+
+
+def expand(config: ml_collections.ConfigDict) -> list[dict]:
+  """All members of the sweep, each a dict of every sweepable field's value.
+
+  A swept field that does nothing for some members (see `config.ONLY_WITH`: the margin
+  for a softmax member, momentum for an Adam member, ...) takes the config's own value
+  in those members, and members that thereby become identical are trained once
+  (`notes` says which); a swept field that does nothing for any member is refused.
+
+  Raises:
+    SweepError: an unknown field or name, an empty grid, an invalid value, a value
+      listed twice in a grid, a swept field that does nothing for any member.
+  """
+  return _expand(config)[0]
+
+
+def notes(config: ml_collections.ConfigDict) -> list[str]:
+  """One line per swept field that does nothing for some members, saying what `expand`
+  did about it; empty when every swept field matters for every member."""
+  return _expand(config)[1]
+
+
+def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
+  check_name("search", config.search, SEARCHES)
+  space = _space(_as_dict(config.sweep), config.search)
+  base = {f: config[f] for f in config_lib.SWEEPABLE}
+  validate_member(base)
+  if config.search == "grid":
+    for field, (kind, _) in space.items():
+      if kind != "values":
+        raise SweepError(f"sweep field {field!r}: {kind} needs search='random'; a grid "
+                         "takes lists of values")
+    names = list(space)
+    combos = itertools.product(*(space[f][1] for f in names))
+    members = [dict(base, **dict(zip(names, combo))) for combo in combos]
+  else:
+    if config.num_samples < 1:
+      raise SweepError(f"num_samples must be >= 1 for a random search, got {config.num_samples}")
+    rng = np.random.default_rng(seeds.integer(config.search_seed, "search"))
+    members = []
+    for _ in range(config.num_samples):
+      m = dict(base)
+      for field, (kind, args) in space.items():
+        if kind == "values":
+          m[field] = args[int(rng.integers(len(args)))]
+        elif kind == "uniform":
+          m[field] = float(rng.uniform(*args))
+        else:
+          m[field] = float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
+      members.append(m)
+  for m in members:
+    validate_member(m)
+  return _collapse(members, space, base)
+
+
+def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict], list[str]]:
+  """Gives each member the config's value of every swept field that does nothing for it,
+  drops the members that this makes identical to an earlier one, and says so."""
+  notes = []
+  for field in space:
+    if field not in config_lib.ONLY_WITH:
+      continue
+    message = config_lib.unused_message(field, members, f"sweep.{field}")
+    if message:
+      raise SweepError(message)
+    decider = config_lib.ONLY_WITH[field][0]
+    idle = {m[decider] for m in members if not config_lib.used(field, m)}
+    if not idle:
+      continue
+    seen = {tuple(m.items()) for m in members}
+    kept = []
+    for m in members:
+      if config_lib.used(field, m) or m[field] == base[field]:
+        kept.append(m)
+        continue
+      m = dict(m, **{field: base[field]})
+      if tuple(m.items()) not in seen:
+        seen.add(tuple(m.items()))
+        kept.append(m)
+    dropped = len(members) - len(kept)
+    notes.append(
+        f"sweep.{field} does nothing with {decider}={' or '.join(repr(v) for v in sorted(idle))}; "
+        f"those members take {field}={base[field]!r}, the config's value"
+        + (f", and the {dropped} that became identical to another are dropped "
+           f"({len(kept)} members remain)" if dropped else ""))
+    members = kept
+  return members, notes
+
+
+def validate_member(m: Mapping) -> None:
+  """Checks one member's values; raises SweepError naming the field and what is valid."""
+  for field in config_lib.SWEEPABLE:
+    _check_type(field, m[field])
+  try:
+    structure(m)
+  except ValueError as e:
+    raise SweepError(str(e)) from None
+  check_name("features", m["features"], config_lib.FEATURES)
+  if not m["learning_rate"] > 0:
+    raise SweepError(f"learning_rate must be > 0, got {m['learning_rate']}")
+  for field in ("reg_strength", "margin", "beta", "init_scale"):
+    if not m[field] >= 0:
+      raise SweepError(f"{field} must be >= 0, got {m[field]}")
+  for field in ("momentum", "b1", "b2", "rms_decay"):
+    if not 0 <= m[field] < 1:
+      raise SweepError(f"{field} must be in [0, 1), got {m[field]}")
+  if not m["lr_decay"] > 0:
+    raise SweepError(f"lr_decay must be > 0, got {m['lr_decay']}")
+  if int(m["seed"]) != m["seed"] or not 0 <= m["seed"] < 2**32:
+    raise SweepError(f"seed must be an integer in [0, 2**32), got {m['seed']}")
+
+
+def structure(m: Mapping) -> training.Structure:
+  """The static training settings of a member."""
+  fields = {f.name: m[f.name] for f in dataclasses.fields(training.Structure)}
+  for name in ("batch_size", "epochs", "hidden", "warmup_epochs", "decay_every", "patience"):
+    if int(fields[name]) != fields[name]:
+      raise SweepError(f"{name} must be an integer, got {fields[name]}")
+    fields[name] = int(fields[name])
+  return training.Structure(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """Members sharing their structural fields; they train together."""
+  structure: training.Structure
+  features: str
+  members: tuple[int, ...]          # indices into the member list
+  hparams: dict                     # field -> np.ndarray (K,)
+
+  @property
+  def size(self) -> int:
+    return len(self.members)
+
+
+def group(members: list[dict]) -> list[Group]:
+  """Splits members by structural fields, in order of first appearance."""
+  keys: dict[tuple, list[int]] = {}
+  for i, m in enumerate(members):
+    keys.setdefault(tuple(m[f] for f in config_lib.STRUCTURAL), []).append(i)
+  groups = []
+  for idx in keys.values():
+    first = members[idx[0]]
+    hparams = {f: np.asarray([members[i][f] for i in idx],
+                             np.int32 if f == "seed" else np.float64)
+               for f in config_lib.NUMERIC}
+    groups.append(Group(structure(first), first["features"], tuple(idx), hparams))
+  return groups
+
