@@ -106,15 +106,3 @@ def test_from_arrays_names_what_is_missing(fitted):
   arrays = featurizer.to_arrays()
   with pytest.raises(ValueError, match="no saved featurizer: 'featurizer_mean_F' is missing"):
     features.Featurizer.from_arrays({k: v for k, v in arrays.items() if "mean" not in k})
-
-
-@pytest.mark.parametrize("name", features.NAMES)
-def test_caches_written_by_experiment_are_reused(name, prepared, tmp_path):
-  from lincv import experiment
-  cache = str(tmp_path)
-  before = experiment.image_features(name, prepared, _cfg(), cache, flip=True, seed=2)
-  files = sorted(os.listdir(cache))
-  _, arrays = features.compute(name, prepared, _cfg(), cache, flip=True, seed=2)
-  assert sorted(os.listdir(cache)) == files  # the same keys: nothing computed again
-  for split in ("train", "val", "test"):
-    np.testing.assert_array_equal(arrays[split], before[split])

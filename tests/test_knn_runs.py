@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from lincv import experiment, knn
+from lincv import experiment, inputs as inputs_lib, knn
 from configs import digits_baselines
 from test_json import strict_load
 
@@ -29,7 +29,7 @@ def test_single_k_validates_on_training_rows_only(tmp_path, offline_data):
   c.eval_split = "val"
   workdir = str(tmp_path / "run")
   summary = experiment.run(c, workdir, stream=io.StringIO())
-  inputs = experiment.load_inputs(c)
+  inputs = inputs_lib.load(c)
   (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (inputs.split("pixels", s)
                                               for s in ("train", "val", "test"))
   # val rows are labelled by the training rows alone; with themselves in the pool 1-NN
@@ -54,7 +54,7 @@ def test_mirrored_copies_share_a_cross_validation_fold(tmp_path, offline_data):
   experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
   with open(tmp_path / "run" / "results.csv") as f:
     got = [float(r["cv_accuracy"]) for r in csv.DictReader(f)]
-  inputs = experiment.load_inputs(c)
+  inputs = inputs_lib.load(c)
   x, y = inputs.split("pixels", "train")
   n = len(inputs.prepared.y_train)
   assert len(y) == 2 * n

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import experiment, seeds, sweep, training
+from lincv import experiment, inputs as inputs_lib, seeds, sweep, training
 from _sweep_main import blobs
 
 
@@ -154,7 +154,7 @@ def test_default_config_members_differing_only_in_seed_differ(tmp_path, monkeypa
   c = default.get_config("smoke")
   c.epochs = 2
   c.sweep = {"learning_rate": (1e-2, 1e-1), "seed": (0, 1, 2)}
-  inputs = experiment.load_inputs(c)
+  inputs = inputs_lib.load(c)
   result = sweep.run(c, inputs.data, inputs.prepared.num_classes)
   pairs = _pairs(result)
   assert all(a["final_loss"] != b["final_loss"] for a, b in pairs)
