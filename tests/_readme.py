@@ -60,18 +60,6 @@ def without_env(words: list[str]) -> list[str]:
 COMMANDS = commands()
 
 
-def image_folder(root, classes=("cat", "dog", "ship"), per_class=6, size=8):
-  """root/{train,test}/<class>/*.png, as an image folder dataset holds it."""
-  rng = np.random.default_rng(0)
-  for split in ("train", "test"):
-    for k, name in enumerate(classes):
-      folder = root / split / name
-      folder.mkdir(parents=True)
-      for i in range(per_class):
-        pixels = rng.integers(0, 60, (size, size, 3)) + 60 * k
-        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
-
-
 def digit_files(folder, data_dir, n):
   """The first n test images of the digits dataset as 8x8 grayscale PNG files in `folder`."""
   from lincv import data as data_lib  # pylint: disable=import-outside-toplevel

@@ -34,8 +34,9 @@ import time
 
 import pytest
 
+from _images import write_folder
 from _readme import (BLOCKS, COMMANDS, PROSE, README, ROOT, expected_prints, file_pattern,
-                     digit_files, image_folder, named_configs, prepare_cifar10, run_table)
+                     digit_files, named_configs, prepare_cifar10, run_table)
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment, sweep
@@ -70,7 +71,7 @@ def home(tmp_path_factory):
   assert out.returncode == 0, out.stderr
   (run,) = os.listdir(home / "runs")
   shutil.copytree(home / "runs" / run, home / "runs" / "x")
-  image_folder(home / "path" / "to" / "cifar10")
+  write_folder(home / "path" / "to" / "cifar10", train=6, test=6)
   digit_files(home / "path" / "to" / "digits", home / "tfds", 4)
   prepare_cifar10(home / "tfds", home / "downloads")
   return Home(home, run, out.stdout)

@@ -102,3 +102,16 @@ def test_a_knn_run_predicts_with_its_pool(tmp_path, monkeypatch):
   assert np.mean(run.predict(images) == labels) == summary["best"]["test_accuracy"]
   shares = run.scores(images[:5])
   np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_the_plots_of_a_run_name_the_run_method_and_member(digits_run):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  run, _ = digits_run
+  name = os.path.basename(run.workdir)
+  folder = os.path.join(run.workdir, "plots")
+  lr = run.best["hparams"]["learning_rate"]
+  for png in ("curves.png", "val_accuracy_heatmap.png", "templates.png", "confusion.png"):
+    with Image.open(os.path.join(folder, png)) as im:
+      title = im.info["Title"]
+    assert title.startswith(f"{name} | sweep | "), (png, title)
+    assert f"lr={lr:g}" in title, (png, title)

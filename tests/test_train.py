@@ -5,9 +5,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from _images import write_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -74,20 +74,8 @@ def test_rerun_of_a_finished_run_resumes_it(digits_run):
   assert after["best"] == before["best"]
 
 
-def _image_folder(root, classes=("cat", "dog", "ship"), per_class=12, size=8):
-  rng = np.random.default_rng(0)
-  for split, n in (("train", per_class), ("test", per_class // 2)):
-    for k, name in enumerate(classes):
-      folder = root / split / name
-      folder.mkdir(parents=True)
-      for i in range(n):
-        img = rng.integers(0, 60, (size, size, 3)) + 60 * k
-        Image.fromarray(img.astype(np.uint8)).save(folder / f"{i}.png")
-  return root
-
-
 def test_cifar_smoke_config_on_an_image_folder(tmp_path):
-  folder = _image_folder(tmp_path / "images")
+  folder = write_folder(tmp_path / "images")
   workdir = tmp_path / "run"
   out = _train("--config", "configs/cifar10_linear.py:smoke", f"--config.data.folder={folder}",
                "--config.batch_size=8", "--workdir", str(workdir), data_dir=tmp_path / "tfds")
