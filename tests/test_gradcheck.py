@@ -7,7 +7,6 @@ sqrt(eps) of the gradient's dtype (3.5e-4 in float32), between that rounding and
 ~5e-3 relative error of a gradient scaled by 1.01.
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
