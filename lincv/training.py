@@ -221,10 +221,8 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
   n = data.x_train.shape[0]
   epoch = state.epoch if epoch is None else epoch
   batches_SxB = epoch_batches(hparams, key, epoch, structure, n)
-  step = _step_fn(structure, hparams, n)
-  carry, _ = jax.lax.scan(
-      lambda c, idx_B: (step(c, data.x_train[idx_B], data.y_train[idx_B]), None),
-      epoch_start(state, structure), batches_SxB)
+  carry = epoch_steps(epoch_start(state, structure), hparams, data.x_train, data.y_train,
+                      batches_SxB, structure, n)
   return epoch_end(state, carry, data.x_val, data.y_val, structure)
 
 
@@ -239,15 +237,17 @@ def epoch_start(state: TrainState, structure: Structure):
           state.status, state.loss_ref, zero, jnp.zeros((), jnp.int32))
 
 
-def epoch_steps(carry, hparams, x_SxBxD, y_SxB, structure: Structure, num_train: int):
-  """The carry after one step on each minibatch of `x_SxBxD`, `y_SxB` (its rows).
+def epoch_steps(carry, hparams, x_NxD, y_N, batches_SxB, structure: Structure,
+                num_train: int):
+  """The carry after one step on each minibatch `x_NxD[idx_B]` of `batches_SxB`.
 
-  `train_epoch` is `epoch_start`, these steps on the epoch's minibatches and `epoch_end`;
-  `lincv.placement` runs the steps block by block on minibatches gathered on the host.
-  `num_train` sets the schedule's steps per epoch (see `make_optimizer`).
+  `train_epoch` is `epoch_start`, these steps on the epoch's minibatches of the training
+  rows and `epoch_end`; `lincv.placement` runs them block by block on rows gathered on
+  the host, with the same operations. `num_train` sets the schedule's steps per epoch.
   """
   step = _step_fn(structure, hparams, num_train)
-  return jax.lax.scan(lambda c, xy: (step(c, *xy), None), carry, (x_SxBxD, y_SxB))[0]
+  return jax.lax.scan(lambda c, idx_B: (step(c, x_NxD[idx_B], y_N[idx_B]), None), carry,
+                      batches_SxB)[0]
 
 
 def _step_fn(structure: Structure, hparams, num_train: int):
