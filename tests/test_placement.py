@@ -1,5 +1,7 @@
 """placement: training rows kept on the host train as rows on the device do, bit for bit."""
 
+import types
+
 import jax
 import numpy as np
 import pytest
@@ -104,3 +106,14 @@ def test_placement_is_resumable_and_block_steps_does_nothing_on_the_device():
   assert "does nothing here" in config_lib.idle_override(a, "data.block_steps", [])
   a.method = "knn"
   assert "does nothing here" in config_lib.idle_override(a, "data.placement", [])
+
+
+def test_the_bench_times_a_host_epoch_against_a_device_epoch(digits_data):
+  from bench import sweep as bench_sweep  # pylint: disable=import-outside-toplevel
+  d = digits_data
+  prepared = types.SimpleNamespace(x_train=d.x_train, y_train=d.y_train, x_val=d.x_val,
+                                   y_val=d.y_val, class_names=digits.CLASS_NAMES)
+  out = bench_sweep.measure_placement(prepared, 3, reps=1, warmup=1, batch_size=BATCH,
+                                      block_steps=BLOCK)
+  assert out["block_steps"] == BLOCK and out["steps_per_epoch"] == 46
+  assert out["host_over_device"] > 0 and out["max_abs_param_diff"] == 0.0
