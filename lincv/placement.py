@@ -19,13 +19,16 @@
 
 Both placements train on the same minibatches: the data order is a function of (seed,
 epoch) only (`lincv.order`), and `host` computes it as `device` does, on the devices, then
-fetches the epoch's row indices. Results are identical on XLA:CPU, bit for bit: a step runs
-the same operations, with the same shapes, on the same rows in the same order, and only
-where its minibatch comes from differs (a gather from the rows, or a slice of the block).
-A compiler that fuses that gather into the products differently (XLA:GPU may) can round
-those products differently, so there the two agree within float32 rounding. The training
-accuracy of host rows (`HostEpochs.accuracy`) counts correct rows in blocks of `EVAL_ROWS`,
-a multiple of `training.predict`'s chunk, and divides once, as `training.accuracy` does.
+fetches the epoch's row indices. Results are identical on XLA:CPU, bit for bit
+(tests/test_placement.py): both run `training.epoch_steps`, whose step gathers its
+minibatch by index from an array of rows (all the training rows, or the block's) and
+runs the same operations, with the same shapes, in the same order; a block never holds a
+single step (see `spans`). The two programs still differ in the size of the array gathered
+from and in where the loop is cut, so a compiler that fuses them differently (XLA:GPU may
+fuse the gather into the products) can round differently: there they agree within float32
+rounding (not measured on a GPU). The training accuracy of host rows
+(`HostEpochs.accuracy`) counts correct rows in blocks of `EVAL_ROWS`, a multiple of
+`training.predict`'s chunk, and divides once, as `training.accuracy` does.
 
 With one data order per member (no shared seed, no `shuffle_seed`) each member's
 minibatches travel apart: K times the training rows per epoch, in blocks K times shorter.
