@@ -16,6 +16,13 @@ SGD, batch 256), in one run and in interleaved rounds (see `bench.common`):
 The last line printed is one JSON object: per_member_epoch_s (median sweep epoch / K),
 roofline_per_member_epoch_s (fastest variant's median / K), single_member_epoch_s, the
 ratio sweep_over_roofline, every variant's timings, and the machine.
+
+  python -m bench.sweep --data ../shared/data/cifar10 --members 64 --placement host
+
+times instead an epoch of the K-member population with its training rows on the host
+(`data.placement='host'`, see `lincv.placement`) against the same population with its
+rows on the device, interleaved in one run (`measure_placement`): host_over_device, and
+max_abs_param_diff, the largest difference of their weights after the same epochs.
 """
 
 import argparse
@@ -42,7 +49,8 @@ def as_data(prepared) -> training.Data:
                          ("x_train", "y_train", "x_val", "y_val")))
 
 
-def population(data: training.Data, k: int, s: training.Structure, num_classes: int):
+def population(data: training.Data, k: int, s: training.Structure, num_classes: int,
+               placement: str = "device", block_steps: int = 0):
   """A K-member population: learning rates log-spaced in [1e-3, 3e-2], L2 1e-4."""
   c = config_lib.base()
   for name, value in vars(s).items():
@@ -50,7 +58,7 @@ def population(data: training.Data, k: int, s: training.Structure, num_classes: 
   c.reg_strength = 1e-4
   c.sweep = {"learning_rate": [float(v) for v in np.geomspace(1e-3, 3e-2, k)]}
   (group,) = sweep.group(sweep.expand(c))
-  return sweep.Population(group, data, num_classes)
+  return sweep.Population(group, data, num_classes, placement, block_steps)
 
 
 def sweep_runner(data, k, s, num_classes, key):
@@ -188,6 +196,43 @@ def measure(prepared, k: int, *, reps: int = 5, warmup: int = 1, batch_size: int
   return out
 
 
+def measure_placement(prepared, k: int, *, reps: int = 5, warmup: int = 1,
+                      batch_size: int = 256, block_steps: int = 0) -> dict:
+  """A `host` epoch against a `device` epoch of the same K members, in one run.
+
+  Both populations train the members of `population` on one shared data order (so on
+  the same minibatches), from NumPy rows; after the same number of epochs the largest
+  difference of their weights is reported (0.0 where the results are identical).
+  """
+  num_classes = len(prepared.class_names)
+  s = structure(batch_size)
+  rows = training.Data(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
+  pops = {name: population(rows, k, s, num_classes, name, block_steps)
+          for name in ("device", "host")}
+  states = {name: [pop.init()] for name, pop in pops.items()}
+  key = jax.random.key(0)
+
+  def runner(name):
+    def run():
+      states[name][0], _ = pops[name].epoch(states[name][0], key)
+      return states[name][0]
+    return run
+  times = common.interleaved({name: runner(name) for name in pops}, reps, warmup)
+  stats = {name: common.summary(t) for name, t in times.items()}
+  w = {name: np.asarray(st[0].params["W"]) for name, st in states.items()}
+  n, d = prepared.x_train.shape
+  return {
+      "bench": "placement", "members": k, "num_train": n, "dim": d, "classes": num_classes,
+      "batch_size": batch_size, "steps_per_epoch": training.steps_per_epoch(s, n),
+      "block_steps": pops["host"]._host.block, "device": str(jax.devices()[0].device_kind),
+      "device_epoch_s": stats["device"]["median_s"],
+      "host_epoch_s": stats["host"]["median_s"],
+      "host_over_device": stats["host"]["median_s"] / stats["device"]["median_s"],
+      "host_over_device_min": stats["host"]["min_s"] / stats["device"]["min_s"],
+      "max_abs_param_diff": float(np.max(np.abs(w["host"] - w["device"]))),
+      "variants": stats}
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", required=True, help="image folder root with train/ and test/")
@@ -200,8 +245,21 @@ def main(argv=None):
   parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy roofline")
   parser.add_argument("--numpy-softmax", action="store_true",
                       help="also time the NumPy minibatch-SGD softmax reference loop")
+  parser.add_argument("--placement", choices=("device", "host"), default="device",
+                      help="host: time a host-placement epoch against a device one instead")
+  parser.add_argument("--block-steps", type=int, default=0,
+                      help="--placement host: minibatches per block (0: about 64 MiB)")
   args = parser.parse_args(argv)
   prepared = common.load(args.data, args.limit)
+  if args.placement == "host":
+    out = measure_placement(prepared, args.members, reps=args.reps, warmup=args.warmup,
+                            batch_size=args.batch_size, block_steps=args.block_steps)
+    out["machine"] = common.machine()
+    print(f"K={args.members}: a host epoch {out['host_epoch_s']:.3f} s, a device epoch "
+          f"{out['device_epoch_s']:.3f} s: {out['host_over_device']:.3f}x; weights differ "
+          f"by at most {out['max_abs_param_diff']:.3g}")
+    common.print_json(out)
+    return
   out = measure(prepared, args.members, reps=args.reps, warmup=args.warmup,
                 batch_size=args.batch_size, optimizer=args.optimizer,
                 numpy=not args.no_numpy, numpy_softmax=args.numpy_softmax)

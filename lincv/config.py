@@ -85,6 +85,9 @@ _MATTERS = {
     "halving.rungs": (lambda c, ms: c.method == "sweep", "method='sweep'"),
     "halving.eta": (lambda c, ms: c.method == "sweep" and len(c.halving.rungs) > 0,
                     "method='sweep' and halving.rungs"),
+    "data.placement": (lambda c, ms: c.method == "sweep", "method='sweep'"),
+    "data.block_steps": (lambda c, ms: c.method == "sweep" and c.data.placement != "device",
+                         "method='sweep' and data.placement 'host' or 'auto'"),
 }
 # The member fields each baseline method reads; it ignores the others.
 _BASELINE_FIELDS = {"knn": ("features",), "random_search": ("features", "loss", "seed"),
@@ -112,7 +115,8 @@ class ConfigError(ValueError):
   """A configuration that cannot run; the message says what is valid."""
 
 
-RESUMABLE = ("checkpoint_every",)  # fields a resumed run may change
+# Fields a resumed run may change: they change how it runs, not what it computes.
+RESUMABLE = ("checkpoint_every", "data.placement", "data.block_steps")
 
 
 def as_json(config) -> dict:
@@ -129,7 +133,15 @@ def fingerprint(config) -> dict:
   "the same configuration" (the run directory's `config.json` and the sweep checkpoint
   both compare by it).
   """
-  return {k: v for k, v in as_json(config).items() if k not in RESUMABLE}
+  out = as_json(config)
+  for path in RESUMABLE:
+    *parents, last = path.split(".")
+    inner = out
+    for p in parents:
+      inner = inner.get(p) if isinstance(inner, dict) else None
+    if isinstance(inner, dict):
+      inner.pop(last, None)
+  return out
 
 
 def differences(a, b) -> list[str]:
@@ -153,7 +165,8 @@ def base() -> ml_collections.ConfigDict:
   `lincv.training.Structure`, `lincv.optim` and `ONLY_WITH`.
 
   Sweep: `sweep` (field -> values), `search` (grid | random), `num_samples`,
-  `search_seed`, `halving` (`rungs`, `eta`). Data: `data.*`. Methods: `method` (sweep |
+  `search_seed`, `halving` (`rungs`, `eta`). Data: `data.*`, with `data.placement` and
+  `data.block_steps` (see `lincv.placement`). Methods: `method` (sweep |
   knn | random_search | random_local_search) with `knn.*` and `random.*`.
   """
   c = ml_collections.ConfigDict()
@@ -183,6 +196,8 @@ def base() -> ml_collections.ConfigDict:
       "scale": "none",        # none | std
       "limit": 0,             # cap on training examples (0 = all), for smoke runs
       "flip": False,          # also train on every training image mirrored left-right
+      "placement": "auto",    # auto | device | host: where the training rows live
+      "block_steps": 0,       # host: minibatches sent at once (0 = about 64 MiB; else >= 2)
   })
   c.features_cfg = ml_collections.ConfigDict({
       "hist_bins": 10,

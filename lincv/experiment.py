@@ -22,7 +22,7 @@ import jax
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, inputs as inputs_lib, knn
-from lincv import methods, metrics, report, sweep
+from lincv import methods, metrics, placement, report, sweep
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -121,6 +121,7 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
   try:
     members = sweep.expand(config)
     sweep.halving(config, members)
+    placement.options(config.data)
   except ValueError as e:
     raise ConfigError(str(e)) from None
   d = config.data

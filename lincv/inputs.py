@@ -90,7 +90,7 @@ class Inputs:
 
   def data(self, features: str) -> training.Data:
     xs, ys = self.arrays(features), self.labels()
-    return training.Data(jnp.asarray(xs["train"]), jnp.asarray(ys["train"]),
+    return training.Data(xs["train"], ys["train"],  # on the devices as data.placement says
                          jnp.asarray(xs["val"]), jnp.asarray(ys["val"]))
 
   def split(self, features: str, split: str) -> tuple[np.ndarray, np.ndarray]:

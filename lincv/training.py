@@ -221,13 +221,42 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
   n = data.x_train.shape[0]
   epoch = state.epoch if epoch is None else epoch
   batches_SxB = epoch_batches(hparams, key, epoch, structure, n)
-  opt = make_optimizer(structure, hparams, n)
-  active_at_start = state.status == ACTIVE
+  carry = epoch_steps(epoch_start(state, structure), hparams, data.x_train, data.y_train,
+                      batches_SxB, structure, n)
+  return epoch_end(state, carry, data.x_val, data.y_val, structure)
 
-  def step(carry, idx_B):
+
+def epoch_start(state: TrainState, structure: Structure):
+  """The loop's carry at the start of an epoch: (params, prev_params, opt_state, status,
+  loss_ref, loss sum, updates made), the parameter-shaped parts in the loop's layout."""
+  zero = jnp.zeros((), state.last_loss.dtype)
+  # Everything shaped like the parameters (they, the previous ones, the optimizer's
+  # per-parameter state) changes layout; see `objective.transpose_input_like`.
+  to_loop = lambda tree: objective.transpose_input_like(tree, state.params, structure.model)
+  return (to_loop(state.params), to_loop(state.prev_params), to_loop(state.opt_state),
+          state.status, state.loss_ref, zero, jnp.zeros((), jnp.int32))
+
+
+def epoch_steps(carry, hparams, x_NxD, y_N, batches_SxB, structure: Structure,
+                num_train: int):
+  """The carry after one step on each minibatch `x_NxD[idx_B]` of `batches_SxB`.
+
+  `train_epoch` is `epoch_start`, these steps on the epoch's minibatches of the training
+  rows and `epoch_end`; `lincv.placement` runs them block by block on rows gathered on
+  the host, with the same operations. `num_train` sets the schedule's steps per epoch.
+  """
+  step = _step_fn(structure, hparams, num_train)
+  return jax.lax.scan(lambda c, idx_B: (step(c, x_NxD[idx_B], y_N[idx_B]), None), carry,
+                      batches_SxB)[0]
+
+
+def _step_fn(structure: Structure, hparams, num_train: int):
+  """(carry, x_BxD, y_B) -> carry: one step of the epoch loop (see `train_epoch`)."""
+  opt = make_optimizer(structure, hparams, num_train)
+
+  def step(carry, x_BxD, y_B):
     params, prev, opt_state, status, loss_ref, loss_sum, num = carry
-    loss, grads = _loss_and_grad_t(structure, hparams, params, data.x_train[idx_B],
-                                   data.y_train[idx_B])
+    loss, grads = _loss_and_grad_t(structure, hparams, params, x_BxD, y_B)
     loss_ref = jnp.where(jnp.isnan(loss_ref), loss, loss_ref)
     bad = ~jnp.isfinite(loss) | (loss > structure.diverge_factor * jnp.maximum(loss_ref, 1.0))
     diverged = (status == ACTIVE) & bad
@@ -241,22 +270,21 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
     opt_state = _where(go, new_opt_state, opt_state)
     loss_sum = loss_sum + jnp.where(go, loss, 0)
     num = num + go.astype(jnp.int32)
-    return (params, prev, opt_state, status, loss_ref, loss_sum, num), None
+    return params, prev, opt_state, status, loss_ref, loss_sum, num
+  return step
 
-  zero = jnp.zeros((), state.last_loss.dtype)
-  # Everything shaped like the parameters (they, the previous ones, the optimizer's
-  # per-parameter state) changes layout; see `objective.transpose_input_like`.
-  to_loop = lambda tree: objective.transpose_input_like(tree, state.params, structure.model)
-  carry = (to_loop(state.params), to_loop(state.prev_params), to_loop(state.opt_state),
-           state.status, state.loss_ref, zero, jnp.zeros((), jnp.int32))
-  (params, prev, opt_state, status, loss_ref, loss_sum, num), _ = jax.lax.scan(
-      step, carry, batches_SxB)
+
+def epoch_end(state: TrainState, carry, x_val, y_val, structure: Structure):
+  """(state, metrics) of the epoch `state` started and `carry` ran: the validation
+  accuracy, the best parameters, early stopping (see `train_epoch`)."""
+  params, prev, opt_state, status, loss_ref, loss_sum, num = carry
   updated = num > 0
   train_loss = jnp.where(updated, loss_sum / jnp.maximum(num, 1), jnp.nan)
-  val_acc = _accuracy_t(structure, params, data.x_val, data.y_val)
+  val_acc = _accuracy_t(structure, params, x_val, y_val)
+  to_loop = lambda tree: objective.transpose_input_like(tree, state.params, structure.model)
   params, prev, opt_state = to_loop(params), to_loop(prev), to_loop(opt_state)
 
-  trained = active_at_start & (status == ACTIVE)
+  trained = (state.status == ACTIVE) & (status == ACTIVE)
   improved = trained & (val_acc > state.best_val_acc)
   bad_epochs = jnp.where(improved, 0, state.bad_epochs + trained.astype(jnp.int32))
   if structure.patience > 0:

@@ -263,10 +263,10 @@ def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monke
   the test compiles once."""
   built, new = {}, sweep.Population
 
-  def population(group, data, num_classes):
+  def population(group, data, num_classes, *placement):
     key = (group.members, group.structure)
     if key not in built:
-      built[key] = new(group, data, num_classes)
+      built[key] = new(group, data, num_classes, *placement)
     return built[key]
 
   monkeypatch.setattr(sweep.population, "Population", population)

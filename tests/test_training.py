@@ -147,3 +147,23 @@ def test_a_diverged_member_keeps_its_parameters_before_the_diverging_step():
 def test_batch_larger_than_data():
   with pytest.raises(ValueError, match="batch_size 1000 is larger than the 400 training"):
     training.steps_per_epoch(dataclasses.replace(STRUCT, batch_size=1000), 400)
+
+
+def test_an_epoch_in_blocks_of_gathered_rows_equals_the_epoch_on_all_rows():
+  # What data.placement='host' does (lincv.placement): the epoch's minibatches, a few
+  # steps at a time, as rows gathered beforehand and indices into them.
+  data, hp = _data(), _hparams(learning_rate=0.05)
+  s = dataclasses.replace(STRUCT, optimizer="adam")
+  state = training.init_state(hp, data, s, 4)
+  whole = jax.jit(training.train_epoch, static_argnums=4)(state, hp, data, None, s)
+  n = data.x_train.shape[0]
+  idx = np.asarray(training.epoch_batches(hp, None, 0, s, n))        # (12, 32)
+  steps = jax.jit(training.epoch_steps, static_argnums=(5, 6))
+  carry = jax.jit(training.epoch_start, static_argnums=1)(state, s)
+  for a in range(0, len(idx), 5):                                     # 5, 5 and 2 steps
+    rows = idx[a:a + 5].reshape(-1)
+    local = np.arange(rows.size, dtype=np.int32).reshape(-1, s.batch_size)
+    carry = steps(carry, hp, data.x_train[rows], data.y_train[rows], local, s, n)
+  blocked = jax.jit(training.epoch_end, static_argnums=4)(state, carry, data.x_val,
+                                                          data.y_val, s)
+  chex.assert_trees_all_equal(blocked, whole)

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from lincv import placement as placement_lib
 from lincv import seeds, training
 from lincv.sweep.space import Group
 
@@ -60,10 +61,14 @@ class Population:
   """A group's compiled functions, sharded over devices; padded members are dropped on read.
 
   Its numeric hyperparameters are held in the data's float dtype (the seed as int32).
+  `placement` ("auto", "device" or "host") and `block_steps` say where the training rows
+  live and how many minibatches go to the devices at once (see `lincv.placement`).
   """
   group: Group
   data: training.Data
   num_classes: int
+  placement: str = "auto"
+  block_steps: int = 0
 
   def __post_init__(self):
     self.mesh = _mesh()
@@ -77,7 +82,12 @@ class Population:
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     member_seeds = np.unique(self.group.hparams["seed"])
     self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
-    self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
+    nbytes = self.data.x_train.nbytes + self.data.y_train.nbytes
+    self.placement = placement_lib.resolve(self.placement, nbytes, self.mesh.devices.flat)
+    if self.placement == "host":
+      self.data = placement_lib.host_data(self.data, NamedSharding(self.mesh, P()))
+    else:
+      self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
     s = self.group.structure
 
     def init(hparams, data):
@@ -122,6 +132,8 @@ class Population:
     self._epoch = jax.jit(population_epoch)
     self._epoch_own = jax.jit(population_epoch_own)
     self._accuracy = jax.jit(population_accuracy)
+    self._host = (placement_lib.HostEpochs(self, by_chunk, self.block_steps)
+                  if self.placement == "host" else None)
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
     """`fn` on each device's block of members: the first `num_batched` arguments are split
@@ -130,6 +142,8 @@ class Population:
                          + (P(),) * num_shared, out_specs=P("pop"), check_vma=False)
 
   def init(self):
+    if self._host:
+      return self._host.init()
     return self._init(self.hparams, self.data)
 
   def epoch(self, state, key: jax.Array | None = None):
@@ -141,11 +155,15 @@ class Population:
     """
     if key is None and self.seed is not None:
       key = seeds.key(self.seed, "order")
+    if self._host:
+      return self._host.epoch(state, key)
     if key is None:
       return self._epoch_own(state, self.hparams, self.data)
     return self._epoch(state, self.hparams, self.data, key)
 
   def accuracy(self, params, x, y):
+    if self._host and not isinstance(x, jax.Array):
+      return self._host.accuracy(params, x, y)[: self.k]
     return np.asarray(self._accuracy(params, x, y))[: self.k]
 
   def restore(self, state):

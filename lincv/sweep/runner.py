@@ -12,7 +12,7 @@ import time
 import jax
 import numpy as np
 
-from lincv import checkpoint, seeds, training
+from lincv import checkpoint, placement, seeds, training
 from lincv import config as config_lib
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
@@ -31,7 +31,7 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
                        f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
   for name in ("x_train", "x_val"):
     x = getattr(data, name)
-    finite = np.asarray(jax.numpy.isfinite(x).all(axis=1))
+    finite = np.asarray((np if isinstance(x, np.ndarray) else jax.numpy).isfinite(x).all(axis=1))
     if not finite.all():
       raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
                        "every input must be finite")
@@ -95,7 +95,8 @@ class Runner:
         training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
       except ValueError as e:
         raise SweepError(str(e)) from None
-      self.pops[gi] = population.Population(g, self.data[g.features], self.num_classes)
+      self.pops[gi] = population.Population(g, self.data[g.features], self.num_classes,
+                                            *placement.options(self.config.data))
       self.data[g.features] = self.pops[gi].data    # on the devices, for the next group
     return self.pops[gi]
 
