@@ -76,11 +76,11 @@ def test_map_rows_pads_no_copy_and_sees_only_real_rows():
 
 def test_the_finiteness_check_builds_no_mask_of_the_rows():
   x = jnp.ones((2048, 256), jnp.float32)
-  memory = runner._finite_rows.lower(x).compile().memory_analysis()  # pylint: disable=protected-access
+  finite_rows = runner._finite_rows  # pylint: disable=protected-access
+  memory = finite_rows.lower(x).compile().memory_analysis()
   assert memory.temp_size_in_bytes < x.size / 4          # an (N, D) bool mask is x.size bytes
   bad = x.at[7, 3].set(jnp.nan).at[9, 0].set(-jnp.inf).at[11].set(3e38)
-  np.testing.assert_array_equal(runner._finite_rows(bad),  # pylint: disable=protected-access
-                                ~np.isin(np.arange(2048), (7, 9)))
+  np.testing.assert_array_equal(finite_rows(bad), ~np.isin(np.arange(2048), (7, 9)))
 
 
 def test_preprocessor_rows_are_aligned():
