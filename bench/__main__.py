@@ -129,11 +129,11 @@ def _time_to_target(cache, cfg, batch, log) -> dict:
 def _memory(cache, cfg, batch, t2t) -> dict:
   """Approach -> peak memory of a fresh process running it once (the time-to-target
   runs measured theirs already)."""
-  mem = {"lincv one member (to target; JAX's copy of the rows included)": t2t["lincv"],
+  mem = {report.ONE_MEMBER: t2t["lincv"],
          "LogisticRegression lbfgs (to target)": t2t["lbfgs"],
          "SGDClassifier (to target)": t2t["sgd"]}
   runs = (
-      ("lincv sweep K=64, one epoch", "sweep_epoch", dict(members=64, batch_size=batch)),
+      (report.SWEEP_K64, "sweep_epoch", dict(members=64, batch_size=batch)),
       ("NumPy loop K=64, one epoch", "numpy_epoch", dict(members=64, batch_size=batch)),
       ("NumPy loop K=1, one epoch", "numpy_epoch", dict(members=1, batch_size=batch)),
       ("SGDClassifier, one grid fit", "sgd_fit", dict(epochs=1)),
@@ -150,18 +150,24 @@ def _memory(cache, cfg, batch, t2t) -> dict:
 def headlines(res) -> dict:
   """The headline ratios of `report.TARGETS`, from the sections' figures.
 
-  A ratio that was not measured (no K=64 sweep, or an approach that never reached the
-  target accuracy) is None, written as null; every other figure must be finite.
+  A ratio that was not measured (no K=64 sweep, an approach that never reached the
+  target accuracy, no memory probes) is None, written as null; every other figure must
+  be finite. The memory ratios are peak memory over (float32 rows + 0.3 GiB), see
+  `report.memory_over_rows`.
   """
-  t2t = res["time_to_target"]
+  t2t, mem = res["time_to_target"], res.get("memory", {})
   lincv_t, warm, lbfgs_t = t2t["lincv"], t2t["lincv_warm_cache"], t2t["lbfgs"]
+  over_rows = lambda label: (report.memory_over_rows(mem[label]["peak_rss_mib"], res["data"])
+                             if label in mem else None)
   ratio = lambda ours: (lbfgs_t["seconds"] / ours["seconds"]
                         if ours["reached"] and lbfgs_t["reached"] else None)
   return {"sweep_k64_over_roofline": res["sweep"].get("64", {}).get("sweep_over_roofline"),
           "single_member_epoch_s": res["sweep"]["1"]["single_member_epoch_s"],
           "time_to_40_speedup_vs_lbfgs": ratio(lincv_t),
           "time_to_40_speedup_vs_lbfgs_warm_cache": ratio(warm),
-          "grid64_speedup_vs_gridsearchcv": res["grid"]["speedup"]}
+          "grid64_speedup_vs_gridsearchcv": res["grid"]["speedup"],
+          "memory_one_member_over_rows": over_rows(report.ONE_MEMBER),
+          "memory_k64_over_rows": over_rows(report.SWEEP_K64)}
 
 
 if __name__ == "__main__":

@@ -45,7 +45,10 @@ def load_cache(folder: str):
   """The rows `save_cache` wrote, as an object with x_train ... y_test, class_names."""
   with open(os.path.join(folder, "meta.json"), encoding="utf-8") as fh:
     meta = json.load(fh)
-  arrays = {f: np.load(os.path.join(folder, f"{f}.npy")) for f in FIELDS}
+  # Aligned, as lincv's own rows are: `jax.device_put` then aliases them on CPU, where
+  # `np.load`'s arrays would be copied (and held twice). lincv.aligned imports NumPy only.
+  from lincv import aligned  # pylint: disable=import-outside-toplevel
+  arrays = {f: aligned.read_npy(os.path.join(folder, f"{f}.npy")) for f in FIELDS}
   return types.SimpleNamespace(**arrays, class_names=tuple(meta["class_names"]))
 
 
@@ -97,7 +100,7 @@ def _rss_mib() -> float:
 
 def _lincv_population(d, *, members, epochs, optimizer, schedule, learning_rate,
                       reg_strength, batch_size):
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
   from lincv import config as config_lib  # pylint: disable=import-outside-toplevel
   from lincv import sweep, training  # pylint: disable=import-outside-toplevel
   c = config_lib.base()
@@ -107,7 +110,8 @@ def _lincv_population(d, *, members, epochs, optimizer, schedule, learning_rate,
       learning_rate]
   c.sweep = {"learning_rate": [float(v) for v in lrs]}
   (group,) = sweep.group(sweep.expand(c))
-  data = training.Data(*(jnp.asarray(getattr(d, f)) for f in FIELDS[:4]))
+  # device_put aliases the probe's aligned rows on CPU, where jnp.asarray would copy them.
+  data = training.Data(*jax.device_put(tuple(getattr(d, f) for f in FIELDS[:4])))
   return sweep.Population(group, data, common.num_classes(d))
 
 
@@ -118,7 +122,6 @@ def probe_lincv_to_target(d, *, target, epochs=3, optimizer="momentum", schedule
   (with `compilation_cache`, a folder, JAX's persistent cache serves what an earlier
   run compiled)."""
   import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   if compilation_cache:
     jax.config.update("jax_compilation_cache_dir", compilation_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
@@ -129,7 +132,7 @@ def probe_lincv_to_target(d, *, target, epochs=3, optimizer="momentum", schedule
                           reg_strength=reg_strength, batch_size=batch_size)
   state = pop.init()
   key = jax.random.key(0)
-  x_test, y_test = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
+  x_test, y_test = jax.device_put((d.x_test, d.y_test))
   train_s, accs, epoch_s = 0.0, [], []
   for _ in range(epochs):
     t_epoch = time.perf_counter()

@@ -5,8 +5,27 @@ import numpy as np
 
 # Headline figure -> its goal; the first two are at most the goal, the others at least.
 TARGETS = {"sweep_k64_over_roofline": 1.25, "time_to_40_speedup_vs_lbfgs": 10.0,
-           "grid64_speedup_vs_gridsearchcv": 50.0, "single_member_epoch_s": 0.2}
-_AT_MOST = ("sweep_k64_over_roofline", "single_member_epoch_s")
+           "grid64_speedup_vs_gridsearchcv": 50.0, "single_member_epoch_s": 0.2,
+           "memory_one_member_over_rows": 1.3, "memory_k64_over_rows": 1.3}
+_AT_MOST = ("sweep_k64_over_roofline", "single_member_epoch_s",
+            "memory_one_member_over_rows", "memory_k64_over_rows")
+
+# Peak memory is judged against the float32 rows (train, validation and test) plus this
+# allowance for the interpreter, the imports and the compiled programs (MiB).
+MEMORY_ALLOWANCE_MIB = 0.3 * 1024
+# The memory table's rows that the memory targets judge.
+ONE_MEMBER = "lincv one member (to target)"
+SWEEP_K64 = "lincv sweep K=64, one epoch"
+
+
+def rows_mib(data) -> float:
+  """MiB of the float32 rows of every split, from `res["data"]`."""
+  return (data["num_train"] + data["num_val"] + data["num_test"]) * data["dim"] * 4 / 2**20
+
+
+def memory_over_rows(peak_mib: float, data) -> float:
+  """Peak memory as a multiple of (float32 rows + MEMORY_ALLOWANCE_MIB)."""
+  return peak_mib / (rows_mib(data) + MEMORY_ALLOWANCE_MIB)
 
 
 def markdown(res) -> str:
@@ -103,6 +122,11 @@ def _why(res, name):
             f"example at a time), lincv {_f(per_mem)} s per member-epoch at K=64; their "
             f"ratio, {_f(per_cfg / g['n_jobs'] / per_mem)}x on {g['n_jobs']} jobs, bounds "
             "the speedup, before lincv's compilation and per-epoch validation")
+  if name.startswith("memory_"):
+    r = res["memory"][ONE_MEMBER if name == "memory_one_member_over_rows" else SWEEP_K64]
+    return (f"{_f(r['peak_rss_mib'])} MiB at the peak, {_f(r['over_data_mib'])} MiB over "
+            f"the process holding the rows ({_f(r['data_rss_mib'])} MiB); the rows take "
+            f"{_f(rows_mib(res['data']))} MiB")
   return ""
 
 
@@ -160,8 +184,7 @@ def _time_to_target(res):
       "", "lincv runs with JAX's persistent compilation cache "
       "(`jax_compilation_cache_dir`) empty in the first row, and in the warm-cache "
       "row filled by an earlier run, as a second run of the same program shapes "
-      "finds it: the difference is compilation. "
-      "lincv's peak memory includes JAX's own copy of the rows.",
+      "finds it: the difference is compilation.",
       "", f"lincv reaches {pct} {_f(res['time_to_40_speedup_vs_lbfgs'])}x sooner than "
       f"LogisticRegression ({_f(res.get('time_to_40_speedup_vs_lbfgs_warm_cache'))}x with "
       f"a warm compilation cache){sgd}.", ""]
@@ -218,14 +241,20 @@ def _gradients(res):
 
 
 def _memory(res):
+  rows = rows_mib(res["data"])
   lines = ["## Peak memory", "",
            "Peak resident memory of a fresh process running the approach once "
-           "(VmHWM), and its excess over the process after loading the "
+           "(VmHWM), its excess over the process after loading the "
            "rows (a process holding the float32 rows, interpreter and imports included, "
-           f"takes about {_f(next(iter(res['memory'].values()))['data_rss_mib'])} MiB). "
-           "GridSearchCV with n_jobs=2 runs two processes like the one "
-           "measured.", "", "| approach | peak MiB | over the data MiB |",
-           "| --- | --- | --- |"]
+           f"takes about {_f(next(iter(res['memory'].values()))['data_rss_mib'])} MiB), "
+           f"and its ratio to the float32 rows ({_f(rows)} MiB) plus "
+           f"{_f(MEMORY_ALLOWANCE_MIB)} MiB, the figure the memory targets judge. The rows "
+           "are aligned to 64 bytes, as lincv's own are, so JAX on a CPU shares them "
+           "rather than copying them. GridSearchCV with n_jobs=2 runs two processes like "
+           "the one measured.", "",
+           "| approach | peak MiB | over the data MiB | / (rows + allowance) |",
+           "| --- | --- | --- | --- |"]
   for label, r in res["memory"].items():
-    lines.append(f"| {label} | {_f(r['peak_rss_mib'])} | {_f(r['over_data_mib'])} |")
+    lines.append(f"| {label} | {_f(r['peak_rss_mib'])} | {_f(r['over_data_mib'])} | "
+                 f"{_f(memory_over_rows(r['peak_rss_mib'], res['data']))} |")
   return lines + [""]

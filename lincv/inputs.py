@@ -13,10 +13,10 @@ import dataclasses
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from lincv import aligned
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import features as features_lib
@@ -66,15 +66,15 @@ class Inputs:
       if features == PIXELS:
         xs = {"train": p.x_train, "val": p.x_val, "test": p.x_test}
         if self.flip:
-          xs["train"] = np.concatenate(
-              [p.x_train, p.preprocessor(data_lib.mirror(p.images["train"]))])
+          mirrored = p.preprocessor(data_lib.mirror(p.images["train"]))
+          xs["train"] = aligned.stacked(p.x_train, mirrored)
       else:
         with jax.enable_x64(False):  # features are float32, the same in every run
           self._featurizers[features], xs = _image_features(
               features, p, self.config.features_cfg, self.cache_dir, flip=self.flip,
               seed=self.config.data.split_seed)
       dtype = np.dtype(self.config.dtype)
-      self._arrays[features] = {k: np.asarray(v, dtype) for k, v in xs.items()}
+      self._arrays[features] = {k: aligned.asarray(v, dtype) for k, v in xs.items()}
     return self._arrays[features]
 
   def featurizer(self, features: str):
@@ -89,9 +89,16 @@ class Inputs:
     return {"train": y_train, "val": p.y_val, "test": p.y_test}
 
   def data(self, features: str) -> training.Data:
+    """The training rows of `features` (host arrays) and validation rows (on the default
+    device).
+
+    The rows are aligned (see `lincv.aligned`), so on CPU the device arrays share
+    their memory with `arrays(features)` rather than copying it.
+    """
     xs, ys = self.arrays(features), self.labels()
-    return training.Data(xs["train"], ys["train"],  # on the devices as data.placement says
-                         jnp.asarray(xs["val"]), jnp.asarray(ys["val"]))
+    # Training rows stay on the host here: the population puts them on the devices, or
+    # streams them in blocks, as data.placement says.
+    return training.Data(xs["train"], ys["train"], *jax.device_put((xs["val"], ys["val"])))
 
   def split(self, features: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return self.arrays(features)[split], self.labels()[split]

@@ -16,7 +16,7 @@ if ROOT not in sys.path:  # bench is a folder of scripts beside lincv, not an in
   sys.path.insert(0, ROOT)
 
 from bench import __main__ as bench_main  # pylint: disable=wrong-import-position
-from bench import common, probes  # pylint: disable=wrong-import-position
+from bench import common, probes, report  # pylint: disable=wrong-import-position
 
 
 def _image_folder(root, classes=3, per_class=(16, 4), size=8):
@@ -84,6 +84,22 @@ def test_bench_quick_writes_results(runs):
   assert "jax " in text and "scikit-learn " in text
 
 
+def test_bench_quick_measures_peak_memory(runs):
+  """The memory probes ran in fresh processes and gave the memory headlines."""
+  out_dir, last, _ = runs
+  results = json.loads((out_dir / "results.json").read_text())
+  memory = results["memory"]
+  for label in (report.ONE_MEMBER, report.SWEEP_K64, "NumPy loop K=1, one epoch"):
+    r = memory[label]
+    assert r["peak_rss_mib"] >= r["data_rss_mib"] > 0
+    assert r["over_data_mib"] == pytest.approx(r["peak_rss_mib"] - r["data_rss_mib"], abs=0.1)
+  for key, label in (("memory_one_member_over_rows", report.ONE_MEMBER),
+                     ("memory_k64_over_rows", report.SWEEP_K64)):
+    assert last[key] == results[key] == pytest.approx(
+        report.memory_over_rows(memory[label]["peak_rss_mib"], results["data"]), rel=1e-3)
+  assert "/ (rows + allowance)" in (out_dir / "RESULTS.md").read_text()
+
+
 def test_bench_sweep_prints_figures(runs):
   figures = runs[2]
   for key in ("per_member_epoch_s", "roofline_per_member_epoch_s", "single_member_epoch_s",
@@ -124,9 +140,28 @@ def test_headline_not_measured_is_none():
   assert bench_main.headlines(res) == {
       "sweep_k64_over_roofline": None, "single_member_epoch_s": 0.1,
       "time_to_40_speedup_vs_lbfgs": None, "time_to_40_speedup_vs_lbfgs_warm_cache": None,
-      "grid64_speedup_vs_gridsearchcv": 60.0}
+      "grid64_speedup_vs_gridsearchcv": 60.0, "memory_one_member_over_rows": None,
+      "memory_k64_over_rows": None}
   res["time_to_target"]["lbfgs"]["reached"] = True
   assert bench_main.headlines(res)["time_to_40_speedup_vs_lbfgs"] == 4.5
+
+
+def test_memory_headlines_are_peak_over_rows_and_allowance():
+  """1,000 rows of 2**18 float32 values in all are 1,000 MiB; with 0.3 GiB, 1,307.2 MiB."""
+  data = {"num_train": 800, "num_val": 100, "num_test": 100, "dim": 2**18}
+  assert report.rows_mib(data) == 1000
+  reached = {"seconds": 2.0, "reached": True}
+  res = {"sweep": {"1": {"single_member_epoch_s": 0.1}}, "grid": {"speedup": 60.0},
+         "time_to_target": {"lincv": reached, "lincv_warm_cache": reached, "lbfgs": reached},
+         "data": data, "memory": {report.ONE_MEMBER: {"peak_rss_mib": 1307.2},
+                                  report.SWEEP_K64: {"peak_rss_mib": 2614.4}}}
+  figures = bench_main.headlines(res)
+  assert figures["memory_one_member_over_rows"] == pytest.approx(1.0)
+  assert figures["memory_k64_over_rows"] == pytest.approx(2.0)
+  assert report.TARGETS["memory_k64_over_rows"] == 1.3
+  verdict = report._verdict  # pylint: disable=protected-access
+  assert verdict("memory_k64_over_rows", 2.0) == "**missed**"
+  assert verdict("memory_one_member_over_rows", 1.0) == "met"
 
 
 def test_probe_cache_round_trips(tmp_path):
@@ -137,4 +172,5 @@ def test_probe_cache_round_trips(tmp_path):
   assert back.class_names == ("a", "b")
   for f in probes.FIELDS:
     np.testing.assert_array_equal(getattr(back, f), rows[f])
+    assert getattr(back, f).ctypes.data % 64 == 0  # so that JAX on CPU shares them
   _strict_loads((tmp_path / "meta.json").read_text())

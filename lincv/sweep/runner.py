@@ -18,6 +18,17 @@ from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
 
 
+# Which rows are finite, as a sum XLA fuses: no (N, D) mask is made beside the rows
+# (x * 0 is 0 for a finite value, NaN for a NaN or an infinity, and a sum keeps a NaN).
+_finite_rows = jax.jit(lambda x: (x * 0).sum(axis=1) == 0)
+
+
+def _host_finite_rows(x_NxD: np.ndarray, chunk: int = 8192) -> np.ndarray:
+  """`_finite_rows` of host rows, a chunk at a time (they may not fit on the device)."""
+  return np.concatenate([np.isfinite(x_NxD[i:i + chunk]).all(axis=1)
+                         for i in range(0, max(len(x_NxD), 1), chunk)])
+
+
 def check_data(data: training.Data, num_classes: int) -> training.Data:
   """`data` if its labels lie in [0, num_classes) and its rows are finite, else a
   SweepError naming the array. (Inside the compiled loop a bad label would only show as a
@@ -31,7 +42,7 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
                        f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
   for name in ("x_train", "x_val"):
     x = getattr(data, name)
-    finite = np.asarray((np if isinstance(x, np.ndarray) else jax.numpy).isfinite(x).all(axis=1))
+    finite = _host_finite_rows(x) if isinstance(x, np.ndarray) else np.asarray(_finite_rows(x))
     if not finite.all():
       raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
                        "every input must be finite")
