@@ -13,26 +13,30 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lincv import seeds, training
+from lincv import distributed, seeds, training
 from lincv.sweep.space import Group
 
 
 def _mesh() -> Mesh:
+  """Every device of every process, along the population axis."""
   return Mesh(np.asarray(jax.devices()), ("pop",))
 
 
 def _padded(tree, k_pad: int):
   """Pads the leading (population) axis to k_pad by repeating the last member."""
   def pad(x):
-    x = np.asarray(x)
     if x.shape[0] == k_pad:
       return x
+    x = np.asarray(x)
     return np.concatenate([x, np.repeat(x[-1:], k_pad - x.shape[0], axis=0)])
   return jax.tree.map(pad, tree)
 
 
-def _shard(tree, mesh: Mesh):
-  return jax.device_put(tree, NamedSharding(mesh, P("pop")))
+def _shard(tree, mesh: Mesh, spec=P("pop")):
+  """`tree` on the mesh's devices; with several processes, each places its own blocks."""
+  if distributed.is_multiprocess():
+    return distributed.put(tree, NamedSharding(mesh, spec))
+  return jax.device_put(tree, NamedSharding(mesh, spec))
 
 
 MAX_CHUNK = 64  # at most this many members train as one vmapped program
@@ -77,7 +81,7 @@ class Population:
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     member_seeds = np.unique(self.group.hparams["seed"])
     self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
-    self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
+    self.data = _shard(self.data, self.mesh, P())
     s = self.group.structure
 
     def init(hparams, data):
@@ -146,7 +150,9 @@ class Population:
     return self._epoch(state, self.hparams, self.data, key)
 
   def accuracy(self, params, x, y):
-    return np.asarray(self._accuracy(params, x, y))[: self.k]
+    return distributed.fetch(self._accuracy(params, x, y))[: self.k]
 
   def restore(self, state):
-    return _shard(state, self.mesh)
+    """`state` on the devices; a state of the group's k members alone (a checkpoint's)
+    is padded as `init` pads it."""
+    return _shard(_padded(state, self.k_pad), self.mesh)
