@@ -59,7 +59,7 @@ def supervise(procs: list[subprocess.Popen]) -> int:
   """Waits for every process; once one fails, stops the others. The first failure's exit
   status, or 0."""
   status = 0
-  while any(p.poll() is None for p in procs):
+  while None in [p.poll() for p in procs]:     # every process polled, each time
     failed = [p for p in procs if p.returncode not in (None, 0)]
     if failed:
       status = exit_status(failed[0].returncode)
