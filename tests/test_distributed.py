@@ -1,6 +1,7 @@
 """Several processes on 127.0.0.1 (CPU, gloo): the same results as one, one writer, faults.
 
-The digits runs share one data directory, prepared by the single-process run first.
+The digits runs share one data directory, prepared by the single-process run first, and
+one compilation cache (the resumed pair compiles nothing the killed pair compiled).
 """
 
 import json
@@ -18,15 +19,18 @@ from lincv import distributed, launch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TRAIN = os.path.join(ROOT, "train.py")
-# K = 3 per group (2 groups): not a multiple of the 2 processes.
+# K = 3: not a multiple of the 2 processes.
 ARGS = ["--config", os.path.join(ROOT, "configs", "default.py:smoke"),
-        "--config.sweep.learning_rate=(1e-2, 3e-2, 1e-1)", "--config.epochs=12"]
+        "--config.sweep={'loss': ('softmax',), 'learning_rate': (1e-2, 3e-2, 1e-1)}",
+        "--config.epochs=12"]
 RUN_FILES = ["checkpoint", "config.json", "metrics.jsonl", "plots", "results.csv",
              "summary.json"]
 
 
 def _env(data_dir):
   return dict(os.environ, TFDS_DATA_DIR=str(data_dir), XLA_FLAGS="",
+              JAX_COMPILATION_CACHE_DIR=str(data_dir.parent / "jax_cache"),
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
 
 
@@ -102,10 +106,12 @@ def test_a_killed_pair_ends_with_one_line_and_resumes_to_the_single_process_resu
   _same_run(reference, workdir)
 
 
-def _sweep_main(workdir, devices, kill_at_epoch=None):
-  """tests/_sweep_main.py on `devices` CPU devices: its rows, or killed at an epoch."""
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-  proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sweep_main.py"), workdir],
+def _sweep_main(workdir, devices, cache, kill_at_epoch=None):
+  """tests/_sweep_main.py (3 members per group) on `devices` CPU devices: its rows, or
+  None once killed at an epoch."""
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sweep_main.py"), workdir, "3"],
                           stdout=subprocess.PIPE, text=True, env=env)
   for line in proc.stdout:
     if (kill_at_epoch and line.startswith("progress")
@@ -121,13 +127,13 @@ def _sweep_main(workdir, devices, kill_at_epoch=None):
 
 def test_a_checkpoint_resumes_on_another_number_of_devices(tmp_path):
   """A checkpoint holds the members, not the padding of the devices that wrote it: one
-  written on 4 devices (5 members per group, padded to 20) resumes on 1, and the other
-  way, to the uninterrupted result."""
-  full = _sweep_main(str(tmp_path / "full"), 1)
-  for first, then in ((4, 1), (1, 4)):
-    workdir = str(tmp_path / f"{first}-{then}")
-    assert _sweep_main(workdir, first, kill_at_epoch=5) is None
-    assert _sweep_main(workdir, then) == full
+  written on 4 devices (3 members per group, padded to 12) resumes on 1 to the
+  uninterrupted result."""
+  cache = tmp_path / "jax_cache"
+  full = _sweep_main(str(tmp_path / "full"), 1, cache)
+  workdir = str(tmp_path / "resumed")
+  assert _sweep_main(workdir, 4, cache, kill_at_epoch=5) is None
+  assert _sweep_main(workdir, 1, cache) == full
 
 
 def test_launcher_forwards_the_first_failure_and_stops_the_others():
