@@ -88,8 +88,8 @@ def _fail(message: str) -> None:
 
 def _joined() -> bool:
   """True once this process has joined a run of several processes."""
-  return "jax" in sys.modules and FLAGS.coordinator is not None and (
-      sys.modules["jax"].process_count() > 1)
+  module = sys.modules.get("lincv.distributed")
+  return module is not None and module.joined()
 
 
 def _parse(argv):
@@ -153,7 +153,7 @@ def main(argv) -> None:
       _fail("a run of several processes needs --workdir (the same on every process, on a "
             "file system they share)")
     distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
-  if distributed.is_multiprocess():
+  if distributed.joined():
     try:
       _main(spec, config if FLAGS.mode == "train" else None)
     except Exception as e:  # pylint: disable=broad-except

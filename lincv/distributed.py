@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 HEARTBEAT_SECONDS = 20   # a peer silent this long is dead, and the run ends
-SHUTDOWN_SECONDS = 30    # how long a finishing process waits for its peers at exit
+_joined = []             # [True] once this process has joined a run
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
@@ -31,8 +31,13 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                              process_id=process_id,
-                             heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
-                             shutdown_timeout_seconds=SHUTDOWN_SECONDS)
+                             heartbeat_timeout_seconds=HEARTBEAT_SECONDS)
+  _joined.append(True)
+
+
+def joined() -> bool:
+  """True once `initialize` has joined this process to a run."""
+  return bool(_joined)
 
 
 def is_multiprocess() -> bool:
@@ -70,7 +75,7 @@ def put(tree, sharding):
 
 def abort(message: str, status: int = 1) -> None:
   """Writes `message` as one line on stderr and ends the process now: the exit of a
-  process whose peer died would otherwise wait for that peer (`SHUTDOWN_SECONDS`)."""
+  process whose peer died would otherwise wait for that peer at JAX's shutdown barrier."""
   sys.stdout.flush()
   sys.stderr.write(message.rstrip("\n") + "\n")
   sys.stderr.flush()
