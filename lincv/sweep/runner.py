@@ -130,7 +130,8 @@ class Runner:
           run.state = pop.init()
         else:
           like = pop._init.eval_shape(pop.hparams, pop.data)    # shapes only, no compile
-          like = jax.tree.map(lambda a: np.empty((pop.k, *a.shape[1:]), a.dtype), like)
+          like = jax.tree.map(lambda a: jax.ShapeDtypeStruct((pop.k, *a.shape[1:]), a.dtype),
+                              like)
           source = f"the checkpoint of group {gi}"
           try:
             state = _members({n: a for n, a in saved.items() if n.startswith("state_")},
