@@ -10,6 +10,11 @@ A run killed at any point resumes when started again with the same --workdir; Ct
 says where it stopped and exits with status 130. Bad input (an unknown field, a wrong
 type, an unknown name, a missing folder) prints one line on stderr and exits with
 status 2, writing nothing.
+
+Several processes (hosts) run one sweep when each is started with --coordinator,
+--num_processes and --process_id (`python -m lincv.launch` starts them on one machine):
+process 0 writes the run directory and prints the results. A process that loses a peer
+ends with one line and exit status 1; starting every process again resumes the run.
 """
 
 import os
@@ -74,8 +79,17 @@ def default_workdir(spec: str, when: time.struct_time | None = None) -> str:
 
 
 def _fail(message: str) -> None:
+  if _joined():
+    from lincv import distributed  # pylint: disable=import-outside-toplevel
+    distributed.abort(f"train.py: error: {message}", 2)
   sys.stderr.write(f"train.py: error: {message}\n")
   sys.exit(2)
+
+
+def _joined() -> bool:
+  """True once this process has joined a run of several processes."""
+  module = sys.modules.get("lincv.distributed")
+  return module is not None and module.joined()
 
 
 def _parse(argv):
@@ -131,17 +145,35 @@ def main(argv) -> None:
   else:
     spec, config = _load(spec, overrides)
 
+  from lincv import distributed  # pylint: disable=import-outside-toplevel
   if FLAGS.coordinator:
-    import jax  # pylint: disable=import-outside-toplevel
-    jax.distributed.initialize(coordinator_address=FLAGS.coordinator,
-                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+    if FLAGS.num_processes is None or FLAGS.process_id is None:
+      _fail("--coordinator needs --num_processes and --process_id")
+    if not FLAGS.workdir:
+      _fail("a run of several processes needs --workdir (the same on every process, on a "
+            "file system they share)")
+    distributed.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+  if distributed.joined():
+    try:
+      _main(spec, config if FLAGS.mode == "train" else None)
+    except Exception as e:  # pylint: disable=broad-except
+      first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      distributed.abort(f"train.py: error: process {FLAGS.process_id} of "
+                        f"{FLAGS.num_processes} stopped ({type(e).__name__}: {first}); a peer "
+                        "may have died: start every process again with the same command to "
+                        "resume")
+  else:
+    _main(spec, config if FLAGS.mode == "train" else None)
 
-  from lincv import experiment, sweep  # pylint: disable=import-outside-toplevel
+
+def _main(spec, config) -> None:
+  """Trains or evaluates, once the command line is read."""
+  from lincv import distributed, experiment, sweep  # pylint: disable=import-outside-toplevel
   from lincv.data import DataError  # pylint: disable=import-outside-toplevel
   from lincv.data.records import quiet_tfds  # pylint: disable=import-outside-toplevel
   from lincv.progress import Progress  # pylint: disable=import-outside-toplevel
 
-  progress = Progress(sys.stdout)
+  progress = Progress(sys.stdout if distributed.is_writer() else open(os.devnull, "w"))
   workdir = FLAGS.workdir
   try:
     with quiet_tfds():
@@ -150,7 +182,7 @@ def main(argv) -> None:
         return
       if not workdir:
         workdir = default_workdir(spec)
-      for line in sweep.notes(config):
+      for line in sweep.notes(config) if distributed.is_writer() else ():
         sys.stdout.write(f"note: {line}\n")
       experiment.run(config, workdir, progress=progress, stream=sys.stdout)
   except (experiment.ConfigError, DataError) as e:

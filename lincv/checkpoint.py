@@ -176,8 +176,9 @@ class Store:
     self.commits = 0
     self.files: dict[str, str] = {}
 
-  def load(self) -> dict | None:
-    """The committed meta (None if nothing was committed); cleans up a killed commit."""
+  def load(self, clean: bool = True) -> dict | None:
+    """The committed meta (None if nothing was committed); cleans up a killed commit
+    (unless `clean` is False: a reader beside the writer, e.g. another process of a run)."""
     meta = None
     if os.path.exists(self.path):
       saved = load_json(self.path)
@@ -185,7 +186,8 @@ class Store:
         raise ValueError(f"{self.path} was not written by this version of lincv")
       self.commits, self.files = int(saved["commit"]), dict(saved["files"])
       meta = {k: v for k, v in saved.items() if k not in self.MANIFEST_KEYS}
-    self._clean()
+    if clean:
+      self._clean()
     return meta
 
   def read(self, slot: str) -> dict:

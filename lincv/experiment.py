@@ -9,6 +9,9 @@
       evaluate  the selected member on `config.eval_split`, once
       report    results.csv, summary.json, metrics.jsonl, checkpoint/, plots/ (`lincv.report`)
 
+With several processes (`lincv.distributed`), each runs every step on the same data and
+takes the same decisions; process 0 alone writes the run directory.
+
 A finished run is read back with `lincv.Run.load(workdir)`.
 """
 
@@ -21,8 +24,8 @@ import warnings
 import jax
 import ml_collections
 
-from lincv import baselines, checkpoint, data as data_lib, inputs as inputs_lib, knn
-from lincv import methods, metrics, placement, report, sweep
+from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
+from lincv import knn, methods, metrics, placement, report, sweep
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -75,10 +78,11 @@ def _run_or_undo(config, workdir, progress, stream) -> dict:
   try:
     return _pipeline(config, workdir, progress, stream or progress.stream, resuming, t_start)
   except sweep.Diverged as e:
-    _discard(workdir, fresh, existed)
+    if distributed.is_writer():
+      _discard(workdir, fresh, existed)
     raise ConfigError(str(e)) from None
   except (ConfigError, data_lib.DataError):
-    if fresh:
+    if fresh and distributed.is_writer():
       _discard(workdir, fresh, existed)
     raise
 
@@ -86,11 +90,13 @@ def _run_or_undo(config, workdir, progress, stream) -> dict:
 def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
   """inputs -> method -> evaluation -> report."""
   progress.log("loading data" + (" (resuming)" if resuming else ""))
-  inputs = inputs_lib.load(config, cache_dir=inputs_lib.cache_dir(config))
+  with distributed.writer_first("lincv: inputs"):
+    inputs = inputs_lib.load(config, cache_dir=inputs_lib.cache_dir(config))
   t_data = time.perf_counter() - t_start
   progress.log(f"data: {inputs.describe()}")
-  os.makedirs(workdir, exist_ok=True)
-  if not resuming:
+  if distributed.is_writer():
+    os.makedirs(workdir, exist_ok=True)
+  if not resuming and distributed.is_writer():
     checkpoint.save_json(os.path.join(workdir, "config.json"), config_lib.as_json(config))
 
   t0 = time.perf_counter()

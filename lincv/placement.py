@@ -15,7 +15,8 @@
   auto    `host` when the training rows take more than `FIT_FRACTION` of the free memory
           of the device with the least free memory (`Device.memory_stats()`), else
           `device`. A backend without memory statistics (XLA:CPU, whose device memory is
-          the host's) gets `device`.
+          the host's) gets `device`, and so does a run of several processes (`host`
+          runs in one process for now, and every process must decide alike).
 
 Both placements train on the same minibatches: the data order is a function of (seed,
 epoch) only (`lincv.order`), and `host` computes it as `device` does, on the devices, then
@@ -79,6 +80,8 @@ def resolve(placement: str, nbytes: int, devices) -> str:
   check_name("data.placement", placement, PLACEMENTS)
   if placement != "auto":
     return placement
+  if jax.process_count() > 1:
+    return "device"   # every process must decide alike, and host runs in one process
   free = free_bytes(devices)
   return "host" if free is not None and nbytes > FIT_FRACTION * free else "device"
 

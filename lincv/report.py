@@ -6,7 +6,8 @@ writes results.csv (one row per member), metrics.jsonl (per member and epoch, fo
 that train by epochs), checkpoint/best.npz (the selected parameters) and
 checkpoint/inputs.npz (the fitted preprocessing and features, so `lincv.Run` can classify
 new images), plots/*.png, and summary.json, then prints the best members and the
-selected one's accuracy.
+selected one's accuracy. With several processes, process 0 writes and prints; the
+others print one line saying where the results are.
 """
 
 import csv
@@ -19,7 +20,7 @@ import platform
 import jax
 import numpy as np
 
-from lincv import checkpoint, metrics, plots
+from lincv import checkpoint, distributed, metrics, plots
 
 LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
            "epochs_run", "best_epoch", "seconds")
@@ -41,6 +42,11 @@ def write(config, workdir: str, inputs, outcome, evaluation: dict, timings: dict
     timings: seconds per phase; "total" is this process's.
     stream: where the table and the result line go.
   """
+  if not distributed.is_writer():
+    stream.write(f"process {jax.process_index()} of {jax.process_count()}: done; process 0 "
+                 f"writes the results to {workdir}\n")
+    stream.flush()
+    return _summary(config, inputs, outcome, evaluation, timings)
   rows = outcome.rows
   _write_csv(os.path.join(workdir, "results.csv"), rows)
   if outcome.history is not None:

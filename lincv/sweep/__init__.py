@@ -2,9 +2,9 @@
 
 A sweep is a list of members, each a full assignment of the swept fields. Members that
 agree on every structural field form a group; a group's K members train together under
-one `jit(vmap(...))`, with the population axis sharded over all devices. After each
-epoch the sweep state is checkpointed atomically, so a killed sweep resumes where it
-stopped and ends with the same results. `run` does all of it; its steps live in
+one `jit(vmap(...))`, with the population axis sharded over all devices, those of every
+process too (`lincv.distributed`). After each epoch the sweep state is checkpointed
+atomically, so a killed sweep resumes where it stopped and ends with the same results. `run` does all of it; its steps live in
 
   space.py       the search space: `expand`, `notes`, `validate_member`, `structure`,
                  `group` (its spelling in `config.sweep` is in that module's docstring)

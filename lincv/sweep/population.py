@@ -13,27 +13,31 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from lincv import distributed, seeds, training
 from lincv import placement as placement_lib
-from lincv import seeds, training
-from lincv.sweep.space import Group
+from lincv.sweep.space import Group, SweepError
 
 
 def _mesh() -> Mesh:
+  """Every device of every process, along the population axis."""
   return Mesh(np.asarray(jax.devices()), ("pop",))
 
 
 def _padded(tree, k_pad: int):
   """Pads the leading (population) axis to k_pad by repeating the last member."""
   def pad(x):
-    x = np.asarray(x)
     if x.shape[0] == k_pad:
       return x
+    x = np.asarray(x)
     return np.concatenate([x, np.repeat(x[-1:], k_pad - x.shape[0], axis=0)])
   return jax.tree.map(pad, tree)
 
 
-def _shard(tree, mesh: Mesh):
-  return jax.device_put(tree, NamedSharding(mesh, P("pop")))
+def _shard(tree, mesh: Mesh, spec=P("pop")):
+  """`tree` on the mesh's devices; with several processes, each places its own blocks."""
+  if distributed.is_multiprocess():
+    return distributed.put(tree, NamedSharding(mesh, spec))
+  return jax.device_put(tree, NamedSharding(mesh, spec))
 
 
 MAX_CHUNK = 64  # at most this many members train as one vmapped program
@@ -85,9 +89,12 @@ class Population:
     nbytes = self.data.x_train.nbytes + self.data.y_train.nbytes
     self.placement = placement_lib.resolve(self.placement, nbytes, self.mesh.devices.flat)
     if self.placement == "host":
+      if jax.process_count() > 1:
+        raise SweepError("data.placement='host' runs in one process for now; use "
+                         "data.placement='device' (or auto) with several processes")
       self.data = placement_lib.host_data(self.data, NamedSharding(self.mesh, P()))
     else:
-      self.data = jax.device_put(self.data, NamedSharding(self.mesh, P()))
+      self.data = _shard(self.data, self.mesh, P())
     s = self.group.structure
 
     def init(hparams, data):
@@ -164,7 +171,9 @@ class Population:
   def accuracy(self, params, x, y):
     if self._host and not isinstance(x, jax.Array):
       return self._host.accuracy(params, x, y)[: self.k]
-    return np.asarray(self._accuracy(params, x, y))[: self.k]
+    return distributed.fetch(self._accuracy(params, x, y))[: self.k]
 
   def restore(self, state):
-    return _shard(state, self.mesh)
+    """`state` on the devices; a state of the group's k members alone (a checkpoint's)
+    is padded as `init` pads it."""
+    return _shard(_padded(state, self.k_pad), self.mesh)

@@ -3,6 +3,11 @@
 After each epoch (every `config.checkpoint_every`) and at each rung, a group's state, its
 curves and the time worked are committed in one atomic step (`lincv.checkpoint.Store`), so
 a killed sweep resumes where it stopped and ends with the same results.
+
+With several processes (`lincv.distributed`) every process runs the same steps on the
+values gathered from all of them, so all take the same decisions; process 0 alone writes
+the checkpoint. A checkpoint holds the group's K members only (not the padding of
+`population.chunking`), so it resumes whatever the number of processes and devices.
 """
 
 import dataclasses
@@ -12,7 +17,7 @@ import time
 import jax
 import numpy as np
 
-from lincv import checkpoint, placement, seeds, training
+from lincv import checkpoint, distributed, placement, seeds, training
 from lincv import config as config_lib
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
@@ -57,7 +62,17 @@ def shared_order_key(config) -> jax.Array | None:
 
 
 def _active(state: training.TrainState, k: int) -> np.ndarray:
-  return np.asarray(state.status)[:k] == training.ACTIVE
+  return distributed.fetch(state.status)[:k] == training.ACTIVE
+
+
+def _members(tree, k: int, source: str):
+  """The first k members of each leaf of `tree` (a checkpoint's; older ones kept the
+  padding); a leaf with fewer, or another shape per member, is a ValueError."""
+  def one(x):
+    if x.ndim == 0 or x.shape[0] < k:
+      raise ValueError(f"{source} holds an array of shape {x.shape}, expected {k} members")
+    return x[:k]
+  return {n: one(x) for n, x in tree.items()}
 
 
 @dataclasses.dataclass
@@ -84,10 +99,11 @@ class Runner:
     self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [],
                  "groups": {}}
     self.store = None
+    self.writer = distributed.is_writer()
     if workdir:
       self.store = checkpoint.Store(os.path.join(workdir, "checkpoint"), "sweep.json")
       try:
-        saved = self.store.load()
+        saved = self.store.load(clean=self.writer)
       except ValueError as e:
         raise SweepError(f"{e}; use a new workdir") from None
       if saved is not None and saved.get("config") != self.meta["config"]:
@@ -126,8 +142,15 @@ class Runner:
           run.state = pop.init()
         else:
           like = pop._init.eval_shape(pop.hparams, pop.data)    # shapes only, no compile
-          run.state = checkpoint.from_arrays(saved, like, "state_",
-                                             f"the checkpoint of group {gi}")
+          like = jax.tree.map(lambda a: jax.ShapeDtypeStruct((pop.k, *a.shape[1:]), a.dtype),
+                              like)
+          source = f"the checkpoint of group {gi}"
+          try:
+            state = _members({n: a for n, a in saved.items() if n.startswith("state_")},
+                             pop.k, source)
+            run.state = checkpoint.from_arrays(state, like, "state_", source)
+          except ValueError as e:
+            raise SweepError(f"{e}; use a new workdir") from None
           run.train_loss, run.val_accuracy = saved["train_loss"], saved["val_accuracy"]
           run.seconds = info["seconds"]
         self.runs[gi] = run
@@ -140,15 +163,19 @@ class Runner:
       return
     pop, s = self.compiled(gi), self.groups[gi].structure
     run.state = pop.restore(run.state)
-    e = int(np.asarray(run.state.epoch)[0])
-    while e < end and _active(run.state, pop.k).any():
+    e = int(distributed.fetch(run.state.epoch)[0])
+    active = _active(run.state, pop.k)
+    while e < end and active.any():
       t0 = time.perf_counter()
       run.state, metrics = pop.epoch(run.state, self.key)
-      run.train_loss[:, e] = np.asarray(metrics["train_loss"])[: pop.k]
-      run.val_accuracy[:, e] = np.asarray(metrics["val_accuracy"])[: pop.k]
+      got = distributed.fetch({**metrics, "status": run.state.status,
+                               "best": run.state.best_val_acc})
+      run.train_loss[:, e] = got["train_loss"][: pop.k]
+      run.val_accuracy[:, e] = got["val_accuracy"][: pop.k]
       run.seconds += time.perf_counter() - t0
       e += 1
-      alive = int(_active(run.state, pop.k).sum())
+      active = got["status"][: pop.k] == training.ACTIVE
+      alive = int(active.sum())
       if self.store and alive and e < s.epochs and (
           e == end or e % self.config.checkpoint_every == 0):
         self.commit([gi])
@@ -156,28 +183,30 @@ class Runner:
         self.progress({
             "group": gi, "num_groups": len(self.groups), "epoch": e, "epochs": s.epochs,
             "alive": alive, "members": pop.k,
-            "best_val_accuracy": float(np.max(np.asarray(run.state.best_val_acc)[: pop.k])),
+            "best_val_accuracy": float(np.max(got["best"][: pop.k])),
             "seconds": run.seconds})
-    if e == s.epochs or not _active(run.state, pop.k).any():
+    if e == s.epochs or not active.any():
       self.finish(gi)
 
   def finish(self, gi: int) -> None:
     """Evaluates group gi's members, keeps its best member's parameters, frees its devices."""
     run, pop, g = self.runs[gi], self.pops.pop(gi), self.groups[gi]
-    st, k = run.state, pop.k
+    k = pop.k
+    train_accuracy = pop.accuracy(run.state.best_params, pop.data.x_train, pop.data.y_train)
+    st = distributed.fetch(run.state._replace(opt_state=None, prev_params=None))
     run.outcome = {
-        "train_accuracy": pop.accuracy(st.best_params, pop.data.x_train, pop.data.y_train),
-        "val_accuracy": np.asarray(st.best_val_acc)[:k],
-        "final_loss": np.asarray(st.last_loss)[:k],
-        "status": np.asarray(st.status)[:k],
-        "epochs_run": np.asarray(st.epochs_run)[:k],
-        "best_epoch": np.asarray(st.best_epoch)[:k],
+        "train_accuracy": train_accuracy,
+        "val_accuracy": st.best_val_acc[:k],
+        "final_loss": st.last_loss[:k],
+        "status": st.status[:k],
+        "epochs_run": st.epochs_run[:k],
+        "best_epoch": st.best_epoch[:k],
         "train_loss_history": run.train_loss,
         "val_accuracy_history": run.val_accuracy}
     best = selection.best([row for row, _ in self.rows(gi)])
     if best is not None:
       j = g.members.index(best["member"])
-      run.outcome.update({f"params_{n}": np.asarray(v)[j] for n, v in st.best_params.items()})
+      run.outcome.update({f"params_{n}": v[j] for n, v in st.best_params.items()})
     run.state = run.train_loss = run.val_accuracy = None
     if not any(h.features == g.features for i, h in enumerate(self.groups)
                if i > gi or i in self.pops):
@@ -192,13 +221,13 @@ class Runner:
     live = {}
     for gi in training_groups:
       st = self.runs[gi].state
-      status, acc = np.asarray(st.status), np.asarray(st.best_val_acc)
+      status, acc = distributed.fetch((st.status, st.best_val_acc))
       live.update({m: float(acc[j]) for j, m in enumerate(self.groups[gi].members)
                    if status[j] == training.ACTIVE})
     keep = selection.survivors(live, eta)
     for gi in training_groups:
       st = self.runs[gi].state
-      status = np.array(st.status)
+      status = np.array(distributed.fetch(st.status))
       for j, m in enumerate(self.groups[gi].members):
         if m in live and m not in keep:
           status[j] = training.PRUNED
@@ -208,7 +237,10 @@ class Runner:
       self.commit(training_groups)
 
   def commit(self, gis: list[int]) -> None:
-    """Commits the progress of groups `gis`, and the seconds worked so far, in one step."""
+    """Commits the progress of groups `gis`, and the seconds worked so far, in one step.
+
+    Every process gathers the states (a collective); process 0 writes them.
+    """
     files = {}
     for gi in gis:
       run = self.runs[gi]
@@ -216,12 +248,15 @@ class Runner:
         files[f"group{gi}"] = run.outcome
         self.meta["groups"][str(gi)] = {"finished": True, "seconds": run.seconds}
       else:
-        files[f"group{gi}"] = {**checkpoint.tree_arrays(run.state, "state_"),
+        k = self.groups[gi].size
+        state = jax.tree.map(lambda a: a[:k], distributed.fetch(run.state))
+        files[f"group{gi}"] = {**checkpoint.tree_arrays(state, "state_"),
                                "train_loss": run.train_loss, "val_accuracy": run.val_accuracy}
         self.meta["groups"][str(gi)] = {"finished": False, "seconds": run.seconds,
-                                        "epoch": int(np.asarray(run.state.epoch)[0])}
+                                        "epoch": int(state.epoch[0])}
     self.meta["seconds"] = self.earlier_seconds + time.perf_counter() - self.started
-    self.store.commit(self.meta, files)
+    if self.writer:
+      self.store.commit(self.meta, files)
 
   def rows(self, gi: int) -> list[tuple[dict, dict]]:
     """(row, history) of each member of finished group gi."""
@@ -272,7 +307,7 @@ class Runner:
 
   def discard(self) -> None:
     """Forgets the committed progress (the checkpoint's files)."""
-    if self.store:
+    if self.store and self.writer:
       self.store.clear()
 
 
