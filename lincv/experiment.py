@@ -25,7 +25,7 @@ import jax
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
-from lincv import knn, methods, metrics, placement, report, sweep
+from lincv import knn, methods, placement, report, sweep
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -108,18 +108,10 @@ def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
   except sweep.SweepError as e:
     raise ConfigError(str(e)) from None
   t_train = time.perf_counter() - t0
-  evaluation = _evaluate(config, inputs, outcome, config.eval_split)
+  evaluation = methods.evaluate(config, outcome.hparams, outcome.params, inputs,
+                                config.eval_split)
   timings = {"data": t_data, "train": t_train, "total": time.perf_counter() - t_start}
   return report.write(config, workdir, inputs, outcome, evaluation, timings, stream)
-
-
-def _evaluate(config, inputs, outcome, split: str) -> dict:
-  """The selected member's predictions and accuracy on `split`."""
-  features = outcome.hparams.get("features", config.features)
-  x, y = inputs.split(features, split)
-  pred = methods.predict(config, outcome.hparams, outcome.params, x,
-                         methods.pool(config, inputs, split), inputs.prepared.num_classes)
-  return {"split": split, "pred": pred, "labels": y, "accuracy": metrics.accuracy(pred, y)}
 
 
 def check(config: ml_collections.ConfigDict) -> list[dict]:

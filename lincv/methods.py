@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv import baselines, chunked, knn, scores as scores_lib, seeds, sweep, training
+from lincv import baselines, chunked, knn, metrics, scores as scores_lib, seeds, sweep
+from lincv import training
 from lincv import config as config_lib
 from lincv import data as data_lib
 
@@ -169,3 +170,12 @@ def predict(config, hparams, params, x_NxD, pool=None, num_classes=None) -> np.n
   params = jax.tree.map(jnp.asarray, params)
   x = jnp.asarray(x_NxD, jax.tree.leaves(params)[0].dtype)
   return np.asarray(training.predict(s, params, x))
+
+
+def evaluate(config, hparams, params, inputs, split: str) -> dict:
+  """The selected classifier on `split` of `inputs`: {"split", "pred", "labels",
+  "accuracy"} (k-NN votes with `pool(config, inputs, split)`)."""
+  x, y = inputs.split(hparams.get("features", config.features), split)
+  pred = predict(config, hparams, params, x, pool(config, inputs, split),
+                 inputs.prepared.num_classes)
+  return {"split": split, "pred": pred, "labels": y, "accuracy": metrics.accuracy(pred, y)}

@@ -24,7 +24,7 @@ import numpy as np
 
 from lincv import checkpoint, data as data_lib, features as features_lib
 from lincv import inputs as inputs_lib
-from lincv import methods, metrics
+from lincv import methods
 from lincv import config as config_lib
 
 SPLITS = ("train", "val", "test")
@@ -170,10 +170,8 @@ class Run:
       raise config_lib.ConfigError(f"unknown split {split!r}; expected one of: "
                                    f"{', '.join(SPLITS)}")
     with self._precision():
-      x, y = self.inputs.split(self.features, split)
-      pred = methods.predict(self.config, self.best["hparams"], self.params, x,
-                             self._pool(split), len(self.class_names))
-    return {"split": split, "accuracy": metrics.accuracy(pred, y), "num_examples": len(y),
+      out = methods.evaluate(self.config, self.best["hparams"], self.params, self.inputs, split)
+    return {"split": split, "accuracy": out["accuracy"], "num_examples": len(out["labels"]),
             "member": self.best["member"]}
 
   # ------------------------------------------------------------------ internals
