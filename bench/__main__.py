@@ -62,6 +62,9 @@ def run(args) -> dict:
   try:
     probes.save_cache(prepared, cache)
     res["sweep"] = _sweeps(prepared, cfg, batch, log)
+    res["placement"] = bench_sweep.measure_placement(prepared, max(cfg["members"][:3]),
+                                                     reps=cfg["reps"], batch_size=batch)
+    log(f"placement: a host epoch {res['placement']['host_over_device']:.2f}x a device epoch")
     res["gradients"] = compare.gradients(prepared, members=max(cfg["members"][:3]),
                                          reps=cfg["reps"], batch_size=batch)
     log("gradients done")
@@ -150,7 +153,7 @@ def _memory(cache, cfg, batch, t2t) -> dict:
 def headlines(res) -> dict:
   """The headline ratios of `report.TARGETS`, from the sections' figures.
 
-  A ratio that was not measured (no K=64 sweep, an approach that never reached the
+  A ratio that was not measured (no K=64 sweep, no placement run, an approach that never reached the
   target accuracy, no memory probes) is None, written as null; every other figure must
   be finite. The memory ratios are peak memory over (float32 rows + 0.3 GiB), see
   `report.memory_over_rows`.
@@ -166,6 +169,7 @@ def headlines(res) -> dict:
           "time_to_40_speedup_vs_lbfgs": ratio(lincv_t),
           "time_to_40_speedup_vs_lbfgs_warm_cache": ratio(warm),
           "grid64_speedup_vs_gridsearchcv": res["grid"]["speedup"],
+          "placement_host_over_device": res.get("placement", {}).get("host_over_device"),
           "memory_one_member_over_rows": over_rows(report.ONE_MEMBER),
           "memory_k64_over_rows": over_rows(report.SWEEP_K64)}
 

@@ -73,15 +73,20 @@ def test_bench_quick_writes_results(runs):
     assert results[key] is None or isinstance(results[key], (int, float))
   assert isinstance(results["sweep_k64_over_roofline"], float)
   assert isinstance(results["grid64_speedup_vs_gridsearchcv"], float)
-  for section in ("sweep", "time_to_target", "grid", "knn", "gradients", "memory", "machine"):
+  for section in ("sweep", "placement", "time_to_target", "grid", "knn", "gradients",
+                  "memory", "machine"):
     assert section in results
   assert results["grid"]["configurations"] == 64
   assert results["data"]["num_train"] == 43  # 48 images, 10% held out for validation
   text = (out_dir / "RESULTS.md").read_text()
-  for heading in ("## Targets", "## Sweep", "## Time to", "## 64-configuration grid",
+  for heading in ("## Targets", "## Sweep", "## Data placement", "## Time to",
+                  "## 64-configuration grid",
                   "## k-NN", "## Hand-derived gradient", "## Peak memory"):
     assert heading in text
   assert "jax " in text and "scikit-learn " in text
+  placement = results["placement"]
+  assert placement["max_abs_param_diff"] == 0.0  # host and device train the same way
+  assert results["placement_host_over_device"] == placement["host_over_device"] > 0
 
 
 def test_bench_quick_measures_peak_memory(runs):
@@ -141,7 +146,7 @@ def test_headline_not_measured_is_none():
       "sweep_k64_over_roofline": None, "single_member_epoch_s": 0.1,
       "time_to_40_speedup_vs_lbfgs": None, "time_to_40_speedup_vs_lbfgs_warm_cache": None,
       "grid64_speedup_vs_gridsearchcv": 60.0, "memory_one_member_over_rows": None,
-      "memory_k64_over_rows": None}
+      "memory_k64_over_rows": None, "placement_host_over_device": None}
   res["time_to_target"]["lbfgs"]["reached"] = True
   assert bench_main.headlines(res)["time_to_40_speedup_vs_lbfgs"] == 4.5
 
