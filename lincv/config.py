@@ -189,6 +189,7 @@ def base() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict({
       "name": "digits",
       "folder": "",           # an image folder root/{train,test}/<class>/*; overrides name
+      "features": "",         # pre-extracted features: an .npz or a folder of .npy; overrides name
       "data_dir": "",         # where tfds keeps prepared data; "" = TFDS_DATA_DIR or default
       "val_fraction": 0.1,
       "split_seed": 0,

@@ -122,6 +122,7 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
     placement.options(config.data)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  inputs_lib.check(config, members)
   d = config.data
   if not d.folder and d.name not in data_lib.DATASETS:
     raise ConfigError(f"unknown dataset {d.name!r}; expected one of: "

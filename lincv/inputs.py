@@ -48,7 +48,7 @@ class Inputs:
     self._featurizers = {}
 
   def __repr__(self) -> str:
-    return (f"Inputs({self.config.data.folder or self.config.data.name}, "
+    return (f"Inputs({source(self.config)}, "
             f"{self.prepared!r}, features computed: {sorted(self._arrays) or 'none'})")
 
   @property
@@ -119,11 +119,46 @@ def _image_features(name, prepared, cfg, cache_dir, *, flip, seed):
   return features_lib.compute(name, prepared, cfg, cache_dir, flip=flip, seed=seed)
 
 
+def source(config) -> str:
+  """What the config's data are: its features file, image folder or dataset name."""
+  d = config.data
+  return d.get("features") or d.folder or d.name
+
+
+def check(config, members) -> None:
+  """Raises ConfigError for options that need images, with pre-extracted features.
+
+  With `data.features` the rows are used as they are (`features` stays "pixels", which
+  here means the file's rows), centred and scaled per column as `lincv.data.rows` says.
+  """
+  d = config.data
+  if not d.get("features"):
+    return
+  if d.folder:
+    raise config_lib.ConfigError("data.features and data.folder both name the data; give one")
+  if d.get("flip"):
+    raise config_lib.ConfigError("data.flip mirrors images; pre-extracted features "
+                                 "(data.features) have none: remove it")
+  for m in members:
+    if m["features"] != PIXELS:
+      raise config_lib.ConfigError(
+          f"features={m['features']!r} is computed from images; with data.features the "
+          "file's rows are used as they are: use features='pixels'")
+  try:
+    data_lib.rows.check_options(d.center, d.scale)
+  except data_lib.DataError as e:
+    raise config_lib.ConfigError(f"with data.features: {e}") from None
+
+
 def load(config, cache_dir: str | None = None) -> Inputs:
   """Loads and prepares the config's dataset (raises data_lib.DataError on bad data)."""
   d = config.data
-  ds = (data_lib.load(folder=d.folder, data_dir=d.data_dir or None) if d.folder
-        else data_lib.load(d.name, data_dir=d.data_dir or None))
+  if d.get("features"):
+    ds = data_lib.load(features=d.features)
+  elif d.folder:
+    ds = data_lib.load(folder=d.folder, data_dir=d.data_dir or None)
+  else:
+    ds = data_lib.load(d.name, data_dir=d.data_dir or None)
   prepared = data_lib.prepare(ds, val_fraction=d.val_fraction, seed=d.split_seed,
                               center=d.center, scale=d.scale, limit=d.limit or None)
   return Inputs(config, prepared, cache_dir)

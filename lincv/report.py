@@ -113,7 +113,8 @@ def _summary(config, inputs, outcome, evaluation, timings) -> dict:
       "num_groups": len({r.get("group", 0) for r in rows}),
       "num_diverged": sum(r["status"] == "diverged" for r in rows),
       "num_pruned": sum(r["status"] == "pruned" for r in rows),
-      "data": {"name": config.data.folder or config.data.name, "classes": list(p.class_names),
+      "data": {"name": config.data.get("features") or config.data.folder or config.data.name,
+               "classes": list(p.class_names),
                "image_shape": list(p.image_shape), "train": len(p.y_train),
                "val": len(p.y_val), "test": len(p.y_test), "mirrored": inputs.flip},
       "seconds": timings["total"] + outcome.earlier_seconds,   # every process's
@@ -135,7 +136,7 @@ def _plots(config, workdir, inputs, outcome, evaluation) -> None:
     plots.heatmap(outcome.rows, os.path.join(folder, "val_accuracy_heatmap.png"), title=title)
   params, hp = outcome.params, outcome.hparams
   if (params is not None and hp.get("model", "linear") == "linear"
-      and hp.get("features", "pixels") == "pixels"):
+      and hp.get("features", "pixels") == "pixels" and p.images):
     plots.templates(params["W"], p.image_shape, p.class_names,
                     os.path.join(folder, "templates.png"), title=title)
   matrix = metrics.confusion_matrix(evaluation["pred"], evaluation["labels"], p.num_classes)

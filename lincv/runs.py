@@ -8,7 +8,8 @@
 `predict` and `scores` apply the run's own preprocessing (the statistics fitted on its
 training images) and features (its fitted k-means model and standardisation), saved in
 `checkpoint/inputs.npz`, so classifying new images needs neither the dataset nor
-training. `evaluate` and a k-NN run's `predict` load the run's dataset (its labelled rows
+training. A run on pre-extracted features (`data.features`) takes float rows like its
+file's and applies its own centring and scaling to them. `evaluate` and a k-NN run's `predict` load the run's dataset (its labelled rows
 vote), once.
 """
 
@@ -138,6 +139,8 @@ class Run:
                                              and isinstance(x[0], (str, os.PathLike))):
       x = data_lib.read_images(_image_paths(x), channels=self._image_shape[-1])
     x = np.asarray(x)
+    if self.config.data.get("features"):
+      return self._feature_rows(x)
     if x.dtype == np.uint8 and x.ndim in (3, 4):
       return self._featurize(x[None] if x.ndim == 3 else x)
     if x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
@@ -197,6 +200,18 @@ class Run:
     path = os.path.join(self.workdir, "checkpoint", "inputs.npz")
     return checkpoint.load_arrays(path) if os.path.exists(path) else None
 
+  def _feature_rows(self, x) -> np.ndarray:
+    """Rows of a run on pre-extracted features, as in its file, through its centring and
+    scaling."""
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating) or x.shape[1] != self._dim:
+      raise ValueError(f"this run was trained on the features in {self.config.data.features}"
+                       f"; it takes float rows (N, {self._dim}) like theirs, got {x.dtype} "
+                       f"with shape {x.shape}")
+    saved = self._saved_inputs
+    pre = (_row_preprocessor(saved) if saved is not None
+           else self.inputs.prepared.preprocessor)
+    return np.asarray(pre(x), self.config.dtype)
+
   def _featurize(self, images) -> np.ndarray:
     """Rows of uint8 images through the run's own preprocessing and features."""
     if images.shape[1:] != self._image_shape:
@@ -220,6 +235,12 @@ def _preprocessor(saved: dict) -> data_lib.Preprocessor:
   return data_lib.Preprocessor(image_shape=tuple(s["image_shape"]), center=s["center"],
                                scale=s["scale"], bias_trick=s["bias_trick"],
                                mean_D=saved["pre_mean_D"], std_D=saved["pre_std_D"])
+
+
+def _row_preprocessor(saved: dict) -> data_lib.RowPreprocessor:
+  s = json.loads(str(saved["pre_settings"]))
+  return data_lib.RowPreprocessor(s["center"], s["scale"], saved["pre_mean_D"],
+                                  saved["pre_std_D"])
 
 
 def _image_paths(x) -> list[str]:

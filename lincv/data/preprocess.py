@@ -150,6 +150,29 @@ class Preprocessor:
     return x_NxD
 
 
+def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: int | None):
+  """The examples `prepare` keeps and how it splits them: (keep, keep_test, train_idx,
+  val_idx).
+
+  With `limit` below the number of training examples, `keep` and `keep_test` are the
+  stratified subsets of train and test (else None, keeping all); train_idx and val_idx
+  index the kept training examples. Images and pre-extracted features split alike.
+  """
+  keep = keep_test = None
+  if limit is not None:
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+      raise DataError(f"limit must be a positive integer or None, got {limit!r}")
+    if limit < len(labels):
+      n_test = max(1, int(round(len(test_labels) * limit / len(labels)))) if len(test_labels) else 0
+      keep = splits_lib.stratified_subset(labels, int(limit), seeds.integer(seed, "subset"))
+      keep_test = splits_lib.stratified_subset(test_labels, n_test,
+                                               seeds.integer(seed, "test_subset"))
+      labels = labels[keep]
+  train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction,
+                                                   seeds.integer(seed, "split"))
+  return keep, keep_test, train_idx, val_idx
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Prepared:
   """Float32 rows ready for training, from `prepare`.
@@ -197,7 +220,8 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
   see `lincv.seeds`).
 
   Args:
-    ds: a Dataset with "train" and "test" splits, e.g. from `lincv.data.load`.
+    ds: a Dataset with "train" and "test" splits, e.g. from `lincv.data.load`; or a
+      `FeatureDataset` of pre-extracted rows, prepared by `lincv.data.rows.prepare`.
     val_fraction: share of `train` held out for validation, in [0, 1).
     seed: the root seed of the subsets and of the validation split.
     center, scale, bias_trick: see `Preprocessor.fit`.
@@ -209,20 +233,17 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
   """
   if "test" not in ds.splits:
     raise DataError(f"dataset {ds.name!r} has no 'test' split; splits: {sorted(ds.splits)}")
+  if not isinstance(ds, Dataset):
+    from lincv.data import rows  # pylint: disable=import-outside-toplevel
+    return rows.prepare(ds, val_fraction=val_fraction, seed=seed, center=center, scale=scale,
+                        bias_trick=bias_trick, limit=limit)
   images, labels = ds["train"]
   test_images, test_labels = ds["test"]
-  if limit is not None:
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-      raise DataError(f"limit must be a positive integer or None, got {limit!r}")
-    if limit < len(labels):
-      n_test = max(1, int(round(len(test_labels) * limit / len(labels)))) if len(test_labels) else 0
-      keep = splits_lib.stratified_subset(labels, int(limit), seeds.integer(seed, "subset"))
-      keep_test = splits_lib.stratified_subset(test_labels, n_test,
-                                               seeds.integer(seed, "test_subset"))
-      images, labels = images[keep], labels[keep]
-      test_images, test_labels = test_images[keep_test], test_labels[keep_test]
-  train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction,
-                                                   seeds.integer(seed, "split"))
+  keep, keep_test, train_idx, val_idx = split_indices(labels, test_labels, val_fraction,
+                                                      seed, limit)
+  if keep is not None:
+    images, labels = images[keep], labels[keep]
+    test_images, test_labels = test_images[keep_test], test_labels[keep_test]
   train_images = images[train_idx]
   pre = Preprocessor.fit(train_images, center=center, scale=scale, bias_trick=bias_trick)
   return Prepared(

@@ -1,0 +1,312 @@
+"""Pre-extracted features as a dataset: read and write `.npz` files and folders of `.npy`.
+
+    ds = lincv.data.load(features="feats.npz")      # or a folder DIR/ of .npy files
+    x_train_NxD, y_train_N = ds["train"]             # float16/32 rows, int32 labels
+    feature_files.write("feats.npz", {"x_train": ..., "y_train": ..., ...}, class_names)
+
+The format: arrays `x_train`, `y_train`, `x_test`, `y_test` and, optionally, `class_names`
+(strings), in an `.npz` (as `np.savez` writes it) or as `<name>.npy` files in a folder.
+Rows are float (N, D), float16 or float32; labels integer class indices (N,). Rows are
+memory-mapped: the `.npy` files of a folder and the stored (uncompressed) members of an
+`.npz`, so a float16 file larger than memory costs only the rows a run takes from it.
+`load` checks everything, a chunk of rows at a time, and raises `DataError` with one line
+naming the array and the problem.
+"""
+
+import dataclasses
+import os
+import shutil
+import struct
+import tempfile
+import zipfile
+from collections.abc import Mapping
+
+import numpy as np
+
+from lincv import checkpoint
+from lincv.data.dataset import DataError
+
+REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+OPTIONAL = ("class_names",)
+ROW_DTYPES = (np.float16, np.float32, np.float64)
+CHUNK_BYTES = 64 << 20  # bytes of rows checked or copied at a time
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: its name and extra lengths
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+_FORMAT = ("an .npz file or a folder of .npy files with arrays x_train, y_train, x_test, "
+           "y_test (optional: class_names)")
+
+
+def chunk_rows(x) -> int:
+  """Rows of `x` per chunk: about CHUNK_BYTES, at least one."""
+  row_bytes = max(1, int(np.prod(x.shape[1:], dtype=np.int64)) * x.dtype.itemsize)
+  return max(1, CHUNK_BYTES // row_bytes)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureDataset:
+  """Rows and labels per split ("train", "test"), with class names; `load` builds it.
+
+  `x_NxD, y_N = ds["train"]`: float rows (memory-mapped where the file allows) and int32
+  labels in [0, num_classes).
+  """
+
+  name: str
+  class_names: tuple[str, ...]
+  splits: Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  @property
+  def dim(self) -> int:
+    """D, the width of every row."""
+    return int(self.splits["train"][0].shape[1])
+
+  @property
+  def image_shape(self) -> tuple:
+    """() : rows, not images."""
+    return ()
+
+  def __getitem__(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+      return self.splits[split]
+    except KeyError:
+      raise KeyError(f"features {self.name!r} have no split {split!r}; splits: "
+                     f"{', '.join(self.splits)}") from None
+
+  def __repr__(self) -> str:
+    sizes = ", ".join(f"{s}={len(y)}" for s, (_, y) in self.splits.items())
+    return (f"FeatureDataset(name={self.name!r}, num_classes={self.num_classes}, "
+            f"dim={self.dim}, dtype={self.splits['train'][0].dtype}, {sizes})")
+
+
+def load(path) -> FeatureDataset:
+  """Reads and checks the features at `path` (an .npz file or a folder of .npy files).
+
+  Raises:
+    DataError: one line naming the path, the array and the problem: a path of another
+      kind, a missing or corrupt array, wrong rank or dtype, rows and labels of different
+      lengths, train and test rows of different widths, non-finite values, labels that
+      are not class indices in range.
+  """
+  path = os.fspath(path)
+  arrays = _read(path)
+  missing = [k for k in REQUIRED if k not in arrays]
+  if missing:
+    raise DataError(f"features {path}: no {', '.join(missing)}; required arrays: "
+                    f"{', '.join(REQUIRED)} (optional: class_names)")
+  for split in ("train", "test"):
+    x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    _check_rows(path, f"x_{split}", x)
+    if y.ndim != 1:
+      raise DataError(f"features {path}: y_{split} must be labels of shape (N,), got shape "
+                      f"{y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+      raise DataError(f"features {path}: y_{split} must be integer class indices, got dtype "
+                      f"{y.dtype}")
+    if len(x) != len(y):
+      raise DataError(f"features {path}: x_{split} has {len(x)} rows but y_{split} has "
+                      f"{len(y)} labels")
+  if len(arrays["x_train"]) == 0:
+    raise DataError(f"features {path}: x_train has no rows")
+  d_train, d_test = arrays["x_train"].shape[1], arrays["x_test"].shape[1]
+  if d_train != d_test:
+    raise DataError(f"features {path}: x_train rows have {d_train} values but x_test rows "
+                    f"have {d_test}; both need the same width")
+  class_names = _class_names(path, arrays)
+  ys = {}
+  for split in ("train", "test"):
+    y = np.asarray(arrays[f"y_{split}"])
+    if y.size and int(y.min()) < 0:
+      raise DataError(f"features {path}: y_{split} holds label {int(y.min())}; labels are "
+                      "class indices >= 0")
+    ys[split] = y
+  top = max(int(y.max()) for y in ys.values() if y.size)
+  if class_names is None:
+    class_names = tuple(str(k) for k in range(max(top + 1, 2)))
+  for split, y in ys.items():
+    if y.size and int(y.max()) >= len(class_names):
+      raise DataError(f"features {path}: y_{split} holds label {int(y.max())}, out of range "
+                      f"for {len(class_names)} class_names; valid labels are "
+                      f"0..{len(class_names) - 1}")
+  for split in ("train", "test"):
+    _check_finite(path, f"x_{split}", arrays[f"x_{split}"])
+  splits = {s: (arrays[f"x_{s}"], ys[s].astype(np.int32)) for s in ("train", "test")}
+  return FeatureDataset(os.path.basename(os.path.normpath(path)), class_names, splits)
+
+
+def _check_rows(path, name, x) -> None:
+  if x.ndim != 2:
+    raise DataError(f"features {path}: {name} must be rows of shape (N, D), got shape "
+                    f"{x.shape}")
+  if x.dtype not in ROW_DTYPES:
+    raise DataError(f"features {path}: {name} must be float16 or float32 rows, got dtype "
+                    f"{x.dtype}")
+  if x.shape[1] == 0:
+    raise DataError(f"features {path}: {name} rows have no values (shape {x.shape})")
+
+
+def _check_finite(path, name, x) -> None:
+  """Raises DataError at the first non-finite value, reading `x` a chunk at a time."""
+  step = chunk_rows(x)
+  for i in range(0, len(x), step):
+    bad = ~np.isfinite(x[i:i + step])
+    if bad.any():
+      r, c = np.argwhere(bad)[0]
+      raise DataError(f"features {path}: {name} holds a non-finite value "
+                      f"({x[i + r, c]}) at row {i + r}, column {c}; all values must be finite")
+
+
+def _class_names(path, arrays) -> tuple[str, ...] | None:
+  if "class_names" not in arrays:
+    return None
+  names = np.asarray(arrays["class_names"])
+  if names.ndim != 1 or names.dtype.kind not in "US":
+    raise DataError(f"features {path}: class_names must be strings of shape (C,), got "
+                    f"{names.dtype} of shape {names.shape}")
+  names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names)
+  if len(names) < 2:
+    raise DataError(f"features {path}: class_names has {len(names)} class(es); a classifier "
+                    "needs at least 2")
+  if len(set(names)) != len(names):
+    raise DataError(f"features {path}: class_names repeats a name: {list(names)}")
+  return names
+
+
+def _read(path) -> dict[str, np.ndarray]:
+  """The arrays at `path`, memory-mapped where possible; DataError if it cannot be read."""
+  if os.path.isdir(path):
+    names = [k for k in REQUIRED + OPTIONAL if os.path.isfile(os.path.join(path, k + ".npy"))]
+    if not names:
+      raise DataError(f"features {path}: this folder has none of x_train.npy, y_train.npy, "
+                      f"x_test.npy, y_test.npy; expected {_FORMAT}")
+    out = {}
+    for k in names:
+      file = os.path.join(path, k + ".npy")
+      try:
+        out[k] = np.load(file, mmap_mode="r", allow_pickle=False)
+      except Exception as e:  # pylint: disable=broad-except
+        raise DataError(f"features {path}: {k}.npy cannot be read ({_first_line(e)}); it "
+                        "is not an .npy file, or it is damaged") from None
+    return out
+  if not os.path.exists(path):
+    raise DataError(f"features {path}: not found; expected {_FORMAT}")
+  if not path.endswith(".npz"):
+    raise DataError(f"features {path}: neither an .npz file nor a folder; expected {_FORMAT}")
+  try:
+    with zipfile.ZipFile(path) as z:
+      members = {m.filename[:-4]: m for m in z.infolist() if m.filename.endswith(".npy")}
+    out = {}
+    for k in REQUIRED + OPTIONAL:
+      if k in members:
+        out[k] = _member(path, members[k])
+    return out
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(f"features {path}: cannot be read ({_first_line(e)}); it is not an "
+                    ".npz file, or it is damaged") from None
+
+
+def _member(path, info: zipfile.ZipInfo) -> np.ndarray:
+  """One array of an .npz: memory-mapped if stored uncompressed, else read whole."""
+  name, read_header = info.filename[:-4], None
+  try:
+    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1:
+      with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        magic, name_len, extra_len = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        if magic != b"PK\x03\x04":
+          raise ValueError("bad zip member header")
+        f.seek(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        read_header = _NPY_HEADERS.get(version)
+        if read_header is not None:
+          shape, fortran, dtype = read_header(f)
+          offset = f.tell()
+    if info.compress_type == zipfile.ZIP_STORED and read_header is not None:
+      if dtype.hasobject:
+        raise ValueError("object arrays are not read")
+      if offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > os.path.getsize(path):
+        raise ValueError(f"shorter than its header says ({shape}, {dtype})")
+      return np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
+    with np.load(path, allow_pickle=False) as z:
+      return z[name]
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(f"features {path}: {name} cannot be read ({_first_line(e)}); the file is "
+                    "damaged") from None
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def check_out(out) -> str:
+  """`out` if it names an output `write` takes (an .npz file, or a folder ending in /)."""
+  out = os.fspath(out)
+  if not (out.endswith(".npz") or out.endswith(("/", os.sep)) or os.path.isdir(out)):
+    raise DataError(f"--out {out}: expected a path ending in .npz (one file) or in / (a "
+                    "folder of .npy files)")
+  if not out.endswith(".npz") and os.path.isdir(out) and os.listdir(out):
+    raise DataError(f"--out {out}: this folder is not empty; name a new or empty folder")
+  return out
+
+
+def write(out, arrays: Mapping[str, object], class_names) -> str:
+  """Writes features atomically: an .npz (`out` ends in .npz) or a folder of .npy files.
+
+  Each value of `arrays` is an array, or a pair (shape, chunks): its dtype-carrying
+  chunks of rows, written one after another, so rows never need to be in memory at once.
+  Nothing half-written stays behind: the file (or folder) appears complete, or not at all.
+
+  Returns:
+    `out`.
+  """
+  out = check_out(out)
+  arrays = dict(arrays, class_names=np.asarray([str(c) for c in class_names]))
+  if out.endswith(".npz"):
+    checkpoint.atomic_write(out, lambda f: _write_npz(f, arrays))
+    return out
+  folder = os.path.normpath(out)
+  parent = os.path.dirname(os.path.abspath(folder))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=checkpoint.TMP_PREFIX, dir=parent)
+  try:
+    for k, v in arrays.items():
+      with open(os.path.join(tmp, k + ".npy"), "wb") as f:
+        _write_npy(f, v)
+    os.replace(tmp, folder)  # onto an absent or empty folder
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return out
+
+
+def _write_npz(f, arrays) -> None:
+  with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+    for k, v in arrays.items():
+      with z.open(k + ".npy", "w", force_zip64=True) as member:
+        _write_npy(member, v)
+
+
+def _write_npy(f, value) -> None:
+  """An .npy of an array, or of (shape, chunks of rows), to the open file `f`."""
+  if isinstance(value, tuple):
+    shape, chunks = value
+    chunks = iter(chunks)
+    first = next(chunks)
+    pieces = ([first], chunks)
+  else:
+    value = np.ascontiguousarray(value)
+    shape, first, pieces = value.shape, value, ([value],)
+  header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
+            "shape": tuple(int(s) for s in shape)}
+  np.lib.format.write_array_header_1_0(f, header)
+  for part in pieces:
+    for chunk in part:
+      f.write(np.ascontiguousarray(chunk, first.dtype).tobytes())
