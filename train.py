@@ -5,11 +5,14 @@
     python train.py --config configs/default.py --config.epochs=10 --workdir runs/x
     python train.py --config configs/default.py --config.sweep.optimizer="(sgd, adam)"
     python train.py --workdir runs/x --mode eval [--split test]
+    python train.py --config configs/cifar10_kmeans.py --mode features --out feats.npz
 
 A run killed at any point resumes when started again with the same --workdir; Ctrl-C
 says where it stopped and exits with status 130. Bad input (an unknown field, a wrong
 type, an unknown name, a missing folder) prints one line on stderr and exits with
-status 2, writing nothing.
+status 2, writing nothing. --mode features writes the config's features (the rows its
+runs train on) to --out, an .npz or a folder DIR/ of .npy files, which
+--config.data.features=PATH reads back.
 
 Several processes (hosts) run one sweep when each is started with --coordinator,
 --num_processes and --process_id (`python -m lincv.launch` starts them on one machine):
@@ -28,13 +31,16 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None,
                     "Run directory (default: runs/<config>[-<variant>]-<date>-<time>).")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train a sweep or evaluate a run.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "features"],
+                  "Train a sweep, evaluate a run, or write a config's features (to --out).")
+flags.DEFINE_string("out", None, "--mode features: the features file to write, PATH.npz or "
+                    "DIR/ (a folder of .npy files).")
 flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split for --mode eval.")
 flags.DEFINE_string("coordinator", None,
                     "host:port of process 0, to run across hosts with jax.distributed.")
 flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) of a distributed run.")
 flags.DEFINE_integer("process_id", None, "This process's index in a distributed run.")
-_FLAGS = ("workdir", "mode", "split", "coordinator", "num_processes", "process_id")
+_FLAGS = ("workdir", "mode", "split", "out", "coordinator", "num_processes", "process_id")
 _HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull")
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join("configs", "default.py")
@@ -44,7 +50,8 @@ def usage() -> str:
   """What `--help` prints: the synopsis, the flags, and where the config fields are."""
   lines = [
       "usage: python train.py [--config FILE[:VARIANT]] [--config.FIELD=VALUE ...]",
-      "                       [--workdir DIR] [--mode train|eval] [--split train|val|test]",
+      "                       [--workdir DIR] [--mode train|eval|features] [--split train|val|test]",
+      "                       [--out PATH.npz|DIR/]",
       "", __doc__.strip(), "", "flags:",
       f"  --config FILE[:VARIANT]  a config file with get_config() (default: {DEFAULT_CONFIG});",
       "                           :VARIANT is passed to get_config, e.g. configs/default.py:smoke",
@@ -144,6 +151,14 @@ def main(argv) -> None:
       _fail("--mode eval needs --workdir of a finished run")
   else:
     spec, config = _load(spec, overrides)
+  if (FLAGS.out is not None) != (FLAGS.mode == "features"):
+    _fail("--mode features needs --out PATH.npz or --out DIR/" if FLAGS.out is None
+          else "--out does nothing without --mode features; remove it")
+  if FLAGS.mode == "features":
+    if FLAGS.workdir or FLAGS.coordinator:
+      _fail("--mode features writes only --out; remove --workdir and --coordinator")
+    _features(config)
+    return
 
   from lincv import distributed  # pylint: disable=import-outside-toplevel
   if FLAGS.coordinator:
@@ -164,6 +179,19 @@ def main(argv) -> None:
                         "resume")
   else:
     _main(spec, config if FLAGS.mode == "train" else None)
+
+
+def _features(config) -> None:
+  """Writes the config's features to --out (`lincv.features.export`)."""
+  from lincv import experiment  # pylint: disable=import-outside-toplevel
+  from lincv.data import DataError  # pylint: disable=import-outside-toplevel
+  from lincv.data.records import quiet_tfds  # pylint: disable=import-outside-toplevel
+  from lincv.features import export  # pylint: disable=import-outside-toplevel
+  try:
+    with quiet_tfds():
+      export.export(config, FLAGS.out, stream=sys.stdout)
+  except (experiment.ConfigError, DataError) as e:
+    _fail(str(e))
 
 
 def _main(spec, config) -> None:

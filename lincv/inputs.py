@@ -150,15 +150,22 @@ def check(config, members) -> None:
     raise config_lib.ConfigError(f"with data.features: {e}") from None
 
 
-def load(config, cache_dir: str | None = None) -> Inputs:
-  """Loads and prepares the config's dataset (raises data_lib.DataError on bad data)."""
+def dataset(config):
+  """The config's dataset, loaded: a `lincv.data.Dataset`, or a `FeatureDataset` with
+  `data.features` (raises data_lib.DataError on bad data)."""
   d = config.data
   if d.get("features"):
-    ds = data_lib.load(features=d.features)
-  elif d.folder:
-    ds = data_lib.load(folder=d.folder, data_dir=d.data_dir or None)
-  else:
-    ds = data_lib.load(d.name, data_dir=d.data_dir or None)
+    return data_lib.load(features=d.features)
+  if d.folder:
+    return data_lib.load(folder=d.folder, data_dir=d.data_dir or None)
+  return data_lib.load(d.name, data_dir=d.data_dir or None)
+
+
+def load(config, cache_dir: str | None = None, ds=None) -> Inputs:
+  """Loads (unless `ds`, its `dataset`, is given) and prepares the config's dataset
+  (raises data_lib.DataError on bad data)."""
+  d = config.data
+  ds = dataset(config) if ds is None else ds
   prepared = data_lib.prepare(ds, val_fraction=d.val_fraction, seed=d.split_seed,
                               center=d.center, scale=d.scale, limit=d.limit or None)
   return Inputs(config, prepared, cache_dir)

@@ -277,6 +277,9 @@ def write(out, arrays: Mapping[str, object], class_names) -> str:
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=checkpoint.TMP_PREFIX, dir=parent)
   try:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # as any folder the user makes, not mkdtemp's 0o700
     for k, v in arrays.items():
       with open(os.path.join(tmp, k + ".npy"), "wb") as f:
         _write_npy(f, v)

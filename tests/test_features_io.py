@@ -1,0 +1,318 @@
+"""Features in and out: `data.features` files (.npz, folders of .npy) and `--mode features`."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import lincv
+from lincv import config as config_lib
+from lincv import experiment
+from lincv import inputs as inputs_lib
+from lincv.data import DataError, feature_files
+from lincv.features import export as export_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _digits(dtype=np.float32):
+  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+  d = load_digits()
+  x, y = d.data.astype(dtype), d.target.astype(np.int64)
+  return {"x_train": x[:1400], "y_train": y[:1400], "x_test": x[1400:], "y_test": y[1400:]}
+
+
+def _save_npz(path, **arrays):
+  np.savez(path, **arrays)
+  return str(path)
+
+
+def _save_folder(path, **arrays):
+  path.mkdir()
+  for k, v in arrays.items():
+    np.save(path / f"{k}.npy", v)
+  return str(path)
+
+
+def _kmeans_config(folder, **data):
+  c = config_lib.load(os.path.join(ROOT, "configs", "cifar10_kmeans.py:smoke"))
+  c.data.folder = str(folder)
+  c.features_cfg.kmeans_centroids, c.features_cfg.kmeans_patches = 4, 500
+  for k, v in data.items():
+    c.data[k] = v
+  return c
+
+
+def _features_config(path, **fields):
+  c = config_lib.load(os.path.join(ROOT, "configs", "default.py:smoke"))
+  c.data.features = str(path)
+  for k, v in fields.items():
+    c[k] = v
+  return c
+
+
+def _train(tmp_path, *args):
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS="")
+  return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args],
+                        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+
+
+def _one_line(out) -> str:
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+  return lines[0]
+
+
+# ---------------------------------------------------------------------------- round trip
+
+
+@pytest.mark.parametrize("out_name", ["feats.npz", "feats/"])
+def test_exported_features_read_back_as_the_rows_of_the_direct_run(
+    image_folder, tmp_path, offline_data, out_name):
+  config = _kmeans_config(image_folder, limit=90)  # 90 of 120 training images: a subset
+  out = f"{tmp_path}/{out_name}"
+  summary = export_lib.export(config, out, cache_dir=str(tmp_path / "cache"))
+  assert summary["x_train"] == [90, 16]
+  direct = inputs_lib.load(config, cache_dir=str(tmp_path / "cache"))
+  again = _features_config(out, features="pixels")
+  again.data.update({"limit": 90, "center": "none", "val_fraction": config.data.val_fraction,
+                     "split_seed": config.data.split_seed})
+  back = inputs_lib.load(again)
+  for split in ("train", "val", "test"):
+    x, y = direct.split("kmeans", split)
+    x_back, y_back = back.split("pixels", split)
+    np.testing.assert_array_equal(y_back, y)
+    np.testing.assert_array_equal(x_back, x)
+  assert back.prepared.class_names == direct.prepared.class_names
+  assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left
+
+
+def test_train_py_mode_features_writes_what_the_module_writes(tmp_path, offline_data):
+  out = _train(tmp_path, "--config", "configs/default.py:smoke", "--mode", "features",
+               "--out", f"{tmp_path}/cli/")
+  assert out.returncode == 0, out.stderr
+  assert "1438 training rows" in out.stdout
+  config = config_lib.load(os.path.join(ROOT, "configs", "default.py:smoke"))
+  export_lib.export(config, str(tmp_path / "api.npz"))
+  cli, api = lincv.data.load(features=tmp_path / "cli"), np.load(tmp_path / "api.npz")
+  for split in ("train", "test"):
+    np.testing.assert_array_equal(cli[split][0], api[f"x_{split}"])
+    np.testing.assert_array_equal(cli[split][1], api[f"y_{split}"])
+  assert cli.class_names == tuple(api["class_names"])
+
+
+def test_a_features_run_trains_and_predicts_on_the_file_rows(tmp_path, offline_data):
+  path = _save_npz(tmp_path / "d.npz", **_digits(np.float16))
+  workdir = str(tmp_path / "run")
+  config = _features_config(path)
+  config.data.scale = "std"
+  config.sweep = {"learning_rate": (1e-2, 1e-1)}
+  experiment.run(config, workdir)
+  run = lincv.Run.load(workdir)
+  assert run.best["test_accuracy"] > 0.8 and run.summary["data"]["image_shape"] == []
+  x, y = run.inputs.split("pixels", "test")
+  assert x.dtype == np.float32 and abs(float(x.mean())) < 0.2
+  raw = np.load(path)["x_test"]
+  np.testing.assert_allclose(run.rows(raw), x, rtol=1e-5, atol=1e-5)
+  assert np.mean(run.predict(raw) == y) == pytest.approx(run.best["test_accuracy"])
+  with pytest.raises(ValueError, match="float rows"):
+    run.predict(np.zeros((2, 8, 8, 1), np.uint8))
+
+
+# ------------------------------------------------------------------- float16, memory maps
+
+
+@pytest.mark.parametrize("save", [_save_npz, _save_folder])
+def test_float16_rows_are_memory_mapped_and_split_like_images(tmp_path, save):
+  arrays = _digits(np.float16)
+  path = save(tmp_path / "d.npz" if save is _save_npz else tmp_path / "d", **arrays)
+  ds = lincv.data.load(features=path)
+  x, y = ds["train"]
+  assert isinstance(x, np.memmap) and x.dtype == np.float16 and y.dtype == np.int32
+  assert ds.class_names == tuple(str(k) for k in range(10))
+  p = lincv.data.prepare(ds, val_fraction=0.2, seed=3, center="none")
+  images = lincv.data.Dataset("same", ds.class_names, {
+      "train": (np.zeros((1400, 1, 1, 1), np.uint8), arrays["y_train"]),
+      "test": (np.zeros((397, 1, 1, 1), np.uint8), arrays["y_test"])})
+  q = lincv.data.prepare(images, val_fraction=0.2, seed=3)
+  np.testing.assert_array_equal(p.y_train, q.y_train)
+  np.testing.assert_array_equal(p.y_val, q.y_val)
+  assert p.x_train.dtype == np.float32 and p.x_train.shape == (1120, 64)
+  train_idx, _ = lincv.data.train_val_split(arrays["y_train"], 0.2,
+                                             lincv.seeds.integer(3, "split"))
+  np.testing.assert_array_equal(p.x_train, arrays["x_train"][train_idx].astype(np.float32))
+
+
+def test_a_compressed_npz_reads_too(tmp_path):
+  path = str(tmp_path / "c.npz")
+  np.savez_compressed(path, **_digits(), class_names=np.array([f"d{k}" for k in range(10)]))
+  ds = lincv.data.load(features=path)
+  assert ds.class_names[3] == "d3" and ds["test"][0].shape == (397, 64)
+
+
+def test_row_preprocessor_standardises_on_train():
+  rng = np.random.default_rng(0)
+  x = (rng.normal(size=(500, 6)) * [1, 2, 3, 4, 5, 0] + 7).astype(np.float16)
+  pre = lincv.data.RowPreprocessor.fit(x.astype(np.float32), center="image", scale="std")
+  out = pre(x)
+  assert out.dtype == np.float32
+  np.testing.assert_allclose(out.mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(out.std(0), [1, 1, 1, 1, 1, 0], atol=1e-4)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _corrupt_npz(tmp_path):
+  path = tmp_path / "bad.npz"
+  path.write_bytes(b"PK\x03\x04 this is not a zip file")
+  return str(path)
+
+
+def _truncated_npy(tmp_path):
+  arrays = _digits()
+  path = _save_folder(tmp_path / "cut", **arrays)
+  data = (tmp_path / "cut" / "x_train.npy").read_bytes()
+  (tmp_path / "cut" / "x_train.npy").write_bytes(data[:len(data) // 2])
+  return path
+
+
+def _with(**changes):
+  def make(tmp_path):
+    arrays = _digits()
+    arrays.update(changes)
+    return _save_npz(tmp_path / "f.npz", **{k: v for k, v in arrays.items() if v is not None})
+  return make
+
+
+def _nan_in_test():
+  x = _digits()["x_test"].copy()
+  x[5, 7] = np.nan
+  return x
+
+
+BAD = [
+    ("rows_labels", _with(y_train=np.zeros(10, np.int64)),
+     "x_train has 1400 rows but y_train has 10 labels"),
+    ("nonfinite", _with(x_test=_nan_in_test()),
+     "x_test holds a non-finite value (nan) at row 5, column 7"),
+    ("negative", _with(y_test=-np.ones(397, np.int64)), "y_test holds label -1"),
+    ("out_of_range", _with(class_names=np.array(["a", "b", "c"])),
+     "y_train holds label 9, out of range for 3 class_names; valid labels are 0..2"),
+    ("float_labels", _with(y_train=np.zeros(1400, np.float32)),
+     "y_train must be integer class indices, got dtype float32"),
+    ("missing", _with(x_test=None, y_test=None),
+     "no x_test, y_test; required arrays: x_train, y_train, x_test, y_test"),
+    ("rank", _with(x_train=np.zeros((1400, 8, 8), np.float32)),
+     "x_train must be rows of shape (N, D), got shape (1400, 8, 8)"),
+    ("label_rank", _with(y_test=np.zeros((397, 1), np.int64)),
+     "y_test must be labels of shape (N,), got shape (397, 1)"),
+    ("int_rows", _with(x_train=np.zeros((1400, 64), np.int64)),
+     "x_train must be float16 or float32 rows, got dtype int64"),
+    ("widths", _with(x_test=np.zeros((397, 63), np.float32)),
+     "x_train rows have 64 values but x_test rows have 63"),
+    ("not_npz", lambda p: (p / "f.csv").write_text("1,2") and str(p / "f.csv"),
+     "neither an .npz file nor a folder"),
+    ("not_found", lambda p: str(p / "nothing.npz"), "not found; expected an .npz file"),
+    ("empty_folder", lambda p: (p / "e").mkdir() or str(p / "e"),
+     "this folder has none of x_train.npy"),
+    ("corrupt", _corrupt_npz, "cannot be read"),
+    ("truncated", _truncated_npy, "x_train.npy cannot be read"),
+]
+
+
+@pytest.mark.parametrize("make,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_features_are_one_line_naming_the_array(tmp_path, make, message):
+  path = make(tmp_path)
+  with pytest.raises(DataError) as e:
+    lincv.data.load(features=path)
+  assert message in str(e.value) and "\n" not in str(e.value)
+  assert str(e.value).startswith(f"features {path}")
+
+
+def test_chunkwise_finiteness_check_finds_an_inf_past_the_first_chunk(tmp_path, monkeypatch):
+  monkeypatch.setattr(feature_files, "CHUNK_BYTES", 64 * 4 * 10)  # 10 rows per chunk
+  arrays = _digits()
+  arrays["x_train"] = arrays["x_train"].copy()
+  arrays["x_train"][1234, 0] = np.inf
+  path = _save_folder(tmp_path / "f", **arrays)
+  with pytest.raises(DataError, match="x_train holds a non-finite value .inf. at row 1234"):
+    lincv.data.load(features=path)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.data.flip=True", "data.flip mirrors images"),
+    ("--config.features=hog_color", "features='hog_color' is computed from images"),
+    ("--config.data.center=channel", "center 'channel' is for images"),
+    ("--config.data.folder=somewhere", "data.features and data.folder both name the data"),
+])
+def test_image_only_options_are_refused_with_features(tmp_path, override, message):
+  path = _save_npz(tmp_path / "d.npz", **_digits())
+  config = _features_config(path)
+  config_lib.override(config, override[len("--config."):].split("=")[0],
+                      override.split("=")[1])
+  with pytest.raises(experiment.ConfigError, match=message):
+    experiment.check(config)
+
+
+@pytest.fixture(scope="module")
+def train():
+  """train.py as a module (its flags are defined once per process)."""
+  if "train" not in sys.modules:
+    spec = importlib.util.spec_from_file_location("train", os.path.join(ROOT, "train.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["train"] = module
+  return sys.modules["train"]
+
+
+@pytest.mark.parametrize("make,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_train_py_refuses_bad_features_with_one_line_exit_2(train, tmp_path, capsys, make,
+                                                            message):
+  path = make(tmp_path)
+  train.FLAGS.unparse_flags()
+  with pytest.raises(SystemExit) as e:
+    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                "--workdir", str(tmp_path / "run"), f"--config.data.features={path}"])
+  assert e.value.code == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"train.py: error: features {path}")
+  assert message in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--mode", "features", "--out", "x.csv"], "expected a path ending in .npz"),
+    (["--mode", "features"], "--mode features needs --out"),
+    (["--out", "x.npz"], "--out does nothing without --mode features"),
+])
+def test_train_py_refuses_a_bad_out_with_one_line_exit_2(train, capsys, args, message):
+  train.FLAGS.unparse_flags()
+  with pytest.raises(SystemExit) as e:
+    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                *args])
+  assert e.value.code == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path):
+  def chunks():
+    yield np.zeros((2, 3), np.float32)
+    raise RuntimeError("stopped")
+  for out in ("f.npz", "d/"):
+    with pytest.raises(RuntimeError):
+      feature_files.write(f"{tmp_path}/{out}", {"x_train": ((4, 3), chunks())}, ("a", "b"))
+  assert os.listdir(tmp_path) == []
+
+
+def test_written_npz_members_are_stored_uncompressed(tmp_path):
+  path = feature_files.write(str(tmp_path / "w.npz"), _digits(np.float16), tuple("abcdefghij"))
+  with zipfile.ZipFile(path) as z:
+    assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+  ds = lincv.data.load(features=path)
+  assert isinstance(ds["train"][0], np.memmap) and ds.class_names[-1] == "j"
