@@ -4,6 +4,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -147,6 +148,23 @@ def test_float16_rows_are_memory_mapped_and_split_like_images(tmp_path, save):
   np.testing.assert_array_equal(p.x_train, arrays["x_train"][train_idx].astype(np.float32))
 
 
+def test_float16_rows_cost_one_float32_copy(tmp_path, monkeypatch):
+  monkeypatch.setattr(feature_files, "CHUNK_BYTES", 1 << 18)  # 256 KiB chunks
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(6000, 400)).astype(np.float16)
+  path = _save_folder(tmp_path / "f", x_train=x[:5000], y_train=np.arange(5000) % 7,
+                      x_test=x[5000:], y_test=np.arange(1000) % 7)
+  lincv.data.prepare(lincv.data.load(features=path), limit=70)  # imports what it uses
+  tracemalloc.start()
+  try:
+    p = lincv.data.prepare(lincv.data.load(features=path), center="image", scale="std")
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  rows = sum(a.nbytes for a in (p.x_train, p.x_val, p.x_test))
+  assert rows == 6000 * 400 * 4 and peak < 1.2 * rows, (peak, rows)
+
+
 def test_a_compressed_npz_reads_too(tmp_path):
   path = str(tmp_path / "c.npz")
   np.savez_compressed(path, **_digits(), class_names=np.array([f"d{k}" for k in range(10)]))
@@ -162,6 +180,8 @@ def test_row_preprocessor_standardises_on_train():
   assert out.dtype == np.float32
   np.testing.assert_allclose(out.mean(0), 0, atol=1e-5)
   np.testing.assert_allclose(out.std(0), [1, 1, 1, 1, 1, 0], atol=1e-4)
+  with pytest.raises(DataError, match="center 'channel' is for images"):
+    lincv.data.RowPreprocessor.fit(x, center="channel")
 
 
 # --------------------------------------------------------------------------- bad input

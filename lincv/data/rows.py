@@ -61,9 +61,10 @@ class RowPreprocessor:
     std_D = np.ones(d, np.float64)
     if scale == "std":
       sq_D = np.zeros(d, np.float64)
+      mean_f32 = mean_D.astype(np.float32)
       for i in range(0, n, step):
-        r = x_NxD[i:i + step] - mean_D
-        sq_D += np.einsum("nd,nd->d", r, r)
+        r = np.asarray(x_NxD[i:i + step], np.float32) - mean_f32
+        sq_D += np.einsum("nd,nd->d", r, r, dtype=np.float64)
       std_D = np.sqrt(sq_D / n)
       std_D = np.where(std_D > _TINY_STD, std_D, 1.0)
     return cls(center, scale, mean_D.astype(np.float32), std_D.astype(np.float32))
