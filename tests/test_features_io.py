@@ -326,12 +326,12 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
     raise RuntimeError("stopped")
   for out in ("f.npz", "d/"):
     with pytest.raises(RuntimeError):
-      feature_files.write(f"{tmp_path}/{out}", {"x_train": ((4, 3), chunks())}, ("a", "b"))
+      export_lib.write(f"{tmp_path}/{out}", {"x_train": ((4, 3), chunks())}, ("a", "b"))
   assert os.listdir(tmp_path) == []
 
 
 def test_written_npz_members_are_stored_uncompressed(tmp_path):
-  path = feature_files.write(str(tmp_path / "w.npz"), _digits(np.float16), tuple("abcdefghij"))
+  path = export_lib.write(str(tmp_path / "w.npz"), _digits(np.float16), tuple("abcdefghij"))
   with zipfile.ZipFile(path) as z:
     assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
   ds = lincv.data.load(features=path)

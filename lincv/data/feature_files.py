@@ -2,7 +2,8 @@
 
     ds = lincv.data.load(features="feats.npz")      # or a folder DIR/ of .npy files
     x_train_NxD, y_train_N = ds["train"]             # float16/32 rows, int32 labels
-    feature_files.write("feats.npz", {"x_train": ..., "y_train": ..., ...}, class_names)
+
+(`lincv.features.export.write` writes them.)
 
 The format: arrays `x_train`, `y_train`, `x_test`, `y_test` and, optionally, `class_names`
 (strings), in an `.npz` (as `np.savez` writes it) or as `<name>.npy` files in a folder.
@@ -15,15 +16,12 @@ naming the array and the problem.
 
 import dataclasses
 import os
-import shutil
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
-from lincv import checkpoint
 from lincv.data.dataset import DataError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -241,75 +239,3 @@ def _member(path, info: zipfile.ZipInfo) -> np.ndarray:
 
 def _first_line(e: Exception) -> str:
   return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
-# ---------------------------------------------------------------------------- writing
-
-
-def check_out(out) -> str:
-  """`out` if it names an output `write` takes (an .npz file, or a folder ending in /)."""
-  out = os.fspath(out)
-  if not (out.endswith(".npz") or out.endswith(("/", os.sep)) or os.path.isdir(out)):
-    raise DataError(f"--out {out}: expected a path ending in .npz (one file) or in / (a "
-                    "folder of .npy files)")
-  if not out.endswith(".npz") and os.path.isdir(out) and os.listdir(out):
-    raise DataError(f"--out {out}: this folder is not empty; name a new or empty folder")
-  return out
-
-
-def write(out, arrays: Mapping[str, object], class_names) -> str:
-  """Writes features atomically: an .npz (`out` ends in .npz) or a folder of .npy files.
-
-  Each value of `arrays` is an array, or a pair (shape, chunks): its dtype-carrying
-  chunks of rows, written one after another, so rows never need to be in memory at once.
-  Nothing half-written stays behind: the file (or folder) appears complete, or not at all.
-
-  Returns:
-    `out`.
-  """
-  out = check_out(out)
-  arrays = dict(arrays, class_names=np.asarray([str(c) for c in class_names]))
-  if out.endswith(".npz"):
-    checkpoint.atomic_write(out, lambda f: _write_npz(f, arrays))
-    return out
-  folder = os.path.normpath(out)
-  parent = os.path.dirname(os.path.abspath(folder))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=checkpoint.TMP_PREFIX, dir=parent)
-  try:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # as any folder the user makes, not mkdtemp's 0o700
-    for k, v in arrays.items():
-      with open(os.path.join(tmp, k + ".npy"), "wb") as f:
-        _write_npy(f, v)
-    os.replace(tmp, folder)  # onto an absent or empty folder
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return out
-
-
-def _write_npz(f, arrays) -> None:
-  with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-    for k, v in arrays.items():
-      with z.open(k + ".npy", "w", force_zip64=True) as member:
-        _write_npy(member, v)
-
-
-def _write_npy(f, value) -> None:
-  """An .npy of an array, or of (shape, chunks of rows), to the open file `f`."""
-  if isinstance(value, tuple):
-    shape, chunks = value
-    chunks = iter(chunks)
-    first = next(chunks)
-    pieces = ([first], chunks)
-  else:
-    value = np.ascontiguousarray(value)
-    shape, first, pieces = value.shape, value, ([value],)
-  header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
-            "shape": tuple(int(s) for s in shape)}
-  np.lib.format.write_array_header_1_0(f, header)
-  for part in pieces:
-    for chunk in part:
-      f.write(np.ascontiguousarray(chunk, first.dtype).tobytes())

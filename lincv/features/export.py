@@ -2,6 +2,7 @@
 
     python train.py --config configs/cifar10_kmeans.py --mode features --out feats.npz
     python -m lincv.features.export --config configs/cifar10_kmeans.py --out feats/
+    export.write("feats.npz", {"x_train": x, "y_train": y, ...}, class_names)  # any rows
 
 writes `x_train, y_train, x_test, y_test, class_names` (see `lincv.data.feature_files`):
 the rows a run of the config trains on (its `features`, pixels included, with its
@@ -14,10 +15,16 @@ validates and tests on the rows a run of the config itself uses (with `data.cent
 """
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
+from lincv import checkpoint
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment
@@ -44,7 +51,7 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
   Returns:
     {"path", "features", "x_train", "x_test" (shapes), "classes"}.
   """
-  out = feature_files.check_out(out)
+  out = check_out(out)
   name = features_name(config)
   d = config.data
   ds = inputs_lib.dataset(config)
@@ -59,9 +66,8 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
   y_train = np.concatenate([ys["train"], ys["val"]])[source]
   step = feature_files.chunk_rows(xs["train"])
   chunks = (_rows(xs["train"], xs["val"], source[i:i + step]) for i in range(0, max(n, 1), step))
-  feature_files.write(out, {"x_train": ((n, dim), chunks), "y_train": y_train,
-                            "x_test": xs["test"], "y_test": ys["test"]},
-                      inputs.prepared.class_names)
+  write(out, {"x_train": ((n, dim), chunks), "y_train": y_train, "x_test": xs["test"],
+              "y_test": ys["test"]}, inputs.prepared.class_names)
   summary = {"path": out, "features": name, "x_train": [n, dim],
              "x_test": list(xs["test"].shape), "classes": len(inputs.prepared.class_names)}
   if stream is not None:
@@ -78,6 +84,76 @@ def _rows(x_train, x_val, source) -> np.ndarray:
   out[in_train] = x_train[source[in_train]]
   out[~in_train] = x_val[source[~in_train] - len(x_train)]
   return out
+
+
+def check_out(out) -> str:
+  """`out` if it names an output `write` takes (an .npz file, or a folder ending in /)."""
+  out = os.fspath(out)
+  if not (out.endswith(".npz") or out.endswith(("/", os.sep)) or os.path.isdir(out)):
+    raise data_lib.DataError(f"--out {out}: expected a path ending in .npz (one file) or in / (a "
+                    "folder of .npy files)")
+  if not out.endswith(".npz") and os.path.isdir(out) and os.listdir(out):
+    raise data_lib.DataError(f"--out {out}: this folder is not empty; name a new or empty folder")
+  return out
+
+
+def write(out, arrays: Mapping[str, object], class_names) -> str:
+  """Writes features atomically: an .npz (`out` ends in .npz) or a folder of .npy files.
+
+  The format is `lincv.data.feature_files`'s, its `.npz` members stored uncompressed (so
+that they are memory-mapped when read). Each value of `arrays` is an array, or a pair (shape, chunks): its dtype-carrying
+  chunks of rows, written one after another, so rows never need to be in memory at once.
+  Nothing half-written stays behind: the file (or folder) appears complete, or not at all.
+
+  Returns:
+    `out`.
+  """
+  out = check_out(out)
+  arrays = dict(arrays, class_names=np.asarray([str(c) for c in class_names]))
+  if out.endswith(".npz"):
+    checkpoint.atomic_write(out, lambda f: _write_npz(f, arrays))
+    return out
+  folder = os.path.normpath(out)
+  parent = os.path.dirname(os.path.abspath(folder))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=checkpoint.TMP_PREFIX, dir=parent)
+  try:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # as any folder the user makes, not mkdtemp's 0o700
+    for k, v in arrays.items():
+      with open(os.path.join(tmp, k + ".npy"), "wb") as f:
+        _write_npy(f, v)
+    os.replace(tmp, folder)  # onto an absent or empty folder
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return out
+
+
+def _write_npz(f, arrays) -> None:
+  with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+    for k, v in arrays.items():
+      with z.open(k + ".npy", "w", force_zip64=True) as member:
+        _write_npy(member, v)
+
+
+def _write_npy(f, value) -> None:
+  """An .npy of an array, or of (shape, chunks of rows), to the open file `f`."""
+  if isinstance(value, tuple):
+    shape, chunks = value
+    chunks = iter(chunks)
+    first = next(chunks)
+    pieces = ([first], chunks)
+  else:
+    value = np.ascontiguousarray(value)
+    shape, first, pieces = value.shape, value, ([value],)
+  header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
+            "shape": tuple(int(s) for s in shape)}
+  np.lib.format.write_array_header_1_0(f, header)
+  for part in pieces:
+    for chunk in part:
+      f.write(np.ascontiguousarray(chunk, first.dtype).tobytes())
 
 
 def main(argv=None) -> None:
