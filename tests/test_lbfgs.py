@@ -88,6 +88,15 @@ def test_a_member_does_not_depend_on_the_others():
   assert one.opt_state.iterations[2] != other.opt_state.iterations[2]
 
 
+def test_a_member_whose_objective_overflows_is_diverged_and_stays_put():
+  data = _digits()
+  huge = training.Data(data.x_train * 1e30, data.y_train, data.x_val, data.y_val)
+  s = training.Structure(optimizer="lbfgs", epochs=3, lbfgs_iters=5)
+  state = _fit(huge, LAMS, s, tol=1e-6)
+  assert (np.asarray(state.status) == training.DIVERGED).all()
+  assert (np.asarray(state.opt_state.iterations) == 0).all()
+
+
 def test_the_solver_minimises_the_sweeps_objective():
   """The solver's value and gradient (from the scores it carries) are
   `training.loss_and_grad`'s, to float32 rounding: a few eps of the value's scale."""
