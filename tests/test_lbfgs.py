@@ -90,9 +90,10 @@ def test_a_member_does_not_depend_on_the_others():
 
 def test_a_member_whose_objective_overflows_is_diverged_and_stays_put():
   data = _digits()
-  huge = training.Data(data.x_train * 1e30, data.y_train, data.x_val, data.y_val)
+  huge = training.Data(data.x_train * 1e36, data.y_train, data.x_val, data.y_val)
   s = training.Structure(optimizer="lbfgs", epochs=3, lbfgs_iters=5)
-  state = _fit(huge, LAMS, s, tol=1e-6)
+  hp = {**_hparams(LAMS, jnp.float32, 1e-6), "init_scale": jnp.full((3,), 1e6)}
+  state = _FIT(hp, huge, None, s, 10)[0]     # scores of about 1e42: inf in float32
   assert (np.asarray(state.status) == training.DIVERGED).all()
   assert (np.asarray(state.opt_state.iterations) == 0).all()
 
