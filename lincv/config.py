@@ -20,7 +20,7 @@ import json
 
 import ml_collections
 
-from lincv import training
+from lincv import optim, training
 
 STRUCTURAL = tuple(f.name for f in dataclasses.fields(training.Structure)) + ("features",)
 NUMERIC = tuple(training.HPARAM_DEFAULTS)
@@ -49,7 +49,7 @@ ONLY_WITH = {
 }
 # What the minibatch optimizers read and the full-batch lbfgs does not.
 ONLY_WITH.update({
-    field: ("optimizer", training.optim.OPTIMIZERS,
+    field: ("optimizer", optim.OPTIMIZERS,
             f"{what}, which optimizer 'lbfgs' (full batch, its own line search) does not use")
     for field, what in (("learning_rate", "the learning rate"),
                         ("batch_size", "the minibatch size"),
