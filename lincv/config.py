@@ -20,7 +20,7 @@ import json
 
 import ml_collections
 
-from lincv import training
+from lincv import optim, training
 
 STRUCTURAL = tuple(f.name for f in dataclasses.fields(training.Structure)) + ("features",)
 NUMERIC = tuple(training.HPARAM_DEFAULTS)
@@ -44,7 +44,18 @@ ONLY_WITH = {
     "init_scale": ("model", ("linear",),
                    "the scale of the linear model's initial weights; the mlp starts He-normal"),
     "hidden": ("model", ("mlp",), "the width of the mlp's hidden layer"),
+    "tol": ("optimizer", ("lbfgs",), "L-BFGS's stopping tolerance"),
+    "lbfgs_iters": ("optimizer", ("lbfgs",), "L-BFGS's iterations per epoch"),
 }
+# What the minibatch optimizers read and the full-batch lbfgs does not.
+ONLY_WITH.update({
+    field: ("optimizer", optim.OPTIMIZERS,
+            f"{what}, which optimizer 'lbfgs' (full batch, its own line search) does not use")
+    for field, what in (("learning_rate", "the learning rate"),
+                        ("batch_size", "the minibatch size"),
+                        ("schedule", "the learning-rate schedule"),
+                        ("warmup_epochs", "the learning-rate warm-up"),
+                        ("patience", "early stopping on validation"))})
 
 
 def used(field: str, member) -> bool:
@@ -157,7 +168,8 @@ def base() -> ml_collections.ConfigDict:
   units), `loss` (svm | squared_svm | softmax, with `margin` for the SVMs), `reg`
   (none | l2 | l1 | elastic_net, `reg_strength`, `beta` for the elastic net),
   `optimizer` (sgd | momentum | nesterov, with `momentum` | adam, with `b1`, `b2` |
-  rmsprop, with `rms_decay` | adagrad), `learning_rate`, `schedule` (constant | step,
+  rmsprop, with `rms_decay` | adagrad | lbfgs, full batch, with `lbfgs_iters` per epoch
+  and `tol`, see `lincv.lbfgs`), `learning_rate`, `schedule` (constant | step,
   with `lr_decay` every `decay_every` epochs | exponential, with `lr_decay` per epoch |
   cosine), `warmup_epochs`, `batch_size`, `epochs`, `patience` (0 = never stop early),
   `grad` (hand | autodiff), `diverge_factor`, `init_scale` (linear only), `seed`,

@@ -64,7 +64,10 @@ def write(config, workdir: str, inputs, outcome, evaluation: dict, timings: dict
 
 def _write_csv(path, rows):
   buf = io.StringIO()
-  fields = [k for k in LEADING if k in rows[0]] + [k for k in rows[0] if k not in LEADING]
+  # Every row's fields, in order of first appearance: some methods' rows have more (a
+  # full-batch solver's iterations), and the others leave those cells empty.
+  seen = list(dict.fromkeys(k for r in rows for k in r))
+  fields = [k for k in LEADING if k in seen] + [k for k in seen if k not in LEADING]
   writer = csv.DictWriter(buf, fieldnames=fields)
   writer.writeheader()
   writer.writerows(rows)

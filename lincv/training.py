@@ -32,13 +32,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import chunked, objective, optim, scores, seeds
+from lincv import chunked, lbfgs, objective, optim, scores, seeds
 from lincv._checks import check_name
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
 STATUS_NAMES = {ACTIVE: "ok", DIVERGED: "diverged", PRUNED: "pruned", STOPPED: "ok"}
 GRADIENTS = ("hand", "autodiff")
+OPTIMIZERS = optim.OPTIMIZERS + ("lbfgs",)   # lbfgs: full batch, see lincv.lbfgs
 
 # Numeric hyperparameters of one member and their defaults.
 HPARAM_DEFAULTS = {
@@ -53,6 +54,7 @@ HPARAM_DEFAULTS = {
     "beta": 1.0,
     "init_scale": 1e-3,
     "seed": 0,
+    "tol": 1e-5,     # lbfgs: stop at |grad| <= tol * |grad at the start|
 }
 
 
@@ -72,15 +74,20 @@ class Structure:
   patience: int = 0  # epochs without validation improvement before stopping; 0 = never
   grad: str = "hand"
   diverge_factor: float = 1e3
+  lbfgs_iters: int = 10  # lbfgs: iterations per epoch
 
   def __post_init__(self):
     check_name("model", self.model, scores.MODELS)
     check_name("loss", self.loss, objective.losses.LOSSES)
     check_name("regularizer", self.reg, objective.regularizers.REGULARIZERS)
-    check_name("optimizer", self.optimizer, optim.OPTIMIZERS)
+    check_name("optimizer", self.optimizer, OPTIMIZERS)
     check_name("schedule", self.schedule, optim.SCHEDULES)
     check_name("gradient", self.grad, GRADIENTS)
-    for name in ("batch_size", "epochs", "hidden", "decay_every"):
+    if self.optimizer == "lbfgs" and (self.model, self.reg) not in (
+        ("linear", "l2"), ("linear", "none")):
+      raise ValueError(f"optimizer 'lbfgs' trains model 'linear' with reg 'l2' or 'none' (a "
+                       f"smooth objective), got model {self.model!r}, reg {self.reg!r}")
+    for name in ("batch_size", "epochs", "hidden", "decay_every", "lbfgs_iters"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.warmup_epochs < 0 or self.patience < 0:
@@ -130,7 +137,10 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
                        hidden=structure.hidden, scale=1.0, dtype=dtype)
   if structure.model == "linear":
     params = {"W": params["W"] * jnp.asarray(hparams["init_scale"], dtype), "b": params["b"]}
-  opt_state = make_optimizer(structure, hparams, data.x_train.shape[0]).init(params)
+  if structure.optimizer == "lbfgs":
+    opt_state = lbfgs.init(params, hparams, data.x_train, data.y_train, structure)
+  else:
+    opt_state = make_optimizer(structure, hparams, data.x_train.shape[0]).init(params)
   zero = jnp.zeros((), jnp.int32)
   return TrainState(
       params=params, opt_state=opt_state, best_params=params,
@@ -217,6 +227,8 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
     parameters on the validation split}); both NaN for a member that made no update in
     this epoch.
   """
+  if structure.optimizer == "lbfgs":
+    return lbfgs.train_epoch(state, hparams, data, structure)
   chex.assert_rank([data.x_train, data.y_train], [2, 1])
   n = data.x_train.shape[0]
   epoch = state.epoch if epoch is None else epoch

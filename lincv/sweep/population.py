@@ -89,6 +89,9 @@ class Population:
     nbytes = self.data.x_train.nbytes + self.data.y_train.nbytes
     self.placement = placement_lib.resolve(self.placement, nbytes, self.mesh.devices.flat)
     if self.placement == "host":
+      if self.group.structure.optimizer == "lbfgs":
+        raise SweepError("optimizer 'lbfgs' trains on every training row at once, so the "
+                         "rows must fit on the device: use data.placement='device'")
       if jax.process_count() > 1:
         raise SweepError("data.placement='host' runs in one process for now; use "
                          "data.placement='device' (or auto) with several processes")

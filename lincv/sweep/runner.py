@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 
-from lincv import checkpoint, distributed, placement, seeds, training
+from lincv import checkpoint, distributed, lbfgs, placement, seeds, training
 from lincv import config as config_lib
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
@@ -119,7 +119,8 @@ class Runner:
       if g.features not in self.data:
         self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
       try:
-        training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
+        if g.structure.optimizer != "lbfgs":    # lbfgs trains on every row at once
+          training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
       except ValueError as e:
         raise SweepError(str(e)) from None
       self.pops[gi] = population.Population(g, self.data[g.features], self.num_classes,
@@ -193,7 +194,9 @@ class Runner:
     run, pop, g = self.runs[gi], self.pops.pop(gi), self.groups[gi]
     k = pop.k
     train_accuracy = pop.accuracy(run.state.best_params, pop.data.x_train, pop.data.y_train)
-    st = distributed.fetch(run.state._replace(opt_state=None, prev_params=None))
+    solver = (lbfgs.report(run.state.opt_state) if g.structure.optimizer == "lbfgs" else {})
+    st, solver = distributed.fetch((run.state._replace(opt_state=None, prev_params=None),
+                                    solver))
     run.outcome = {
         "train_accuracy": train_accuracy,
         "val_accuracy": st.best_val_acc[:k],
@@ -202,7 +205,8 @@ class Runner:
         "epochs_run": st.epochs_run[:k],
         "best_epoch": st.best_epoch[:k],
         "train_loss_history": run.train_loss,
-        "val_accuracy_history": run.val_accuracy}
+        "val_accuracy_history": run.val_accuracy,
+        **{name: v[:k] for name, v in solver.items()}}
     best = selection.best([row for row, _ in self.rows(gi)])
     if best is not None:
       j = g.members.index(best["member"])
@@ -272,6 +276,9 @@ class Runner:
           final_loss=float(out["final_loss"][j]),
           status=training.STATUS_NAMES[int(out["status"][j])],
           epochs_run=n, best_epoch=int(out["best_epoch"][j]), seconds=run.seconds / g.size)
+      if "iterations" in out:    # a full-batch solver's: steps taken, |grad| / |grad_0|
+        row.update(iterations=int(out["iterations"][j]),
+                   grad_norm=float(out["grad_norm"][j]))
       rows.append((row, {"train_loss": out["train_loss_history"][j, :n].tolist(),
                          "val_accuracy": out["val_accuracy_history"][j, :n].tolist()}))
     return rows

@@ -211,7 +211,8 @@ def validate_member(m: Mapping) -> None:
 def structure(m: Mapping) -> training.Structure:
   """The static training settings of a member."""
   fields = {f.name: m[f.name] for f in dataclasses.fields(training.Structure)}
-  for name in ("batch_size", "epochs", "hidden", "warmup_epochs", "decay_every", "patience"):
+  for name in ("batch_size", "epochs", "hidden", "warmup_epochs", "decay_every", "patience",
+               "lbfgs_iters"):
     if int(fields[name]) != fields[name]:
       raise SweepError(f"{name} must be an integer, got {fields[name]}")
     fields[name] = int(fields[name])

@@ -1,0 +1,202 @@
+"""lbfgs: full-batch L-BFGS over a population: scikit-learn's optimum, independent members,
+the sweep's objective, a digits run, resume, refused combinations."""
+
+import csv
+import io
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from lincv import config as config_lib
+from lincv import experiment, lbfgs, objective, sweep, training
+from _faults import Killed, kill_at
+
+LAMS = (1e-3, 1e-2, 1e-1)
+
+
+def _digits(n=400, dtype=jnp.float32):
+  x, y = load_digits(return_X_y=True)
+  x = jnp.asarray(x[:n] / 16.0 - 0.3, dtype)
+  y = jnp.asarray(y[:n], jnp.int32)
+  return training.Data(x, y, x[:100], y[:100])
+
+
+def _hparams(lams, dtype, tol):
+  k = len(lams)
+  hp = {f: jnp.full((k,), v, jnp.int32 if f == "seed" else dtype)
+        for f, v in training.HPARAM_DEFAULTS.items()}
+  return {**hp, "reg_strength": jnp.asarray(lams, dtype), "tol": jnp.full((k,), tol, dtype)}
+
+
+# One compiled program per structure and shape, shared by the tests.
+_FIT = jax.jit(jax.vmap(training.fit, in_axes=(0, None, None, None, None)),
+               static_argnums=(3, 4))
+
+
+def _fit(data, lams, structure, tol):
+  return _FIT(_hparams(lams, data.x_train.dtype, tol), data, None, structure, 10)[0]
+
+
+CONVERGED = training.Structure(optimizer="lbfgs", epochs=30, lbfgs_iters=10)
+
+
+def test_each_member_reaches_scikit_learns_objective(x64):
+  """lincv's objective is mean loss + lam |W|^2; scikit-learn's is C sum loss + |W|^2 / 2,
+  both leaving the intercept out: the same minimiser for C = 1 / (2 N lam). Both
+  solutions are scored by the one function, `lincv.objective.loss`."""
+  data = _digits(dtype=jnp.float64)
+  x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+  state = _fit(data, LAMS, CONVERGED, tol=1e-10)
+  for i, lam in enumerate(LAMS):
+    ours = objective.loss(jax.tree.map(lambda a: a[i], state.params), x, y, reg_strength=lam)
+    ref = LogisticRegression(C=1 / (2 * len(y) * lam), tol=1e-12, max_iter=10000).fit(x, y)
+    theirs = objective.loss({"W": ref.coef_.T, "b": ref.intercept_}, x, y, reg_strength=lam)
+    assert abs(float(ours) - float(theirs)) <= 1e-6 * float(theirs), (lam, ours, theirs)
+  assert (np.asarray(state.status) == training.STOPPED).all()   # each stopped on its test
+
+
+def test_a_member_alone_equals_itself_in_a_population(x64):
+  """To the solver's precision: the population's members share one product, whose
+  rounding depends on how many members it holds (as `lincv.sweep.chunking` says), so
+  alone and together differ in the last bits of the iterates, not in the solution."""
+  data = _digits(dtype=jnp.float64)
+  together = _fit(data, LAMS, CONVERGED, tol=1e-10)
+  for i, lam in enumerate(LAMS):
+    alone = _fit(data, (lam,), CONVERGED, tol=1e-10)
+    for name in ("W", "b"):
+      w = np.asarray(together.params[name][i])
+      np.testing.assert_allclose(w, alone.params[name][0], rtol=0,
+                                 atol=1e-6 * np.abs(w).max())
+    np.testing.assert_allclose(together.opt_state.value[i], alone.opt_state.value[0],
+                               rtol=1e-12)
+
+
+def test_a_member_does_not_depend_on_the_others():
+  """Bit for bit, in float32: the same member beside other strengths."""
+  data = _digits()
+  s = training.Structure(optimizer="lbfgs", epochs=3, lbfgs_iters=5)
+  one = _fit(data, LAMS, s, tol=1e-6)
+  other = _fit(data, (LAMS[0], 3e-4, 3.0), s, tol=1e-6)
+  for name in ("W", "b"):
+    np.testing.assert_array_equal(one.params[name][0], other.params[name][0])
+  assert one.opt_state.iterations[0] == other.opt_state.iterations[0]
+  assert one.opt_state.iterations[2] != other.opt_state.iterations[2]
+
+
+def test_a_member_whose_objective_overflows_is_diverged_and_stays_put():
+  data = _digits()
+  huge = training.Data(data.x_train * 1e36, data.y_train, data.x_val, data.y_val)
+  s = training.Structure(optimizer="lbfgs", epochs=3, lbfgs_iters=5)
+  hp = {**_hparams(LAMS, jnp.float32, 1e-6), "init_scale": jnp.full((3,), 1e6)}
+  state = _FIT(hp, huge, None, s, 10)[0]     # scores of about 1e42: inf in float32
+  assert (np.asarray(state.status) == training.DIVERGED).all()
+  assert (np.asarray(state.opt_state.iterations) == 0).all()
+
+
+def test_the_solver_minimises_the_sweeps_objective():
+  """The solver's value and gradient (from the scores it carries) are
+  `training.loss_and_grad`'s, to float32 rounding: a few eps of the value's scale."""
+  data = _digits()
+  s = training.Structure(optimizer="lbfgs", loss="squared_svm")
+  hp = {f: v[0] for f, v in _hparams((0.05,), jnp.float32, 1e-5).items()}
+  key_w, key_b = jax.random.split(jax.random.key(0))
+  params = {"W": 0.1 * jax.random.normal(key_w, (64, 10)),
+            "b": 0.1 * jax.random.normal(key_b, (10,))}
+  st = jax.jit(lbfgs.init, static_argnums=4)(params, hp, data.x_train, data.y_train, s)
+  value, grad = jax.jit(training.loss_and_grad, static_argnums=0)(
+      s, hp, params, data.x_train, data.y_train)
+  tol = 64 * float(jnp.finfo(jnp.float32).eps)
+  np.testing.assert_allclose(st.value, value, rtol=tol)
+  np.testing.assert_allclose(st.grad["W"].T, grad["W"], rtol=0, atol=tol * float(
+      jnp.abs(grad["W"]).max()))
+  np.testing.assert_allclose(st.grad["b"], grad["b"], rtol=0, atol=tol * float(
+      jnp.abs(grad["b"]).max()))
+
+
+def _probe_config(**fields):
+  c = config_lib.base()
+  c.optimizer, c.epochs, c.lbfgs_iters = "lbfgs", 4, 10
+  c.sweep = {"reg_strength": [1e-4, 1e-3, 1e-2]}
+  for name, value in fields.items():
+    setattr(c, name, value)
+  return c
+
+
+def test_a_digits_run_reports_iterations_and_gradient_norms(tmp_path, offline_data):
+  """A sweep of lbfgs and sgd members: results.csv holds every row, the sgd members'
+  solver cells empty."""
+  c = _probe_config()
+  c.sweep = {"optimizer": ["sgd", "lbfgs"], "reg_strength": [1e-4, 1e-3, 1e-2]}
+  summary = experiment.run(c, str(tmp_path), stream=io.StringIO())
+  assert summary["best"]["test_accuracy"] > 0.93
+  rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+  assert [r["optimizer"] for r in rows] == ["sgd", "sgd", "sgd", "lbfgs", "lbfgs", "lbfgs"]
+  for r in rows[3:]:
+    iterations, grad_norm = int(r["iterations"]), float(r["grad_norm"])
+    assert 0 <= grad_norm < 1
+    # 10 iterations an epoch: a member stops in the last epoch it ran
+    assert 10 * (int(r["epochs_run"]) - 1) < iterations <= 10 * int(r["epochs_run"])
+  assert all(r["iterations"] == r["grad_norm"] == "" for r in rows[:3])
+
+
+def _outcome(result):
+  rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
+  params = {k: np.asarray(v).tolist() for k, v in result.best_params.items()}
+  return json.dumps({"rows": rows, "history": result.history, "params": params})
+
+
+def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):
+  built, new = {}, sweep.Population
+
+  def population(group, data, num_classes, *placement):
+    key = (group.members, group.structure)
+    if key not in built:
+      built[key] = new(group, data, num_classes, *placement)
+    return built[key]
+
+  monkeypatch.setattr(sweep.population, "Population", population)
+  data = _digits(300)
+  c = _probe_config(epochs=3, lbfgs_iters=4)
+  c.tol = 1e-3     # some members stop early, some run to the cap
+  run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
+  with kill_at(None) as ops:
+    reference = _outcome(run(tmp_path / "uninterrupted"))
+  assert '"iterations"' in reference and ops[0] >= 3
+  differ = []
+  for n in range(1, ops[0] + 1):
+    workdir = tmp_path / f"kill{n}"
+    with kill_at(n), pytest.raises(Killed):
+      run(workdir)
+    if _outcome(run(workdir)) != reference:
+      differ.append(n)
+  assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"sweep": {"learning_rate": [0.1, 0.01]}},
+     r"sweep.learning_rate does nothing with optimizer='lbfgs'"),
+    ({"sweep": {"batch_size": [32, 64]}}, r"sweep.batch_size does nothing with optimizer"),
+    ({"model": "mlp"}, r"optimizer 'lbfgs' trains model 'linear' with reg 'l2' or 'none'"),
+    ({"reg": "l1"}, r"optimizer 'lbfgs' trains model 'linear' with reg 'l2' or 'none'"),
+    ({"sweep": {"lbfgs_iters": [0]}}, r"lbfgs_iters must be >= 1"),
+])
+def test_bad_combinations_are_refused_in_one_line(fields, message):
+  with pytest.raises(sweep.SweepError, match=message) as e:
+    sweep.expand(_probe_config(**fields))
+  assert "\n" not in str(e.value)
+
+
+def test_minibatch_settings_and_host_rows_are_refused_with_lbfgs():
+  c = _probe_config()
+  members = sweep.expand(c)
+  for path in ("learning_rate", "schedule", "batch_size", "patience"):
+    assert "does nothing with optimizer='lbfgs'" in config_lib.idle_override(c, path, members)
+  assert config_lib.idle_override(c, "tol", members) is None
+  c.data.placement = "host"
+  with pytest.raises(sweep.SweepError, match="use data.placement='device'"):
+    sweep.run(c, lambda f: _digits(200), 10)
