@@ -154,12 +154,13 @@ def base() -> ml_collections.ConfigDict:
   """Every field with its default value.
 
   Training (flat, so that a sweep names them): `model` (linear | mlp, with `hidden`
-  units), `loss` (svm | squared_svm | softmax, with `margin` for the SVMs), `reg`
-  (none | l2 | l1 | elastic_net, `reg_strength`, `beta` for the elastic net),
-  `optimizer` (sgd | momentum | nesterov, with `momentum` | adam, with `b1`, `b2` |
-  rmsprop, with `rms_decay` | adagrad), `learning_rate`, `schedule` (constant | step,
-  with `lr_decay` every `decay_every` epochs | exponential, with `lr_decay` per epoch |
-  cosine), `warmup_epochs`, `batch_size`, `epochs`, `patience` (0 = never stop early),
+  units), `loss` (svm | squared_svm | softmax | least_squares, with `margin` for the
+  SVMs), `reg` (none | l2 | l1 | elastic_net, `reg_strength`, `beta` for the elastic
+  net), `optimizer` (sgd | momentum | nesterov, with `momentum` | adam, with `b1`, `b2` |
+  rmsprop, with `rms_decay` | adagrad | closed_form: the exact solution of every
+  reg_strength of a linear least_squares l2 group, see `lincv.sweep.closed_form`),
+  `learning_rate`, `schedule` (constant | step, with `lr_decay` every `decay_every`
+  epochs | exponential, with `lr_decay` per epoch | cosine), `warmup_epochs`, `batch_size`, `epochs`, `patience` (0 = never stop early),
   `grad` (hand | autodiff), `diverge_factor`, `init_scale` (linear only), `seed`,
   `features` (pixels | hog_color | kmeans, with `features_cfg`), `dtype`. See
   `lincv.training.Structure`, `lincv.optim` and `ONLY_WITH`.

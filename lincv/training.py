@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import chunked, objective, optim, scores, seeds
+from lincv import chunked, objective, optim, ridge, scores, seeds
 from lincv._checks import check_name
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
@@ -77,7 +77,9 @@ class Structure:
     check_name("model", self.model, scores.MODELS)
     check_name("loss", self.loss, objective.losses.LOSSES)
     check_name("regularizer", self.reg, objective.regularizers.REGULARIZERS)
-    check_name("optimizer", self.optimizer, optim.OPTIMIZERS)
+    check_name("optimizer", self.optimizer, optim.OPTIMIZERS + (ridge.OPTIMIZER,))
+    if self.optimizer == ridge.OPTIMIZER:
+      ridge.check_structure(self.model, self.loss, self.reg)
     check_name("schedule", self.schedule, optim.SCHEDULES)
     check_name("gradient", self.grad, GRADIENTS)
     for name in ("batch_size", "epochs", "hidden", "decay_every"):
