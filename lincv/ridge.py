@@ -17,8 +17,9 @@ D <= N: :math:`X_c^\top X_c = V \mathrm{diag}(e) V^\top` (D, D) and
 N < D: :math:`X_c X_c^\top = U \mathrm{diag}(e) U^\top` (N, N) and
 :math:`W(\lambda) = X_c^\top U \mathrm{diag}(1 / (e + N\lambda)) U^\top T_c`.
 Every strength shares the decomposition; each costs one product with the eigenvectors, and
-all of them are one matrix product. A factor :math:`e + N\lambda` at or below rounding
-(:math:`\epsilon \max(N, D) \max e`) is dropped, so :math:`\lambda = 0` gives the
+all of them are one matrix product. A factor :math:`e + N\lambda` at or below the
+rounding of the Gram matrix's eigenvalues, :math:`\epsilon \sqrt{\max(N, D)} \max e`
+(measured: at most 2 eps max e in float32), is dropped, so :math:`\lambda = 0` gives the
 minimum-norm least-squares solution.
 
 scikit-learn sums its data loss where lincv averages it: `Ridge(alpha=N * reg_strength)`
@@ -109,7 +110,7 @@ def _eigh(gram) -> tuple[np.ndarray, np.ndarray]:
 def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
   """1 / (e + N lambda) (K, D), 0 where the factor is at or below rounding."""
   d = e_D[None, :] + n * lam_K[:, None]
-  cutoff = eps * max(n, e_D.size) * max(float(np.max(e_D, initial=0.0)), 0.0)
+  cutoff = eps * np.sqrt(max(n, e_D.size)) * max(float(np.max(e_D, initial=0.0)), 0.0)
   return np.where(d > cutoff, 1 / np.where(d > cutoff, d, 1), 0)
 
 
