@@ -153,8 +153,8 @@ def path(x_NxD, labels_N, strengths_K, num_classes: int, *, chunk: int = CHUNK) 
   else:
     xc = jnp.asarray(x_NxD) - mean[None, :]
     e, u = _eigh(xc @ xc.T)
-    tc = losses.targets(y, num_classes, np.float64) - t_mean[None, :]
-    m = _combine(u, u.T @ np.asarray(tc), _inverse(e, lam, n, eps))  # (N, K * C)
+    tc = 2 * np.eye(num_classes)[y] - 1 - t_mean[None, :]            # float64 targets
+    m = _combine(u, u.T @ tc, _inverse(e, lam, n, eps))              # (N, K * C)
     w = np.asarray(xc.T @ jnp.asarray(m, dtype), np.float64)
   w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2)
   b_KxC = t_mean[None, :] - np.einsum("d,kdc->kc", np.asarray(mean, np.float64), w_KxDxC)

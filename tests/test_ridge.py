@@ -118,18 +118,19 @@ def test_predictions_equal_sklearn_ridge_classifier(x64):
     np.testing.assert_array_equal(pred, ref.predict(x))
 
 
-def test_float32_error_is_that_of_the_float32_gram_matrix():
+@pytest.mark.parametrize("shape", [(300, 20), (20, 60)])
+def test_float32_error_is_that_of_the_float32_gram_matrix(shape):
   # A float32 Gram matrix of condition ~1e2 (these rows) has relative error ~1e-7 times
   # it: 1e-4 bounds the weights' error with a margin; the predictions are the same.
-  x, y = _problem(300, 20, seed=4)
+  x, y = _problem(*shape, seed=4)
   with jax.enable_x64(True):
     ref = ridge.path(x, y, STRENGTHS, 4)
   got = ridge.path(x.astype(np.float32), y, STRENGTHS, 4)
   assert got["W"].dtype == jnp.float32
   for k in range(len(STRENGTHS)):
     assert _rel(got["W"][k], ref["W"][k]) < 1e-4
-    np.testing.assert_array_equal(np.argmax(x @ np.asarray(got["W"][k]) + np.asarray(got["b"][k]), 1),
-                                  np.argmax(x @ np.asarray(ref["W"][k]) + np.asarray(ref["b"][k]), 1))
+    label = lambda p, k=k: np.argmax(x @ np.asarray(p["W"][k]) + np.asarray(p["b"][k]), 1)
+    np.testing.assert_array_equal(label(got), label(ref))
 
 
 def test_memory_mapped_rows_in_chunks_give_the_in_memory_result(tmp_path):

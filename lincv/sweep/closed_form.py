@@ -40,6 +40,13 @@ def check_members(members: list[dict], swept) -> str | None:
   return None
 
 
+def _local(x):
+  """This process's copy of a replicated array (every process solves the same path)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return x.addressable_data(0)
+  return x
+
+
 class ClosedForm:
   """`init` and `epoch` of a `Population` whose group is solved in closed form."""
 
@@ -64,15 +71,13 @@ class ClosedForm:
   def epoch(self, state: training.TrainState):
     """Solves every member and stops it: (state, {"train_loss", "val_accuracy"})."""
     pop = self.pop
-    data = pop.data
+    data = training.Data(*(_local(a) for a in pop.data))
     lam = distributed.fetch(pop.hparams["reg_strength"])
     params = ridge.path(data.x_train, data.y_train, lam, pop.num_classes)
     loss, _ = ridge.evaluate(params, data.x_train, data.y_train, lam)
     _, val_acc = ridge.evaluate(params, data.x_val, data.y_val, lam)
     dtype = np.dtype(data.x_train.dtype)
-    ok = np.isfinite(loss) & np.asarray(jax.tree.reduce(
-        lambda a, b: a & b, jax.tree.map(lambda p: np.isfinite(p).reshape(len(lam), -1).all(1),
-                                         params)))
+    ok = np.isfinite(loss)     # the objective is finite where the parameters are
     status = np.where(ok, training.STOPPED, training.DIVERGED).astype(np.int32)
     one = np.ones(len(lam), np.int32)
     loss, val_acc = loss.astype(dtype), val_acc.astype(dtype)
