@@ -47,10 +47,10 @@ ONLY_WITH = {
     "tol": ("optimizer", ("lbfgs",), "L-BFGS's stopping tolerance"),
     "lbfgs_iters": ("optimizer", ("lbfgs",), "L-BFGS's iterations per epoch"),
 }
-# What the minibatch optimizers read and the full-batch lbfgs does not.
+# What the minibatch optimizers read and the full-batch ones (lbfgs, closed_form) do not.
 ONLY_WITH.update({
     field: ("optimizer", optim.OPTIMIZERS,
-            f"{what}, which optimizer 'lbfgs' (full batch, its own line search) does not use")
+            f"{what}, which the full-batch optimizers lbfgs and closed_form do not use")
     for field, what in (("learning_rate", "the learning rate"),
                         ("batch_size", "the minibatch size"),
                         ("schedule", "the learning-rate schedule"),
@@ -165,13 +165,15 @@ def base() -> ml_collections.ConfigDict:
   """Every field with its default value.
 
   Training (flat, so that a sweep names them): `model` (linear | mlp, with `hidden`
-  units), `loss` (svm | squared_svm | softmax, with `margin` for the SVMs), `reg`
-  (none | l2 | l1 | elastic_net, `reg_strength`, `beta` for the elastic net),
-  `optimizer` (sgd | momentum | nesterov, with `momentum` | adam, with `b1`, `b2` |
+  units), `loss` (svm | squared_svm | softmax | least_squares, with `margin` for the
+  SVMs), `reg` (none | l2 | l1 | elastic_net, `reg_strength`, `beta` for the elastic
+  net), `optimizer` (sgd | momentum | nesterov, with `momentum` | adam, with `b1`, `b2` |
   rmsprop, with `rms_decay` | adagrad | lbfgs, full batch, with `lbfgs_iters` per epoch
-  and `tol`, see `lincv.lbfgs`), `learning_rate`, `schedule` (constant | step,
-  with `lr_decay` every `decay_every` epochs | exponential, with `lr_decay` per epoch |
-  cosine), `warmup_epochs`, `batch_size`, `epochs`, `patience` (0 = never stop early),
+  and `tol`, see `lincv.lbfgs` | closed_form: the exact solution of every reg_strength
+  of a linear least_squares l2 group, see `lincv.sweep.closed_form`), `learning_rate`,
+  `schedule` (constant | step, with `lr_decay` every `decay_every` epochs | exponential,
+  with `lr_decay` per epoch | cosine), `warmup_epochs`, `batch_size`, `epochs`, `patience`
+  (0 = never stop early),
   `grad` (hand | autodiff), `diverge_factor`, `init_scale` (linear only), `seed`,
   `features` (pixels | hog_color | kmeans, with `features_cfg`), `dtype`. See
   `lincv.training.Structure`, `lincv.optim` and `ONLY_WITH`.

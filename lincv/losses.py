@@ -1,6 +1,8 @@
 """Per-example classification losses on class scores, and their gradients w.r.t. the scores.
 
-Every loss takes scores (N, C) and integer labels (N,) and returns the unreduced
+`svm`, `squared_svm` and `softmax` are classification losses; `least_squares` regresses
+the scores onto +1/-1 targets (ridge regression, whose minimiser `lincv.ridge` gives in
+closed form). Every loss takes scores (N, C) and integer labels (N,) and returns the unreduced
 per-example values (N,); the mean over examples is taken in `lincv.objective`. Every
 `*_grad` returns dL_i/ds (N, C), derived by hand (no autodiff inside).
 
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 
 from lincv._checks import as_float, check_name, check_scores_labels, labels_valid
 
-LOSSES = ("svm", "squared_svm", "softmax")
+LOSSES = ("svm", "squared_svm", "softmax", "least_squares")
 
 
 def _margins(scores_NxC, labels_N, margin):
@@ -144,17 +146,67 @@ def softmax_grad(scores_NxC, labels_N) -> jax.Array:
   return _nan_where_invalid(g_NxC, labels_N, scores_NxC.shape[1])
 
 
+def targets(labels_N, num_classes: int, dtype=jnp.float32) -> jax.Array:
+  """The regression targets of `least_squares`: +1 at the label, -1 elsewhere, (N, C)."""
+  return 2 * jax.nn.one_hot(labels_N, num_classes, dtype=dtype) - 1
+
+
+def least_squares(scores_NxC, labels_N) -> jax.Array:
+  r"""Squared error of the scores to +1/-1 targets, one value per example.
+
+  .. math:: L_i = \sum_j (s_j - t_j)^2, \qquad t_j = +1 \text{ if } j = y_i
+            \text{ else } -1
+
+  With `reg="l2"` this is ridge regression on one-vs-rest targets, which
+  `lincv.ridge.path` solves in closed form. The targets are +1/-1, as in scikit-learn's
+  `RidgeClassifier` and big_vision's few-shot evaluator, rather than +1/0: with the
+  (unpenalised) bias the two give the same predictions at every strength (the +1/-1
+  solution is twice the +1/0 one, its bias shifted by -1), so the choice only fixes the
+  loss's scale, and +1/-1 makes lincv's weights equal scikit-learn's at `alpha = N *
+  reg_strength` and keeps the targets symmetric about 0 (no class is favoured by a bias
+  of 0). There is no 1/2: the gradient is `2 (s - t)`, as the squared hinge's is.
+
+  Returns:
+    losses (N,).
+
+  >>> import jax.numpy as jnp
+  >>> float(least_squares(jnp.array([[1.0, 0.0, -1.0]]), jnp.array([0]))[0])  # 0 + 1 + 0
+  1.0
+  """
+  check_scores_labels(scores_NxC, labels_N)
+  r_NxC = scores_NxC - targets(labels_N, scores_NxC.shape[1], scores_NxC.dtype)
+  return _nan_where_invalid(jnp.sum(jnp.square(r_NxC), axis=1), labels_N, scores_NxC.shape[1])
+
+
+def least_squares_grad(scores_NxC, labels_N) -> jax.Array:
+  r"""Gradient of `least_squares` w.r.t. the scores: twice the residual.
+
+  .. math:: \partial L_i / \partial s_j = 2 (s_j - t_j)
+
+  Returns:
+    (N, C), like the scores.
+  """
+  check_scores_labels(scores_NxC, labels_N)
+  r_NxC = scores_NxC - targets(labels_N, scores_NxC.shape[1], scores_NxC.dtype)
+  return _nan_where_invalid(2 * r_NxC, labels_N, scores_NxC.shape[1])
+
+
+_VALUES = {"svm": svm, "squared_svm": squared_svm, "softmax": softmax,
+           "least_squares": least_squares}
+_GRADS = {"svm": svm_grad, "squared_svm": squared_svm_grad, "softmax": softmax_grad,
+          "least_squares": least_squares_grad}
+_MARGIN = ("svm", "squared_svm")
+
+
 def value(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
-  """Per-example loss `name` in LOSSES (`margin` is ignored by softmax)."""
+  """Per-example loss `name` in LOSSES (`margin` is used by the SVM losses only)."""
   check_name("loss", name, LOSSES)
-  if name == "softmax":
-    return softmax(scores_NxC, labels_N)
-  return (svm if name == "svm" else squared_svm)(scores_NxC, labels_N, margin)
+  extra = (margin,) if name in _MARGIN else ()
+  return _VALUES[name](scores_NxC, labels_N, *extra)
 
 
 def grad(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
   """Per-example gradient dL_i/ds of loss `name` in LOSSES."""
   check_name("loss", name, LOSSES)
-  if name == "softmax":
-    return softmax_grad(scores_NxC, labels_N)
-  return (svm_grad if name == "svm" else squared_svm_grad)(scores_NxC, labels_N, margin)
+  extra = (margin,) if name in _MARGIN else ()
+  return _GRADS[name](scores_NxC, labels_N, *extra)

@@ -32,14 +32,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import chunked, lbfgs, objective, optim, scores, seeds
+from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
 from lincv._checks import check_name
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
 STATUS_NAMES = {ACTIVE: "ok", DIVERGED: "diverged", PRUNED: "pruned", STOPPED: "ok"}
 GRADIENTS = ("hand", "autodiff")
-OPTIMIZERS = optim.OPTIMIZERS + ("lbfgs",)   # lbfgs: full batch, see lincv.lbfgs
+# Full batch: lbfgs (see lincv.lbfgs) and closed_form (see lincv.ridge).
+OPTIMIZERS = optim.OPTIMIZERS + ("lbfgs", ridge.OPTIMIZER)
 
 # Numeric hyperparameters of one member and their defaults.
 HPARAM_DEFAULTS = {
@@ -81,6 +82,8 @@ class Structure:
     check_name("loss", self.loss, objective.losses.LOSSES)
     check_name("regularizer", self.reg, objective.regularizers.REGULARIZERS)
     check_name("optimizer", self.optimizer, OPTIMIZERS)
+    if self.optimizer == ridge.OPTIMIZER:
+      ridge.check_structure(self.model, self.loss, self.reg)
     check_name("schedule", self.schedule, optim.SCHEDULES)
     check_name("gradient", self.grad, GRADIENTS)
     if self.optimizer == "lbfgs" and (self.model, self.reg) not in (

@@ -47,6 +47,19 @@ class WorkedExamplesTest(parameterized.TestCase):
     np.testing.assert_allclose(losses.squared_svm(s, y), num_classes - 1)
     np.testing.assert_allclose(losses.softmax(s, y), np.log(num_classes), rtol=8 * EPS32)
 
+  def test_least_squares_by_hand(self):
+    got = losses.least_squares(jnp.asarray(SCORES[:1]), jnp.asarray(LABELS[:1]))
+    # targets (+1, -1, -1): (3.2 - 1)^2 + (5.1 + 1)^2 + (-1.7 + 1)^2 = 4.84 + 37.21 + 0.49
+    np.testing.assert_allclose(got, [42.54], rtol=8 * EPS32)
+    np.testing.assert_allclose(losses.least_squares_grad(jnp.asarray(SCORES[:1]),
+                                                         jnp.array([0])),
+                               [[4.4, 12.2, -1.4]], rtol=8 * EPS32)
+
+  def test_least_squares_ignores_the_margin(self):
+    s, y = jnp.asarray(SCORES), jnp.asarray(LABELS)
+    np.testing.assert_array_equal(losses.value("least_squares", s, y, margin=0.3),
+                                  losses.least_squares(s, y))
+
   def test_margin_is_used(self):
     s = jnp.zeros((1, 3))
     np.testing.assert_allclose(losses.svm(s, jnp.array([0]), margin=0.5), [1.0])
@@ -55,7 +68,7 @@ class WorkedExamplesTest(parameterized.TestCase):
 
 class StabilityTest(parameterized.TestCase):
 
-  @parameterized.parameters("svm", "squared_svm", "softmax")
+  @parameterized.parameters(*losses.LOSSES)
   def test_large_scores_float32(self, name):
     s = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3]], jnp.float32)
     y = jnp.array([1, 1])
@@ -74,7 +87,7 @@ class StabilityTest(parameterized.TestCase):
 class GradientTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.product(name=("svm", "squared_svm", "softmax"), dtype=("float32", "float64"))
+  @parameterized.product(name=losses.LOSSES, dtype=("float32", "float64"))
   def test_grad_matches_autodiff(self, name, dtype):
     # Hand and autodiff gradients are the same formulas up to rounding: a few ulps of the
     # largest entry (the scores are O(3), the gradients O(10)).
@@ -117,7 +130,7 @@ class ValidationTest(parameterized.TestCase):
 
 class LabelRangeTest(parameterized.TestCase):
 
-  @parameterized.product(name=("svm", "squared_svm", "softmax"), bad=(3, 5, -1))
+  @parameterized.product(name=losses.LOSSES, bad=(3, 5, -1))
   def test_eager_call_names_the_label_and_the_class_count(self, name, bad):
     s = jnp.zeros((2, 3))
     y = jnp.array([0, bad])
@@ -129,7 +142,7 @@ class LabelRangeTest(parameterized.TestCase):
     with pytest.raises(ValueError, match=pattern):
       losses.grad(name, s, np.array([0, bad]))   # numpy labels too
 
-  @parameterized.product(name=("svm", "squared_svm", "softmax"), bad=(3, -1))
+  @parameterized.product(name=losses.LOSSES, bad=(3, -1))
   def test_under_jit_the_bad_example_is_nan_not_another_class(self, name, bad):
     s = jnp.array([[0.5, -1.0, 2.0], [1.0, 0.0, -2.0]])
     value = jax.jit(lambda s, y: losses.value(name, s, y))(s, jnp.array([0, bad]))

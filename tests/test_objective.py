@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from lincv import gradcheck, objective, optim, scores
+from lincv import gradcheck, losses, objective, optim, scores
 
 COMBOS = [dict(model=m, loss=l, reg=r) for m, l, r in itertools.product(
-    ("linear", "mlp"), ("svm", "squared_svm", "softmax"), ("none", "l2", "l1", "elastic_net"))]
+    ("linear", "mlp"), losses.LOSSES, ("none", "l2", "l1", "elastic_net"))]
 
 
 def _problem(model, seed=0, n=24, d=6, c=4, hidden=5, dtype=jnp.float32):

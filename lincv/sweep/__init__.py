@@ -9,6 +9,7 @@ atomically, so a killed sweep resumes where it stopped and ends with the same re
   space.py       the search space: `expand`, `notes`, `validate_member`, `structure`,
                  `group` (its spelling in `config.sweep` is in that module's docstring)
   population.py  a group's compiled, sharded population: `Population`, `chunking`
+  closed_form.py a group solved in closed form (optimizer="closed_form"): `ClosedForm`
   selection.py   successive halving's rungs, `select`, `Result`, `Diverged`
   runner.py      training the groups in turn and committing their progress: `Runner`,
                  `check_data`, `shared_order_key`

@@ -3,7 +3,8 @@
 The K members of a `lincv.sweep.space.Group` train under one `jit(vmap(...))`, each on
 the data order of its seed (one shared order, and each batch gathered once, where the
 members have one seed or `shuffle_seed` is set), with the population axis sharded over
-all devices and cut into chunks of at most `MAX_CHUNK` members (see `chunking`).
+all devices and cut into chunks of at most `MAX_CHUNK` members (see `chunking`). A group
+with `optimizer="closed_form"` is solved in one epoch instead (`lincv.sweep.closed_form`).
 """
 
 import dataclasses
@@ -13,8 +14,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lincv import distributed, seeds, training
+from lincv import distributed, ridge, seeds, training
 from lincv import placement as placement_lib
+from lincv.sweep.closed_form import ClosedForm
 from lincv.sweep.space import Group, SweepError
 
 
@@ -144,6 +146,7 @@ class Population:
     self._accuracy = jax.jit(population_accuracy)
     self._host = (placement_lib.HostEpochs(self, by_chunk, self.block_steps)
                   if self.placement == "host" else None)
+    self._closed_form = ClosedForm(self) if s.optimizer == ridge.OPTIMIZER else None
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
     """`fn` on each device's block of members: the first `num_batched` arguments are split
@@ -152,6 +155,8 @@ class Population:
                          + (P(),) * num_shared, out_specs=P("pop"), check_vma=False)
 
   def init(self):
+    if self._closed_form:
+      return self._closed_form.init()
     if self._host:
       return self._host.init()
     return self._init(self.hparams, self.data)
@@ -163,6 +168,8 @@ class Population:
     `seeds.key(seed, "order")`. A group whose members all have one seed then shares
     that seed's order, and trains on the one-gather path.
     """
+    if self._closed_form:
+      return self._closed_form.epoch(state)
     if key is None and self.seed is not None:
       key = seeds.key(self.seed, "order")
     if self._host:

@@ -21,6 +21,7 @@ import numpy as np
 from lincv import seeds, training
 from lincv import config as config_lib
 from lincv._checks import check_name
+from lincv.sweep import closed_form
 
 SEARCHES = ("grid", "random")
 _DISTRIBUTIONS = ("choice", "log_uniform", "uniform")
@@ -148,7 +149,11 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
       members.append(m)
   for m in members:
     validate_member(m)
-  return _collapse(members, space, base)
+  members, notes = _collapse(members, space, base)
+  message = closed_form.check_members(members, space)
+  if message:
+    raise SweepError(message)
+  return members, notes
 
 
 def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict], list[str]]:

@@ -1,0 +1,207 @@
+"""The closed-form ridge path: against numpy's lstsq and scikit-learn, in both of its forms;
+its solution is the minimiser of lincv's objective; and a sweep solved with it.
+
+float64 tests (the `x64` fixture) hold the closed form to 1e-6 relative: it is exact up
+to the rounding of a Gram matrix of condition ~1e2 here, about 1e-13. scikit-learn sums
+its data loss where lincv averages it, so `alpha = N * reg_strength`.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import Ridge, RidgeClassifier
+
+from lincv import losses, objective, ridge, sweep, training
+from lincv import config as config_lib
+
+STRENGTHS = np.array([1e-3, 0.03, 1.0, 10.0])
+FORMS = {"gram_DxD": (60, 12), "gram_NxN": (15, 40)}   # (N, D): N > D and N < D
+
+
+def _problem(n, d, c=4, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d)) + rng.uniform(-2, 2, size=d)   # off-centre columns
+  y = np.arange(n) % c
+  return x, y
+
+
+def _form(monkeypatch):
+  """Records the shape of every matrix `ridge` decomposes."""
+  shapes = []
+  eigh = ridge._eigh
+  monkeypatch.setattr(ridge, "_eigh", lambda g: shapes.append(g.shape) or eigh(g))
+  return shapes
+
+
+def _rel(a, b):
+  return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_path_equals_lstsq_of_the_augmented_system(x64, monkeypatch, form):
+  n, d = FORMS[form]
+  x, y = _problem(n, d)
+  shapes = _form(monkeypatch)
+  got = ridge.path(x, y, STRENGTHS, 4, chunk=16)
+  assert shapes == [(d, d) if n >= d else (n, n)]
+  t = np.asarray(losses.targets(y, 4, np.float64))
+  for k, lam in enumerate(STRENGTHS):
+    # min ||X W + 1 b - T||^2 + N lam ||W||^2: rows [X 1] over [sqrt(N lam) I 0].
+    a = np.block([[x, np.ones((n, 1))], [np.sqrt(n * lam) * np.eye(d), np.zeros((d, 1))]])
+    sol = np.linalg.lstsq(a, np.vstack([t, np.zeros((d, 4))]), rcond=None)[0]
+    assert _rel(got["W"][k], sol[:d]) < 1e-6
+    assert _rel(got["b"][k], sol[d]) < 1e-6
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_path_equals_sklearn_ridge_at_alpha_n_lambda(x64, form):
+  n, d = FORMS[form]
+  x, y = _problem(n, d, seed=1)
+  got = ridge.path(x, y, STRENGTHS, 4)
+  t = np.asarray(losses.targets(y, 4, np.float64))
+  for k, lam in enumerate(STRENGTHS):
+    ref = Ridge(alpha=n * lam).fit(x, t)
+    assert _rel(got["W"][k], ref.coef_.T) < 1e-6
+    assert _rel(got["b"][k], ref.intercept_) < 1e-6
+
+
+def test_zero_strength_is_least_squares(x64):
+  x, y = _problem(60, 12)
+  got = ridge.path(x, y, [0.0], 4)
+  a = np.hstack([x, np.ones((60, 1))])
+  sol = np.linalg.lstsq(a, np.asarray(losses.targets(y, 4, np.float64)), rcond=None)[0]
+  assert _rel(got["W"][0], sol[:12]) < 1e-6
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_gradient_of_lincv_objective_vanishes_at_the_solution(x64, form):
+  n, d = FORMS[form]
+  x, y = _problem(n, d, seed=2)
+  got = ridge.path(x, y, STRENGTHS, 4)
+  kw = dict(loss="least_squares", reg="l2")
+  f = jax.jit(lambda p, lam: objective.loss(p, x, y, reg_strength=lam, **kw))
+  grad = jax.jit(lambda p, lam: objective.grad(p, x, y, reg_strength=lam, **kw))
+  zero = {"W": jnp.zeros((d, 4)), "b": jnp.zeros(4)}
+  for k, lam in enumerate(STRENGTHS):
+    scale = float(jnp.max(jnp.abs(grad(zero, lam)["W"])))
+    best = {"W": got["W"][k], "b": got["b"][k]}
+    g = grad(best, lam)
+    assert max(float(jnp.max(jnp.abs(v))) for v in g.values()) < 1e-10 * scale
+    for step in (1e-3, -1e-3):     # and it is the minimum: a step either way costs more
+      assert float(f({"W": best["W"] + step, "b": best["b"]}, lam)) > float(f(best, lam))
+      assert float(f({"W": best["W"], "b": best["b"] + step}, lam)) > float(f(best, lam))
+
+
+def test_evaluate_is_lincv_objective_and_accuracy(x64):
+  x, y = _problem(60, 12, seed=3)
+  got = ridge.path(x, y, STRENGTHS, 4)
+  values, acc = ridge.evaluate(got, x, y, STRENGTHS, chunk=16)
+  s = training.Structure(loss="least_squares", optimizer="closed_form")
+  want = jax.jit(jax.vmap(lambda p, lam: (
+      objective.loss(p, x, y, loss="least_squares", reg="l2", reg_strength=lam),
+      training.accuracy(s, p, x, y))))(got, STRENGTHS)
+  np.testing.assert_allclose(values, want[0], rtol=1e-12)
+  np.testing.assert_allclose(acc, want[1], rtol=1e-12)
+
+
+def test_predictions_equal_sklearn_ridge_classifier(x64):
+  digits = load_digits()
+  x, y = digits.data / 16.0, digits.target
+  lams = np.array([1e-4, 1e-2, 1.0])
+  got = ridge.path(x, y, lams, 10)
+  for k, lam in enumerate(lams):
+    ref = RidgeClassifier(alpha=len(y) * lam).fit(x, y)
+    pred = training.predict(training.Structure(), {"W": got["W"][k], "b": got["b"][k]}, x)
+    np.testing.assert_array_equal(pred, ref.predict(x))
+
+
+@pytest.mark.parametrize("shape", [(300, 20), (20, 60)])
+def test_float32_error_is_that_of_the_float32_gram_matrix(shape):
+  # A float32 Gram matrix of condition ~1e2 (these rows) has relative error ~1e-7 times
+  # it: 1e-4 bounds the weights' error with a margin; the predictions are the same.
+  x, y = _problem(*shape, seed=4)
+  with jax.enable_x64(True):
+    ref = ridge.path(x, y, STRENGTHS, 4)
+  got = ridge.path(x.astype(np.float32), y, STRENGTHS, 4)
+  assert got["W"].dtype == jnp.float32
+  for k in range(len(STRENGTHS)):
+    assert _rel(got["W"][k], ref["W"][k]) < 1e-4
+    label = lambda p, k=k: np.argmax(x @ np.asarray(p["W"][k]) + np.asarray(p["b"][k]), 1)
+    np.testing.assert_array_equal(label(got), label(ref))
+
+
+def test_memory_mapped_rows_in_chunks_give_the_in_memory_result(tmp_path):
+  x, y = _problem(50, 6, seed=5)
+  x = x.astype(np.float32)
+  np.save(tmp_path / "x.npy", x)
+  mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+  whole = ridge.path(x, y, STRENGTHS, 4, chunk=4096)
+  chunked = ridge.path(mapped, y, STRENGTHS, 4, chunk=7)     # 8 chunks, the last of 1 row
+  np.testing.assert_allclose(chunked["W"], whole["W"], rtol=0,
+                             atol=64 * float(np.finfo(np.float32).eps) * np.abs(whole["W"]).max())
+
+
+def test_bad_input_is_one_line():
+  x, y = _problem(20, 3)
+  with pytest.raises(ValueError, match=r"label 4 \(example 2\) is out of range for 4 classes"):
+    ridge.path(x, np.where(np.arange(20) == 2, 4, y), STRENGTHS, 4)
+  with pytest.raises(ValueError, match="strengths must be a vector of numbers >= 0"):
+    ridge.path(x, y, [-1.0], 4)
+  with pytest.raises(ValueError, match="optimizer 'closed_form' solves model='linear' with "
+                     "loss='least_squares' and reg='l2' only; got model='linear', "
+                     "loss='softmax', reg='l2'"):
+    training.Structure(loss="softmax", optimizer="closed_form")
+
+
+def _digits(dtype=np.float32):
+  digits = load_digits()
+  order = np.random.default_rng(0).permutation(len(digits.target))
+  x, y = (digits.data / 16.0).astype(dtype), digits.target.astype(np.int32)
+  return x[order], y[order]
+
+
+def _config(**sweep_fields):
+  c = config_lib.base()
+  c.model, c.loss, c.reg, c.optimizer = "linear", "least_squares", "l2", "closed_form"
+  c.sweep = ml_collections.ConfigDict(sweep_fields)
+  return c
+
+
+def test_digits_sweep_solved_in_closed_form(tmp_path):
+  x, y = _digits()
+  data = training.Data(x[:1200], y[:1200], x[1200:1500], y[1200:1500])
+  lams = [1e-5, 1e-3, 1e-1, 10.0]
+  result = sweep.run(_config(reg_strength=lams), lambda _: data, 10, workdir=str(tmp_path),
+                     test_for=lambda _: (x[1500:], y[1500:]))
+  rows = result.rows
+  assert [r["status"] for r in rows] == ["ok"] * 4
+  assert [r["epochs_run"] for r in rows] == [1] * 4
+  # every member's final_loss is lincv's objective at its solution, and the solution is
+  # the path's
+  lams = np.asarray(lams, np.float32)        # the sweep holds them in the rows' dtype
+  path = ridge.path(data.x_train, data.y_train, lams, 10)
+  loss, val = jax.jit(jax.vmap(lambda p, lam: (
+      objective.loss(p, data.x_train, data.y_train, loss="least_squares", reg="l2",
+                     reg_strength=lam),
+      training.accuracy(training.Structure(), p, data.x_val, data.y_val))))(path, lams)
+  np.testing.assert_allclose([r["final_loss"] for r in rows], loss, rtol=1e-5)
+  np.testing.assert_allclose([r["val_accuracy"] for r in rows], val, rtol=1e-6)
+  best = max(range(4), key=lambda k: (rows[k]["val_accuracy"], -k))
+  assert result.best["member"] == best
+  np.testing.assert_array_equal(result.best_params["W"], path["W"][best])
+  assert result.best["val_accuracy"] > 0.9 and result.test_accuracy > 0.9
+  assert rows[3]["val_accuracy"] < rows[best]["val_accuracy"]   # too strong a penalty shows
+  assert (tmp_path / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("field,values,why", [
+    ("learning_rate", [0.1, 0.2], "the learning rate, which the full-batch optimizers"),
+    ("seed", [0, 1], "which solves each reg_strength exactly"),
+    ("batch_size", [32, 64], "the minibatch size, which the full-batch optimizers")])
+def test_a_sweep_over_what_the_closed_form_ignores_is_refused(field, values, why):
+  with pytest.raises(sweep.SweepError, match=rf"^sweep.{field} does nothing with "
+                     rf"optimizer='closed_form'.*{why}"):
+    sweep.expand(_config(reg_strength=[0.1, 1.0], **{field: values}))
