@@ -210,7 +210,9 @@ def base() -> ml_collections.ConfigDict:
       "center": "image",      # image | channel | none
       "scale": "none",        # none | std
       "limit": 0,             # cap on training examples (0 = all), for smoke runs
-      "flip": False,          # also train on every training image mirrored left-right
+      "flip": False,          # also train on every training image mirrored left-right (with
+                              # data.features: on the file's x_train_mirrored rows, which
+                              # --mode features with data.flip writes)
       "placement": "auto",    # auto | device | host: where the training rows live
       "block_steps": 0,       # host: minibatches sent at once (0 = about 64 MiB; else >= 2)
   })

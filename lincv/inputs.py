@@ -66,8 +66,8 @@ class Inputs:
       if features == PIXELS:
         xs = {"train": p.x_train, "val": p.x_val, "test": p.x_test}
         if self.flip:
-          mirrored = p.preprocessor(data_lib.mirror(p.images["train"]))
-          xs["train"] = aligned.stacked(p.x_train, mirrored)
+          xs["train"] = (p.x_train_flip if p.x_train_flip is not None else
+                         aligned.stacked(p.x_train, self._mirrored_pixels("train")))
       else:
         with jax.enable_x64(False):  # features are float32, the same in every run
           self._featurizers[features], xs = _image_features(
@@ -76,6 +76,31 @@ class Inputs:
       dtype = np.dtype(self.config.dtype)
       self._arrays[features] = {k: aligned.asarray(v, dtype) for k, v in xs.items()}
     return self._arrays[features]
+
+  def _mirrored_pixels(self, split: str) -> np.ndarray:
+    p = self.prepared
+    return p.preprocessor(data_lib.mirror(p.images[split]))
+
+  def mirrored(self, features: str, split: str) -> np.ndarray:
+    """The rows of `features` of the images of `split` mirrored left-right, computed as
+    training with `data.flip` computes them: for "train" (which needs `data.flip`) the
+    mirrored rows `arrays` appends; for "val" and "test" the same pipeline (and cache)
+    applied to the mirrored images.
+    """
+    if split == "train":
+      if not self.flip:
+        raise ValueError("mirrored training rows need data.flip")
+      return self.arrays(features)["train"][len(self.prepared.y_train):]
+    if not self.prepared.images:
+      raise ValueError("mirrored rows of pre-extracted features exist for training rows only")
+    if features == PIXELS:
+      rows = self._mirrored_pixels(split)
+    else:
+      with jax.enable_x64(False):
+        rows = features_lib.features_of(self.featurizer(features),
+                                        data_lib.mirror(self.prepared.images[split]),
+                                        self.cache_dir)
+    return aligned.asarray(rows, np.dtype(self.config.dtype))
 
   def featurizer(self, features: str):
     """The fitted `features.Featurizer` of `features`; None for pixels."""
@@ -129,16 +154,14 @@ def check(config, members) -> None:
   """Raises ConfigError for options that need images, with pre-extracted features.
 
   With `data.features` the rows are used as they are (`features` stays "pixels", which
-  here means the file's rows), centred and scaled per column as `lincv.data.rows` says.
+  here means the file's rows), centred and scaled per column as `lincv.data.rows` says;
+  `data.flip` takes the file's `x_train_mirrored` rows (`load` checks it has them).
   """
   d = config.data
   if not d.get("features"):
     return
   if d.folder:
     raise config_lib.ConfigError("data.features and data.folder both name the data; give one")
-  if d.get("flip"):
-    raise config_lib.ConfigError("data.flip mirrors images; pre-extracted features "
-                                 "(data.features) have none: remove it")
   for m in members:
     if m["features"] != PIXELS:
       raise config_lib.ConfigError(
@@ -166,6 +189,10 @@ def load(config, cache_dir: str | None = None, ds=None) -> Inputs:
   (raises data_lib.DataError on bad data)."""
   d = config.data
   ds = dataset(config) if ds is None else ds
-  prepared = data_lib.prepare(ds, val_fraction=d.val_fraction, seed=d.split_seed,
-                              center=d.center, scale=d.scale, limit=d.limit or None)
+  options = dict(val_fraction=d.val_fraction, seed=d.split_seed, center=d.center,
+                 scale=d.scale, limit=d.limit or None)
+  if isinstance(ds, data_lib.FeatureDataset):
+    prepared = data_lib.rows.prepare(ds, flip=bool(d.get("flip", False)), **options)
+  else:
+    prepared = data_lib.prepare(ds, **options)
   return Inputs(config, prepared, cache_dir)

@@ -15,6 +15,7 @@ from lincv import config as config_lib
 from lincv import experiment
 from lincv import inputs as inputs_lib
 from lincv.data import DataError, feature_files
+from lincv.data.preprocess import split_indices
 from lincv.features import export as export_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +91,36 @@ def test_exported_features_read_back_as_the_rows_of_the_direct_run(
     np.testing.assert_array_equal(x_back, x)
   assert back.prepared.class_names == direct.prepared.class_names
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left
+  assert "x_train_mirrored" not in summary and back.prepared.x_train_flip is None
+
+
+def test_a_flip_export_reads_back_as_the_rows_of_the_direct_flip_run(
+    image_folder, tmp_path, offline_data):
+  config = _kmeans_config(image_folder, limit=90, flip=True)
+  out, cache = str(tmp_path / "flip.npz"), str(tmp_path / "cache")
+  summary = export_lib.export(config, out, cache_dir=cache)
+  assert summary["x_train_mirrored"] == summary["x_train"] == [90, 16]
+  direct = inputs_lib.load(config, cache_dir=cache)
+  again = _features_config(out, features="pixels")
+  again.data.update({"limit": 90, "center": "none", "flip": True,
+                     "val_fraction": config.data.val_fraction,
+                     "split_seed": config.data.split_seed})
+  back = inputs_lib.load(again)
+  n = len(direct.prepared.y_train)
+  for split in ("train", "val", "test"):
+    x, y = direct.split("kmeans", split)
+    x_back, y_back = back.split("pixels", split)
+    np.testing.assert_array_equal(y_back, y)
+    np.testing.assert_array_equal(x_back, x)  # train: n rows, then the same n mirrored
+  assert len(back.labels()["train"]) == 2 * n and len(back.labels()["val"]) < n
+  assert back.describe().startswith(f"{n} train (and mirrored), ")
+  # Rows of the validation images in x_train_mirrored: their mirrored images' features.
+  ds = inputs_lib.dataset(config)
+  val_idx = split_indices(ds["train"][1], ds["test"][1], config.data.val_fraction,
+                          config.data.split_seed, 90)[3]  # x_train row val_idx[k]: val row k
+  mirrored_val = direct.featurizer("kmeans")(lincv.data.mirror(direct.prepared.images["val"]))
+  np.testing.assert_allclose(np.asarray(lincv.data.load(features=out).mirrored)[val_idx],
+                             mirrored_val, rtol=1e-5, atol=1e-5)
 
 
 def test_train_py_mode_features_writes_what_the_module_writes(tmp_path, offline_data):
@@ -148,21 +179,47 @@ def test_float16_rows_are_memory_mapped_and_split_like_images(tmp_path, save):
   np.testing.assert_array_equal(p.x_train, arrays["x_train"][train_idx].astype(np.float32))
 
 
-def test_float16_rows_cost_one_float32_copy(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flip", [False, True])
+def test_float16_rows_cost_one_float32_copy(tmp_path, monkeypatch, flip):
   monkeypatch.setattr(feature_files, "CHUNK_BYTES", 1 << 18)  # 256 KiB chunks
   rng = np.random.default_rng(0)
   x = rng.normal(size=(6000, 400)).astype(np.float16)
+  mirrored = {"x_train_mirrored": x[:5000, ::-1]} if flip else {}
   path = _save_folder(tmp_path / "f", x_train=x[:5000], y_train=np.arange(5000) % 7,
-                      x_test=x[5000:], y_test=np.arange(1000) % 7)
-  lincv.data.prepare(lincv.data.load(features=path), limit=70)  # imports what it uses
+                      x_test=x[5000:], y_test=np.arange(1000) % 7, **mirrored)
+  lincv.data.rows.prepare(lincv.data.load(features=path), limit=70)  # imports what it uses
   tracemalloc.start()
   try:
-    p = lincv.data.prepare(lincv.data.load(features=path), center="image", scale="std")
+    p = lincv.data.rows.prepare(lincv.data.load(features=path), center="image", scale="std",
+                                flip=flip)
     peak = tracemalloc.get_traced_memory()[1]
   finally:
     tracemalloc.stop()
-  rows = sum(a.nbytes for a in (p.x_train, p.x_val, p.x_test))
-  assert rows == 6000 * 400 * 4 and peak < 1.2 * rows, (peak, rows)
+  train = p.x_train_flip if flip else p.x_train
+  rows = sum(a.nbytes for a in (train, p.x_val, p.x_test))
+  assert rows == (6000 + 4500 * flip) * 400 * 4 and peak < 1.2 * rows, (peak, rows)
+
+
+def test_flip_appends_the_mirrored_rows_of_the_training_part_only(tmp_path):
+  arrays = _digits(np.float16)
+  mirrored = arrays["x_train"].reshape(-1, 8, 8)[:, :, ::-1].reshape(-1, 64)
+  path = _save_npz(tmp_path / "d.npz", x_train_mirrored=mirrored, **arrays)
+  ds = lincv.data.load(features=path)
+  assert isinstance(ds.mirrored, np.memmap) and ds.mirrored.dtype == np.float16
+  p = lincv.data.rows.prepare(ds, val_fraction=0.2, seed=3, center="none", flip=True)
+  q = lincv.data.rows.prepare(ds, val_fraction=0.2, seed=3, center="none")
+  train_idx, _ = lincv.data.train_val_split(arrays["y_train"], 0.2,
+                                             lincv.seeds.integer(3, "split"))
+  np.testing.assert_array_equal(p.x_train_flip, np.concatenate(
+      [arrays["x_train"][train_idx], mirrored[train_idx]]).astype(np.float32))
+  assert np.shares_memory(p.x_train, p.x_train_flip) and lincv.aligned.is_aligned(p.x_train)
+  for f in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+    np.testing.assert_array_equal(getattr(p, f), getattr(q, f))
+  centred = lincv.data.rows.prepare(ds, val_fraction=0.2, seed=3, flip=True)
+  np.testing.assert_allclose(centred.x_train_flip.mean(0), 0, atol=1e-4)  # fitted on both
+  with pytest.raises(DataError, match="x_train_mirrored"):
+    lincv.data.rows.prepare(lincv.data.load(features=_save_npz(tmp_path / "e.npz", **arrays)),
+                            flip=True)
 
 
 def test_a_compressed_npz_reads_too(tmp_path):
@@ -215,6 +272,12 @@ def _nan_in_test():
   return x
 
 
+def _inf_at(row, column):
+  x = _digits()["x_train"][:, ::-1].copy()
+  x[row, column] = np.inf
+  return x
+
+
 BAD = [
     ("rows_labels", _with(y_train=np.zeros(10, np.int64)),
      "x_train has 1400 rows but y_train has 10 labels"),
@@ -240,6 +303,14 @@ BAD = [
     ("not_found", lambda p: str(p / "nothing.npz"), "not found; expected an .npz file"),
     ("empty_folder", lambda p: (p / "e").mkdir() or str(p / "e"),
      "this folder has none of x_train.npy"),
+    ("mirrored_shape", _with(x_train_mirrored=np.zeros((1400, 63), np.float32)),
+     "x_train_mirrored has shape (1400, 63) but x_train has shape (1400, 64)"),
+    ("mirrored_rank", _with(x_train_mirrored=np.zeros((1400, 8, 8), np.float32)),
+     "x_train_mirrored must be rows of shape (N, D), got shape (1400, 8, 8)"),
+    ("mirrored_dtype", _with(x_train_mirrored=np.zeros((1400, 64), np.int32)),
+     "x_train_mirrored must be float16 or float32 rows, got dtype int32"),
+    ("mirrored_nonfinite", _with(x_train_mirrored=_inf_at(1399, 63)),
+     "x_train_mirrored holds a non-finite value (inf) at row 1399, column 63"),
     ("corrupt", _corrupt_npz, "cannot be read"),
     ("truncated", _truncated_npy, "x_train.npy cannot be read"),
 ]
@@ -265,7 +336,6 @@ def test_chunkwise_finiteness_check_finds_an_inf_past_the_first_chunk(tmp_path, 
 
 
 @pytest.mark.parametrize("override,message", [
-    ("--config.data.flip=True", "data.flip mirrors images"),
     ("--config.features=hog_color", "features='hog_color' is computed from images"),
     ("--config.data.center=channel", "center 'channel' is for images"),
     ("--config.data.folder=somewhere", "data.features and data.folder both name the data"),
@@ -277,6 +347,14 @@ def test_image_only_options_are_refused_with_features(tmp_path, override, messag
                       override.split("=")[1])
   with pytest.raises(experiment.ConfigError, match=message):
     experiment.check(config)
+
+
+def test_exporting_a_features_file_with_flip_is_refused(tmp_path):
+  config = _features_config(_save_npz(tmp_path / "d.npz", **_digits()))
+  config.data.flip = True
+  with pytest.raises(experiment.ConfigError, match="export without data.flip"):
+    export_lib.export(config, str(tmp_path / "out.npz"))
+  assert not (tmp_path / "out.npz").exists()
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +380,21 @@ def test_train_py_refuses_bad_features_with_one_line_exit_2(train, tmp_path, cap
   lines = capsys.readouterr().err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"train.py: error: features {path}")
   assert message in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
+def test_train_py_refuses_flip_without_mirrored_rows_with_one_line_exit_2(train, tmp_path,
+                                                                           capsys):
+  path = _save_npz(tmp_path / "d.npz", **_digits())
+  train.FLAGS.unparse_flags()
+  with pytest.raises(SystemExit) as e:
+    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                "--workdir", str(tmp_path / "run"), f"--config.data.features={path}",
+                "--config.data.flip=True"])
+  assert e.value.code == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"train.py: error: features {path}: ")
+  assert "needs x_train_mirrored" in lines[0] and "--config.data.flip=True" in lines[0]
   assert not (tmp_path / "run").exists()
 
 

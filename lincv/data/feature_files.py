@@ -6,8 +6,10 @@
 (`lincv.features.export.write` writes them.)
 
 The format: arrays `x_train`, `y_train`, `x_test`, `y_test` and, optionally, `class_names`
-(strings), in an `.npz` (as `np.savez` writes it) or as `<name>.npy` files in a folder.
-Rows are float (N, D), float16 or float32; labels integer class indices (N,). Rows are
+(strings) and `x_train_mirrored` (row i: the features of training image i mirrored
+left-right, for `data.flip`), in an `.npz` (as `np.savez` writes it) or as `<name>.npy`
+files in a folder. Rows are float (N, D), float16 or float32; labels integer class
+indices (N,). Rows are
 memory-mapped: the `.npy` files of a folder and the stored (uncompressed) members of an
 `.npz`, so a float16 file larger than memory costs only the rows a run takes from it.
 `load` checks everything, a chunk of rows at a time, and raises `DataError` with one line
@@ -25,14 +27,14 @@ import numpy as np
 from lincv.data.dataset import DataError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
-OPTIONAL = ("class_names",)
+OPTIONAL = ("class_names", "x_train_mirrored")
 ROW_DTYPES = (np.float16, np.float32, np.float64)
 CHUNK_BYTES = 64 << 20  # bytes of rows checked or copied at a time
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: its name and extra lengths
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}
 _FORMAT = ("an .npz file or a folder of .npy files with arrays x_train, y_train, x_test, "
-           "y_test (optional: class_names)")
+           "y_test (optional: class_names, x_train_mirrored)")
 
 
 def chunk_rows(x) -> int:
@@ -46,12 +48,15 @@ class FeatureDataset:
   """Rows and labels per split ("train", "test"), with class names; `load` builds it.
 
   `x_NxD, y_N = ds["train"]`: float rows (memory-mapped where the file allows) and int32
-  labels in [0, num_classes).
+  labels in [0, num_classes). `mirrored`: the file's `x_train_mirrored` (row i: training
+  row i's image mirrored left-right, label `y_N[i]`), or None; `path`: where it was read.
   """
 
   name: str
   class_names: tuple[str, ...]
   splits: Mapping[str, tuple[np.ndarray, np.ndarray]]
+  mirrored: np.ndarray | None = None
+  path: str = ""
 
   @property
   def num_classes(self) -> int:
@@ -77,7 +82,8 @@ class FeatureDataset:
   def __repr__(self) -> str:
     sizes = ", ".join(f"{s}={len(y)}" for s, (_, y) in self.splits.items())
     return (f"FeatureDataset(name={self.name!r}, num_classes={self.num_classes}, "
-            f"dim={self.dim}, dtype={self.splits['train'][0].dtype}, {sizes})")
+            f"dim={self.dim}, dtype={self.splits['train'][0].dtype}, {sizes}"
+            f"{', mirrored' if self.mirrored is not None else ''})")
 
 
 def load(path) -> FeatureDataset:
@@ -86,15 +92,15 @@ def load(path) -> FeatureDataset:
   Raises:
     DataError: one line naming the path, the array and the problem: a path of another
       kind, a missing or corrupt array, wrong rank or dtype, rows and labels of different
-      lengths, train and test rows of different widths, non-finite values, labels that
-      are not class indices in range.
+      lengths, train and test rows of different widths, x_train_mirrored of another shape
+      than x_train, non-finite values, labels that are not class indices in range.
   """
   path = os.fspath(path)
   arrays = _read(path)
   missing = [k for k in REQUIRED if k not in arrays]
   if missing:
     raise DataError(f"features {path}: no {', '.join(missing)}; required arrays: "
-                    f"{', '.join(REQUIRED)} (optional: class_names)")
+                    f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})")
   for split in ("train", "test"):
     x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
     _check_rows(path, f"x_{split}", x)
@@ -113,6 +119,13 @@ def load(path) -> FeatureDataset:
   if d_train != d_test:
     raise DataError(f"features {path}: x_train rows have {d_train} values but x_test rows "
                     f"have {d_test}; both need the same width")
+  mirrored = arrays.get("x_train_mirrored")
+  if mirrored is not None:
+    _check_rows(path, "x_train_mirrored", mirrored)
+    if mirrored.shape != arrays["x_train"].shape:
+      raise DataError(f"features {path}: x_train_mirrored has shape {mirrored.shape} but "
+                      f"x_train has shape {arrays['x_train'].shape}; row i of x_train_mirrored "
+                      "is row i of x_train mirrored, so the shapes must match")
   class_names = _class_names(path, arrays)
   ys = {}
   for split in ("train", "test"):
@@ -129,10 +142,12 @@ def load(path) -> FeatureDataset:
       raise DataError(f"features {path}: y_{split} holds label {int(y.max())}, out of range "
                       f"for {len(class_names)} class_names; valid labels are "
                       f"0..{len(class_names) - 1}")
-  for split in ("train", "test"):
-    _check_finite(path, f"x_{split}", arrays[f"x_{split}"])
+  for name in ("x_train", "x_test", "x_train_mirrored"):
+    if name in arrays:
+      _check_finite(path, name, arrays[name])
   splits = {s: (arrays[f"x_{s}"], ys[s].astype(np.int32)) for s in ("train", "test")}
-  return FeatureDataset(os.path.basename(os.path.normpath(path)), class_names, splits)
+  return FeatureDataset(os.path.basename(os.path.normpath(path)), class_names, splits,
+                        mirrored, path)
 
 
 def _check_rows(path, name, x) -> None:

@@ -180,7 +180,9 @@ class Prepared:
   x_* are float32 (N, D) rows, y_* int32 (N,) labels; validation comes from the `train`
   split, test from `test`. `preprocessor` holds the statistics fitted on x_train's images.
   `images` maps "train", "val" and "test" to the uint8 images behind those rows, for
-  feature extractors that work on images.
+  feature extractors that work on images. `x_train_flip`, for feature rows prepared with
+  `flip` only (else None): x_train's rows and then the same images' rows mirrored, (2N, D),
+  one array whose first N rows x_train is a view of.
   """
 
   x_train: np.ndarray
@@ -193,6 +195,7 @@ class Prepared:
   image_shape: tuple[int, int, int]
   preprocessor: Preprocessor
   images: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  x_train_flip: np.ndarray | None = None
 
   @property
   def num_classes(self) -> int:

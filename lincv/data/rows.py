@@ -10,8 +10,14 @@ an image's pixels, so center="image" subtracts the mean training row and scale="
 divides each column by its standard deviation on train (standardisation). center="channel"
 and the bias trick are for images only.
 
-Rows are read a chunk at a time and written once into a float32 array per split, so a
-memory-mapped float16 file costs one float32 copy of the rows a run uses, no more.
+With `flip` (`data.flip`), the training part is followed by the file's `x_train_mirrored`
+rows of the same indices, in that order, as an image run appends its mirrored images
+(`Prepared.x_train_flip`); the statistics are fitted on both. Validation and test rows are
+never mirrored.
+
+Rows are read a chunk at a time and written once into a float32 array per split (the
+training part and its mirrored rows into one), so a memory-mapped float16 file costs one
+float32 copy of the rows a run uses, no more.
 """
 
 import dataclasses
@@ -110,10 +116,12 @@ def check_options(center: str, scale: str, bias_trick: bool = False) -> None:
                     "own bias")
 
 
-def gather(x_NxD, index=None) -> np.ndarray:
-  """`x_NxD[index]` (all rows if None) as one aligned float32 array, read a chunk at a time."""
+def gather(x_NxD, index=None, out=None) -> np.ndarray:
+  """`x_NxD[index]` (all rows if None) as one aligned float32 array, read a chunk at a time
+  (into `out`, float32 rows of that shape, if given)."""
   n = len(x_NxD) if index is None else len(index)
-  out = aligned.empty((n, x_NxD.shape[1]), np.float32)
+  if out is None:
+    out = aligned.empty((n, x_NxD.shape[1]), np.float32)
   step = chunk_rows(out)
   for i in range(0, n, step):
     out[i:i + step] = x_NxD[i:i + step] if index is None else x_NxD[index[i:i + step]]
@@ -122,25 +130,40 @@ def gather(x_NxD, index=None) -> np.ndarray:
 
 def prepare(ds: FeatureDataset, *, val_fraction: float = 0.1, seed: int = 0,
             center: str = "image", scale: str = "none", bias_trick: bool = False,
-            limit: int | None = None) -> Prepared:
+            limit: int | None = None, flip: bool = False) -> Prepared:
   """Splits feature rows into train/validation/test and preprocesses them with training
   statistics; the same subsets and split as `lincv.data.prepare` gives images.
 
+  Args:
+    flip: also train on the file's mirrored rows (`ds.mirrored`) of the training part,
+      after its rows; DataError if the file has none.
+
   Returns:
     Prepared, with `image_shape` () and no `images`; its `preprocessor` is the fitted
-    `RowPreprocessor`.
+    `RowPreprocessor`; with `flip`, its `x_train_flip` holds the training rows and then
+    their mirrored rows.
   """
   check_options(center, scale, bias_trick)
+  if flip and ds.mirrored is None:
+    raise DataError(f"features {ds.path or ds.name}: data.flip needs x_train_mirrored (the "
+                    "training rows of the images mirrored), which this file does not have; "
+                    "export one with --mode features --config.data.flip=True")
   x, labels = ds["train"]
   x_test, test_labels = ds["test"]
   keep, keep_test, train_idx, val_idx = split_indices(labels, test_labels, val_fraction,
                                                       seed, limit)
   if keep is not None:  # index the file's rows
     train_idx, val_idx, test_labels = keep[train_idx], keep[val_idx], test_labels[keep_test]
-  x_train = gather(x, train_idx)
-  pre = RowPreprocessor.fit(x_train, center=center, scale=scale)
+  n = len(train_idx)
+  x_flip = aligned.empty((2 * n if flip else n, x.shape[1]), np.float32)
+  gather(x, train_idx, x_flip[:n])
+  if flip:
+    gather(ds.mirrored, train_idx, x_flip[n:])
+  pre = RowPreprocessor.fit(x_flip, center=center, scale=scale)
+  pre.apply_(x_flip)
   return Prepared(
-      x_train=pre.apply_(x_train), y_train=labels[train_idx],
+      x_train=x_flip[:n] if flip else x_flip, y_train=labels[train_idx],
       x_val=pre(x, val_idx), y_val=labels[val_idx],
       x_test=pre(x_test, keep_test), y_test=test_labels,
-      class_names=ds.class_names, image_shape=(), preprocessor=pre)
+      class_names=ds.class_names, image_shape=(), preprocessor=pre,
+      x_train_flip=x_flip if flip else None)

@@ -25,12 +25,12 @@ from lincv.features.kmeans import (KMeansFeatures, fit_zca, kmeans, kmeans_encod
                                    kmeans_fit, normalize_patches, patches, sample_patches,
                                    triangle)
 from lincv.features.pipeline import (NAMES, Featurizer, compute, feature_settings,
-                                     hog_color, image_features)
+                                     features_of, hog_color, image_features)
 
 __all__ = [
     "BLOCK_NORMS", "CACHE_VERSION", "Featurizer", "GRAY_WEIGHTS", "KMeansFeatures", "NAMES",
     "as_rgb", "cache_path", "cached", "color_histogram", "compute", "extract",
-    "feature_settings", "fingerprint", "fit_standardize", "fit_zca", "gradients",
+    "feature_settings", "features_of", "fingerprint", "fit_standardize", "fit_zca", "gradients",
     "grayscale", "hog", "hog_color", "hue", "image_features", "kmeans", "kmeans_encode",
     "kmeans_fit", "normalize_patches", "patches", "sample_patches", "standardize", "triangle",
 ]

@@ -11,7 +11,9 @@ whole training set before the validation split, in the dataset's order, so that 
 the file (`--config.data.features=feats.npz`, the same `data.val_fraction`,
 `data.split_seed` and `data.limit`) splits off the same validation rows, and trains,
 validates and tests on the rows a run of the config itself uses (with `data.center` and
-`data.scale` applied again: "none" keeps them exactly as they are).
+`data.scale` applied again: "none" keeps them exactly as they are). With `data.flip`
+the file also holds `x_train_mirrored` (row i: x_train row i's image mirrored), and a
+run on it with `data.flip` trains on the same rows, mirrored ones included.
 """
 
 import argparse
@@ -39,17 +41,21 @@ def features_name(config) -> str:
   if len(names) != 1:
     raise config_lib.ConfigError(f"the sweep varies features ({', '.join(names)}); export one: "
                                  "--config.sweep.features and --config.features=NAME")
-  if config.data.get("flip"):
-    raise config_lib.ConfigError("data.flip adds mirrored training rows, which a features "
-                                 "file does not keep apart; export without it")
+  if config.data.get("flip") and config.data.get("features"):
+    raise config_lib.ConfigError("data.flip with data.features: the file's mirrored rows "
+                                 "cover its training rows only; export without data.flip")
   return names[0]
 
 
 def export(config, out, *, cache_dir=None, stream=None) -> dict:
   """Computes the config's features and writes them to `out` (.npz or a folder/).
 
+  With `data.flip`, also `x_train_mirrored`: row i the features of the image of x_train
+  row i mirrored left-right, computed (and cached) as training with flip computes them.
+
   Returns:
-    {"path", "features", "x_train", "x_test" (shapes), "classes"}.
+    {"path", "features", "x_train", "x_test" (shapes), "classes"}, and "x_train_mirrored"
+    (its shape) with `data.flip`.
   """
   out = check_out(out)
   name = features_name(config)
@@ -63,18 +69,30 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
   source = np.empty(n, np.int64)  # row i of x_train: source[i] of (x_train; x_val)
   source[train_idx] = np.arange(len(train_idx))
   source[val_idx] = len(train_idx) + np.arange(len(val_idx))
-  y_train = np.concatenate([ys["train"], ys["val"]])[source]
-  step = feature_files.chunk_rows(xs["train"])
-  chunks = (_rows(xs["train"], xs["val"], source[i:i + step]) for i in range(0, max(n, 1), step))
-  write(out, {"x_train": ((n, dim), chunks), "y_train": y_train, "x_test": xs["test"],
-              "y_test": ys["test"]}, inputs.prepared.class_names)
+  y_train = np.concatenate([inputs.prepared.y_train, ys["val"]])[source]
+  arrays = {"x_train": _reordered(xs["train"][:len(train_idx)], xs["val"], source),
+            "y_train": y_train, "x_test": xs["test"], "y_test": ys["test"]}
+  if inputs.flip:
+    arrays["x_train_mirrored"] = _reordered(inputs.mirrored(name, "train"),
+                                            inputs.mirrored(name, "val"), source)
+  write(out, arrays, inputs.prepared.class_names)
   summary = {"path": out, "features": name, "x_train": [n, dim],
              "x_test": list(xs["test"].shape), "classes": len(inputs.prepared.class_names)}
+  if inputs.flip:
+    summary["x_train_mirrored"] = [n, dim]
   if stream is not None:
     stream.write(f"wrote {out}: {name} features of {n} training rows (before the "
-                 f"validation split) and {len(ys['test'])} test rows, {dim} values each, "
+                 f"validation split{', and each mirrored' if inputs.flip else ''}) and "
+                 f"{len(ys['test'])} test rows, {dim} values each, "
                  f"{summary['classes']} classes\n")
   return summary
+
+
+def _reordered(x_train, x_val, source) -> tuple:
+  """(shape, chunks): rows `source` of x_train stacked on x_val, a chunk at a time."""
+  n, step = len(source), feature_files.chunk_rows(x_train)
+  chunks = (_rows(x_train, x_val, source[i:i + step]) for i in range(0, max(n, 1), step))
+  return (n, x_train.shape[1]), chunks
 
 
 def _rows(x_train, x_val, source) -> np.ndarray:

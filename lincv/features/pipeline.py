@@ -213,17 +213,33 @@ def compute(name: str, prepared, cfg, cache_dir: str | None, *, flip: bool = Fal
     shape = tuple(int(v) for v in images["train"].shape[1:])
     unfitted = Featurizer(name, s, shape, np.zeros(0, np.float32), np.zeros(0, np.float32),
                           model)
-    # Codes depend on the model they were encoded with, not only on the images: a model
-    # fitted on other training images (another val_fraction, limit or split) gives others.
-    raw = {sp: _cached(lambda sp=sp: unfitted.raw(images[sp]),
-                       {"images": fingerprint(images[sp]), **s, "model": model_id},
-                       cache_dir)
-           for sp in splits}
+    raw = {sp: _raw(unfitted, images[sp], model_id, cache_dir) for sp in splits}
     if flip:
       raw["train"] = np.concatenate([raw["train"], raw.pop("train_mirrored")])
     mean, scale = fit_standardize(raw["train"])
     featurizer = dataclasses.replace(unfitted, mean_F=mean, scale_F=scale)
     return featurizer, {sp: featurizer.standardize(v) for sp, v in raw.items()}
+
+
+def _raw(featurizer, images, model_id, cache_dir) -> np.ndarray:
+  """The features of `images` before standardisation, cached per (images, settings, model)."""
+  # Codes depend on the model they were encoded with, not only on the images: a model
+  # fitted on other training images (another val_fraction, limit or split) gives others.
+  return _cached(lambda: featurizer.raw(images),
+                 {"images": fingerprint(images), **featurizer.settings, "model": model_id},
+                 cache_dir)
+
+
+def features_of(featurizer: Featurizer, images, cache_dir: str | None) -> np.ndarray:
+  """`featurizer(images)`, its raw features cached in `cache_dir` (None: no cache) as
+  `compute` caches those of the splits it was fitted with: the same values."""
+  model_id = None
+  if featurizer.model is not None:
+    model_id = fingerprint(np.concatenate(
+        [np.asarray(m).reshape(-1) for m in featurizer.model[:3]]))
+  with jax.enable_x64(False):
+    return featurizer.standardize(_raw(featurizer, featurizer.check(images), model_id,
+                                       cache_dir))
 
 
 def image_features(name: str, prepared, cfg, cache_dir: str | None, *, flip: bool = False,
