@@ -138,13 +138,16 @@ def as_json(config) -> dict:
 
 
 def fingerprint(config) -> dict:
-  """What makes two runs the same run: the configuration without `RESUMABLE` fields.
+  """What makes two runs the same run: the configuration without `RESUMABLE` fields, and
+  without the fields at their default value (`base()`).
 
   A workdir resumes only a run of the same fingerprint; this is the one definition of
   "the same configuration" (the run directory's `config.json` and the sweep checkpoint
-  both compare by it).
+  both compare by it). Leaving the defaults out means that a field added by a later
+  version of lincv, at its default, does not make a run begun before it another run.
+  The fingerprint of a fingerprint is itself.
   """
-  out = as_json(config)
+  out = _without_defaults(as_json(config), as_json(base()))
   for path in RESUMABLE:
     *parents, last = path.split(".")
     inner = out
@@ -153,6 +156,22 @@ def fingerprint(config) -> dict:
     if isinstance(inner, dict):
       inner.pop(last, None)
   return out
+
+
+def _without_defaults(values: dict, defaults) -> dict:
+  out = {}
+  for name, value in values.items():
+    default = defaults.get(name, _ABSENT) if isinstance(defaults, dict) else _ABSENT
+    if isinstance(value, dict) and isinstance(default, dict):
+      inner = _without_defaults(value, default)
+      if inner:
+        out[name] = inner
+    elif value != default:
+      out[name] = value
+  return out
+
+
+_ABSENT = object()
 
 
 def differences(a, b) -> list[str]:

@@ -10,6 +10,7 @@ import stat
 import pytest
 
 from configs import default
+from lincv import config as config_lib
 from lincv import experiment, sweep
 from lincv.progress import Progress
 from _faults import Killed
@@ -127,3 +128,24 @@ def test_bad_halving_writes_nothing(tmp_path, eta, rungs):
   with pytest.raises(experiment.ConfigError, match="^halving"):
     experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
   assert not (tmp_path / "run").exists()
+
+
+def test_a_run_begun_before_a_field_existed_resumes(tmp_path, digits):
+  """A field added to the config later, at its default, is no difference: a workdir
+  whose config.json and checkpoint lack it (as one written by an earlier lincv) resumes."""
+  workdir = tmp_path / "run"
+  with pytest.raises(Killed):
+    experiment.run(_config(), str(workdir), progress=KillAt(1, 2), stream=io.StringIO())
+  # Both as an earlier lincv wrote them: every field (the checkpoint too), but
+  # data.features, which came later.
+  old = config_lib.as_json(_config())
+  del old["data"]["features"]
+  (workdir / "config.json").write_text(json.dumps(old))
+  saved = json.loads((workdir / "checkpoint" / "sweep.json").read_text())
+  (workdir / "checkpoint" / "sweep.json").write_text(json.dumps({**saved, "config": old}))
+  experiment.run(_config(), str(workdir), stream=io.StringIO())
+  assert json.loads((workdir / "summary.json").read_text())["best"]
+  changed = _config()
+  changed.data.val_fraction = 0.2            # a field changed from its default still counts
+  with pytest.raises(experiment.ConfigError, match="fields differ: data"):
+    experiment.run(changed, str(workdir), stream=io.StringIO())

@@ -304,7 +304,9 @@ def test_the_checkpoint_knows_its_configuration_by_config_fingerprint(tmp_path, 
   # One definition of "the same configuration": the run directory's and the checkpoint's.
   data = _data()
   c = _config(learning_rate=[0.1])
-  monkeypatch.setattr(config_lib, "fingerprint", lambda config: {"lr": config.sweep.learning_rate})
+  # A fingerprint of a fingerprint is itself, as config.fingerprint's.
+  monkeypatch.setattr(config_lib, "fingerprint", lambda config: config if "lr" in config
+                      else {"lr": config.sweep.learning_rate})
   first = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
   saved = json.loads((tmp_path / "checkpoint" / "sweep.json").read_text())
   assert saved["config"] == {"lr": [0.1]}

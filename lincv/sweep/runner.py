@@ -106,7 +106,8 @@ class Runner:
         saved = self.store.load(clean=self.writer)
       except ValueError as e:
         raise SweepError(f"{e}; use a new workdir") from None
-      if saved is not None and saved.get("config") != self.meta["config"]:
+      if saved is not None and (config_lib.fingerprint(saved.get("config") or {})
+                                != self.meta["config"]):
         raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
                          "workdir, or the same configuration to resume it")
       self.meta = saved or self.meta
