@@ -134,3 +134,5 @@ def test_probe_smoke_variants_run_through_train_py(name, digits_features, tmp_pa
   if config.refine.field:      # CLIP's: a coarse grid, then strengths refined around the best
     stages = [r["stage"] for r in rows]
     assert stages.count("coarse") == len(config.sweep["reg_strength"]) and "refine" in stages
+    logged = {json.loads(l)["member"] for l in open(workdir / "metrics.jsonl")}
+    assert logged == {int(r["member"]) for r in rows}
