@@ -94,6 +94,9 @@ _MATTERS = {
                     "search='random'"),
     "search": (lambda c, ms: c.method == "sweep", "method='sweep'"),
     "halving.rungs": (lambda c, ms: c.method == "sweep", "method='sweep'"),
+    "refine.field": (lambda c, ms: c.method == "sweep", "method='sweep'"),
+    "refine.points": (lambda c, ms: c.method == "sweep" and bool(c.refine.field),
+                      "method='sweep' and refine.field"),
     "halving.eta": (lambda c, ms: c.method == "sweep" and len(c.halving.rungs) > 0,
                     "method='sweep' and halving.rungs"),
     "data.placement": (lambda c, ms: c.method == "sweep", "method='sweep'"),
@@ -198,7 +201,8 @@ def base() -> ml_collections.ConfigDict:
   `lincv.training.Structure`, `lincv.optim` and `ONLY_WITH`.
 
   Sweep: `sweep` (field -> values), `search` (grid | random), `num_samples`,
-  `search_seed`, `halving` (`rungs`, `eta`). Data: `data.*`, with `data.placement` and
+  `search_seed`, `halving` (`rungs`, `eta`), `refine` (`field`, `points`: a refined
+  second stage, see `lincv.sweep.refine`). Data: `data.*`, with `data.placement` and
   `data.block_steps` (see `lincv.placement`). Methods: `method` (sweep |
   knn | random_search | random_local_search) with `knn.*` and `random.*`.
   """
@@ -218,6 +222,9 @@ def base() -> ml_collections.ConfigDict:
   c.num_samples = 16                     # members drawn by a random search
   c.search_seed = 0
   c.halving = ml_collections.ConfigDict({"rungs": (), "eta": 2})
+  # A second stage: `field` (swept, numeric) at `points` values log-spaced between the
+  # best coarse value's neighbours, selected over both stages; "" = off (lincv.sweep.refine).
+  c.refine = ml_collections.ConfigDict({"field": "", "points": 8})
 
   c.data = ml_collections.ConfigDict({
       "name": "digits",

@@ -119,12 +119,16 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
   try:
     members = sweep.expand(config)
     sweep.halving(config, members)
+    sweep.refine.check(config)
     placement.options(config.data)
   except ValueError as e:
     raise ConfigError(str(e)) from None
   inputs_lib.check(config, members)
   d = config.data
-  if not d.folder and d.name not in data_lib.DATASETS:
+  if not (d.folder or d.get("features") or d.name):
+    raise ConfigError("this config reads pre-extracted features: pass "
+                      "--config.data.features=PATH (an .npz or a folder of .npy files)")
+  if not d.folder and not d.get("features") and d.name not in data_lib.DATASETS:
     raise ConfigError(f"unknown dataset {d.name!r}; expected one of: "
                       f"{', '.join(data_lib.DATASETS)}, or --config.data.folder=PATH")
   if d.center not in data_lib.CENTERS:

@@ -1,15 +1,20 @@
 """Every config loads and validates; the smoke variants run end to end on a tiny folder."""
 
+import csv
 import importlib
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from lincv import experiment
 from lincv import inputs as inputs_lib
+from lincv.features import export
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
@@ -20,6 +25,10 @@ CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
 def test_config_loads_and_validates(name):
   module = importlib.import_module(f"configs.{name}")
   config = module.get_config()
+  if not config.data.name:   # a probe of pre-extracted features: no default file
+    with pytest.raises(experiment.ConfigError, match=r"pass --config.data.features=PATH"):
+      experiment.check(config)
+    config.data.features = "feats.npz"
   experiment.check(config)
   assert "python train.py" in module.__doc__
   with pytest.raises(ValueError, match="unknown variant"):
@@ -90,3 +99,40 @@ def test_kmeans_variants(variant, centroids, flip):
   experiment.check(config)
   assert config.features_cfg.kmeans_centroids == centroids
   assert bool(config.data.flip) is flip
+
+
+PROBES = [n for n in CONFIGS if n.startswith("probe_")]
+
+
+def test_every_protocol_has_a_probe_config():
+  assert PROBES == ["probe_clip", "probe_ridge", "probe_sgd"]
+
+
+@pytest.fixture(scope="module")
+def digits_features(tmp_path_factory):
+  """The digits as a features file: 1,200 training rows of 64 columns, 597 test rows."""
+  x, y = load_digits(return_X_y=True)
+  x, y = x.astype(np.float32), y.astype(np.int32)
+  path = str(tmp_path_factory.mktemp("features") / "digits.npz")
+  return export.write(path, {"x_train": x[:1200], "y_train": y[:1200],
+                             "x_test": x[1200:], "y_test": y[1200:]}, range(10))
+
+
+@pytest.mark.parametrize("name", PROBES)
+def test_probe_smoke_variants_run_through_train_py(name, digits_features, tmp_path):
+  workdir = tmp_path / "run"
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "train.py"), "--config", f"configs/{name}.py:smoke",
+       f"--config.data.features={digits_features}", f"--workdir={workdir}"],
+      capture_output=True, text=True, cwd=ROOT, timeout=300,
+      env=dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS=""))
+  assert out.returncode == 0, out.stderr
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["best"]["test_accuracy"] > 0.8
+  rows = list(csv.DictReader(open(workdir / "results.csv")))
+  config = importlib.import_module(f"configs.{name}").get_config("smoke")
+  if config.refine.field:      # CLIP's: a coarse grid, then strengths refined around the best
+    stages = [r["stage"] for r in rows]
+    assert stages.count("coarse") == len(config.sweep["reg_strength"]) and "refine" in stages
+    logged = {json.loads(l)["member"] for l in open(workdir / "metrics.jsonl")}
+    assert logged == {int(r["member"]) for r in rows}

@@ -13,6 +13,7 @@ atomically, so a killed sweep resumes where it stopped and ends with the same re
   selection.py   successive halving's rungs, `select`, `Result`, `Diverged`
   runner.py      training the groups in turn and committing their progress: `Runner`,
                  `check_data`, `shared_order_key`
+  refine.py      a second stage of one field refined around the coarse best (`config.refine`)
 """
 
 import time
@@ -22,6 +23,7 @@ import jax
 import ml_collections
 
 from lincv import training
+from lincv.sweep import refine
 from lincv.sweep.population import MAX_CHUNK, Population, chunking
 from lincv.sweep.runner import Runner, check_data, shared_order_key
 from lincv.sweep.selection import Diverged, Result, halving, select
@@ -47,7 +49,9 @@ def run(config: ml_collections.ConfigDict,
   are ranked across the whole sweep by their best validation accuracy so far, and the
   best ceil(n / eta) of those n go on to the next rung (ties: the lower member index);
   members stopped early by `patience` or diverged are not ranked. Between rungs the
-  unfinished groups stay compiled and on the devices.
+  unfinished groups stay compiled and on the devices. With `config.refine.field`, a
+  second stage trains that field refined around the best member, and the selection is
+  over both stages (`lincv.sweep.refine`).
 
   Members that diverge are left out of the selection; only a sweep in which every member
   diverged fails (`Diverged`, and a workdir's checkpoint is cleared).
@@ -74,13 +78,14 @@ def run(config: ml_collections.ConfigDict,
     train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
     best_epoch, seconds (the group's training time divided among its members); an
     lbfgs member's also iterations and grad_norm (relative to the start, see
-    `lincv.lbfgs`). A
-    member's history holds the epochs it trained, 1..epochs_run.
+    `lincv.lbfgs`); with `config.refine`, stage (coarse / refine). A member's history
+    holds the epochs it trained, 1..epochs_run.
 
   Raises:
     SweepError: a specification that cannot run; `Diverged` if every member diverged.
   """
   started = time.perf_counter() if started is None else started
+  refine.check(config)
   members = expand(config)
   groups = group(members)
   rungs, eta = halving(config, members)
@@ -89,12 +94,15 @@ def run(config: ml_collections.ConfigDict,
   runner.train_all(rungs, eta)
   rows, history = runner.table()
   best = runner.select(rows)
-  chosen = groups[best["group"]]
-  best_params = runner.best_params(best["group"])
+  both = refine.Both(rows, history, best, runner, best["group"], runner.earlier_seconds)
+  if refine.enabled(config):
+    both = refine.run(config, runner, rows, history, best, rungs, eta, workdir)
+  chosen = both.runner.groups[both.gi]
+  best_params = both.runner.best_params(both.gi)
   test_acc = None if test_for is None else accuracy_on_test(chosen, best_params, test_for)
-  return Result(rows=rows, history=history, best=best, best_params=best_params,
-                best_structure=chosen.structure, test_accuracy=test_acc,
-                earlier_seconds=runner.earlier_seconds)
+  return Result(rows=both.rows, history=both.history, best=both.best,
+                best_params=best_params, best_structure=chosen.structure,
+                test_accuracy=test_acc, earlier_seconds=both.earlier_seconds)
 
 
 def accuracy_on_test(g: Group, params: dict, test_for: Callable[[str], tuple]) -> float:

@@ -86,10 +86,11 @@ class _GroupRun:
 
 
 class Runner:
-  """Trains the groups of one sweep and commits their progress; see `run`."""
+  """Trains the groups of one sweep and commits their progress (in `workdir/folder/`);
+  see `run`."""
 
   def __init__(self, config, members, groups, data_for, num_classes, key, workdir, progress,
-               started):
+               started, folder="checkpoint"):
     self.config, self.members, self.groups = config, members, groups
     self.data_for, self.num_classes, self.key = data_for, num_classes, key
     self.progress, self.started = progress, started
@@ -101,7 +102,7 @@ class Runner:
     self.store = None
     self.writer = distributed.is_writer()
     if workdir:
-      self.store = checkpoint.Store(os.path.join(workdir, "checkpoint"), "sweep.json")
+      self.store = checkpoint.Store(os.path.join(workdir, folder), "sweep.json")
       try:
         saved = self.store.load(clean=self.writer)
       except ValueError as e:

@@ -1,0 +1,38 @@
+"""Linear probe as big_vision's few-shot evaluator: ridge regression solved in closed form.
+
+    python train.py --config configs/cifar10_kmeans.py \
+        --config.data.folder=../shared/data/cifar10 --mode features --out feats.npz
+    python train.py --config configs/probe_ridge.py --config.data.features=feats.npz
+    python train.py --config configs/probe_ridge.py:smoke --config.data.features=feats.npz
+
+Least squares onto +1/-1 class targets (`loss="least_squares"`), l2, solved exactly for
+every strength of the path from one eigendecomposition (`optimizer="closed_form"`, see
+`lincv.ridge`): reg_strength = 1e-8, 1e-7, ..., 1e2 (11 values, one a decade), the best
+on validation selected. scikit-learn's Ridge / RidgeClassifier minimise the summed
+squared error + alpha |W|^2, so alpha = N reg_strength: 4.5e-4 to 4.5e6 at N = 45,000
+(README, Linear probes). A closed-form member has one epoch and nothing else to set.
+
+Rows are standardised (`data.scale="std"`), as for `probe_clip.py`. `data.features` has
+no default: pass --config.data.features=PATH. `:smoke` is 3 strengths.
+"""
+
+from lincv import config as config_lib
+
+VARIANTS = ("smoke",)
+STRENGTHS = tuple(10.0 ** k for k in range(-8, 3))
+
+
+def get_config(arg: str | None = None):
+  if arg and arg not in VARIANTS:
+    raise ValueError(f"unknown variant {arg!r} of configs/probe_ridge.py; expected one "
+                     f"of: {', '.join(VARIANTS)}")
+  c = config_lib.base()
+  c.data.name = ""               # the features come from --config.data.features
+  c.data.center, c.data.scale = "image", "std"
+  c.model, c.loss, c.reg = "linear", "least_squares", "l2"
+  c.optimizer = "closed_form"
+  c.epochs = 1
+  c.sweep = {"reg_strength": STRENGTHS}
+  if arg == "smoke":
+    c.sweep = {"reg_strength": (1e-4, 1e-2, 1.0)}
+  return c
