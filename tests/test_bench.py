@@ -179,3 +179,17 @@ def test_probe_cache_round_trips(tmp_path):
     np.testing.assert_array_equal(getattr(back, f), rows[f])
     assert getattr(back, f).ctypes.data % 64 == 0  # so that JAX on CPU shares them
   _strict_loads((tmp_path / "meta.json").read_text())
+
+
+def test_bench_memory_measures_the_two_memory_targets(tmp_path, monkeypatch):
+  """`python -m bench.memory`: the two probes the memory targets judge, in fresh processes."""
+  from bench import memory  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  monkeypatch.setenv("PYTHONPATH", ROOT)
+  res = memory.measure(str(_image_folder(tmp_path / "images")), target=0.30)
+  assert res["data"]["num_train"] == 43
+  for key, label in (("memory_one_member_over_rows", report.ONE_MEMBER),
+                     ("memory_k64_over_rows", report.SWEEP_K64)):
+    r = res["memory"][label]
+    assert r["peak_rss_mib"] >= r["data_rss_mib"] > 0
+    assert res[key] == report.memory_over_rows(r["peak_rss_mib"], res["data"])
