@@ -5,10 +5,12 @@
 
 Writes bench/RESULTS.md (tables, the machine, versions, date; `bench.report`) and
 bench/results.json (the same figures; headline ratios sweep_k64_over_roofline,
-time_to_40_speedup_vs_lbfgs and grid64_speedup_vs_gridsearchcv as plain numbers, null
-where not measured), with lincv's strict JSON writer: a NaN or infinite figure stops
-the run with its name. Every time is the median of --reps repetitions after a warm-up;
-`bench.sweep`, `bench.compare` and `bench.probes` say what each comparison runs.
+time_to_40_speedup_vs_lbfgs, grid64_speedup_vs_gridsearchcv and the linear probe's
+probe_* ratios as plain numbers, null where not measured), with lincv's strict JSON
+writer: a NaN or infinite figure stops the run with its name. Every time is the median of --reps repetitions after a warm-up;
+`bench.sweep`, `bench.compare`, `bench.probes` and `bench.probe` say what each comparison
+runs. The linear probe section runs `bench.probe` on --probe-features FILE, else on a
+stratified 5,000 (quick: 500) of the bench's own pixel rows (quick: no memory runs).
 """
 
 import argparse
