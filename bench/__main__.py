@@ -5,10 +5,12 @@
 
 Writes bench/RESULTS.md (tables, the machine, versions, date; `bench.report`) and
 bench/results.json (the same figures; headline ratios sweep_k64_over_roofline,
-time_to_40_speedup_vs_lbfgs and grid64_speedup_vs_gridsearchcv as plain numbers, null
-where not measured), with lincv's strict JSON writer: a NaN or infinite figure stops
-the run with its name. Every time is the median of --reps repetitions after a warm-up;
-`bench.sweep`, `bench.compare` and `bench.probes` say what each comparison runs.
+time_to_40_speedup_vs_lbfgs, grid64_speedup_vs_gridsearchcv and the linear probe's
+probe_* ratios as plain numbers, null where not measured), with lincv's strict JSON
+writer: a NaN or infinite figure stops the run with its name. Every time is the median of --reps repetitions after a warm-up;
+`bench.sweep`, `bench.compare`, `bench.probes` and `bench.probe` say what each comparison
+runs. The linear probe section runs `bench.probe` on --probe-features FILE, else on a
+stratified 5,000 (quick: 500) of the bench's own pixel rows (quick: no memory runs).
 """
 
 import argparse
@@ -17,8 +19,9 @@ import os
 import shutil
 import tempfile
 import time
+import types
 
-from bench import common, compare, probes, report
+from bench import common, compare, probe, probes, report
 from bench import sweep as bench_sweep
 # Moved to bench.report; reachable here under their old names.
 from bench.report import TARGETS, markdown  # pylint: disable=unused-import
@@ -35,6 +38,9 @@ def main(argv=None):
   parser.add_argument("--limit", type=int, default=None, help="cap on training images")
   parser.add_argument("--target", type=float, default=None,
                       help="test accuracy of the time-to-target race (0.40; quick: 0.30)")
+  parser.add_argument("--probe-features", default=None,
+                      help="features file of the linear probe section (default: the "
+                      "bench's own rows, capped)")
   args = parser.parse_args(argv)
   res = run(args)
   os.makedirs(args.out_dir, exist_ok=True)
@@ -76,6 +82,7 @@ def run(args) -> dict:
     log(f"knn: {res['knn']['speedup']:.2f}x")
     res["memory"] = _memory(cache, cfg, batch, res["time_to_target"])
     log("memory done")
+    res["probe"] = _probe(prepared, cfg, args.probe_features, log)
   finally:
     shutil.rmtree(cache, ignore_errors=True)
   res.update(headlines(res))
@@ -89,11 +96,11 @@ def _settings(args):
     return dict(limit=args.limit or 5000, members=(1, 16, 64), reps=args.reps or 1,
                 probe_reps=1, probe_warmup=0, grid_epochs=1, grid_reps=1, target=args.target
                 or 0.30, lbfgs_max_iters=100, sgd_max_epochs=3, t2t_epochs=3,
-                memory_workers=6)
+                memory_workers=6, path_rows=500, path_reps=1, path_memory=False)
   return dict(limit=args.limit, members=(1, 16, 64, 256), reps=args.reps or 3, probe_reps=3,
               probe_warmup=1, grid_epochs=2, grid_reps=3, target=args.target or 0.40,
               lbfgs_max_iters=300, sgd_max_epochs=10, t2t_epochs=3,
-              memory_workers=2)
+              memory_workers=2, path_rows=5000, path_reps=1, path_memory=True)
 
 
 def _sweeps(prepared, cfg, batch, log) -> dict:
@@ -150,6 +157,23 @@ def _memory(cache, cfg, batch, t2t) -> dict:
           for label, r in mem.items()}
 
 
+def _probe(prepared, cfg, features, log) -> dict:
+  """The linear probe's path (`bench.probe`) on a features file, or on the bench's own
+  rows: `path_rows` training rows (a stratified subset), every validation and test row."""
+  if features:
+    rows, source = probe.load(features, None), os.path.basename(os.path.normpath(features))
+  else:
+    from lincv.data import stratified_subset  # pylint: disable=import-outside-toplevel
+    keep = stratified_subset(prepared.y_train, min(cfg["path_rows"], len(prepared.y_train)))
+    rows = types.SimpleNamespace(
+        **{f: getattr(prepared, f) for f in probes.FIELDS}, class_names=prepared.class_names)
+    rows.x_train, rows.y_train = prepared.x_train[keep], prepared.y_train[keep]
+    source = None
+  out = probe.measure(rows, probe.strengths(16), reps=cfg["path_reps"],
+                      with_memory=cfg["path_memory"], log=log)
+  return {"features": source, **out}
+
+
 def headlines(res) -> dict:
   """The headline ratios of `report.TARGETS`, from the sections' figures.
 
@@ -171,7 +195,8 @@ def headlines(res) -> dict:
           "grid64_speedup_vs_gridsearchcv": res["grid"]["speedup"],
           "placement_host_over_device": res.get("placement", {}).get("host_over_device"),
           "memory_one_member_over_rows": over_rows(report.ONE_MEMBER),
-          "memory_k64_over_rows": over_rows(report.SWEEP_K64)}
+          "memory_k64_over_rows": over_rows(report.SWEEP_K64),
+          **{k: res["probe"][k] if "probe" in res else None for k in probe.HEADLINES}}
 
 
 if __name__ == "__main__":

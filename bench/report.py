@@ -3,11 +3,15 @@ bounds a missed one, then one table per comparison, in the order they ran."""
 
 import numpy as np
 
+from bench import probe_report
+
 # Headline figure -> its goal; the first two are at most the goal, the others at least.
 TARGETS = {"sweep_k64_over_roofline": 1.25, "time_to_40_speedup_vs_lbfgs": 10.0,
            "grid64_speedup_vs_gridsearchcv": 50.0, "single_member_epoch_s": 0.2,
            "memory_one_member_over_rows": 1.3, "memory_k64_over_rows": 1.3,
-           "placement_host_over_device": 1.3}
+           "placement_host_over_device": 1.3, "probe_lbfgs_speedup_vs_cold": 10.0,
+           "probe_lbfgs_speedup_vs_warm": 4.0, "probe_ridge_speedup_vs_loop": 10.0,
+           "probe_ridge_speedup_vs_cv": 1.0}
 _AT_MOST = ("sweep_k64_over_roofline", "single_member_epoch_s",
             "memory_one_member_over_rows", "memory_k64_over_rows",
             "placement_host_over_device")
@@ -33,7 +37,7 @@ def memory_over_rows(peak_mib: float, data) -> float:
 def markdown(res) -> str:
   """The whole report, as Markdown."""
   sections = (_header, _targets, _sweep, _placement, _time_to_target, _grid, _knn,
-              _gradients, _memory)
+              _gradients, _memory, probe_report.section)
   lines = [line for section in sections for line in section(res)]
   lines += [f"Whole benchmark: {res['total_s'] / 60:.1f} minutes.", ""]
   return "\n".join(lines)
@@ -125,6 +129,8 @@ def _why(res, name):
             f"example at a time), lincv {_f(per_mem)} s per member-epoch at K=64; their "
             f"ratio, {_f(per_cfg / g['n_jobs'] / per_mem)}x on {g['n_jobs']} jobs, bounds "
             "the speedup, before lincv's compilation and per-epoch validation")
+  if name.startswith("probe_") and "probe" in res:
+    return probe_report.why(res["probe"], name)
   if name.startswith("memory_"):
     r = res["memory"][ONE_MEMBER if name == "memory_one_member_over_rows" else SWEEP_K64]
     return (f"{_f(r['peak_rss_mib'])} MiB at the peak, {_f(r['over_data_mib'])} MiB over "
@@ -280,3 +286,4 @@ def _memory(res):
     lines.append(f"| {label} | {_f(r['peak_rss_mib'])} | {_f(r['over_data_mib'])} | "
                  f"{_f(memory_over_rows(r['peak_rss_mib'], res['data']))} |")
   return lines + [""]
+

@@ -1,5 +1,6 @@
-"""bench: `python -m bench --quick` and `python -m bench.sweep` run on a tiny image folder
-and write their figures (no timing assertions); the figures go out as strict JSON."""
+"""bench: `python -m bench --quick` and `python -m bench.sweep` run on a tiny image folder,
+`python -m bench.probe` on a tiny features file, and write their figures (no timing
+assertions); the figures go out as strict JSON."""
 
 import json
 import os
@@ -16,7 +17,7 @@ if ROOT not in sys.path:  # bench is a folder of scripts beside lincv, not an in
   sys.path.insert(0, ROOT)
 
 from bench import __main__ as bench_main  # pylint: disable=wrong-import-position
-from bench import common, probes, report  # pylint: disable=wrong-import-position
+from bench import common, probe, probes, report  # pylint: disable=wrong-import-position
 
 
 def _image_folder(root, classes=3, per_class=(16, 4), size=8):
@@ -74,14 +75,15 @@ def test_bench_quick_writes_results(runs):
   assert isinstance(results["sweep_k64_over_roofline"], float)
   assert isinstance(results["grid64_speedup_vs_gridsearchcv"], float)
   for section in ("sweep", "placement", "time_to_target", "grid", "knn", "gradients",
-                  "memory", "machine"):
+                  "memory", "machine", "probe"):
     assert section in results
   assert results["grid"]["configurations"] == 64
   assert results["data"]["num_train"] == 43  # 48 images, 10% held out for validation
   text = (out_dir / "RESULTS.md").read_text()
   for heading in ("## Targets", "## Sweep", "## Data placement", "## Time to",
                   "## 64-configuration grid",
-                  "## k-NN", "## Hand-derived gradient", "## Peak memory"):
+                  "## k-NN", "## Hand-derived gradient", "## Peak memory",
+                  "## Linear probe"):
     assert heading in text
   assert "jax " in text and "scikit-learn " in text
   placement = results["placement"]
@@ -146,7 +148,10 @@ def test_headline_not_measured_is_none():
       "sweep_k64_over_roofline": None, "single_member_epoch_s": 0.1,
       "time_to_40_speedup_vs_lbfgs": None, "time_to_40_speedup_vs_lbfgs_warm_cache": None,
       "grid64_speedup_vs_gridsearchcv": 60.0, "memory_one_member_over_rows": None,
-      "memory_k64_over_rows": None, "placement_host_over_device": None}
+      "memory_k64_over_rows": None, "placement_host_over_device": None,
+      "probe_lbfgs_speedup_vs_cold": None, "probe_lbfgs_speedup_vs_warm": None,
+      "probe_ridge_speedup_vs_loop": None, "probe_ridge_speedup_vs_cv": None,
+      "probe_max_rel_objective_diff": None}
   res["time_to_target"]["lbfgs"]["reached"] = True
   assert bench_main.headlines(res)["time_to_40_speedup_vs_lbfgs"] == 4.5
 
@@ -193,3 +198,83 @@ def test_bench_memory_measures_the_two_memory_targets(tmp_path, monkeypatch):
     r = res["memory"][label]
     assert r["peak_rss_mib"] >= r["data_rss_mib"] > 0
     assert res[key] == report.memory_over_rows(r["peak_rss_mib"], res["data"])
+
+
+def test_bench_quick_runs_the_linear_probe_on_its_rows(runs):
+  """The quick bench's probe section: the path on its own rows, both objectives agreeing."""
+  out_dir, last, _ = runs
+  results = json.loads((out_dir / "results.json").read_text())
+  p = results["probe"]
+  assert p["features"] is None and p["num_train"] == 43 and len(p["strengths"]) == 16
+  assert p["memory"] is None  # quick mode leaves the memory runs to bench.probe
+  assert p["probe_max_rel_objective_diff"] <= 1e-3
+  for key in ("probe_lbfgs_speedup_vs_cold", "probe_lbfgs_speedup_vs_warm",
+              "probe_ridge_speedup_vs_loop"):
+    assert key in report.TARGETS and last[key] == results[key] == p[key] > 0
+  assert "Peak memory not measured" in (out_dir / "RESULTS.md").read_text()
+
+
+def _features_file(path, classes=3, rows=(300, 100), dim=20, seed=0):
+  """An .npz of Gaussian classes that overlap (no class is separable)."""
+  rng = np.random.default_rng(seed)
+  means = rng.normal(0, 1, (classes, dim))
+  arrays = {}
+  for split, n in zip(("train", "test"), rows):
+    y = rng.integers(0, classes, n).astype(np.int32)
+    arrays[f"x_{split}"] = (means[y] + rng.normal(0, 1.5, (n, dim))).astype(np.float32)
+    arrays[f"y_{split}"] = y
+  np.savez(path, **arrays)
+  return str(path)
+
+
+def test_bench_probe_prints_the_path_figures(tmp_path):
+  """lincv's L-BFGS and scikit-learn's loops reach the same objective on every strength;
+  ridge predicts as RidgeClassifier."""
+  path = _features_file(tmp_path / "tiny.npz")
+  environ = dict(os.environ, PYTHONPATH=ROOT)
+  figures = _finish(_start(["bench.probe", "--features", path, "--strengths", "4",
+                            "--no-memory"], environ))
+  _strict_loads(json.dumps(figures))
+  assert figures["num_train"] == 270 and figures["num_test"] == 100 and figures["dim"] == 20
+  lb, rg = figures["lbfgs"], figures["ridge"]
+  assert len(figures["strengths"]) == 4 == len(lb["objective"]["sklearn_cold"])
+  assert figures["probe_max_rel_objective_diff"] <= 1e-3
+  assert max(lb["max_rel_objective_diff_cold"], lb["max_rel_objective_diff_warm"]) <= 1e-3
+  assert all(0 < i <= lb["max_iters"] for i in lb["iterations"]["lincv_population"])
+  assert rg["agreement_loop"] == rg["agreement_cv"] == 1.0
+  for key in ("probe_lbfgs_speedup_vs_cold", "probe_lbfgs_speedup_vs_warm",
+              "probe_ridge_speedup_vs_loop", "probe_ridge_speedup_vs_cv"):
+    assert figures[key] > 0
+  assert figures["memory"] is None
+
+
+def test_bench_probe_measures_a_side_in_a_fresh_process(tmp_path, monkeypatch):
+  """The memory runs: each side once in its own process, on the rows written as .npy."""
+  rows = {f: np.ones((12, 4), np.float32) if f.startswith("x")
+          else np.arange(12, dtype=np.int32) % 3 for f in probes.FIELDS}
+  d = types.SimpleNamespace(**rows, class_names=("a", "b", "c"))
+  monkeypatch.setenv("PYTHONPATH", ROOT)
+  monkeypatch.setattr(probe, "MEMORY_RUNS", (("RidgeClassifier, one fit", "ridge_sklearn"),))
+  (r,) = probe.memory(d, [1e-3, 1e-2]).values()
+  assert r["peak_rss_mib"] >= r["data_rss_mib"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strengths", "1"], "--strengths must be >= 2, got 1"),
+    (["--lo", "1", "--hi", "0.1"], "need 0 < --lo < --hi"),
+    (["--limit", "0"], "--limit must be >= 1"),
+])
+def test_bench_probe_refuses_bad_arguments(tmp_path, args, message):
+  path = _features_file(tmp_path / "tiny.npz", rows=(30, 10))
+  proc = _start(["bench.probe", "--features", path, *args], dict(os.environ, PYTHONPATH=ROOT))
+  _, stderr = proc.communicate(timeout=120)
+  (line,) = stderr.strip().splitlines()
+  assert proc.returncode == 2 and line.startswith("bench.probe: ") and message in line
+
+
+def test_bench_probe_refuses_two_classes(tmp_path):
+  path = _features_file(tmp_path / "two.npz", classes=2, rows=(30, 10))
+  proc = _start(["bench.probe", "--features", path], dict(os.environ, PYTHONPATH=ROOT))
+  _, stderr = proc.communicate(timeout=120)
+  (line,) = stderr.strip().splitlines()
+  assert proc.returncode == 2 and "needs at least 3 classes" in line
