@@ -254,8 +254,8 @@ def main(argv):
   d = load_cache(cache)
   data_mib = _rss_mib()
   result = PROBES[name](d, **kwargs)
-  result.update(peak_rss_mib=_rss_mib(), data_rss_mib=data_mib,
-                over_data_mib=_rss_mib() - data_mib)
+  peak_mib = _rss_mib()
+  result.update(peak_rss_mib=peak_mib, data_rss_mib=data_mib, over_data_mib=peak_mib - data_mib)
   print(json.dumps(result))
 
 

@@ -150,7 +150,7 @@ def fingerprint(config) -> dict:
   version of lincv, at its default, does not make a run begun before it another run.
   The fingerprint of a fingerprint is itself.
   """
-  out = _without_defaults(as_json(config), as_json(base()))
+  out = as_json(config)
   for path in RESUMABLE:
     *parents, last = path.split(".")
     inner = out
@@ -158,7 +158,7 @@ def fingerprint(config) -> dict:
       inner = inner.get(p) if isinstance(inner, dict) else None
     if isinstance(inner, dict):
       inner.pop(last, None)
-  return out
+  return _without_defaults(out, as_json(base()))
 
 
 def _without_defaults(values: dict, defaults) -> dict:
