@@ -48,3 +48,50 @@ def kill_at(n: int | None):
     checkpoint.atomic_write = write
     if remove is not None:
       checkpoint.remove = remove
+
+
+def outcome(result) -> str:
+  """Everything a sweep reports, but the time it took, as one comparable string."""
+  import json  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
+  params = {k: np.asarray(v).tolist() for k, v in result.best_params.items()}
+  return json.dumps({"rows": rows, "history": result.history, "params": params})
+
+
+def share_populations(monkeypatch) -> None:
+  """Runs of the same group share its Population (pure compiled functions), so that a
+  test killing and resuming a sweep many times compiles once."""
+  from lincv import sweep  # pylint: disable=import-outside-toplevel
+  built, new = {}, sweep.Population
+
+  def population(group, data, num_classes, *placement):
+    key = (group.members, group.structure)
+    if key not in built:
+      built[key] = new(group, data, num_classes, *placement)
+    return built[key]
+
+  monkeypatch.setattr(sweep.population, "Population", population)
+
+
+def resumes_at_every_write(run, tmp_path, after=lambda workdir: None):
+  """`run(workdir)` killed at its first file operation, then (a fresh workdir) at its
+  second, ..., each time resumed: (the uninterrupted run's `outcome`, its number of
+  operations, the operations after which the resumed run differed). `after(workdir)` is
+  called on each resumed workdir."""
+  with kill_at(None) as ops:
+    reference = outcome(run(tmp_path / "uninterrupted"))
+  differ = []
+  for n in range(1, ops[0] + 1):
+    workdir = tmp_path / f"kill{n}"
+    with kill_at(n):
+      try:
+        run(workdir)
+      except Killed:
+        pass
+      else:
+        raise AssertionError(f"operation {n} of {ops[0]} did not kill the run")
+    if outcome(run(workdir)) != reference:
+      differ.append(n)
+    after(workdir)
+  return reference, ops[0], differ

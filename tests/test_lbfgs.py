@@ -3,7 +3,6 @@ the sweep's objective, a digits run, resume, refused combinations."""
 
 import csv
 import io
-import json
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from lincv import config as config_lib
 from lincv import experiment, lbfgs, objective, sweep, training
-from _faults import Killed, kill_at
+from _faults import resumes_at_every_write, share_populations
 
 LAMS = (1e-3, 1e-2, 1e-1)
 
@@ -144,36 +143,14 @@ def test_a_digits_run_reports_iterations_and_gradient_norms(tmp_path, offline_da
   assert all(r["iterations"] == r["grad_norm"] == "" for r in rows[:3])
 
 
-def _outcome(result):
-  rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
-  params = {k: np.asarray(v).tolist() for k, v in result.best_params.items()}
-  return json.dumps({"rows": rows, "history": result.history, "params": params})
-
-
 def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):
-  built, new = {}, sweep.Population
-
-  def population(group, data, num_classes, *placement):
-    key = (group.members, group.structure)
-    if key not in built:
-      built[key] = new(group, data, num_classes, *placement)
-    return built[key]
-
-  monkeypatch.setattr(sweep.population, "Population", population)
+  share_populations(monkeypatch)
   data = _digits(300)
   c = _probe_config(epochs=3, lbfgs_iters=4)
   c.tol = 1e-3     # some members stop early, some run to the cap
   run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
-  with kill_at(None) as ops:
-    reference = _outcome(run(tmp_path / "uninterrupted"))
-  assert '"iterations"' in reference and ops[0] >= 3
-  differ = []
-  for n in range(1, ops[0] + 1):
-    workdir = tmp_path / f"kill{n}"
-    with kill_at(n), pytest.raises(Killed):
-      run(workdir)
-    if _outcome(run(workdir)) != reference:
-      differ.append(n)
+  reference, ops, differ = resumes_at_every_write(run, tmp_path)
+  assert '"iterations"' in reference and ops >= 3
   assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
 
 

@@ -1,6 +1,5 @@
 """refine: the refined grid, a second stage selected with the first, resume, refusals."""
 
-import json
 import math
 
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ from sklearn.datasets import load_digits
 from lincv import config as config_lib
 from lincv import experiment, sweep, training
 from lincv.sweep import refine
-from _faults import Killed, kill_at
+from _faults import resumes_at_every_write, share_populations
 
 COARSE = [1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -96,37 +95,15 @@ def test_nothing_is_refined_when_the_field_does_nothing_for_the_best():
                              [1e-8, 1e-4], rtol=1e-12)    # (1e-12, 1) in 3
 
 
-def _outcome(result):
-  rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
-  params = {k: np.asarray(v).tolist() for k, v in result.best_params.items()}
-  return json.dumps({"rows": rows, "history": result.history, "params": params})
-
-
 def test_a_run_killed_at_any_write_of_either_stage_resumes_to_the_same_results(
     tmp_path, monkeypatch):
-  built, new = {}, sweep.Population
-
-  def population(group, data, num_classes, *placement):
-    key = (group.members, group.structure)
-    if key not in built:
-      built[key] = new(group, data, num_classes, *placement)
-    return built[key]
-
-  monkeypatch.setattr(sweep.population, "Population", population)
+  share_populations(monkeypatch)
   data = _digits(300)
   c = _config(sweep={"reg_strength": [1e-4, 1e-2, 1.0]})
   run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
-  with kill_at(None) as ops:
-    reference = _outcome(run(tmp_path / "uninterrupted"))
+  reference, _, differ = resumes_at_every_write(run, tmp_path)
   assert '"refine"' in reference
   assert (tmp_path / "uninterrupted" / "checkpoint" / "refine" / "sweep.json").exists()
-  differ = []
-  for n in range(1, ops[0] + 1):
-    workdir = tmp_path / f"kill{n}"
-    with kill_at(n), pytest.raises(Killed):
-      run(workdir)
-    if _outcome(run(workdir)) != reference:
-      differ.append(n)
   assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
 
 

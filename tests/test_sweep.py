@@ -13,7 +13,7 @@ import pytest
 
 from lincv import config as config_lib
 from lincv import sweep, training
-from _faults import Killed, kill_at
+from _faults import resumes_at_every_write, share_populations
 from _sweep_main import blobs
 
 HERE = os.path.dirname(__file__)
@@ -249,46 +249,26 @@ def test_resume_after_kill(tmp_path):
   assert resumed == full
 
 
-def _outcome(result):
-  """Everything a sweep reports, but the time it took, as one comparable string."""
-  rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
-  params = {k: np.asarray(v).tolist() for k, v in result.best_params.items()}
-  return json.dumps({"rows": rows, "history": result.history, "params": params})
-
-
 def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):
   """Two groups, a rung between them, a checkpoint after every epoch: the run is killed
   at its first file operation, then (a fresh run) at its second, ..., and each time
   resumed. The runs share each group's Population (pure compiled functions), so that
   the test compiles once."""
-  built, new = {}, sweep.Population
-
-  def population(group, data, num_classes, *placement):
-    key = (group.members, group.structure)
-    if key not in built:
-      built[key] = new(group, data, num_classes, *placement)
-    return built[key]
-
-  monkeypatch.setattr(sweep.population, "Population", population)
+  share_populations(monkeypatch)
   x, y = blobs(300)
   data = training.Data(jnp.asarray(x[:200]), jnp.asarray(y[:200]),
                        jnp.asarray(x[200:]), jnp.asarray(y[200:]))
   c = _config(loss=["svm", "softmax"], learning_rate=[0.003, 0.03, 0.3])
   c.epochs, c.halving.rungs = 3, (1,)
   run = lambda workdir: sweep.run(c, lambda f: data, 4, workdir=str(workdir))
-  with kill_at(None) as ops:
-    reference = _outcome(run(tmp_path / "uninterrupted"))
-  assert ops[0] >= 12
-  differ, left = [], []
-  for n in range(1, ops[0] + 1):
-    workdir = tmp_path / f"kill{n}"
-    with kill_at(n), pytest.raises(Killed):
-      run(workdir)
-    if _outcome(run(workdir)) != reference:
-      differ.append(n)
+  left = []
+
+  def leftovers(workdir):
     folder = workdir / "checkpoint"
     named = json.loads((folder / "sweep.json").read_text()).get("files", {}).values()
-    left += sorted(set(os.listdir(folder)) - {"sweep.json", *named})
+    left.extend(sorted(set(os.listdir(folder)) - {"sweep.json", *named}))
+  _, ops, differ = resumes_at_every_write(run, tmp_path, after=leftovers)
+  assert ops >= 12
   assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
   assert left == [], f"files a killed run left behind: {left}"
 
