@@ -5,7 +5,10 @@ for the `x64` fixture (or enters `jax.enable_x64(True)` itself); silent broadcas
 error everywhere.
 """
 
+import importlib.util
+import os
 import socket
+import sys
 
 import jax
 import pytest
@@ -51,3 +54,17 @@ def image_folder(tmp_path_factory):
         img[..., k] += 120 + 60 * stripes[k]                        # and a dominant colour
         Image.fromarray(img.astype(np.uint8)).save(root / split / name / f"{i}.png")
   return root
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def train():
+  """train.py as a module (its flags are defined once per process)."""
+  if "train" not in sys.modules:
+    spec = importlib.util.spec_from_file_location("train", os.path.join(ROOT, "train.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["train"] = module
+  return sys.modules["train"]

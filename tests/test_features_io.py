@@ -1,6 +1,5 @@
 """Features in and out: `data.features` files (.npz, folders of .npy) and `--mode features`."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -355,17 +354,6 @@ def test_exporting_a_features_file_with_flip_is_refused(tmp_path):
   with pytest.raises(experiment.ConfigError, match="export without data.flip"):
     export_lib.export(config, str(tmp_path / "out.npz"))
   assert not (tmp_path / "out.npz").exists()
-
-
-@pytest.fixture(scope="module")
-def train():
-  """train.py as a module (its flags are defined once per process)."""
-  if "train" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("train", os.path.join(ROOT, "train.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules["train"] = module
-  return sys.modules["train"]
 
 
 @pytest.mark.parametrize("make,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])

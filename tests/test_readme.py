@@ -98,17 +98,6 @@ def namespace(home):
           "y_va": d.y_val}
 
 
-@pytest.fixture(scope="module")
-def train():
-  """train.py as a module (its flags are defined once per process)."""
-  if "train" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("train", os.path.join(ROOT, "train.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules["train"] = module
-  return sys.modules["train"]
-
-
 # ------------------------------------------------------------------------------ convention
 
 
