@@ -160,10 +160,13 @@ def train_epoch(state, hparams, data, structure):
   bad = active & ~jnp.isfinite(st.value)    # its objective overflowed at the start
   # The scores are recomputed from the parameters once per epoch, so the rounding of
   # `s + t u` does not pile up over the iterations.
-  carry = (params_t, _scores(params_t, data.x_train), st, ~active | bad)
-  params_t, _, new_st, done = jax.lax.scan(
-      _iteration(structure, hparams, data.x_train, data.y_train), carry, None,
-      length=structure.lbfgs_iters)[0]
+  # The loop ends when every member is done (under `vmap`, when every member of the
+  # chunk is), so an epoch whose members have all stopped costs no further iteration.
+  step = _iteration(structure, hparams, data.x_train, data.y_train)
+  carry = (params_t, _scores(params_t, data.x_train), st, ~active | bad, jnp.int32(0))
+  params_t, _, new_st, done, _ = jax.lax.while_loop(
+      lambda c: (c[4] < structure.lbfgs_iters) & ~c[3],
+      lambda c: (*step(c[:4], None)[0], c[4] + 1), carry)
   updated = new_st.iterations > st.iterations
   params = objective.transpose_input(params_t)
   val_acc = training.accuracy(structure, params, data.x_val, data.y_val)

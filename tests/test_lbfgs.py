@@ -87,6 +87,43 @@ def test_a_member_does_not_depend_on_the_others():
   assert one.opt_state.iterations[2] != other.opt_state.iterations[2]
 
 
+def _population_epochs(data, lams, epochs, *, compact):
+  c = _probe_config(epochs=epochs, lbfgs_iters=3)
+  c.tol = 1e-3
+  c.sweep = {"reg_strength": list(lams)}
+  (group,) = sweep.group(sweep.expand(c))
+  pop = sweep.Population(group, data, 10)
+  pop._compacts = compact  # pylint: disable=protected-access
+  state, curves = pop.init(), []
+  for _ in range(epochs):
+    state, metrics = pop.epoch(state)
+    curves.append(np.asarray(metrics["val_accuracy"])[: pop.k])
+  return pop, jax.device_get(state), np.stack(curves, axis=1)
+
+
+def test_stopped_members_leave_the_population(x64):
+  """Once at most half the members are active, only they are computed, as a smaller
+  population; the others stay as the full program leaves a stopped member. Every number
+  agrees with the full program's to rounding (the shared product has another width)."""
+  data = _digits(dtype=jnp.float64)
+  lams = (3.0, 1.0, 0.3, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # the strongest stop first
+  full_pop, full, full_curves = _population_epochs(data, lams, 12, compact=False)
+  pop, compact, curves = _population_epochs(data, lams, 12, compact=True)
+  assert sorted(pop._epochs) != sorted(full_pop._epochs)  # pylint: disable=protected-access
+  k = len(lams)
+  assert 0 < (full.status[:k] == training.ACTIVE).sum() <= k // 2   # some ran to the end
+  np.testing.assert_array_equal(compact.status[:k], full.status[:k])
+  np.testing.assert_array_equal(compact.opt_state.iterations[:k],
+                                full.opt_state.iterations[:k])
+  np.testing.assert_array_equal(compact.epoch[:k], full.epoch[:k])
+  np.testing.assert_array_equal(compact.best_epoch[:k], full.best_epoch[:k])
+  np.testing.assert_array_equal(np.isnan(curves), np.isnan(full_curves))
+  np.testing.assert_allclose(curves, full_curves, rtol=0, atol=1e-12)
+  for name in ("W", "b"):
+    np.testing.assert_allclose(compact.params[name][:k], full.params[name][:k], rtol=0,
+                               atol=1e-9 * np.abs(full.params[name]).max())
+
+
 def test_a_member_whose_objective_overflows_is_diverged_and_stays_put():
   data = _digits()
   huge = training.Data(data.x_train * 1e36, data.y_train, data.x_val, data.y_val)

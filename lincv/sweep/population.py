@@ -105,48 +105,60 @@ class Population:
     def init(hparams, data):
       return training.init_state(hparams, data, s, self.num_classes)
 
-    def epoch(state, hparams, data, key, e):
-      return training.train_epoch(state, hparams, data, key, s, epoch=e)
-
     def accuracy(params, x, y):
       return training.accuracy(s, params, x, y)
-
-    def by_chunk(fn, batched, shared):
-      """vmap(fn) over each chunk of this device's members, one chunk after another."""
-      split = lambda a: a.reshape(per_device, self.chunk, *a.shape[1:])
-      merge = lambda a: a.reshape(per_device * self.chunk, *a.shape[2:])
-      in_axes = (0,) * len(batched) + (None,) * len(shared)
-      out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
-                        jax.tree.map(split, batched))
-      return jax.tree.map(merge, out)
-
-    def population_epoch(state, hparams, data, key):
-      # Members advance together, so they share one epoch number; with one key, they
-      # share one data order and one minibatch gather per step (see `training.train_epoch`).
-      e = state.epoch[0]
-      local = lambda st, hp, d, k: by_chunk(epoch, (st, hp), (d, k, e))
-      return self._per_device(local, 2, 2)(state, hparams, data, key)
-
-    def population_epoch_own(state, hparams, data):
-      # Each member its own data order, from its seed: a gather per member and step.
-      e = state.epoch[0]
-      local = lambda st, hp, d: by_chunk(epoch, (st, hp), (d, None, e))
-      return self._per_device(local, 2, 1)(state, hparams, data)
-
-    def population_accuracy(params, x, y):
-      local = lambda p, x, y: by_chunk(accuracy, (p,), (x, y))
-      return self._per_device(local, 1, 2)(params, x, y)
 
     # init runs once per group; LLVM's full optimisation of its threefry sampler takes
     # seconds, a tenth of that at level 1, for the same values.
     self._init = jax.jit(jax.vmap(init, in_axes=(0, None)),
                          compiler_options={"xla_backend_optimization_level": 1})
-    self._epoch = jax.jit(population_epoch)
-    self._epoch_own = jax.jit(population_epoch_own)
-    self._accuracy = jax.jit(population_accuracy)
+    by_chunk = self._by_chunk(self.chunk)
+    self._accuracy = jax.jit(self._per_device(
+        lambda p, x, y: by_chunk(accuracy, (p,), (x, y)), 1, 2))
+    self._epochs = {}     # (chunk) -> the compiled epoch programs of that chunk size
     self._host = (placement_lib.HostEpochs(self, by_chunk, self.block_steps)
                   if self.placement == "host" else None)
     self._closed_form = ClosedForm(self) if s.optimizer == ridge.OPTIMIZER else None
+    self._hparams_host = _padded(hparams, self.k_pad)
+    self._compacts = s.optimizer == "lbfgs"
+
+  @staticmethod
+  def _by_chunk(chunk: int):
+    """by_chunk(fn, batched, shared): vmap(fn) over each chunk of `chunk` of this device's
+    members, one chunk after another."""
+    def by_chunk(fn, batched, shared):
+      split = lambda a: a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
+      merge = lambda a: a.reshape(a.shape[0] * chunk, *a.shape[2:])
+      in_axes = (0,) * len(batched) + (None,) * len(shared)
+      out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
+                        jax.tree.map(split, batched))
+      return jax.tree.map(merge, out)
+    return by_chunk
+
+  def _epoch_programs(self, chunk: int):
+    """(shared-order epoch, own-order epoch), compiled for chunks of `chunk` members."""
+    if chunk not in self._epochs:
+      s, by_chunk = self.group.structure, self._by_chunk(chunk)
+
+      def epoch(state, hparams, data, key, e):
+        return training.train_epoch(state, hparams, data, key, s, epoch=e)
+
+      def population_epoch(state, hparams, data, key):
+        # Members advance together, so they share one epoch number; with one key, they
+        # share one data order and one minibatch gather per step (see
+        # `training.train_epoch`).
+        e = state.epoch[0]
+        local = lambda st, hp, d, k: by_chunk(epoch, (st, hp), (d, k, e))
+        return self._per_device(local, 2, 2)(state, hparams, data, key)
+
+      def population_epoch_own(state, hparams, data):
+        # Each member its own data order, from its seed: a gather per member and step.
+        e = state.epoch[0]
+        local = lambda st, hp, d: by_chunk(epoch, (st, hp), (d, None, e))
+        return self._per_device(local, 2, 1)(state, hparams, data)
+
+      self._epochs[chunk] = (jax.jit(population_epoch), jax.jit(population_epoch_own))
+    return self._epochs[chunk]
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
     """`fn` on each device's block of members: the first `num_batched` arguments are split
@@ -174,9 +186,49 @@ class Population:
       key = seeds.key(self.seed, "order")
     if self._host:
       return self._host.epoch(state, key)
+    if self._compacts:
+      active = distributed.fetch(state.status)[: self.k] == training.ACTIVE
+      if 0 < active.sum() <= self.k // 2:
+        return self._compacted_epoch(state, np.flatnonzero(active), key)
+    return self._run_epoch(self.chunk, state, self.hparams, key)
+
+  def _run_epoch(self, chunk, state, hparams, key):
+    shared, own = self._epoch_programs(chunk)
     if key is None:
-      return self._epoch_own(state, self.hparams, self.data)
-    return self._epoch(state, self.hparams, self.data, key)
+      return own(state, hparams, self.data)
+    return shared(state, hparams, self.data, key)
+
+  def _compacted_epoch(self, state, members: np.ndarray, key):
+    """One epoch in which only `members` (indices of active members) are computed, as a
+    population of the next power of two of their count, the others frozen as the full
+    program would leave them (their epoch counted, their metrics NaN).
+
+    The full-batch solver's members stop one by one; without this each stopped member
+    would still cost a member's products every iteration until the slowest stopped. The
+    sizes are powers of two, so a group compiles at most log2(K) such programs. A
+    member's numbers then come from a program of another width, whose shared product
+    rounds differently: they agree with the full program's to rounding, not bit for bit,
+    and are the same on every run and resume (the sizes follow from the statuses).
+    """
+    size = 1 << int(np.ceil(np.log2(members.size)))
+    chunk, per_device = chunking(size, self.mesh.devices.size)
+    k_sub = self.mesh.devices.size * per_device * chunk
+    take = lambda tree: _shard(_padded(jax.tree.map(lambda a: a[members], tree), k_sub),
+                               self.mesh)
+    host = distributed.fetch(state)
+    sub, sub_metrics = self._run_epoch(chunk, take(host), take(self._hparams_host), key)
+    sub, sub_metrics = distributed.fetch((sub, sub_metrics))
+    n = members.size
+
+    def merge(full, part):
+      out = np.array(full[: self.k])
+      out[members] = part[:n]
+      return out
+    frozen = host._replace(epoch=host.epoch + 1)
+    merged = jax.tree.map(merge, frozen, sub)
+    metrics = {name: merge(np.full(self.k, np.nan, part.dtype), part)
+               for name, part in sub_metrics.items()}
+    return self.restore(merged), _padded(metrics, self.k_pad)
 
   def accuracy(self, params, x, y):
     if self._host and not isinstance(x, jax.Array):
