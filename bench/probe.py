@@ -50,14 +50,21 @@ ridge path, one RidgeClassifier fit, RidgeClassifierCV; VmHWM as `bench.probes` 
 
 Times are medians of `--reps` runs; the last line printed is the figures as strict JSON.
 
-Measured (CIFAR-10 k-means features, 1,600 centroids, 6,400 columns; a shared 2-core
-CPU at load average 3 to 8, the process at nice 10; one repetition, default path and
-tolerance):
+Measured (CIFAR-10 k-means features, 1,600 centroids, 6,400 columns, the 2-core
+development CPU; one repetition, default path and tolerance):
 
   python -m bench.probe --features kmeans1600.npz --limit 2000 --no-memory
-    1,800 training rows: lincv `sweep.run` 166 s (the population alone 117 s),
-    LogisticRegression cold loop 597 s: 3.6x (5.1x for the population); the warm loop,
-    ridge and the objectives' agreement did not finish in the time this was run for.
+    1,800 training rows, load average about 1 (2026-11-26, members that stop leave
+    the population, see `lincv.sweep.Population`): lincv `sweep.run` 102 s (6,424
+    member iterations), the cold loop 508 s (6,019 iterations): 4.96x (target 10x);
+    the warm loop 183 s (2,410 iterations): 1.79x (target 4x). Objectives within
+    1.7e-4 of each other, test accuracies within 0.25 points. Ridge: lincv 1.97 s,
+    the RidgeClassifier loop 6.6 s (3.4x, target 10x), RidgeClassifierCV 2.1 s (1.05x).
+    An iteration of lincv's cost 16 ms a member, the cold loop's 84 ms (float64, one
+    member at a time); the warm loop wins on iterations, which lincv's members, all
+    started at zero, do not share.
+  The same at load average 6 to 8, before stopped members left the population:
+    lincv 166 s, the cold loop 597 s (3.6x).
   --limit 10000 (9,000 rows) did not finish lincv's path in 13 minutes at that load.
 """
 

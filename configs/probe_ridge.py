@@ -14,6 +14,10 @@ squared error + alpha |W|^2, so alpha = N reg_strength: 4.5e-4 to 4.5e6 at N = 4
 
 Rows are standardised (`data.scale="std"`), as for `probe_clip.py`. `data.features` has
 no default: pass --config.data.features=PATH. `:smoke` is 3 strengths.
+
+Measured on the CIFAR-10 k-means features, 1,600 centroids (README, Results): 69.8% test
+(val 70.0%, reg_strength 1e-2) in 51 s on one H200; 69.7% with `--config.data.flip=True`
+(53 s); 69.4% (val 70.2%) in 10 minutes on the loaded 2-core CPU, from its own export.
 """
 
 from lincv import config as config_lib

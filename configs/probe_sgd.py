@@ -16,6 +16,11 @@ weight decay wd = 2 reg_strength gives the same updates (README, Linear probes).
 
 Rows are standardised (`data.scale="std"`), as for `probe_clip.py`. `data.features` has
 no default: pass --config.data.features=PATH. `:smoke` is 2 x 2 heads for 2 epochs.
+
+Measured on the CIFAR-10 k-means features, 1,600 centroids (README, Results): 70.8% test
+(val 70.8%, learning rate 3e-2 and reg_strength 1e-3) in 2 min 12 s on the 2-core CPU.
+The selected learning rate is the grid's largest: a grid for these features could go
+higher.
 """
 
 from lincv import config as config_lib

@@ -25,7 +25,7 @@ import jax
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
-from lincv import knn, methods, placement, report, sweep
+from lincv import compile_cache, knn, methods, placement, report, sweep
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -64,6 +64,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   Returns:
     the summary (also written to summary.json).
   """
+  compile_cache.enable()
   with jax.enable_x64(config.get("dtype") == "float64"):
     return _run_or_undo(config, workdir, progress or Progress(stream), stream)
 
@@ -212,6 +213,7 @@ def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
   Returns {"split", "accuracy", "num_examples", "member"}; see `lincv.Run.evaluate`.
   """
   from lincv.runs import Run  # pylint: disable=import-outside-toplevel
+  compile_cache.enable()
   out = Run.load(workdir).evaluate(split)
   if stream is not None:
     stream.write(f"{workdir}: member {out['member']} {split} accuracy {out['accuracy']:.4f} "

@@ -16,6 +16,19 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """One persistent compilation cache for the session's tests and the processes they start
+  (shared by the xdist workers), not the user's: users run with the cache on, so do the
+  tests. A cache set from outside (LINCV_COMPILATION_CACHE) is kept."""
+  if "LINCV_COMPILATION_CACHE" not in os.environ:
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+      root = root.parent
+    os.environ["LINCV_COMPILATION_CACHE"] = str(root / "jax-cache")
+  yield os.environ["LINCV_COMPILATION_CACHE"]
+
+
 @pytest.fixture
 def x64():
   """64-bit JAX inside this test only (arrays created without a dtype are float64)."""

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lincv import checkpoint
+from lincv import checkpoint, compile_cache
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment
@@ -58,6 +58,7 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
     (its shape) with `data.flip`.
   """
   out = check_out(out)
+  compile_cache.enable()
   name = features_name(config)
   d = config.data
   ds = inputs_lib.dataset(config)
