@@ -65,10 +65,10 @@ def share_populations(monkeypatch) -> None:
   from lincv import sweep  # pylint: disable=import-outside-toplevel
   built, new = {}, sweep.Population
 
-  def population(group, data, num_classes, *placement):
-    key = (group.members, group.structure)
+  def population(group, data, num_classes, *placement, **options):
+    key = (group.members, group.structure, tuple(sorted(options.items())))
     if key not in built:
-      built[key] = new(group, data, num_classes, *placement)
+      built[key] = new(group, data, num_classes, *placement, **options)
     return built[key]
 
   monkeypatch.setattr(sweep.population, "Population", population)

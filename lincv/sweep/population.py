@@ -43,6 +43,7 @@ def _shard(tree, mesh: Mesh, spec=P("pop")):
 
 
 MAX_CHUNK = 64  # at most this many members train as one vmapped program
+COMPACT = True  # members that stop leave the population (False: they stay, frozen)
 
 
 def chunking(k: int, num_devices: int) -> tuple[int, int]:
@@ -75,12 +76,22 @@ class Population:
   num_classes: int
   placement: str = "auto"
   block_steps: int = 0
+  min_members: int | None = None
 
   def __post_init__(self):
     self.mesh = _mesh()
     n_dev = self.mesh.devices.size
     self.k = self.group.size
+    s = self.group.structure
+    # Members that stop leave the population (see `epoch`): the full-batch solver's as
+    # it goes, pruned ones when halving (`min_members`, the fewest members the group may
+    # train as, sets the chunks then, so that every population size runs the same
+    # program per chunk and gives the same numbers).
+    self._compacts = COMPACT and (s.optimizer == "lbfgs" or bool(self.min_members))
     self.chunk, per_device = chunking(self.k, n_dev)
+    if self.min_members and s.optimizer != "lbfgs":
+      self.chunk = chunking(min(self.min_members, self.k), 1)[0]
+      per_device = math.ceil(math.ceil(self.k / self.chunk) / n_dev)
     self.k_pad = n_dev * per_device * self.chunk
     dtype = np.dtype(self.data.x_train.dtype)
     hparams = {f: np.asarray(v, np.int32 if f == "seed" else dtype)
@@ -100,7 +111,6 @@ class Population:
       self.data = placement_lib.host_data(self.data, NamedSharding(self.mesh, P()))
     else:
       self.data = _shard(self.data, self.mesh, P())
-    s = self.group.structure
 
     def init(hparams, data):
       return training.init_state(hparams, data, s, self.num_classes)
@@ -120,7 +130,6 @@ class Population:
                   if self.placement == "host" else None)
     self._closed_form = ClosedForm(self) if s.optimizer == ridge.OPTIMIZER else None
     self._hparams_host = _padded(hparams, self.k_pad)
-    self._compacts = s.optimizer == "lbfgs"
 
   @staticmethod
   def _by_chunk(chunk: int):
@@ -187,10 +196,30 @@ class Population:
     if self._host:
       return self._host.epoch(state, key)
     if self._compacts:
-      active = distributed.fetch(state.status)[: self.k] == training.ACTIVE
-      if 0 < active.sum() <= self.k // 2:
-        return self._compacted_epoch(state, np.flatnonzero(active), key)
+      members = np.flatnonzero(distributed.fetch(state.status)[: self.k] == training.ACTIVE)
+      if members.size:
+        chunk, k_sub = self._compacted_size(members.size)
+        if k_sub < self.k_pad:
+          return self._compacted_epoch(state, members, key, chunk, k_sub)
     return self._run_epoch(self.chunk, state, self.hparams, key)
+
+  def _compacted_size(self, m: int) -> tuple[int, int]:
+    """(chunk, population size) that `m` active members train as.
+
+    The full-batch solver's: the next power of two of m, chunked as `chunking` chunks it,
+    so a group compiles at most log2(K) such programs; the members' numbers then come
+    from a product of another width, which rounds differently: they agree with the full
+    population's to rounding, not bit for bit. Halving's: the group's own chunk, in as
+    few chunks as hold m members; the programs differ only in how many chunks they map
+    over, so the members' numbers are the same as in the full population, bit for bit.
+    Both are the same on every run and resume: the sizes follow from the statuses.
+    """
+    n_dev = self.mesh.devices.size
+    if self.group.structure.optimizer == "lbfgs":
+      chunk, per_device = chunking(1 << int(np.ceil(np.log2(m))), n_dev)
+    else:
+      chunk, per_device = self.chunk, math.ceil(math.ceil(m / self.chunk) / n_dev)
+    return chunk, n_dev * per_device * chunk
 
   def _run_epoch(self, chunk, state, hparams, key):
     shared, own = self._epoch_programs(chunk)
@@ -198,21 +227,14 @@ class Population:
       return own(state, hparams, self.data)
     return shared(state, hparams, self.data, key)
 
-  def _compacted_epoch(self, state, members: np.ndarray, key):
-    """One epoch in which only `members` (indices of active members) are computed, as a
-    population of the next power of two of their count, the others frozen as the full
-    program would leave them (their epoch counted, their metrics NaN).
+  def _compacted_epoch(self, state, members: np.ndarray, key, chunk: int, k_sub: int):
+    """One epoch in which only `members` (the active members' indices) are computed, as a
+    population of k_sub members in chunks of `chunk`; the others stay as the full program
+    leaves a member that is not active (its epoch counted, its metrics NaN).
 
-    The full-batch solver's members stop one by one; without this each stopped member
-    would still cost a member's products every iteration until the slowest stopped. The
-    sizes are powers of two, so a group compiles at most log2(K) such programs. A
-    member's numbers then come from a program of another width, whose shared product
-    rounds differently: they agree with the full program's to rounding, not bit for bit,
-    and are the same on every run and resume (the sizes follow from the statuses).
+    Without this a stopped or pruned member would cost as much as an active one until
+    the group ends: the population computes every member and masks the frozen ones.
     """
-    size = 1 << int(np.ceil(np.log2(members.size)))
-    chunk, per_device = chunking(size, self.mesh.devices.size)
-    k_sub = self.mesh.devices.size * per_device * chunk
     take = lambda tree: _shard(_padded(jax.tree.map(lambda a: a[members], tree), k_sub),
                                self.mesh)
     host = distributed.fetch(state)

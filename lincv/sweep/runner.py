@@ -11,6 +11,7 @@ the checkpoint. A checkpoint holds the group's K members only (not the padding o
 """
 
 import dataclasses
+import math
 import os
 import time
 
@@ -95,6 +96,7 @@ class Runner:
     self.data_for, self.num_classes, self.key = data_for, num_classes, key
     self.progress, self.started = progress, started
     self.runs: dict[int, _GroupRun] = {}
+    self.min_members = None   # with halving, the members left after its last rung
     self.pops: dict[int, population.Population] = {}
     self.data: dict[str, training.Data] = {}
     self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [],
@@ -126,7 +128,8 @@ class Runner:
       except ValueError as e:
         raise SweepError(str(e)) from None
       self.pops[gi] = population.Population(g, self.data[g.features], self.num_classes,
-                                            *placement.options(self.config.data))
+                                            *placement.options(self.config.data),
+                                            min_members=self.min_members)
       self.data[g.features] = self.pops[gi].data    # on the devices, for the next group
     return self.pops[gi]
 
@@ -292,6 +295,11 @@ class Runner:
 
   def train_all(self, rungs: tuple[int, ...], eta: float) -> None:
     """Trains every group to its last epoch, halving the sweep at each rung."""
+    if rungs:
+      n = len(self.members)
+      for _ in rungs:
+        n = math.ceil(n / eta)
+      self.min_members = n
     for stop in (*rungs, None):
       for gi, g in enumerate(self.groups):
         self.train(gi, g.structure.epochs if stop is None else stop)

@@ -1,0 +1,83 @@
+"""Members that stop leave the population: halving's survivors train as a smaller one, with
+the numbers they would have had among frozen members, bit for bit, resumed or not."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from lincv import config as config_lib
+from lincv import sweep
+from lincv import training
+from lincv.sweep import population
+from _faults import outcome, resumes_at_every_write, share_populations
+
+
+def _data():
+  x, y = load_digits(return_X_y=True)
+  x = jnp.asarray(x / 16.0 - 0.3, jnp.float32)
+  y = jnp.asarray(y, jnp.int32)
+  return training.Data(x[:900], y[:900], x[900:1200], y[900:1200])
+
+
+def _config(rungs, eta, **sweep_fields):
+  c = config_lib.base()
+  c.optimizer, c.epochs, c.batch_size = "adam", 7, 64
+  c.sweep = {"learning_rate": [1e-3, 3e-3, 1e-2, 3e-2], "reg_strength": [1e-4, 1e-2],
+             **sweep_fields}
+  c.halving.rungs, c.halving.eta = rungs, eta
+  return c
+
+
+_COMPACTED_EPOCH = population.Population._compacted_epoch  # pylint: disable=protected-access
+
+
+def _run(c, monkeypatch, compact, workdir=None):
+  """(the sweep's outcome, the population sizes its compacted epochs trained)."""
+  sizes = []
+  compacted = _COMPACTED_EPOCH
+
+  def spy(self, state, members, key, chunk, k_sub):
+    sizes.append(k_sub)
+    return compacted(self, state, members, key, chunk, k_sub)
+  monkeypatch.setattr(population, "COMPACT", compact)
+  monkeypatch.setattr(population.Population, "_compacted_epoch", spy)
+  result = sweep.run(c, lambda _: _data(), 10, workdir=workdir)
+  return outcome(result), sizes
+
+
+@pytest.mark.parametrize("rungs,eta,seeds", [
+    ((2, 4), 2, [0]),        # one data order: every batch gathered once
+    ((1, 3), 3, [0, 1]),     # each member its own order
+    ((2,), 4, [0]),
+])
+def test_halving_survivors_train_apart_with_the_frozen_members_numbers(
+    rungs, eta, seeds, monkeypatch):
+  c = _config(rungs, eta, seed=seeds)
+  frozen, none = _run(c, monkeypatch, compact=False)
+  compacted, sizes = _run(c, monkeypatch, compact=True)
+  assert none == [] and sizes and min(sizes) < len(c.sweep.learning_rate) * 2 * len(seeds)
+  assert compacted == frozen     # results.csv's rows, every history, the best parameters
+
+
+def test_a_halving_sweep_killed_at_any_write_resumes_to_the_frozen_members_results(
+    tmp_path, monkeypatch):
+  c = _config((2, 4), 2)
+  frozen, _ = _run(c, monkeypatch, compact=False)
+  share_populations(monkeypatch)
+  monkeypatch.setattr(population, "COMPACT", True)
+  run = lambda workdir: sweep.run(c, lambda _: _data(), 10, workdir=str(workdir))
+  reference, ops, differ = resumes_at_every_write(run, tmp_path)
+  assert reference == frozen and ops >= 7
+  assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
+
+
+def test_without_halving_the_population_keeps_its_chunks():
+  """No halving, no compaction: the group is chunked as before (one chunk up to 64)."""
+  c = _config((), 2)
+  (group,) = sweep.group(sweep.expand(c))
+  pop = sweep.Population(group, _data(), 10)
+  assert pop.chunk == 8 and pop.k_pad == 8 and not pop._compacts  # pylint: disable=protected-access
+  halving = sweep.Population(group, _data(), 10, min_members=2)
+  assert halving.chunk == 2 and halving.k_pad == 8
+  np.testing.assert_array_equal(halving.hparams["learning_rate"], pop.hparams["learning_rate"])
