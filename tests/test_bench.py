@@ -279,3 +279,19 @@ def test_bench_probe_refuses_two_classes(tmp_path):
   _, stderr = proc.communicate(timeout=120)
   (line,) = stderr.strip().splitlines()
   assert proc.returncode == 2 and "needs at least 3 classes" in line
+
+
+def test_bench_halving_times_the_sweep_with_and_without_halving(tmp_path, monkeypatch, capsys):
+  """`python -m bench.halving` on a small folder: both sweeps timed and selected, and the
+  member-epochs of the ideal ratio."""
+  from bench import halving  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  assert halving.member_epochs(64, True) == 320 and halving.member_epochs(64, False) == 1024
+  halving.main(["--data", str(_image_folder(tmp_path / "images")), "--members", "8",
+                "--reps", "1", "--warmup", "0"])
+  figures = _strict_loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert figures["members"] == 8 and figures["ideal"] == halving.member_epochs(8, True) / 128
+  assert figures["halving"]["median_s"] > 0 and figures["full"]["median_s"] > 0
+  assert figures["halving_over_full"] == pytest.approx(
+      figures["halving"]["median_s"] / figures["full"]["median_s"], rel=1e-3)
+  assert set(figures["best_val_accuracy"]) == {"halving", "full"}

@@ -49,7 +49,8 @@ def run(config: ml_collections.ConfigDict,
   are ranked across the whole sweep by their best validation accuracy so far, and the
   best ceil(n / eta) of those n go on to the next rung (ties: the lower member index);
   members stopped early by `patience` or diverged are not ranked. Between rungs the
-  unfinished groups stay compiled and on the devices. With `config.refine.field`, a
+  unfinished groups stay compiled and on the devices; after a rung only the members
+  still training are computed (see `Population.epoch`). With `config.refine.field`, a
   second stage trains that field refined around the best member, and the selection is
   over both stages (`lincv.sweep.refine`).
 

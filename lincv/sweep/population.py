@@ -5,6 +5,10 @@ the data order of its seed (one shared order, and each batch gathered once, wher
 members have one seed or `shuffle_seed` is set), with the population axis sharded over
 all devices and cut into chunks of at most `MAX_CHUNK` members (see `chunking`). A group
 with `optimizer="closed_form"` is solved in one epoch instead (`lincv.sweep.closed_form`).
+
+Members that stop leave the population: once fewer members are active than it holds, an
+epoch computes only those, as a smaller population (`Population.epoch`), and leaves the
+others as the full program leaves a member that is not training.
 """
 
 import dataclasses
@@ -188,6 +192,10 @@ class Population:
     `key` is the data-order key every member shares; None gives each member its own,
     `seeds.key(seed, "order")`. A group whose members all have one seed then shares
     that seed's order, and trains on the one-gather path.
+
+    When the active members fit a smaller population (`_compacted_size`: the full-batch
+    solver's as they stop, halving's after a rung), only they are computed, in that
+    population (`_compacted_epoch`); rows on the host are not compacted.
     """
     if self._closed_form:
       return self._closed_form.epoch(state)
