@@ -68,14 +68,14 @@ def member_epochs(k: int, halving: bool) -> int:
   return total
 
 
-def measure(prepared, k: int, *, reps: int = 3, warmup: int = 1) -> dict:
+def measure(prepared, k: int, *, reps: int = 3, warmup: int = 1, batch_size: int = 256) -> dict:
   data = bench_sweep.as_data(prepared)
   c = common.num_classes(prepared)
   results = {}
 
   def runner(halving):
     def run():
-      results[halving] = sweep.run(config(k, halving), lambda _: data, c)
+      results[halving] = sweep.run(config(k, halving, batch_size), lambda _: data, c)
       return None
     return run
   times = common.interleaved({"halving": runner(True), "full": runner(False)}, reps, warmup)
@@ -95,6 +95,7 @@ def main(argv=None):
   parser.add_argument("--reps", type=int, default=3, help="timed rounds after the warm-up")
   parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
   parser.add_argument("--limit", type=int, default=None, help="cap on training images")
+  parser.add_argument("--batch-size", type=int, default=256)
   parser.add_argument("--compilation-cache", metavar="DIR", default=None,
                       help="a persistent compilation cache for the runs (default: none)")
   args = parser.parse_args(argv)
@@ -102,7 +103,8 @@ def main(argv=None):
     os.environ[compile_cache.ENV] = args.compilation_cache
     compile_cache.enable()
   prepared = common.load(args.data, args.limit)
-  out = measure(prepared, args.members, reps=args.reps, warmup=args.warmup)
+  out = measure(prepared, args.members, reps=args.reps, warmup=args.warmup,
+                batch_size=args.batch_size)
   out["machine"] = common.machine()
   out["compilation_cache"] = bool(args.compilation_cache)
   print(f"K={args.members}, rungs {RUNGS}, eta {ETA}: with halving "

@@ -15,10 +15,11 @@ call it before they compile. The directory is, in order:
   * `$XDG_CACHE_HOME/lincv/jax`, else `~/.cache/lincv/jax`.
 
 Every program is kept, however quickly it compiled (JAX's default keeps only those
-that took a second or more, which would leave out most of a small run's), and the
-directory is bounded at `MAX_BYTES`, the least recently used entries evicted first.
-JAX keys an entry by the program and everything that changes its executable, so a
-stale entry is never used; the cache is a cache: deleting the directory is always safe.
+that took a second or more, which would leave out most of a small run's). The directory
+is not bounded: JAX's bounded cache scans every entry on each write, which made the test
+suite, with its thousands of programs, half again slower. JAX keys an entry by the
+program and everything that changes its executable, so a stale entry is never used;
+the cache is a cache: deleting the directory is always safe.
 """
 
 import os
@@ -26,7 +27,6 @@ import warnings
 
 ENV = "LINCV_COMPILATION_CACHE"
 OFF = ("0", "off", "false", "no", "")
-MAX_BYTES = 2 << 30
 
 
 def directory() -> str | None:
@@ -65,5 +65,4 @@ def enable() -> str | None:
     from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=import-outside-toplevel
     compilation_cache.reset_cache()
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
   return path

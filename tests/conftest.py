@@ -18,14 +18,12 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-  """One persistent compilation cache for the session's tests and the processes they start
-  (shared by the xdist workers), not the user's: users run with the cache on, so do the
-  tests. A cache set from outside (LINCV_COMPILATION_CACHE) is kept."""
+  """A persistent compilation cache for this test process and the processes its tests
+  start, not the user's: users run with the cache on, so do the tests. Each xdist worker
+  has its own (JAX's unbounded cache does not lock its files against another writer). A
+  cache set from outside (LINCV_COMPILATION_CACHE) is kept."""
   if "LINCV_COMPILATION_CACHE" not in os.environ:
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-      root = root.parent
-    os.environ["LINCV_COMPILATION_CACHE"] = str(root / "jax-cache")
+    os.environ["LINCV_COMPILATION_CACHE"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
   yield os.environ["LINCV_COMPILATION_CACHE"]
 
 

@@ -288,7 +288,7 @@ def test_bench_halving_times_the_sweep_with_and_without_halving(tmp_path, monkey
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   assert halving.member_epochs(64, True) == 320 and halving.member_epochs(64, False) == 1024
   halving.main(["--data", str(_image_folder(tmp_path / "images")), "--members", "8",
-                "--reps", "1", "--warmup", "0"])
+                "--reps", "1", "--warmup", "0", "--batch-size", "8"])
   figures = _strict_loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert figures["members"] == 8 and figures["ideal"] == halving.member_epochs(8, True) / 128
   assert figures["halving"]["median_s"] > 0 and figures["full"]["median_s"] > 0

@@ -28,11 +28,11 @@ def digits(tfds_dir, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
   built, new = {}, sweep.Population
 
-  def population(group, data, num_classes, *placement):
-    key = (group.structure, group.members,
+  def population(group, data, num_classes, *placement, **options):
+    key = (group.structure, group.members, tuple(sorted(options.items())),
            tuple((k, v.tobytes()) for k, v in sorted(group.hparams.items())))
     if key not in built:
-      built[key] = new(group, data, num_classes, *placement)
+      built[key] = new(group, data, num_classes, *placement, **options)
     return built[key]
 
   monkeypatch.setattr(sweep.population, "Population", population)
