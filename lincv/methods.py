@@ -167,8 +167,9 @@ def predict(config, hparams, params, x_NxD, pool=None, num_classes=None) -> np.n
     return np.asarray(knn.predict(x_pool, y_pool, x_NxD, k=int(hparams["k"]),
                                   metric=hparams["metric"], num_classes=num_classes))
   s = structure(config, hparams)
-  params = jax.tree.map(jnp.asarray, params)
-  x = jnp.asarray(x_NxD, jax.tree.leaves(params)[0].dtype)
+  params = jax.device_put(params)    # as they are: jnp.asarray would compile a copy
+  dtype = jax.tree.leaves(params)[0].dtype
+  x = x_NxD if getattr(x_NxD, "dtype", None) == dtype else np.asarray(x_NxD, dtype)
   return np.asarray(training.predict(s, params, x))
 
 

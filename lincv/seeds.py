@@ -52,5 +52,13 @@ def key(seed, stream: str) -> jax.Array:
 
 def integer(seed: int, stream: str) -> int:
   """A non-negative integer of `stream` under root `seed`, to seed a NumPy generator."""
-  words = np.asarray(jax.random.key_data(key(int(seed), stream)), np.uint32).reshape(-1)
+  if stream not in STREAMS:
+    raise ValueError(f"unknown random stream {stream!r}; expected one of: {', '.join(STREAMS)}")
+  words = np.asarray(_key_words(np.uint32(seed), STREAMS[stream]), np.uint32).reshape(-1)
   return int.from_bytes(words.tobytes(), "little")
+
+
+@jax.jit
+def _key_words(seed, stream_id):
+  """key_data(fold_in(key(seed), stream_id)) as one program (not three, op by op)."""
+  return jax.random.key_data(jax.random.fold_in(jax.random.key(seed), stream_id))

@@ -25,6 +25,7 @@ in `epochs_run`.
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import chex
@@ -132,6 +133,22 @@ def make_optimizer(structure: Structure, hparams, num_train: int) -> optax.Gradi
                     b2=hparams["b2"], rms_decay=hparams["rms_decay"])
 
 
+_INIT_IGNORES = ("loss", "reg", "grad", "patience", "diverge_factor", "lbfgs_iters")
+
+
+def init_fields(structure: Structure) -> Structure:
+  """`structure` with the fields `init_state` does not read at their defaults, so that
+  groups that differ only in those (a loss, a regularizer) share one init program.
+
+  The full-batch solver's initial state holds the objective at the start, so its
+  structure is kept whole, as is the closed-form solver's.
+  """
+  if structure.optimizer in ("lbfgs", ridge.OPTIMIZER):
+    return structure
+  defaults = {f.name: f.default for f in dataclasses.fields(Structure)}
+  return dataclasses.replace(structure, **{name: defaults[name] for name in _INIT_IGNORES})
+
+
 def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> TrainState:
   """Initial state of one member; its parameters are drawn from `seeds.key(seed, "init")`."""
   dtype = data.x_train.dtype
@@ -172,8 +189,9 @@ def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
   return jax.value_and_grad(loss)(params_t)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
-  """Predicted labels (N,), scored in chunks so memory stays bounded."""
+  """Predicted labels (N,), scored in chunks so memory stays bounded (one program)."""
   return _predict_t(structure, objective.transpose_input(params, structure.model), x_NxD,
                     chunk)
 

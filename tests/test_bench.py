@@ -295,3 +295,23 @@ def test_bench_halving_times_the_sweep_with_and_without_halving(tmp_path, monkey
   assert figures["halving_over_full"] == pytest.approx(
       figures["halving"]["median_s"] / figures["full"]["median_s"], rel=1e-3)
   assert set(figures["best_val_accuracy"]) == {"halving", "full"}
+
+
+def test_bench_compile_tables_the_programs_of_a_cold_and_a_warm_run(capsys):
+  """`python -m bench.compile` on the smoke config: each run's phases add up to at most
+  its wall time, the epoch program is compiled in the cold run and read from the cache
+  in the warm one, and the JSON line holds the same figures as the tables."""
+  from bench import compile as bench_compile  # pylint: disable=import-outside-toplevel
+  res = bench_compile.main(["--config", "configs/default.py:smoke"])
+  out = capsys.readouterr().out
+  assert json.loads(out.strip().splitlines()[-1])["cold"]["programs"] == res["cold"]["programs"]
+  for run in ("cold", "warm"):
+    phases = res[run]["phases"]
+    assert {"import", "data", "train", "evaluate", "report", "total"} <= set(phases)
+    assert phases["total"] <= res[run]["wall_s"]
+    assert sum(phases[p] for p in ("import", "data", "train", "evaluate", "report")) <= (
+        phases["total"] * 1.001)
+    epoch = {r["program"]: r for r in res[run]["programs"]}["population_epoch"]
+    assert epoch["traces"] == epoch["compiles"] == 2    # the sweep's two groups
+    assert epoch.get("cache_hits", 0) == (2 if run == "warm" else 0)
+    assert f"| population_epoch | 2 | 2 | 2{' (2)' if run == 'warm' else ''} |" in out

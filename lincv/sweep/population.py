@@ -12,6 +12,7 @@ others as the full program leaves a member that is not training.
 """
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -44,6 +45,48 @@ def _shard(tree, mesh: Mesh, spec=P("pop")):
   if distributed.is_multiprocess():
     return distributed.put(tree, NamedSharding(mesh, spec))
   return jax.device_put(tree, NamedSharding(mesh, spec))
+
+
+def _by_chunk(chunk: int):
+  """by_chunk(fn, batched, shared): vmap(fn) over each chunk of `chunk` of a device's
+  members, one chunk after another."""
+  def by_chunk(fn, batched, shared):
+    split = lambda a: a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
+    merge = lambda a: a.reshape(a.shape[0] * chunk, *a.shape[2:])
+    in_axes = (0,) * len(batched) + (None,) * len(shared)
+    out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
+                      jax.tree.map(split, batched))
+    return jax.tree.map(merge, out)
+  return by_chunk
+
+
+def _per_device(mesh: Mesh, fn, num_batched: int, num_shared: int):
+  """`fn` on each device's block of members: the first `num_batched` arguments are split
+  along the population axis, the next `num_shared` replicated."""
+  return jax.shard_map(fn, mesh=mesh, in_specs=(P("pop"),) * num_batched
+                       + (P(),) * num_shared, out_specs=P("pop"), check_vma=False)
+
+
+# Groups share the programs that do not depend on what sets them apart: a sweep over
+# losses builds one initialisation and one accuracy program, not one per group.
+@functools.lru_cache(maxsize=32)
+def _init_program(s: training.Structure, num_classes: int):
+  """The vmapped `training.init_state` of structure `training.init_fields(...)` (jitted):
+  groups that start alike share it."""
+  def init(hparams, data):
+    return training.init_state(hparams, data, s, num_classes)
+  # LLVM's full optimisation of init's threefry sampler takes seconds, a tenth of that
+  # at level 1, for the same values; init runs once per group.
+  return jax.jit(jax.vmap(init, in_axes=(0, None)),
+                 compiler_options={"xla_backend_optimization_level": 1})
+
+
+@functools.lru_cache(maxsize=32)
+def _accuracy_program(model: str, chunk: int, mesh: Mesh):
+  """Every member's accuracy on rows (x, y), in chunks of `chunk` members (jitted)."""
+  by_chunk, s = _by_chunk(chunk), training.Structure(model=model)
+  accuracy = lambda params, x, y: training.accuracy(s, params, x, y)
+  return jax.jit(_per_device(mesh, lambda p, x, y: by_chunk(accuracy, (p,), (x, y)), 1, 2))
 
 
 MAX_CHUNK = 64  # at most this many members train as one vmapped program
@@ -116,42 +159,18 @@ class Population:
     else:
       self.data = _shard(self.data, self.mesh, P())
 
-    def init(hparams, data):
-      return training.init_state(hparams, data, s, self.num_classes)
-
-    def accuracy(params, x, y):
-      return training.accuracy(s, params, x, y)
-
-    # init runs once per group; LLVM's full optimisation of its threefry sampler takes
-    # seconds, a tenth of that at level 1, for the same values.
-    self._init = jax.jit(jax.vmap(init, in_axes=(0, None)),
-                         compiler_options={"xla_backend_optimization_level": 1})
-    by_chunk = self._by_chunk(self.chunk)
-    self._accuracy = jax.jit(self._per_device(
-        lambda p, x, y: by_chunk(accuracy, (p,), (x, y)), 1, 2))
+    self._init = _init_program(training.init_fields(s), self.num_classes)
+    self._accuracy = _accuracy_program(s.model, self.chunk, self.mesh)
     self._epochs = {}     # (chunk) -> the compiled epoch programs of that chunk size
-    self._host = (placement_lib.HostEpochs(self, by_chunk, self.block_steps)
+    self._host = (placement_lib.HostEpochs(self, _by_chunk(self.chunk), self.block_steps)
                   if self.placement == "host" else None)
     self._closed_form = ClosedForm(self) if s.optimizer == ridge.OPTIMIZER else None
     self._hparams_host = _padded(hparams, self.k_pad)
 
-  @staticmethod
-  def _by_chunk(chunk: int):
-    """by_chunk(fn, batched, shared): vmap(fn) over each chunk of `chunk` of this device's
-    members, one chunk after another."""
-    def by_chunk(fn, batched, shared):
-      split = lambda a: a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
-      merge = lambda a: a.reshape(a.shape[0] * chunk, *a.shape[2:])
-      in_axes = (0,) * len(batched) + (None,) * len(shared)
-      out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
-                        jax.tree.map(split, batched))
-      return jax.tree.map(merge, out)
-    return by_chunk
-
   def _epoch_programs(self, chunk: int):
     """(shared-order epoch, own-order epoch), compiled for chunks of `chunk` members."""
     if chunk not in self._epochs:
-      s, by_chunk = self.group.structure, self._by_chunk(chunk)
+      s, by_chunk = self.group.structure, _by_chunk(chunk)
 
       def epoch(state, hparams, data, key, e):
         return training.train_epoch(state, hparams, data, key, s, epoch=e)
@@ -174,10 +193,7 @@ class Population:
     return self._epochs[chunk]
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
-    """`fn` on each device's block of members: the first `num_batched` arguments are split
-    along the population axis, the next `num_shared` replicated."""
-    return jax.shard_map(fn, mesh=self.mesh, in_specs=(P("pop"),) * num_batched
-                         + (P(),) * num_shared, out_specs=P("pop"), check_vma=False)
+    return _per_device(self.mesh, fn, num_batched, num_shared)
 
   def init(self):
     if self._closed_form:
