@@ -26,6 +26,7 @@ import io
 import math
 import os
 import secrets
+import shutil
 import struct
 import time
 
@@ -266,3 +267,8 @@ class Live:
           f.write(b"".join(records))
     self.written[gi] = upto
     self.last = time.monotonic()
+
+  def clear(self) -> None:
+    """Removes the run's event files (a sweep that leaves no run behind)."""
+    shutil.rmtree(os.path.join(self.workdir, FOLDER), ignore_errors=True)
+    self.written.clear()

@@ -350,8 +350,10 @@ class Runner:
       raise
 
   def discard(self) -> None:
-    """Forgets the committed progress (the checkpoint's files)."""
+    """Forgets the committed progress (the checkpoint's files, the event files)."""
     if self.store and self.writer:
       self.store.clear()
+    if self.live:
+      self.live.clear()
 
 
