@@ -156,6 +156,14 @@ def test_killed_and_resumed_run_has_no_duplicated_steps(digits, whole, tmp_path)
   # What a kill can leave past the last commit: an epoch written, then a torn record.
   with open(member / events.EVENTS, "ab") as f:
     f.write(events.epochs([9.0], [0.5], start=2)[0] + b"\x07\x00")
+  # Resumed and killed again, before its report: the files were rewritten from the
+  # checkpoint, and hold exactly the epochs it committed.
+  with pytest.raises(Killed):
+    experiment.run(_config(), str(workdir), progress=KillAt(1, 3), stream=io.StringIO())
+  committed = json.loads((workdir / "checkpoint" / "sweep.json").read_text())["groups"]["1"]
+  assert _curve(_load(member), "epoch/train_loss") == [
+      (x["epoch"], _f32(x["train_loss"])) for x in _metrics(whole)
+      if x["member"] == m and x["epoch"] <= committed["epoch"]]
   experiment.run(_config(), str(workdir), stream=io.StringIO())
   for r in _results(workdir):
     name = f"member_{int(r['member']):04d}"
