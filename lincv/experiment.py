@@ -7,7 +7,8 @@
                 features on demand (`lincv.inputs`)
       method    sweep, k-NN or random search: train, select on validation (`lincv.methods`)
       evaluate  the selected member on `config.eval_split`, once
-      report    results.csv, summary.json, metrics.jsonl, checkpoint/, plots/ (`lincv.report`)
+      report    results.csv, summary.json, metrics.jsonl, checkpoint/, plots/, tensorboard/
+                (`lincv.report`, `lincv.events`)
 
 With several processes (`lincv.distributed`), each runs every step on the same data and
 takes the same decisions; process 0 alone writes the run directory.
@@ -32,7 +33,7 @@ from lincv.progress import Progress
 EVAL_SPLITS = ("train", "val", "test")
 ConfigError = config_lib.ConfigError
 RUN_FILES = ("config.json", "results.csv", "summary.json", "metrics.jsonl")
-RUN_FOLDERS = ("checkpoint", "plots")
+RUN_FOLDERS = ("checkpoint", "plots", "tensorboard")
 
 # Names that lived here before the pipeline was split into modules: old name -> new home.
 MOVED = {"Inputs": ("lincv.inputs", "Inputs"), "load_inputs": ("lincv.inputs", "load"),

@@ -37,6 +37,7 @@ class Outcome:
   params: dict | None                # its parameters (NumPy); None for k-NN
   history: list[dict] | None = None  # per member: {"train_loss": [...], "val_accuracy": [...]}
   earlier_seconds: float = 0.0       # worked on this run by earlier processes (resumed runs)
+  curves: dict | None = None         # {tag: values at steps 1, 2, ...}: a method's own figures
 
 
 def train(config, inputs, *, workdir=None, progress=None, started=None) -> Outcome:
@@ -98,14 +99,19 @@ def _random(config, inputs, *, progress, **unused) -> Outcome:
   if progress:
     progress.log(f"{config.method}: {rnd.num_tries} draws, loss {config.loss} on {len(y)} rows")
   num_classes = inputs.prepared.num_classes
-  w, loss, _ = fn(key, jnp.asarray(x), jnp.asarray(y), num_classes, loss=config.loss, **kwargs)
+  w, loss, trace = fn(key, jnp.asarray(x), jnp.asarray(y), num_classes, loss=config.loss,
+                      **kwargs)
   params = {"W": np.asarray(w), "b": np.zeros(num_classes, np.asarray(w).dtype)}
   acc = lambda split: float(training.accuracy(LINEAR, params, *map(
       jnp.asarray, inputs.split(features, split))))
   row = {"member": 0, "loss": config.loss, "final_loss": float(loss), "status": "ok",
          "train_accuracy": acc("train"), "val_accuracy": acc("val")}
   hparams = {"features": features, "model": "linear", "loss": config.loss, "seed": config.seed}
-  return Outcome([row], row, hparams, params)
+  trace = np.asarray(trace, np.float64)   # the loss of each try (local search: after it)
+  curves = {f"{config.method}/loss": trace.tolist()}
+  if config.method == "random_search":
+    curves["random_search/best_loss"] = np.fmin.accumulate(trace).tolist()
+  return Outcome([row], row, hparams, params, curves=curves)
 
 
 _TRAIN = {"sweep": _sweep, "knn": _knn, "random_search": _random,

@@ -5,7 +5,7 @@
 writes results.csv (one row per member), metrics.jsonl (per member and epoch, for methods
 that train by epochs), checkpoint/best.npz (the selected parameters) and
 checkpoint/inputs.npz (the fitted preprocessing and features, so `lincv.Run` can classify
-new images), plots/*.png, and summary.json, then prints the best members and the
+new images), plots/*.png, tensorboard/ (event files, `lincv.events`), and summary.json, then prints the best members and the
 selected one's accuracy. With several processes, process 0 writes and prints; the
 others print one line saying where the results are.
 """
@@ -20,7 +20,7 @@ import platform
 import jax
 import numpy as np
 
-from lincv import checkpoint, distributed, metrics, plots
+from lincv import checkpoint, distributed, events, metrics, plots
 
 LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
            "epochs_run", "best_epoch", "seconds")
@@ -57,6 +57,7 @@ def write(config, workdir: str, inputs, outcome, evaluation: dict, timings: dict
               outcome.hparams.get("features", config.features))
   summary = _summary(config, inputs, outcome, evaluation, timings)
   _plots(config, workdir, inputs, outcome, evaluation)
+  events.write_run(config, workdir, outcome, evaluation)
   checkpoint.save_json(os.path.join(workdir, "summary.json"), summary)
   _print(config, workdir, outcome, summary, stream)
   return summary

@@ -1,5 +1,6 @@
 """Random search baselines, and the k-NN / random-search methods of an experiment."""
 
+import csv
 import io
 import json
 
@@ -72,3 +73,23 @@ def test_baseline_methods_end_to_end(tmp_path, monkeypatch, variant):
     assert saved["best"]["hparams"]["k"] in (1, 3, 5, 10)
   evaluated = experiment.evaluate(str(tmp_path / "run"), "test")
   assert evaluated["accuracy"] == pytest.approx(acc)
+  _check_own_curves(tmp_path / "run", variant)
+
+
+def _check_own_curves(workdir, variant):
+  """The run's event file holds its own figure: accuracy over k, or loss over tries."""
+  from tensorboard.backend.event_processing import event_accumulator as ea  # pylint: disable=import-outside-toplevel
+  acc = ea.EventAccumulator(str(workdir / "tensorboard"), size_guidance={ea.SCALARS: 0})
+  acc.Reload()
+  curve = lambda tag: [(s.step, s.value) for s in acc.Scalars(tag)]
+  f32 = lambda x: float(np.float32(float(x)))
+  with open(workdir / "results.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  if variant == "knn":
+    for metric in ("l1", "l2"):
+      assert curve(f"knn/{metric}/cv_accuracy") == [
+          (int(r["k"]), f32(r["cv_accuracy"])) for r in rows if r["metric"] == metric]
+  else:
+    loss = curve(f"{variant}/loss")
+    assert [s for s, _ in loss] == list(range(1, 201))
+    assert loss[-1][1] == f32(rows[0]["final_loss"]) <= loss[0][1]

@@ -24,7 +24,7 @@ ARGS = ["--config", os.path.join(ROOT, "configs", "default.py:smoke"),
         "--config.sweep={'loss': ('softmax',), 'learning_rate': (1e-2, 3e-2, 1e-1)}",
         "--config.epochs=12"]
 RUN_FILES = ["checkpoint", "config.json", "metrics.jsonl", "plots", "results.csv",
-             "summary.json"]
+             "summary.json", "tensorboard"]
 
 
 def _env(data_dir):
@@ -52,10 +52,25 @@ def _same_run(a, b):
          open(os.path.join(b, name), encoding="utf-8") as fb:
       assert fa.read() == fb.read()
   assert best(a) == best(b)
+  assert _member_curves(a) == _member_curves(b)    # written once, by process 0
   pa, pb = (np.load(os.path.join(w, "checkpoint", "best.npz")) for w in (a, b))
   assert sorted(pa.files) == sorted(pb.files) == ["W", "b"]
   for k in pa.files:
     np.testing.assert_array_equal(pa[k], pb[k])
+
+
+def _member_curves(workdir):
+  """{member folder: [(tag, step, value), ...]} of the event files, in file order."""
+  from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=import-outside-toplevel
+  folder = os.path.join(workdir, "tensorboard")
+  out = {}
+  for name in sorted(os.listdir(folder)):
+    if name.startswith("member_"):
+      events = event_file_loader.EventFileLoader(
+          os.path.join(folder, name, "events.out.tfevents.0.lincv")).Load()
+      out[name] = [(v.tag, e.step, v.simple_value) for e in events for v in e.summary.value
+                   if v.tag.startswith(("epoch/", "final/"))]
+  return out
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import time
 import jax
 import numpy as np
 
-from lincv import checkpoint, distributed, lbfgs, placement, seeds, training
+from lincv import checkpoint, distributed, events, lbfgs, placement, seeds, training
 from lincv import config as config_lib
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
@@ -103,6 +103,8 @@ class Runner:
                  "groups": {}}
     self.store = None
     self.writer = distributed.is_writer()
+    self.live = (events.Live(workdir, members, config.sweep.keys())
+                 if workdir and self.writer else None)
     if workdir:
       self.store = checkpoint.Store(os.path.join(workdir, folder), "sweep.json")
       try:
@@ -140,6 +142,7 @@ class Runner:
       saved = self.store.read(f"group{gi}") if info else None
       if info and info["finished"]:
         self.runs[gi] = _GroupRun(seconds=info["seconds"], outcome=saved)
+        self._rewrite_events(gi, saved["train_loss_history"], saved["val_accuracy_history"])
       else:
         pop = self.compiled(gi)
         shape = (pop.k, self.groups[gi].structure.epochs)
@@ -159,6 +162,7 @@ class Runner:
             raise SweepError(f"{e}; use a new workdir") from None
           run.train_loss, run.val_accuracy = saved["train_loss"], saved["val_accuracy"]
           run.seconds = info["seconds"]
+          self._rewrite_events(gi, run.train_loss, run.val_accuracy, info["epoch"])
         self.runs[gi] = run
     return self.runs[gi]
 
@@ -266,6 +270,29 @@ class Runner:
     self.meta["seconds"] = self.earlier_seconds + time.perf_counter() - self.started
     if self.writer:
       self.store.commit(self.meta, files)
+      self._append_events(gis)
+
+  def _rewrite_events(self, gi: int, train_loss, val_accuracy, upto=None) -> None:
+    """Group gi's event files as its checkpoint left them (a resumed sweep's): whatever
+    an earlier process wrote past its last commit is gone."""
+    if self.live:
+      k = self.groups[gi].size
+      self.live.rewrite(gi, self.groups[gi].members, train_loss[:k], val_accuracy[:k],
+                        train_loss.shape[1] if upto is None else upto)
+
+  def _append_events(self, gis: list[int]) -> None:
+    """Appends the epochs just committed to the event files (`lincv.events.Live`)."""
+    if not self.live:
+      return
+    for gi in gis:
+      run, members = self.runs[gi], self.groups[gi].members
+      if run.outcome is not None:
+        h = run.outcome
+        self.live.append(gi, members, h["train_loss_history"], h["val_accuracy_history"],
+                         h["train_loss_history"].shape[1], force=True)
+      else:
+        self.live.append(gi, members, run.train_loss, run.val_accuracy,
+                         int(self.meta["groups"][str(gi)]["epoch"]))
 
   def rows(self, gi: int) -> list[tuple[dict, dict]]:
     """(row, history) of each member of finished group gi."""
@@ -323,8 +350,10 @@ class Runner:
       raise
 
   def discard(self) -> None:
-    """Forgets the committed progress (the checkpoint's files)."""
+    """Forgets the committed progress (the checkpoint's files, the event files)."""
     if self.store and self.writer:
       self.store.clear()
+    if self.live:
+      self.live.clear()
 
 
