@@ -15,6 +15,7 @@ stratified 5,000 (quick: 500) of the bench's own pixel rows (quick: no memory ru
 
 import argparse
 import concurrent.futures
+import json
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ import time
 import types
 
 from bench import common, compare, probe, probes, report
+from bench import compile as bench_compile
 from bench import sweep as bench_sweep
 # Moved to bench.report; reachable here under their old names.
 from bench.report import TARGETS, markdown  # pylint: disable=unused-import
@@ -44,7 +46,9 @@ def main(argv=None):
   args = parser.parse_args(argv)
   res = run(args)
   os.makedirs(args.out_dir, exist_ok=True)
+  res["previous"] = previous(os.path.join(args.out_dir, "results.json"))
   common.save_json(os.path.join(args.out_dir, "results.json"), res)
+  report.scaling_plot(res, os.path.join(args.out_dir, "scaling.png"))
   with open(os.path.join(args.out_dir, "RESULTS.md"), "w", encoding="utf-8") as f:
     f.write(report.markdown(res))
   common.print_json({k: res[k] for k in (*report.TARGETS, "total_s")})
@@ -81,7 +85,13 @@ def run(args) -> dict:
     res["knn"] = compare.knn(prepared, reps=cfg["reps"])
     log(f"knn: {res['knn']['speedup']:.2f}x")
     res["memory"] = _memory(cache, cfg, batch, res["time_to_target"])
+    if cfg["sweep_memory"]:
+      _sweep_memory(cache, cfg, batch, res["sweep"], log)
     log("memory done")
+    res["compile"] = bench_compile.measure([f"--config={cfg['compile_config']}"])
+    res["compile"]["config"] = cfg["compile_config"]
+    log(f"compile: {cfg['compile_config']} in {res['compile']['cold']['wall_s']:.1f} s "
+        f"cold, {res['compile']['warm']['wall_s']:.1f} s warm")
     res["probe"] = _probe(prepared, cfg, args.probe_features, log)
   finally:
     shutil.rmtree(cache, ignore_errors=True)
@@ -91,16 +101,32 @@ def run(args) -> dict:
   return res
 
 
+def previous(path: str) -> dict | None:
+  """The headline figures and per-K sweep figures of the run that wrote `path` before,
+  for the report to show beside the new ones; None if there was none."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return {"date": old["machine"]["date"], "mode": old.get("mode"),
+          **{name: old.get(name) for name in report.TARGETS},
+          "sweep": {k: {f: r.get(f) for f in report.SWEEP_FIGURES}
+                    for k, r in old.get("sweep", {}).items()}}
+
+
 def _settings(args):
   if args.quick:
     return dict(limit=args.limit or 5000, members=(1, 16, 64), reps=args.reps or 1,
                 probe_reps=1, probe_warmup=0, grid_epochs=1, grid_reps=1, target=args.target
                 or 0.30, lbfgs_max_iters=100, sgd_max_epochs=3, t2t_epochs=3,
-                memory_workers=6, path_rows=500, path_reps=1, path_memory=False)
-  return dict(limit=args.limit, members=(1, 16, 64, 256), reps=args.reps or 3, probe_reps=3,
+                memory_workers=6, path_rows=500, path_reps=1, path_memory=False,
+                sweep_memory=False, compile_config="configs/default.py:smoke")
+  return dict(limit=args.limit, members=(1, 16, 64, 256, 1024), reps=args.reps or 3, probe_reps=3,
               probe_warmup=1, grid_epochs=2, grid_reps=3, target=args.target or 0.40,
               lbfgs_max_iters=300, sgd_max_epochs=10, t2t_epochs=3,
-              memory_workers=2, path_rows=5000, path_reps=1, path_memory=True)
+              memory_workers=2, path_rows=5000, path_reps=1, path_memory=True,
+              sweep_memory=True, compile_config="configs/default.py")
 
 
 def _sweeps(prepared, cfg, batch, log) -> dict:
@@ -112,6 +138,15 @@ def _sweeps(prepared, cfg, batch, log) -> dict:
                                       numpy_softmax=True)
     log(f"sweep K={k}: {out[str(k)]['sweep_over_roofline']:.3f}x roofline")
   return out
+
+
+def _sweep_memory(cache, cfg, batch, sweeps, log) -> None:
+  """Adds to each K of `sweeps` the peak memory of one epoch of K members, each in a
+  fresh process (one at a time: the largest populations need most of the machine)."""
+  for k in cfg["members"]:
+    r = probes.run_probe("sweep_epoch", cache, members=k, batch_size=batch)
+    sweeps[str(k)].update({name: r[name] for name in ("peak_rss_mib", "over_data_mib")})
+    log(f"sweep K={k}: peak memory {r['peak_rss_mib']:.0f} MiB")
 
 
 def _time_to_target(cache, cfg, batch, log) -> dict:
@@ -188,8 +223,11 @@ def headlines(res) -> dict:
                              if label in mem else None)
   ratio = lambda ours: (lbfgs_t["seconds"] / ours["seconds"]
                         if ours["reached"] and lbfgs_t["reached"] else None)
+  one = res["sweep"]["1"]
   return {"sweep_k64_over_roofline": res["sweep"].get("64", {}).get("sweep_over_roofline"),
-          "single_member_epoch_s": res["sweep"]["1"]["single_member_epoch_s"],
+          "single_member_epoch_s": one["single_member_epoch_s"],
+          "single_over_k1_roofline": (one["single_member_epoch_s"]
+                                      / one["jax_roofline_per_member_epoch_s"]),
           "time_to_40_speedup_vs_lbfgs": ratio(lincv_t),
           "time_to_40_speedup_vs_lbfgs_warm_cache": ratio(warm),
           "grid64_speedup_vs_gridsearchcv": res["grid"]["speedup"],

@@ -297,21 +297,42 @@ def test_bench_halving_times_the_sweep_with_and_without_halving(tmp_path, monkey
   assert set(figures["best_val_accuracy"]) == {"halving", "full"}
 
 
-def test_bench_compile_tables_the_programs_of_a_cold_and_a_warm_run(capsys):
-  """`python -m bench.compile` on the smoke config: each run's phases add up to at most
-  its wall time, the epoch program is compiled in the cold run and read from the cache
-  in the warm one, and the JSON line holds the same figures as the tables."""
-  from bench import compile as bench_compile  # pylint: disable=import-outside-toplevel
-  res = bench_compile.main(["--config", "configs/default.py:smoke"])
-  out = capsys.readouterr().out
-  assert json.loads(out.strip().splitlines()[-1])["cold"]["programs"] == res["cold"]["programs"]
+
+def test_bench_quick_tables_the_programs_of_a_cold_and_a_warm_run(runs):
+  """The compilation section (`bench.compile` on the smoke config): each run's phases add
+  up to at most its wall time, the epoch program is compiled in the cold run and read
+  from the cache in the warm one, and RESULTS.md holds the same figures as results.json."""
+  out_dir, _, _ = runs
+  res = json.loads((out_dir / "results.json").read_text())["compile"]
+  text = (out_dir / "RESULTS.md").read_text()
+  assert res["config"] == "configs/default.py:smoke" and "## Compilation" in text
   for run in ("cold", "warm"):
     phases = res[run]["phases"]
     assert {"import", "data", "train", "evaluate", "report", "total"} <= set(phases)
     assert phases["total"] <= res[run]["wall_s"]
     assert sum(phases[p] for p in ("import", "data", "train", "evaluate", "report")) <= (
         phases["total"] * 1.001)
-    epoch = {r["program"]: r for r in res[run]["programs"]}["population_epoch"]
+    programs = {r["program"]: r for r in res[run]["programs"]}
+    epoch = programs["population_epoch"]
     assert epoch["traces"] == epoch["compiles"] == 2    # the sweep's two groups
     assert epoch.get("cache_hits", 0) == (2 if run == "warm" else 0)
-    assert f"| population_epoch | 2 | 2 | 2{' (2)' if run == 'warm' else ''} |" in out
+    assert programs["init"]["traces"] == 1               # shared by the two groups
+    assert f"| population_epoch | 2 | 2 | 2{' (2)' if run == 'warm' else ''} |" in text
+  assert (out_dir / "scaling.png").stat().st_size > 0
+
+
+def test_bench_keeps_the_previous_figures_beside_the_new(tmp_path):
+  """`bench.__main__.previous` reads the run a new one replaces: headlines and per-K
+  sweep figures, for the report's `previous` columns; nothing when there was none."""
+  assert bench_main.previous(str(tmp_path / "results.json")) is None
+  old = {"machine": {"date": "2026-11-22 10:00 UTC"}, "mode": "full",
+         "sweep_k64_over_roofline": 1.23, "single_member_epoch_s": 0.158,
+         "sweep": {"64": {"per_member_epoch_s": 0.07, "sweep_over_roofline": 1.23,
+                          "numpy_roofline_per_member_epoch_s": 0.09}}}
+  (tmp_path / "results.json").write_text(json.dumps(old))
+  prev = bench_main.previous(str(tmp_path / "results.json"))
+  assert prev["date"] == "2026-11-22 10:00 UTC" and prev["sweep_k64_over_roofline"] == 1.23
+  assert prev["single_over_k1_roofline"] is None      # not measured back then
+  assert prev["sweep"]["64"] == {"per_member_epoch_s": 0.07,
+                                 "jax_roofline_per_member_epoch_s": None,
+                                 "sweep_over_roofline": 1.23, "peak_rss_mib": None}
