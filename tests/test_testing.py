@@ -292,3 +292,8 @@ def _fixed_init(key, d, c, dtype):
 def test_score_contract_fails_on_a_broken_model(dtype, score, init, pattern):
   with pytest.raises(AssertionError, match=pattern):
     testing.assert_score_contract(score, init)
+
+
+def test_a_float64_contract_without_64_bit_jax_is_refused():
+  with pytest.raises(ValueError, match="float64 needs 64-bit JAX, which is off"):
+    testing.assert_loss_contract(losses.softmax, num_classes=3, dtype="float64")

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lincv._checks import check_dtype
 from lincv.testing.asserts import (_name, assert_grad_correct, assert_jit_vmap_consistent,
                                    check_like, consistency_tolerance, worst_difference)
 
@@ -19,7 +20,8 @@ _BATCH = 3   # score matrices (weights, parameter sets) in the vmap check
 
 
 def _float(dtype) -> np.dtype:
-  return np.dtype(jnp.zeros(()).dtype if dtype is None else dtype)
+  """`dtype`, or JAX's default float; float64 while 64-bit JAX is off is refused."""
+  return check_dtype(jnp.zeros(()).dtype if dtype is None else dtype)
 
 
 def _expect(what: str, out, shape: tuple, dtype) -> None:
