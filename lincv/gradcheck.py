@@ -142,12 +142,9 @@ def _unraveler(params):
   """flat vector -> pytree shaped like `params`, in the vector's dtype (traceable)."""
   leaves, treedef = jax.tree.flatten(params)
   shapes = [np.shape(leaf) for leaf in leaves]
-  ends = np.cumsum([int(np.prod(s)) for s in shapes])
-
-  def unravel(v):
-    parts = [v[end - int(np.prod(s)):end].reshape(s) for s, end in zip(shapes, ends)]
-    return jax.tree.unflatten(treedef, parts)
-  return unravel
+  starts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+  return lambda v: jax.tree.unflatten(
+      treedef, [v[a:b].reshape(s) for s, a, b in zip(shapes, starts, starts[1:])])
 
 
 def numerical_grad(f, params, h: float | None = None, *, eval_dtype=None):
