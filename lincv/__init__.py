@@ -18,6 +18,7 @@ SUBMODULES = (
     "baselines", "checkpoint", "chunked", "config", "data", "experiment", "features",
     "gradcheck", "inputs", "knn", "losses", "methods", "metrics", "objective", "optim",
     "plots", "progress", "regularizers", "report", "ridge", "runs", "scores", "seeds", "sweep",
+    "testing",
     "training",
 )
 # The main entry points: name -> (module, attribute).

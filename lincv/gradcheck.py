@@ -87,15 +87,15 @@ class _Probe:
     if eval_dtype is None and jax.default_backend() == "tpu":
       wanted = native  # no fast float64 there
     self.dtype = wanted
+    self.unravel = _unraveler(params)
     with self.scope():
-      self.flat, self.unravel = ravel_pytree(
-          jax.tree.map(lambda a: jnp.asarray(a, wanted), params))
+      self.flat = jnp.asarray(_flat64(params), wanted)  # widening is exact
       out = jax.eval_shape(lambda v: f(self.unravel(v)), self.flat)
     if out.shape != ():
       raise ValueError(f"f must return a scalar, got shape {out.shape}")
     if np.dtype(out.dtype).itemsize < wanted.itemsize and wanted != native:
       self.dtype = native
-      self.flat, self.unravel = ravel_pytree(params)
+      self.flat = jnp.asarray(_flat64(params), native)  # the float32 values, unchanged
     elif np.dtype(out.dtype).itemsize < wanted.itemsize:
       self.dtype = np.dtype(out.dtype)
     self.fun = f
@@ -118,17 +118,33 @@ class _Probe:
   def __call__(self, indices, steps_M, multipliers) -> np.ndarray:
     """f at theta + m h_k e_k for every coordinate k and multiplier m: (M, S) float64."""
     with self.scope():
-      fun = jax.jit(lambda v: self.fun(self.unravel(v)))
-      flat = self.flat
-      mult = jnp.asarray(multipliers, flat.dtype)
+      fun = lambda v: self.fun(self.unravel(v))
+      mult = np.asarray(multipliers, self.dtype)
 
-      def at(k_and_h):
+      def at(flat, k_and_h):
         k, h = k_and_h
         return jax.vmap(lambda m: fun(flat.at[k].add(m * h)))(mult)
 
-      out = jax.lax.map(at, (jnp.asarray(indices, jnp.int32),
-                             jnp.asarray(steps_M, flat.dtype)), batch_size=64)
+      # One program: lax.map run eagerly would compile each of its operations apart.
+      out = jax.jit(lambda flat, ks, hs: jax.lax.map(
+          lambda kh: at(flat, kh), (ks, hs), batch_size=64))(
+              self.flat, np.asarray(indices, np.int32), np.asarray(steps_M, self.dtype))
       return np.asarray(out, dtype=np.float64)
+
+
+def _flat64(tree) -> np.ndarray:
+  """The leaves of `tree` as one flat float64 numpy vector (`ravel_pytree`'s order)."""
+  leaves = [np.asarray(leaf, np.float64).ravel() for leaf in jax.tree.leaves(tree)]
+  return np.concatenate(leaves) if leaves else np.zeros(0)
+
+
+def _unraveler(params):
+  """flat vector -> pytree shaped like `params`, in the vector's dtype (traceable)."""
+  leaves, treedef = jax.tree.flatten(params)
+  shapes = [np.shape(leaf) for leaf in leaves]
+  starts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+  return lambda v: jax.tree.unflatten(
+      treedef, [v[a:b].reshape(s) for s, a, b in zip(shapes, starts, starts[1:])])
 
 
 def numerical_grad(f, params, h: float | None = None, *, eval_dtype=None):
@@ -237,13 +253,12 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
   >>> check(lambda w: jnp.sum(jnp.sin(w)), w, 1.01 * jnp.cos(w)).passed()
   False
   """
-  flat, _ = ravel_pytree(params)
-  g_flat, _ = ravel_pytree(grad)
+  flat, g_flat = _flat64(params), _flat64(grad)
   if g_flat.shape != flat.shape:
     raise ValueError(
         f"grad has {g_flat.size} coordinates but params has {flat.size}; "
         "grad must be shaped like params")
-  g_dtype = np.dtype(g_flat.dtype)
+  g_dtype = np.dtype(jnp.result_type(*jax.tree.leaves(grad)))
   if not np.issubdtype(g_dtype, np.floating):
     raise ValueError(f"grad must be floating, got dtype {g_dtype}")
   probe = _Probe(f, params, eval_dtype)
@@ -266,7 +281,7 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
   curvature_disagrees = np.abs(d2_h - d2_2h) > 0.1 * np.maximum(np.abs(d2_h), np.abs(d2_2h))
   kink = curvature_disagrees & (slope_jump > rounding)
 
-  analytic = np.asarray(g_flat, dtype=np.float64)[indices]
+  analytic = g_flat[indices]
   keep = ~kink
   worst, worst_a, worst_n, err = None, float("nan"), float("nan"), 0.0
   if keep.any():

@@ -14,6 +14,11 @@ a label outside the range (negative ones included; they never wrap around to ano
 class) gets a NaN loss and a NaN gradient row, so a training run marks its member
 diverged rather than training on a wrong class. lincv's data loaders check the range
 when they load, so their labels never reach that case.
+
+A loss of your own joins them with `register` (after `lincv.testing.assert_loss_contract`
+passes); from then on its name, or the function itself, goes wherever a loss name does:
+`value`, `grad`, `lincv.objective`, `lincv.training.Structure`, and a config's `loss` or
+`sweep.loss` (by name: a config is written to JSON).
 """
 
 import jax
@@ -21,7 +26,8 @@ import jax.numpy as jnp
 
 from lincv._checks import as_float, check_name, check_scores_labels, labels_valid
 
-LOSSES = ("svm", "squared_svm", "softmax", "least_squares")
+BUILTIN = ("svm", "squared_svm", "softmax", "least_squares")
+LOSSES = BUILTIN  # and the names `register` adds
 
 
 def _margins(scores_NxC, labels_N, margin):
@@ -198,15 +204,88 @@ _GRADS = {"svm": svm_grad, "squared_svm": squared_svm_grad, "softmax": softmax_g
 _MARGIN = ("svm", "squared_svm")
 
 
-def value(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
-  """Per-example loss `name` in LOSSES (`margin` is used by the SVM losses only)."""
-  check_name("loss", name, LOSSES)
+def _autodiff_grad(value_fn):
+  def grad_fn(scores_NxC, labels_N):
+    return jax.grad(lambda s: jnp.sum(value_fn(s, labels_N)))(scores_NxC)
+  grad_fn.__name__ = f"autodiff_{getattr(value_fn, '__name__', 'loss')}"
+  return grad_fn
+
+
+def register(name: str, value_fn, grad_fn=None, *, num_classes: int = 3) -> str:
+  r"""Adds a loss of your own to `LOSSES`, after `lincv.testing.assert_loss_contract`.
+
+  Args:
+    name: the name configs and sweeps use; not one of lincv's own (`BUILTIN`).
+    value_fn: `(scores_NxC, labels_N) -> losses (N,)`, pure, refusing labels out of range
+      with `check_scores_labels(scores_NxC, labels_N)` (as lincv's own losses do).
+    grad_fn: `(scores_NxC, labels_N) -> dL_i/ds (N, C)`, derived by hand; None uses
+      `jax.grad` of the summed losses.
+    num_classes: the class count the contract is checked with.
+
+  Returns:
+    `name`. Registering the same functions under the same name again does nothing.
+
+  Raises:
+    AssertionError: the contract fails (its message says where).
+    ValueError: `name` is lincv's own, or is taken by other functions (a compiled
+      training program is cached by the loss name, so a name keeps its functions).
+
+  >>> import jax.numpy as jnp
+  >>> def half_squares(s, y):
+  ...   check_scores_labels(s, y)
+  ...   return jnp.sum(jnp.square(s), axis=1) / 2
+  >>> def half_squares_grad(s, y):
+  ...   check_scores_labels(s, y)
+  ...   return s
+  >>> register("half_squares", half_squares, half_squares_grad)
+  'half_squares'
+  >>> float(value(half_squares, jnp.array([[1.0, 2.0]]), jnp.array([0]))[0])
+  2.5
+  """
+  global LOSSES  # pylint: disable=global-statement
+  if not isinstance(name, str) or not name.isidentifier():
+    raise ValueError(f"a loss name is a Python identifier, got {name!r}")
+  if name in BUILTIN:
+    raise ValueError(f"loss {name!r} is lincv's own; register yours under another name")
+  if name in _VALUES:
+    if _VALUES[name] is value_fn and _GIVEN_GRADS.get(name) is grad_fn:
+      return name
+    raise ValueError(f"loss {name!r} is registered to other functions; register these "
+                     "under a new name")
+  from lincv import testing  # pylint: disable=import-outside-toplevel
+  testing.assert_loss_contract(value_fn, grad_fn, num_classes=num_classes, name=name)
+  _VALUES[name] = value_fn
+  _GRADS[name] = _autodiff_grad(value_fn) if grad_fn is None else grad_fn
+  _GIVEN_GRADS[name] = grad_fn
+  LOSSES = LOSSES + (name,)
+  return name
+
+
+_GIVEN_GRADS = {}
+
+
+def resolve(loss) -> str:
+  """The name of `loss`: a name in `LOSSES`, or a function `register` was given."""
+  if callable(loss):
+    for name, fn in _VALUES.items():
+      if fn is loss:
+        return name
+    raise ValueError(
+        f"loss {getattr(loss, '__name__', loss)!r} is not registered; register it first "
+        "with lincv.losses.register(name, loss_fn, grad_fn), which checks its contract")
+  return check_name("loss", loss, LOSSES)
+
+
+def value(name, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
+  """Per-example loss `name` in LOSSES, or a registered loss function (`margin` is used
+  by the SVM losses only)."""
+  name = resolve(name)
   extra = (margin,) if name in _MARGIN else ()
   return _VALUES[name](scores_NxC, labels_N, *extra)
 
 
-def grad(name: str, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
-  """Per-example gradient dL_i/ds of loss `name` in LOSSES."""
-  check_name("loss", name, LOSSES)
+def grad(name, scores_NxC, labels_N, *, margin=1.0) -> jax.Array:
+  """Per-example gradient dL_i/ds of loss `name` in LOSSES (or a registered function)."""
+  name = resolve(name)
   extra = (margin,) if name in _MARGIN else ()
   return _GRADS[name](scores_NxC, labels_N, *extra)

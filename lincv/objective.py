@@ -28,7 +28,7 @@ INPUT_WEIGHT = {"linear": "W", "mlp": "W1"}  # the weight that multiplies the in
 
 def _check(params, model, loss, reg):
   check_name("model", model, scores.MODELS)
-  check_name("loss", loss, losses.LOSSES)
+  losses.resolve(loss)
   check_name("regularizer", reg, regularizers.REGULARIZERS)
   keys = tuple(sorted(params))
   if keys != tuple(sorted(PARAM_KEYS[model])):
@@ -53,7 +53,8 @@ def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
     x_NxD: inputs.
     labels_N: integer labels.
     model: one of `lincv.scores.MODELS`.
-    loss: one of `lincv.losses.LOSSES`.
+    loss: one of `lincv.losses.LOSSES`, or a loss function given to
+      `lincv.losses.register`.
     reg: one of `lincv.regularizers.REGULARIZERS`.
     reg_strength: lambda; a float or a scalar array (it may be traced).
     margin: the hinge margin of the SVM losses.

@@ -64,7 +64,7 @@ HPARAM_DEFAULTS = {
 class Structure:
   """The static settings of a training program; members differing in them compile apart."""
   model: str = "linear"
-  loss: str = "softmax"
+  loss: str = "softmax"  # a name in losses.LOSSES (a registered loss function becomes its name)
   reg: str = "l2"
   optimizer: str = "sgd"
   schedule: str = "constant"
@@ -80,7 +80,7 @@ class Structure:
 
   def __post_init__(self):
     check_name("model", self.model, scores.MODELS)
-    check_name("loss", self.loss, objective.losses.LOSSES)
+    object.__setattr__(self, "loss", objective.losses.resolve(self.loss))
     check_name("regularizer", self.reg, objective.regularizers.REGULARIZERS)
     check_name("optimizer", self.optimizer, OPTIMIZERS)
     if self.optimizer == ridge.OPTIMIZER:

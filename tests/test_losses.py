@@ -5,6 +5,8 @@ Tests run in float32, as users do. A loss of a few terms computed in float32 is 
 few ulps of the exact value: tolerances are multiples of float32's eps (1.2e-7).
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from lincv import losses
+from lincv import losses, testing
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -152,3 +154,14 @@ class LabelRangeTest(parameterized.TestCase):
     self.assertTrue(bool(jnp.isnan(value[1])), value)
     self.assertTrue(bool(jnp.all(jnp.isnan(grad[1]))), grad)
     self.assertTrue(bool(jnp.all(jnp.isfinite(grad[0]))), grad)
+
+
+class ContractTest(parameterized.TestCase):
+
+  @parameterized.product(name=losses.BUILTIN, dtype=("float32", "float64"))
+  def test_every_loss_keeps_the_contract(self, name, dtype):
+    # lincv.testing's own tolerances: sqrt(eps) for the gradient, 256 eps for jit/vmap.
+    with jax.enable_x64(dtype == "float64"):
+      testing.assert_loss_contract(functools.partial(losses.value, name, margin=0.7),
+                                   functools.partial(losses.grad, name, margin=0.7),
+                                   num_classes=4, dtype=dtype, name=name)

@@ -1,11 +1,13 @@
 """Regularizers: hand values and gradients, sign(0) = 0."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl.testing import parameterized
 
-from lincv import regularizers
+from lincv import regularizers, testing
 
 W = jnp.array([[1.0, -2.0], [0.0, 0.5]])
 
@@ -36,3 +38,13 @@ class RegularizerTest(parameterized.TestCase):
   def test_unknown_name(self):
     with self.assertRaisesRegex(ValueError, "expected one of: none, l2, l1, elastic_net"):
       regularizers.value("l3", W)
+
+
+class ContractTest(parameterized.TestCase):
+
+  @parameterized.product(name=regularizers.REGULARIZERS, dtype=("float32", "float64"))
+  def test_every_regularizer_keeps_the_contract(self, name, dtype):
+    with jax.enable_x64(dtype == "float64"):
+      testing.assert_regularizer_contract(
+          functools.partial(regularizers.value, name, beta=0.3),
+          functools.partial(regularizers.grad, name, beta=0.3), dtype=dtype, name=name)

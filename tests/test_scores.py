@@ -1,11 +1,13 @@
 """Score functions and initialisers."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lincv import scores
+from lincv import scores, testing
 
 
 def test_linear_by_hand():
@@ -54,3 +56,13 @@ def test_wrong_bias_shape():
   params = {"W": jnp.zeros((3, 2)), "b": jnp.zeros(3)}
   with pytest.raises(AssertionError, match=r"has shape \(3,\) but expected \(2"):
     scores.linear(params, jnp.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("model", scores.MODELS)
+def test_every_model_keeps_the_contract(model, dtype, request):
+  if dtype == "float64":
+    request.getfixturevalue("x64")
+  testing.assert_score_contract(functools.partial(scores.apply, model),
+                                functools.partial(scores.init, model, hidden=5),
+                                dtype=dtype, name=model)

@@ -93,7 +93,9 @@ def _check_type(field: str, value) -> None:
   """Refuses a value of the wrong kind: a name where a number belongs, or the reverse."""
   if field in _NAMES:
     if not isinstance(value, str):
-      raise SweepError(f"sweep.{field} takes names, got {value!r}")
+      named = f"the function {value.__name__}; use the name it is registered under" if (
+          callable(value) and hasattr(value, "__name__")) else repr(value)
+      raise SweepError(f"sweep.{field} takes names, got {named}")
   elif not _is_number(value):
     raise SweepError(f"sweep.{field} takes numbers, got {value!r}")
 
