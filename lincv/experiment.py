@@ -66,6 +66,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
     the summary (also written to summary.json).
   """
   compile_cache.enable()
+  try:
+    config = sweep.with_loss_names(config)
+  except sweep.SweepError as e:
+    raise ConfigError(str(e)) from None
   with jax.enable_x64(config.get("dtype") == "float64"):
     return _run_or_undo(config, workdir, progress or Progress(stream), stream)
 

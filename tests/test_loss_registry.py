@@ -5,7 +5,9 @@ The loss is the smooth hinge of the README under another name (a name keeps its 
 for the whole process, and the README's block registers its own).
 """
 
+import csv
 import functools
+import json
 
 import chex
 import jax
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import losses, objective, scores, sweep, testing, training
+from lincv import experiment, losses, objective, scores, sweep, testing, training
 from _sweep_main import blobs
 
 NAME = "smooth_hinge_registry_test"
@@ -89,12 +91,33 @@ def test_a_sweep_trains_it_by_name(registered):
   assert history[-1] < history[0] / 2, history
 
 
-def test_a_sweep_over_a_function_asks_for_its_name(registered):
+def test_a_sweep_takes_it_by_function_and_records_its_name(registered, tmp_path):
+  """A registered function in sweep.loss trains as its name: in the rows, in config.json
+  (so the run resumes under the same fingerprint) and in results.csv."""
   c = config_lib.base()
+  c.data.name, c.data.limit, c.epochs, c.batch_size = "digits", 300, 2, 32
   c.sweep = {"loss": ("softmax", smooth_hinge)}
   with pytest.raises(sweep.SweepError, match="sweep.loss takes names, got the function "
                      "smooth_hinge; use the name it is registered under"):
-    sweep.expand(c)
+    sweep.expand(c)    # the config itself holds a function: expand asks for the name
+  named = sweep.with_loss_names(c)
+  assert tuple(named.sweep.loss) == ("softmax", registered) and c.sweep.loss[1] is smooth_hinge
+  summary = experiment.run(c, str(tmp_path / "run"))
+  saved = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert sorted(saved["sweep"]["loss"]) == sorted(["softmax", registered])
+  with open(tmp_path / "run" / "results.csv", encoding="utf-8") as f:
+    assert sorted(row["loss"] for row in csv.DictReader(f)) == sorted(["softmax", registered])
+  assert experiment.run(c, str(tmp_path / "run"))["best"] == summary["best"]   # resumes
+
+
+def test_a_sweep_over_an_unregistered_function_says_to_register_it():
+  def mine(s, y):
+    return smooth_hinge(s, y)
+  c = config_lib.base()
+  c.sweep = {"loss": ("softmax", mine)}
+  with pytest.raises(sweep.SweepError, match=r"^sweep.loss: loss 'mine' is not registered; "
+                     r"register it first with lincv.losses.register"):
+    sweep.with_loss_names(c)
 
 
 def test_an_unregistered_function_is_refused_in_one_line():

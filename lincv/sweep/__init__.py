@@ -28,7 +28,7 @@ from lincv.sweep.population import MAX_CHUNK, Population, chunking
 from lincv.sweep.runner import Runner, check_data, shared_order_key
 from lincv.sweep.selection import Diverged, Result, halving, select
 from lincv.sweep.space import (SEARCHES, Group, SweepError, expand, group, notes, structure,
-                               validate_member)
+                               validate_member, with_loss_names)
 
 __all__ = ["MAX_CHUNK", "SEARCHES", "Diverged", "Group", "Population", "Result", "SweepError",
            "check_data", "chunking", "expand", "group", "halving", "notes", "run", "select",
@@ -86,6 +86,7 @@ def run(config: ml_collections.ConfigDict,
     SweepError: a specification that cannot run; `Diverged` if every member diverged.
   """
   started = time.perf_counter() if started is None else started
+  config = with_loss_names(config)
   refine.check(config)
   members = expand(config)
   groups = group(members)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import ml_collections
 import numpy as np
 
-from lincv import seeds, training
+from lincv import losses, seeds, training
 from lincv import config as config_lib
 from lincv._checks import check_name
 from lincv.sweep import closed_form
@@ -87,6 +87,29 @@ _FLOATS = {name for name in training.HPARAM_DEFAULTS if name != "seed"} | {
     f.name for f in dataclasses.fields(training.Structure) if isinstance(f.default, float)}
 _NAMES = {f.name for f in dataclasses.fields(training.Structure)
           if isinstance(f.default, str)} | {"features"}
+
+
+def with_loss_names(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` with the loss functions in `sweep.loss` replaced by the names they are
+  registered under (`lincv.losses.register`), in a copy; `config` itself if it has none.
+
+  A config is written as JSON and compared by its fingerprint, and results.csv names a
+  member's loss: a registered function is swept by callable, and recorded by name.
+  """
+  spec = config.sweep.get("loss") if "loss" in config.sweep else None
+  values = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+  if not any(callable(v) for v in values):
+    return config
+  names = []
+  for v in values:
+    try:
+      names.append(losses.resolve(v) if callable(v) else v)
+    except ValueError as e:
+      raise SweepError(f"sweep.loss: {e}") from None
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.sweep.loss = tuple(names) if isinstance(spec, (list, tuple)) else names[0]
+  return config
 
 
 def _check_type(field: str, value) -> None:
