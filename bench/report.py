@@ -161,6 +161,7 @@ def _sweep(res):
            "(the fastest of two weight layouts, gathered or sliced minibatches), and "
            "against the NumPy minibatch-SGD softmax loop of `bench/reference.py` "
            "(K members stacked as one (D, K*C) matrix).", "",
+           "K > 256: one repetition, the JAX roofline in the (K*C, D) layout only. "
            "Peak memory: one epoch of the K members in a fresh process, compilation "
            "included (full mode). `previous`: the same figures of the run this one "
            "replaced. The curve: `scaling.png`.", "",

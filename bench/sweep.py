@@ -100,8 +100,11 @@ def _jax_gemm_epoch(w, x_NxD, idx_SxB, *, layout, gather):
   return jax.lax.scan(step, w, jnp.arange(idx_SxB.shape[0]))[0]
 
 
+LAYOUTS = ("KC,D", "D,KC")
+
+
 def roofline_runners(x_NxD: np.ndarray, k: int, c: int, batch_size: int,
-                     numpy: bool = True) -> dict:
+                     numpy: bool = True, layouts=LAYOUTS) -> dict:
   """name -> () -> weights: the product-only loops over one epoch (see module doc)."""
   n, d = x_NxD.shape
   steps = n // batch_size
@@ -110,7 +113,7 @@ def roofline_runners(x_NxD: np.ndarray, k: int, c: int, batch_size: int,
   xp_dev = jnp.asarray(x_NxD[order])
   idx = jnp.asarray(order.reshape(steps, batch_size))
   runners = {}
-  for layout in ("KC,D", "D,KC"):
+  for layout in layouts:
     shape = (k * c, d) if layout == "KC,D" else (d, k * c)
     w = jnp.zeros(shape, jnp.float32)
     runners[f"jax {layout} gather"] = functools.partial(
@@ -119,7 +122,7 @@ def roofline_runners(x_NxD: np.ndarray, k: int, c: int, batch_size: int,
         _jax_gemm_epoch, w, xp_dev, idx, layout=layout, gather=False)
   if numpy:
     xp = np.ascontiguousarray(x_NxD[order])
-    for layout in ("KC,D", "D,KC"):
+    for layout in layouts:
       shape = (k * c, d) if layout == "KC,D" else (d, k * c)
       w = np.zeros(shape, np.float32)
       runners[f"numpy {layout} slice"] = functools.partial(
@@ -147,8 +150,9 @@ def numpy_softmax_runner(x_NxD, y_N, k, c, batch_size):
 
 def measure(prepared, k: int, *, reps: int = 5, warmup: int = 1, batch_size: int = 256,
             optimizer: str = "sgd", numpy: bool = True, single: bool = True,
-            numpy_softmax: bool = False) -> dict:
-  """Every figure of the module doc for a K-member sweep, in one interleaved run."""
+            numpy_softmax: bool = False, layouts=LAYOUTS) -> dict:
+  """Every figure of the module doc for a K-member sweep, in one interleaved run (the
+  rooflines in the weight `layouts` given)."""
   num_classes = len(prepared.class_names)
   data = as_data(prepared)
   s = structure(batch_size, optimizer)
@@ -156,7 +160,8 @@ def measure(prepared, k: int, *, reps: int = 5, warmup: int = 1, batch_size: int
   steps = training.steps_per_epoch(s, n)
   key = jax.random.key(0)
   runners = {"sweep": sweep_runner(data, k, s, num_classes, key)}
-  roofs = roofline_runners(prepared.x_train, k, num_classes, batch_size, numpy=numpy)
+  roofs = roofline_runners(prepared.x_train, k, num_classes, batch_size, numpy=numpy,
+                           layouts=layouts)
   runners.update(roofs)
   if single:
     runners["single"] = single_runner(data, s, num_classes, key)

@@ -2,8 +2,10 @@
 `python -m bench.probe` on a tiny features file, and write their figures (no timing
 assertions); the figures go out as strict JSON."""
 
+import fcntl
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import types
@@ -18,9 +20,6 @@ if ROOT not in sys.path:  # bench is a folder of scripts beside lincv, not an in
 
 from bench import __main__ as bench_main  # pylint: disable=wrong-import-position
 from bench import common, probe, probes, report  # pylint: disable=wrong-import-position
-
-# Its tests run in one test process, which builds the module's fixtures once.
-pytestmark = pytest.mark.xdist_group("bench")
 
 
 def _image_folder(root, classes=3, per_class=(16, 4), size=8):
@@ -38,10 +37,34 @@ def _image_folder(root, classes=3, per_class=(16, 4), size=8):
   return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-  """Both commands, run side by side: (bench --quick output dir and JSON, bench.sweep JSON)."""
-  tmp = tmp_path_factory.mktemp("bench")
+  """Both commands, run side by side: (bench --quick output dir and JSON, bench.sweep JSON).
+
+  Run once for all test processes: the first to need them runs them, under a lock in
+  the folder the processes share; the others wait for it and read its outputs.
+  """
+  shared = tmp_path_factory.getbasetemp().parent if os.environ.get(
+      "PYTEST_XDIST_WORKER") else tmp_path_factory.getbasetemp()
+  with open(shared / "bench-runs.lock", "w", encoding="utf-8") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = shared / "bench-runs.json"
+    if not done.exists():
+      try:
+        outputs = _run_both(shared / "bench-runs")
+      except BaseException as e:
+        done.write_text(json.dumps({"failed": f"{type(e).__name__}: {e}"[-3000:]}))
+        raise
+      done.write_text(json.dumps([str(outputs[0]), *outputs[1:]]))
+    outputs = json.loads(done.read_text())
+  if isinstance(outputs, dict):
+    pytest.fail(f"the bench commands failed in another test process: {outputs['failed']}")
+  out_dir, quick, sweep = outputs
+  return pathlib.Path(out_dir), quick, sweep
+
+
+def _run_both(tmp):
+  tmp.mkdir()
   folder = _image_folder(tmp / "images")
   environ = dict(os.environ, TFDS_DATA_DIR=str(tmp / "tfds"), PYTHONPATH=ROOT)
   # The image folder is prepared for tfds once, before the two commands read it.

@@ -16,9 +16,6 @@ from lincv import experiment
 from lincv import inputs as inputs_lib
 from lincv.features import export
 
-# Its tests run in one test process, which builds the module's fixtures once.
-pytestmark = pytest.mark.xdist_group("configs")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
                  if f.endswith(".py") and not f.startswith("_"))

@@ -16,9 +16,6 @@ import pytest
 
 from lincv import distributed, launch
 
-# Its tests run in one test process, which builds the module's fixtures once.
-pytestmark = pytest.mark.xdist_group("distributed")
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TRAIN = os.path.join(ROOT, "train.py")

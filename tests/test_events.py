@@ -23,9 +23,6 @@ from lincv import distributed, events, experiment, sweep
 from lincv.progress import Progress
 from _faults import Killed
 
-# Its tests run in one test process, which builds the module's fixtures once.
-pytestmark = pytest.mark.xdist_group("events")
-
 ALL = {ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 0}
 
 

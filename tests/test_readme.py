@@ -41,9 +41,6 @@ from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment, sweep
 
-# Its tests run in one test process, which builds the module's fixtures once.
-pytestmark = pytest.mark.xdist_group("readme")
-
 LANGUAGES = ("python", "sh", "text")
 # Python snippets that are compiled but not run, by their first line, each with the reason
 # it cannot run in a test. Keep it empty; an entry that matches no snippet fails.

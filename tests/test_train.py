@@ -9,9 +9,6 @@ import pytest
 
 from _images import write_folder
 
-# Its tests run in one test process, which builds the module's fixtures once.
-pytestmark = pytest.mark.xdist_group("train")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
