@@ -200,13 +200,15 @@ def scaling_plot(res, path: str) -> None:
   for field, label in (("per_member_epoch_s", "lincv sweep"),
                        ("jax_roofline_per_member_epoch_s", "JAX GEMM roofline"),
                        ("numpy_roofline_per_member_epoch_s", "NumPy GEMM roofline")):
-    if all(r.get(field) for r in rows):
-      ax_t.plot(ks, [r[field] for r in rows], marker="o", label=label)
+    points = [(k, r[field]) for k, r in zip(ks, rows) if r.get(field)]
+    if points:
+      ax_t.plot(*zip(*points), marker="o", label=label)
   ax_t.set(xscale="log", yscale="log", xlabel="members K",
            ylabel="seconds per member-epoch", title="time per member-epoch")
   ax_t.legend()
-  if all(r.get("peak_rss_mib") for r in rows):
-    ax_m.plot(ks, [r["peak_rss_mib"] for r in rows], marker="o")
+  points = [(k, r["peak_rss_mib"]) for k, r in zip(ks, rows) if r.get("peak_rss_mib")]
+  if points:
+    ax_m.plot(*zip(*points), marker="o")
   ax_m.set(xscale="log", xlabel="members K", ylabel="peak memory (MiB)",
            title="one epoch's peak memory (fresh process)")
   data = res["data"]
