@@ -99,8 +99,9 @@ def _targets(res):
     verdict = _verdict(name, value)
     unit = " s" if name.endswith("_s") else "x"
     cmp = "<=" if name in _AT_MOST else ">="
+    before = prev.get(name)
     lines.append(f"| `{name}` | {cmp} {goal}{unit} | {_f(value)}{unit} | "
-                 f"{_f(prev.get(name))}{unit} | {verdict} | "
+                 f"{_f(before)}{unit if before is not None else ''} | {verdict} | "
                  f"{_why(res, name) if verdict != 'met' else ''} |")
   return lines + [""]
 
