@@ -88,10 +88,11 @@ def run(args) -> dict:
     if cfg["sweep_memory"]:
       _sweep_memory(cache, cfg, batch, res["sweep"], log)
     log("memory done")
-    res["compile"] = bench_compile.measure([f"--config={cfg['compile_config']}"])
-    res["compile"]["config"] = cfg["compile_config"]
-    log(f"compile: {cfg['compile_config']} in {res['compile']['cold']['wall_s']:.1f} s "
-        f"cold, {res['compile']['warm']['wall_s']:.1f} s warm")
+    if cfg["compile_config"]:
+      res["compile"] = bench_compile.measure([f"--config={cfg['compile_config']}"])
+      res["compile"]["config"] = cfg["compile_config"]
+      log(f"compile: {cfg['compile_config']} in {res['compile']['cold']['wall_s']:.1f} s "
+          f"cold, {res['compile']['warm']['wall_s']:.1f} s warm")
     res["probe"] = _probe(prepared, cfg, args.probe_features, log)
   finally:
     shutil.rmtree(cache, ignore_errors=True)
@@ -121,7 +122,7 @@ def _settings(args):
                 probe_reps=1, probe_warmup=0, grid_epochs=1, grid_reps=1, target=args.target
                 or 0.30, lbfgs_max_iters=100, sgd_max_epochs=3, t2t_epochs=3,
                 memory_workers=6, path_rows=500, path_reps=1, path_memory=False,
-                sweep_memory=False, compile_config="configs/default.py:smoke")
+                sweep_memory=False, compile_config=None)
   return dict(limit=args.limit, members=(1, 16, 64, 256, 1024), reps=args.reps or 3, probe_reps=3,
               probe_warmup=1, grid_epochs=2, grid_reps=3, target=args.target or 0.40,
               lbfgs_max_iters=300, sgd_max_epochs=10, t2t_epochs=3,

@@ -7,13 +7,28 @@ from 1) leave a torn temporary file, as a kill in the middle of a write would, a
 """
 
 import contextlib
+import io
 import os
 
 from lincv import checkpoint
+from lincv.progress import Progress
 
 
 class Killed(BaseException):
   """The simulated kill."""
+
+
+class KillAt(Progress):
+  """Progress that kills the run after epoch `epoch` of group `group`."""
+
+  def __init__(self, group, epoch):
+    super().__init__(io.StringIO())
+    self.at = (group, epoch)
+
+  def __call__(self, p):
+    super().__call__(p)
+    if (p["group"], p["epoch"]) == self.at:
+      raise Killed(f"killed after epoch {p['epoch']} of group {p['group']}")
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import types
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -325,27 +327,34 @@ def test_bench_halving_times_the_sweep_with_and_without_halving(tmp_path, monkey
 
 
 
-def test_bench_quick_tables_the_programs_of_a_cold_and_a_warm_run(runs):
-  """The compilation section (`bench.compile` on the smoke config): each run's phases add
-  up to at most its wall time, the epoch program is compiled in the cold run and read
-  from the cache in the warm one, and RESULTS.md holds the same figures as results.json."""
-  out_dir, _, _ = runs
-  res = json.loads((out_dir / "results.json").read_text())["compile"]
-  text = (out_dir / "RESULTS.md").read_text()
-  assert res["config"] == "configs/default.py:smoke" and "## Compilation" in text
-  for run in ("cold", "warm"):
-    phases = res[run]["phases"]
-    assert {"import", "data", "train", "evaluate", "report", "total"} <= set(phases)
-    assert phases["total"] <= res[run]["wall_s"]
-    assert sum(phases[p] for p in ("import", "data", "train", "evaluate", "report")) <= (
-        phases["total"] * 1.001)
-    programs = {r["program"]: r for r in res[run]["programs"]}
-    epoch = programs["population_epoch"]
-    assert epoch["traces"] == epoch["compiles"] == 2    # the sweep's two groups
-    assert epoch.get("cache_hits", 0) == (2 if run == "warm" else 0)
-    assert programs["init"]["traces"] == 1               # shared by the two groups
-    assert f"| population_epoch | 2 | 2 | 2{' (2)' if run == 'warm' else ''} |" in text
-  assert (out_dir / "scaling.png").stat().st_size > 0
+def test_bench_compile_tables_the_programs_a_run_builds():
+  """`bench.compile`'s recorder, as its child process uses it: each program jitted here is
+  traced, lowered and compiled once, a second call builds nothing, and the table and the
+  report's section show those counts."""
+  from jax import monitoring  # pylint: disable=import-outside-toplevel
+  from bench import compile as bench_compile  # pylint: disable=import-outside-toplevel
+  recorder = bench_compile.Recorder()
+  monitoring.register_event_duration_secs_listener(recorder.on_duration)
+  monitoring.register_event_listener(recorder.on_event)
+  try:
+    @jax.jit
+    def bench_compile_probe(x):
+      return jnp.sin(x) * 2.0
+    for _ in range(2):
+      bench_compile_probe(jnp.arange(3.0)).block_until_ready()
+  finally:
+    monitoring.unregister_event_duration_listener(recorder.on_duration)
+    monitoring.unregister_event_listener(recorder.on_event)
+  rows = {r["program"]: r for r in recorder.figures()}
+  probe_row = rows["bench_compile_probe"]
+  assert probe_row["traces"] == probe_row["lowers"] == probe_row["compiles"] == 1
+  assert probe_row["compile_s"] > 0
+  run = {"wall_s": 1.0, "phases": {"import": 0.5, "total": 0.9}, "programs": recorder.figures()}
+  text = bench_compile.table(run)
+  assert "| bench_compile_probe | 1 | 1 | 1 |" in text and "wall 1.00 s (import 0.50 s" in text
+  section = "\n".join(report._compile(  # pylint: disable=protected-access
+      {"compile": {"config": "configs/default.py", "cold": run, "warm": run}}))
+  assert "## Compilation" in section and section.count("| bench_compile_probe |") == 2
 
 
 def test_bench_keeps_the_previous_figures_beside_the_new(tmp_path):

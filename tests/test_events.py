@@ -20,8 +20,7 @@ from tensorboard.backend.event_processing import event_file_loader
 
 from configs import default
 from lincv import distributed, events, experiment, sweep
-from lincv.progress import Progress
-from _faults import Killed
+from _faults import KillAt, Killed
 
 ALL = {ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 0}
 
@@ -58,19 +57,6 @@ def whole(digits, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("runs") / "sweep"    # alone in runs/, for the viewer
   experiment.run(_config(), str(workdir), stream=io.StringIO())
   return workdir
-
-
-class KillAt(Progress):
-  """Progress that kills the run after epoch `epoch` of group `group`."""
-
-  def __init__(self, group, epoch):
-    super().__init__(io.StringIO())
-    self.at = (group, epoch)
-
-  def __call__(self, p):
-    super().__call__(p)
-    if (p["group"], p["epoch"]) == self.at:
-      raise Killed(f"killed after epoch {p['epoch']} of group {p['group']}")
 
 
 def _load(folder):

@@ -12,8 +12,7 @@ import pytest
 from configs import default
 from lincv import config as config_lib
 from lincv import experiment, sweep
-from lincv.progress import Progress
-from _faults import Killed
+from _faults import KillAt, Killed
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +35,6 @@ def digits(tfds_dir, monkeypatch):
     return built[key]
 
   monkeypatch.setattr(sweep.population, "Population", population)
-
-
-class KillAt(Progress):
-  """Progress that kills the run after epoch `epoch` of group `group`."""
-
-  def __init__(self, group, epoch):
-    super().__init__(io.StringIO())
-    self.at = (group, epoch)
-
-  def __call__(self, p):
-    super().__call__(p)
-    if (p["group"], p["epoch"]) == self.at:
-      raise Killed(f"killed after epoch {p['epoch']} of group {p['group']}")
 
 
 def _config():
