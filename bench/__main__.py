@@ -1,9 +1,11 @@
 """lincv side by side with NumPy, scikit-learn and the machine's GEMM roofline, in one run.
 
-  python -m bench --data ../shared/data/cifar10            # full run (about 30 minutes)
+  python -m bench --data ../shared/data/cifar10            # full run (about 55 minutes)
   python -m bench --data ../shared/data/cifar10 --quick    # a subset, under 2 minutes
 
-Writes bench/RESULTS.md (tables, the machine, versions, date; `bench.report`) and
+Writes bench/RESULTS.md (tables, the machine, versions, date, and the figures of the
+results.json it replaces beside the new ones; `bench.report`), bench/scaling.png (time
+per member-epoch and peak memory over K = 1 .. 1,024) and
 bench/results.json (the same figures; headline ratios sweep_k64_over_roofline,
 time_to_40_speedup_vs_lbfgs, grid64_speedup_vs_gridsearchcv and the linear probe's
 probe_* ratios as plain numbers, null where not measured), with lincv's strict JSON
@@ -11,6 +13,7 @@ writer: a NaN or infinite figure stops the run with its name. Every time is the 
 `bench.sweep`, `bench.compare`, `bench.probes` and `bench.probe` say what each comparison
 runs. The linear probe section runs `bench.probe` on --probe-features FILE, else on a
 stratified 5,000 (quick: 500) of the bench's own pixel rows (quick: no memory runs).
+The full run also tables the programs of `python train.py` (`bench.compile`).
 """
 
 import argparse
