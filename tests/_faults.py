@@ -81,7 +81,8 @@ def share_populations(monkeypatch) -> None:
   built, new = {}, sweep.Population
 
   def population(group, data, num_classes, *placement, **options):
-    key = (group.members, group.structure, tuple(sorted(options.items())))
+    key = (group.structure, group.members, tuple(sorted(options.items())),
+           tuple((k, v.tobytes()) for k, v in sorted(group.hparams.items())))
     if key not in built:
       built[key] = new(group, data, num_classes, *placement, **options)
     return built[key]

@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing import event_file_loader
 
 from configs import default
 from lincv import distributed, events, experiment, sweep
-from _faults import KillAt, Killed
+from _faults import KillAt, Killed, share_populations
 
 ALL = {ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 0}
 
@@ -29,18 +29,9 @@ ALL = {ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 0}
 def digits(tmp_path_factory):
   """The digits prepared once; every run of the module reuses each group's compiled
   Population (pure compiled functions), so the module compiles each group once."""
-  built, new = {}, sweep.Population
-
-  def population(group, data, num_classes, *placement, **options):
-    key = (group.structure, group.members, tuple(sorted(options.items())),
-           tuple((k, v.tobytes()) for k, v in sorted(group.hparams.items())))
-    if key not in built:
-      built[key] = new(group, data, num_classes, *placement, **options)
-    return built[key]
-
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv("TFDS_DATA_DIR", str(tmp_path_factory.mktemp("tfds")))
-    mp.setattr(sweep.population, "Population", population)
+    share_populations(mp)
     mp.setattr(events, "FLUSH_SECONDS", 0.0)     # the live files follow every commit
     yield
 

@@ -12,7 +12,7 @@ import pytest
 from configs import default
 from lincv import config as config_lib
 from lincv import experiment, sweep
-from _faults import KillAt, Killed
+from _faults import KillAt, Killed, share_populations
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +25,7 @@ def digits(tfds_dir, monkeypatch):
   """The digits prepared once for the module; the runs of a test reuse the Population
   (pure compiled functions) of each group they train, so that the test compiles once."""
   monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
-  built, new = {}, sweep.Population
-
-  def population(group, data, num_classes, *placement, **options):
-    key = (group.structure, group.members, tuple(sorted(options.items())),
-           tuple((k, v.tobytes()) for k, v in sorted(group.hparams.items())))
-    if key not in built:
-      built[key] = new(group, data, num_classes, *placement, **options)
-    return built[key]
-
-  monkeypatch.setattr(sweep.population, "Population", population)
+  share_populations(monkeypatch)
 
 
 def _config():
