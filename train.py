@@ -20,6 +20,7 @@ process 0 writes the run directory and prints the results. A process that loses 
 ends with one line and exit status 1; starting every process again resumes the run.
 """
 
+import logging
 import os
 import re
 import signal
@@ -230,9 +231,27 @@ def _main(spec, config) -> None:
     sys.exit(130)
 
 
+def _exit_without_teardown() -> None:
+  """Ends a finished one-process run at once, skipping the interpreter's teardown.
+
+  Unloading jax, XLA and matplotlib takes 0.5 to 1 s of a 2-core CPU after the last line
+  is printed, a tenth of the default run; everything the run writes is closed (and
+  synced) by then. A process of a multi-process run exits normally: jax's exit handler
+  leaves the coordination service, which its peers wait on.
+  """
+  distributed = sys.modules.get("lincv.distributed")
+  if distributed is not None and distributed.joined():
+    return
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
+
+
 if __name__ == "__main__":
   try:
     main(sys.argv)
   except KeyboardInterrupt:
     sys.stderr.write("train.py: interrupted before the run began\n")
     sys.exit(130)
+  _exit_without_teardown()
