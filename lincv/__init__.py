@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 SUBMODULES = (
     "baselines", "checkpoint", "chunked", "config", "data", "experiment", "features",
     "gradcheck", "inputs", "knn", "losses", "methods", "metrics", "objective", "optim",
-    "plots", "progress", "regularizers", "report", "ridge", "runs", "scores", "seeds", "sweep",
+    "plots", "precision", "progress", "regularizers", "report", "ridge", "runs", "scores", "seeds", "sweep",
     "testing",
     "training",
 )

@@ -216,6 +216,8 @@ def base() -> ml_collections.ConfigDict:
   # shuffle_seed = N gives every member the data order of seed N instead.
   c.shuffle_seed = ml_collections.config_dict.placeholder(int)
   c.dtype = "float32"                    # float32 | float64 (the whole run in 64-bit JAX)
+  c.matmul_precision = "float32"         # float32 | tensorfloat32 | bfloat16: float32
+                                         # products on accelerators (lincv.precision)
 
   c.sweep = ml_collections.ConfigDict()  # field -> list of values or {"log_uniform": [lo, hi]} ...
   c.search = "grid"                      # grid | random

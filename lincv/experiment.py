@@ -26,7 +26,7 @@ import jax
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
-from lincv import compile_cache, knn, methods, placement, report, sweep
+from lincv import compile_cache, knn, methods, placement, precision, report, sweep
 from lincv import config as config_lib
 from lincv.progress import Progress
 
@@ -60,7 +60,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
   run directory's files, so that a corrected configuration runs in the same workdir.
 
   With `config.dtype = "float64"` the whole run is in 64-bit JAX: data, parameters and
-  arithmetic are float64 (features are computed in float32 and then converted).
+  arithmetic are float64 (features are computed in float32 and then converted). Float32
+  matrix products are float32 on every device unless `config.matmul_precision` asks for
+  an accelerator's reduced mode (`lincv.precision`).
 
   Returns:
     the summary (also written to summary.json).
@@ -70,8 +72,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
     config = sweep.with_loss_names(config)
   except sweep.SweepError as e:
     raise ConfigError(str(e)) from None
-  with jax.enable_x64(config.get("dtype") == "float64"):
+  with jax.enable_x64(config.get("dtype") == "float64"), precision.scope(
+      _matmul_precision(config)):
     return _run_or_undo(config, workdir, progress or Progress(stream), stream)
+
+
+def _matmul_precision(config) -> str:
+  try:
+    return precision.check(config.get("matmul_precision", "float32"))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _run_or_undo(config, workdir, progress, stream) -> dict:
@@ -166,6 +176,7 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
+  _matmul_precision(config)
   try:
     checkpoint.strict(config_lib.as_json(config), path="config")
   except ValueError as e:

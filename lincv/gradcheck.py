@@ -39,6 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from lincv import precision
+
 _TINY = 1e-30
 
 
@@ -101,8 +103,15 @@ class _Probe:
     self.fun = f
 
   def scope(self):
+    """f's evaluations: in 64-bit JAX if the probe widened to float64, and with float32
+    products (`lincv.precision.exact`): an accelerator's default reduced-precision
+    products would swamp the differences."""
     wide = self.dtype == np.float64 and not jax.config.jax_enable_x64
-    return jax.enable_x64(True) if wide else contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(precision.exact())
+    if wide:
+      stack.enter_context(jax.enable_x64(True))
+    return stack
 
   @property
   def eps(self) -> float:

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lincv import aligned
+from lincv import aligned, precision
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import features as features_lib
@@ -69,7 +69,7 @@ class Inputs:
           xs["train"] = (p.x_train_flip if p.x_train_flip is not None else
                          aligned.stacked(p.x_train, self._mirrored_pixels("train")))
       else:
-        with jax.enable_x64(False):  # features are float32, the same in every run
+        with precision.float32():  # features are float32, the same in every run
           self._featurizers[features], xs = _image_features(
               features, p, self.config.features_cfg, self.cache_dir, flip=self.flip,
               seed=self.config.data.split_seed)
@@ -96,7 +96,7 @@ class Inputs:
     if features == PIXELS:
       rows = self._mirrored_pixels(split)
     else:
-      with jax.enable_x64(False):
+      with precision.float32():
         rows = features_lib.features_of(self.featurizer(features),
                                         data_lib.mirror(self.prepared.images[split]),
                                         self.cache_dir)

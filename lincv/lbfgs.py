@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import losses, objective, regularizers, training
+from lincv import losses, objective, precision, regularizers, training
 from lincv._checks import as_float
 
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
@@ -92,6 +92,11 @@ def _scores(params_t, x_NxD):
 
 def init(params, hparams, x_NxD, y_N, structure) -> State:
   """The solver's state at `params` (the usual (D, C) layout): value, gradient, direction."""
+  with precision.exact():
+    return _init(params, hparams, x_NxD, y_N, structure)
+
+
+def _init(params, hparams, x_NxD, y_N, structure) -> State:
   params_t = objective.transpose_input(params)
   s_NxC = _scores(params_t, x_NxD)
   value = _value_from_scores(structure, hparams, params_t["W"], s_NxC, y_N)
@@ -152,7 +157,15 @@ def _iteration(structure, hparams, x_NxD, y_N):
 def train_epoch(state, hparams, data, structure):
   """`structure.lbfgs_iters` iterations of one member; returns (state, metrics) as
   `lincv.training.train_epoch` does: "train_loss" is the objective at the epoch's end,
-  "val_accuracy" that of its parameters (both NaN if the member took no step)."""
+  "val_accuracy" that of its parameters (both NaN if the member took no step).
+
+  Its products are float32 whatever the run's `matmul_precision` (`lincv.precision`): the
+  stopping test compares gradient norms at 1e-4 to 1e-6 of the start."""
+  with precision.exact():
+    return _train_epoch(state, hparams, data, structure)
+
+
+def _train_epoch(state, hparams, data, structure):
   chex.assert_rank([data.x_train, data.y_train], [2, 1])
   params_t = objective.transpose_input(state.params)
   st = state.opt_state

@@ -50,9 +50,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
-from lincv import chunked, losses
+from lincv import chunked, losses, precision
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
@@ -115,6 +114,8 @@ def _eigh(a) -> tuple[np.ndarray, np.ndarray]:
   but returns the eigenvectors as a new matrix, and took 1.6x the CPU time at D = 3,000
   (26 s against 16 s in float32 on this 2-core machine).
   """
+  # Imported here: it takes 0.2 s, and most runs never solve in closed form.
+  import scipy.linalg  # pylint: disable=import-outside-toplevel
   e, v = scipy.linalg.eigh(a.T, overwrite_a=True, check_finite=False, driver="evd")
   return e.astype(np.float64), v
 
@@ -153,6 +154,11 @@ def path(x_NxD, labels_N, strengths_K, num_classes: int, *, chunk: int = CHUNK) 
     {"W": (K, D, C), "b": (K, C)} in the rows' dtype: member k's parameters minimise
     `lincv.objective.loss(..., loss="least_squares", reg="l2", reg_strength=lambda_k)`.
   """
+  with precision.exact():  # a Gram matrix in an accelerator's reduced precision is no use
+    return _path(x_NxD, labels_N, strengths_K, num_classes, chunk)
+
+
+def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   y, lam = _check(x_NxD, labels_N, strengths_K, num_classes)
   n, d = x_NxD.shape
   dtype = jnp.result_type(x_NxD.dtype)
@@ -192,16 +198,17 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
     plus lambda ||W||^2, and the fraction of rows whose top score (first on ties, as
     `lincv.training.predict`) is the label.
   """
-  w, b = params["W"], params["b"]
-  k, d, c = w.shape
-  lam = np.asarray(strengths_K, np.float64)
-  w_DxKC = jnp.transpose(w, (1, 0, 2)).reshape(d, k * c)
-  sq, correct = _row_sum(functools.partial(_stats, w_DxKC, b.reshape(k * c), c),
-                         (x_NxD, np.asarray(labels_N)), chunk)
-  n = x_NxD.shape[0]
-  penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))
-  return (np.asarray(sq, np.float64) / n + lam * penalty,
-          np.asarray(correct, np.float64) / n)
+  with precision.exact():
+    w, b = params["W"], params["b"]
+    k, d, c = w.shape
+    lam = np.asarray(strengths_K, np.float64)
+    w_DxKC = jnp.transpose(w, (1, 0, 2)).reshape(d, k * c)
+    sq, correct = _row_sum(functools.partial(_stats, w_DxKC, b.reshape(k * c), c),
+                           (x_NxD, np.asarray(labels_N)), chunk)
+    n = x_NxD.shape[0]
+    penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))
+    return (np.asarray(sq, np.float64) / n + lam * penalty,
+            np.asarray(correct, np.float64) / n)
 
 
 @functools.partial(jax.jit, static_argnums=2)

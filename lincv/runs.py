@@ -13,6 +13,7 @@ file's and applies its own centring and scaling to them. `evaluate` and a k-NN r
 vote), once.
 """
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -25,7 +26,7 @@ import numpy as np
 
 from lincv import checkpoint, data as data_lib, features as features_lib
 from lincv import inputs as inputs_lib
-from lincv import methods
+from lincv import methods, precision
 from lincv import config as config_lib
 
 SPLITS = ("train", "val", "test")
@@ -180,7 +181,10 @@ class Run:
   # ------------------------------------------------------------------ internals
 
   def _precision(self):
-    return jax.enable_x64(self.config.get("dtype") == "float64")
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.enable_x64(self.config.get("dtype") == "float64"))
+    stack.enter_context(precision.scope(self.config.get("matmul_precision", "float32")))
+    return stack
 
   def _pool(self, split):
     return methods.pool(self.config, self.inputs, split) if self.method == "knn" else None
@@ -225,7 +229,7 @@ class Run:
     else:
       featurizer = (features_lib.Featurizer.from_arrays(saved) if saved is not None
                     else self.inputs.featurizer(self.features))
-      with jax.enable_x64(False):
+      with precision.float32():
         out = featurizer(images)
     return np.asarray(out, self.config.dtype)
 

@@ -15,7 +15,9 @@ from lincv import checkpoint
 
 # Part of every cache key of lincv's features: raise it when a feature function gives
 # other numbers for the same inputs and settings (a new algorithm, another random stream).
-CACHE_VERSION = 2
+# 3: float32 products on every device (`lincv.precision`); a GPU or TPU used its reduced
+# precision before.
+CACHE_VERSION = 3
 
 
 def fingerprint(array) -> str:

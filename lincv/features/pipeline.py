@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv import seeds
+from lincv import precision, seeds
 from lincv._checks import check_name
 from lincv.data import mirror
 from lincv.features.cache import CACHE_VERSION, cached, fingerprint
@@ -89,7 +89,7 @@ class Featurizer:
       fn, args = _hog_color(int(self.settings["bins"])), ()
     else:
       fn, args = kmeans_encode, (self.model,)
-    with jax.enable_x64(False):  # features are float32 whatever the caller's mode
+    with precision.float32():  # features are float32 whatever the caller's mode
       return extract(fn, images, *args, batch_size=BATCH_SIZE)
 
   def __call__(self, images_NxHxWx3) -> np.ndarray:
@@ -97,7 +97,7 @@ class Featurizer:
     return self.standardize(self.raw(images_NxHxWx3))
 
   def standardize(self, raw_NxF) -> np.ndarray:
-    with jax.enable_x64(False):
+    with precision.float32():
       return np.asarray(standardize(raw_NxF, self.mean_F, self.scale_F))
 
   def check(self, images) -> np.ndarray:
@@ -205,7 +205,7 @@ def compute(name: str, prepared, cfg, cache_dir: str | None, *, flip: bool = Fal
   if flip:
     images["train_mirrored"] = mirror(images["train"])
     splits += ("train_mirrored",)
-  with jax.enable_x64(False):  # features are float32, the same in every run
+  with precision.float32():  # features are float32, the same in every run
     model, model_id = None, None
     if name == "kmeans":
       model, flat = _fit_kmeans(images["train"], s, cache_dir)
@@ -237,7 +237,7 @@ def features_of(featurizer: Featurizer, images, cache_dir: str | None) -> np.nda
   if featurizer.model is not None:
     model_id = fingerprint(np.concatenate(
         [np.asarray(m).reshape(-1) for m in featurizer.model[:3]]))
-  with jax.enable_x64(False):
+  with precision.float32():
     return featurizer.standardize(_raw(featurizer, featurizer.check(images), model_id,
                                        cache_dir))
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv import chunked
+from lincv import chunked, precision
 from lincv._checks import check_name
 
 METRICS = ("l1", "l2")
@@ -58,8 +58,10 @@ def _split(n: int, max_size: int) -> tuple[int, int]:
 
 
 def _sq_l2(q_CxD, b_TxD, qn_C, bn_T):
-  """Squared L2 distances `|q|^2 - 2 q.b + |b|^2`, one matrix product, (C, T)."""
-  qb_CxT = jnp.einsum("cd,td->ct", q_CxD, b_TxD)
+  """Squared L2 distances `|q|^2 - 2 q.b + |b|^2`, one matrix product, (C, T); the product
+  in float32 on any device (`lincv.precision`): the difference cancels most of its digits."""
+  with precision.exact():
+    qb_CxT = jnp.einsum("cd,td->ct", q_CxD, b_TxD)
   return qn_C[:, None] - 2 * qb_CxT + bn_T[None, :]
 
 

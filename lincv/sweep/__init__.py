@@ -22,7 +22,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
-from lincv import training
+from lincv import precision, training
 from lincv.sweep import refine
 from lincv.sweep.population import MAX_CHUNK, Population, chunking
 from lincv.sweep.runner import Runner, check_data, shared_order_key
@@ -82,9 +82,22 @@ def run(config: ml_collections.ConfigDict,
     `lincv.lbfgs`); with `config.refine`, stage (coarse / refine). A member's history
     holds the epochs it trained, 1..epochs_run.
 
+  Float32 matrix products are computed at `config.matmul_precision` (`lincv.precision`).
+
   Raises:
     SweepError: a specification that cannot run; `Diverged` if every member diverged.
   """
+  try:
+    matmul = precision.check(config.get("matmul_precision", "float32"))
+  except ValueError as e:
+    raise SweepError(str(e)) from None
+  with precision.scope(matmul):
+    return _run(config, data_for, num_classes, workdir=workdir, test_for=test_for,
+                progress=progress, started=started)
+
+
+def _run(config, data_for, num_classes, *, workdir, test_for, progress, started) -> Result:
+  """`run` within its precision scope."""
   started = time.perf_counter() if started is None else started
   config = with_loss_names(config)
   refine.check(config)
