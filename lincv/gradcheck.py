@@ -102,16 +102,14 @@ class _Probe:
       self.dtype = np.dtype(out.dtype)
     self.fun = f
 
+  @contextlib.contextmanager
   def scope(self):
     """f's evaluations: in 64-bit JAX if the probe widened to float64, and with float32
     products (`lincv.precision.exact`): an accelerator's default reduced-precision
     products would swamp the differences."""
     wide = self.dtype == np.float64 and not jax.config.jax_enable_x64
-    stack = contextlib.ExitStack()
-    stack.enter_context(precision.exact())
-    if wide:
-      stack.enter_context(jax.enable_x64(True))
-    return stack
+    with precision.exact(), jax.enable_x64(True) if wide else contextlib.nullcontext():
+      yield
 
   @property
   def eps(self) -> float:

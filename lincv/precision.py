@@ -53,11 +53,10 @@ def current() -> str | None:
 
 
 
-def float32() -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def float32():
   """32-bit JAX with float32 products (`exact`): how image features are computed, so that
   they are the same in every run (float32 or float64) and on every device, as their cache
   assumes."""
-  stack = contextlib.ExitStack()
-  stack.enter_context(jax.enable_x64(False))
-  stack.enter_context(exact())
-  return stack
+  with jax.enable_x64(False), exact():
+    yield

@@ -180,11 +180,11 @@ class Run:
 
   # ------------------------------------------------------------------ internals
 
+  @contextlib.contextmanager
   def _precision(self):
-    stack = contextlib.ExitStack()
-    stack.enter_context(jax.enable_x64(self.config.get("dtype") == "float64"))
-    stack.enter_context(precision.scope(self.config.get("matmul_precision", "float32")))
-    return stack
+    with jax.enable_x64(self.config.get("dtype") == "float64"), precision.scope(
+        self.config.get("matmul_precision", "float32")):
+      yield
 
   def _pool(self, split):
     return methods.pool(self.config, self.inputs, split) if self.method == "knn" else None
