@@ -44,21 +44,28 @@ def key(seed, stream: str) -> jax.Array:
   >>> bool((jax.random.key_data(key(0, "init")) != jax.random.key_data(key(0, "order"))).any())
   True
   """
-  if stream not in STREAMS:
-    raise ValueError(f"unknown random stream {stream!r}; expected one of: {', '.join(STREAMS)}")
-  root = jax.random.key(jnp.asarray(seed, jnp.uint32))
-  return jax.random.fold_in(root, STREAMS[stream])
+  return _fold(jax.random.key(jnp.asarray(seed, jnp.uint32)), _stream_id(stream))
 
 
 def integer(seed: int, stream: str) -> int:
   """A non-negative integer of `stream` under root `seed`, to seed a NumPy generator."""
+  words = np.asarray(_key_words(np.uint32(seed), _stream_id(stream)), np.uint32).reshape(-1)
+  return int.from_bytes(words.tobytes(), "little")
+
+
+def _stream_id(stream: str) -> int:
   if stream not in STREAMS:
     raise ValueError(f"unknown random stream {stream!r}; expected one of: {', '.join(STREAMS)}")
-  words = np.asarray(_key_words(np.uint32(seed), STREAMS[stream]), np.uint32).reshape(-1)
-  return int.from_bytes(words.tobytes(), "little")
+  return STREAMS[stream]
+
+
+def _fold(root, stream_id):
+  """The stream's key: its id folded into the root key."""
+  return jax.random.fold_in(root, stream_id)
 
 
 @jax.jit
 def _key_words(seed, stream_id):
-  """key_data(fold_in(key(seed), stream_id)) as one program (not three, op by op)."""
-  return jax.random.key_data(jax.random.fold_in(jax.random.key(seed), stream_id))
+  """key_data(key(seed, stream)) as one program (not three, op by op), the stream's id
+  traced, so that every stream shares the program."""
+  return jax.random.key_data(_fold(jax.random.key(seed), stream_id))
