@@ -13,14 +13,26 @@ After each rung the members still training go on as a smaller population (see
 `lincv.sweep.Population`): 64 members train 2 epochs, then 32 for 2, 16 for 4 and 8 for
 8, 320 member-epochs where the sweep without halving trains 1,024.
 `halving_over_full` is the ratio of the median times (target <= 0.4); `ideal` is
-320 / 1,024 for K = 64, the ratio of member-epochs. Each population size is its own
-program, compiled when the sweep first trains at that size: with `--compilation-cache
-DIR` (`lincv.compile_cache`), the warm-up round fills that cache and the timed rounds
-read their programs from it, as a user's second run of a config does.
+320 / 1,024 for K = 64, the ratio of member-epochs. Every population size runs the
+group's one epoch program, which computes only each device's first n chunks, n traced
+(`lincv.sweep.compaction`): the sweep compiles it once, not once per size. With
+`--compilation-cache DIR` (`lincv.compile_cache`), the warm-up round fills that cache
+and the timed rounds read their programs from it, as a user's second run of a config does.
 
 The last line printed is the figures as strict JSON.
 
-Measured on the 2-core development CPU (2026-11-26, load average about 2, 3 rounds):
+Measured on the 2-core development CPU, cold cache, one timed round, the machine shared
+(2026-11-26, load average 3.5 to 6.5 while they ran, so the ratios vary by +-50% between
+runs of the same code):
+
+  python -m bench.halving --data ../shared/data/cifar10 --reps 1
+    one program for every size: with halving 37.0 s, without 112.4 s: 0.329 (load
+    average 3.5 to 4.1); 91.3 s / 191.7 s = 0.476 in another run (load 6.5). One
+    program per size, as before: 61.6 s / 236.0 s = 0.261 (load 5.1) and 73.3 s /
+    93.4 s = 0.784 (load 3.7 to 6.5). The same best validation accuracy (41.2%). The
+    halving sweep compiles 1 epoch program instead of 4 (64, 32, 16 and 8 members).
+
+Earlier (one program per size, load average about 2, 3 rounds):
 
   python -m bench.halving --data ../shared/data/cifar10
     with halving 32.8 s, without 63.3 s: 0.518 (ideal 0.312), the same best validation

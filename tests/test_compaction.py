@@ -1,5 +1,11 @@
 """Members that stop leave the population: halving's survivors train as a smaller one, with
-the numbers they would have had among frozen members, bit for bit, resumed or not."""
+the numbers they would have had among frozen members, bit for bit, resumed or not, in
+the one program the group compiled."""
+
+import json
+import os
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +15,10 @@ from sklearn.datasets import load_digits
 from lincv import config as config_lib
 from lincv import sweep
 from lincv import training
-from lincv.sweep import population
+from lincv.sweep import compaction, population
 from _faults import outcome, resumes_at_every_write, share_populations
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _data():
@@ -44,6 +52,23 @@ def _run(c, monkeypatch, compact, workdir=None):
   monkeypatch.setattr(population.Population, "_compacted_epoch", spy)
   result = sweep.run(c, lambda _: _data(), 10, workdir=workdir)
   return outcome(result), sizes
+
+
+def compiled_epochs(pop) -> dict:
+  """{(chunk, counted): how many programs its epoch functions compiled} of a Population."""
+  return {key: sum(f._cache_size() for f in fns)  # pylint: disable=protected-access
+          for key, fns in pop._epochs.items()}    # pylint: disable=protected-access
+
+
+def populations(monkeypatch) -> list:
+  """The Populations built from now on, as they are built."""
+  built, post_init = [], population.Population.__post_init__
+
+  def spy(self):
+    post_init(self)
+    built.append(self)
+  monkeypatch.setattr(population.Population, "__post_init__", spy)
+  return built
 
 
 @pytest.mark.parametrize("rungs,eta,seeds", [
@@ -81,3 +106,46 @@ def test_without_halving_the_population_keeps_its_chunks():
   halving = sweep.Population(group, _data(), 10, min_members=2)
   assert halving.chunk == 2 and halving.k_pad == 8
   np.testing.assert_array_equal(halving.hparams["learning_rate"], pop.hparams["learning_rate"])
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1]])   # one data order; each member its own
+def test_every_population_size_of_a_halving_run_is_one_compiled_epoch_program(
+    seeds, monkeypatch):
+  """Rungs after epochs 1, 2 and 4 train 8, 4, 2 and 1 chunks of each group (of two)."""
+  c = _config((1, 2, 4), 2, seed=seeds, loss=["softmax", "svm"])
+  built = populations(monkeypatch)
+  _, sizes = _run(c, monkeypatch, compact=True)
+  assert len(set(sizes)) == 3 and len(built) == 2
+  for pop in built:
+    assert compiled_epochs(pop) == {(pop.chunk, True): 1}
+
+
+@pytest.mark.parametrize("m,chunk,devices,k_pad,counts", [
+    (5, 2, 1, 8, [3]),
+    (4, 2, 3, 12, [1, 1, 0]),
+    (5, 2, 2, 12, [2, 1]),
+    (1, 4, 4, 32, [1, 0, 0, 0]),
+])
+def test_the_active_members_fill_each_devices_first_chunks(m, chunk, devices, k_pad, counts):
+  source, slots, got = compaction.layout(m, chunk, devices, k_pad)
+  assert got.tolist() == counts
+  np.testing.assert_array_equal(source[slots], np.arange(m))   # each member in its slot
+  per_device = k_pad // devices
+  device, place = slots // per_device, slots % per_device
+  assert (place < got[device] * chunk).all()   # in a chunk its device computes
+  assert len(set(slots)) == m and source.size == k_pad
+
+
+def test_on_three_devices_halving_compacts_to_the_frozen_members_results():
+  """The active chunks spread over the devices (4 chunks of 2 on 3 devices, 2 after the
+  first rung, 1 after the second), each device with its own count; the same results as
+  frozen members on those devices and on one, from one compiled program per group."""
+  script = os.path.join(HERE, "_halving_main.py")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3")
+  out = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env,
+                       check=True, timeout=300).stdout
+  got = json.loads(out.splitlines()[-1])
+  one = subprocess.run([sys.executable, script], capture_output=True, text=True, check=True,
+                       env=dict(os.environ, XLA_FLAGS=""), timeout=300).stdout
+  assert got["devices"] == 3 and got["sizes"] and got["compiled"] == [1]
+  assert got["compacted"] == got["frozen"] == json.loads(one.splitlines()[-1])["frozen"]

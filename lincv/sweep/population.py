@@ -7,7 +7,7 @@ all devices and cut into chunks of at most `MAX_CHUNK` members (see `chunking`).
 with `optimizer="closed_form"` is solved in one epoch instead (`lincv.sweep.closed_form`).
 
 Members that stop leave the population: once fewer members are active than it holds, an
-epoch computes only those, as a smaller population (`Population.epoch`), and leaves the
+epoch computes only those (`Population.epoch`, `lincv.sweep.compaction`), and leaves the
 others as the full program leaves a member that is not training.
 """
 
@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lincv import distributed, ridge, seeds, training
 from lincv import placement as placement_lib
+from lincv.sweep import compaction
 from lincv.sweep.closed_form import ClosedForm
 from lincv.sweep.space import Group, SweepError
 
@@ -161,36 +162,51 @@ class Population:
 
     self._init = _init_program(training.init_fields(s), self.num_classes)
     self._accuracy = _accuracy_program(s.model, self.chunk, self.mesh)
-    self._epochs = {}     # (chunk) -> the compiled epoch programs of that chunk size
+    self._epochs = {}     # (chunk, counted) -> the compiled epoch programs of that chunk size
     self._host = (placement_lib.HostEpochs(self, _by_chunk(self.chunk), self.block_steps)
                   if self.placement == "host" else None)
     self._closed_form = ClosedForm(self) if s.optimizer == ridge.OPTIMIZER else None
-    self._hparams_host = _padded(hparams, self.k_pad)
+    self.hparams_host = _padded(hparams, self.k_pad)
+    # Halving's populations run every size as the one program that computes each
+    # device's first n chunks (`compaction.by_count`), n all of them here.
+    self._counted = self._compacts and s.optimizer != "lbfgs"
+    self._all_chunks = (self.shard(np.full(n_dev, per_device, np.int32))
+                        if self._counted else None)
 
-  def _epoch_programs(self, chunk: int):
-    """(shared-order epoch, own-order epoch), compiled for chunks of `chunk` members."""
-    if chunk not in self._epochs:
-      s, by_chunk = self.group.structure, _by_chunk(chunk)
+  def _epoch_programs(self, chunk: int, counted: bool = False):
+    """(shared-order epoch, own-order epoch), compiled for chunks of `chunk` members;
+    `counted`: they compute only each device's first n chunks, n (one per device) their
+    last argument (see `compaction.by_count`)."""
+    if (chunk, counted) not in self._epochs:
+      s, c = self.group.structure, int(counted)  # c: the counts come first, if any
+      by_chunk = compaction.by_count(chunk) if counted else _by_chunk(chunk)
 
       def epoch(state, hparams, data, key, e):
         return training.train_epoch(state, hparams, data, key, s, epoch=e)
 
-      def population_epoch(state, hparams, data, key):
+      def population_epoch(state, hparams, data, key, *counts):
         # Members advance together, so they share one epoch number; with one key, they
         # share one data order and one minibatch gather per step (see
         # `training.train_epoch`).
         e = state.epoch[0]
-        local = lambda st, hp, d, k: by_chunk(epoch, (st, hp), (d, k, e))
-        return self._per_device(local, 2, 2)(state, hparams, data, key)
 
-      def population_epoch_own(state, hparams, data):
+        def local(*args):
+          st, hp, d, k = args[c:]
+          return by_chunk(epoch, (st, hp), (d, k, e), *(n[0] for n in args[:c]))
+        return self._per_device(local, 2 + c, 2)(*counts, state, hparams, data, key)
+
+      def population_epoch_own(state, hparams, data, *counts):
         # Each member its own data order, from its seed: a gather per member and step.
         e = state.epoch[0]
-        local = lambda st, hp, d: by_chunk(epoch, (st, hp), (d, None, e))
-        return self._per_device(local, 2, 1)(state, hparams, data)
 
-      self._epochs[chunk] = (jax.jit(population_epoch), jax.jit(population_epoch_own))
-    return self._epochs[chunk]
+        def local(*args):
+          st, hp, d = args[c:]
+          return by_chunk(epoch, (st, hp), (d, None, e), *(n[0] for n in args[:c]))
+        return self._per_device(local, 2 + c, 1)(*counts, state, hparams, data)
+
+      self._epochs[chunk, counted] = (jax.jit(population_epoch),
+                                      jax.jit(population_epoch_own))
+    return self._epochs[chunk, counted]
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
     return _per_device(self.mesh, fn, num_batched, num_shared)
@@ -210,8 +226,8 @@ class Population:
     that seed's order, and trains on the one-gather path.
 
     When the active members fit a smaller population (`_compacted_size`: the full-batch
-    solver's as they stop, halving's after a rung), only they are computed, in that
-    population (`_compacted_epoch`); rows on the host are not compacted.
+    solver's as they stop, halving's after a rung), only they are computed
+    (`_compacted_epoch`); rows on the host are not compacted.
     """
     if self._closed_form:
       return self._closed_form.epoch(state)
@@ -225,56 +241,35 @@ class Population:
         chunk, k_sub = self._compacted_size(members.size)
         if k_sub < self.k_pad:
           return self._compacted_epoch(state, members, key, chunk, k_sub)
-    return self._run_epoch(self.chunk, state, self.hparams, key)
+    return self.run_epoch(self.chunk, state, self.hparams, key, self._all_chunks)
 
   def _compacted_size(self, m: int) -> tuple[int, int]:
-    """(chunk, population size) that `m` active members train as.
+    """(chunk, population size) that `m` active members train as (`compaction.size`)."""
+    return compaction.size(self.group.structure.optimizer, self.chunk, m,
+                           self.mesh.devices.size, chunking)
 
-    The full-batch solver's: the next power of two of m, chunked as `chunking` chunks it,
-    so a group compiles at most log2(K) such programs; the members' numbers then come
-    from a product of another width, which rounds differently: they agree with the full
-    population's to rounding, not bit for bit. Halving's: the group's own chunk, in as
-    few chunks as hold m members; the programs differ only in how many chunks they map
-    over, so the members' numbers are the same as in the full population, bit for bit.
-    Both are the same on every run and resume: the sizes follow from the statuses.
-    """
-    n_dev = self.mesh.devices.size
-    if self.group.structure.optimizer == "lbfgs":
-      chunk, per_device = chunking(1 << int(np.ceil(np.log2(m))), n_dev)
-    else:
-      chunk, per_device = self.chunk, math.ceil(math.ceil(m / self.chunk) / n_dev)
-    return chunk, n_dev * per_device * chunk
-
-  def _run_epoch(self, chunk, state, hparams, key):
-    shared, own = self._epoch_programs(chunk)
+  def run_epoch(self, chunk, state, hparams, key, counts=None):
+    """The epoch program of chunks of `chunk` members on (state, hparams); with `counts`
+    (one per device, sharded), the one that computes only that many chunks per device."""
+    shared, own = self._epoch_programs(chunk, counts is not None)
+    counts = () if counts is None else (counts,)
     if key is None:
-      return own(state, hparams, self.data)
-    return shared(state, hparams, self.data, key)
+      return own(state, hparams, self.data, *counts)
+    return shared(state, hparams, self.data, key, *counts)
 
   def _compacted_epoch(self, state, members: np.ndarray, key, chunk: int, k_sub: int):
     """One epoch in which only `members` (the active members' indices) are computed, as a
-    population of k_sub members in chunks of `chunk`; the others stay as the full program
-    leaves a member that is not active (its epoch counted, its metrics NaN).
+    population of k_sub members in chunks of `chunk` (`compaction.epoch`).
 
     Without this a stopped or pruned member would cost as much as an active one until
     the group ends: the population computes every member and masks the frozen ones.
     """
-    take = lambda tree: _shard(_padded(jax.tree.map(lambda a: a[members], tree), k_sub),
-                               self.mesh)
-    host = distributed.fetch(state)
-    sub, sub_metrics = self._run_epoch(chunk, take(host), take(self._hparams_host), key)
-    sub, sub_metrics = distributed.fetch((sub, sub_metrics))
-    n = members.size
+    state, metrics = compaction.epoch(self, state, members, key, chunk, k_sub)
+    return state, _padded(metrics, self.k_pad)
 
-    def merge(full, part):
-      out = np.array(full[: self.k])
-      out[members] = part[:n]
-      return out
-    frozen = host._replace(epoch=host.epoch + 1)
-    merged = jax.tree.map(merge, frozen, sub)
-    metrics = {name: merge(np.full(self.k, np.nan, part.dtype), part)
-               for name, part in sub_metrics.items()}
-    return self.restore(merged), _padded(metrics, self.k_pad)
+  def shard(self, tree):
+    """`tree` split along the population axis over the mesh's devices."""
+    return _shard(tree, self.mesh)
 
   def accuracy(self, params, x, y):
     if self._host and not isinstance(x, jax.Array):
