@@ -10,7 +10,7 @@ import pytest
 from lincv import config as config_lib
 from lincv import losses, sweep, training
 from lincv._checks import check_scores_labels
-from _faults import Killed, KillAt
+from _faults import Killed, KillAt, share_populations
 from _sweep_main import blobs
 
 # Float32 rounding: a mixed group's members are rows of a (K*C, D) product twice or four
@@ -41,9 +41,10 @@ def data():
                        jnp.asarray(x[200:]), jnp.asarray(y[200:]))
 
 
-def _config(loss, optimizer="adam", epochs=3):
+def _config(loss, optimizer="adam", epochs=3, **fields):
   c = config_lib.base()
   c.epochs, c.batch_size, c.optimizer = epochs, 50, optimizer
+  c.update(fields)
   c.sweep = {"loss": loss, "reg_strength": [1e-4, 1e-2]}
   if optimizer != "lbfgs":
     c.sweep["learning_rate"] = [0.01, 0.1]
@@ -92,12 +93,13 @@ def _same(mixed, apart):
     np.testing.assert_allclose(w, apart.best_params[name], rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("optimizer,loss", [
-    ("adam", ["softmax", "svm", "squared_svm", "least_squares"]),
-    ("lbfgs", ["softmax", "least_squares"])])
+@pytest.mark.parametrize("optimizer,loss,fields", [
+    ("adam", ["softmax", "svm", "least_squares"], {}),
+    ("sgd", ["squared_svm", "softmax"], {"model": "mlp", "hidden": 8, "grad": "autodiff"}),
+    ("lbfgs", ["softmax", "least_squares"], {})])
 def test_each_member_of_a_mixed_group_trains_as_in_its_own_group(data, monkeypatch,
-                                                                 optimizer, loss):
-  c = _config(loss, optimizer, epochs=3 if optimizer == "adam" else 2)
+                                                                 optimizer, loss, fields):
+  c = _config(loss, optimizer, epochs=3 if optimizer != "lbfgs" else 2, **fields)
   mixed = _run(c, data, monkeypatch)
   apart = _run(c, data, monkeypatch, mix=False)
   assert {r["group"] for r in mixed.rows} == {0}
@@ -115,6 +117,7 @@ def test_a_registered_loss_mixes_with_a_builtin_one(data, monkeypatch):
 
 
 def test_a_killed_mixed_loss_run_resumes_to_the_same_results(data, monkeypatch, tmp_path):
+  share_populations(monkeypatch)    # the three runs compile once
   c = _config(["softmax", "svm"])
   full = _run(c, data, monkeypatch, workdir=str(tmp_path / "full"))
   workdir = tmp_path / "killed"
