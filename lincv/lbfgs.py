@@ -32,6 +32,10 @@ population solves it in the iterations of its slowest member; an iteration of 8
 members cost 2.6 to 4.4 times one member's there (a loaded 2-core CPU), so the two
 came out even, and the warm start is not used.
 
+A population may mix losses (`Structure.loss` a tuple, each member's `loss_index` choosing
+its own, see `lincv.objective.loss_values`): the line search then evaluates every loss
+of the tuple on the (N, C) scores and keeps each member's.
+
 The solver's state (`State`) lives in the member's `opt_state`, in the training loop's
 layout (W as (C, D), see `lincv.objective.transpose_input`).
 """
@@ -43,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lincv import losses, objective, precision, regularizers, training
+from lincv import objective, precision, regularizers, training
 from lincv._checks import as_float
 
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
@@ -65,21 +69,19 @@ def _direction_fn():
   return optax.scale_by_lbfgs(memory_size=MEMORY)
 
 
-def _kwargs(structure, hparams):
-  return dict(loss=structure.loss, margin=hparams["margin"])
-
-
 def _value_from_scores(structure, hparams, w_t, s_NxC, y_N):
   """The objective from the scores and the weight (the linear model's penalty is on W)."""
   lam = as_float(hparams["reg_strength"], w_t)
-  data = jnp.mean(losses.value(structure.loss, s_NxC, y_N, margin=hparams["margin"]))
+  data = jnp.mean(objective.loss_values(structure.loss, s_NxC, y_N, margin=hparams["margin"],
+                                        loss_index=hparams.get("loss_index")))
   return data + lam * regularizers.value(structure.reg, w_t, beta=hparams["beta"])
 
 
 def _grad_from_scores(structure, hparams, params_t, s_NxC, x_NxD, y_N):
   """The hand-derived gradient (loop layout) from the scores: one (C, N) x (N, D) product."""
   lam = as_float(hparams["reg_strength"], x_NxD)
-  g_NxC = losses.grad(structure.loss, s_NxC, y_N, margin=hparams["margin"]) / x_NxD.shape[0]
+  g_NxC = objective.loss_grads(structure.loss, s_NxC, y_N, margin=hparams["margin"],
+                               loss_index=hparams.get("loss_index")) / x_NxD.shape[0]
   w_t = params_t["W"]
   return {"W": g_NxC.T @ x_NxD + lam * regularizers.grad(structure.reg, w_t,
                                                          beta=hparams["beta"]),

@@ -26,9 +26,47 @@ PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
 INPUT_WEIGHT = {"linear": "W", "mlp": "W1"}  # the weight that multiplies the inputs
 
 
+def resolve_loss(loss):
+  """The name of `loss` (see `lincv.losses.resolve`), or for a tuple of losses, the tuple
+  of their names: the losses of a group whose members differ in their loss only, each
+  member choosing one by its `loss_index` (see `loss_values`)."""
+  if not isinstance(loss, (tuple, list)):
+    return losses.resolve(loss)
+  names = tuple(losses.resolve(name) for name in loss)
+  if len(names) < 2 or len(set(names)) != len(names):
+    raise ValueError(f"a tuple of losses names two or more different losses, got {names}")
+  return names
+
+
+def _by_index(fn, loss, loss_index, s_NxC, labels_N, margin):
+  """`fn(loss, s_NxC, labels_N, margin=margin)`; for a tuple of losses, that of the loss
+  at `loss_index` (an integer, possibly traced) chosen by `jax.lax.switch`. Under `vmap`
+  over members with a batched index, every loss of the tuple is computed on the (N, C)
+  scores and each member's is selected, which costs little beside the products."""
+  if not isinstance(loss, tuple):
+    return fn(loss, s_NxC, labels_N, margin=margin)
+  if loss_index is None:
+    raise ValueError(f"losses {loss} need loss_index, the position of the member's loss")
+  branches = [lambda s, y, m, name=name: fn(name, s, y, margin=m) for name in loss]
+  return jax.lax.switch(jnp.asarray(loss_index, jnp.int32), branches, s_NxC, labels_N,
+                        as_float(margin, s_NxC))
+
+
+def loss_values(loss, s_NxC, labels_N, *, margin=1.0, loss_index=None) -> jax.Array:
+  """Per-example values (N,) of `loss` (`lincv.losses.value`), or of the loss at
+  `loss_index` of a tuple of losses."""
+  return _by_index(losses.value, loss, loss_index, s_NxC, labels_N, margin)
+
+
+def loss_grads(loss, s_NxC, labels_N, *, margin=1.0, loss_index=None) -> jax.Array:
+  """Per-example gradients dL_i/ds (N, C) of `loss` (`lincv.losses.grad`), or of the loss
+  at `loss_index` of a tuple of losses."""
+  return _by_index(losses.grad, loss, loss_index, s_NxC, labels_N, margin)
+
+
 def _check(params, model, loss, reg):
   check_name("model", model, scores.MODELS)
-  losses.resolve(loss)
+  resolve_loss(loss)
   check_name("regularizer", reg, regularizers.REGULARIZERS)
   keys = tuple(sorted(params))
   if keys != tuple(sorted(PARAM_KEYS[model])):
@@ -45,7 +83,7 @@ def _penalty(params, reg, reg_strength, beta):
 
 
 def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
-         reg_strength=0.0, margin=1.0, beta=1.0) -> jax.Array:
+         reg_strength=0.0, margin=1.0, beta=1.0, loss_index=None) -> jax.Array:
   """Mean data loss plus `reg_strength` times the penalty on the weight matrices.
 
   Args:
@@ -59,18 +97,20 @@ def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
     reg_strength: lambda; a float or a scalar array (it may be traced).
     margin: the hinge margin of the SVM losses.
     beta: the weight of the squared term of the elastic net.
+    loss_index: with a tuple of losses as `loss`, the position of the one to use (see
+      `loss_values`).
 
   Returns:
     the scalar objective.
   """
   _check(params, model, loss, reg)
   s_NxC = scores.apply(model, params, x_NxD)
-  data = jnp.mean(losses.value(loss, s_NxC, labels_N, margin=margin))
+  data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   return data + _penalty(params, reg, reg_strength, beta)
 
 
 def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
-                  reg_strength=0.0, margin=1.0, beta=1.0):
+                  reg_strength=0.0, margin=1.0, beta=1.0, loss_index=None):
   """The objective and its hand-derived gradient, sharing one forward pass.
 
   Takes the arguments of `loss`; returns `(value, grads)` with `grads` shaped like
@@ -83,7 +123,7 @@ def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", re
   chex.assert_shape(x_NxD, (None, params[first].shape[0]))
   value, grads_t = loss_and_grad_t(
       transpose_input(params, model), x_NxD, labels_N, model=model, loss=loss, reg=reg,
-      reg_strength=reg_strength, margin=margin, beta=beta)
+      reg_strength=reg_strength, margin=margin, beta=beta, loss_index=loss_index)
   # The barrier keeps XLA from folding the transpose back into x^T G, which XLA:CPU
   # computes several times slower than G^T x.
   grads_t[first] = jax.lax.optimization_barrier(grads_t[first])
@@ -136,7 +176,7 @@ def scores_t(params_t, x_NxD, model="linear") -> jax.Array:
 
 
 def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
-                    reg_strength=0.0, margin=1.0, beta=1.0):
+                    reg_strength=0.0, margin=1.0, beta=1.0, loss_index=None):
   """`loss_and_grad` on parameters whose input-layer weight is stored transposed.
 
   `params_t` is `transpose_input(params, model)`: W as (C, D) (or W1 as (H, D)); the
@@ -153,10 +193,10 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
   lam = as_float(reg_strength, x_NxD)
   w_in = params_t[INPUT_WEIGHT[model]]
   a_NxH, h_NxH, s_NxC = _forward_t(params_t, x_NxD, model)
-  data = jnp.mean(losses.value(loss, s_NxC, labels_N, margin=margin))
+  data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   value = data + _penalty(params_t, reg, reg_strength, beta)
 
-  g_NxC = losses.grad(loss, s_NxC, labels_N, margin=margin) / n
+  g_NxC = loss_grads(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index) / n
   db_out = jnp.sum(g_NxC, axis=0)
   if model == "linear":
     return value, {"W": g_NxC.T @ x_NxD + lam * reg_grad(w_in), "b": db_out}
@@ -168,8 +208,9 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
 
 
 def grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
-         reg_strength=0.0, margin=1.0, beta=1.0):
+         reg_strength=0.0, margin=1.0, beta=1.0, loss_index=None):
   """Hand-derived gradient of `loss` w.r.t. `params`, shaped like `params`; takes the
   arguments of `loss`."""
   return loss_and_grad(params, x_NxD, labels_N, model=model, loss=loss, reg=reg,
-                       reg_strength=reg_strength, margin=margin, beta=beta)[1]
+                       reg_strength=reg_strength, margin=margin, beta=beta,
+                       loss_index=loss_index)[1]

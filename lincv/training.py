@@ -64,7 +64,10 @@ HPARAM_DEFAULTS = {
 class Structure:
   """The static settings of a training program; members differing in them compile apart."""
   model: str = "linear"
-  loss: str = "softmax"  # a name in losses.LOSSES (a registered loss function becomes its name)
+  # A name in losses.LOSSES (a registered loss function becomes its name); or a tuple of
+  # them, for a group of members that differ in their loss only: each member's
+  # hparams["loss_index"] (int32) is the position of its loss (see `objective.loss_values`).
+  loss: str | tuple[str, ...] = "softmax"
   reg: str = "l2"
   optimizer: str = "sgd"
   schedule: str = "constant"
@@ -80,7 +83,7 @@ class Structure:
 
   def __post_init__(self):
     check_name("model", self.model, scores.MODELS)
-    object.__setattr__(self, "loss", objective.losses.resolve(self.loss))
+    object.__setattr__(self, "loss", objective.resolve_loss(self.loss))
     check_name("regularizer", self.reg, objective.regularizers.REGULARIZERS)
     check_name("optimizer", self.optimizer, OPTIMIZERS)
     if self.optimizer == ridge.OPTIMIZER:
@@ -181,7 +184,7 @@ def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
   """`loss_and_grad` in the loop's layout (the input weight transposed, see `train_epoch`)."""
   kwargs = dict(model=structure.model, loss=structure.loss, reg=structure.reg,
                 reg_strength=hparams["reg_strength"], margin=hparams["margin"],
-                beta=hparams["beta"])
+                beta=hparams["beta"], loss_index=hparams.get("loss_index"))
   if structure.grad == "hand":
     return objective.loss_and_grad_t(params_t, x_BxD, y_B, **kwargs)
   loss = lambda p_t: objective.loss(objective.transpose_input(p_t, structure.model), x_BxD,

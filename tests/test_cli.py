@@ -279,19 +279,19 @@ def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path)
   proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=_env(tmp_path), cwd=ROOT)
   for line in proc.stdout:   # a pipe: the first report is printed, then one every 10 s
-    if line.startswith("group 1/2  epoch 1/10"):   # epoch 1 is committed before it is reported
+    if line.startswith("group 1/1  epoch 1/10"):   # epoch 1 is committed before it is reported
       proc.send_signal(signal.SIGINT)
       break
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 130
   lines = [l for l in err.splitlines() if l.strip()]
   assert len(lines) == 1, err
-  assert re.fullmatch(r"train\.py: interrupted in group [12] at epoch \d+; run the same command "
+  assert re.fullmatch(r"train\.py: interrupted in group 1 at epoch \d+; run the same command "
                       r"to resume", lines[0]), lines[0]
   again = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), cwd=ROOT,
                          timeout=300)
   assert again.returncode == 0, again.stderr
-  assert "group 1/2  epoch 1/10" not in again.stdout   # resumed, not started over
+  assert "group 1/1  epoch 1/10" not in again.stdout   # resumed, not started over
   assert "selected member" in again.stdout
 
 

@@ -37,7 +37,7 @@ def digits(tmp_path_factory):
 
 
 def _config():
-  """Two groups of two members over 4 epochs; patience stops some members early."""
+  """One group of four members (two losses) over 4 epochs; patience stops some early."""
   c = default.get_config("smoke")
   c.epochs, c.patience = 4, 1
   return c
@@ -124,11 +124,11 @@ def test_run_scalars_images_and_hparams(whole):
 def test_killed_and_resumed_run_has_no_duplicated_steps(digits, whole, tmp_path):
   workdir = tmp_path / "resumed"
   with pytest.raises(Killed):
-    experiment.run(_config(), str(workdir), progress=KillAt(1, 2), stream=io.StringIO())
+    experiment.run(_config(), str(workdir), progress=KillAt(0, 2), stream=io.StringIO())
   saved = json.loads((workdir / "checkpoint" / "sweep.json").read_text())["groups"]
-  assert saved["1"]["epoch"] == 2 and not saved["1"]["finished"]
-  m = sweep.group(sweep.expand(_config()))[1].members[0]
-  member = workdir / "tensorboard" / f"member_{m:04d}"    # group 1, killed after epoch 2
+  assert saved["0"]["epoch"] == 2 and not saved["0"]["finished"]
+  m = sweep.group(sweep.expand(_config()))[0].members[0]
+  member = workdir / "tensorboard" / f"member_{m:04d}"    # group 0, killed after epoch 2
   assert _steps(member / events.EVENTS)["epoch/train_loss"] == [1, 2]   # live, committed
   # What a kill can leave past the last commit: an epoch written, then a torn record.
   with open(member / events.EVENTS, "ab") as f:
@@ -136,8 +136,8 @@ def test_killed_and_resumed_run_has_no_duplicated_steps(digits, whole, tmp_path)
   # Resumed and killed again, before its report: the files were rewritten from the
   # checkpoint, and hold exactly the epochs it committed.
   with pytest.raises(Killed):
-    experiment.run(_config(), str(workdir), progress=KillAt(1, 3), stream=io.StringIO())
-  committed = json.loads((workdir / "checkpoint" / "sweep.json").read_text())["groups"]["1"]
+    experiment.run(_config(), str(workdir), progress=KillAt(0, 3), stream=io.StringIO())
+  committed = json.loads((workdir / "checkpoint" / "sweep.json").read_text())["groups"]["0"]
   assert _curve(_load(member), "epoch/train_loss") == [
       (x["epoch"], _f32(x["train_loss"])) for x in _metrics(whole)
       if x["member"] == m and x["epoch"] <= committed["epoch"]]

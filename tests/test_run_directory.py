@@ -29,9 +29,11 @@ def digits(tfds_dir, monkeypatch):
 
 
 def _config():
-  """Two groups of two members; patience stops some members before the last epoch."""
+  """Two groups (adam, sgd) of four members (two losses); patience stops some members
+  before the last epoch."""
   c = default.get_config("smoke")
   c.epochs, c.patience = 6, 1
+  c.sweep = {**c.sweep, "optimizer": ("adam", "sgd")}
   return c
 
 

@@ -59,7 +59,7 @@ def test_random_expansion_is_seeded_and_in_range():
 
 
 def test_grouping_splits_structural_fields_only():
-  members = sweep.expand(_config(learning_rate=[0.1, 0.01], seed=[0, 1], loss=["svm", "softmax"],
+  members = sweep.expand(_config(learning_rate=[0.1, 0.01], seed=[0, 1], reg=["l2", "l1"],
                                  batch_size=[25, 50]))
   groups = sweep.group(members)
   assert len(groups) == 4
@@ -67,7 +67,7 @@ def test_grouping_splits_structural_fields_only():
     assert g.size == 4
     assert g.hparams["learning_rate"].shape == (4,)
     assert g.hparams["seed"].dtype == np.int32
-    assert {members[i]["loss"] for i in g.members} == {g.structure.loss}
+    assert {members[i]["reg"] for i in g.members} == {g.structure.reg}
 
 
 @pytest.mark.parametrize("spec,message", [
@@ -258,7 +258,7 @@ def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monke
   x, y = blobs(300)
   data = training.Data(jnp.asarray(x[:200]), jnp.asarray(y[:200]),
                        jnp.asarray(x[200:]), jnp.asarray(y[200:]))
-  c = _config(loss=["svm", "softmax"], learning_rate=[0.003, 0.03, 0.3])
+  c = _config(reg=["l2", "l1"], learning_rate=[0.003, 0.03, 0.3])
   c.epochs, c.halving.rungs = 3, (1,)
   run = lambda workdir: sweep.run(c, lambda f: data, 4, workdir=str(workdir))
   left = []

@@ -69,7 +69,7 @@ def test_rerun_of_a_finished_run_resumes_it(digits_run):
   out = _train("--config", "configs/default.py:smoke", "--workdir", str(workdir),
                data_dir=base / "tfds")
   assert out.returncode == 0, out.stderr
-  assert "group 1/2" not in out.stdout + out.stderr   # nothing retrained
+  assert "group 1/1" not in out.stdout + out.stderr   # nothing retrained
   after = json.loads((workdir / "summary.json").read_text())
   assert after["best"] == before["best"]
 

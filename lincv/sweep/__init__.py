@@ -16,6 +16,7 @@ atomically, so a killed sweep resumes where it stopped and ends with the same re
   refine.py      a second stage of one field refined around the coarse best (`config.refine`)
 """
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -116,7 +117,8 @@ def _run(config, data_for, num_classes, *, workdir, test_for, progress, started)
   best_params = both.runner.best_params(both.gi)
   test_acc = None if test_for is None else accuracy_on_test(chosen, best_params, test_for)
   return Result(rows=both.rows, history=both.history, best=both.best,
-                best_params=best_params, best_structure=chosen.structure,
+                best_params=best_params,
+                best_structure=dataclasses.replace(chosen.structure, loss=both.best["loss"]),
                 test_accuracy=test_acc, earlier_seconds=both.earlier_seconds)
 
 

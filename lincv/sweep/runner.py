@@ -76,6 +76,17 @@ def _members(tree, k: int, source: str):
   return {n: one(x) for n, x in tree.items()}
 
 
+def _layout(saved: dict, groups) -> list | None:
+  """The members of each group of a saved run. A run saved before its meta recorded
+  them grouped as `groups` do unless one of those mixes losses (earlier runs trained each
+  loss apart): its layout is then unknown (None)."""
+  if "layout" in saved:
+    return saved["layout"]
+  if any(isinstance(g.structure.loss, tuple) for g in groups):
+    return None
+  return [list(g.members) for g in groups]
+
+
 @dataclasses.dataclass
 class _GroupRun:
   """One group's progress: its state and curves while it trains, its outcome once finished."""
@@ -100,7 +111,7 @@ class Runner:
     self.pops: dict[int, population.Population] = {}
     self.data: dict[str, training.Data] = {}
     self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [],
-                 "groups": {}}
+                 "groups": {}, "layout": [list(g.members) for g in groups]}
     self.store = None
     self.writer = distributed.is_writer()
     self.live = (events.Live(workdir, members, config.sweep.keys())
@@ -115,6 +126,10 @@ class Runner:
                                 != self.meta["config"]):
         raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
                          "workdir, or the same configuration to resume it")
+      if saved is not None and _layout(saved, groups) != self.meta["layout"]:
+        raise SweepError(f"{workdir} holds a run whose members were grouped otherwise (by "
+                         "an earlier lincv, which trained each loss apart); use a new "
+                         "workdir to run this configuration")
       self.meta = saved or self.meta
     self.earlier_seconds = float(self.meta["seconds"])
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import ml_collections
 import numpy as np
 
-from lincv import losses, seeds, training
+from lincv import losses, ridge, seeds, training
 from lincv import config as config_lib
 from lincv._checks import check_name
 from lincv.sweep import closed_form
@@ -251,7 +251,11 @@ def structure(m: Mapping) -> training.Structure:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-  """Members sharing their structural fields; they train together."""
+  """Members sharing their structural fields, their loss aside; they train together.
+
+  A group whose members differ in their loss has the tuple of its losses as
+  `structure.loss` and each member's position in it as `hparams["loss_index"]`.
+  """
   structure: training.Structure
   features: str
   members: tuple[int, ...]          # indices into the member list
@@ -262,17 +266,36 @@ class Group:
     return len(self.members)
 
 
-def group(members: list[dict]) -> list[Group]:
-  """Splits members by structural fields, in order of first appearance."""
+def _key(m: Mapping, mix_losses: bool) -> tuple:
+  """The fields that set a member's group apart: the structural ones, less the loss
+  where losses mix (every optimizer but closed_form, which solves least_squares alone)."""
+  mixed = mix_losses and m["optimizer"] != ridge.OPTIMIZER
+  return tuple(m[f] for f in config_lib.STRUCTURAL if not (mixed and f == "loss"))
+
+
+def group(members: list[dict], mix_losses: bool = True) -> list[Group]:
+  """Splits members by structural fields, in order of first appearance.
+
+  Members that differ in their loss only share a group, so a sweep over losses compiles
+  one program: its structure holds the tuple of the group's losses (in order of first
+  appearance) and its hparams "loss_index" (int32) each member's position in that
+  tuple, which picks the member's loss inside the step (`lincv.objective.loss_values`).
+  A group of one loss has that loss's name and no index, as with `mix_losses=False`,
+  which gives each loss its own groups (as runs written before losses mixed did).
+  """
   keys: dict[tuple, list[int]] = {}
   for i, m in enumerate(members):
-    keys.setdefault(tuple(m[f] for f in config_lib.STRUCTURAL), []).append(i)
+    keys.setdefault(_key(m, mix_losses), []).append(i)
   groups = []
   for idx in keys.values():
     first = members[idx[0]]
     hparams = {f: np.asarray([members[i][f] for i in idx],
                              np.int32 if f == "seed" else np.float64)
                for f in config_lib.NUMERIC}
-    groups.append(Group(structure(first), first["features"], tuple(idx), hparams))
+    names = tuple(dict.fromkeys(members[i]["loss"] for i in idx))
+    if len(names) > 1:
+      hparams["loss_index"] = np.asarray([names.index(members[i]["loss"]) for i in idx],
+                                         np.int32)
+    s = structure(dict(first, loss=names if len(names) > 1 else names[0]))
+    groups.append(Group(s, first["features"], tuple(idx), hparams))
   return groups
-
