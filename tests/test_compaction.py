@@ -112,7 +112,7 @@ def test_without_halving_the_population_keeps_its_chunks():
 def test_every_population_size_of_a_halving_run_is_one_compiled_epoch_program(
     seeds, monkeypatch):
   """Rungs after epochs 1, 2 and 4 train 8, 4, 2 and 1 chunks of each group (of two)."""
-  c = _config((1, 2, 4), 2, seed=seeds, loss=["softmax", "svm"])
+  c = _config((1, 2, 4), 2, seed=seeds, optimizer=["sgd", "adam"])
   built = populations(monkeypatch)
   _, sizes = _run(c, monkeypatch, compact=True)
   assert len(set(sizes)) == 3 and len(built) == 2
