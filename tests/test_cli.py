@@ -273,18 +273,26 @@ def test_a_new_sweep_axis_from_the_command_line_and_quiet_first_use(tmp_path):
     assert noise not in out.stdout, noise
 
 
+def _ctrl_c_as_from_a_shell():
+  """In the child before it runs: SIGINT delivered and handled by default, as a shell
+  starts a command, whatever this test process inherited or blocked."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+  signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path):
   # Enough epochs that the signal lands while the one group trains, on a loaded machine.
   args = [sys.executable, os.path.join(ROOT, "train.py"), *SMOKE, "--config.epochs=200",
           "--workdir", str(tmp_path / "run")]
   proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=_env(tmp_path), cwd=ROOT)
+                          env=_env(tmp_path), cwd=ROOT, preexec_fn=_ctrl_c_as_from_a_shell)
   for line in proc.stdout:   # a pipe: the first report is printed, then one every 10 s
     if line.startswith("group 1/1  epoch 1/200"):  # epoch 1 is committed before it is reported
       proc.send_signal(signal.SIGINT)
       break
-  _, err = proc.communicate(timeout=120)
-  assert proc.returncode == 130
+  rest, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130, f"exit status {proc.returncode}; stdout: {rest[-500:]!r}; " \
+                                 f"stderr: {err[-1500:]!r}"
   lines = [l for l in err.splitlines() if l.strip()]
   assert len(lines) == 1, err
   assert re.fullmatch(r"train\.py: interrupted in group 1 at epoch \d+; run the same command "
