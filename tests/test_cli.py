@@ -282,12 +282,12 @@ def _ctrl_c_as_from_a_shell():
 
 def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path):
   # Enough epochs that the signal lands while the one group trains, on a loaded machine.
-  args = [sys.executable, os.path.join(ROOT, "train.py"), *SMOKE, "--config.epochs=200",
+  args = [sys.executable, os.path.join(ROOT, "train.py"), *SMOKE, "--config.epochs=60",
           "--workdir", str(tmp_path / "run")]
   proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=_env(tmp_path), cwd=ROOT, preexec_fn=_ctrl_c_as_from_a_shell)
   for line in proc.stdout:   # a pipe: the first report is printed, then one every 10 s
-    if line.startswith("group 1/1  epoch 1/200"):  # epoch 1 is committed before it is reported
+    if line.startswith("group 1/1  epoch 1/60"):  # epoch 1 is committed before it is reported
       proc.send_signal(signal.SIGINT)
       break
   rest, err = proc.communicate(timeout=120)
@@ -300,7 +300,7 @@ def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path)
   again = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), cwd=ROOT,
                          timeout=300)
   assert again.returncode == 0, again.stderr
-  assert "group 1/1  epoch 1/200" not in again.stdout   # resumed, not started over
+  assert "group 1/1  epoch 1/60" not in again.stdout   # resumed, not started over
   assert "selected member" in again.stdout
 
 

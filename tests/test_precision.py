@@ -147,6 +147,6 @@ def test_lbfgs_iterates_in_float32_products():
   hp = {k: jnp.asarray(v, jnp.int32 if k == "seed" else jnp.float32)
         for k, v in training.HPARAM_DEFAULTS.items()}
   with precision.scope("bfloat16"):
-    state = training.init_state(hp, data, s, 3)
+    state = jax.eval_shape(lambda: training.init_state(hp, data, s, 3))
     jaxpr = jax.make_jaxpr(lambda st: training.train_epoch(st, hp, data, None, s))(state)
   assert _products(jaxpr) and set(_products(jaxpr)) == {HIGHEST}
