@@ -15,6 +15,7 @@ from test_compaction import _config, _run, compiled_epochs, populations
 
 def main():
   c = _config((2, 4), 2)
+  c.epochs = 5
   with pytest.MonkeyPatch.context() as monkeypatch:
     frozen, _ = _run(c, monkeypatch, compact=False)
     built = populations(monkeypatch)

@@ -273,19 +273,19 @@ def test_a_new_sweep_axis_from_the_command_line_and_quiet_first_use(tmp_path):
     assert noise not in out.stdout, noise
 
 
-def _ctrl_c_as_from_a_shell():
-  """In the child before it runs: SIGINT delivered and handled by default, as a shell
-  starts a command, whatever this test process inherited or blocked."""
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
-  signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+# Starts the command after it with SIGINT delivered and handled by default, as a shell
+# does, whatever the test process inherited or blocked (a test worker may have either).
+_AS_FROM_A_SHELL = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                    "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+                    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 
 
 def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path):
   # Enough epochs that the signal lands while the one group trains, on a loaded machine.
-  args = [sys.executable, os.path.join(ROOT, "train.py"), *SMOKE, "--config.epochs=60",
-          "--workdir", str(tmp_path / "run")]
+  args = [sys.executable, "-c", _AS_FROM_A_SHELL, os.path.join(ROOT, "train.py"), *SMOKE,
+          "--config.epochs=60", "--workdir", str(tmp_path / "run")]
   proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=_env(tmp_path), cwd=ROOT, preexec_fn=_ctrl_c_as_from_a_shell)
+                          env=_env(tmp_path), cwd=ROOT)
   for line in proc.stdout:   # a pipe: the first report is printed, then one every 10 s
     if line.startswith("group 1/1  epoch 1/60"):  # epoch 1 is committed before it is reported
       proc.send_signal(signal.SIGINT)

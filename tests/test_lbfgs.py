@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from lincv import config as config_lib
 from lincv import experiment, lbfgs, objective, sweep, training
+from lincv.sweep import population
 from _faults import resumes_at_every_write, share_populations
 
 LAMS = (1e-3, 1e-2, 1e-1)
@@ -163,9 +164,12 @@ def _probe_config(**fields):
   return c
 
 
-def test_a_digits_run_reports_iterations_and_gradient_norms(tmp_path, offline_data):
+def test_a_digits_run_reports_iterations_and_gradient_norms(tmp_path, offline_data,
+                                                           monkeypatch):
   """A sweep of lbfgs and sgd members: results.csv holds every row, the sgd members'
   solver cells empty."""
+  # Stopped members stay in place (compaction has its own tests): no program per size.
+  monkeypatch.setattr(population, "COMPACT", False)
   c = _probe_config()
   c.sweep = {"optimizer": ["sgd", "lbfgs"], "reg_strength": [1e-4, 1e-3, 1e-2]}
   summary = experiment.run(c, str(tmp_path), stream=io.StringIO())

@@ -3,12 +3,13 @@ same results as each loss's own group, a registered loss among them, and resume.
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import losses, sweep, training
+from lincv import lbfgs, losses, sweep, training
 from lincv._checks import check_scores_labels
 from _faults import Killed, KillAt, share_populations
 from _sweep_main import blobs
@@ -95,15 +96,10 @@ def _same(mixed, apart):
 
 @pytest.mark.parametrize("optimizer,loss,fields", [
     ("adam", ["softmax", "svm", "least_squares"], {}),
-    ("sgd", ["squared_svm", "softmax"], {"model": "mlp", "hidden": 8, "grad": "autodiff"}),
-    ("lbfgs", ["softmax", "least_squares"], {})])
+    ("sgd", ["squared_svm", "softmax"], {"model": "mlp", "hidden": 8, "grad": "autodiff"})])
 def test_each_member_of_a_mixed_group_trains_as_in_its_own_group(data, monkeypatch,
                                                                  optimizer, loss, fields):
-  c = _config(loss, optimizer, epochs=3 if optimizer != "lbfgs" else 2, **fields)
-  if optimizer == "lbfgs":
-    c.lbfgs_iters = 4
-    # Stopped members stay in place: no program per population size to compile.
-    monkeypatch.setattr(sweep.population, "COMPACT", False)
+  c = _config(loss, optimizer, epochs=3, **fields)
   mixed = _run(c, data, monkeypatch)
   apart = _run(c, data, monkeypatch, mix=False)
   assert {r["group"] for r in mixed.rows} == {0}
@@ -146,3 +142,24 @@ def test_a_run_saved_with_each_loss_apart_is_refused_with_one_line(data, monkeyp
   path.write_text(json.dumps(meta))
   with pytest.raises(sweep.SweepError, match="grouped otherwise .* use a new workdir"):
     _run(c, data, monkeypatch, workdir=str(tmp_path))
+
+
+def test_the_full_batch_solver_gives_each_member_its_own_losss_objective(data):
+  """L-BFGS's objective, gradient and first direction with a tuple of losses are those of
+  the member's own loss (every iteration is built from these)."""
+  mixed = training.Structure(optimizer="lbfgs", loss=("softmax", "least_squares"))
+  w = np.random.default_rng(0).standard_normal((data.x_train.shape[1], 4)).astype(np.float32)
+  params = {"W": jnp.asarray(0.1 * w), "b": jnp.zeros(4, jnp.float32)}
+  hp = {k: jnp.asarray(v, jnp.int32 if k == "seed" else jnp.float32)
+        for k, v in training.HPARAM_DEFAULTS.items()}
+  init = jax.jit(lbfgs.init, static_argnums=4)
+  for index, name in enumerate(mixed.loss):
+    got = init(params, {**hp, "loss_index": jnp.int32(index)}, data.x_train,
+                     data.y_train, mixed)
+    want = init(params, hp, data.x_train, data.y_train,
+                      training.Structure(optimizer="lbfgs", loss=name))
+    np.testing.assert_allclose(got.value, want.value, rtol=1e-6)
+    for part in ("grad", "direction"):
+      for k in ("W", "b"):
+        np.testing.assert_allclose(getattr(got, part)[k], getattr(want, part)[k],
+                                   rtol=1e-5, atol=1e-7)
