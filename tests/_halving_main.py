@@ -10,12 +10,11 @@ import json
 import jax
 import pytest
 
-from test_compaction import _config, _run, compiled_epochs, populations
+from test_compaction import _run, compiled_epochs, populations, three_device_config
 
 
 def main():
-  c = _config((2, 4), 2)
-  c.epochs = 5
+  c = three_device_config()
   with pytest.MonkeyPatch.context() as monkeypatch:
     frozen, _ = _run(c, monkeypatch, compact=False)
     built = populations(monkeypatch)
