@@ -22,7 +22,6 @@ import shutil
 import time
 import warnings
 
-import jax
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
@@ -72,8 +71,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
     config = sweep.with_loss_names(config)
   except sweep.SweepError as e:
     raise ConfigError(str(e)) from None
-  with jax.enable_x64(config.get("dtype") == "float64"), precision.scope(
-      _matmul_precision(config)):
+  _matmul_precision(config)
+  with precision.run_scope(config):
     return _run_or_undo(config, workdir, progress or Progress(stream), stream)
 
 

@@ -41,6 +41,15 @@ def scope(name: str = "float32") -> contextlib.AbstractContextManager:
   return jax.default_matmul_precision(check(name))
 
 
+@contextlib.contextmanager
+def run_scope(config):
+  """A run's arithmetic: 64-bit JAX if `config.dtype` is "float64", and its float32
+  products at `config.matmul_precision` (checked: a ValueError names the valid ones)."""
+  name = check(config.get("matmul_precision", "float32"))
+  with jax.enable_x64(config.get("dtype") == "float64"), jax.default_matmul_precision(name):
+    yield
+
+
 def exact() -> contextlib.AbstractContextManager:
   """Float32 matrix products within it, whatever the caller's setting."""
   return jax.default_matmul_precision("float32")

@@ -13,14 +13,12 @@ file's and applies its own centring and scaling to them. `evaluate` and a k-NN r
 vote), once.
 """
 
-import contextlib
 import csv
 import dataclasses
 import functools
 import json
 import os
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -180,11 +178,8 @@ class Run:
 
   # ------------------------------------------------------------------ internals
 
-  @contextlib.contextmanager
   def _precision(self):
-    with jax.enable_x64(self.config.get("dtype") == "float64"), precision.scope(
-        self.config.get("matmul_precision", "float32")):
-      yield
+    return precision.run_scope(self.config)
 
   def _pool(self, split):
     return methods.pool(self.config, self.inputs, split) if self.method == "knn" else None
