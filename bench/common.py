@@ -50,11 +50,21 @@ def block(tree):
   return jax.block_until_ready(tree)
 
 
+# Seconds of rest before each timed call. A BLAS (NumPy's OpenBLAS, XLA's thread pool)
+# keeps its worker threads spinning for a while after a call returns; without a pause
+# they hold the cores while the next variant runs. Measured on the 2-core development
+# CPU: one member's JAX epoch took 0.28 s right after NumPy's products, 0.23 s after a
+# pause of 0.25 s, 0.20 s after 1 s, and 0.18 s in a run without NumPy.
+SETTLE_S = 1.0
+
+
 def interleaved(runners: Mapping[str, Callable[[], object]], reps: int,
                 warmup: int = 1) -> dict[str, list[float]]:
   """Seconds of each runner, `reps` times, in rounds that alternate the runners.
 
-  Each runner is called `warmup` times first (compilation, caches), untimed.
+  Each runner is called `warmup` times first (compilation, caches), untimed; each
+  timed call starts after `SETTLE_S` seconds of rest, so that no variant runs beside
+  the threads the one before it left spinning.
   """
   for _ in range(warmup):
     for run in runners.values():
@@ -62,6 +72,7 @@ def interleaved(runners: Mapping[str, Callable[[], object]], reps: int,
   times = {name: [] for name in runners}
   for _ in range(reps):
     for name, run in runners.items():
+      time.sleep(SETTLE_S)
       t0 = time.perf_counter()
       block(run())
       times[name].append(time.perf_counter() - t0)
