@@ -78,7 +78,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
 
 def _matmul_precision(config) -> str:
   try:
-    return precision.check(config.get("matmul_precision", "float32"))
+    return precision.of(config)
   except ValueError as e:
     raise ConfigError(str(e)) from None
 

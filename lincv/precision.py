@@ -36,6 +36,12 @@ def check(name: str) -> str:
   return name
 
 
+def of(config) -> str:
+  """The precision a run's config asks for (`config.matmul_precision`, "float32" where it
+  has none), checked as `check` checks it."""
+  return check(config.get("matmul_precision", "float32"))
+
+
 def scope(name: str = "float32") -> contextlib.AbstractContextManager:
   """Float32 matrix products are computed at precision `name` within it."""
   return jax.default_matmul_precision(check(name))
@@ -45,7 +51,7 @@ def scope(name: str = "float32") -> contextlib.AbstractContextManager:
 def run_scope(config):
   """A run's arithmetic: 64-bit JAX if `config.dtype` is "float64", and its float32
   products at `config.matmul_precision` (checked: a ValueError names the valid ones)."""
-  name = check(config.get("matmul_precision", "float32"))
+  name = of(config)
   with jax.enable_x64(config.get("dtype") == "float64"), jax.default_matmul_precision(name):
     yield
 
@@ -58,8 +64,6 @@ def exact() -> contextlib.AbstractContextManager:
 def current() -> str | None:
   """The precision float32 products get here and now (None: JAX's default)."""
   return jax.config.jax_default_matmul_precision
-
-
 
 
 @contextlib.contextmanager

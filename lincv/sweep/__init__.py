@@ -89,7 +89,7 @@ def run(config: ml_collections.ConfigDict,
     SweepError: a specification that cannot run; `Diverged` if every member diverged.
   """
   try:
-    matmul = precision.check(config.get("matmul_precision", "float32"))
+    matmul = precision.of(config)
   except ValueError as e:
     raise SweepError(str(e)) from None
   with precision.scope(matmul):
