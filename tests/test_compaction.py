@@ -116,6 +116,27 @@ def test_without_halving_the_population_keeps_its_chunks():
   np.testing.assert_array_equal(halving.hparams["learning_rate"], pop.hparams["learning_rate"])
 
 
+def test_a_halving_group_scores_its_members_in_the_widest_chunks():
+  """Halving trains in chunks of the fewest members it keeps (2 here, so 5 members are
+  padded to 6); their final accuracy is a pass over the rows per chunk, so it is computed
+  in the chunks of the group without halving (one of 5), each member's its own."""
+  c = _config((), 2)
+  c.sweep = {"learning_rate": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}
+  (group,) = sweep.group(sweep.expand(c))
+  data = _data()
+  pop = sweep.Population(group, data, 10, min_members=2)
+  assert (pop.chunk, pop.k_pad, pop._eval_chunk, pop._eval_pad) == (2, 6, 5, 5)  # pylint: disable=protected-access
+  state = pop.init()
+  for _ in range(2):
+    state, _ = pop.epoch(state)
+  got = pop.accuracy(state.params, pop.data.x_train, pop.data.y_train)
+  params = jax.tree.map(np.asarray, state.params)
+  want = [float(training.accuracy(group.structure, {k: v[j] for k, v in params.items()},
+                                  data.x_train, data.y_train)) for j in range(5)]
+  assert got.shape == (5,) and len(set(want)) > 2   # members that differ, in their order
+  np.testing.assert_allclose(got, want, atol=1.5 / 900)   # one row's tie at most
+
+
 @pytest.mark.parametrize("seeds", [[0], [0, 1]])   # one data order; each member its own
 def test_every_population_size_of_a_halving_run_is_one_compiled_epoch_program(
     seeds, monkeypatch):

@@ -161,7 +161,12 @@ class Population:
       self.data = _shard(self.data, self.mesh, P())
 
     self._init = _init_program(training.init_fields(s), self.num_classes)
-    self._accuracy = _accuracy_program(s.model, self.chunk, self.mesh)
+    # The final accuracy of every member costs a pass over the rows per chunk: it runs in
+    # the widest chunks the group's size allows (`chunking`), also where halving trains
+    # in narrower ones; like the training chunks, they do not depend on the devices.
+    self._eval_chunk, eval_per_device = chunking(self.k, n_dev)
+    self._eval_pad = n_dev * eval_per_device * self._eval_chunk
+    self._accuracy = _accuracy_program(s.model, self._eval_chunk, self.mesh)
     self._epochs = {}     # (chunk, counted) -> the compiled epoch programs of that chunk size
     self._host = (placement_lib.HostEpochs(self, _by_chunk(self.chunk), self.block_steps)
                   if self.placement == "host" else None)
@@ -274,6 +279,9 @@ class Population:
   def accuracy(self, params, x, y):
     if self._host and not isinstance(x, jax.Array):
       return self._host.accuracy(params, x, y)[: self.k]
+    if self._eval_pad != self.k_pad:   # re-padded for the evaluation's chunks
+      params = distributed.fetch(params)
+      params = self.shard(_padded(jax.tree.map(lambda a: a[: self.k], params), self._eval_pad))
     return distributed.fetch(self._accuracy(params, x, y))[: self.k]
 
   def restore(self, state):
