@@ -76,7 +76,9 @@ def _title(fig, title: str, shows: str) -> str:
 def _save(fig, path, description: str) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100, bbox_inches="tight",
+  # Every figure is laid out by matplotlib's constrained layout, which keeps its text
+  # inside it: a tight bounding box would draw each figure twice to find its edges.
+  fig.savefig(tmp, dpi=100,
               metadata={"Title": fig.get_suptitle(), "Description": description})
   plt.close(fig)
   os.replace(tmp, path)
