@@ -21,16 +21,36 @@ and the timed rounds read their programs from it, as a user's second run of a co
 
 The last line printed is the figures as strict JSON.
 
-Measured on the 2-core development CPU, cold cache, one timed round, the machine shared
-(2026-11-26, load average 3.5 to 6.5 while they ran, so the ratios vary by +-50% between
-runs of the same code):
+Measured on the 2-core development CPU, the machine quiet (load average 0.7 to 2, this
+bench's own two threads), 2026-11-26, while every member's final training accuracy was
+still computed in halving's chunks of 8:
 
-  python -m bench.halving --data ../shared/data/cifar10 --reps 1
-    one program for every size: with halving 37.0 s, without 112.4 s: 0.329 (load
-    average 3.5 to 4.1); 91.3 s / 191.7 s = 0.476 in another run (load 6.5). One
-    program per size, as before: 61.6 s / 236.0 s = 0.261 (load 5.1) and 73.3 s /
-    93.4 s = 0.784 (load 3.7 to 6.5). The same best validation accuracy (41.2%). The
-    halving sweep compiles 1 epoch program instead of 4 (64, 32, 16 and 8 members).
+  python -m bench.halving --data ../shared/data/cifar10
+    with halving 27.61 s, without 67.70 s: 0.408 (ideal 0.312), the same best
+    validation accuracy (41.2%). Per epoch (a separate run, timed epoch by epoch): 4.8 s
+    at 64 members (8 chunks of 8; 3.7 s as one chunk of 64 without halving), 2.2 s at
+    32, 1.1 s at 16, 0.6 s at 8, the first epoch 1.4 s more (its compilation); 3.6 s
+    outside the epochs (the programs' set-up and the final training accuracy).
+  ... --compilation-cache /tmp/cache
+    with halving 30.18 s, without 71.68 s: 0.421.
+
+The final training accuracy now runs in the widest chunks the group's size allows (one
+of 64 here), as without halving. On a faster 2-core machine (AMD EPYC with AVX-512, the
+products 3.5 times as fast), quiet (load average under 1.7), 2026-11-27:
+
+  python -m bench.halving --data ../shared/data/cifar10
+    with halving 8.54 s, without 18.51 s: 0.462 (ideal 0.312), best validation accuracy
+    41.2% for both. Timed epoch by epoch: 1.40 s at 64 members in chunks of 8 against
+    1.05 s as one chunk of 64, 0.72 s at 32, 0.365 s at 16 and 0.188 s at 8 (1.33 to
+    1.43 times the full population's cost per member), the first epoch 0.7 s more; the
+    final training accuracy 0.47 s (0.80 to 1.0 s in chunks of 8).
+
+The chunks of 8, the fewest members the sweep trains after its last rung, are what
+keeps the ratio above the ideal: their products are narrower (`python -m bench.sweep
+--members 8` on the development CPU: 0.077 s per member-epoch, the products alone
+0.060 s; at 64 members 0.063 s and 0.046 s). Where the products are faster, the
+compilation and the first epoch weigh more. Under load the ratio moved between 0.33 and
+0.48 from run to run.
 
 Earlier (one program per size, load average about 2, 3 rounds):
 
