@@ -18,29 +18,37 @@ N < D: :math:`X_c X_c^\top = U \mathrm{diag}(e) U^\top` (N, N) and
 :math:`W(\lambda) = X_c^\top U \mathrm{diag}(1 / (e + N\lambda)) U^\top T_c`.
 Every strength shares the decomposition; each costs one product with the eigenvectors, and
 all of them are one matrix product. A factor :math:`e + N\lambda` at or below the
-rounding of the Gram matrix's eigenvalues, :math:`\epsilon \sqrt{\max(N, D)} \max e`
-(measured: at most 2 eps max e in float32), is dropped, so :math:`\lambda = 0` gives the
-minimum-norm least-squares solution.
+rounding of the computed eigenvalues, :math:`8 \epsilon \max e` (`NOISE`), is dropped, so
+:math:`\lambda = 0` gives the minimum-norm least-squares solution; a strength with
+:math:`N\lambda` above it drops nothing, as a Cholesky solve of the regularised system
+would not. Measured in float32, the eigenvalues of a Gram matrix moved by at most
+:math:`2 \epsilon \max e` (4,000 x 800 k-means-like rows) and :math:`0.41 \epsilon \max e`
+(5,000 x 3,072 CIFAR-10 pixels; the Gram matrix itself by :math:`0.05 \epsilon \max e`
+in norm). An earlier cutoff, :math:`\epsilon \sqrt{\max(N, D)} \max e` (71 eps max e on
+those pixels), dropped 2,010 of their 3,072 directions at :math:`\lambda = 10^{-4}`: the
+objective came out 6% above its minimum and 17% of the test predictions differed from
+float64 scikit-learn's.
 
 scikit-learn sums its data loss where lincv averages it: `Ridge(alpha=N * reg_strength)`
 on the targets T gives these weights, and `RidgeClassifier(alpha=N * reg_strength)` (which
 uses +1/-1 targets too) these predictions.
 
 Precision. The Gram matrix and the products with X are computed by JAX in the rows'
-dtype, on their device, in chunks of rows; the eigendecomposition runs on the host
-(SciPy) in that dtype too, and the path's factors 1 / (e + N lambda) in float64. With
-float64 rows (64-bit JAX on) everything is float64 (1e-14 against lstsq in the tests).
-With float32 rows the error is that of the float32 Gram matrix: measured against
-float64 on 4,000 x 800 nonnegative k-means-like rows (Gram condition 3e3), the weights
-are off by 1.2e-4 (relative, largest entry) at small strengths and 1e-6 at large ones,
-with a float64 eigendecomposition and with a float32 one alike (its eigenvalues move by
-at most 2 eps32 max e either way), and the predictions are identical. A float64
-eigendecomposition would cost 1.25x the CPU time (D = 3,000) and twice the memory for no
-gain, so float32 rows get a float32 one.
+dtype, on their device, in chunks of rows; the eigendecomposition and the path's
+factors 1 / (e + N lambda) run on the host (SciPy, NumPy) in float64. With float64 rows
+(64-bit JAX on) everything is float64 (1e-14 against lstsq in the tests). With float32
+rows the error is that of the float32 Gram matrix. A float32 eigendecomposition would
+add its own, up to 2 eps32 max e on each eigenvalue, which only the directions of small
+eigenvalues feel, and rows with a falling spectrum have many: on 5,000 x 3,072 CIFAR-10
+pixels at lambda = 1e-4 it left the objective 1.4e-4 above its minimum and 0.9% of the
+test predictions different from float64 scikit-learn's, where the float64 one gives the
+same objective to 1e-6 and the same predictions (at most 1 in 10,000 differs along a
+16-strength path). It costs 1.7 to 2x the time of a float32 one (1.9 s against 1.1 s at
+D = 3,072 on a 2-core CPU) and twice the memory.
 
-Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a host copy that the
-eigendecomposition overwrites with the eigenvectors, using 2 D^2 of workspace while it
-runs), and the rows a chunk at a time: a memory map is read a chunk at a time, twice
+Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a host copy, and a
+float64 copy of that one that the eigendecomposition overwrites with the eigenvectors,
+using 2 D^2 float64 of workspace while it runs), and the rows a chunk at a time: a memory map is read a chunk at a time, twice
 (once for the mean, once for the Gram matrix). The N < D form holds the centred rows,
 fewer numbers than the (D, D) matrix it avoids.
 """
@@ -55,6 +63,7 @@ from lincv import chunked, losses, precision
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
+NOISE = 8                   # eigenvalues within NOISE * eps * max e of 0 are rounding
 
 
 def check_structure(model: str, loss: str, reg: str) -> None:
@@ -106,18 +115,19 @@ def _gram_update(x_CxD, y_C, mean_D, t_mean_C, num_classes):
 
 
 def _eigh(a) -> tuple[np.ndarray, np.ndarray]:
-  """Eigenvalues (float64) and eigenvectors of a symmetric host matrix, which it overwrites.
+  """Eigenvalues and eigenvectors, both float64, of a symmetric host matrix.
 
-  LAPACK's divide and conquer (`syevd`, as NumPy's `eigh`) on `a.T`, the same symmetric
-  matrix in Fortran order, so that the eigenvectors are written into `a` itself; its
-  workspace is 2 D^2 more while it runs. The MRRR driver (`syevr`) needs O(D) workspace
-  but returns the eigenvectors as a new matrix, and took 1.6x the CPU time at D = 3,000
-  (26 s against 16 s in float32 on this 2-core machine).
+  A float64 matrix is overwritten: LAPACK's divide and conquer (`syevd`, as NumPy's
+  `eigh`) runs on `a.T`, the same symmetric matrix in Fortran order, and writes the
+  eigenvectors into `a` itself; a float32 one is decomposed as a float64 copy (see
+  Precision in the module doc). The workspace is 2 D^2 more while it runs. The MRRR
+  driver (`syevr`) needs O(D) workspace but returns the eigenvectors as a new matrix,
+  and took 1.6x the CPU time at D = 3,000 (26 s against 16 s in float32 on a 2-core CPU).
   """
   # Imported here: it takes 0.2 s, and most runs never solve in closed form.
   import scipy.linalg  # pylint: disable=import-outside-toplevel
-  e, v = scipy.linalg.eigh(a.T, overwrite_a=True, check_finite=False, driver="evd")
-  return e.astype(np.float64), v
+  a = a.T if a.dtype == np.float64 else np.asfortranarray(a, np.float64)
+  return scipy.linalg.eigh(a, overwrite_a=True, check_finite=False, driver="evd")
 
 
 def _host(gram) -> np.ndarray:
@@ -126,9 +136,9 @@ def _host(gram) -> np.ndarray:
 
 
 def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
-  """1 / (e + N lambda) (K, D), 0 where the factor is at or below rounding."""
+  """1 / (e + N lambda) (K, D), 0 where the factor is at or below the eigenvalues' rounding."""
   d = e_D[None, :] + n * lam_K[:, None]
-  cutoff = eps * np.sqrt(max(n, e_D.size)) * max(float(np.max(e_D, initial=0.0)), 0.0)
+  cutoff = NOISE * eps * max(float(np.max(e_D, initial=0.0)), 0.0)
   return np.where(d > cutoff, 1 / np.where(d > cutoff, d, 1), 0)
 
 
