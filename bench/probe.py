@@ -58,8 +58,9 @@ development CPU; one repetition, default path and tolerance):
     the population, see `lincv.sweep.Population`): lincv `sweep.run` 102 s (6,424
     member iterations), the cold loop 508 s (6,019 iterations): 4.96x (target 10x);
     the warm loop 183 s (2,410 iterations): 1.79x (target 4x). Objectives within
-    1.7e-4 of each other, test accuracies within 0.25 points. Ridge: lincv 1.97 s,
-    the RidgeClassifier loop 6.6 s (3.4x, target 10x), RidgeClassifierCV 2.1 s (1.05x).
+    1.7e-4 of each other, test accuracies within 0.25 points. Ridge (before
+    `lincv.ridge` decomposed in float64): lincv 1.97 s, the RidgeClassifier loop
+    6.6 s (3.4x, target 10x), RidgeClassifierCV 2.1 s (1.05x).
     An iteration of lincv's cost 16 ms a member, the cold loop's 84 ms (float64, one
     member at a time); the warm loop wins on iterations, which lincv's members, all
     started at zero, do not share.
