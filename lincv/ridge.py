@@ -21,7 +21,7 @@ all of them are one matrix product. A factor :math:`e + N\lambda` at or below th
 rounding of the computed eigenvalues, :math:`8 \epsilon \max e` (`NOISE`), is dropped, so
 :math:`\lambda = 0` gives the minimum-norm least-squares solution; a strength with
 :math:`N\lambda` above it drops nothing, as a Cholesky solve of the regularised system
-would not. Measured in float32, the eigenvalues of a Gram matrix moved by at most
+would not. Decomposed in float32, a float32 Gram matrix's eigenvalues moved by at most
 :math:`2 \epsilon \max e` (4,000 x 800 k-means-like rows) and :math:`0.41 \epsilon \max e`
 (5,000 x 3,072 CIFAR-10 pixels; the Gram matrix itself by :math:`0.05 \epsilon \max e`
 in norm). An earlier cutoff, :math:`\epsilon \sqrt{\max(N, D)} \max e` (71 eps max e on
@@ -48,8 +48,9 @@ D = 3,072 on a 2-core CPU) and twice the memory.
 
 Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a host copy, and a
 float64 copy of that one that the eigendecomposition overwrites with the eigenvectors,
-using 2 D^2 float64 of workspace while it runs), and the rows a chunk at a time: a memory map is read a chunk at a time, twice
-(once for the mean, once for the Gram matrix). The N < D form holds the centred rows,
+using 2 D^2 float64 of workspace while it runs), and the rows a chunk at a time: a
+memory map is read a chunk at a time, twice (once for the mean, once for the Gram
+matrix). The N < D form holds the centred rows,
 fewer numbers than the (D, D) matrix it avoids.
 """
 
