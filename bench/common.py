@@ -103,14 +103,26 @@ def machine() -> dict:
   """CPU, cores, memory, load, library versions and the date, for the results header."""
   import jax  # pylint: disable=import-outside-toplevel
   cpu = platform.processor() or platform.machine()
+  info = {}
   try:
     with open("/proc/cpuinfo", encoding="utf-8") as f:
       for line in f:
-        if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
+        if not line.strip():
+          break                           # the first processor's block is enough
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
   except OSError:
     pass
+  # The model name alone can be the same for CPUs of different generations (two machines
+  # with products 3.5x apart both said "AMD EPYC"): the family, model and vector width too.
+  if "model name" in info:
+    cpu = info["model name"]
+    details = [f"family {info[k]}" if k == "cpu family" else f"model {info[k]}"
+               for k in ("cpu family", "model") if k in info]
+    if "avx512f" in info.get("flags", "").split():
+      details.append("AVX-512")
+    if details:
+      cpu += f" ({', '.join(details)})"
   try:
     mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
   except (ValueError, OSError):
