@@ -117,8 +117,8 @@ def machine() -> dict:
   # with products 3.5x apart both said "AMD EPYC"): the family, model and vector width too.
   if "model name" in info:
     cpu = info["model name"]
-    details = [f"family {info[k]}" if k == "cpu family" else f"model {info[k]}"
-               for k in ("cpu family", "model") if k in info]
+    details = [f"{label} {info[key]}" for key, label in (("cpu family", "family"),
+                                                        ("model", "model")) if key in info]
     if "avx512f" in info.get("flags", "").split():
       details.append("AVX-512")
     if details:

@@ -46,12 +46,11 @@ same objective to 1e-6 and the same predictions (at most 1 in 10,000 differs alo
 16-strength path). It costs 1.7 to 2x the time of a float32 one (1.9 s against 1.1 s at
 D = 3,072 on a 2-core CPU) and twice the memory.
 
-Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a host copy, and a
-float64 copy of that one that the eigendecomposition overwrites with the eigenvectors,
-using 2 D^2 float64 of workspace while it runs), and the rows a chunk at a time: a
-memory map is read a chunk at a time, twice (once for the mean, once for the Gram
-matrix). The N < D form holds the centred rows,
-fewer numbers than the (D, D) matrix it avoids.
+Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a float64 host copy
+that the eigendecomposition overwrites with the eigenvectors, using 2 D^2 float64 of
+workspace while it runs), and the rows a chunk at a time: a memory map is read a chunk
+at a time, twice (once for the mean, once for the Gram matrix). The N < D form holds
+the centred rows, fewer numbers than the (D, D) matrix it avoids.
 """
 
 import functools
@@ -118,22 +117,20 @@ def _gram_update(x_CxD, y_C, mean_D, t_mean_C, num_classes):
 def _eigh(a) -> tuple[np.ndarray, np.ndarray]:
   """Eigenvalues and eigenvectors, both float64, of a symmetric host matrix.
 
-  A float64 matrix is overwritten: LAPACK's divide and conquer (`syevd`, as NumPy's
-  `eigh`) runs on `a.T`, the same symmetric matrix in Fortran order, and writes the
-  eigenvectors into `a` itself; a float32 one is decomposed as a float64 copy (see
-  Precision in the module doc). The workspace is 2 D^2 more while it runs. The MRRR
+  `a` (float64, from `_host`) is overwritten: LAPACK's divide and conquer (`syevd`, as
+  NumPy's `eigh`) runs on `a.T`, the same symmetric matrix in Fortran order, and writes
+  the eigenvectors into `a` itself. The workspace is 2 D^2 more while it runs. The MRRR
   driver (`syevr`) needs O(D) workspace but returns the eigenvectors as a new matrix,
   and took 1.6x the CPU time at D = 3,000 (26 s against 16 s in float32 on a 2-core CPU).
   """
   # Imported here: it takes 0.2 s, and most runs never solve in closed form.
   import scipy.linalg  # pylint: disable=import-outside-toplevel
-  a = a.T if a.dtype == np.float64 else np.asfortranarray(a, np.float64)
-  return scipy.linalg.eigh(a, overwrite_a=True, check_finite=False, driver="evd")
+  return scipy.linalg.eigh(a.T, overwrite_a=True, check_finite=False, driver="evd")
 
 
 def _host(gram) -> np.ndarray:
-  """A host copy of a device matrix, in its dtype."""
-  return np.array(gram)
+  """A float64 host copy of a device matrix, for `_eigh` to decompose (see Precision)."""
+  return np.array(gram, np.float64)
 
 
 def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
