@@ -17,17 +17,22 @@ D <= N: :math:`X_c^\top X_c = V \mathrm{diag}(e) V^\top` (D, D) and
 N < D: :math:`X_c X_c^\top = U \mathrm{diag}(e) U^\top` (N, N) and
 :math:`W(\lambda) = X_c^\top U \mathrm{diag}(1 / (e + N\lambda)) U^\top T_c`.
 Every strength shares the decomposition; each costs one product with the eigenvectors, and
-all of them are one matrix product. A factor :math:`e + N\lambda` at or below the
-rounding of the computed eigenvalues, :math:`8 \epsilon \max e` (`NOISE`), is dropped, so
-:math:`\lambda = 0` gives the minimum-norm least-squares solution; a strength with
-:math:`N\lambda` above it drops nothing, as a Cholesky solve of the regularised system
-would not. Decomposed in float32, a float32 Gram matrix's eigenvalues moved by at most
-:math:`2 \epsilon \max e` (4,000 x 800 k-means-like rows) and :math:`0.41 \epsilon \max e`
-(5,000 x 3,072 CIFAR-10 pixels; the Gram matrix itself by :math:`0.05 \epsilon \max e`
-in norm). An earlier cutoff, :math:`\epsilon \sqrt{\max(N, D)} \max e` (71 eps max e on
-those pixels), dropped 2,010 of their 3,072 directions at :math:`\lambda = 10^{-4}`: the
-objective came out 6% above its minimum and 17% of the test predictions differed from
-float64 scikit-learn's.
+all of them are one matrix product. A positive strength keeps every direction (an
+eigenvalue rounded below 0 counts as 0), as a Cholesky solve of the regularised system
+does. At :math:`\lambda = 0` the directions whose eigenvalue is within rounding of 0, at
+most :math:`8 \epsilon \max e` (`NOISE`), are dropped: the minimum-norm least-squares
+solution.
+
+Two earlier rules dropped directions at positive strengths too, and both left the weak
+strengths' weights silently wrong on float32 rows. :math:`e + N\lambda \le \epsilon
+\sqrt{\max(N, D)} \max e` (71 eps max e on 5,000 x 3,072 CIFAR-10 pixels) dropped 2,010
+of their 3,072 directions at :math:`\lambda = 10^{-4}`, leaving the objective 6% above
+its minimum. :math:`e + N\lambda \le 8 \epsilon \max e` left it 20% above at
+:math:`10^{-5}` on those pixels, and 4% above at :math:`10^{-4}` on the 45,000 x 6,400
+k-means features (92% of the test predictions as float64's). The directions it dropped
+are not rounding: a float32 Gram matrix's eigenvalues, decomposed in float64, are off by
+0.005 eps max e on those features (the Gram matrix by 0.07 eps max e in norm), while
+1,491 of the 6,400 lie below 8 eps max e.
 
 scikit-learn sums its data loss where lincv averages it: `Ridge(alpha=N * reg_strength)`
 on the targets T gives these weights, and `RidgeClassifier(alpha=N * reg_strength)` (which
@@ -37,14 +42,24 @@ Precision. The Gram matrix and the products with X are computed by JAX in the ro
 dtype, on their device, in chunks of rows; the eigendecomposition and the path's
 factors 1 / (e + N lambda) run on the host (SciPy, NumPy) in float64. With float64 rows
 (64-bit JAX on) everything is float64 (1e-14 against lstsq in the tests). With float32
-rows the error is that of the float32 Gram matrix. A float32 eigendecomposition would
-add its own, up to 2 eps32 max e on each eigenvalue, which only the directions of small
-eigenvalues feel, and rows with a falling spectrum have many: on 5,000 x 3,072 CIFAR-10
-pixels at lambda = 1e-4 it left the objective 1.4e-4 above its minimum and 0.9% of the
-test predictions different from float64 scikit-learn's, where the float64 one gives the
-same objective to 1e-6 and the same predictions (at most 1 in 10,000 differs along a
-16-strength path). It costs 1.7 to 2x the time of a float32 one (1.9 s against 1.1 s at
-D = 3,072 on a 2-core CPU) and twice the memory.
+rows the error is that of the float32 Gram matrix, which only strengths with N lambda
+near or below its rounding feel. Measured against the float64 path on the same rows
+(objective above its minimum; test predictions that differ):
+
+- 45,000 x 6,400 k-means features, lambda = 1e-8 to 1e-4: at most 1.5e-5, and 4.8e-7
+  at 1e-4;
+- 4,500 x 3,072 CIFAR-10 pixels: 3.7e-3 and 6.6% at 1e-8, 3.2e-4 and 2.6% at 1e-6,
+  6e-6 and 0.1% at 1e-5, 4e-8 and none from 1e-4 (scikit-learn's `RidgeClassifier` on
+  the same float32 rows: 24%, 6% and 0.6% of the predictions at 1e-8, 1e-6, 1e-5);
+- the test's rows, whose spectrum falls over eight decades in random directions:
+  1.7e-3 at N lambda = eps max e.
+
+For those strengths, pass float64 rows with 64-bit JAX on. A float32 eigendecomposition
+would add its own rounding, up to 2 eps32 max e on each eigenvalue: on the pixels at
+lambda = 1e-4 it left the objective 1.4e-4 above its minimum and 0.9% of the test
+predictions different from float64 scikit-learn's. The float64 one costs 1.7 to 2x the
+time of a float32 one (1.9 s against 1.1 s at D = 3,072 on a 2-core CPU) and twice the
+memory.
 
 Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a float64 host copy
 that the eigendecomposition overwrites with the eigenvectors, using 2 D^2 float64 of
@@ -134,10 +149,18 @@ def _host(gram) -> np.ndarray:
 
 
 def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
-  """1 / (e + N lambda) (K, D), 0 where the factor is at or below the eigenvalues' rounding."""
+  """1 / (e + N lambda) (K, D), e clipped at 0 (the Gram matrix is positive
+  semidefinite; rounding can leave its zero eigenvalues a little below).
+
+  A positive strength keeps every direction, as a Cholesky solve of the regularised
+  system does. At lambda = 0 the directions whose eigenvalue is within rounding of 0,
+  at most `NOISE` eps max e, are dropped: the minimum-norm least-squares solution."""
+  e_D = np.maximum(e_D, 0.0)
   d = e_D[None, :] + n * lam_K[:, None]
-  cutoff = NOISE * eps * max(float(np.max(e_D, initial=0.0)), 0.0)
-  return np.where(d > cutoff, 1 / np.where(d > cutoff, d, 1), 0)
+  cutoff = NOISE * eps * float(np.max(e_D, initial=0.0))
+  keep = (lam_K[:, None] > 0) | (e_D[None, :] > cutoff)
+  keep &= d > 0
+  return np.where(keep, 1 / np.where(keep, d, 1), 0)
 
 
 def _combine(v_DxM, r_DxC, inv_KxM) -> np.ndarray:
