@@ -21,9 +21,12 @@ time per iteration, `scale_by_backtracking_linesearch` 37.
 Each member stops on its own test: its gradient norm relative to its norm at the start
 is at most `tol`, or no step size decreases the objective (the direction is exhausted at
 the precision of the arithmetic). It then stays frozen (status STOPPED, reported "ok");
-the iteration cap is `epochs * lbfgs_iters`. A member whose objective is not finite at
-the start (its scores overflow) is marked DIVERGED and takes no step. A member reports
-its last iterate, not its best-validation one: a solver's answer is its solution.
+the iteration cap is `epochs * lbfgs_iters`. Members that end above `tol`, at the cap or
+stalled, are counted in one `NotConverged` warning at the end of the sweep
+(`warn_unconverged`), as scikit-learn's ConvergenceWarning does for one fit. A member
+whose objective is not finite at the start (its scores overflow) is marked DIVERGED and
+takes no step. A member reports its last iterate, not its best-validation one: a
+solver's answer is its solution.
 
 Members start cold, all at once. Starting each strength from its neighbour's solution
 saved 23% (digits, float64) to 48% (random 10,000 x 1,000, float32) of the iterations
@@ -40,6 +43,7 @@ The solver's state (`State`) lives in the member's `opt_state`, in the training 
 layout (W as (C, D), see `lincv.objective.transpose_input`).
 """
 
+import warnings
 from typing import NamedTuple
 
 import chex
@@ -53,6 +57,10 @@ from lincv._checks import as_float
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
 STEPS = 16           # step sizes tried per iteration: 1, 1/2, 1/4, 1/8, 1/32, ..., 2^-27
 C1 = 1e-4            # Armijo's sufficient-decrease constant
+
+
+class NotConverged(UserWarning):
+  """Members of a run ended with their gradient above `tol`: not their objective's minimum."""
 
 
 class State(NamedTuple):
@@ -206,3 +214,42 @@ def report(opt_state: State) -> dict:
   "grad_norm" (the gradient norm relative to the start)."""
   return {"iterations": opt_state.iterations,
           "grad_norm": jax.vmap(relative_grad_norm)(opt_state)}
+
+
+def unconverged(rows: list[dict]) -> list[dict]:
+  """The rows of full-batch members that ended, not diverged or pruned, with
+  |grad| / |grad_0| above their `tol`."""
+  return [r for r in rows if "grad_norm" in r and r["status"] == "ok"
+          and not r["grad_norm"] <= r["tol"]]
+
+
+def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
+  """Warns (`NotConverged`, once for the run) about the rows of full-batch members that
+  ended with |grad| / |grad_0| above their `tol`; returns those rows.
+
+  A member ends so at its iteration cap (`epochs * lbfgs_iters`), or where no step size
+  decreased its objective (the arithmetic's precision, e.g. a float32 `tol` of 1e-7). Its
+  weights are then not the minimum its strength asks for: its accuracy, and a selection
+  that compares it with converged members, say nothing certain about that strength.
+  Diverged and pruned members are left out (their status says so already).
+  """
+  bad = unconverged(rows)
+  if not bad:
+    return bad
+  cap = lambda r: r["iterations"] >= r["epochs"] * r["lbfgs_iters"]
+  capped = sum(cap(r) for r in bad)
+  worst = max(bad, key=lambda r: (r["grad_norm"] / r["tol"], -r["member"]))
+  msg = (f"{len(bad)} of {sum('grad_norm' in r for r in rows)} L-BFGS members ended above "
+         f"their tol, |grad|/|grad_0| up to {worst['grad_norm']:.2g} (member "
+         f"{worst['member']}, tol {worst['tol']:.2g}): {capped} at the iteration cap "
+         f"(epochs x lbfgs_iters), {len(bad) - capped} where no step decreased the "
+         f"objective any more (the arithmetic's precision)")
+  if best is not None and any(r["member"] == best["member"] for r in bad):
+    b = next(r for r in bad if r["member"] == best["member"])
+    msg += (f"; the selected member {b['member']} is one of them ({b['grad_norm']:.2g} "
+            f"after {b['iterations']} iterations)")
+  warnings.warn(f"lincv: {msg}. Their weights are not the minimum of their objective: "
+                f"raise config.epochs or config.lbfgs_iters, or loosen config.tol "
+                f"(results.csv has each member's iterations and grad_norm)", NotConverged,
+                stacklevel=2)
+  return bad

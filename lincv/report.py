@@ -20,7 +20,7 @@ import platform
 import jax
 import numpy as np
 
-from lincv import checkpoint, distributed, events, metrics, plots
+from lincv import checkpoint, distributed, events, lbfgs, metrics, plots
 
 LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
            "epochs_run", "best_epoch", "seconds")
@@ -117,6 +117,7 @@ def _summary(config, inputs, outcome, evaluation, timings) -> dict:
       "num_groups": len({r.get("group", 0) for r in rows}),
       "num_diverged": sum(r["status"] == "diverged" for r in rows),
       "num_pruned": sum(r["status"] == "pruned" for r in rows),
+      "num_unconverged": len(lbfgs.unconverged(rows)),   # full-batch members above tol
       "data": {"name": config.data.get("features") or config.data.folder or config.data.name,
                "classes": list(p.class_names),
                "image_shape": list(p.image_shape), "train": len(p.y_train),
@@ -159,11 +160,13 @@ def _print(config, workdir, outcome, summary, stream) -> None:
   split = summary["eval_split"]
   stream.write(f"\nbest members by validation accuracy:\n{table(rows, fields)}\n")
   seconds = summary["timings"]["total"]
+  n = summary["num_unconverged"]
+  unconverged = f"{n} above tol, " if n else ""
   stream.write(
       f"\nselected member {best['member']}: val {best['val_accuracy']:.4f}, "
       f"{split} {summary['best'][f'{split}_accuracy']:.4f}  ({summary['num_members']} "
       f"members, {summary['num_diverged']} diverged, {summary['num_pruned']} pruned, "
-      f"{seconds:.1f}s)\nwrote {workdir}\n")
+      f"{unconverged}{seconds:.1f}s)\nwrote {workdir}\n")
   stream.flush()
 
 

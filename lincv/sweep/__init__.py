@@ -23,7 +23,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
-from lincv import precision, training
+from lincv import lbfgs, precision, training
 from lincv.sweep import refine
 from lincv.sweep.population import MAX_CHUNK, Population, chunking
 from lincv.sweep.runner import Runner, check_data, shared_order_key
@@ -116,6 +116,7 @@ def _run(config, data_for, num_classes, *, workdir, test_for, progress, started)
   chosen = both.runner.groups[both.gi]
   best_params = both.runner.best_params(both.gi)
   test_acc = None if test_for is None else accuracy_on_test(chosen, best_params, test_for)
+  lbfgs.warn_unconverged(both.rows, both.best)
   return Result(rows=both.rows, history=both.history, best=both.best,
                 best_params=best_params,
                 best_structure=dataclasses.replace(chosen.structure, loss=both.best["loss"]),
