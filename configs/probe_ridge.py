@@ -16,9 +16,10 @@ Rows are standardised (`data.scale="std"`), as for `probe_clip.py`. `data.featur
 no default: pass --config.data.features=PATH. `:smoke` is 3 strengths.
 
 Measured on the CIFAR-10 k-means features, 1,600 centroids (README, Results), on a 2-core
-CPU with AVX-512 from its own export: 72.5% test (val 72.5%, reg_strength 1e-3) in 35 s;
-73.7% (val 73.7%, 1e-3) with `--config.data.flip=True` in 49 s. (69.4 to 69.8% before
-`lincv.ridge` kept the directions below a weak strength; see its Precision section.)
+CPU with AVX-512 from its own export: 72.5% test (val 72.5%, reg_strength 1e-3) in 36 s;
+74.0% (val 74.1%, 1e-5) with `--config.data.flip=True` in 53 s. (69.4 to 69.8% when
+`lincv.ridge` dropped the directions below a weak strength as rounding, 73.7% at 1e-3
+with mirrored rows when it still dropped some; see its Precision section.)
 """
 
 from lincv import config as config_lib
