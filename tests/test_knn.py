@@ -213,3 +213,66 @@ def test_errors_name_the_problem():
     knn.cross_validate(x_train, y_train, ks=(1, 50), num_folds=5)
   with pytest.raises(ValueError, match="num_folds must be in"):
     knn.cross_validate(x_train, y_train, ks=(1,), num_folds=1)
+
+
+def test_non_finite_rows_and_out_of_range_votes_are_refused():
+  x_train, y_train, x_test = _tied_data()
+  bad = x_test.copy()
+  bad[4, 1] = np.nan
+  with pytest.raises(ValueError, match=r"^x_test row 4 holds a non-finite value"):
+    knn.predict(x_train, y_train, bad)
+  bad = x_train.copy()
+  bad[7, 0] = np.inf
+  with pytest.raises(ValueError, match=r"^x_train row 7 holds a non-finite value"):
+    knn.neighbours(bad, x_test)
+  with pytest.raises(ValueError, match=r"^x_train row 7"):
+    knn.distances(x_test, bad)
+  with pytest.raises(ValueError, match=r"^x row 7"):
+    knn.cross_validate(bad, y_train, ks=(1,))
+  with pytest.raises(ValueError, match=r"labels must be in \[0, 2\] for num_classes=3, got 5"):
+    knn.vote(np.array([[5, 5, 1]]), 3)
+  with pytest.raises(ValueError, match=r"got -1"):
+    knn.vote(np.array([[-1, -1, 2]]), 3)
+
+
+def test_float16_rows_are_searched_in_float32():
+  # Squared norms past float16's 65,504 overflow: a float16 search returned inf and NaN
+  # distances and chance-level neighbours.
+  rng = np.random.default_rng(4)
+  x_train = rng.normal(size=(60, 400)).astype(np.float16) * 20
+  y_train = rng.integers(0, 3, 60)
+  x_test = x_train[:15] + np.float16(0.5)
+  d, i = knn.neighbours(x_train, x_test, k=2)
+  assert d.dtype == np.float32 and np.all(np.isfinite(d))
+  np.testing.assert_array_equal(i[:, 0], np.arange(15))
+  ref = _np_predict(x_train.astype(np.float32), y_train, x_test.astype(np.float32), 3, "l2",
+                    "nearest")
+  np.testing.assert_array_equal(knn.predict(x_train, y_train, x_test, 3), ref)
+  cv = knn.cross_validate(x_train, y_train, ks=(1, 3))
+  ref = knn.cross_validate(x_train.astype(np.float32), y_train, ks=(1, 3))
+  assert cv["accuracy"] == ref["accuracy"] and cv["best_k"] == ref["best_k"]
+
+
+def test_l2_on_raw_pixels_finds_an_exact_copy_first():
+  # Raw 0-255 rows: |a|^2 - 2 a.b + |b|^2 in float32 cancels most digits of |a|^2 ~ 1e8.
+  # Shifted by the mean training row first, an image's distance to itself is small and
+  # its exact copy is nearer than a copy one grey level off (measured on these rows: 0.0
+  # and all rows; unshifted: 4.0 and 33% of them).
+  rng = np.random.default_rng(5)
+  base = rng.integers(0, 256, (1, 3072))
+  x = np.clip(base + rng.integers(-40, 41, (300, 3072)), 0, 255).astype(np.float32)
+  off = x.copy()
+  off[:, 0] += np.where(x[:, 0] < 255, 1, -1)
+  self_d = np.diagonal(np.asarray(knn.distances(x, x)))
+  _, i = knn.neighbours(np.concatenate([off, x]), x, k=1)
+  exact_first = np.mean(np.asarray(i)[:, 0] >= 300)
+  assert self_d.max() < 1 and exact_first > 0.9, (self_d.max(), exact_first)
+
+
+def test_best_k_is_the_smallest_of_the_tied_ks_in_any_order():
+  x_train, y_train, _ = _tied_data()
+  up = knn.cross_validate(x_train, y_train, ks=(1, 2))   # k = 2 ties k = 1 ("nearest")
+  down = knn.cross_validate(x_train, y_train, ks=(2, 1))
+  assert up["accuracy"] == down["accuracy"][::-1]
+  assert up["accuracy"][0] == up["accuracy"][1]
+  assert up["best_k"] == down["best_k"] == 1

@@ -18,7 +18,7 @@ import numpy as np
 from lincv._checks import check_name
 from lincv.data.splits import fold_indices
 from lincv.knn.search import (DEFAULT_KS, METRICS, TIE_BREAKS, _CHUNK, _TRAIN_BLOCK, _as_float,
-                              _check_labels, _check_positive, _search, _split, _votes)
+                              _offset, _check_labels, _check_positive, _search, _split, _votes)
 
 
 @functools.partial(
@@ -63,9 +63,11 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   """
   check_name("metric", metric, METRICS)
   check_name("tie_break", tie_break, TIE_BREAKS)
-  x_NxD = _as_float(x_NxD)
+  x_NxD = _as_float(x_NxD, "x")
   chex.assert_rank(x_NxD, 2)
   n = x_NxD.shape[0]
+  if metric == "l2" and n:     # one shift for every fold: the same distances (see search)
+    x_NxD = x_NxD - _offset(x_NxD)
   num_classes = _check_labels(y_N, n, num_classes)
   ks = tuple(int(k) for k in ks)
   if not ks:
@@ -96,5 +98,6 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
       x_FxSxD, y_FxS, jnp.asarray(valid_FxS), ks=ks, metric=metric, chunk=chunk,
       blocks=blocks, num_classes=num_classes, tie_break=tie_break))
   mean = acc_FxK.mean(axis=0)
+  best_k = min(k for k, a in zip(ks, mean) if a == mean.max())
   return {"ks": list(ks), "accuracy": [float(a) for a in mean],
-          "fold_accuracy": acc_FxK, "best_k": ks[int(np.argmax(mean))]}
+          "fold_accuracy": acc_FxK, "best_k": best_k}
