@@ -167,3 +167,17 @@ def test_bad_shuffle_seed_is_refused():
   c.shuffle_seed = -1
   with pytest.raises(experiment.ConfigError, match=r"shuffle_seed must be an integer in \[0"):
     experiment.check(c)
+
+
+def test_a_seed_past_2_31_trains_as_it_validates(tmp_path):
+  # Seeds are uint32 (`seeds.key`); the sweep held them as int32 and overflowed.
+  c = config_lib.base()
+  c.epochs, c.batch_size, c.sweep = 1, 16, {"seed": [1, 3_000_000_000]}
+  groups = sweep.group(sweep.expand(c))
+  assert groups[0].hparams["seed"].tolist() == [1, 3_000_000_000]
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(64, 5)).astype(np.float32)
+  y = rng.integers(0, 3, 64)
+  data = training.Data(x, y, x[:16], y[:16])
+  result = sweep.run(c, lambda f: data, 3)
+  assert [r["seed"] for r in result.rows] == [1, 3_000_000_000]

@@ -66,7 +66,7 @@ def test_grouping_splits_structural_fields_only():
   for g in groups:
     assert g.size == 4
     assert g.hparams["learning_rate"].shape == (4,)
-    assert g.hparams["seed"].dtype == np.int32
+    assert g.hparams["seed"].dtype == np.uint32
     assert {members[i]["reg"] for i in g.members} == {g.structure.reg}
 
 

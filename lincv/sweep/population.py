@@ -115,7 +115,7 @@ def chunking(k: int, num_devices: int) -> tuple[int, int]:
 class Population:
   """A group's compiled functions, sharded over devices; padded members are dropped on read.
 
-  Its numeric hyperparameters are held in the data's float dtype (the seed as int32).
+  Its numeric hyperparameters are held in the data's float dtype (the seed as uint32).
   `placement` ("auto", "device" or "host") and `block_steps` say where the training rows
   live and how many minibatches go to the devices at once (see `lincv.placement`).
   """
@@ -142,7 +142,7 @@ class Population:
       per_device = math.ceil(math.ceil(self.k / self.chunk) / n_dev)
     self.k_pad = n_dev * per_device * self.chunk
     dtype = np.dtype(self.data.x_train.dtype)
-    hparams = {f: np.asarray(v, np.int32 if f == "seed" else dtype)
+    hparams = {f: np.asarray(v, np.uint32 if f == "seed" else dtype)
                for f, v in self.group.hparams.items()}
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     member_seeds = np.unique(self.group.hparams["seed"])

@@ -290,7 +290,7 @@ def group(members: list[dict], mix_losses: bool = True) -> list[Group]:
   for idx in keys.values():
     first = members[idx[0]]
     hparams = {f: np.asarray([members[i][f] for i in idx],
-                             np.int32 if f == "seed" else np.float64)
+                             np.uint32 if f == "seed" else np.float64)
                for f in config_lib.NUMERIC}
     names = tuple(dict.fromkeys(members[i]["loss"] for i in idx))
     if len(names) > 1:
