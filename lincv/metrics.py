@@ -12,8 +12,21 @@ def accuracy(pred_N, labels_N) -> float:
 
 
 def confusion_matrix(pred_N, labels_N, num_classes: int) -> np.ndarray:
-  """Counts (C, C): row = true class, column = predicted class."""
+  """Counts (C, C): row = true class, column = predicted class.
+
+  Raises ValueError unless both are integer vectors of one length with values in
+  [0, num_classes) (a -1 would otherwise count as the last class)."""
   pred_N, labels_N = np.asarray(pred_N), np.asarray(labels_N)
+  if pred_N.ndim != 1 or pred_N.shape != labels_N.shape:
+    raise ValueError(f"predictions {pred_N.shape} and labels {labels_N.shape} must be "
+                     "vectors of one length")
+  for name, v in (("predictions", pred_N), ("labels", labels_N)):
+    if v.size and not np.issubdtype(v.dtype, np.integer):
+      raise ValueError(f"{name} must be integer classes, got dtype {v.dtype}")
+    if v.size and (v.min() < 0 or v.max() >= num_classes):
+      bad = v.min() if v.min() < 0 else v.max()
+      raise ValueError(f"{name} hold class {bad}, out of range for {num_classes} classes; "
+                       f"valid classes are 0..{num_classes - 1}")
   out = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(out, (labels_N, pred_N), 1)
   return out

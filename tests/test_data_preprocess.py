@@ -132,3 +132,24 @@ def test_repr_is_one_line_of_shapes_and_dtypes_not_values():
   pre = repr(out.preprocessor)
   assert pre in text and "mean_D=float32(192,)" in pre and "scale='std'" in pre
   assert "[" not in text and "array(" not in text     # no values
+
+
+def test_std_scales_a_small_spread_and_leaves_a_constant_column_alone():
+  # A spread of 5e-9 around 0 is signal (an absolute cutoff of 1e-8 left it unscaled); a
+  # column of one value, 1000, has a centred spread of rounding only, and stays put.
+  rng = np.random.default_rng(0)
+  x = np.stack([rng.normal(size=1000), rng.normal(size=1000) * 5e-9,
+                np.full(1000, 1000.0), rng.normal(size=1000) * 1e-3 + 1.0], 1)
+  x = x.astype(np.float32)
+  pre = data.RowPreprocessor.fit(x, center="image", scale="std")
+  std = np.asarray(pre(x)).std(axis=0)
+  np.testing.assert_allclose(std[[0, 1, 3]], 1, rtol=1e-3)
+  assert pre.std_D[2] == 1 and np.all(np.abs(np.asarray(pre(x))[:, 2]) < 1e-3)
+
+
+def test_a_constant_channel_at_a_nonzero_level_is_left_unscaled():
+  x = np.full((4, 2, 2, 2), 200, np.uint8)
+  x[..., 1] = np.arange(16, dtype=np.uint8).reshape(4, 2, 2)
+  pre = data.Preprocessor.fit(x, center="image", scale="std")
+  assert pre.std_D.reshape(2, 2, 2)[..., 0].tolist() == [[1, 1], [1, 1]]
+  assert np.all(pre.std_D.reshape(2, 2, 2)[..., 1] != 1)

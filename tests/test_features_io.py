@@ -277,6 +277,12 @@ def _inf_at(row, column):
   return x
 
 
+def _beyond_float32():
+  x = _digits()["x_test"].astype(np.float64)
+  x[3, 2] = 1e39
+  return x
+
+
 BAD = [
     ("rows_labels", _with(y_train=np.zeros(10, np.int64)),
      "x_train has 1400 rows but y_train has 10 labels"),
@@ -294,7 +300,7 @@ BAD = [
     ("label_rank", _with(y_test=np.zeros((397, 1), np.int64)),
      "y_test must be labels of shape (N,), got shape (397, 1)"),
     ("int_rows", _with(x_train=np.zeros((1400, 64), np.int64)),
-     "x_train must be float16 or float32 rows, got dtype int64"),
+     "x_train must be float16, float32 or float64 rows, got dtype int64"),
     ("widths", _with(x_test=np.zeros((397, 63), np.float32)),
      "x_train rows have 64 values but x_test rows have 63"),
     ("not_npz", lambda p: (p / "f.csv").write_text("1,2") and str(p / "f.csv"),
@@ -307,9 +313,11 @@ BAD = [
     ("mirrored_rank", _with(x_train_mirrored=np.zeros((1400, 8, 8), np.float32)),
      "x_train_mirrored must be rows of shape (N, D), got shape (1400, 8, 8)"),
     ("mirrored_dtype", _with(x_train_mirrored=np.zeros((1400, 64), np.int32)),
-     "x_train_mirrored must be float16 or float32 rows, got dtype int32"),
+     "x_train_mirrored must be float16, float32 or float64 rows, got dtype int32"),
     ("mirrored_nonfinite", _with(x_train_mirrored=_inf_at(1399, 63)),
      "x_train_mirrored holds a non-finite value (inf) at row 1399, column 63"),
+    ("float32_overflow", _with(x_test=_beyond_float32()),
+     "x_test holds 1e+39 at row 3, column 2, beyond float32's range"),
     ("corrupt", _corrupt_npz, "cannot be read"),
     ("truncated", _truncated_npy, "x_train.npy cannot be read"),
 ]

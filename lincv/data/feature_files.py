@@ -8,9 +8,8 @@
 The format: arrays `x_train`, `y_train`, `x_test`, `y_test` and, optionally, `class_names`
 (strings) and `x_train_mirrored` (row i: the features of training image i mirrored
 left-right, for `data.flip`), in an `.npz` (as `np.savez` writes it) or as `<name>.npy`
-files in a folder. Rows are float (N, D), float16 or float32; labels integer class
-indices (N,). Rows are
-memory-mapped: the `.npy` files of a folder and the stored (uncompressed) members of an
+files in a folder. Rows are float (N, D), float16 or float32 (float64 is read as float32);
+labels integer class indices (N,). Rows are memory-mapped: the `.npy` files of a folder and the stored (uncompressed) members of an
 `.npz`, so a float16 file larger than memory costs only the rows a run takes from it.
 `load` checks everything, a chunk of rows at a time, and raises `DataError` with one line
 naming the array and the problem.
@@ -155,21 +154,29 @@ def _check_rows(path, name, x) -> None:
     raise DataError(f"features {path}: {name} must be rows of shape (N, D), got shape "
                     f"{x.shape}")
   if x.dtype not in ROW_DTYPES:
-    raise DataError(f"features {path}: {name} must be float16 or float32 rows, got dtype "
+    raise DataError(f"features {path}: {name} must be float16, float32 or float64 rows, got dtype "
                     f"{x.dtype}")
   if x.shape[1] == 0:
     raise DataError(f"features {path}: {name} rows have no values (shape {x.shape})")
 
 
 def _check_finite(path, name, x) -> None:
-  """Raises DataError at the first non-finite value, reading `x` a chunk at a time."""
+  """Raises DataError at the first value that is not finite, or (float64 rows, which are
+  read as float32) beyond float32's range, reading `x` a chunk at a time."""
   step = chunk_rows(x)
+  top = float(np.finfo(np.float32).max)
   for i in range(0, len(x), step):
-    bad = ~np.isfinite(x[i:i + step])
+    part = x[i:i + step]
+    bad = ~np.isfinite(part)
     if bad.any():
       r, c = np.argwhere(bad)[0]
       raise DataError(f"features {path}: {name} holds a non-finite value "
                       f"({x[i + r, c]}) at row {i + r}, column {c}; all values must be finite")
+    if part.dtype == np.float64 and (np.abs(part) > top).any():
+      r, c = np.argwhere(np.abs(part) > top)[0]
+      raise DataError(f"features {path}: {name} holds {x[i + r, c]:.3g} at row {i + r}, "
+                      f"column {c}, beyond float32's range (+-{top:.3g}); rows are read as "
+                      "float32")
 
 
 def _class_names(path, arrays) -> tuple[str, ...] | None:

@@ -25,7 +25,7 @@ CENTERS = ("image", "channel", "none")
 SCALES = ("none", "std")
 
 _CHUNK = 4096  # rows per step when fitting and transforming
-_TINY_STD = 1e-8
+_CONSTANT = 8 * float(np.finfo(np.float32).eps)   # a spread this much of the level is rounding
 def _check_images(images, what="images") -> np.ndarray:
   images = np.asarray(images)
   if images.dtype != np.uint8 or images.ndim != 4:
@@ -111,7 +111,11 @@ class Preprocessor:
         r = rows[i:i + _CHUNK].astype(np.float32) * np.float32(1 / 255) - mean_f32
         sq_C += np.einsum("nd,nd->d", r, r, dtype=np.float64).reshape(h * w, c).sum(axis=0)
       std_C = np.sqrt(sq_C / (n * h * w))
-      std_D = np.tile(np.where(std_C > _TINY_STD, std_C, 1.0), h * w)
+      # Constant where the spread is within float32 rounding of the channel's level, as
+      # for feature rows (`lincv.data.rows`).
+      level_C = np.abs(pixel_mean_D.reshape(h * w, c)).max(axis=0)
+      constant = (std_C == 0) | (std_C <= _CONSTANT * level_C)
+      std_D = np.tile(np.where(constant, 1.0, std_C), h * w)
 
     return cls(image_shape=(h, w, c), center=center, scale=scale, bias_trick=bool(bias_trick),
                mean_D=mean_D.astype(np.float32), std_D=std_D.astype(np.float32))

@@ -31,7 +31,7 @@ from lincv.data.preprocess import Prepared, split_indices
 
 CENTERS = ("image", "none")
 SCALES = ("none", "std")
-_TINY_STD = 1e-8
+_CONSTANT = 8 * float(np.finfo(np.float32).eps)   # see `RowPreprocessor.fit`
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -72,7 +72,11 @@ class RowPreprocessor:
         r = np.asarray(x_NxD[i:i + step], np.float32) - mean_f32
         sq_D += np.einsum("nd,nd->d", r, r, dtype=np.float64)
       std_D = np.sqrt(sq_D / n)
-      std_D = np.where(std_D > _TINY_STD, std_D, 1.0)
+      # A column is constant where its spread is within float32 rounding of its level
+      # (the centred values are then rounding), or exactly 0; a small spread around a
+      # small level is signal and is scaled like any other.
+      constant = (std_D == 0) | (std_D <= _CONSTANT * np.abs(mean_D))
+      std_D = np.where(constant, 1.0, std_D)
     return cls(center, scale, mean_D.astype(np.float32), std_D.astype(np.float32))
 
   @property

@@ -1,0 +1,26 @@
+"""Accuracy and the confusion matrix: counts by hand, and bad input refused in one line."""
+
+import numpy as np
+import pytest
+
+from lincv import metrics
+
+
+def test_confusion_matrix_by_hand():
+  m = metrics.confusion_matrix([0, 2, 2, 1], [0, 1, 2, 1], 3)
+  np.testing.assert_array_equal(m, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
+  assert m.sum() == 4 and metrics.accuracy([0, 2, 2, 1], [0, 1, 2, 1]) == 0.75
+
+
+@pytest.mark.parametrize("pred, labels, message", [
+    ([0, -1, 2], [0, 1, 2], r"predictions hold class -1, out of range for 3 classes; "
+                            r"valid classes are 0\.\.2"),
+    ([0, 1, 2], [0, 3, 2], r"labels hold class 3, out of range"),
+    ([0, 1, 2], [[0], [1], [2]], r"must be vectors of one length"),
+    ([0, 1], [0, 1, 2], r"must be vectors of one length"),
+    ([0.0, 1.0, 2.0], [0, 1, 2], r"predictions must be integer classes, got dtype float64"),
+])
+def test_confusion_matrix_refuses_what_it_would_miscount(pred, labels, message):
+  # np.add.at wrapped -1 round to the last class, and (N, 1) labels broadcast to N^2 counts.
+  with pytest.raises(ValueError, match=message):
+    metrics.confusion_matrix(np.asarray(pred), np.asarray(labels), 3)
