@@ -135,8 +135,8 @@ class HostEpochs:
     def steps(carry, hp, idx, xs, ys):
       return training.epoch_steps(carry, hp, xs, ys, idx, s, n)
 
-    def end(state, carry, x_val, y_val):
-      return training.epoch_end(state, carry, x_val, y_val, s)
+    def end(state, carry, hp, x_val, y_val):
+      return training.epoch_end(state, carry, hp, x_val, y_val, s)
 
     def count(params, xb, yb):
       return jnp.sum(training.predict(s, params, xb) == yb, dtype=jnp.int32)
@@ -156,7 +156,7 @@ class HostEpochs:
     self._steps_own = jax.jit(pop._per_device(
         lambda c, hp, idx, xs, ys: by_chunk(steps, (c, hp, idx), (xs, ys)), 5, 0))
     self._end = jax.jit(pop._per_device(
-        lambda st, c, xv, yv: by_chunk(end, (st, c), (xv, yv)), 2, 2))
+        lambda st, c, hp, xv, yv: by_chunk(end, (st, c, hp), (xv, yv)), 3, 2))
     # As in `jnp.mean`: the compiler may divide by a constant as a product by its inverse.
     self._mean = jax.jit(lambda total, n, dtype: total.astype(dtype) / n, static_argnums=(1, 2))
     self._count = jax.jit(pop._per_device(
@@ -194,7 +194,7 @@ class HostEpochs:
 
     carry = run_blocks(self._start(state), lambda c, *blk: run(c, hparams, *blk), load,
                        spans(idx.shape[-2], block))
-    return self._end(state, carry, pop.data.x_val, pop.data.y_val)
+    return self._end(state, carry, hparams, pop.data.x_val, pop.data.y_val)
 
   def accuracy(self, params, x, y) -> np.ndarray:
     """Each member's accuracy (k_pad,) on host rows `x`, `y`, sent `EVAL_ROWS` at a time."""

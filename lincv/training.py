@@ -215,6 +215,27 @@ def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
   return jnp.mean((_predict_t(structure, params_t, x_NxD) == y_N).astype(x_NxD.dtype))
 
 
+def _accuracy_and_objective_t(structure: Structure, hparams, params_t, x_NxD, y_N,
+                              chunk: int = 8192):
+  """(accuracy, objective) of parameters in the loop's layout on the rows: labels and
+  per-row losses from one pass of scores, then the mean loss plus the penalty."""
+  def per_row(xy):
+    x, y = xy
+    s_NxC = objective.scores_t(params_t, x, structure.model)
+    return jnp.argmax(s_NxC, axis=1).astype(jnp.int32), objective.loss_values(
+        structure.loss, s_NxC, y, margin=hparams["margin"], loss_index=hparams.get("loss_index"))
+  pred_N, values_N = chunked.map_rows(per_row, (x_NxD, y_N), chunk)
+  acc = jnp.mean((pred_N == y_N).astype(x_NxD.dtype))
+  return acc, jnp.mean(values_N) + objective.penalty(params_t, structure.reg,
+                                                     hparams["reg_strength"], hparams["beta"])
+
+
+def _exploded(structure: Structure, loss, loss_ref):
+  """The divergence test: a loss that is not finite, or past `diverge_factor` times the
+  member's starting loss (at least 1)."""
+  return ~jnp.isfinite(loss) | (loss > structure.diverge_factor * jnp.maximum(loss_ref, 1.0))
+
+
 def _where(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
@@ -244,7 +265,8 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
 
   Each step checks the loss of the parameters it starts from: if it is non-finite or
   explodes, the member is marked DIVERGED and keeps the parameters before the previous
-  update (`prev_params`, carried across epochs), the last ones whose loss was good.
+  update (`prev_params`, carried across epochs), the last ones whose loss was good. The
+  epoch's last update is checked at its end, on the validation rows (`epoch_end`).
 
   Returns:
     (state, {"train_loss": mean minibatch loss, "val_accuracy": accuracy of this epoch's
@@ -259,7 +281,7 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
   batches_SxB = epoch_batches(hparams, key, epoch, structure, n)
   carry = epoch_steps(epoch_start(state, structure), hparams, data.x_train, data.y_train,
                       batches_SxB, structure, n)
-  return epoch_end(state, carry, data.x_val, data.y_val, structure)
+  return epoch_end(state, carry, hparams, data.x_val, data.y_val, structure)
 
 
 def epoch_start(state: TrainState, structure: Structure):
@@ -294,7 +316,7 @@ def _step_fn(structure: Structure, hparams, num_train: int):
     params, prev, opt_state, status, loss_ref, loss_sum, num = carry
     loss, grads = _loss_and_grad_t(structure, hparams, params, x_BxD, y_B)
     loss_ref = jnp.where(jnp.isnan(loss_ref), loss, loss_ref)
-    bad = ~jnp.isfinite(loss) | (loss > structure.diverge_factor * jnp.maximum(loss_ref, 1.0))
+    bad = _exploded(structure, loss, loss_ref)
     diverged = (status == ACTIVE) & bad
     status = jnp.where(diverged, DIVERGED, status)
     go = status == ACTIVE
@@ -310,13 +332,24 @@ def _step_fn(structure: Structure, hparams, num_train: int):
   return step
 
 
-def epoch_end(state: TrainState, carry, x_val, y_val, structure: Structure):
+def epoch_end(state: TrainState, carry, hparams, x_val, y_val, structure: Structure):
   """(state, metrics) of the epoch `state` started and `carry` ran: the validation
-  accuracy, the best parameters, early stopping (see `train_epoch`)."""
+  accuracy, the best parameters, early stopping (see `train_epoch`).
+
+  The epoch's last update is checked here, as the next step would check it: by the
+  objective of the parameters it made on the validation rows (computed with their
+  accuracy, from the same scores). Without this the last update of a run went
+  unchecked, and a member whose weights blew up in it ended "ok"."""
   params, prev, opt_state, status, loss_ref, loss_sum, num = carry
   updated = num > 0
   train_loss = jnp.where(updated, loss_sum / jnp.maximum(num, 1), jnp.nan)
-  val_acc = _accuracy_t(structure, params, x_val, y_val)
+  if y_val.shape[0]:
+    val_acc, val_obj = _accuracy_and_objective_t(structure, hparams, params, x_val, y_val)
+    diverged = (status == ACTIVE) & updated & _exploded(structure, val_obj, loss_ref)
+    status = jnp.where(diverged, DIVERGED, status)
+    params = _where(diverged, prev, params)
+  else:
+    val_acc = _accuracy_t(structure, params, x_val, y_val)
   to_loop = lambda tree: objective.transpose_input_like(tree, state.params, structure.model)
   params, prev, opt_state = to_loop(params), to_loop(prev), to_loop(opt_state)
 
