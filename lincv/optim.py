@@ -35,8 +35,12 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
       `optax.exponential_decay` checks its factor in Python, so it cannot take a traced
       one, hence the two one-line schedules here).
     decay_every: epochs between steps of the step schedule.
-    warmup_epochs: if positive, a linear warm-up from 0 over that many epochs first
-      (`optax.linear_schedule` joined with `optax.join_schedules`).
+    warmup_epochs: if positive, a linear warm-up over that many epochs first: step t of
+      its W steps takes `lr * (t + 1) / W`, so its first step moves (a ramp from 0 made
+      step 0 a no-op, and with one step an epoch, the whole first epoch) and its last
+      takes `lr`. The schedule above then starts, counting its steps and epochs from
+      the end of the warm-up (`optax.join_schedules`); the cosine spans what is left of
+      the run.
   """
   check_name("schedule", kind, SCHEDULES)
   if steps_per_epoch < 1 or total_epochs < 1 or decay_every < 1 or warmup_epochs < 0:
@@ -57,8 +61,8 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
         learning_rate, decay_steps=max(total_epochs * steps_per_epoch - warmup, 1))
   if warmup == 0:
     return main
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, learning_rate, warmup), main], [warmup])
+  ramp = lambda count: learning_rate * jnp.minimum(count + 1, warmup) / warmup
+  return optax.join_schedules([ramp, main], [warmup])
 
 
 def make(name: str, learning_rate, *, momentum=0.9, b1=0.9, b2=0.999, rms_decay=0.9,

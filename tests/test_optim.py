@@ -94,9 +94,21 @@ class ScheduleTest(parameterized.TestCase):
     np.testing.assert_allclose(v[3], 0.5 * (1 + np.cos(np.pi * 25 / 50)), rtol=1e-6)
 
   def test_warmup(self):
+    # Step t of the 10 warm-up steps takes 2 (t + 1) / 10: the first moves, the last is 2.
     sched = optim.schedule("constant", 2.0, steps_per_epoch=10, total_epochs=5,
                            warmup_epochs=1)
-    np.testing.assert_allclose([float(sched(t)) for t in (0, 5, 10, 30)], [0, 1, 2, 2])
+    np.testing.assert_allclose([float(sched(t)) for t in (0, 4, 9, 10, 30)],
+                               [0.2, 1, 2, 2, 2], rtol=1e-6)
+
+  def test_warmup_of_one_step_an_epoch_moves_in_its_first_epoch(self):
+    sched = optim.schedule("constant", 1.0, steps_per_epoch=1, total_epochs=4,
+                           warmup_epochs=2)
+    np.testing.assert_allclose([float(sched(t)) for t in range(4)], [0.5, 1, 1, 1])
+
+  def test_step_decay_counts_its_epochs_from_the_end_of_the_warmup(self):
+    sched = optim.schedule("step", 1.0, steps_per_epoch=1, total_epochs=5, decay=0.5,
+                           warmup_epochs=2)
+    np.testing.assert_allclose([float(sched(t)) for t in range(5)], [0.5, 1, 1, 0.5, 0.25])
 
   def test_traced_decay(self):
     f = jax.vmap(lambda d: optim.schedule("step", 1.0, steps_per_epoch=1, total_epochs=3,
