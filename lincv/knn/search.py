@@ -61,11 +61,13 @@ _L1_UNROLL = 4
 def _as_float(x, name: str = "x"):
   """Rows as float32, or float64 where they are float64 (and 64-bit JAX is on): integers
   (uint8 pixels), float16 and bfloat16 are widened. Raises ValueError on a non-finite
-  value, naming `name` and its row."""
+  value, naming `name` and its row (not under `jit`, where the values are not known)."""
   x = jnp.asarray(x)
   if not (jnp.issubdtype(x.dtype, jnp.floating) and jnp.finfo(x.dtype).bits >= 32):
     x = x.astype(jnp.float32)
-  if jnp.issubdtype(x.dtype, jnp.floating) and x.size and not bool(jnp.all(jnp.isfinite(x))):
+  if isinstance(x, jax.core.Tracer) or not x.size:    # under jit: no values to check
+    return x
+  if not bool(jnp.all(jnp.isfinite(x))):
     row = int(np.argmax((~np.isfinite(np.asarray(x).reshape(x.shape[0], -1))).any(axis=1)))
     raise ValueError(f"{name} row {row} holds a non-finite value; k-NN needs finite rows")
   return x
