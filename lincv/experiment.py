@@ -173,6 +173,9 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
                           f"{', '.join(knn.METRICS)}")
     if not config.knn.ks or min(config.knn.ks) < 1:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
+  if int(config.checkpoint_every) != config.checkpoint_every or config.checkpoint_every < 1:
+    raise ConfigError(f"checkpoint_every must be an integer >= 1 (epochs between sweep "
+                      f"checkpoints), got {config.checkpoint_every}")
   if config.dtype not in ("float32", "float64"):
     raise ConfigError(f"dtype must be float32 or float64, got {config.dtype!r}")
   _matmul_precision(config)

@@ -176,9 +176,20 @@ def _override_sweep(config, axis: list, flag: str, text: str) -> None:
 def swept_overrides(config: ml_collections.ConfigDict, paths) -> None:
   """Refuses `--config.FIELD` for a FIELD that the sweep sets for every member.
 
+  Also refuses `--config.sweep.FIELD` before `--config.sweep={...}`, which replaces the
+  whole sweep and would drop it.
+
   Raises:
     OverrideError: naming the `--config.sweep.FIELD` to use instead.
   """
+  paths = list(paths)
+  if "sweep" in paths:
+    last = len(paths) - 1 - paths[::-1].index("sweep")
+    lost = [p for p in paths[:last] if p.startswith("sweep.")]
+    if lost:
+      raise OverrideError(
+          f"--config.sweep={{...}} replaces the whole sweep, so the --config.{lost[0]} "
+          f"before it would be lost; put it in the dict, or after --config.sweep")
   for path in paths:
     if path in SWEEPABLE and path in config.sweep:
       raise OverrideError(

@@ -211,6 +211,24 @@ def test_override_errors_are_one_line(path, text, message):
   assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
+def test_a_sweep_field_before_a_whole_sweep_override_is_refused_not_lost():
+  c = config_lib.base()
+  config_lib.swept_overrides(c, ["sweep", "sweep.learning_rate"])    # applied on top: fine
+  with pytest.raises(config_lib.OverrideError,
+                     match=r"replaces the whole sweep, so the --config.sweep.learning_rate "
+                           r"before it would be lost"):
+    config_lib.swept_overrides(c, ["sweep.learning_rate", "epochs", "sweep"])
+
+
+def test_checkpoint_every_below_one_is_refused():
+  c = config_lib.base()
+  for value in (0, -1):
+    c.checkpoint_every = value
+    with pytest.raises(experiment.ConfigError, match=r"checkpoint_every must be an integer "
+                                                      rf">= 1 .*got {value}$"):
+      experiment.check(c)
+
+
 def test_an_override_of_a_swept_field_is_refused():
   c = config_lib.base()
   c.sweep = {"learning_rate": (0.1, 0.01)}
