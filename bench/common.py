@@ -58,6 +58,17 @@ def block(tree):
 SETTLE_S = 1.0
 
 
+def forget_programs() -> None:
+  """Drops the programs this process compiled, lincv's cached ones and JAX's, so that the
+  next lincv call compiles everything as a fresh process's first run does (a persistent
+  compilation cache, where one is on, still serves it)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from lincv.sweep import population  # pylint: disable=import-outside-toplevel
+  population._init_program.cache_clear()  # pylint: disable=protected-access
+  population._accuracy_program.cache_clear()  # pylint: disable=protected-access
+  jax.clear_caches()
+
+
 def interleaved(runners: Mapping[str, Callable[[], object]], reps: int,
                 warmup: int = 1) -> dict[str, list[float]]:
   """Seconds of each runner, `reps` times, in rounds that alternate the runners.

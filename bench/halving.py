@@ -107,6 +107,7 @@ def measure(prepared, k: int, *, reps: int = 3, warmup: int = 1, batch_size: int
 
   def runner(halving):
     def run():
+      common.forget_programs()     # each run compiles its programs, as a user's run does
       results[halving] = sweep.run(config(k, halving, batch_size), lambda _: data, c)
       return None
     return run

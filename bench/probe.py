@@ -158,10 +158,11 @@ def ridge_path(d, lam, *, reps=1, log=lambda msg: None) -> dict:
   times, out = _timed(runners, reps, lambda msg: log(f"ridge {msg}"))
   ours = solvers.predictions(out["lincv"]["params"], d.x_test)      # (K, N_test)
   chosen = out["sklearn_cv"]["chosen"]
-  agree = np.mean(ours == out["sklearn_loop"]["predictions"], axis=1)
+  agree = np.mean(ours == solvers.ridge_predictions(out["sklearn_loop"], d.x_test), axis=1)
+  cv_pred = solvers.ridge_predictions(out["sklearn_cv"], d.x_test)[0]
   return {**{n: common.summary(t) for n, t in times.items()},
           "agreement_loop": float(np.min(agree)),
-          "agreement_cv": float(np.mean(ours[chosen] == out["sklearn_cv"]["predictions"])),
+          "agreement_cv": float(np.mean(ours[chosen] == cv_pred)),
           "cv_chosen_strength": float(lam[chosen]),
           "test_accuracy": np.mean(ours == d.y_test, axis=1).tolist(),
           "val_accuracy": out["lincv"]["val_accuracy"].tolist(),

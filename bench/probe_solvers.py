@@ -135,24 +135,30 @@ def lincv_ridge(d, lam) -> dict:
 
 
 def sklearn_ridge_loop(d, lam) -> dict:
-  """RidgeClassifier(alpha = N lambda) fit and scored on validation once per strength;
-  its test predictions (K, N_test)."""
+  """RidgeClassifier(alpha = N lambda) fit and scored on validation once per strength, as
+  lincv's path is; the fitted models, whose test predictions `ridge_predictions` gives
+  (outside the timed call, as lincv's are)."""
   from sklearn.linear_model import RidgeClassifier  # pylint: disable=import-outside-toplevel
-  n, preds = len(d.y_train), []
+  n, models = len(d.y_train), []
   for v in lam:
     model = RidgeClassifier(alpha=n * v).fit(d.x_train, d.y_train)
     model.score(d.x_val, d.y_val)
-    preds.append(model.predict(d.x_test))
-  return {"predictions": np.stack(preds)}
+    models.append(model)
+  return {"models": models}
 
 
 def sklearn_ridge_cv(d, lam) -> dict:
-  """RidgeClassifierCV over alphas N lambda: the chosen strength's index, its predictions."""
+  """RidgeClassifierCV over alphas N lambda: the chosen strength's index, the model."""
   from sklearn.linear_model import RidgeClassifierCV  # pylint: disable=import-outside-toplevel
   alphas = len(d.y_train) * np.asarray(lam, np.float64)
   model = RidgeClassifierCV(alphas=alphas).fit(d.x_train, d.y_train)
   chosen = int(np.argmin(np.abs(np.log(alphas / model.alpha_))))
-  return {"chosen": chosen, "predictions": model.predict(d.x_test)}
+  return {"chosen": chosen, "models": [model]}
+
+
+def ridge_predictions(out, x_test) -> np.ndarray:
+  """The test predictions (K, N_test) of the models a scikit-learn runner returned."""
+  return np.stack([m.predict(x_test) for m in out["models"]])
 
 
 # --------------------------------------------------------------------------- memory
