@@ -109,8 +109,7 @@ def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
     inputs = inputs_lib.load(config, cache_dir=inputs_lib.cache_dir(config))
   t_data = time.perf_counter() - t_start
   progress.log(f"data: {inputs.describe()}")
-  if distributed.is_writer():
-    os.makedirs(workdir, exist_ok=True)
+  _check_data(workdir, inputs.fingerprint(), resuming)
   if not resuming and distributed.is_writer():
     checkpoint.save_json(os.path.join(workdir, "config.json"), config_lib.as_json(config))
 
@@ -204,6 +203,28 @@ def _check_workdir(config, workdir: str) -> bool:
                       f"(fields differ: {', '.join(diff)}); use a new --workdir, or the "
                       "same configuration to resume")
   return True
+
+
+DATA_FILE = os.path.join("checkpoint", "data.json")   # the fingerprint of a run's rows
+
+
+def _check_data(workdir: str, fingerprint: str, resuming: bool) -> None:
+  """Records the fingerprint of a new run's rows; refuses to resume a run on other rows.
+
+  The config names its data (a folder, a features file), not what is in it: a file
+  changed since the run started would otherwise mix old groups' results with new rows.
+  """
+  path = os.path.join(workdir, DATA_FILE)
+  if resuming and os.path.exists(path):
+    if checkpoint.load_json(path).get("rows") != fingerprint:
+      raise ConfigError(
+          f"workdir {workdir} holds a run on other data: the rows the config's data "
+          f"names have changed since it started ({DATA_FILE} differs); use a new "
+          "--workdir, or the data it started on to resume")
+    return
+  if distributed.is_writer():
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    checkpoint.save_json(path, {"rows": fingerprint})
 
 
 def _discard(workdir: str, fresh: bool, existed: bool) -> None:

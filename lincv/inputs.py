@@ -128,6 +128,14 @@ class Inputs:
   def split(self, features: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return self.arrays(features)[split], self.labels()[split]
 
+  def fingerprint(self) -> str:
+    """A hash of the prepared rows and labels of every split (mirrored rows too): a run
+    resumes only on the data it started on (`lincv.experiment`)."""
+    p = self.prepared
+    arrays = (p.x_train, p.y_train, p.x_val, p.y_val, p.x_test, p.y_test, p.x_train_flip)
+    parts = [features_lib.fingerprint(a) for a in arrays if a is not None]
+    return features_lib.fingerprint(np.frombuffer("|".join(parts).encode(), np.uint8))
+
   def describe(self) -> str:
     """One line: how many rows of each split, classes and dimensions."""
     p = self.prepared

@@ -7,7 +7,9 @@ import json
 import os
 import stat
 
+import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from configs import default
 from lincv import config as config_lib
@@ -128,3 +130,24 @@ def test_a_run_begun_before_a_field_existed_resumes(tmp_path, digits):
   changed.data.val_fraction = 0.2            # a field changed from its default still counts
   with pytest.raises(experiment.ConfigError, match="fields differ: data"):
     experiment.run(changed, str(workdir), stream=io.StringIO())
+
+
+def test_a_run_resumes_only_on_the_rows_it_started_on(tmp_path):
+  # The config names its data, not what is in it: rows changed under the same path were
+  # mixed with the old groups' results, silently.
+  x, y = load_digits(return_X_y=True)
+  feats = tmp_path / "feats.npz"
+  np.savez(feats, x_train=x[:1400].astype(np.float32), y_train=y[:1400],
+           x_test=x[1400:].astype(np.float32), y_test=y[1400:])
+  c = default.get_config("smoke")
+  c.data.name, c.data.features = "", str(feats)
+  run = tmp_path / "run"
+  experiment.run(c, str(run), stream=io.StringIO())
+  experiment.run(c, str(run), stream=io.StringIO())      # the same rows: resumes
+  before = {n: (run / n).read_bytes() for n in ("results.csv", "summary.json")}
+  np.savez(feats, x_train=x[:1400].astype(np.float32)[::-1].copy(), y_train=y[:1400][::-1],
+           x_test=x[1400:].astype(np.float32), y_test=y[1400:])
+  with pytest.raises(experiment.ConfigError, match=r"holds a run on other data: the rows "
+                     r"the config's data names have changed since it started"):
+    experiment.run(c, str(run), stream=io.StringIO())
+  assert {n: (run / n).read_bytes() for n in before} == before   # the old run is intact
