@@ -14,6 +14,7 @@ import math
 import os
 import re
 import secrets
+import zipfile
 
 import jax
 import numpy as np
@@ -109,9 +110,22 @@ def _field(path: str, where: str) -> str:
   return f"{path + ': ' if path else ''}field {where or '(top level)'}"
 
 
+class Damaged(ValueError):
+  """A run's file that cannot be read as lincv wrote it: truncated, overwritten, foreign."""
+
+
+def _damaged(path: str, what: str, why: str) -> Damaged:
+  return Damaged(f"{path} is damaged: not the {what} lincv wrote ({why}); remove the run "
+                 "(or use a new --workdir) and run it again")
+
+
 def load_json(path: str):
-  with open(path) as f:
-    return json.load(f)
+  """Reads a JSON file; Damaged if it is not JSON (a missing file raises as usual)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except ValueError as e:          # JSONDecodeError, UnicodeDecodeError
+    raise _damaged(path, "JSON", f"{type(e).__name__}: {e}") from None
 
 
 def save_tree(path: str, tree) -> None:
@@ -132,9 +146,15 @@ def save_arrays(path: str, arrays: dict) -> None:
 
 
 def load_arrays(path: str) -> dict:
-  """Reads a flat dict of named arrays written by `save_arrays` (no pickle)."""
-  with np.load(path, allow_pickle=False) as z:
-    return {k: z[k] for k in z.files}
+  """Reads a flat dict of named arrays written by `save_arrays` (no pickle); Damaged if
+  the file is not such an .npz (a missing file raises as usual)."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return {k: z[k] for k in z.files}
+  except FileNotFoundError:
+    raise
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    raise _damaged(path, ".npz", "truncated, or not an .npz of arrays") from None
 
 
 def tree_arrays(tree, prefix: str) -> dict:

@@ -73,7 +73,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: Progress |
     raise ConfigError(str(e)) from None
   _matmul_precision(config)
   with precision.run_scope(config):
-    return _run_or_undo(config, workdir, progress or Progress(stream), stream)
+    try:
+      return _run_or_undo(config, workdir, progress or Progress(stream), stream)
+    except checkpoint.Damaged as e:     # a file of the run resumed; it stays for the user
+      raise ConfigError(str(e)) from None
 
 
 def _matmul_precision(config) -> str:
@@ -253,7 +256,10 @@ def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
   """
   from lincv.runs import Run  # pylint: disable=import-outside-toplevel
   compile_cache.enable()
-  out = Run.load(workdir).evaluate(split)
+  try:
+    out = Run.load(workdir).evaluate(split)
+  except checkpoint.Damaged as e:
+    raise ConfigError(str(e)) from None
   if stream is not None:
     stream.write(f"{workdir}: member {out['member']} {split} accuracy {out['accuracy']:.4f} "
                  f"on {out['num_examples']} examples\n")

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 
 import numpy as np
@@ -151,3 +152,24 @@ def test_a_run_resumes_only_on_the_rows_it_started_on(tmp_path):
                      r"the config's data names have changed since it started"):
     experiment.run(c, str(run), stream=io.StringIO())
   assert {n: (run / n).read_bytes() for n in before} == before   # the old run is intact
+
+
+def test_a_damaged_run_file_is_one_line_naming_it(tmp_path, digits):
+  run = tmp_path / "run"
+  c = default.get_config("smoke")
+  experiment.run(c, str(run), stream=io.StringIO())
+  best = run / "checkpoint" / "best.npz"
+  kept = best.read_bytes()
+  best.write_bytes(b"xx")
+  with pytest.raises(experiment.ConfigError, match=rf"^{re.escape(str(best))} is damaged: not "
+                     r"the \.npz lincv wrote \(truncated, or not an \.npz of arrays\); remove"):
+    experiment.evaluate(str(run))
+  best.write_bytes(kept[:len(kept) // 2])
+  with pytest.raises(experiment.ConfigError, match=r"best\.npz is damaged"):
+    experiment.evaluate(str(run))
+  config = run / "config.json"
+  config.write_text(config.read_text()[:20])
+  with pytest.raises(experiment.ConfigError, match=rf"^{re.escape(str(config))} is damaged: "
+                     r"not the JSON lincv wrote \(JSONDecodeError: "):
+    experiment.run(c, str(run), stream=io.StringIO())
+  assert (run / "results.csv").exists()           # the run stays, for its owner to decide
