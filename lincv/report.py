@@ -160,10 +160,12 @@ def _print(config, workdir, outcome, summary, stream) -> None:
   split = summary["eval_split"]
   stream.write(f"\nbest members by validation accuracy:\n{table(rows, fields)}\n")
   seconds = summary["timings"]["total"]
+  # A k-NN run's "val_accuracy" is its cross-validated accuracy on the training rows.
+  chosen_by = "cv" if "cv_accuracy" in best else "val"
   n = summary["num_unconverged"]
   unconverged = f"{n} above tol, " if n else ""
   stream.write(
-      f"\nselected member {best['member']}: val {best['val_accuracy']:.4f}, "
+      f"\nselected member {best['member']}: {chosen_by} {best['val_accuracy']:.4f}, "
       f"{split} {summary['best'][f'{split}_accuracy']:.4f}  ({summary['num_members']} "
       f"members, {summary['num_diverged']} diverged, {summary['num_pruned']} pruned, "
       f"{unconverged}{seconds:.1f}s)\nwrote {workdir}\n")
