@@ -159,7 +159,7 @@ def _print(config, workdir, outcome, summary, stream) -> None:
   fields = swept(config) or [k for k in outcome.hparams if k in rows[0]]
   split = summary["eval_split"]
   stream.write(f"\nbest members by validation accuracy:\n{table(rows, fields)}\n")
-  seconds = summary["timings"]["total"]
+  seconds = summary["seconds"]     # every process of the run, a resumed one too
   # A k-NN run's "val_accuracy" is its cross-validated accuracy on the training rows.
   chosen_by = "cv" if "cv_accuracy" in best else "val"
   n = summary["num_unconverged"]
