@@ -45,6 +45,16 @@ products 3.5 times as fast), quiet (load average under 1.7), 2026-11-27:
     1.43 times the full population's cost per member), the first epoch 0.7 s more; the
     final training accuracy 0.47 s (0.80 to 1.0 s in chunks of 8).
 
+Those runs reused, in every timed round, programs the warm-up round had compiled (the
+initialisation, the accuracy, the compaction's own), so they measured less compilation
+than a user's run pays. Each timed run now starts with none compiled
+(`bench.common.forget_programs`). The same faster machine, 2026-11-27, two runs (load
+average 1.4 to 2):
+
+  python -m bench.halving --data ../shared/data/cifar10
+    with halving 8.79 s, without 17.34 s: 0.507; and 11.13 s (fastest 8.85 s), without
+    17.69 s: 0.629. Best validation accuracy 41.2% for both.
+
 The chunks of 8, the fewest members the sweep trains after its last rung, are what
 keeps the ratio above the ideal: their products are narrower (`python -m bench.sweep
 --members 8` on the development CPU: 0.077 s per member-epoch, the products alone
