@@ -43,8 +43,8 @@ def section(res):
       "(each fit from zero) and warm-started (strongest penalty first); relative gradient "
       f"tolerance {lb['tol']:g} for both, at most {lb['max_iters']} iterations. One "
       "float64 function scores every side's weights. "
-      + (f"Each time here is one run, with no warm-up before it (lincv's compilation "
-         f"included), not a median: this section runs each side once."
+      + ("Each time here is one run, with no warm-up before it (lincv's compilation "
+         "included), not a median: this section runs each side once."
          if p.get("reps", 1) == 1 else
          f"Each time here is the median of {p['reps']} runs, the first of them cold."), "",
       "| solver | seconds | iterations (sum, max) | max rel. objective diff | "

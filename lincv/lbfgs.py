@@ -244,8 +244,8 @@ def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
          f"{worst['member']}, tol {worst['tol']:.2g}): {capped} at the iteration cap "
          f"(epochs x lbfgs_iters), {len(bad) - capped} where no step decreased the "
          f"objective any more (the arithmetic's precision)")
-  if best is not None and any(r["member"] == best["member"] for r in bad):
-    b = next(r for r in bad if r["member"] == best["member"])
+  b = next((r for r in bad if best is not None and r["member"] == best["member"]), None)
+  if b is not None:
     msg += (f"; the selected member {b['member']} is one of them ({b['grad_norm']:.2g} "
             f"after {b['iterations']} iterations)")
   warnings.warn(f"lincv: {msg}. Their weights are not the minimum of their objective: "

@@ -23,8 +23,9 @@ def confusion_matrix(pred_N, labels_N, num_classes: int) -> np.ndarray:
   for name, v in (("predictions", pred_N), ("labels", labels_N)):
     if v.size and not np.issubdtype(v.dtype, np.integer):
       raise ValueError(f"{name} must be integer classes, got dtype {v.dtype}")
-    if v.size and (v.min() < 0 or v.max() >= num_classes):
-      bad = v.min() if v.min() < 0 else v.max()
+    lo, hi = (v.min(), v.max()) if v.size else (0, 0)
+    if lo < 0 or hi >= num_classes:
+      bad = lo if lo < 0 else hi
       raise ValueError(f"{name} hold class {bad}, out of range for {num_classes} classes; "
                        f"valid classes are 0..{num_classes - 1}")
   out = np.zeros((num_classes, num_classes), np.int64)

@@ -74,8 +74,8 @@ def _check(params, model, loss, reg):
         f"model {model!r} takes parameters {sorted(PARAM_KEYS[model])}, got {list(keys)}")
 
 
-def penalty(params, reg, reg_strength, beta=1.0):
-  """lambda * sum of R over the weight matrices (either layout: R sums over entries)."""
+def _penalty(params, reg, reg_strength, beta):
+  """lambda * sum of R over the weight matrices."""
   weights = [w for path, w in jax.tree_util.tree_leaves_with_path(params)
              if str(path[-1].key).startswith("W")]
   total = sum(regularizers.value(reg, w, beta=beta) for w in weights)
@@ -106,7 +106,7 @@ def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
   _check(params, model, loss, reg)
   s_NxC = scores.apply(model, params, x_NxD)
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
-  return data + penalty(params, reg, reg_strength, beta)
+  return data + _penalty(params, reg, reg_strength, beta)
 
 
 def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
@@ -194,7 +194,7 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
   w_in = params_t[INPUT_WEIGHT[model]]
   a_NxH, h_NxH, s_NxC = _forward_t(params_t, x_NxD, model)
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
-  value = data + penalty(params_t, reg, reg_strength, beta)
+  value = data + _penalty(params_t, reg, reg_strength, beta)
 
   g_NxC = loss_grads(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index) / n
   db_out = jnp.sum(g_NxC, axis=0)

@@ -158,8 +158,7 @@ def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
   e_D = np.maximum(e_D, 0.0)
   d = e_D[None, :] + n * lam_K[:, None]
   cutoff = NOISE * eps * float(np.max(e_D, initial=0.0))
-  keep = (lam_K[:, None] > 0) | (e_D[None, :] > cutoff)
-  keep &= d > 0
+  keep = (lam_K[:, None] > 0) | (e_D[None, :] > cutoff)      # then d > 0
   return np.where(keep, 1 / np.where(keep, d, 1), 0)
 
 

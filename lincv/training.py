@@ -181,11 +181,16 @@ def loss_and_grad(structure: Structure, hparams, params, x_BxD, y_B):
   return value, objective.transpose_input(grads_t, structure.model)
 
 
+def _objective_kwargs(structure: Structure, hparams) -> dict:
+  """The keyword arguments of `lincv.objective`'s functions for a member."""
+  return dict(model=structure.model, loss=structure.loss, reg=structure.reg,
+              reg_strength=hparams["reg_strength"], margin=hparams["margin"],
+              beta=hparams["beta"], loss_index=hparams.get("loss_index"))
+
+
 def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
   """`loss_and_grad` in the loop's layout (the input weight transposed, see `train_epoch`)."""
-  kwargs = dict(model=structure.model, loss=structure.loss, reg=structure.reg,
-                reg_strength=hparams["reg_strength"], margin=hparams["margin"],
-                beta=hparams["beta"], loss_index=hparams.get("loss_index"))
+  kwargs = _objective_kwargs(structure, hparams)
   if structure.grad == "hand":
     return objective.loss_and_grad_t(params_t, x_BxD, y_B, **kwargs)
   loss = lambda p_t: objective.loss(objective.transpose_input(p_t, structure.model), x_BxD,
@@ -214,15 +219,6 @@ def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.
 
 def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
   return jnp.mean((_predict_t(structure, params_t, x_NxD) == y_N).astype(x_NxD.dtype))
-
-
-def _objective_t(structure: Structure, hparams, params_t, x_NxD, y_N) -> jax.Array:
-  """The objective (mean loss plus penalty) of parameters in the loop's layout."""
-  s_NxC = objective.scores_t(params_t, x_NxD, structure.model)
-  values_N = objective.loss_values(structure.loss, s_NxC, y_N, margin=hparams["margin"],
-                                   loss_index=hparams.get("loss_index"))
-  return jnp.mean(values_N) + objective.penalty(params_t, structure.reg,
-                                                hparams["reg_strength"], hparams["beta"])
 
 
 def _exploded(structure: Structure, loss, loss_ref):
@@ -343,7 +339,8 @@ def epoch_end(state: TrainState, carry, hparams, x_val, y_val, structure: Struct
   train_loss = jnp.where(updated, loss_sum / jnp.maximum(num, 1), jnp.nan)
   if y_val.shape[0]:
     m = min(CHECK_ROWS, y_val.shape[0])
-    val_obj = _objective_t(structure, hparams, params, x_val[:m], y_val[:m])
+    val_obj = objective.loss(objective.transpose_input(params, structure.model), x_val[:m],
+                             y_val[:m], **_objective_kwargs(structure, hparams))
     diverged = (status == ACTIVE) & updated & _exploded(structure, val_obj, loss_ref)
     status = jnp.where(diverged, DIVERGED, status)
     params = _where(diverged, prev, params)

@@ -36,7 +36,7 @@ lincv.gradcheck Report check coordinate_name default_tolerance numerical_grad re
 lincv.knn DEFAULT_KS METRICS TIE_BREAKS cross_validate distances fold_indices neighbours predict vote
 lincv.losses LOSSES as_float check_scores_labels grad labels_valid softmax softmax_grad squared_svm squared_svm_grad svm svm_grad value
 lincv.metrics accuracy confusion_matrix
-lincv.objective INPUT_WEIGHT PARAM_KEYS as_float grad loss loss_and_grad loss_and_grad_t penalty scores_t transpose_input
+lincv.objective INPUT_WEIGHT PARAM_KEYS as_float grad loss loss_and_grad loss_and_grad_t scores_t transpose_input
 lincv.optim OPTIMIZERS SCHEDULES make schedule
 lincv.plots confusion curves heatmap templates
 lincv.progress Progress

@@ -27,11 +27,10 @@ import numpy as np
 from lincv import aligned
 from lincv.data.dataset import DataError
 from lincv.data.feature_files import FeatureDataset, chunk_rows
-from lincv.data.preprocess import Prepared, split_indices
+from lincv.data.preprocess import _CONSTANT, Prepared, split_indices
 
 CENTERS = ("image", "none")
 SCALES = ("none", "std")
-_CONSTANT = 8 * float(np.finfo(np.float32).eps)   # see `RowPreprocessor.fit`
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

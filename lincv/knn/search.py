@@ -209,8 +209,8 @@ def _neighbours(x_test_MxD, x_train_NxD, *, k, metric, chunk, test_pieces, block
   x_test_MxD, x_train_NxD = x_test_MxD.astype(dtype), x_train_NxD.astype(dtype)
   if metric == "l2":
     x_test_MxD, x_train_NxD = _shift(x_test_MxD, x_train_NxD)
-  q = chunked.pad_rows(x_test_MxD.astype(dtype), test_pieces * chunk, "zeros")
-  b_BxTxD = chunked.chunks(x_train_NxD.astype(dtype), block, "zeros")
+  q = chunked.pad_rows(x_test_MxD, test_pieces * chunk, "zeros")
+  b_BxTxD = chunked.chunks(x_train_NxD, block, "zeros")
   dist, ids = _search(q, b_BxTxD, chunked.valid(n, block), jnp.arange(blocks),
                       k=k, metric=metric, chunk=chunk)
   return _finish(dist[:m], metric), ids[:m]
