@@ -14,10 +14,13 @@ with one matrix product.
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lincv import losses
+from lincv._checks import labels_valid
 
 METHODS = ("random_search", "random_local_search")
 
@@ -31,7 +34,25 @@ def random_candidate(key, i, shape, dtype, scale: float):
   return jnp.asarray(scale, dtype) * jax.random.normal(jax.random.fold_in(key, i), shape, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_tries", "batch"))
+def _check(x_NxD, y_N, num_classes: int) -> None:
+  """Rows (N, D) and labels (N,) in [0, num_classes), finite rows: else a ValueError (a bad
+  label or row would make every candidate's loss NaN). Traced values are not looked at."""
+  chex.assert_rank([x_NxD, y_N], [2, 1])
+  chex.assert_equal_shape_prefix([x_NxD, y_N], 1)
+  chex.assert_type(y_N, int)
+  if isinstance(y_N, jax.core.Tracer) or isinstance(x_NxD, jax.core.Tracer):
+    return
+  bad = np.flatnonzero(~np.asarray(labels_valid(y_N, num_classes)))
+  if bad.size:
+    i = int(bad[0])
+    raise ValueError(f"label {int(y_N[i])} (example {i}) is out of range for {num_classes} "
+                     f"classes; labels must be in [0, {num_classes - 1}]")
+  finite = np.asarray(jnp.isfinite(x_NxD).all(axis=1))
+  if not finite.all():
+    raise ValueError(f"row {int(np.argmin(finite))} holds a NaN or infinite value; every "
+                     "row must be finite")
+
+
 def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
                   num_tries: int = 1000, scale: float = 1e-4, batch: int = 50):
   """Best of exactly `num_tries` random weight matrices by training loss.
@@ -45,6 +66,13 @@ def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   """
   if num_tries < 1:
     raise ValueError(f"num_tries must be >= 1, got {num_tries}")
+  _check(x_NxD, y_N, num_classes)
+  return _random_search(key, x_NxD, y_N, num_classes, loss=loss, num_tries=num_tries,
+                        scale=scale, batch=batch)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_tries", "batch"))
+def _random_search(key, x_NxD, y_N, num_classes, *, loss, num_tries, scale, batch):
   d = x_NxD.shape[1]
   batch = min(batch, num_tries)
   rounds = -(-num_tries // batch)
@@ -65,7 +93,6 @@ def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   return draw(best_i), tries[best_i], tries
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_steps"))
 def random_local_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
                         num_steps: int = 1000, scale: float = 1e-3, step: float = 1e-4):
   """Greedy random perturbations of W, each kept only if it lowers the training loss.
@@ -73,6 +100,13 @@ def random_local_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   Returns:
     (W (D, C), its loss, the loss after every step (num_steps,)).
   """
+  _check(x_NxD, y_N, num_classes)
+  return _random_local_search(key, x_NxD, y_N, num_classes, loss=loss, num_steps=num_steps,
+                              scale=scale, step=step)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "loss", "num_steps"))
+def _random_local_search(key, x_NxD, y_N, num_classes, *, loss, num_steps, scale, step):
   d = x_NxD.shape[1]
   k0, key = jax.random.split(key)
   w0 = scale * jax.random.normal(k0, (d, num_classes), x_NxD.dtype)

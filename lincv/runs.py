@@ -146,7 +146,7 @@ class Run:
       if x.shape[1] != self._dim:
         raise ValueError(f"rows have {x.shape[1]} columns; this run's classifier takes "
                          f"{self._dim} ({self.features})")
-      return x.astype(self.config.dtype, copy=False)
+      return _checked(x, self.config.dtype).astype(self.config.dtype, copy=False)
     raise ValueError(f"expected uint8 images (N, H, W, C) of shape {self._image_shape}, "
                      "image file paths, or float rows (N, D); got "
                      f"{x.dtype} with shape {x.shape}")
@@ -209,7 +209,8 @@ class Run:
     saved = self._saved_inputs
     pre = (_row_preprocessor(saved) if saved is not None
            else self.inputs.prepared.preprocessor)
-    return np.asarray(pre(x), self.config.dtype)
+    rows = np.asarray(pre(_checked(x, np.float32)), self.config.dtype)   # read as float32
+    return _checked(rows, rows.dtype, " after the run's centring and scaling")
 
   def _featurize(self, images) -> np.ndarray:
     """Rows of uint8 images through the run's own preprocessing and features."""
@@ -227,6 +228,23 @@ class Run:
       with precision.float32():
         out = featurizer(images)
     return np.asarray(out, self.config.dtype)
+
+
+def _checked(x_NxD: np.ndarray, dtype, where: str = "") -> np.ndarray:
+  """`x_NxD` if every value is finite and within the range of `dtype`, else a ValueError
+  naming the first that is not (a NaN row would otherwise be classified, silently, as
+  class 0)."""
+  bad = ~np.isfinite(x_NxD)
+  if bad.any():
+    r, c = np.argwhere(bad)[0]
+    raise ValueError(f"row {r}, column {c} holds {x_NxD[r, c]}{where}; the classifier takes "
+                     "finite values only")
+  top = np.finfo(dtype).max
+  if np.finfo(x_NxD.dtype).max > top and (np.abs(x_NxD) > top).any():
+    r, c = np.argwhere(np.abs(x_NxD) > top)[0]
+    raise ValueError(f"row {r}, column {c} holds {x_NxD[r, c]:.3g}, beyond the range of "
+                     f"{np.dtype(dtype).name} (+-{top:.3g}) that this run computes in")
+  return x_NxD
 
 
 def _preprocessor(saved: dict) -> data_lib.Preprocessor:

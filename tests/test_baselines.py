@@ -57,6 +57,18 @@ def test_random_local_search_never_increases_the_loss():
   np.testing.assert_allclose(loss, jnp.mean(losses.softmax(x @ w, y)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("search", [baselines.random_search, baselines.random_local_search])
+def test_random_searches_refuse_labels_out_of_range_and_non_finite_rows(search):
+  # Either would make every candidate's loss NaN, and the search return candidate 0.
+  x, y = _data()
+  with pytest.raises(ValueError, match=r"label 3 \(example 5\) is out of range for 3"):
+    search(jax.random.key(0), x, y.at[5].set(3), 3)
+  with pytest.raises(ValueError, match="row 7 holds a NaN"):
+    search(jax.random.key(0), x.at[7, 2].set(jnp.nan), y, 3)
+  with pytest.raises(AssertionError):            # labels (N, 1), not (N,)
+    search(jax.random.key(0), x, y[:, None], 3)
+
+
 @pytest.mark.parametrize("variant", ["knn", "random_local_search"])
 def test_baseline_methods_end_to_end(tmp_path, monkeypatch, variant):
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))

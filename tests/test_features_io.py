@@ -152,6 +152,14 @@ def test_a_features_run_trains_and_predicts_on_the_file_rows(tmp_path, offline_d
   assert np.mean(run.predict(raw) == y) == pytest.approx(run.best["test_accuracy"])
   with pytest.raises(ValueError, match="float rows"):
     run.predict(np.zeros((2, 8, 8, 1), np.uint8))
+  bad = raw.astype(np.float64)
+  bad[3, 5] = np.nan
+  with pytest.raises(ValueError, match="row 3, column 5 holds nan; .* finite values only"):
+    run.predict(bad)
+  bad[3, 5] = 1e39           # finite in float64, infinite in the run's float32
+  with pytest.raises(ValueError, match=r"row 3, column 5 holds 1e\+39, beyond the range of "
+                     r"float32 \(\+-3.4e\+38\)"):
+    run.scores(bad)
 
 
 # ------------------------------------------------------------------- float16, memory maps

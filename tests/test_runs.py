@@ -72,6 +72,13 @@ def test_a_run_refuses_input_it_cannot_classify(digits_run, tmp_path):
     run.predict(np.zeros((2, 3), np.float32))
   with pytest.raises(ValueError, match="expected uint8 images"):
     run.predict(np.zeros((2, 8, 8), np.int64))
+  rows = np.zeros((4, 64))
+  rows[2, 7] = np.inf
+  with pytest.raises(ValueError, match="row 2, column 7 holds inf; .* finite values only"):
+    run.predict(rows)
+  rows[2, 7] = -1e39         # finite in float64, not in the run's float32
+  with pytest.raises(ValueError, match="row 2, column 7 holds -1e.39, beyond the range of float32"):
+    run.scores(rows)
   with pytest.raises(lincv.ConfigError, match="unknown split 'dev'"):
     run.evaluate("dev")
   with pytest.raises(lincv.ConfigError, match="is not a finished run"):
