@@ -27,16 +27,54 @@ def check_scores_labels(scores, labels) -> None:
   n, c = scores.shape
   chex.assert_shape(labels, (n,))
   chex.assert_type(labels, int)
+  if not jnp.issubdtype(jnp.result_type(scores), jnp.floating):
+    raise ValueError(f"scores must be floating, got dtype {jnp.result_type(scores)} (an "
+                     "integer dtype would truncate the margin and the loss)")
   if c < 2:
     raise ValueError(f"scores must have at least 2 classes, got shape {scores.shape}")
+  check_labels(labels, c, n)
+
+
+def check_labels(labels, num_classes: int, num_examples: int | None = None) -> None:
+  """Raises a ValueError unless `labels` are integers of shape (N,) (N = `num_examples`
+  when given) and, when concrete, all in [0, num_classes)."""
+  n = num_examples
+  if n is None and jnp.ndim(labels) == 1:
+    n = jnp.shape(labels)[0]
+  if jnp.shape(labels) != (n,) or not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+    # Also reached under `chex.disable_asserts()`, where (N, 1) labels broadcast silently.
+    raise ValueError(f"labels must be integers of shape ({'N' if n is None else n},), got "
+                     f"shape {jnp.shape(labels)} and dtype {jnp.result_type(labels)}")
   if not isinstance(labels, jax.core.Tracer):
     values = np.asarray(labels)
-    bad = np.flatnonzero((values < 0) | (values >= c))
+    bad = np.flatnonzero((values < 0) | (values >= num_classes))
     if bad.size:
       i = int(bad[0])
       raise ValueError(
-          f"label {int(values[i])} (example {i}) is out of range for {c} classes; "
-          f"labels must be in [0, {c - 1}] ({bad.size} of {n} are not)")
+          f"label {int(values[i])} (example {i}) is out of range for {num_classes} classes; "
+          f"labels must be in [0, {num_classes - 1}] ({bad.size} of {n} are not)")
+
+
+def check_hparam(name: str, value, valid: str, ok) -> None:
+  """Raises a ValueError unless hyperparameter `value` is a scalar and, when it is
+  concrete (not traced), a real number for which `ok` holds (NaN fails every `ok`).
+
+  Under `jit` or `vmap` a traced value cannot be checked; lincv's sweeps check theirs up
+  front. `valid` says what is valid, for the message.
+  """
+  if jnp.ndim(value) != 0:
+    raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(value)}")
+  if isinstance(value, jax.core.Tracer):
+    return
+  v = np.asarray(value)
+  real = jnp.issubdtype(v.dtype, jnp.integer) or jnp.issubdtype(v.dtype, jnp.floating)
+  if not real or not ok(float(v)):
+    raise ValueError(f"{name} must be {valid}, got {value!r}")
+
+
+def check_nonnegative(name: str, value) -> None:
+  """`check_hparam`: a finite number >= 0 (a strength, a margin, a weight)."""
+  check_hparam(name, value, "a finite number >= 0", lambda v: 0 <= v < np.inf)
 
 
 def labels_valid(labels_N, num_classes: int) -> jax.Array:

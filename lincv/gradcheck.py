@@ -40,6 +40,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from lincv import precision
+from lincv._checks import check_hparam
 
 _TINY = 1e-30
 
@@ -72,7 +73,7 @@ def _params_dtype(params) -> np.dtype:
 
 def default_tolerance(grad_dtype) -> float:
   """The tolerance `check` uses for a gradient of `grad_dtype`: sqrt(eps)."""
-  return float(np.sqrt(np.finfo(np.dtype(grad_dtype)).eps))
+  return float(np.sqrt(jnp.finfo(grad_dtype).eps))
 
 
 class _Probe:
@@ -113,11 +114,13 @@ class _Probe:
 
   @property
   def eps(self) -> float:
-    return float(np.finfo(self.dtype).eps)
+    return float(jnp.finfo(self.dtype).eps)
 
   def steps(self, indices, h: float | None) -> np.ndarray:
     """Per-coordinate steps h * max(1, |theta_k|), rounded to a power of two so that
     theta_k + m h_k is exact for the multipliers used."""
+    if h is not None:
+      check_hparam("h", h, "a finite step > 0, or None", lambda v: 0 < v < np.inf)
     base = self.eps ** (1 / 3) if h is None else h
     theta = np.abs(np.asarray(self.flat, np.float64)[indices])
     return np.exp2(np.round(np.log2(base * np.maximum(1.0, theta))))
@@ -266,7 +269,7 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
         f"grad has {g_flat.size} coordinates but params has {flat.size}; "
         "grad must be shaped like params")
   g_dtype = np.dtype(jnp.result_type(*jax.tree.leaves(grad)))
-  if not np.issubdtype(g_dtype, np.floating):
+  if not jnp.issubdtype(g_dtype, jnp.floating):
     raise ValueError(f"grad must be floating, got dtype {g_dtype}")
   probe = _Probe(f, params, eval_dtype)
   size = flat.size

@@ -24,7 +24,8 @@ passes); from then on its name, or the function itself, goes wherever a loss nam
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import as_float, check_name, check_scores_labels, labels_valid
+from lincv._checks import (as_float, check_labels, check_name, check_nonnegative,
+                           check_scores_labels, labels_valid)
 
 BUILTIN = ("svm", "squared_svm", "softmax", "least_squares")
 LOSSES = BUILTIN  # and the names `register` adds
@@ -33,6 +34,7 @@ LOSSES = BUILTIN  # and the names `register` adds
 def _margins(scores_NxC, labels_N, margin):
   """m_ij = s_ij - s_iy + margin for j != y_i, and 0 at j = y_i; plus the one-hot of y."""
   check_scores_labels(scores_NxC, labels_N)
+  check_nonnegative("margin", margin)
   num_classes = scores_NxC.shape[1]
   onehot_NxC = jax.nn.one_hot(labels_N, num_classes, dtype=bool)
   correct_N = jnp.take_along_axis(scores_NxC, labels_N[:, None], axis=1)
@@ -56,7 +58,8 @@ def svm(scores_NxC, labels_N, margin=1.0) -> jax.Array:
   Args:
     scores_NxC: class scores.
     labels_N: integer class indices.
-    margin: Delta, a float or a scalar array (it may be traced, e.g. in a sweep).
+    margin: Delta >= 0, a float or a scalar array (it may be traced, e.g. in a sweep); a
+      concrete one that is negative or not finite raises ValueError.
 
   Returns:
     losses (N,).
@@ -153,7 +156,11 @@ def softmax_grad(scores_NxC, labels_N) -> jax.Array:
 
 
 def targets(labels_N, num_classes: int, dtype=jnp.float32) -> jax.Array:
-  """The regression targets of `least_squares`: +1 at the label, -1 elsewhere, (N, C)."""
+  """The regression targets of `least_squares`: +1 at the label, -1 elsewhere, (N, C).
+
+  Integer labels (N,); an eager call with one outside [0, num_classes) raises ValueError
+  (its row would be all -1)."""
+  check_labels(labels_N, num_classes)
   return 2 * jax.nn.one_hot(labels_N, num_classes, dtype=dtype) - 1
 
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from lincv import losses, regularizers, scores
-from lincv._checks import as_float, check_name
+from lincv._checks import as_float, check_name, check_nonnegative
 
 PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
 INPUT_WEIGHT = {"linear": "W", "mlp": "W1"}  # the weight that multiplies the inputs
@@ -47,6 +47,7 @@ def _by_index(fn, loss, loss_index, s_NxC, labels_N, margin):
     return fn(loss, s_NxC, labels_N, margin=margin)
   if loss_index is None:
     raise ValueError(f"losses {loss} need loss_index, the position of the member's loss")
+  check_nonnegative("margin", margin)  # traced inside the switch, so checked here
   branches = [lambda s, y, m, name=name: fn(name, s, y, margin=m) for name in loss]
   return jax.lax.switch(jnp.asarray(loss_index, jnp.int32), branches, s_NxC, labels_N,
                         as_float(margin, s_NxC))
@@ -64,7 +65,7 @@ def loss_grads(loss, s_NxC, labels_N, *, margin=1.0, loss_index=None) -> jax.Arr
   return _by_index(losses.grad, loss, loss_index, s_NxC, labels_N, margin)
 
 
-def _check(params, model, loss, reg):
+def _check(params, model, loss, reg, x_NxD, **hparams):
   check_name("model", model, scores.MODELS)
   resolve_loss(loss)
   check_name("regularizer", reg, regularizers.REGULARIZERS)
@@ -72,6 +73,11 @@ def _check(params, model, loss, reg):
   if keys != tuple(sorted(PARAM_KEYS[model])):
     raise ValueError(
         f"model {model!r} takes parameters {sorted(PARAM_KEYS[model])}, got {list(keys)}")
+  if jnp.ndim(x_NxD) >= 1 and jnp.shape(x_NxD)[0] == 0:
+    raise ValueError(f"the objective is a mean over examples and x has none (shape "
+                     f"{jnp.shape(x_NxD)}); pass at least one row")
+  for name, value in hparams.items():
+    check_nonnegative(name, value)
 
 
 def _penalty(params, reg, reg_strength, beta):
@@ -94,16 +100,19 @@ def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
     loss: one of `lincv.losses.LOSSES`, or a loss function given to
       `lincv.losses.register`.
     reg: one of `lincv.regularizers.REGULARIZERS`.
-    reg_strength: lambda; a float or a scalar array (it may be traced).
-    margin: the hinge margin of the SVM losses.
-    beta: the weight of the squared term of the elastic net.
+    reg_strength: lambda >= 0; a float or a scalar array (it may be traced).
+    margin: the hinge margin of the SVM losses, >= 0.
+    beta: the weight of the squared term of the elastic net, >= 0. A concrete
+      `reg_strength`, `margin` or `beta` that is negative or not finite raises ValueError,
+      as does an `x` of no rows (the mean over none is NaN).
     loss_index: with a tuple of losses as `loss`, the position of the one to use (see
       `loss_values`).
 
   Returns:
     the scalar objective.
   """
-  _check(params, model, loss, reg)
+  _check(params, model, loss, reg, x_NxD, reg_strength=reg_strength, margin=margin,
+         beta=beta)
   s_NxC = scores.apply(model, params, x_NxD)
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   return data + _penalty(params, reg, reg_strength, beta)
@@ -116,7 +125,8 @@ def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", re
   Takes the arguments of `loss`; returns `(value, grads)` with `grads` shaped like
   `params`.
   """
-  _check(params, model, loss, reg)
+  _check(params, model, loss, reg, x_NxD, reg_strength=reg_strength, margin=margin,
+         beta=beta)
   chex.assert_rank(x_NxD, 2)
   first = INPUT_WEIGHT[model]
   chex.assert_rank(params[first], 2)
@@ -186,12 +196,13 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
   gradients are row blocks of one (K*C, D) matrix, in place. Same formulas as
   `loss_and_grad`.
   """
-  _check(params_t, model, loss, reg)
+  _check(params_t, model, loss, reg, x_NxD, reg_strength=reg_strength, margin=margin,
+         beta=beta)
   chex.assert_rank(x_NxD, 2)
   n = x_NxD.shape[0]
   reg_grad = functools.partial(regularizers.grad, reg, beta=beta)
-  lam = as_float(reg_strength, x_NxD)
   w_in = params_t[INPUT_WEIGHT[model]]
+  lam = as_float(reg_strength, w_in)  # the weights' dtype, as in `_penalty` (x may be integer)
   a_NxH, h_NxH, s_NxC = _forward_t(params_t, x_NxD, model)
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   value = data + _penalty(params_t, reg, reg_strength, beta)

@@ -12,10 +12,18 @@ Schedules count optimizer steps; `steps_per_epoch` converts the epoch-based sett
 import jax.numpy as jnp
 import optax
 
-from lincv._checks import check_name
+from lincv._checks import check_hparam, check_name
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
+
+
+def _check_positive(name: str, value) -> None:
+  check_hparam(name, value, "a finite number > 0", lambda v: 0 < v < float("inf"))
+
+
+def _check_decay_rate(name: str, value) -> None:
+  check_hparam(name, value, "in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: int,
@@ -28,10 +36,10 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
       step: `lr * decay ** floor(epoch / decay_every)`, epoch = step // steps_per_epoch;
       exponential: `lr * decay ** (step / steps_per_epoch)`, a smooth per-epoch decay;
       cosine: `optax.cosine_decay_schedule` from `lr` to 0 over the run.
-    learning_rate: the peak rate (may be traced).
+    learning_rate: the peak rate, > 0 (may be traced).
     steps_per_epoch: optimizer steps in one epoch.
     total_epochs: length of the run, for the cosine schedule.
-    decay: the multiplicative factor of the step and exponential schedules (may be traced;
+    decay: the multiplicative factor of the step and exponential schedules, > 0 (may be traced;
       `optax.exponential_decay` checks its factor in Python, so it cannot take a traced
       one, hence the two one-line schedules here).
     decay_every: epochs between steps of the step schedule.
@@ -43,11 +51,21 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
       the run.
   """
   check_name("schedule", kind, SCHEDULES)
+  _check_positive("learning_rate", learning_rate)
+  _check_positive("decay", decay)
+  counts = dict(steps_per_epoch=steps_per_epoch, total_epochs=total_epochs,
+                decay_every=decay_every, warmup_epochs=warmup_epochs)
+  for field, count in counts.items():
+    if isinstance(count, bool) or int(count) != count:
+      raise ValueError(f"schedule needs an integer {field}, got {count!r}")
   if steps_per_epoch < 1 or total_epochs < 1 or decay_every < 1 or warmup_epochs < 0:
     raise ValueError(
         f"schedule needs steps_per_epoch, total_epochs, decay_every >= 1 and "
         f"warmup_epochs >= 0; got {steps_per_epoch}, {total_epochs}, {decay_every}, "
         f"{warmup_epochs}")
+  if warmup_epochs > total_epochs:
+    raise ValueError(f"warmup_epochs ({warmup_epochs}) is longer than the run "
+                     f"(total_epochs {total_epochs}): the rate would never reach its peak")
   warmup = warmup_epochs * steps_per_epoch
   if kind == "constant":
     main = optax.constant_schedule(learning_rate)
@@ -75,12 +93,20 @@ def make(name: str, learning_rate, *, momentum=0.9, b1=0.9, b2=0.999, rms_decay=
     momentum: for momentum and nesterov.
     b1, b2: Adam's moment decay rates.
     rms_decay: RMSProp's squared-gradient decay rate.
-    eps: the stabiliser of adam, rmsprop and adagrad.
+    eps: the stabiliser of adam, rmsprop and adagrad, >= 0.
+
+  Concrete values out of range (a learning rate <= 0, a decay rate outside [0, 1), NaN)
+  raise ValueError; traced ones cannot be checked here.
 
   Returns:
     an optax transformation whose state's `hyperparams` hold the values as arrays.
   """
   check_name("optimizer", name, OPTIMIZERS)
+  if not callable(learning_rate):
+    _check_positive("learning_rate", learning_rate)
+  for field, value in dict(momentum=momentum, b1=b1, b2=b2, rms_decay=rms_decay).items():
+    _check_decay_rate(field, value)
+  check_hparam("eps", eps, "a finite number >= 0", lambda v: 0 <= v < float("inf"))
   inject = optax.inject_hyperparams
   if name == "sgd":
     return inject(optax.sgd)(learning_rate=learning_rate)

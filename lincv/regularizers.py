@@ -7,7 +7,7 @@ scales the sum by the regularization strength lambda.
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import as_float, check_name
+from lincv._checks import as_float, check_name, check_nonnegative
 
 REGULARIZERS = ("none", "l2", "l1", "elastic_net")
 
@@ -34,12 +34,14 @@ def l1_grad(w) -> jax.Array:
 
 def elastic_net(w, beta=1.0) -> jax.Array:
   r"""Elastic net as in the lecture notes, :math:`R(w) = \sum_k \beta w_k^2 + |w_k|`."""
+  check_nonnegative("beta", beta)
   beta = as_float(beta, w)
   return jnp.sum(beta * jnp.square(w) + jnp.abs(w))
 
 
 def elastic_net_grad(w, beta=1.0) -> jax.Array:
   """Gradient of `elastic_net`: `2 beta w + sign(w)`, with `sign(0) = 0`."""
+  check_nonnegative("beta", beta)
   beta = as_float(beta, w)
   return 2 * beta * w + jnp.sign(w)
 

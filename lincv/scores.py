@@ -11,7 +11,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import check_dtype, check_name
+from lincv._checks import check_dtype, check_name, check_nonnegative
 
 MODELS = ("linear", "mlp")
 
@@ -67,6 +67,7 @@ def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
                 scale: float = 1e-3, dtype=jnp.float32) -> dict:
   """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
   dtype = check_dtype(dtype)
+  check_nonnegative("scale", scale)
   w = scale * jax.random.normal(key, (num_features, num_classes), dtype)
   return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
 

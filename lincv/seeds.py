@@ -38,19 +38,37 @@ STREAMS = {
 
 
 def key(seed, stream: str) -> jax.Array:
-  """The key of `stream` under root `seed` (a Python int or an integer array, traced or not).
+  """The key of `stream` under root `seed` (a Python int or an integer array, traced or not),
+  an integer in [0, 2**32): any other raises ValueError, as it would wrap onto another seed.
 
   >>> import jax
   >>> bool((jax.random.key_data(key(0, "init")) != jax.random.key_data(key(0, "order"))).any())
   True
   """
+  _check_seed(seed)
   return _fold(jax.random.key(jnp.asarray(seed, jnp.uint32)), _stream_id(stream))
 
 
 def integer(seed: int, stream: str) -> int:
   """A non-negative integer of `stream` under root `seed`, to seed a NumPy generator."""
+  _check_seed(seed)
   words = np.asarray(_key_words(np.uint32(seed), _stream_id(stream)), np.uint32).reshape(-1)
   return int.from_bytes(words.tobytes(), "little")
+
+
+def _check_seed(seed) -> None:
+  """Refuses a seed that is not an integer in [0, 2**32), which the cast to uint32 would
+  silently truncate or wrap onto another seed (1.5 onto 1, -1 onto 2**32 - 1). A traced
+  seed must have an integer dtype; its value cannot be checked."""
+  if isinstance(seed, jax.core.Tracer):
+    if not jnp.issubdtype(seed.dtype, jnp.integer):
+      raise ValueError(f"seed must be an integer in [0, 2**32), got a traced {seed.dtype}")
+    return
+  value = np.asarray(seed)
+  real = jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)
+  if not (value.ndim == 0 and real and 0 <= float(value) < 2**32
+          and float(value) == int(value)):
+    raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def _stream_id(stream: str) -> int:

@@ -126,6 +126,28 @@ def test_relu_kink_is_reported_apart():
   assert report.passed()
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_gradients_are_checked(dtype):
+  # A bfloat16 gradient was refused as "not floating". Tolerance sqrt(eps): 0.088 for
+  # bfloat16, 0.031 for float16; a gradient scaled by 1.2 is ~0.09 off and fails.
+  w = jnp.array([0.5, -1.0, 2.0], dtype)
+  f = lambda w: jnp.sum(jnp.sin(w))
+  good = gradcheck.check(f, w, jnp.cos(w))
+  assert good.passed() and good.dtype == dtype, good
+  assert not gradcheck.check(f, w, (1.2 * jnp.cos(w)).astype(dtype)).passed()
+
+
+@pytest.mark.parametrize("h", [0.0, -1e-3, float("nan")])
+def test_a_step_that_is_not_positive_is_refused(h):
+  # numerical_grad(h=0) was NaN everywhere, with a numpy warning at most.
+  w = jnp.array([0.5, -1.0, 2.0])
+  f = lambda w: jnp.sum(jnp.sin(w))
+  with pytest.raises(ValueError, match="h must be a finite step > 0, or None, got"):
+    gradcheck.numerical_grad(f, w, h=h)
+  with pytest.raises(ValueError, match="h must be a finite step > 0, or None, got"):
+    gradcheck.check(f, w, jnp.cos(w), h=h)
+
+
 def test_mismatched_grad_shape():
   with pytest.raises(ValueError, match="grad has 2 coordinates but params has 3"):
     gradcheck.check(lambda w: jnp.sum(w), jnp.zeros(3), jnp.zeros(2))

@@ -129,6 +129,54 @@ class ValidationTest(parameterized.TestCase):
     with pytest.raises(ValueError, match="expected one of: svm, squared_svm, softmax"):
       losses.value("hinge", jnp.zeros((2, 3)), jnp.zeros((2,), jnp.int32))
 
+  @parameterized.product(name=losses.BUILTIN, shape_dtype=(((2, 1), "int32"),
+                                                          ((3,), "int32"), ((2,), "float32")))
+  def test_labels_checked_with_chex_asserts_disabled(self, name, shape_dtype):
+    # chex.disable_asserts() made (N, 1) labels broadcast: least_squares returned (2, 2, 3).
+    shape, dtype = shape_dtype
+    s, y = jnp.zeros((2, 3)), jnp.zeros(shape, dtype)
+    chex.disable_asserts()
+    try:
+      for fn in (losses.value, losses.grad):
+        with pytest.raises(ValueError, match=r"labels must be integers of shape \(2,\), got"):
+          fn(name, s, y)
+    finally:
+      chex.enable_asserts()
+
+  def test_targets_check_their_labels(self):
+    # A label out of range made a row of -1 only; float labels and (N, 1) labels passed.
+    with pytest.raises(ValueError, match=r"label 3 \(example 1\) is out of range for 3"):
+      losses.targets(jnp.array([0, 3]), 3)
+    with pytest.raises(ValueError, match=r"labels must be integers of shape \(2,\), got "
+                       r"shape \(2,\) and dtype float32"):
+      losses.targets(jnp.array([0.0, 1.5]), 3)
+    with pytest.raises(ValueError, match=r"got shape \(2, 1\) and dtype int32"):
+      losses.targets(jnp.array([[0], [1]]), 3)
+    np.testing.assert_array_equal(losses.targets(jnp.array([2, 0]), 3),
+                                  [[-1, -1, 1], [1, -1, -1]])
+
+  @parameterized.parameters(*losses.BUILTIN)
+  def test_integer_scores_rejected(self, name):
+    # Integer scores cast the margin to an integer: svm(margin=0.5) used a margin of 0.
+    with pytest.raises(ValueError, match="scores must be floating, got dtype int32"):
+      losses.value(name, jnp.array([[1, 2, 3]]), jnp.array([0]), margin=0.5)
+    with pytest.raises(ValueError, match="scores must be floating, got dtype int32"):
+      losses.grad(name, jnp.array([[1, 2, 3]]), jnp.array([0]), margin=0.5)
+
+  @parameterized.product(name=("svm", "squared_svm"), bad=(-1.0, float("nan"), float("inf")))
+  def test_margin_out_of_range(self, name, bad):
+    # A negative margin silently gave 0 losses; a NaN one NaN losses.
+    s, y = jnp.asarray(SCORES), jnp.asarray(LABELS)
+    for fn in (losses.value, losses.grad):
+      with pytest.raises(ValueError, match="margin must be a finite number >= 0, got"):
+        fn(name, s, y, margin=bad)
+    with pytest.raises(ValueError, match=r"margin must be a scalar, got shape \(2,\)"):
+      losses.value(name, s, y, margin=jnp.ones(2))
+
+  def test_margin_zero_is_valid(self):
+    s = jnp.array([[1.0, 1.0, 0.5]])
+    np.testing.assert_allclose(losses.svm(s, jnp.array([0]), margin=0.0), [0.0])
+
 
 class LabelRangeTest(parameterized.TestCase):
 

@@ -173,6 +173,48 @@ class ValidationTest(parameterized.TestCase):
     value = jax.jit(lambda p, y: objective.loss(p, x, y))(params, y)
     self.assertTrue(bool(jnp.isnan(value)))
 
+  @parameterized.product(field=("reg_strength", "margin", "beta"),
+                         bad=(-1.0, float("nan"), float("inf")))
+  def test_hyperparameter_out_of_range(self, field, bad):
+    # A negative strength rewarded large weights, a NaN one made the objective NaN.
+    params, x, y = _problem("linear")
+    hp = dict(loss="svm", reg="elastic_net", **{field: bad})
+    for fn in (objective.loss, objective.loss_and_grad, objective.grad):
+      with pytest.raises(ValueError, match=f"{field} must be a finite number >= 0, got"):
+        fn(params, x, y, **hp)
+    with pytest.raises(ValueError, match=f"{field} must be a finite number >= 0"):
+      objective.loss_and_grad_t(objective.transpose_input(params), x, y, **hp)
+
+  def test_hyperparameter_of_several_values(self):
+    # (3,) strengths made the "scalar" objective a (3,) array.
+    params, x, y = _problem("linear")
+    with pytest.raises(ValueError, match=r"reg_strength must be a scalar, got shape \(3,\)"):
+      objective.loss(params, x, y, reg_strength=jnp.ones(3))
+
+  def test_margin_of_a_tuple_of_losses(self):
+    params, x, y = _problem("linear")
+    s = scores.linear(params, x)
+    with pytest.raises(ValueError, match="margin must be a finite number >= 0, got -1.0"):
+      objective.loss_values(("svm", "softmax"), s, y, margin=-1.0, loss_index=0)
+
+  def test_no_examples(self):
+    # The mean over no examples was a silent NaN.
+    params, x, y = _problem("linear")
+    for fn in (objective.loss, objective.loss_and_grad):
+      with pytest.raises(ValueError, match=r"x has none \(shape \(0, 6\)\)"):
+        fn(params, x[:0], y[:0])
+
+  def test_integer_inputs_keep_the_regularization_strength(self):
+    # The hand gradient cast reg_strength to x's dtype: uint8 pixels made 0.5 a 0.
+    params, x, y = _problem("linear")
+    x_int = jnp.round(4 * x).astype(jnp.int32)
+    for reg in ("l2", "l1", "elastic_net"):
+      hp = dict(loss="softmax", reg=reg, reg_strength=0.5)
+      value, grads = objective.loss_and_grad(params, x_int, y, **hp)
+      want_value, want = objective.loss_and_grad(params, x_int.astype(jnp.float32), y, **hp)
+      chex.assert_trees_all_close(grads, want, rtol=64 * jnp.finfo(jnp.float32).eps)
+      np.testing.assert_allclose(value, want_value, rtol=64 * jnp.finfo(jnp.float32).eps)
+
 
 # ------------------------------------------------------------------ the loop's layout
 

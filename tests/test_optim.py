@@ -1,5 +1,7 @@
 """optim: injected optimizers follow plain optax; schedules; hyperparameters as arrays."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,3 +120,44 @@ class ScheduleTest(parameterized.TestCase):
   def test_unknown_schedule(self):
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
       optim.schedule("linear", 1.0, steps_per_epoch=1, total_epochs=1)
+
+  @parameterized.parameters(
+      # A warm-up of half an epoch ended mid-step (0.67, 1, 1, ... at 3 steps an epoch).
+      (dict(warmup_epochs=0.5), "an integer warmup_epochs, got 0.5"),
+      (dict(steps_per_epoch=2.5), "an integer steps_per_epoch, got 2.5"),
+      (dict(decay_every=1.5), "an integer decay_every, got 1.5"),
+      # A negative decay flipped the sign of every other epoch's rate; NaN made it NaN.
+      (dict(decay=-0.5), "decay must be a finite number > 0, got -0.5"),
+      (dict(decay=float("nan")), "decay must be a finite number > 0, got nan"),
+      (dict(learning_rate=-1.0), "learning_rate must be a finite number > 0, got -1.0"),
+      (dict(learning_rate=0.0), "learning_rate must be a finite number > 0, got 0.0"),
+      # A warm-up past the run's end never reached the rate: 0.04 of 0.1 at most.
+      (dict(warmup_epochs=5), "warmup_epochs (5) is longer than the run (total_epochs 4)"))
+  def test_bad_settings_are_refused(self, kw, pattern):
+    args = dict(learning_rate=1.0, steps_per_epoch=3, total_epochs=4, decay=0.5) | kw
+    with pytest.raises(ValueError, match=re.escape(pattern)):
+      optim.schedule("step", **args)
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    # A negative rate climbed the loss, silently.
+    (dict(learning_rate=-0.1), "learning_rate must be a finite number > 0, got -0.1"),
+    (dict(learning_rate=float("nan")), "learning_rate must be a finite number > 0, got nan"),
+    (dict(learning_rate=jnp.ones(2)), "learning_rate must be a scalar, got shape (2,)"),
+    (dict(momentum=1.0), "momentum must be in [0, 1), got 1.0"),
+    (dict(b2=-0.1), "b2 must be in [0, 1), got -0.1"),
+    (dict(rms_decay=float("nan")), "rms_decay must be in [0, 1), got nan"),
+    (dict(eps=-1e-8), "eps must be a finite number >= 0, got -1e-08"),
+])
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_make_refuses_bad_hyperparameters(name, kw, pattern):
+  with pytest.raises(ValueError, match=re.escape(pattern)):
+    optim.make(name, **(dict(learning_rate=0.1) | kw))
+
+
+def test_make_takes_a_schedule_and_traced_values():
+  sched = optim.schedule("constant", 0.1, steps_per_epoch=1, total_epochs=1)
+  assert optim.make("adam", sched).init(jnp.zeros(2)) is not None
+  lr = jax.vmap(lambda lr: optim.make("sgd", lr).init(jnp.zeros(2)).hyperparams[
+      "learning_rate"])(jnp.array([0.1, 0.2]))
+  np.testing.assert_allclose(lr, [0.1, 0.2])

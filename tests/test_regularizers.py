@@ -39,6 +39,13 @@ class RegularizerTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "expected one of: none, l2, l1, elastic_net"):
       regularizers.value("l3", W)
 
+  @parameterized.product(fn=(regularizers.value, regularizers.grad),
+                         bad=(-1.0, float("nan"), float("inf")))
+  def test_beta_out_of_range(self, fn, bad):
+    # beta = -1 made the elastic net reward large weights (1.08 for these), silently.
+    with self.assertRaisesRegex(ValueError, "beta must be a finite number >= 0, got"):
+      fn("elastic_net", W, beta=bad)
+
 
 class ContractTest(parameterized.TestCase):
 

@@ -52,6 +52,13 @@ def test_init_is_seeded():
   np.testing.assert_array_equal(a["W"], b["W"])
 
 
+@pytest.mark.parametrize("scale", [float("nan"), -1e-3, float("inf")])
+def test_init_scale_out_of_range(scale):
+  # A NaN scale gave NaN weights, silently.
+  with pytest.raises(ValueError, match="scale must be a finite number >= 0, got"):
+    scores.init("linear", jax.random.key(0), 4, 3, scale=scale)
+
+
 def test_wrong_bias_shape():
   params = {"W": jnp.zeros((3, 2)), "b": jnp.zeros(3)}
   with pytest.raises(AssertionError, match=r"has shape \(3,\) but expected \(2"):

@@ -162,6 +162,34 @@ def test_default_config_members_differing_only_in_seed_differ(tmp_path, monkeypa
   assert sum(val(a) != val(b) for a, b in pairs) >= len(pairs) // 2 + 1
 
 
+@pytest.mark.parametrize("seed", [
+    1.5,                               # was truncated to seed 1
+    jnp.array(-1),                     # wrapped to seed 2**32 - 1
+    -1, 2**32, float("nan"), True, np.float32(0.5),
+])
+@pytest.mark.parametrize("use", ["key", "integer"])
+def test_a_seed_that_is_not_an_integer_in_range_is_refused(seed, use):
+  with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\), got"):
+    getattr(seeds, use)(seed, "init")
+
+
+def test_a_traced_float_seed_is_refused():
+  # jit(key)(1.7) was key(1).
+  with pytest.raises(ValueError, match="got a traced float32"):
+    jax.jit(lambda s: jax.random.key_data(seeds.key(s, "init")))(1.7)
+
+
+def test_integral_seeds_of_any_type_agree():
+  want = _key_bits(seeds.key(7, "init"))
+  for seed in (np.uint32(7), np.int64(7), jnp.array(7, jnp.uint32), 7.0):
+    np.testing.assert_array_equal(_key_bits(seeds.key(seed, "init")), want)
+    assert seeds.integer(seed, "init") == seeds.integer(7, "init")
+  traced = jax.jit(lambda s: jax.random.key_data(seeds.key(s, "init")))(jnp.uint32(7))
+  np.testing.assert_array_equal(traced, want)
+  np.testing.assert_array_equal(_key_bits(seeds.key(2**32 - 1, "init")),
+                                _key_bits(seeds.key(np.uint32(2**32 - 1), "init")))
+
+
 def test_bad_shuffle_seed_is_refused():
   c = config_lib.base()
   c.shuffle_seed = -1

@@ -294,6 +294,40 @@ def test_score_contract_fails_on_a_broken_model(dtype, score, init, pattern):
     testing.assert_score_contract(score, init)
 
 
+@pytest.mark.parametrize("against", ["jax", "numerical", ("jax", "numerical")])
+def test_a_nan_gradient_is_not_correct(against):
+  # NaN in the hand gradient and in jax.grad counted as equal: against="jax" passed.
+  w = jnp.array([0.5, -1.0, 2.0])
+  f = lambda w: jnp.sum(jnp.sqrt(w - 3.0))
+  with pytest.raises(AssertionError, match=r"grad of f is not finite at \[0\]: nan"):
+    testing.assert_grad_correct(f, w, 0.5 / jnp.sqrt(w - 3.0), against=against, name="f")
+  with pytest.raises(AssertionError, match=r"grad of f is not finite"):
+    testing.assert_grad_correct(f, w, against=against, name="f")
+
+
+def test_integer_outputs_must_agree_exactly():
+  # Integer outputs raised "data type int32 not inexact" from the tolerance.
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 5)), jnp.float32)
+  testing.assert_jit_vmap_consistent(lambda x: jnp.argmax(x), x)
+  calls = []
+
+  def drifting(x):  # an impure integer function: a second call counts one more
+    calls.append(1)
+    return jnp.argmax(x) + len(calls)
+  with pytest.raises(AssertionError, match="drifting is not pure"):
+    testing.assert_jit_vmap_consistent(drifting, x)
+
+
+def test_bfloat16_contracts():
+  # Each raised "data type bfloat16 not inexact" from its tolerance.
+  testing.assert_loss_contract(losses.softmax, losses.softmax_grad, num_classes=3,
+                               dtype=jnp.bfloat16)
+  testing.assert_regularizer_contract(regularizers.l2, regularizers.l2_grad,
+                                      dtype=jnp.bfloat16)
+  with pytest.raises(AssertionError, match="differs from"):
+    testing.assert_regularizer_contract(regularizers.l2, lambda w: 3 * w, dtype=jnp.bfloat16)
+
+
 def test_a_float64_contract_without_64_bit_jax_is_refused():
   with pytest.raises(ValueError, match="float64 needs 64-bit JAX, which is off"):
     testing.assert_loss_contract(losses.softmax, num_classes=3, dtype="float64")

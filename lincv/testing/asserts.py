@@ -24,8 +24,11 @@ _TINY = 1e-30
 
 
 def consistency_tolerance(dtype) -> float:
-  """The tolerance `assert_jit_vmap_consistent` uses for outputs of `dtype`: 256 eps."""
-  return float(256 * np.finfo(np.dtype(dtype)).eps)
+  """The tolerance `assert_jit_vmap_consistent` uses for outputs of `dtype`: 256 eps, and
+  0 for integers and booleans (labels, counts), which must agree exactly."""
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    return 0.0
+  return float(256 * jnp.finfo(dtype).eps)
 
 
 def _name(fn) -> str:
@@ -127,6 +130,13 @@ def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | N
       auto = jax.jit(jax.grad(f))(params)
   grad = auto if grad is None else grad
   check_like(f"grad of {name}", grad, params, "params")
+  flat = _flat64(grad)
+  bad = np.flatnonzero(~np.isfinite(flat))
+  if bad.size:
+    raise AssertionError(
+        f"grad of {name} is not finite at {gradcheck.coordinate_name(params, int(bad[0]))}: "
+        f"{flat[bad[0]]} ({bad.size} of {flat.size} entries); a gradient is checked where "
+        "it is finite")
   g_dtype = _dtype_of(grad)
   tol = gradcheck.default_tolerance(g_dtype) if tol is None else float(tol)
   report = None
