@@ -149,7 +149,31 @@ def _image_features(name, prepared, cfg, cache_dir, *, flip, seed):
   if not prepared.images or prepared.images["train"].shape[-1] != 3:
     raise config_lib.ConfigError(f"features {name!r} need RGB images; this dataset has shape "
                      f"{prepared.image_shape}")
+  h, w, _ = prepared.image_shape
+  pipeline = features_lib.pipeline
+  side, what = ((pipeline.HOG_CELL, "one HOG cell") if name == "hog_color" else
+                (pipeline.PATCH_SIZE, "one k-means patch"))
+  if min(h, w) < side:
+    raise config_lib.ConfigError(f"features {name!r} need images of at least {side}x{side} "
+                                 f"pixels ({what}); this dataset's are {h}x{w}")
   return features_lib.compute(name, prepared, cfg, cache_dir, flip=flip, seed=seed)
+
+
+def _check_feature_settings(cfg, names) -> None:
+  """Raises ConfigError for `features_cfg` values the image features `names` cannot use."""
+  f = cfg.features_cfg
+  bounds = []
+  if "hog_color" in names:
+    bounds.append(("hist_bins", f.hist_bins, 1))
+  if "kmeans" in names:
+    bounds += [("kmeans_centroids", f.kmeans_centroids, 1),
+               ("kmeans_patches", f.kmeans_patches, max(1, f.kmeans_centroids)),
+               ("kmeans_iters", f.kmeans_iters, 0)]
+  for field, value, low in bounds:
+    if value < low:
+      need = (f"at least kmeans_centroids ({low})" if field == "kmeans_patches" and low > 1
+              else f">= {low}")
+      raise config_lib.ConfigError(f"features_cfg.{field} must be {need}, got {value}")
 
 
 def source(config) -> str:
@@ -159,7 +183,8 @@ def source(config) -> str:
 
 
 def check(config, members) -> None:
-  """Raises ConfigError for options that need images, with pre-extracted features.
+  """Raises ConfigError for options that need images, with pre-extracted features, and
+  for feature settings (`features_cfg`) that the members' image features cannot use.
 
   With `data.features` the rows are used as they are (`features` stays "pixels", which
   here means the file's rows), centred and scaled per column as `lincv.data.rows` says;
@@ -167,6 +192,7 @@ def check(config, members) -> None:
   """
   d = config.data
   if not d.get("features"):
+    _check_feature_settings(config, {m["features"] for m in members})
     return
   if d.folder:
     raise config_lib.ConfigError("data.features and data.folder both name the data; give one")
@@ -194,7 +220,8 @@ def dataset(config):
 
 def load(config, cache_dir: str | None = None, ds=None) -> Inputs:
   """Loads (unless `ds`, its `dataset`, is given) and prepares the config's dataset
-  (raises data_lib.DataError on bad data)."""
+  (raises data_lib.DataError on bad data, and on an empty validation split, or an empty
+  test split with eval_split "test": nothing to select or evaluate on)."""
   d = config.data
   ds = dataset(config) if ds is None else ds
   options = dict(val_fraction=d.val_fraction, seed=d.split_seed, center=d.center,
@@ -203,4 +230,14 @@ def load(config, cache_dir: str | None = None, ds=None) -> Inputs:
     prepared = data_lib.rows.prepare(ds, flip=bool(d.get("flip", False)), **options)
   else:
     prepared = data_lib.prepare(ds, **options)
+  if not len(prepared.y_val):
+    n = len(prepared.y_train)
+    raise data_lib.DataError(
+        f"the validation split is empty: data.val_fraction={d.val_fraction} of {n} training "
+        f"examples{f' (data.limit={d.limit})' if d.limit else ''} rounds to no example (a class "
+        "keeps its only example for training); raise data.val_fraction or data.limit")
+  if not len(prepared.y_test) and config.get("eval_split", "test") == "test":
+    raise data_lib.DataError(
+        f"the test split of {source(config)} is empty, and eval_split='test' evaluates the "
+        "selected member on it; add test rows, or set eval_split='val'")
   return Inputs(config, prepared, cache_dir)

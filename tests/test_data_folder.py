@@ -1,7 +1,10 @@
 """Tests for image folders root/{train,test}/<class>/*: round trips, caching, every bad input."""
 
 import os
+import re
+import struct
 import time
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -310,6 +313,37 @@ def test_sixteen_bit_image(tmp_path):
   root = _make_folder(tmp_path / "pets", _rgb_layout())
   Image.fromarray(np.full(SIZE, 1000, np.uint16)).save(root / "train" / "dog" / "000.png")
   _expect_error(tmp_path, root, r"dog/000\.png: unsupported image mode")
+
+
+def _png16(path, pixels):
+  """Writes uint16 pixels (H, W, 2 or 3 or 4 channels) as a 16-bit PNG (Pillow writes none)."""
+  pixels = np.asarray(pixels, ">u2")
+  h, w, c = pixels.shape
+  rows = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+
+  def chunk(kind, body):
+    return (struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+  color_type = {2: 4, 3: 2, 4: 6}[c]
+  path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                   + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+                   + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels, rawmode", [(3, "RGB;16B"), (4, "RGBA;16B"), (2, "LA;16B")])
+def test_sixteen_bit_colour_image_is_refused_not_cut_to_eight_bits(tmp_path, channels, rawmode):
+  # Pillow opens these as 8-bit RGB(A): without a check they would load, silently cut.
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  _png16(root / "train" / "dog" / "001.png", np.full(SIZE + (channels,), 40000))
+  _expect_error(tmp_path, root, rf"dog/001\.png: 16-bit pixels \({re.escape(rawmode)}\)")
+
+
+def test_broken_link_is_named(tmp_path):
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  os.symlink(tmp_path / "gone.png", root / "train" / "cat" / "link.png")
+  _expect_error(tmp_path, root, r"cat/link\.png: cannot be read \(No such file or directory\); "
+                "a broken link")
 
 
 def test_failed_preparation_leaves_nothing_and_is_redone(tmp_path, monkeypatch):

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 
+import lincv.experiment
+import lincv.inputs
 from lincv import config as config_lib, data as data_lib, features
 
 
@@ -106,3 +108,36 @@ def test_from_arrays_names_what_is_missing(fitted):
   arrays = featurizer.to_arrays()
   with pytest.raises(ValueError, match="no saved featurizer: 'featurizer_mean_F' is missing"):
     features.Featurizer.from_arrays({k: v for k, v in arrays.items() if "mean" not in k})
+
+
+@pytest.mark.parametrize("size, name, message", [
+    (6, "hog_color", r"features 'hog_color' need images of at least 8x8 pixels \(one HOG cell\); "
+                     r"this dataset's are 6x6"),
+    (5, "kmeans", r"features 'kmeans' need images of at least 6x6 pixels \(one k-means patch\); "
+                  r"this dataset's are 5x5"),
+])
+def test_a_run_refuses_images_too_small_for_its_features(size, name, message):
+  # These were a traceback from inside the jitted feature function, the workdir left behind.
+  config = config_lib.base()
+  config.features_cfg = _cfg()
+  inputs = lincv.inputs.Inputs(config, _prepared(size=size, train=4, test=2))
+  with pytest.raises(config_lib.ConfigError, match=message):
+    inputs.arrays(name)
+
+
+@pytest.mark.parametrize("features_name, field, value, message", [
+    ("hog_color", "hist_bins", 0, "features_cfg.hist_bins must be >= 1, got 0"),
+    ("kmeans", "kmeans_centroids", 0, "features_cfg.kmeans_centroids must be >= 1, got 0"),
+    ("kmeans", "kmeans_patches", 3,
+     r"features_cfg.kmeans_patches must be at least kmeans_centroids \(4\), got 3"),
+    ("kmeans", "kmeans_iters", -1, "features_cfg.kmeans_iters must be >= 0, got -1"),
+])
+def test_feature_settings_that_cannot_work_are_refused_before_any_data(features_name, field,
+                                                                       value, message):
+  config = config_lib.base()
+  config.features, config.features_cfg = features_name, _cfg()
+  config.features_cfg[field] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    lincv.experiment.check(config)
+  config.features = "pixels"  # settings of features no member uses are not checked here
+  lincv.experiment.check(config)

@@ -261,7 +261,7 @@ def test_cache_leaves_no_file_when_interrupted(tmp_path, monkeypatch):
   with pytest.raises(KeyboardInterrupt):
     features.cached(lambda: np.ones(3), key, str(tmp_path))
   assert not os.path.exists(features.cache_path(key, str(tmp_path)))
-  assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+  assert os.listdir(tmp_path) == []  # no temporary file, and no key file of a missing array
 
 
 def test_fingerprint_tells_arrays_apart():
@@ -269,6 +269,16 @@ def test_fingerprint_tells_arrays_apart():
   assert features.fingerprint(a) == features.fingerprint(a.copy())
   assert features.fingerprint(a) != features.fingerprint(a.reshape(4, 3))
   assert features.fingerprint(a) != features.fingerprint(a + 1)
+  # The same keys as before empty arrays were accepted (cached features stay valid).
+  assert features.fingerprint(np.arange(6.0).reshape(2, 3)) == "62d254ce1e2dcec8"
+
+
+def test_fingerprint_of_an_empty_array_is_its_shape_and_dtype():
+  # An empty split (no validation rows) used to raise TypeError from memoryview.cast.
+  empty = features.fingerprint(np.zeros((0, 3), np.float32))
+  assert empty == features.fingerprint(np.zeros((0, 3), np.float32))
+  assert empty != features.fingerprint(np.zeros((0, 4), np.float32))
+  assert empty != features.fingerprint(np.zeros((0, 3), np.float64))
 
 
 def test_images_must_be_rgb():

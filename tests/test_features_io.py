@@ -236,6 +236,18 @@ def test_a_compressed_npz_reads_too(tmp_path):
   assert ds.class_names[3] == "d3" and ds["test"][0].shape == (397, 64)
 
 
+def test_big_endian_rows_read_as_their_values(tmp_path):
+  arrays = _digits()
+  path = _save_npz(tmp_path / "be.npz", **dict(arrays, x_train=arrays["x_train"].astype(">f4"),
+                                                x_test=arrays["x_test"].astype(">f8")))
+  p = lincv.data.prepare(lincv.data.load(features=path), val_fraction=0.2, seed=3,
+                         center="none")
+  q = lincv.data.prepare(lincv.data.load(features=_save_npz(tmp_path / "le.npz", **arrays)),
+                         val_fraction=0.2, seed=3, center="none")
+  for f in ("x_train", "x_val", "x_test"):
+    np.testing.assert_array_equal(getattr(p, f), getattr(q, f))
+
+
 def test_row_preprocessor_standardises_on_train():
   rng = np.random.default_rng(0)
   x = (rng.normal(size=(500, 6)) * [1, 2, 3, 4, 5, 0] + 7).astype(np.float16)
@@ -263,6 +275,17 @@ def _truncated_npy(tmp_path):
   data = (tmp_path / "cut" / "x_train.npy").read_bytes()
   (tmp_path / "cut" / "x_train.npy").write_bytes(data[:len(data) // 2])
   return path
+
+
+def _compressed_object_names(tmp_path):
+  path = str(tmp_path / "c.npz")
+  np.savez_compressed(path, **_digits(), class_names=np.array([f"d{k}" for k in range(10)], object))
+  return path
+
+
+def _object_names_folder(tmp_path):
+  return _save_folder(tmp_path / "o", **_digits(),
+                      class_names=np.array([f"d{k}" for k in range(10)], object))
 
 
 def _with(**changes):
@@ -326,6 +349,17 @@ BAD = [
      "x_train_mirrored holds a non-finite value (inf) at row 1399, column 63"),
     ("float32_overflow", _with(x_test=_beyond_float32()),
      "x_test holds 1e+39 at row 3, column 2, beyond float32's range"),
+    ("big_endian_overflow", _with(x_test=_beyond_float32().astype(">f8")),
+     "x_test holds 1e+39 at row 3, column 2, beyond float32's range"),
+    ("huge_label", _with(y_test=np.full(397, 10**5, np.int64)),
+     "y_test holds label 100000, but without class_names the classes are 0..100000, more "
+     "than the 1797 labelled rows"),
+    ("object_names", _with(class_names=np.array([f"d{k}" for k in range(10)], object)),
+     "class_names holds Python objects (dtype object), which are not read"),
+    ("object_names_compressed", _compressed_object_names,
+     "class_names holds Python objects (dtype object), which are not read"),
+    ("object_names_folder", _object_names_folder,
+     "class_names holds Python objects (dtype object), which are not read"),
     ("corrupt", _corrupt_npz, "cannot be read"),
     ("truncated", _truncated_npy, "x_train.npy cannot be read"),
 ]
@@ -338,6 +372,34 @@ def test_bad_features_are_one_line_naming_the_array(tmp_path, make, message):
     lincv.data.load(features=path)
   assert message in str(e.value) and "\n" not in str(e.value)
   assert str(e.value).startswith(f"features {path}")
+
+
+def test_a_run_refuses_an_empty_validation_split(tmp_path):
+  # 0.1 of 5 training rows rounds to none: every member would be chosen on val 0.0000.
+  rng = np.random.default_rng(0)
+  path = _save_npz(tmp_path / "t.npz", x_train=rng.normal(size=(5, 4)).astype(np.float32),
+                   y_train=np.array([0, 0, 1, 1, 2]),
+                   x_test=rng.normal(size=(3, 4)).astype(np.float32), y_test=np.arange(3))
+  config = _features_config(path)
+  config.data.val_fraction = 0.1
+  with pytest.raises(DataError, match=r"the validation split is empty: data.val_fraction=0.1 "
+                     r"of 5 training examples rounds to no example"):
+    inputs_lib.load(config)
+  config.data.val_fraction = 0.4
+  assert len(inputs_lib.load(config).prepared.y_val) == 2
+
+
+def test_a_run_evaluating_on_test_refuses_an_empty_test_split(tmp_path):
+  # It trained every member, then stopped on a traceback, leaving its workdir behind.
+  arrays = _digits()
+  path = _save_npz(tmp_path / "t.npz", **dict(arrays, x_test=np.zeros((0, 64), np.float32),
+                                               y_test=np.zeros(0, np.int64)))
+  config = _features_config(path)
+  with pytest.raises(DataError, match=r"the test split of .*t\.npz is empty, and "
+                     r"eval_split='test' evaluates the selected member on it"):
+    inputs_lib.load(config)
+  config.eval_split = "val"
+  assert len(inputs_lib.load(config).prepared.y_test) == 0
 
 
 def test_chunkwise_finiteness_check_finds_an_inf_past_the_first_chunk(tmp_path, monkeypatch):

@@ -135,6 +135,12 @@ def load(path) -> FeatureDataset:
     ys[split] = y
   top = max(int(y.max()) for y in ys.values() if y.size)
   if class_names is None:
+    rows = sum(len(y) for y in ys.values())
+    if top >= rows:  # top + 1 classes, most of them empty: not class indices
+      split = "train" if int(ys["train"].max()) == top else "test"
+      raise DataError(f"features {path}: y_{split} holds label {top}, but without class_names "
+                      f"the classes are 0..{top}, more than the {rows} labelled rows; labels "
+                      "are class indices 0..C-1: renumber them, or add class_names (C names)")
     class_names = tuple(str(k) for k in range(max(top + 1, 2)))
   for split, y in ys.items():
     if y.size and int(y.max()) >= len(class_names):
@@ -153,7 +159,7 @@ def _check_rows(path, name, x) -> None:
   if x.ndim != 2:
     raise DataError(f"features {path}: {name} must be rows of shape (N, D), got shape "
                     f"{x.shape}")
-  if x.dtype not in ROW_DTYPES:
+  if x.dtype.newbyteorder("=") not in ROW_DTYPES:  # either byte order; read as float32
     raise DataError(f"features {path}: {name} must be float16, float32 or float64 rows, got dtype "
                     f"{x.dtype}")
   if x.shape[1] == 0:
@@ -172,7 +178,7 @@ def _check_finite(path, name, x) -> None:
       r, c = np.argwhere(bad)[0]
       raise DataError(f"features {path}: {name} holds a non-finite value "
                       f"({x[i + r, c]}) at row {i + r}, column {c}; all values must be finite")
-    if part.dtype == np.float64 and (np.abs(part) > top).any():
+    if part.dtype.itemsize == 8 and (np.abs(part) > top).any():
       r, c = np.argwhere(np.abs(part) > top)[0]
       raise DataError(f"features {path}: {name} holds {x[i + r, c]:.3g} at row {i + r}, "
                       f"column {c}, beyond float32's range (+-{top:.3g}); rows are read as "
@@ -206,7 +212,12 @@ def _read(path) -> dict[str, np.ndarray]:
     for k in names:
       file = os.path.join(path, k + ".npy")
       try:
+        with open(file, "rb") as f:
+          if _holds_objects(f):
+            raise _objects(path, k)
         out[k] = np.load(file, mmap_mode="r", allow_pickle=False)
+      except DataError:
+        raise
       except Exception as e:  # pylint: disable=broad-except
         raise DataError(f"features {path}: {k}.npy cannot be read ({_first_line(e)}); it "
                         "is not an .npy file, or it is damaged") from None
@@ -234,6 +245,9 @@ def _member(path, info: zipfile.ZipInfo) -> np.ndarray:
   """One array of an .npz: memory-mapped if stored uncompressed, else read whole."""
   name, read_header = info.filename[:-4], None
   try:
+    with zipfile.ZipFile(path) as z, z.open(info) as f:
+      if _holds_objects(f):
+        raise _objects(path, name)
     if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1:
       with open(path, "rb") as f:
         f.seek(info.header_offset)
@@ -247,16 +261,30 @@ def _member(path, info: zipfile.ZipInfo) -> np.ndarray:
           shape, fortran, dtype = read_header(f)
           offset = f.tell()
     if info.compress_type == zipfile.ZIP_STORED and read_header is not None:
-      if dtype.hasobject:
-        raise ValueError("object arrays are not read")
       if offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > os.path.getsize(path):
         raise ValueError(f"shorter than its header says ({shape}, {dtype})")
       return np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
     with np.load(path, allow_pickle=False) as z:
       return z[name]
+  except DataError:
+    raise
   except Exception as e:  # pylint: disable=broad-except
     raise DataError(f"features {path}: {name} cannot be read ({_first_line(e)}); the file is "
                     "damaged") from None
+
+
+def _holds_objects(f) -> bool:
+  """Whether the .npy stream `f`, at its start, declares Python objects (dtype object)."""
+  try:
+    read_header = _NPY_HEADERS.get(np.lib.format.read_magic(f))
+    return read_header is not None and read_header(f)[2].hasobject
+  except Exception:  # pylint: disable=broad-except  # not a header: reading the array says so
+    return False
+
+
+def _objects(path, name) -> DataError:
+  return DataError(f"features {path}: {name} holds Python objects (dtype object), which are "
+                   "not read; save numbers, and names as strings: np.array(names, str)")
 
 
 def _first_line(e: Exception) -> str:

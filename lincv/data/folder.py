@@ -125,7 +125,11 @@ def scan(root) -> Listing:
           raise DataError(f"{e.path}: unexpected folder; class folders hold image files only")
         if not e.name.lower().endswith(EXTENSIONS):
           raise DataError(f"{e.path}: not an image file; valid extensions: {', '.join(EXTENSIONS)}")
-        st = e.stat()
+        try:
+          st = e.stat()
+        except OSError as err:  # a link to nothing, or a file gone since the listing
+          raise DataError(f"{e.path}: cannot be read ({err.strerror}); a broken link, or "
+                          "a file removed while the folder was listed") from None
         rel = f"{split}/{name}/{e.name}"
         digest.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         files[split].append(rel)

@@ -96,6 +96,11 @@ def decode(root: str, relpaths: list[str], reference: str | None = None,
   return images, gray
 
 
+def _sixteen_bit(im) -> bool:
+  """Whether the file behind `im` (opened, not loaded) stores 16 bits per sample."""
+  return any(";16" in str(tile[3]) for tile in im.tile)
+
+
 def _decode_chunk(paths: list[str], size: tuple[int, int], reference: str):
   """Decodes images to (n, H, W, 3) uint8 with a grayscale mask (n,); gray sits in channel 0."""
   width, height = size
@@ -109,6 +114,11 @@ def _decode_chunk(paths: list[str], size: tuple[int, int], reference: str):
               f"{path}: image is {im.size[0]}x{im.size[1]} (width x height), but {reference} "
               f"is {width}x{height}; all images must have the same size")
         mode = im.mode
+        if mode in _GRAY_MODES | _COLOR_MODES and _sixteen_bit(im):
+          # Pillow opens 16-bit colour (and grey with alpha) PNGs as 8-bit RGB(A), silently.
+          raise DataError(
+              f"{path}: 16-bit pixels ({im.tile[0][3]!s}), which would be cut to 8 bits; save "
+              "it as 8-bit grayscale or RGB")
         if mode in _GRAY_MODES:
           out[i, :, :, 0] = np.asarray(im.convert("L") if mode != "L" else im)
           gray[i] = True

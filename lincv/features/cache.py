@@ -28,7 +28,7 @@ def fingerprint(array) -> str:
   """
   a = np.ascontiguousarray(array)
   h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
-  h.update(memoryview(a).cast("B"))
+  h.update(a.reshape(-1).view(np.uint8))  # memoryview's cast refuses an empty array
   return h.hexdigest()[:16]
 
 
@@ -64,5 +64,9 @@ def cached(fn: Callable[[], np.ndarray], key: Mapping, cache_dir: str,
                     stacklevel=2)
   value = np.asarray(fn())
   checkpoint.save_json(path[:-4] + ".json", dict(key))
-  checkpoint.atomic_write(path, lambda f: np.save(f, value))
+  try:
+    checkpoint.atomic_write(path, lambda f: np.save(f, value))
+  except BaseException:
+    checkpoint.remove(path[:-4] + ".json")  # no key file for an array that is not there
+    raise
   return value

@@ -32,13 +32,15 @@ from lincv.features.kmeans import KMeansFeatures, kmeans_encode, kmeans_fit
 NAMES = ("hog_color", "kmeans")
 BATCH_SIZE = 250  # images per jitted call of a feature function
 PATCH_SIZE = 6
+HOG_CELL = 8  # pixels per side of a HOG cell
 PREFIX = "featurizer_"  # of the keys of `Featurizer.to_arrays`
 _MODEL_FIELDS = KMeansFeatures._fields
 
 
 def hog_color(images_NxHxWx3, bins: int = 10) -> jax.Array:
   """HOG (8x8 cells, 9 orientations, no block norm) then a hue histogram of `bins`, (N, F)."""
-  return jnp.concatenate([hog(images_NxHxWx3), color_histogram(images_NxHxWx3, bins)], axis=1)
+  return jnp.concatenate([hog(images_NxHxWx3, cell=HOG_CELL),
+                          color_histogram(images_NxHxWx3, bins)], axis=1)
 
 
 @functools.lru_cache(maxsize=None)
