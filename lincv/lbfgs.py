@@ -43,6 +43,7 @@ The solver's state (`State`) lives in the member's `opt_state`, in the training 
 layout (W as (C, D), see `lincv.objective.transpose_input`).
 """
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -167,7 +168,8 @@ def _iteration(structure, hparams, x_NxD, y_N):
 def train_epoch(state, hparams, data, structure):
   """`structure.lbfgs_iters` iterations of one member; returns (state, metrics) as
   `lincv.training.train_epoch` does: "train_loss" is the objective at the epoch's end,
-  "val_accuracy" that of its parameters (both NaN if the member took no step).
+  "val_accuracy" that of its parameters (both NaN if the member took no step, but in its
+  first epoch, which reports where it starts).
 
   Its products are float32 whatever the run's `matmul_precision` (`lincv.precision`): the
   stopping test compares gradient norms at 1e-4 to 1e-6 of the start."""
@@ -190,7 +192,10 @@ def _train_epoch(state, hparams, data, structure):
   params_t, _, new_st, done, _ = jax.lax.while_loop(
       lambda c: (c[4] < structure.lbfgs_iters) & ~c[3],
       lambda c: (*step(c[:4], None)[0], c[4] + 1), carry)
-  updated = new_st.iterations > st.iterations
+  # A member that takes no step in its first epoch (its gradient is 0 at the start, or no
+  # step decreases its objective) is solved where it starts: that epoch reports it.
+  first = active & ~bad & (state.epochs_run == 0)
+  updated = (new_st.iterations > st.iterations) | first
   params = objective.transpose_input(params_t)
   val_acc = training.accuracy(structure, params, data.x_val, data.y_val)
   status = jnp.where(bad, training.DIVERGED,
@@ -238,7 +243,8 @@ def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
     return bad
   cap = lambda r: r["iterations"] >= r["epochs"] * r["lbfgs_iters"]
   capped = sum(cap(r) for r in bad)
-  worst = max(bad, key=lambda r: (r["grad_norm"] / r["tol"], -r["member"]))
+  worst = max(bad, key=lambda r: (r["grad_norm"] / r["tol"] if r["tol"] else math.inf,
+                                  -r["member"]))
   msg = (f"{len(bad)} of {sum('grad_norm' in r for r in rows)} L-BFGS members ended above "
          f"their tol, |grad|/|grad_0| up to {worst['grad_norm']:.2g} (member "
          f"{worst['member']}, tol {worst['tol']:.2g}): {capped} at the iteration cap "

@@ -4,11 +4,16 @@ import numpy as np
 
 
 def accuracy(pred_N, labels_N) -> float:
-  """Fraction of predictions equal to the labels."""
+  """Fraction of predictions equal to the labels.
+
+  Raises ValueError for no labels (a split without rows), whose accuracy is undefined."""
   pred_N, labels_N = np.asarray(pred_N), np.asarray(labels_N)
   if pred_N.shape != labels_N.shape:
     raise ValueError(f"predictions {pred_N.shape} and labels {labels_N.shape} differ in shape")
-  return float(np.mean(pred_N == labels_N)) if labels_N.size else float("nan")
+  if not labels_N.size:
+    raise ValueError("no labels to score: the accuracy of an empty split is undefined; "
+                     "evaluate a split that has rows")
+  return float(np.mean(pred_N == labels_N))
 
 
 def confusion_matrix(pred_N, labels_N, num_classes: int) -> np.ndarray:

@@ -93,6 +93,9 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
   if len(np.shape(x_NxD)) != 2 or np.shape(labels_N) != (np.shape(x_NxD)[0],):
     raise ValueError(f"ridge needs rows (N, D) and labels (N,), got {np.shape(x_NxD)} and "
                      f"{np.shape(labels_N)}")
+  if not np.shape(x_NxD)[0]:
+    raise ValueError("ridge needs at least one row, got rows of shape "
+                     f"{np.shape(x_NxD)}")
   y = np.asarray(labels_N)
   bad = np.flatnonzero((y < 0) | (y >= num_classes))
   if bad.size:
@@ -116,15 +119,24 @@ def _row_sum(fn, arrays, chunk: int):
   return total
 
 
+def _wide(dtype):
+  """The dtype the rows are solved in: theirs if float32 or float64, else float32 (a
+  float16 Gram matrix overflows past 65,504; integer rows, such as uint8 pixels, widen)."""
+  dtype = jnp.dtype(dtype)
+  if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits >= 32:
+    return dtype
+  return jnp.dtype(jnp.float32)
+
+
 @jax.jit
 def _column_sum(x_CxD):
-  return jnp.sum(x_CxD, axis=0)
+  return jnp.sum(x_CxD.astype(_wide(x_CxD.dtype)), axis=0)
 
 
 @functools.partial(jax.jit, static_argnums=4)
 def _gram_update(x_CxD, y_C, mean_D, t_mean_C, num_classes):
   """(X_c^T X_c, X_c^T T_c) of one chunk of rows."""
-  xc = x_CxD - mean_D[None, :]
+  xc = x_CxD.astype(mean_D.dtype) - mean_D[None, :]
   tc = losses.targets(y_C, num_classes, xc.dtype) - t_mean_C[None, :]
   return xc.T @ xc, xc.T @ tc
 
@@ -181,7 +193,8 @@ def path(x_NxD, labels_N, strengths_K, num_classes: int, *, chunk: int = CHUNK) 
     chunk: rows per Gram update (the D <= N form).
 
   Returns:
-    {"W": (K, D, C), "b": (K, C)} in the rows' dtype: member k's parameters minimise
+    {"W": (K, D, C), "b": (K, C)} in the rows' dtype (float32 for rows of a narrower
+    float or of integers, which are solved in float32): member k's parameters minimise
     `lincv.objective.loss(..., loss="least_squares", reg="l2", reg_strength=lambda_k)`.
   """
   with precision.exact():  # a Gram matrix in an accelerator's reduced precision is no use
@@ -191,7 +204,7 @@ def path(x_NxD, labels_N, strengths_K, num_classes: int, *, chunk: int = CHUNK) 
 def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   y, lam = _check(x_NxD, labels_N, strengths_K, num_classes)
   n, d = x_NxD.shape
-  dtype = jnp.result_type(x_NxD.dtype)
+  dtype = _wide(x_NxD.dtype)
   eps = float(jnp.finfo(dtype).eps)
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64
@@ -204,7 +217,7 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
     e, v = _eigh(gram)
     w = _combine(v, xt_t, _inverse(e, lam, n, eps))                 # (D, K * C)
   else:
-    xc = jnp.asarray(x_NxD) - mean[None, :]
+    xc = jnp.asarray(x_NxD, dtype) - mean[None, :]
     e, u = _eigh(_host(xc @ xc.T))
     tc = 2 * np.eye(num_classes)[y] - 1 - t_mean[None, :]            # float64 targets
     m = _combine(u, tc, _inverse(e, lam, n, eps))                   # (N, K * C)
@@ -231,7 +244,10 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
   with precision.exact():
     w, b = params["W"], params["b"]
     k, d, c = w.shape
-    lam = np.asarray(strengths_K, np.float64)
+    _, lam = _check(x_NxD, labels_N, strengths_K, c)
+    if lam.shape != (k,):
+      raise ValueError(f"evaluate needs one strength per member: {k} members, got "
+                       f"strengths of shape {lam.shape}")
     w_DxKC = jnp.transpose(w, (1, 0, 2)).reshape(d, k * c)
     sq, correct = _row_sum(functools.partial(_stats, w_DxKC, b.reshape(k * c), c),
                            (x_NxD, np.asarray(labels_N)), chunk)

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
@@ -100,6 +101,13 @@ class Structure:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.warmup_epochs < 0 or self.patience < 0:
       raise ValueError("warmup_epochs and patience must be >= 0")
+    if self.warmup_epochs > self.epochs:
+      raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be at most epochs "
+                       f"({self.epochs}): a longer warm-up never reaches the learning rate")
+    if not self.diverge_factor >= 1:
+      raise ValueError(f"diverge_factor must be >= 1 (a member diverges when its loss passes "
+                       f"diverge_factor times its starting loss, or 1), got "
+                       f"{self.diverge_factor}")
 
 
 class Data(NamedTuple):
@@ -263,7 +271,13 @@ def train_epoch(state: TrainState, hparams, data: Data, key: jax.Array | None,
     (state, {"train_loss": mean minibatch loss, "val_accuracy": accuracy of this epoch's
     parameters on the validation split}); both NaN for a member that made no update in
     this epoch.
+
+  Raises:
+    ValueError: no validation rows (no epoch could keep its best parameters).
   """
+  if not data.y_val.shape[0]:    # a static shape: checked once, when traced
+    raise ValueError("the validation split has no rows: an epoch keeps the parameters of "
+                     "the best validation accuracy, so give at least one validation row")
   if structure.optimizer == "lbfgs":
     return lbfgs.train_epoch(state, hparams, data, structure)
   chex.assert_rank([data.x_train, data.y_train], [2, 1])
@@ -381,7 +395,20 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
   Returns:
     (final TrainState, history dict of per-epoch arrays "train_loss" and "val_accuracy",
     NaN in the epochs the member made no update).
+
+  Raises:
+    ValueError: labels outside [0, num_classes), when they are concrete (not under `jit`,
+      where a bad training label shows as a NaN loss, a diverged member).
   """
+  for name in ("y_train", "y_val"):
+    labels = getattr(data, name)
+    if not isinstance(labels, jax.core.Tracer):
+      y = np.asarray(labels)
+      bad = np.flatnonzero((y < 0) | (y >= num_classes))
+      if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}: label {int(y[i])} (example {i}) is out of range for "
+                         f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
   state = init_state(hparams, data, structure, num_classes)
   return jax.lax.scan(lambda s, e: train_epoch(s, hparams, data, key, structure, epoch=e),
                       state, jnp.arange(structure.epochs, dtype=jnp.int32))

@@ -213,6 +213,9 @@ def test_errors_name_the_problem():
     knn.cross_validate(x_train, y_train, ks=(1, 50), num_folds=5)
   with pytest.raises(ValueError, match="num_folds must be in"):
     knn.cross_validate(x_train, y_train, ks=(1,), num_folds=1)
+  # A k that is not an integer was cut to one (2.7 searched, and reported, as k=2).
+  with pytest.raises(ValueError, match="k must be a positive integer, got 2.7"):
+    knn.cross_validate(x_train, y_train, ks=(1, 2.7))
 
 
 def test_non_finite_rows_and_out_of_range_votes_are_refused():

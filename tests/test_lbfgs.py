@@ -249,3 +249,28 @@ def test_a_converged_run_warns_of_nothing():
     warnings.simplefilter("error", lbfgs.NotConverged)
     result = sweep.run(c, lambda f: data, 10)
   assert all(r["grad_norm"] <= 1e-2 for r in result.rows)
+
+
+def test_a_member_that_starts_at_its_optimum_reports_where_it_starts():
+  # Zero rows, alternating labels and W = 0 (init_scale 0): the gradient is exactly 0 at
+  # the start, so the member takes no step; its solution, and its accuracy, are the start.
+  x, y = jnp.zeros((100, 4)), jnp.arange(100, dtype=jnp.int32) % 2
+  c = _probe_config(epochs=2)
+  c.init_scale, c.sweep = 0.0, {"reg_strength": [1e-3, 1e-1]}
+  result = sweep.run(c, lambda f: training.Data(x, y, x[:50], y[:50]), 2)
+  for r, h in zip(result.rows, result.history):
+    assert (r["iterations"], r["grad_norm"], r["status"]) == (0, 0.0, "ok")
+    assert (r["val_accuracy"], r["epochs_run"], r["best_epoch"]) == (0.5, 1, 1)
+    assert abs(r["final_loss"] - np.log(2)) < 1e-6 and h["val_accuracy"] == [0.5]
+
+
+def test_a_tol_below_0_is_refused_and_tol_0_runs_every_iteration():
+  c = _probe_config(epochs=1, lbfgs_iters=3)
+  for tol in (-1e-5, float("nan")):
+    c.tol = tol
+    with pytest.raises(sweep.SweepError, match="tol must be a finite number >= 0"):
+      sweep.expand(c)
+  c.tol, c.sweep = 0.0, {"reg_strength": [1e-2, 1.0]}
+  with pytest.warns(lbfgs.NotConverged, match="2 of 2 L-BFGS members .* 2 at the iteration"):
+    result = sweep.run(c, lambda f: _digits(200), 10)
+  assert [r["iterations"] for r in result.rows] == [3, 3]

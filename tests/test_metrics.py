@@ -24,3 +24,9 @@ def test_confusion_matrix_refuses_what_it_would_miscount(pred, labels, message):
   # np.add.at wrapped -1 round to the last class, and (N, 1) labels broadcast to N^2 counts.
   with pytest.raises(ValueError, match=message):
     metrics.confusion_matrix(np.asarray(pred), np.asarray(labels), 3)
+
+
+def test_accuracy_of_no_labels_is_refused():
+  # It was NaN: `Run.evaluate` of a split without rows returned accuracy NaN.
+  with pytest.raises(ValueError, match="no labels to score: the accuracy of an empty split"):
+    metrics.accuracy(np.zeros(0, np.int32), np.zeros(0, np.int32))

@@ -98,7 +98,7 @@ def test_nothing_is_refined_when_the_field_does_nothing_for_the_best():
 def test_a_run_killed_at_any_write_of_either_stage_resumes_to_the_same_results(
     tmp_path, monkeypatch):
   share_populations(monkeypatch)
-  data = _digits(300)
+  data = _digits()    # 300 training rows, 100 validation (300 left none)
   c = _config(sweep={"reg_strength": [1e-4, 1e-2, 1.0]})
   run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
   reference, _, differ = resumes_at_every_write(run, tmp_path)

@@ -156,6 +156,40 @@ def test_bad_input_is_one_line():
     training.Structure(loss="softmax", optimizer="closed_form")
 
 
+def test_no_rows_bad_labels_and_a_strength_per_member_are_refused_by_evaluate():
+  x, y = _problem(20, 3)
+  x = x.astype(np.float32)
+  with pytest.raises(ValueError, match=r"ridge needs at least one row, got rows of shape \(0, 3\)"):
+    ridge.path(x[:0], y[:0], STRENGTHS, 4)    # b was NaN
+  params = ridge.path(x, y, STRENGTHS, 4)
+  # Out-of-range labels were scored against a row of -1 targets, and one strength was
+  # broadcast to every member: both gave numbers.
+  with pytest.raises(ValueError, match=r"label 4 \(example 0\) is out of range for 4 classes"):
+    ridge.evaluate(params, x, y + 4, STRENGTHS)
+  with pytest.raises(ValueError, match=r"label -1 \(example 0\) is out of range"):
+    ridge.evaluate(params, x, y - 1, STRENGTHS)
+  with pytest.raises(ValueError, match=r"one strength per member: 4 members, got strengths "
+                     r"of shape \(1,\)"):
+    ridge.evaluate(params, x, y, STRENGTHS[:1])
+  with pytest.raises(ValueError, match="ridge needs at least one row"):
+    ridge.evaluate(params, x[:0], y[:0], STRENGTHS)
+
+
+def test_float16_rows_are_solved_in_float32():
+  # A float16 Gram matrix overflows past 65,504 (sums of squares of 0..255 pixels over a
+  # few rows): the weights were NaN. Rows that float16 holds exactly (multiples of 1/16
+  # below 16) give float32's solution, bit for bit.
+  x, y = _digits()
+  x = np.round(x[:300] * 255)
+  want = ridge.path(x.astype(np.float32), y[:300], STRENGTHS, 10)
+  for rows in (x[:300], x[:20]):    # D <= N and N < D
+    got = ridge.path(rows.astype(np.float16), y[:len(rows)], STRENGTHS, 10)
+    assert got["W"].dtype == jnp.float32
+    if len(rows) == 300:
+      np.testing.assert_array_equal(got["W"], want["W"])
+    assert np.isfinite(got["W"]).all() and np.isfinite(got["b"]).all()
+
+
 def _digits(dtype=np.float32):
   digits = load_digits()
   order = np.random.default_rng(0).permutation(len(digits.target))
@@ -195,6 +229,16 @@ def test_digits_sweep_solved_in_closed_form(tmp_path):
   assert result.best["val_accuracy"] > 0.9 and result.test_accuracy > 0.9
   assert rows[3]["val_accuracy"] < rows[best]["val_accuracy"]   # too strong a penalty shows
   assert (tmp_path / "checkpoint").exists()
+
+
+def test_a_sweep_on_fewer_rows_than_the_ignored_batch_size_is_solved():
+  # The closed form takes no minibatches: the config's batch_size (256) does not bound N.
+  x, y = _digits()
+  data = training.Data(x[:100], y[:100], x[100:300], y[100:300])
+  result = sweep.run(_config(reg_strength=[1e-3, 1e-1]), lambda _: data, 10)
+  path = ridge.path(data.x_train, data.y_train, np.float32([1e-3, 1e-1]), 10)
+  np.testing.assert_array_equal(result.best_params["W"], path["W"][result.best["member"]])
+  assert [r["status"] for r in result.rows] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize("field,values,why", [

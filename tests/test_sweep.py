@@ -77,6 +77,7 @@ def test_grouping_splits_structural_fields_only():
     ({"learning_rate": []}, "sweep field 'learning_rate' has no values: the grid is empty"),
     ({"learning_rate": {"log_uniform": [1e-3, 1e-1]}}, "log_uniform needs search='random'"),
     ({"loss": ["hinge"]}, "unknown loss 'hinge'; expected one of: svm, squared_svm, softmax"),
+    ({"warmup_epochs": [1, 9]}, "must be at most epochs .6.: a longer warm-up never reaches"),
 ])
 def test_bad_specifications(spec, message):
   with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(")) as e:
@@ -88,6 +89,19 @@ def test_batch_size_larger_than_data():
   c = _config(batch_size=[1000])
   with pytest.raises(sweep.SweepError, match="batch_size 1000 is larger than the 500"):
     sweep.run(c, lambda f: _data(), 4)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "lbfgs", "closed_form"])
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_split_without_rows_is_refused(optimizer, split):
+  # Without validation rows every member kept its initial parameters at accuracy 0 (SGD),
+  # or NaN (lbfgs); without training rows lbfgs said every member diverged.
+  data = training.Data(*(a[:0] if name.endswith(split) else a
+                         for name, a in zip(training.Data._fields, _data())))
+  c = _config(reg_strength=[1e-3, 1e-2])
+  c.optimizer, c.loss = optimizer, "least_squares" if optimizer == "closed_form" else c.loss
+  with pytest.raises(sweep.SweepError, match=f"x_{split} has no rows; a sweep trains"):
+    sweep.run(c, lambda f: data, 4)
 
 
 # ------------------------------------------------------------------ running
@@ -128,6 +142,25 @@ def test_run_selects_by_validation_and_evaluates_test_once():
   for key in ("train_accuracy", "val_accuracy", "final_loss", "status", "epochs_run"):
     assert key in row
   assert len(result.history[0]["val_accuracy"]) == 6
+
+
+def test_float16_rows_are_refused():
+  # The members' hyperparameters are held in the rows' dtype: in float16 a learning rate
+  # of 1e-8 was 0 (the member did not move), and 1e-7 was 1.19e-7, while rows said 1e-8.
+  data = _data()
+  data = data._replace(x_train=data.x_train.astype(jnp.float16))
+  with pytest.raises(sweep.SweepError, match=r"x_train holds float16 rows; a sweep trains in "
+                     r"float32 or float64"):
+    sweep.run(_config(learning_rate=[1e-8, 0.05]), lambda f: data, 4)
+
+
+def test_a_test_split_without_rows_is_refused():
+  # Its accuracy was NaN, returned as the run's test accuracy.
+  data = _data()
+  c = _config(learning_rate=[0.05])
+  c.epochs = 1
+  with pytest.raises(sweep.SweepError, match=r"test_for\('pixels'\) gave no test rows"):
+    sweep.run(c, lambda f: data, 4, test_for=lambda f: (data.x_val[:0], data.y_val[:0]))
 
 
 def test_halving_prunes_all_but_the_best():

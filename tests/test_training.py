@@ -167,3 +167,35 @@ def test_an_epoch_in_blocks_of_gathered_rows_equals_the_epoch_on_all_rows():
   blocked = jax.jit(training.epoch_end, static_argnums=5)(state, carry, hp, data.x_val,
                                                           data.y_val, s)
   chex.assert_trees_all_equal(blocked, whole)
+
+
+@pytest.mark.parametrize("factor", [0.0, -1.0, 0.5, float("nan")])
+def test_a_diverge_factor_below_1_is_refused(factor):
+  # Below 1 a member's first loss (its starting loss) already counts as a blow-up: every
+  # member ended diverged, and the sweep said to lower the learning rate. NaN turned the
+  # test off.
+  with pytest.raises(ValueError, match=r"diverge_factor must be >= 1 \(a member diverges"):
+    dataclasses.replace(STRUCT, diverge_factor=factor)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "lbfgs"])
+def test_fit_without_validation_rows_is_refused(optimizer):
+  # No validation accuracy ever beat -1: fit returned the initial parameters as the best.
+  data = _data()
+  data = data._replace(x_val=data.x_val[:0], y_val=data.y_val[:0])
+  s = dataclasses.replace(STRUCT, optimizer=optimizer)
+  with pytest.raises(ValueError, match="the validation split has no rows"):
+    training.fit(_hparams(), data, None, s, 4)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "lbfgs"])
+@pytest.mark.parametrize("split", ["y_train", "y_val"])
+def test_fit_refuses_labels_out_of_range(optimizer, split):
+  # A bad training label made the member "diverged" (a NaN loss); a bad validation label
+  # was counted as a wrong prediction (lbfgs).
+  data = _data()
+  data = data._replace(**{split: getattr(data, split).at[3].set(4)})
+  s = dataclasses.replace(STRUCT, epochs=1, optimizer=optimizer)
+  with pytest.raises(ValueError, match=rf"{split}: label 4 \(example 3\) is out of range for "
+                     r"4 classes; labels must be in \[0, 3\]"):
+    training.fit(_hparams(), data, None, s, 4)

@@ -69,13 +69,15 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   if metric == "l2" and n:     # one shift for every fold: the same distances (see search)
     x_NxD = x_NxD - _offset(x_NxD)
   num_classes = _check_labels(y_N, n, num_classes)
-  ks = tuple(int(k) for k in ks)
+  ks = tuple(ks)
   if not ks:
     raise ValueError("ks must name at least one k")
+  for k in ks:
+    _check_positive("k", k)
+  ks = tuple(int(k) for k in ks)
   folds = fold_indices(n, num_folds, seed, groups)
   smallest_train = n - max(len(f) for f in folds)
   for k in ks:
-    _check_positive("k", k)
     if k > smallest_train:
       raise ValueError(
           f"k={k} exceeds the smallest training set of {num_folds}-fold cross-validation "

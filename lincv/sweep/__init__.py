@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import jax
 import ml_collections
+import numpy as np
 
 from lincv import lbfgs, precision, training
 from lincv.sweep import refine
@@ -124,6 +125,10 @@ def _run(config, data_for, num_classes, *, workdir, test_for, progress, started)
 
 
 def accuracy_on_test(g: Group, params: dict, test_for: Callable[[str], tuple]) -> float:
-  """The test accuracy of `params` (a member of group `g`), on `test_for(g.features)`."""
+  """The test accuracy of `params` (a member of group `g`), on `test_for(g.features)`;
+  a SweepError if that has no rows (its accuracy would be NaN)."""
   x_test, y_test = test_for(g.features)
+  if not np.shape(y_test)[0]:
+    raise SweepError(f"test_for({g.features!r}) gave no test rows; the test accuracy needs "
+                     "at least one (or pass test_for=None)")
   return float(jax.jit(training.accuracy, static_argnums=0)(g.structure, params, x_test, y_test))

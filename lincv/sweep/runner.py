@@ -18,7 +18,7 @@ import time
 import jax
 import numpy as np
 
-from lincv import checkpoint, distributed, events, lbfgs, placement, seeds, training
+from lincv import checkpoint, distributed, events, lbfgs, placement, ridge, seeds, training
 from lincv import config as config_lib
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
@@ -36,9 +36,21 @@ def _host_finite_rows(x_NxD: np.ndarray, chunk: int = 8192) -> np.ndarray:
 
 
 def check_data(data: training.Data, num_classes: int) -> training.Data:
-  """`data` if its labels lie in [0, num_classes) and its rows are finite, else a
-  SweepError naming the array. (Inside the compiled loop a bad label would only show as a
-  NaN loss, and a non-finite row as a diverged member.)"""
+  """`data` if it has training and validation rows, float32 or float64, its labels lie in
+  [0, num_classes) and its rows are finite, else a SweepError naming the array. (Inside
+  the compiled loop a bad label would only show as a NaN loss, a non-finite row as a
+  diverged member, and no validation row as every member keeping its initial parameters,
+  at accuracy 0.)"""
+  for name in ("x_train", "x_val"):
+    x = getattr(data, name)
+    if not x.shape[0]:
+      raise SweepError(f"{name} has no rows; a sweep trains on the training rows and selects "
+                       "on the validation rows, so both need at least one")
+    if np.dtype(x.dtype) not in (np.float32, np.float64):
+      raise SweepError(f"{name} holds {np.dtype(x.dtype)} rows; a sweep trains in float32 or "
+                       "float64 (its hyperparameters in the rows' dtype, where float16 "
+                       "would round a learning rate of 1e-8 to 0): convert them, e.g. "
+                       "x.astype(np.float32)")
   for name in ("y_train", "y_val"):
     y = np.asarray(getattr(data, name))
     bad = np.flatnonzero((y < 0) | (y >= num_classes))
@@ -140,7 +152,8 @@ class Runner:
       if g.features not in self.data:
         self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
       try:
-        if g.structure.optimizer != "lbfgs":    # lbfgs trains on every row at once
+        # lbfgs and closed_form train on every row at once: no minibatches
+        if g.structure.optimizer not in ("lbfgs", ridge.OPTIMIZER):
           training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
       except ValueError as e:
         raise SweepError(str(e)) from None
