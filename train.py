@@ -155,6 +155,12 @@ def main(argv) -> None:
   if (FLAGS.out is not None) != (FLAGS.mode == "features"):
     _fail("--mode features needs --out PATH.npz or --out DIR/" if FLAGS.out is None
           else "--out does nothing without --mode features; remove it")
+  if FLAGS["split"].present and FLAGS.mode != "eval":
+    _fail("--split does nothing without --mode eval (a run evaluates its selected member on "
+          "--config.eval_split); remove it")
+  if FLAGS.coordinator is None and (FLAGS.num_processes, FLAGS.process_id) != (None, None):
+    _fail("--num_processes and --process_id do nothing without --coordinator host:port; "
+          "add it (every process the same), or remove them")
   if FLAGS.mode == "features":
     if FLAGS.workdir or FLAGS.coordinator:
       _fail("--mode features writes only --out; remove --workdir and --coordinator")
@@ -189,10 +195,16 @@ def _features(config) -> None:
   from lincv.data.records import quiet_tfds  # pylint: disable=import-outside-toplevel
   from lincv.features import export  # pylint: disable=import-outside-toplevel
   try:
+    out = export.check_out(FLAGS.out)
+    experiment.check_writable(out, "--out", folder=not out.endswith(".npz"))
     with quiet_tfds():
-      export.export(config, FLAGS.out, stream=sys.stdout)
+      export.export(config, out, stream=sys.stdout)
   except (experiment.ConfigError, DataError) as e:
     _fail(str(e))
+  except KeyboardInterrupt:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write(f"train.py: interrupted; nothing written to --out {FLAGS.out}\n")
+    sys.exit(130)
 
 
 def _main(spec, config) -> None:

@@ -119,13 +119,20 @@ def _damaged(path: str, what: str, why: str) -> Damaged:
                  "(or use a new --workdir) and run it again")
 
 
-def load_json(path: str):
-  """Reads a JSON file; Damaged if it is not JSON (a missing file raises as usual)."""
+def load_json(path: str, keys=()) -> dict:
+  """Reads a JSON file holding an object with at least the fields `keys`; Damaged if it
+  is not JSON, or not such an object (a missing file raises as usual)."""
   try:
     with open(path, encoding="utf-8") as f:
-      return json.load(f)
+      obj = json.load(f)
   except ValueError as e:          # JSONDecodeError, UnicodeDecodeError
     raise _damaged(path, "JSON", f"{type(e).__name__}: {e}") from None
+  if not isinstance(obj, dict):
+    raise _damaged(path, "JSON", "not a JSON object")
+  missing = [k for k in keys if k not in obj]
+  if missing:
+    raise _damaged(path, "JSON", f"no field {missing[0]!r}")
+  return obj
 
 
 def save_tree(path: str, tree) -> None:
@@ -211,8 +218,11 @@ class Store:
     return meta
 
   def read(self, slot: str) -> dict:
-    """The named arrays of `slot`'s committed file."""
-    return load_arrays(os.path.join(self.folder, self.files[slot]))
+    """The named arrays of `slot`'s committed file; Damaged if it is missing."""
+    path = os.path.join(self.folder, self.files[slot])
+    if not os.path.exists(path):
+      raise _damaged(path, ".npz", f"missing, though {os.path.basename(self.path)} names it")
+    return load_arrays(path)
 
   def commit(self, meta: dict, files: dict) -> None:
     """Replaces the slots in `files` (slot -> dict of named arrays) and the meta, atomically."""

@@ -23,6 +23,7 @@ the cache is a cache: deleting the directory is always safe.
 """
 
 import os
+import tempfile
 import warnings
 
 ENV = "LINCV_COMPILATION_CACHE"
@@ -42,7 +43,8 @@ def enable() -> str | None:
   """Turns the cache on for this process; returns its directory (None: off).
 
   A directory JAX already has (set by the user, or by an earlier call) is kept. One that
-  cannot be created is a warning, and the run goes on compiling as without a cache.
+  cannot be created or written is one warning, and the run goes on compiling as without
+  a cache.
   """
   import jax  # pylint: disable=import-outside-toplevel
   value = os.environ.get(ENV)
@@ -56,8 +58,10 @@ def enable() -> str | None:
     return path
   try:
     os.makedirs(path, exist_ok=True)
+    tempfile.TemporaryFile(dir=path).close()   # else JAX warns at every program it compiles
   except OSError as e:
-    warnings.warn(f"lincv: no compilation cache ({e.strerror}: {path}); set {ENV} to a "
+    why = "a file, not a directory" if os.path.isfile(path) else e.strerror
+    warnings.warn(f"lincv: no compilation cache ({why}: {path}); set {ENV} to a "
                   "writable directory, or to 'off'", stacklevel=2)
     return None
   jax.config.update("jax_compilation_cache_dir", path)

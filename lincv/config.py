@@ -82,6 +82,8 @@ _RANDOM_METHODS = ("random_search", "random_local_search")
 # (whether it matters, for the config and its members; when it does).
 _MATTERS = {
     "knn.": (lambda c, ms: c.method == "knn", "method='knn'"),
+    "random.step": (lambda c, ms: c.method == "random_local_search",
+                    "method='random_local_search'"),
     "random.": (lambda c, ms: c.method in _RANDOM_METHODS,
                 "method='random_search' or 'random_local_search'"),
     "features_cfg.hist_bins": (lambda c, ms: any(m["features"] == "hog_color" for m in ms),
@@ -99,6 +101,8 @@ _MATTERS = {
                       "method='sweep' and refine.field"),
     "halving.eta": (lambda c, ms: c.method == "sweep" and len(c.halving.rungs) > 0,
                     "method='sweep' and halving.rungs"),
+    "data.name": (lambda c, ms: not (c.data.folder or c.data.get("features")),
+                  "neither data.folder nor data.features, which override it"),
     "data.placement": (lambda c, ms: c.method == "sweep", "method='sweep'"),
     "data.block_steps": (lambda c, ms: c.method == "sweep" and c.data.placement != "device",
                          "method='sweep' and data.placement 'host' or 'auto'"),

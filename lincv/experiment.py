@@ -19,6 +19,7 @@ A finished run is read back with `lincv.Run.load(workdir)`.
 import importlib
 import os
 import shutil
+import tempfile
 import time
 import warnings
 
@@ -90,6 +91,7 @@ def _run_or_undo(config, workdir, progress, stream) -> dict:
   """`_pipeline`, leaving no run behind when it stops on an error the user must fix."""
   t_start = time.perf_counter()
   check(config)
+  check_writable(workdir, "workdir")   # in every process: each sees it and ends on it
   resuming = _check_workdir(config, workdir)
   existed = os.path.isdir(workdir)
   fresh = not existed or not os.listdir(workdir)
@@ -175,6 +177,12 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
                           f"{', '.join(knn.METRICS)}")
     if not config.knn.ks or min(config.knn.ks) < 1:
       raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
+    if config.knn.num_folds < 2:
+      raise ConfigError(f"knn.num_folds must be >= 2 (folds of the cross-validation of k), "
+                        f"got {config.knn.num_folds}")
+    if config.knn.cv_limit < 0:
+      raise ConfigError(f"knn.cv_limit must be >= 0 (training rows of the cross-validation; "
+                        f"0 = all), got {config.knn.cv_limit}")
   if int(config.checkpoint_every) != config.checkpoint_every or config.checkpoint_every < 1:
     raise ConfigError(f"checkpoint_every must be an integer >= 1 (epochs between sweep "
                       f"checkpoints), got {config.checkpoint_every}")
@@ -188,6 +196,9 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
                       "(e.g. 1e30)") from None
   if config.method in baselines.METHODS and int(config.random.num_tries) < 1:
     raise ConfigError(f"random.num_tries must be >= 1, got {config.random.num_tries}")
+  if config.method in baselines.METHODS and config.random.examples < 0:
+    raise ConfigError(f"random.examples must be >= 0 (training rows the loss is measured "
+                      f"on; 0 = all), got {config.random.examples}")
   for name, value in (("shuffle_seed", config.get("shuffle_seed")),
                       ("search_seed", config.search_seed), ("data.split_seed", d.split_seed)):
     if value is not None and not 0 <= value < 2**32:
@@ -206,6 +217,31 @@ def _check_workdir(config, workdir: str) -> bool:
                       f"(fields differ: {', '.join(diff)}); use a new --workdir, or the "
                       "same configuration to resume")
   return True
+
+
+def check_writable(path: str, name: str, folder: bool = True) -> None:
+  """Refuses, before any data is loaded, a `path` this process cannot write: a `folder`
+  that is a file (or a file that is a folder), one inside a file, or one whose nearest
+  existing folder refuses a new file. Creates nothing.
+
+  Raises:
+    ConfigError: naming `name` (e.g. "workdir", "--out"), the path and why.
+  """
+  target = os.path.abspath(path)
+  kind, other = ("folder", "file") if folder else ("file", "folder")
+  if os.path.exists(target) and os.path.isdir(target) != folder:
+    raise ConfigError(f"{name} {path} is a {other}, not a {kind}; choose another {name}")
+  above = target if folder else os.path.dirname(target)
+  while not os.path.exists(above):
+    above = os.path.dirname(above)
+  if not os.path.isdir(above):
+    raise ConfigError(f"{name} {path} lies inside {above}, which is a file, not a folder; "
+                      f"choose another {name}")
+  try:
+    tempfile.TemporaryFile(dir=above).close()
+  except OSError as e:
+    raise ConfigError(f"{name} {path} cannot be written: no new file in {above} "
+                      f"({e.strerror}); choose another {name}") from None
 
 
 DATA_FILE = os.path.join("checkpoint", "data.json")   # the fingerprint of a run's rows

@@ -143,6 +143,8 @@ def override(config: ml_collections.ConfigDict, path: str, text: str) -> None:
   if isinstance(current, ml_collections.ConfigDict):
     raise OverrideError(f"{flag} is a group of fields; set them one at a time, e.g. "
                         f"{flag}.{next(iter(current.keys()), 'FIELD')}=VALUE")
+  if current is None and holder.get_ref(parts[-1]).get_type() in (bool, int, float, str):
+    current = holder.get_ref(parts[-1]).get_type()()   # a placeholder: parse by its type
   value = _parse(flag, text, current)
   try:
     holder[parts[-1]] = value

@@ -132,7 +132,7 @@ def _summary(config, inputs, outcome, evaluation, timings) -> dict:
 def _plots(config, workdir, inputs, outcome, evaluation) -> None:
   p = inputs.prepared
   folder = os.path.join(workdir, "plots")
-  shown = swept(config) or (TITLE_FIELDS if config.method == "sweep" else outcome.hparams)
+  shown = _shown(config, outcome)
   title = plots.describe(os.path.basename(os.path.normpath(workdir)), config.method,
                          {k: v for k, v in outcome.hparams.items() if k in shown})
   if outcome.history is not None:
@@ -154,9 +154,15 @@ def swept(config) -> list[str]:
   return list(config.sweep.keys())
 
 
+def _shown(config, outcome) -> list[str]:
+  """The fields that name a member in the table and the figures' titles: the swept ones,
+  else a few that say what was trained (a method's own, for a baseline)."""
+  return swept(config) or list(TITLE_FIELDS if config.method == "sweep" else outcome.hparams)
+
+
 def _print(config, workdir, outcome, summary, stream) -> None:
   rows, best = outcome.rows, outcome.best
-  fields = swept(config) or [k for k in outcome.hparams if k in rows[0]]
+  fields = [k for k in _shown(config, outcome) if k in rows[0]]
   split = summary["eval_split"]
   stream.write(f"\nbest members by validation accuracy:\n{table(rows, fields)}\n")
   seconds = summary["seconds"]     # every process of the run, a resumed one too
@@ -164,10 +170,12 @@ def _print(config, workdir, outcome, summary, stream) -> None:
   chosen_by = "cv" if "cv_accuracy" in best else "val"
   n = summary["num_unconverged"]
   unconverged = f"{n} above tol, " if n else ""
+  members = summary["num_members"]
   stream.write(
       f"\nselected member {best['member']}: {chosen_by} {best['val_accuracy']:.4f}, "
-      f"{split} {summary['best'][f'{split}_accuracy']:.4f}  ({summary['num_members']} "
-      f"members, {summary['num_diverged']} diverged, {summary['num_pruned']} pruned, "
+      f"{split} {summary['best'][f'{split}_accuracy']:.4f}  ({members} "
+      f"member{'s' * (members != 1)}, {summary['num_diverged']} diverged, "
+      f"{summary['num_pruned']} pruned, "
       f"{unconverged}{seconds:.1f}s)\nwrote {workdir}\n")
   stream.flush()
 

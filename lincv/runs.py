@@ -53,6 +53,7 @@ class Run:
 
     Raises:
       config.ConfigError: `workdir` is not a finished run (a file it needs is missing).
+      checkpoint.Damaged: config.json or summary.json is not the JSON lincv wrote.
     """
     workdir = os.fspath(workdir)
     config_path = os.path.join(workdir, "config.json")
@@ -66,8 +67,9 @@ class Run:
         raise config_lib.ConfigError(
             f"{os.path.join(workdir, name)} not found: {workdir} is not a finished run "
             "(train it first)")
-    config = ml_collections.ConfigDict(checkpoint.load_json(config_path))
-    summary = checkpoint.load_json(os.path.join(workdir, "summary.json"))
+    config = ml_collections.ConfigDict(checkpoint.load_json(config_path, keys=("data",)))
+    summary = checkpoint.load_json(os.path.join(workdir, "summary.json"),
+                                   keys=("best", "data"))
     return cls(workdir, config, summary)
 
   def __repr__(self) -> str:

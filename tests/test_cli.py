@@ -37,8 +37,12 @@ def _one_line(out) -> str:
 def _config(sweep_spec, **fields):
   c = config_lib.base()
   c.epochs, c.batch_size = 2, 32
-  for name, value in fields.items():
-    c[name] = value
+  for name, value in fields.items():   # "data.folder" names a field of a group
+    *groups, last = name.split(".")
+    holder = c
+    for group in groups:
+      holder = holder[group]
+    holder[last] = value
   c.sweep = sweep_spec
   return c
 
@@ -115,6 +119,23 @@ def test_values_of_the_wrong_kind_or_listed_twice_are_refused(spec, message):
     sweep.expand(_config(spec))
 
 
+@pytest.mark.parametrize("method,path,value,message", [
+    ("random_search", "random.examples", -1, "random.examples must be >= 0 (training rows "
+                                             "the loss is measured on; 0 = all), got -1"),
+    ("knn", "knn.cv_limit", -5, "knn.cv_limit must be >= 0 (training rows of the "
+                                "cross-validation; 0 = all), got -5"),
+    ("knn", "knn.num_folds", 1, "knn.num_folds must be >= 2 (folds of the cross-validation "
+                                "of k), got 1"),
+])
+def test_a_baseline_setting_out_of_range_is_refused_naming_it(method, path, value, message):
+  c = _config({})
+  c.method = method
+  group, field = path.split(".")
+  c[group][field] = value   # refused before any data is read, with the field's name
+  with pytest.raises(experiment.ConfigError, match=re.escape(message)):
+    experiment.check(c)
+
+
 def test_a_baseline_method_refuses_a_sweep():
   c = _config({"seed": (0, 1)})
   c.method = "knn"
@@ -137,6 +158,12 @@ def test_a_baseline_method_refuses_a_sweep():
     ({}, "halving.eta", "it matters only with method='sweep' and halving.rungs"),
     ({"method": "knn"}, "learning_rate", "--config.learning_rate does nothing with "
                                          "method='knn'"),
+    ({"data.folder": "cifar10"}, "data.name", "--config.data.name does nothing here: it "
+                                              "matters only with neither data.folder nor "
+                                              "data.features, which override it"),
+    ({"method": "random_search"}, "random.step", "--config.random.step does nothing here: "
+                                                 "it matters only with "
+                                                 "method='random_local_search'"),
 ])
 def test_an_override_that_changes_nothing_is_named(fields, path, message):
   c = _config({}, **fields)
@@ -148,6 +175,8 @@ def test_an_override_that_changes_nothing_is_named(fields, path, message):
     ({"optimizer": "nesterov"}, "momentum"), ({"method": "knn"}, "knn.ks"),
     ({"method": "random_search"}, "seed"), ({"features": "kmeans"}, "features_cfg.kmeans_iters"),
     ({"search": "random"}, "num_samples"), ({}, "learning_rate"), ({}, "data.limit"),
+    ({"method": "random_local_search"}, "random.step"), ({}, "data.name"),
+    ({"method": "random_search"}, "random.scale"),
 ])
 def test_an_override_that_matters_passes(fields, path):
   c = _config({}, **fields)
@@ -184,9 +213,11 @@ def test_override_parses_by_the_type_of_the_field():
   c = config_lib.base()
   c.lock()
   for path, text in (("epochs", "7"), ("learning_rate", "3e-3"), ("data.flip", "True"),
-                     ("data.folder", "123"), ("knn.ks", "(1, 3)"), ("halving.rungs", "()")):
+                     ("data.folder", "123"), ("knn.ks", "(1, 3)"), ("halving.rungs", "()"),
+                     ("shuffle_seed", "5")):
     config_lib.override(c, path, text)
   assert (c.epochs, c.learning_rate, c.data.flip, c.data.folder) == (7, 3e-3, True, "123")
+  assert c.shuffle_seed == 5
   assert c.knn.ks == (1, 3) and c.halving.rungs == ()
 
 
@@ -200,6 +231,7 @@ def test_override_parses_by_the_type_of_the_field():
     ("epochs", "abc", "--config.epochs takes an integer, got 'abc'"),
     ("learning_rate", "fast", "--config.learning_rate takes a number, got 'fast'"),
     ("data.flip", "maybe", "--config.data.flip takes true or false, got 'maybe'"),
+    ("shuffle_seed", "1.5", "--config.shuffle_seed takes an integer, got '1.5'"),  # unset: None
     ("data", "1", "--config.data is a group of fields"),
     ("sweep", "1", "--config.sweep takes a dict"),
 ])
@@ -263,12 +295,46 @@ def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, flag):
     (["--config.knn.ks=(1,)"], "train.py: error: --config.knn.ks does nothing here"),
     (["--mode", "eval", "--config.epochs=3"], "train.py: error: --config and --config.FIELD do "
                                               "nothing with --mode eval"),
+    (["--split", "val"], "train.py: error: --split does nothing without --mode eval"),
+    (["--process_id", "1"], "train.py: error: --num_processes and --process_id do nothing "
+                            "without --coordinator host:port"),
 ])
 def test_bad_command_lines_are_one_line_exit_2(tmp_path, args, line):
   out = _train(tmp_path, *SMOKE, *args, "--workdir", str(tmp_path / "run"))
   assert out.returncode == 2
   assert _one_line(out).startswith(line)
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--workdir", "{file}"], "train.py: error: workdir {file} is a file, not a folder"),
+    (["--workdir", "{file}/run"],
+     "train.py: error: workdir {file}/run lies inside {file}, which is a file"),
+    (["--mode", "features", "--out", "{file}/x.npz"],
+     "train.py: error: --out {file}/x.npz lies inside {file}, which is a file"),
+    (["--mode", "features", "--out", "{file}/"],
+     "train.py: error: --out {file}/ is a file, not a folder"),
+])
+def test_a_workdir_or_out_that_cannot_be_written_is_refused_before_the_data(tmp_path, args,
+                                                                            line):
+  file = tmp_path / "file"
+  file.write_text("mine\n")
+  out = _train(tmp_path, *SMOKE, *[a.format(file=file) for a in args])
+  assert out.returncode == 2
+  assert _one_line(out).startswith(line.format(file=file))
+  assert out.stdout == ""   # before loading data (or computing features) for nothing
+  assert file.read_text() == "mine\n"
+
+
+def test_a_folder_that_refuses_new_files_is_named(tmp_path, monkeypatch):
+  def refuse(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+  monkeypatch.setattr(experiment.tempfile, "TemporaryFile", refuse)
+  with pytest.raises(experiment.ConfigError, match=re.escape(
+      f"workdir {tmp_path}/a/run cannot be written: no new file in {tmp_path} (Permission "
+      "denied); choose another workdir")):
+    experiment.check_writable(str(tmp_path / "a" / "run"), "workdir")
+  assert os.listdir(tmp_path) == []
 
 
 def test_a_new_sweep_axis_from_the_command_line_and_quiet_first_use(tmp_path):
@@ -320,6 +386,23 @@ def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path)
   assert again.returncode == 0, again.stderr
   assert "group 1/1  epoch 1/60" not in again.stdout   # resumed, not started over
   assert "selected member" in again.stdout
+
+
+def test_ctrl_c_in_features_mode_says_that_nothing_was_written(train, tmp_path, capsys,
+                                                              monkeypatch):
+  from lincv.features import export  # pylint: disable=import-outside-toplevel
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(export, "export", interrupted)
+  monkeypatch.setattr(signal, "signal", lambda *args: None)   # leave pytest's handler be
+  out = tmp_path / "features.npz"
+  train.FLAGS.unparse_flags()
+  with pytest.raises(SystemExit) as e:
+    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                "--mode", "features", "--out", str(out)])
+  assert e.value.code == 130
+  assert capsys.readouterr().err == f"train.py: interrupted; nothing written to --out {out}\n"
+  assert not out.exists()
 
 
 def test_progress_says_where_the_run_stands():

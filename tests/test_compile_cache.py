@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import jax
+import pytest
+
 from lincv import compile_cache
 from conftest import ROOT
 
@@ -69,3 +72,21 @@ def test_the_directory_follows_the_environment(monkeypatch, tmp_path):
     assert compile_cache.directory() is None
   monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "mine"))
   assert compile_cache.directory() == str(tmp_path / "mine")
+
+
+def test_a_directory_that_cannot_be_written_is_one_warning_and_no_cache(monkeypatch, tmp_path):
+  before = jax.config.jax_compilation_cache_dir
+  file = tmp_path / "file"
+  file.write_text("")
+  monkeypatch.setenv(compile_cache.ENV, str(file))
+  with pytest.warns(UserWarning, match=r"no compilation cache \(a file, not a directory: "):
+    assert compile_cache.enable() is None
+  # An existing directory this process cannot write in (another user's): without the
+  # check, JAX would take it and warn once for every program it compiles.
+  def refuse(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+  monkeypatch.setattr(compile_cache.tempfile, "TemporaryFile", refuse)
+  monkeypatch.setenv(compile_cache.ENV, str(tmp_path))
+  with pytest.warns(UserWarning, match=r"no compilation cache \(Permission denied: "):
+    assert compile_cache.enable() is None
+  assert jax.config.jax_compilation_cache_dir == before

@@ -173,3 +173,42 @@ def test_a_damaged_run_file_is_one_line_naming_it(tmp_path, digits):
                      r"not the JSON lincv wrote \(JSONDecodeError: "):
     experiment.run(c, str(run), stream=io.StringIO())
   assert (run / "results.csv").exists()           # the run stays, for its owner to decide
+
+
+def test_a_run_file_of_another_shape_or_missing_is_damaged_not_a_traceback(tmp_path, digits):
+  run = tmp_path / "run"
+  c = default.get_config("smoke")
+  experiment.run(c, str(run), stream=io.StringIO())
+  summary, config = run / "summary.json", run / "config.json"
+  kept = summary.read_text(), config.read_text()
+  for path, text, why in ((summary, "{}", "no field 'best'"), (config, "[]", "not a JSON object"),
+                          (config, '{"method": "sweep"}', "no field 'data'")):
+    path.write_text(text)
+    with pytest.raises(experiment.ConfigError, match=rf"^{re.escape(str(path))} is damaged: "
+                       rf"not the JSON lincv wrote \({why}\); remove"):
+      experiment.evaluate(str(run))
+    summary.write_text(kept[0])
+    config.write_text(kept[1])
+  (run / "checkpoint" / "data.json").write_text('"rows"')
+  with pytest.raises(experiment.ConfigError, match=r"data\.json is damaged: not the JSON "
+                     r"lincv wrote \(not a JSON object\)"):
+    experiment.run(c, str(run), stream=io.StringIO())
+  os.remove(run / "checkpoint" / "data.json")
+  (group,) = [n for n in os.listdir(run / "checkpoint") if n.startswith("group")]
+  os.remove(run / "checkpoint" / group)
+  with pytest.raises(experiment.ConfigError, match=rf"{group} is damaged: not the \.npz lincv "
+                     r"wrote \(missing, though sweep\.json names it\); remove"):
+    experiment.run(c, str(run), stream=io.StringIO())
+
+
+def test_a_run_without_a_sweep_prints_a_table_of_a_few_fields(tmp_path, digits):
+  c = default.get_config("smoke")
+  c.sweep = {}
+  out = io.StringIO()
+  experiment.run(c, str(tmp_path / "run"), stream=out)
+  lines = out.getvalue().splitlines()
+  header = lines[lines.index("best members by validation accuracy:") + 1]
+  # the fields the figures' titles name, not each of the member's 30-odd hyperparameters
+  assert header.split() == ["member", "model", "loss", "learning_rate", "reg_strength",
+                            "val_accuracy", "train_accuracy", "status"]
+  assert "(1 member, 0 diverged, 0 pruned, " in out.getvalue()
