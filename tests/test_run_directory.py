@@ -199,6 +199,11 @@ def test_a_run_file_of_another_shape_or_missing_is_damaged_not_a_traceback(tmp_p
   with pytest.raises(experiment.ConfigError, match=rf"{group} is damaged: not the \.npz lincv "
                      r"wrote \(missing, though sweep\.json names it\); remove"):
     experiment.run(c, str(run), stream=io.StringIO())
+  (run / "checkpoint" / "sweep.json").write_text("{bad")
+  with pytest.raises(experiment.ConfigError, match=r"sweep\.json is damaged: not the JSON "
+                     r"lincv wrote \(JSONDecodeError: .*\); remove the run \(or use a new "
+                     r"--workdir\) and run it again$"):     # said once, not twice
+    experiment.run(c, str(run), stream=io.StringIO())
 
 
 def test_a_run_without_a_sweep_prints_a_table_of_a_few_fields(tmp_path, digits):

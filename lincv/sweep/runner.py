@@ -132,6 +132,8 @@ class Runner:
       self.store = checkpoint.Store(os.path.join(workdir, folder), "sweep.json")
       try:
         saved = self.store.load(clean=self.writer)
+      except checkpoint.Damaged:
+        raise                          # its message says what to do
       except ValueError as e:
         raise SweepError(f"{e}; use a new workdir") from None
       if saved is not None and (config_lib.fingerprint(saved.get("config") or {})
@@ -186,6 +188,8 @@ class Runner:
             state = _members({n: a for n, a in saved.items() if n.startswith("state_")},
                              pop.k, source)
             run.state = checkpoint.from_arrays(state, like, "state_", source)
+          except checkpoint.Damaged:
+            raise
           except ValueError as e:
             raise SweepError(f"{e}; use a new workdir") from None
           run.train_loss, run.val_accuracy = saved["train_loss"], saved["val_accuracy"]
