@@ -35,23 +35,27 @@ def check_scores_labels(scores, labels) -> None:
   check_labels(labels, c, n)
 
 
-def check_labels(labels, num_classes: int, num_examples: int | None = None) -> None:
+def check_labels(labels, num_classes: int, num_examples: int | None = None,
+                 name: str = "") -> None:
   """Raises a ValueError unless `labels` are integers of shape (N,) (N = `num_examples`
-  when given) and, when concrete, all in [0, num_classes)."""
+  when given) and, when concrete, all in [0, num_classes); `name` (e.g. "y_val") starts
+  the message."""
   n = num_examples
+  where = f"{name}: " if name else ""
   if n is None and jnp.ndim(labels) == 1:
     n = jnp.shape(labels)[0]
   if jnp.shape(labels) != (n,) or not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
     # Also reached under `chex.disable_asserts()`, where (N, 1) labels broadcast silently.
-    raise ValueError(f"labels must be integers of shape ({'N' if n is None else n},), got "
-                     f"shape {jnp.shape(labels)} and dtype {jnp.result_type(labels)}")
+    raise ValueError(f"{where}labels must be integers of shape ({'N' if n is None else n},), "
+                     f"got shape {jnp.shape(labels)} and dtype {jnp.result_type(labels)}")
   if not isinstance(labels, jax.core.Tracer):
     values = np.asarray(labels)
     bad = np.flatnonzero((values < 0) | (values >= num_classes))
     if bad.size:
       i = int(bad[0])
       raise ValueError(
-          f"label {int(values[i])} (example {i}) is out of range for {num_classes} classes; "
+          f"{where}label {int(values[i])} (example {i}) is out of range for {num_classes} "
+          "classes; "
           f"labels must be in [0, {num_classes - 1}] ({bad.size} of {n} are not)")
 
 

@@ -75,6 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, losses, precision
+from lincv._checks import check_labels
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
@@ -97,11 +98,7 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
     raise ValueError("ridge needs at least one row, got rows of shape "
                      f"{np.shape(x_NxD)}")
   y = np.asarray(labels_N)
-  bad = np.flatnonzero((y < 0) | (y >= num_classes))
-  if bad.size:
-    i = int(bad[0])
-    raise ValueError(f"label {int(y[i])} (example {i}) is out of range for {num_classes} "
-                     f"classes; labels must be in [0, {num_classes - 1}]")
+  check_labels(y, num_classes)
   lam = np.asarray(strengths_K, np.float64)
   if lam.ndim != 1 or not np.all(lam >= 0):
     raise ValueError(f"strengths must be a vector of numbers >= 0, got {strengths_K}")

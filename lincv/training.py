@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
-from lincv._checks import check_name
+from lincv._checks import check_labels, check_name
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -401,14 +401,7 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
       where a bad training label shows as a NaN loss, a diverged member).
   """
   for name in ("y_train", "y_val"):
-    labels = getattr(data, name)
-    if not isinstance(labels, jax.core.Tracer):
-      y = np.asarray(labels)
-      bad = np.flatnonzero((y < 0) | (y >= num_classes))
-      if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"{name}: label {int(y[i])} (example {i}) is out of range for "
-                         f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
+    check_labels(getattr(data, name), num_classes, name=name)
   state = init_state(hparams, data, structure, num_classes)
   return jax.lax.scan(lambda s, e: train_epoch(s, hparams, data, key, structure, epoch=e),
                       state, jnp.arange(structure.epochs, dtype=jnp.int32))

@@ -65,7 +65,8 @@ def test_random_searches_refuse_labels_out_of_range_and_non_finite_rows(search):
     search(jax.random.key(0), x, y.at[5].set(3), 3)
   with pytest.raises(ValueError, match="row 7 holds a NaN"):
     search(jax.random.key(0), x.at[7, 2].set(jnp.nan), y, 3)
-  with pytest.raises(AssertionError):            # labels (N, 1), not (N,)
+  with pytest.raises(ValueError, match=r"labels must be integers of shape \(300,\), got "
+                     r"shape \(300, 1\)"):
     search(jax.random.key(0), x, y[:, None], 3)
 
 
