@@ -341,3 +341,52 @@ def test_cached_kmeans_codes_follow_the_fitted_model(tmp_path, offline_data):
   c.data.val_fraction = 0.5
   again = inputs_lib.load(c, cache_dir=cache).arrays("kmeans")
   np.testing.assert_array_equal(again["test"], before["test"])
+
+
+def test_images_of_the_wrong_shape_are_one_value_error():
+  image = _images(1)[0]
+  with pytest.raises(ValueError, match=r"got shape \(16, 16, 3\); a single image needs"):
+    features.color_histogram(image)
+  with pytest.raises(ValueError, match=r"RGB \(N, H, W, 3\), got shape \(3, 16, 16\)"):
+    features.hog(_images()[..., 0])  # grayscale (N, H, W)
+  with pytest.raises(ValueError, match=r"N, H, W >= 1, got shape \(0, 16, 16, 3\)"):
+    features.hog(_images()[:0])
+  with pytest.raises(ValueError, match=r"N, H, W >= 1, got shape \(1, 0, 0, 3\)"):
+    features.color_histogram(np.zeros((1, 0, 0, 3), np.uint8))  # was a row of NaN
+  with pytest.raises(ValueError, match=r"got shape \(16, 16, 3\); a single image needs"):
+    features.kmeans_fit(jax.random.key(0), image, 2, num_patches=10)
+
+
+def test_hog_refuses_cells_and_orientations_that_are_not_positive_integers():
+  features.hog(_images(), cell=np.int64(8), orientations=3)  # numpy integers are fine
+  for kw in ({"orientations": 0}, {"orientations": -2}, {"orientations": 9.5},
+             {"cell": 0}, {"cell": -8}, {"cell": 8.0}):
+    name, value = next(iter(kw.items()))
+    with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got {value}"):
+      features.hog(_images(), **kw)  # orientations=0 returned (N, 0) features
+
+
+def test_an_image_with_a_nan_pixel_has_a_nan_histogram():
+  images = _images().astype(np.float32)
+  images[1, 3, 4, 2] = np.nan  # its hue was 0, and the pixel counted in bin 0
+  for fn in (features.color_histogram, jax.jit(features.color_histogram)):
+    got = np.asarray(fn(images))
+    assert np.isnan(got[1]).all() and np.isfinite(got[[0, 2]]).all()
+    np.testing.assert_array_equal(got[[0, 2]], features.color_histogram(images[[0, 2]]))
+  assert np.isnan(features.hue(images)[1, 3, 4])
+
+
+def test_kmeans_fit_refuses_0_1_images_and_too_few_patches():
+  images = _images(4, 12, 12)
+  with pytest.raises(ValueError, match="look like the 0-1 scale"):
+    features.kmeans_fit(jax.random.key(0), images / 255.0, 4, num_patches=50, iterations=2)
+  model = features.kmeans_fit(jax.random.key(0), images.astype(np.float32), 4,
+                              num_patches=50, iterations=2)
+  assert np.isfinite(model.centroids).all()
+  # One patch has no covariance (its centroid was NaN); fewer patches than centroids.
+  for num_patches in (0, 1, 3):
+    with pytest.raises(ValueError, match=f"num_patches must be at least 2 and at least "
+                       f"num_centroids=4, got {num_patches}"):
+      features.kmeans_fit(jax.random.key(0), images, 4, num_patches=num_patches)
+  with pytest.raises(ValueError, match="patch size must be a positive integer, got 0"):
+    features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, patch_size=0)

@@ -279,3 +279,19 @@ def test_best_k_is_the_smallest_of_the_tied_ks_in_any_order():
   assert up["accuracy"] == down["accuracy"][::-1]
   assert up["accuracy"][0] == up["accuracy"][1]
   assert up["best_k"] == down["best_k"] == 1
+
+
+def test_empty_pools_votes_and_bad_num_classes_are_refused():
+  x_train, y_train, x_test = _tied_data()
+  with pytest.raises(ValueError, match="x_train has no rows"):  # said 'use 1 <= k <= 0'
+    knn.neighbours(x_train[:0], x_test)
+  with pytest.raises(ValueError, match="x_train has no rows"):
+    knn.predict(x_train[:0], y_train[:0], x_test)
+  with pytest.raises(ValueError, match=r"at least one neighbour per row \(M, K >= 1\)"):
+    knn.vote(np.zeros((3, 0), np.int32), 2)
+  for bad in (0, -1, 2.0):
+    with pytest.raises(ValueError, match=f"num_classes must be a positive integer, got {bad}"):
+      knn.vote(np.zeros((0, 3), np.int32), bad)
+  with pytest.raises(ValueError, match="num_classes must be a positive integer, got 3.5"):
+    knn.predict(x_train, y_train, x_test, num_classes=3.5)
+  np.testing.assert_array_equal(knn.vote(np.array([[1, 0, 0]]), 2), [0])

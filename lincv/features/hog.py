@@ -7,6 +7,7 @@ gradient orientation per cell (`hog`), optionally normalised in blocks of 2 x 2 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lincv._checks import check_name
 from lincv.features.color import as_rgb
@@ -61,6 +62,9 @@ def hog(images_NxHxWx3, cell: int = 8, orientations: int = 9,
       by L2-Hys, (N, (H/cell - 1) * (W/cell - 1) * 4 * orientations).
   """
   check_name("block_norm", block_norm, BLOCK_NORMS)
+  for name, value in (("cell", cell), ("orientations", orientations)):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
   gray = grayscale(images_NxHxWx3)
   n, h, w = gray.shape
   hc, wc = h // cell, w // cell

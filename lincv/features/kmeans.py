@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked
-from lincv.features.color import as_rgb
+from lincv.features.color import as_rgb, check_rgb
 
 
 def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
@@ -53,6 +53,8 @@ def sample_patches(key: jax.Array, images_NxHxWxC, num_patches: int,
   images = jnp.asarray(images_NxHxWxC)
   chex.assert_rank(images, 4)
   n, h, w, c = images.shape
+  if not isinstance(size, (int, np.integer)) or size < 1:
+    raise ValueError(f"patch size must be a positive integer, got {size!r}")
   if size > min(h, w):
     raise ValueError(f"patches of {size}x{size} do not fit images of {h}x{w}")
   k_img, k_row, k_col = jax.random.split(key, 3)
@@ -201,11 +203,19 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
   """Samples patches, normalises them, fits ZCA and runs k-means: steps 1-4 of the module.
 
   Defaults are the paper's CIFAR-10 settings (400,000 patches of 6 x 6, eps 10 and 0.1).
+  Images are in the 0-255 scale; float images that never exceed 1 (the 0-1 scale, where
+  eps 10 would swamp every patch's variance) are refused, as is num_patches < 2 (no
+  covariance) or < num_centroids.
   """
   images = jnp.asarray(images_NxHxWx3)
-  chex.assert_rank(images, 4)
-  if images.shape[-1] != 3:
-    raise ValueError(f"images must be RGB (N, H, W, 3), got shape {images.shape}")
+  check_rgb(images)
+  if num_patches < 2 or num_patches < num_centroids:
+    raise ValueError(f"num_patches must be at least 2 and at least num_centroids="
+                     f"{num_centroids}, got {num_patches}")
+  if (jnp.issubdtype(images.dtype, jnp.floating) and images.size
+      and not isinstance(images, jax.core.Tracer) and float(jnp.max(images)) <= 1.0):
+    raise ValueError("float images with no value above 1 look like the 0-1 scale; k-means "
+                     "features expect the 0-255 scale (norm_eps=10): pass images * 255")
   k_patch, k_means = jax.random.split(key)
   x = normalize_patches(sample_patches(k_patch, images, num_patches, patch_size), norm_eps)
   mu, w = fit_zca(x, zca_eps)

@@ -241,6 +241,8 @@ def neighbours(x_train_NxD, x_test_MxD, k: int = 1, metric: str = "l2", *,
   _check_pair(x_test_MxD, x_train_NxD)
   m, n = x_test_MxD.shape[0], x_train_NxD.shape[0]
   _check_positive("k", k)
+  if n == 0:
+    raise ValueError("x_train has no rows; k-NN needs at least one training row")
   if k > n:
     raise ValueError(f"k={k} exceeds the number of training rows ({n}); use 1 <= k <= {n}")
   chunk_size = _CHUNK[metric] if chunk_size is None else chunk_size
@@ -282,8 +284,12 @@ def vote(labels_MxK, num_classes: int, tie_break: str = "nearest") -> jax.Array:
   comes earliest; with "smallest", to the smallest label.
   """
   check_name("tie_break", tie_break, TIE_BREAKS)
+  _check_positive("num_classes", num_classes)
   chex.assert_rank(labels_MxK, 2)
   chex.assert_type(labels_MxK, int)
+  if labels_MxK.shape[1] < 1:
+    raise ValueError(f"labels must have at least one neighbour per row (M, K >= 1), got "
+                     f"shape {labels_MxK.shape}")
   if not isinstance(labels_MxK, jax.core.Tracer) and np.size(labels_MxK):
     lo, hi = int(np.min(labels_MxK)), int(np.max(labels_MxK))
     if lo < 0 or hi >= num_classes:
@@ -304,6 +310,7 @@ def _check_labels(y_N, n: int, num_classes: int | None) -> int:
   top = int(y.max()) + 1 if n else 1
   if num_classes is None:
     return top
+  _check_positive("num_classes", num_classes)
   if num_classes < top:
     raise ValueError(f"num_classes={num_classes} but labels go up to {top - 1}")
   return num_classes
