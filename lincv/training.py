@@ -31,7 +31,6 @@ from typing import NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds

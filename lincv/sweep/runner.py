@@ -20,6 +20,7 @@ import numpy as np
 
 from lincv import checkpoint, distributed, events, lbfgs, placement, ridge, seeds, training
 from lincv import config as config_lib
+from lincv._checks import check_labels
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
 
@@ -52,12 +53,10 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
                        "would round a learning rate of 1e-8 to 0): convert them, e.g. "
                        "x.astype(np.float32)")
   for name in ("y_train", "y_val"):
-    y = np.asarray(getattr(data, name))
-    bad = np.flatnonzero((y < 0) | (y >= num_classes))
-    if bad.size:
-      i = int(bad[0])
-      raise SweepError(f"{name}: label {int(y[i])} (example {i}) is out of range for "
-                       f"{num_classes} classes; labels must be in [0, {num_classes - 1}]")
+    try:
+      check_labels(np.asarray(getattr(data, name)), num_classes, name=name)
+    except ValueError as e:
+      raise SweepError(str(e)) from None
   for name in ("x_train", "x_val"):
     x = getattr(data, name)
     finite = _host_finite_rows(x) if isinstance(x, np.ndarray) else np.asarray(_finite_rows(x))
