@@ -32,7 +32,8 @@ rounding (not measured on a GPU). The training accuracy of host rows
 `training.predict`'s chunk, and divides once, as `training.accuracy` does.
 
 With one data order per member (no shared seed, no `shuffle_seed`) each member's
-minibatches travel apart: K times the training rows per epoch, in blocks K times shorter.
+minibatches travel apart: K times the training rows per epoch, in blocks K times shorter;
+members in seed blocks (`lincv.sweep.population.seed_block`) share a block's.
 """
 
 import jax
@@ -128,8 +129,8 @@ class HostEpochs:
     self.replicated = NamedSharding(pop.mesh, P())
     self.split = NamedSharding(pop.mesh, P("pop"))
     step_bytes = s.batch_size * (x.dtype.itemsize * x.shape[1] + y.dtype.itemsize)
-    self.block = block_steps or max(2, BLOCK_BYTES // step_bytes)
-    self.own_block = block_steps or max(2, BLOCK_BYTES // (step_bytes * pop.k_pad))
+    self.block_steps, self.step_bytes = block_steps, step_bytes
+    self.block = self.steps_per_block(1)
     shapes = training.Data(*(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in pop.data))
 
     def steps(carry, hp, idx, xs, ys):
@@ -155,12 +156,19 @@ class HostEpochs:
         lambda c, hp, idx, xs, ys: by_chunk(steps, (c, hp), (idx, xs, ys)), 2, 3))
     self._steps_own = jax.jit(pop._per_device(
         lambda c, hp, idx, xs, ys: by_chunk(steps, (c, hp, idx), (xs, ys)), 5, 0))
+    self._steps_blocks = jax.jit(pop._per_device(   # a seed block's rows, one gather
+        lambda c, hp, idx, xs, ys: by_chunk(steps, (c, hp), (xs, ys), (idx,)), 5, 0))
     self._end = jax.jit(pop._per_device(
         lambda st, c, hp, xv, yv: by_chunk(end, (st, c, hp), (xv, yv)), 3, 2))
     # As in `jnp.mean`: the compiler may divide by a constant as a product by its inverse.
     self._mean = jax.jit(lambda total, n, dtype: total.astype(dtype) / n, static_argnums=(1, 2))
     self._count = jax.jit(pop._per_device(
         lambda p, xb, yb: by_chunk(count, (p,), (xb, yb)), 1, 2))
+
+  def steps_per_block(self, copies: int) -> int:
+    """Minibatches per block: `data.block_steps`, else as many as hold about BLOCK_BYTES
+    with `copies` of each minibatch's rows (one per data order; see `epoch`)."""
+    return self.block_steps or max(2, BLOCK_BYTES // (self.step_bytes * copies))
 
   def init(self):
     return self._init(self.pop.hparams)
@@ -169,15 +177,19 @@ class HostEpochs:
     """One epoch of every member, as `Population.epoch`: (state, metrics).
 
     A block of s steps of batch B sends the s*B rows of its minibatches, in step order,
-    and the indices of each minibatch into them. With one order per member, the rows of
-    every member follow one another, and each device gets those of its own members.
+    and the indices of each minibatch into them. With one order per member (per seed
+    block), the rows of every member (block) follow one another, and each device gets
+    those of its own members.
     """
     pop = self.pop
     x, y, hparams = pop.data.x_train, pop.data.y_train, pop.hparams
     if key is None:
-      idx = np.asarray(self._order_own(state.epoch, hparams))   # (members, steps, batch)
-      block, sharding, run = self.own_block, self.split, self._steps_own
-      per_device = pop.k_pad // pop.mesh.devices.size
+      # (members, steps, batch); in seed blocks (`Population.block`), one per block
+      firsts = jax.tree.map(lambda a: a[::pop.block], pop.hparams_host)
+      idx = np.asarray(self._order_own(state.epoch, firsts))
+      block, sharding = self.steps_per_block(idx.shape[0]), self.split
+      run = self._steps_own if pop.block == 1 else self._steps_blocks
+      per_device = idx.shape[0] // pop.mesh.devices.size
     else:
       idx = np.asarray(self._order(state.epoch, key))           # (steps, batch)
       block, sharding, run = self.block, self.replicated, self._steps
@@ -186,8 +198,8 @@ class HostEpochs:
       rows = idx[..., span[0]:span[1], :]
       steps_b = rows.shape[-2:]
       local = np.arange(np.prod(steps_b), dtype=np.int32).reshape(steps_b)
-      if key is None:   # a member's indices are into its device's rows
-        j = np.arange(pop.k_pad, dtype=np.int32)[:, None, None] % per_device
+      if key is None:   # a member's (or block's) indices are into its device's rows
+        j = np.arange(idx.shape[0], dtype=np.int32)[:, None, None] % per_device
         local = j * local.size + local
       flat = rows.reshape(-1)
       return jax.device_put((local, x[flat], y[flat]), sharding)

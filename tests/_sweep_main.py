@@ -31,6 +31,8 @@ def main():
   c = config_lib.base()
   c.epochs, c.batch_size, c.optimizer = 12, 32, "momentum"
   c.sweep = {"learning_rate": lrs, "loss": ["softmax", "svm"]}
+  if len(sys.argv) > 3:    # seeds: their members train in seed blocks
+    c.sweep["seed"] = list(range(int(sys.argv[3])))
   progress = lambda p: print("progress", json.dumps(p), flush=True)
   result = sweep.run(c, lambda f: data, 4, workdir=workdir, progress=progress)
   rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]

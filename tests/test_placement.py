@@ -24,7 +24,9 @@ def _config(placement_name: str, order: str):
   c = config_lib.base()
   c.epochs, c.batch_size, c.optimizer = 2, BATCH, "momentum"
   c.data.placement, c.data.block_steps = placement_name, BLOCK
-  if order == "own":      # two seeds: each member its own data order
+  if order == "own":      # three seeds: each member its own data order
+    c.sweep = {"seed": [0, 1, 2]}
+  elif order == "blocks":   # two seeds of two members: a seed block each (one order)
     c.sweep = {"learning_rate": [1e-2, 1e-1], "seed": [0, 1]}
   else:                   # one order for every member
     c.sweep = {"learning_rate": [1e-3, 1e-2, 1e-1]}
@@ -32,7 +34,7 @@ def _config(placement_name: str, order: str):
   return c
 
 
-@pytest.mark.parametrize("order", ["own", "shared"])
+@pytest.mark.parametrize("order", ["own", "blocks", "shared"])
 def test_host_placement_trains_as_device_does(digits_data, order, tmp_path, monkeypatch):
   steps = training.steps_per_epoch(training.Structure(batch_size=BATCH), 1500)
   assert steps % BLOCK not in (0, 1)      # the last block is shorter

@@ -264,6 +264,16 @@ def test_four_devices_give_the_same_results():
   assert rows4 == rows1
 
 
+def test_four_devices_give_the_same_results_in_seed_blocks():
+  """3 lr x 2 losses x 2 seeds: one chunk of 12 members in seed blocks of 6; on four
+  devices, padded to 48 (the last member's copies, of the last seed)."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  rows4, out4 = _run_script("-", "3", "2", env=env)
+  rows1, _ = _run_script("-", "3", "2", env=dict(os.environ, XLA_FLAGS=""))
+  assert "devices 4" in out4
+  assert sorted({r["seed"] for r in rows1}) == [0, 1] and rows4 == rows1
+
+
 def test_resume_after_kill(tmp_path):
   full, _ = _run_script(str(tmp_path / "full"))
   workdir = str(tmp_path / "killed")

@@ -49,16 +49,55 @@ def _shard(tree, mesh: Mesh, spec=P("pop")):
 
 
 def _by_chunk(chunk: int):
-  """by_chunk(fn, batched, shared): vmap(fn) over each chunk of `chunk` of a device's
-  members, one chunk after another."""
-  def by_chunk(fn, batched, shared):
+  """by_chunk(fn, batched, shared, blocked=()): vmap(fn) over each chunk of `chunk` of a
+  device's members, one chunk after another.
+
+  `fn` takes (*batched, *blocked, *shared). Each `blocked` argument holds one value per
+  block of consecutive members (its leading axis: the device's members / block size):
+  within a block it is shared, unbatched, so what `fn` derives from it alone (a
+  minibatch and its gather, from a block's data order) is computed once per block, and
+  the block's members form one product (see `seed_block`). Chunks are whole blocks.
+  """
+  def by_chunk(fn, batched, shared, blocked=()):
     split = lambda a: a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
     merge = lambda a: a.reshape(a.shape[0] * chunk, *a.shape[2:])
-    in_axes = (0,) * len(batched) + (None,) * len(shared)
-    out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
-                      jax.tree.map(split, batched))
-    return jax.tree.map(merge, out)
+    if not blocked:
+      in_axes = (0,) * len(batched) + (None,) * len(shared)
+      out = jax.lax.map(lambda b: jax.vmap(fn, in_axes=in_axes)(*b, *shared),
+                        jax.tree.map(split, batched))
+      return jax.tree.map(merge, out)
+    num_blocks = jax.tree.leaves(blocked)[0].shape[0]
+    per_chunk = chunk * num_blocks // jax.tree.leaves(batched)[0].shape[0]
+    block = chunk // per_chunk
+    by_block = lambda a: a.reshape(a.shape[0] // chunk, per_chunk, block, *a.shape[1:])
+    blocks = lambda a: a.reshape(num_blocks // per_chunk, per_chunk, *a.shape[1:])
+    unblock = lambda a: a.reshape(a.shape[0] * chunk, *a.shape[3:])
+    in_axes = (0,) * len(batched) + (None,) * (len(blocked) + len(shared))
+    members = jax.vmap(fn, in_axes=in_axes)          # a block's members
+    each_block = jax.vmap(lambda b, k: members(*b, *k, *shared))
+    out = jax.lax.map(lambda a: each_block(*a),
+                      (jax.tree.map(by_block, batched), jax.tree.map(blocks, blocked)))
+    return jax.tree.map(unblock, out)
   return by_chunk
+
+
+def seed_block(member_seeds, chunk: int) -> int:
+  """How many consecutive members share one data order, as seed blocks (1: none).
+
+  Members with one seed draw one data order (`lincv.order`); where a group's seeds come
+  in runs (`lincv.sweep.space.group` puts each seed's members together), blocks of the
+  greatest common divisor of the runs' lengths and the chunk have one seed each, and
+  whole blocks fill each chunk: the block's members share each minibatch's gather and
+  form one product, where members of different orders gather apart and form K skinny
+  products. Padding repeats the last member: its run grows by a multiple of the block.
+
+  >>> seed_block([0, 0, 0, 0, 1, 1, 1, 1], 8), seed_block([0, 1, 0, 1], 4)
+  (4, 1)
+  """
+  seeds_ = np.asarray(member_seeds)
+  starts = np.flatnonzero(np.diff(seeds_)) + 1
+  runs = np.diff(np.concatenate([[0], starts, [seeds_.size]]))
+  return math.gcd(chunk, *(int(r) for r in runs))
 
 
 def _per_device(mesh: Mesh, fn, num_batched: int, num_shared: int):
@@ -147,6 +186,11 @@ class Population:
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     member_seeds = np.unique(self.group.hparams["seed"])
     self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
+    # Members of one seed share its data order in blocks (`seed_block`); not where
+    # halving may move them between chunks, nor where they train on every row at once.
+    minibatches = s.optimizer not in ("lbfgs", ridge.OPTIMIZER)
+    self.block = (seed_block(self.group.hparams["seed"], self.chunk)
+                  if self.seed is None and minibatches and not self.min_members else 1)
     nbytes = self.data.x_train.nbytes + self.data.y_train.nbytes
     self.placement = placement_lib.resolve(self.placement, nbytes, self.mesh.devices.flat)
     if self.placement == "host":
@@ -201,8 +245,15 @@ class Population:
         return self._per_device(local, 2 + c, 2)(*counts, state, hparams, data, key)
 
       def population_epoch_own(state, hparams, data, *counts):
-        # Each member its own data order, from its seed: a gather per member and step.
+        # Each member its own data order, from its seed: a gather per member and step;
+        # in seed blocks, one per block (`seed_block`).
         e = state.epoch[0]
+        if self.block > 1 and not counted:
+          def blocks(st, hp, d):
+            keys = jax.vmap(lambda seed: seeds.key(seed, "order"))(hp["seed"][::self.block])
+            return by_chunk(lambda st_, hp_, key, d_, e_: epoch(st_, hp_, d_, key, e_),
+                            (st, hp), (d, e), (keys,))
+          return self._per_device(blocks, 2, 1)(state, hparams, data)
 
         def local(*args):
           st, hp, d = args[c:]

@@ -95,7 +95,13 @@ def _layout(saved: dict, groups) -> list | None:
     return saved["layout"]
   if any(isinstance(g.structure.loss, tuple) for g in groups):
     return None
-  return [list(g.members) for g in groups]
+  return [sorted(g.members) for g in groups]     # they kept the members' order
+
+
+def _same_sets(layout: list, groups) -> bool:
+  """Whether `layout` holds each group's members, in some order."""
+  return len(layout) == len(groups) and all(
+      sorted(m) == sorted(g.members) for m, g in zip(layout, groups))
 
 
 @dataclasses.dataclass
@@ -139,7 +145,13 @@ class Runner:
                                 != self.meta["config"]):
         raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
                          "workdir, or the same configuration to resume it")
-      if saved is not None and _layout(saved, groups) != self.meta["layout"]:
+      layout = None if saved is None else _layout(saved, groups)
+      if layout is not None and layout != self.meta["layout"] and _same_sets(layout, groups):
+        # An earlier lincv ordered the members of each group otherwise (not by seed):
+        # the run goes on in its order.
+        self.groups = groups = [g.in_order(members, m) for g, m in zip(groups, layout)]
+        self.meta["layout"] = layout
+      if saved is not None and layout != self.meta["layout"]:
         raise SweepError(f"{workdir} holds a run whose members were grouped otherwise (by "
                          "an earlier lincv, which trained each loss apart); use a new "
                          "workdir to run this configuration")

@@ -268,6 +268,18 @@ class Group:
   def size(self) -> int:
     return len(self.members)
 
+  def in_order(self, members: list[dict], idx) -> "Group":
+    """This group with members `idx` (indices into `members`), in that order."""
+    loss = self.structure.loss
+    names = loss if isinstance(loss, tuple) else ()
+    hparams = {f: np.asarray([members[i][f] for i in idx],
+                             np.uint32 if f == "seed" else np.float64)
+               for f in config_lib.NUMERIC}
+    if len(names) > 1:
+      hparams["loss_index"] = np.asarray([names.index(members[i]["loss"]) for i in idx],
+                                         np.int32)
+    return dataclasses.replace(self, members=tuple(int(i) for i in idx), hparams=hparams)
+
 
 def _key(m: Mapping, mix_losses: bool) -> tuple:
   """The fields that set a member's group apart: the structural ones, less the loss
@@ -277,7 +289,8 @@ def _key(m: Mapping, mix_losses: bool) -> tuple:
 
 
 def group(members: list[dict], mix_losses: bool = True) -> list[Group]:
-  """Splits members by structural fields, in order of first appearance.
+  """Splits members by structural fields, in order of first appearance; within a group,
+  by seed (stably).
 
   Members that differ in their loss only share a group, so a sweep over losses compiles
   one program: its structure holds the tuple of the group's losses (in order of first
@@ -292,13 +305,10 @@ def group(members: list[dict], mix_losses: bool = True) -> list[Group]:
   groups = []
   for idx in keys.values():
     first = members[idx[0]]
-    hparams = {f: np.asarray([members[i][f] for i in idx],
-                             np.uint32 if f == "seed" else np.float64)
-               for f in config_lib.NUMERIC}
     names = tuple(dict.fromkeys(members[i]["loss"] for i in idx))
-    if len(names) > 1:
-      hparams["loss_index"] = np.asarray([names.index(members[i]["loss"]) for i in idx],
-                                         np.int32)
     s = structure(dict(first, loss=names if len(names) > 1 else names[0]))
-    groups.append(Group(s, first["features"], tuple(idx), hparams))
+    # Each seed's members together (in order), so that they share its data order in
+    # blocks (`lincv.sweep.population.seed_block`).
+    by_seed = sorted(idx, key=lambda i: members[i]["seed"])
+    groups.append(Group(s, first["features"], (), {}).in_order(members, by_seed))
   return groups
