@@ -134,7 +134,7 @@ class ConfigError(ValueError):
 
 
 # Fields a resumed run may change: they change how it runs, not what it computes.
-RESUMABLE = ("checkpoint_every", "data.placement", "data.block_steps")
+RESUMABLE = ("checkpoint_every", "checkpoint_seconds", "data.placement", "data.block_steps")
 
 
 def as_json(config) -> dict:
@@ -254,7 +254,8 @@ def base() -> ml_collections.ConfigDict:
       "kmeans_patches": 400000,
       "kmeans_iters": 10,
   })
-  c.checkpoint_every = 1       # epochs between sweep checkpoints
+  c.checkpoint_every = 1       # epochs between sweep checkpoints,
+  c.checkpoint_seconds = 5.0   # and at least these seconds (a rung, a group's end: always)
   c.eval_split = "test"
   return add_method_fields(c)
 

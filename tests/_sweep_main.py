@@ -30,6 +30,7 @@ def main():
                        jnp.asarray(x[500:]), jnp.asarray(y[500:]))
   c = config_lib.base()
   c.epochs, c.batch_size, c.optimizer = 12, 32, "momentum"
+  c.checkpoint_seconds = 0       # a commit after every epoch, so that a kill lands past one
   c.sweep = {"learning_rate": lrs, "loss": ["softmax", "svm"]}
   if len(sys.argv) > 3:    # seeds: their members train in seed blocks
     c.sweep["seed"] = list(range(int(sys.argv[3])))

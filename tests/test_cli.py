@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 
 from lincv import config as config_lib
@@ -259,6 +260,15 @@ def test_checkpoint_every_below_one_is_refused():
     with pytest.raises(experiment.ConfigError, match=r"checkpoint_every must be an integer "
                                                       rf">= 1 .*got {value}$"):
       experiment.check(c)
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "5"])
+def test_checkpoint_seconds_that_are_not_a_number_at_least_zero_are_refused(value):
+  c = config_lib.base().to_dict()   # a float field: a ConfigDict keeps its type
+  c["checkpoint_seconds"] = value
+  with pytest.raises(experiment.ConfigError, match=r"^checkpoint_seconds must be a number "
+                                                    r">= 0 .*got "):
+    experiment.check(ml_collections.ConfigDict(c))
 
 
 def test_an_override_of_a_swept_field_is_refused():

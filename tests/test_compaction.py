@@ -96,6 +96,7 @@ def test_halving_survivors_train_apart_with_the_frozen_members_numbers(
 def test_a_halving_sweep_killed_at_any_write_resumes_to_the_frozen_members_results(
     tmp_path, monkeypatch):
   c = _config((2, 4), 2)
+  c.checkpoint_seconds = 0     # a commit after every epoch: each is a place to be killed
   frozen, _ = _run(c, monkeypatch, compact=False)
   share_populations(monkeypatch)
   monkeypatch.setattr(population, "COMPACT", True)

@@ -40,6 +40,7 @@ def _config():
   """One group of four members (two losses) over 4 epochs; patience stops some early."""
   c = default.get_config("smoke")
   c.epochs, c.patience = 4, 1
+  c.checkpoint_seconds = 0       # a commit after every epoch, so that a kill lands past one
   return c
 
 

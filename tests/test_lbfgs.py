@@ -191,7 +191,7 @@ def test_a_digits_run_reports_iterations_and_gradient_norms(tmp_path, offline_da
 def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):
   share_populations(monkeypatch)
   data = _digits(300)
-  c = _probe_config(epochs=3, lbfgs_iters=4)
+  c = _probe_config(epochs=3, lbfgs_iters=4, checkpoint_seconds=0)   # commit every epoch
   c.tol = 1e-3     # some members stop early, some run to the cap
   run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
   reference, ops, differ = resumes_at_every_write(run, tmp_path)

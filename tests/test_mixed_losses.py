@@ -118,7 +118,7 @@ def test_a_registered_loss_mixes_with_a_builtin_one(data, monkeypatch):
 
 def test_a_killed_mixed_loss_run_resumes_to_the_same_results(data, monkeypatch, tmp_path):
   share_populations(monkeypatch)    # the three runs compile once
-  c = _config(["softmax", "svm"])
+  c = _config(["softmax", "svm"], checkpoint_seconds=0)    # a commit after every epoch
   full = _run(c, data, monkeypatch, workdir=str(tmp_path / "full"))
   workdir = tmp_path / "killed"
   with pytest.raises(Killed):
@@ -133,7 +133,7 @@ def test_a_killed_mixed_loss_run_resumes_to_the_same_results(data, monkeypatch, 
 
 def test_a_run_saved_with_each_loss_apart_is_refused_with_one_line(data, monkeypatch,
                                                                     tmp_path):
-  c = _config(["softmax", "svm"])
+  c = _config(["softmax", "svm"], checkpoint_seconds=0)    # a commit after every epoch
   with pytest.raises(Killed):    # as an earlier lincv left it: two groups, no layout
     _run(c, data, monkeypatch, mix=False, workdir=str(tmp_path), progress=KillAt(0, 1))
   path = tmp_path / "checkpoint" / "sweep.json"

@@ -100,6 +100,7 @@ def test_a_run_killed_at_any_write_of_either_stage_resumes_to_the_same_results(
   share_populations(monkeypatch)
   data = _digits()    # 300 training rows, 100 validation (300 left none)
   c = _config(sweep={"reg_strength": [1e-4, 1e-2, 1.0]})
+  c.checkpoint_seconds = 0     # a commit after every epoch: each is a place to be killed
   run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
   reference, _, differ = resumes_at_every_write(run, tmp_path)
   assert '"refine"' in reference

@@ -37,6 +37,7 @@ def _config():
   c = default.get_config("smoke")
   c.epochs, c.patience = 6, 1
   c.sweep = {**c.sweep, "optimizer": ("adam", "sgd")}
+  c.checkpoint_seconds = 0       # a commit after every epoch, so that a kill lands past one
   return c
 
 

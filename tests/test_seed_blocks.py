@@ -82,6 +82,7 @@ def _in_member_order(members):
 
 def test_a_run_begun_in_another_member_order_resumes_in_it(data, monkeypatch, tmp_path):
   c = _config([0, 1])
+  c.checkpoint_seconds = 0       # a commit after every epoch, so that the kill lands past one
   with monkeypatch.context() as m:
     m.setattr(sweep, "group", _in_member_order)
     full = sweep.run(c, lambda f: data, 4)

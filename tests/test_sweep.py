@@ -13,7 +13,7 @@ import pytest
 
 from lincv import config as config_lib
 from lincv import sweep, training
-from _faults import resumes_at_every_write, share_populations
+from _faults import Killed, KillAt, resumes_at_every_write, share_populations
 from _sweep_main import blobs
 
 HERE = os.path.dirname(__file__)
@@ -292,6 +292,42 @@ def test_resume_after_kill(tmp_path):
   assert resumed == full
 
 
+class _InterruptAt(KillAt):
+  """Progress that raises KeyboardInterrupt (a Ctrl-C) after an epoch."""
+
+  def __call__(self, p):
+    try:
+      super().__call__(p)
+    except Killed as e:
+      raise KeyboardInterrupt from e
+
+
+def test_commits_wait_checkpoint_seconds_and_ctrl_c_commits_the_last_epoch(tmp_path):
+  data = _data()
+  c = _config(learning_rate=[0.01, 0.1])
+  c.checkpoint_seconds = 3600.0
+
+  def committed(workdir):
+    path = workdir / "checkpoint" / "sweep.json"
+    return json.loads(path.read_text())["groups"].get("0", {}) if path.exists() else {}
+  full = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "full"))
+  with pytest.raises(Killed):        # a kill: what the last commit kept (none yet)
+    sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "killed"), progress=KillAt(0, 3))
+  assert committed(tmp_path / "killed") == {}
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "interrupted"),
+              progress=_InterruptAt(0, 3))
+  assert committed(tmp_path / "interrupted")["epoch"] == 3
+  for name in ("killed", "interrupted"):
+    resumed = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / name))
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop(resumed.rows) == drop(full.rows) and resumed.history == full.history
+  c.checkpoint_seconds = 0           # every epoch (checkpoint_every = 1)
+  with pytest.raises(Killed):
+    sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "every"), progress=KillAt(0, 3))
+  assert committed(tmp_path / "every")["epoch"] == 3
+
+
 def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):
   """Two groups, a rung between them, a checkpoint after every epoch: the run is killed
   at its first file operation, then (a fresh run) at its second, ..., and each time
@@ -303,6 +339,7 @@ def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monke
                        jnp.asarray(x[200:]), jnp.asarray(y[200:]))
   c = _config(reg=["l2", "l1"], learning_rate=[0.003, 0.03, 0.3])
   c.epochs, c.halving.rungs = 3, (1,)
+  c.checkpoint_seconds = 0     # a commit after every epoch: each is a place to be killed
   run = lambda workdir: sweep.run(c, lambda f: data, 4, workdir=str(workdir))
   left = []
 

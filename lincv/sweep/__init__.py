@@ -3,7 +3,7 @@
 A sweep is a list of members, each a full assignment of the swept fields. Members that
 agree on every structural field form a group; a group's K members train together under
 one `jit(vmap(...))`, with the population axis sharded over all devices, those of every
-process too (`lincv.distributed`). After each epoch the sweep state is checkpointed
+process too (`lincv.distributed`). As it trains the sweep state is checkpointed
 atomically, so a killed sweep resumes where it stopped and ends with the same results. `run` does all of it; its steps live in
 
   space.py       the search space: `expand`, `notes`, `validate_member`, `structure`,
@@ -64,8 +64,9 @@ def run(config: ml_collections.ConfigDict,
     data_for: features name -> `training.Data` (called once per features name while
       groups of it train).
     num_classes: C.
-    workdir: if given, the sweep checkpoints into `workdir/checkpoint/` after every
-      `config.checkpoint_every` epochs and at each rung, and resumes from there: the
+    workdir: if given, the sweep checkpoints into `workdir/checkpoint/` every
+      `config.checkpoint_every` epochs once `config.checkpoint_seconds` have passed since
+      the last checkpoint, and at each rung and group's end, and resumes from there: the
       state, the curves and the time worked are committed together, in one atomic step,
       so a process killed at any point resumes to the same results. A workdir holding
       another configuration is refused.

@@ -1,7 +1,8 @@
 """Training a sweep's groups, one after another, with its progress committed as it goes.
 
-After each epoch (every `config.checkpoint_every`) and at each rung, a group's state, its
-curves and the time worked are committed in one atomic step (`lincv.checkpoint.Store`), so
+Every `config.checkpoint_every` epochs, once `config.checkpoint_seconds` have passed since
+the last commit, and at each rung and a group's end, a group's state, its curves and the
+time worked are committed in one atomic step (`lincv.checkpoint.Store`), so
 a killed sweep resumes where it stopped and ends with the same results.
 
 With several processes (`lincv.distributed`) every process runs the same steps on the
@@ -157,6 +158,7 @@ class Runner:
                          "workdir to run this configuration")
       self.meta = saved or self.meta
     self.earlier_seconds = float(self.meta["seconds"])
+    self.committed = time.perf_counter()     # see `_commit_due`
 
   def compiled(self, gi: int) -> population.Population:
     """Group gi's compiled population (its data fetched once per features name)."""
@@ -218,28 +220,45 @@ class Runner:
     run.state = pop.restore(run.state)
     e = int(distributed.fetch(run.state.epoch)[0])
     active = _active(run.state, pop.k)
-    while e < end and active.any():
-      t0 = time.perf_counter()
-      run.state, metrics = pop.epoch(run.state, self.key)
-      got = distributed.fetch({**metrics, "status": run.state.status,
-                               "best": run.state.best_val_acc})
-      run.train_loss[:, e] = got["train_loss"][: pop.k]
-      run.val_accuracy[:, e] = got["val_accuracy"][: pop.k]
-      run.seconds += time.perf_counter() - t0
-      e += 1
-      active = got["status"][: pop.k] == training.ACTIVE
-      alive = int(active.sum())
-      if self.store and alive and e < s.epochs and (
-          e == end or e % self.config.checkpoint_every == 0):
+    try:
+      while e < end and active.any():
+        t0 = time.perf_counter()
+        state, metrics = pop.epoch(run.state, self.key)
+        got = distributed.fetch({**metrics, "status": state.status, "best": state.best_val_acc})
+        run.train_loss[:, e] = got["train_loss"][: pop.k]
+        run.val_accuracy[:, e] = got["val_accuracy"][: pop.k]
+        run.state = state     # the epoch counts from here: the state and its curves agree
+        run.seconds += time.perf_counter() - t0
+        e += 1
+        active = got["status"][: pop.k] == training.ACTIVE
+        alive = int(active.sum())
+        if self.store and alive and e < s.epochs and (
+            e == end or (e % self.config.checkpoint_every == 0 and self._commit_due())):
+          self.commit([gi])
+        if self.progress:
+          self.progress({
+              "group": gi, "num_groups": len(self.groups), "epoch": e, "epochs": s.epochs,
+              "alive": alive, "members": pop.k,
+              "best_val_accuracy": float(np.max(got["best"][: pop.k])),
+              "seconds": run.seconds})
+    except KeyboardInterrupt:
+      # Ctrl-C keeps every epoch trained: the last one is committed as the run ends (a
+      # kill keeps those of the last commit, at most `checkpoint_seconds` earlier).
+      committed = self.meta["groups"].get(str(gi), {}).get("epoch", 0)
+      if self.store and not distributed.is_multiprocess() and e > committed:
         self.commit([gi])
-      if self.progress:
-        self.progress({
-            "group": gi, "num_groups": len(self.groups), "epoch": e, "epochs": s.epochs,
-            "alive": alive, "members": pop.k,
-            "best_val_accuracy": float(np.max(got["best"][: pop.k])),
-            "seconds": run.seconds})
+      raise
     if e == s.epochs or not active.any():
       self.finish(gi)
+
+  def _commit_due(self) -> bool:
+    """Whether `config.checkpoint_seconds` have passed since the last commit (or start):
+    epochs of a few milliseconds would otherwise spend more time committing than training.
+    With several processes, always: a commit is a collective, which every process must
+    decide alike, and their clocks differ."""
+    if distributed.is_multiprocess():
+      return True
+    return time.perf_counter() - self.committed >= self.config.checkpoint_seconds
 
   def finish(self, gi: int) -> None:
     """Evaluates group gi's members, keeps its best member's parameters, frees its devices."""
@@ -311,6 +330,7 @@ class Runner:
         self.meta["groups"][str(gi)] = {"finished": False, "seconds": run.seconds,
                                         "epoch": int(state.epoch[0])}
     self.meta["seconds"] = self.earlier_seconds + time.perf_counter() - self.started
+    self.committed = time.perf_counter()
     if self.writer:
       self.store.commit(self.meta, files)
       self._append_events(gis)
