@@ -23,6 +23,14 @@ times instead an epoch of the K-member population with its training rows on the 
 (`data.placement='host'`, see `lincv.placement`) against the same population with its
 rows on the device, interleaved in one run (`measure_placement`): host_over_device, and
 max_abs_param_diff, the largest difference of their weights after the same epochs.
+
+  python -m bench.sweep --data ../shared/data/cifar10 --members 16 --seeds 2
+
+times an epoch of K members, K / S learning rates x S seeds, each member on its seed's
+data order: in seed blocks (`lincv.sweep.population.seed_block`: one gather and one
+product per block) against each member gathering its own minibatches and forming its own
+product, interleaved in one run (`measure_seed_blocks`): own_over_blocks, and
+max_abs_param_diff after the same epochs.
 """
 
 import argparse
@@ -50,13 +58,16 @@ def as_data(prepared) -> training.Data:
 
 
 def population(data: training.Data, k: int, s: training.Structure, num_classes: int,
-               placement: str = "device", block_steps: int = 0):
-  """A K-member population: learning rates log-spaced in [1e-3, 3e-2], L2 1e-4."""
+               placement: str = "device", block_steps: int = 0, seeds: int = 1):
+  """A K-member population: learning rates log-spaced in [1e-3, 3e-2], L2 1e-4; with
+  `seeds` > 1, K / seeds of them, each with every seed 0, 1, ..."""
   c = config_lib.base()
   for name, value in vars(s).items():
     c[name] = value
   c.reg_strength = 1e-4
-  c.sweep = {"learning_rate": [float(v) for v in np.geomspace(1e-3, 3e-2, k)]}
+  c.sweep = {"learning_rate": [float(v) for v in np.geomspace(1e-3, 3e-2, k // seeds)]}
+  if seeds > 1:
+    c.sweep["seed"] = list(range(seeds))
   (group,) = sweep.group(sweep.expand(c))
   return sweep.Population(group, data, num_classes, placement, block_steps)
 
@@ -238,6 +249,36 @@ def measure_placement(prepared, k: int, *, reps: int = 5, warmup: int = 1,
       "variants": stats}
 
 
+def measure_seed_blocks(prepared, k: int, seeds: int, *, reps: int = 5, warmup: int = 1,
+                        batch_size: int = 256) -> dict:
+  """An epoch of K members of `seeds` seeds in seed blocks against the same members each
+  gathering its own minibatches (block 1), in one run."""
+  num_classes = len(prepared.class_names)
+  s = structure(batch_size)
+  data = as_data(prepared)
+  pops = {name: population(data, k, s, num_classes, seeds=seeds) for name in ("blocks", "own")}
+  pops["own"].block = 1      # before its program is built: one order per member
+  states = {name: [pop.init()] for name, pop in pops.items()}
+
+  def runner(name):
+    def run():
+      states[name][0], _ = pops[name].epoch(states[name][0])
+      return states[name][0]
+    return run
+  times = common.interleaved({name: runner(name) for name in pops}, reps, warmup)
+  stats = {name: common.summary(t) for name, t in times.items()}
+  w = {name: np.asarray(st[0].params["W"]) for name, st in states.items()}
+  n, d = prepared.x_train.shape
+  return {
+      "bench": "seed_blocks", "members": k, "seeds": seeds, "block": pops["blocks"].block,
+      "chunk": pops["blocks"].chunk, "num_train": n, "dim": d, "classes": num_classes,
+      "batch_size": batch_size, "blocks_epoch_s": stats["blocks"]["median_s"],
+      "own_epoch_s": stats["own"]["median_s"],
+      "own_over_blocks": stats["own"]["median_s"] / stats["blocks"]["median_s"],
+      "max_abs_param_diff": float(np.max(np.abs(w["blocks"] - w["own"]))),
+      "variants": stats}
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", required=True, help="image folder root with train/ and test/")
@@ -254,8 +295,20 @@ def main(argv=None):
                       help="host: time a host-placement epoch against a device one instead")
   parser.add_argument("--block-steps", type=int, default=0,
                       help="--placement host: minibatches per block (0: about 64 MiB)")
+  parser.add_argument("--seeds", type=int, default=1,
+                      help="> 1: time seed blocks against one order per member instead")
   args = parser.parse_args(argv)
   prepared = common.load(args.data, args.limit)
+  if args.seeds > 1:
+    out = measure_seed_blocks(prepared, args.members, args.seeds, reps=args.reps,
+                              warmup=args.warmup, batch_size=args.batch_size)
+    out["machine"] = common.machine()
+    print(f"K={args.members}, {args.seeds} seeds: an epoch in seed blocks of "
+          f"{out['block']} {out['blocks_epoch_s']:.3f} s, one order per member "
+          f"{out['own_epoch_s']:.3f} s: {out['own_over_blocks']:.2f}x; weights differ by at "
+          f"most {out['max_abs_param_diff']:.3g}")
+    common.print_json(out)
+    return
   if args.placement == "host":
     out = measure_placement(prepared, args.members, reps=args.reps, warmup=args.warmup,
                             batch_size=args.batch_size, block_steps=args.block_steps)

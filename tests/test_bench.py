@@ -22,6 +22,8 @@ if ROOT not in sys.path:  # bench is a folder of scripts beside lincv, not an in
 
 from bench import __main__ as bench_main  # pylint: disable=wrong-import-position
 from bench import common, probe, probes, report  # pylint: disable=wrong-import-position
+from bench import sweep as bench_sweep  # pylint: disable=wrong-import-position
+from _sweep_main import blobs  # pylint: disable=wrong-import-position
 
 
 def _image_folder(root, classes=3, per_class=(16, 4), size=8):
@@ -372,3 +374,12 @@ def test_bench_keeps_the_previous_figures_beside_the_new(tmp_path):
   assert prev["sweep"]["64"] == {"per_member_epoch_s": 0.07,
                                  "jax_roofline_per_member_epoch_s": None,
                                  "sweep_over_roofline": 1.23, "peak_rss_mib": None}
+
+
+def test_bench_sweep_times_seed_blocks_against_one_order_per_member():
+  x, y = blobs(200)
+  prepared = types.SimpleNamespace(x_train=x[:150], y_train=y[:150], x_val=x[150:],
+                                   y_val=y[150:], class_names=[str(c) for c in range(4)])
+  out = bench_sweep.measure_seed_blocks(prepared, 8, 2, reps=1, warmup=0, batch_size=16)
+  assert (out["block"], out["chunk"]) == (4, 8) and out["own_over_blocks"] > 0
+  assert out["max_abs_param_diff"] < 1e-5    # the same members, to float32 rounding
