@@ -212,6 +212,21 @@ def measure(prepared, k: int, *, reps: int = 5, warmup: int = 1, batch_size: int
   return out
 
 
+def _interleaved_epochs(pops: dict, key, reps: int, warmup: int) -> tuple[dict, dict]:
+  """Epochs of each named population by turns (`common.interleaved`): the timings' summary
+  and each one's weights W after them, by name."""
+  states = {name: [pop.init()] for name, pop in pops.items()}
+
+  def runner(name):
+    def run():
+      states[name][0], _ = pops[name].epoch(states[name][0], key)
+      return states[name][0]
+    return run
+  times = common.interleaved({name: runner(name) for name in pops}, reps, warmup)
+  stats = {name: common.summary(t) for name, t in times.items()}
+  return stats, {name: np.asarray(st[0].params["W"]) for name, st in states.items()}
+
+
 def measure_placement(prepared, k: int, *, reps: int = 5, warmup: int = 1,
                       batch_size: int = 256, block_steps: int = 0) -> dict:
   """A `host` epoch against a `device` epoch of the same K members, in one run.
@@ -225,17 +240,7 @@ def measure_placement(prepared, k: int, *, reps: int = 5, warmup: int = 1,
   rows = training.Data(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
   pops = {name: population(rows, k, s, num_classes, name, block_steps)
           for name in ("device", "host")}
-  states = {name: [pop.init()] for name, pop in pops.items()}
-  key = jax.random.key(0)
-
-  def runner(name):
-    def run():
-      states[name][0], _ = pops[name].epoch(states[name][0], key)
-      return states[name][0]
-    return run
-  times = common.interleaved({name: runner(name) for name in pops}, reps, warmup)
-  stats = {name: common.summary(t) for name, t in times.items()}
-  w = {name: np.asarray(st[0].params["W"]) for name, st in states.items()}
+  stats, w = _interleaved_epochs(pops, jax.random.key(0), reps, warmup)
   n, d = prepared.x_train.shape
   return {
       "bench": "placement", "members": k, "num_train": n, "dim": d, "classes": num_classes,
@@ -258,19 +263,11 @@ def measure_seed_blocks(prepared, k: int, seeds: int, *, reps: int = 5, warmup: 
   data = as_data(prepared)
   pops = {name: population(data, k, s, num_classes, seeds=seeds) for name in ("blocks", "own")}
   pops["own"].block = 1      # before its program is built: one order per member
-  states = {name: [pop.init()] for name, pop in pops.items()}
-
-  def runner(name):
-    def run():
-      states[name][0], _ = pops[name].epoch(states[name][0])
-      return states[name][0]
-    return run
-  times = common.interleaved({name: runner(name) for name in pops}, reps, warmup)
-  stats = {name: common.summary(t) for name, t in times.items()}
-  w = {name: np.asarray(st[0].params["W"]) for name, st in states.items()}
+  stats, w = _interleaved_epochs(pops, None, reps, warmup)
   n, d = prepared.x_train.shape
   return {
       "bench": "seed_blocks", "members": k, "seeds": seeds, "block": pops["blocks"].block,
+      "own_block": pops["own"].block,
       "chunk": pops["blocks"].chunk, "num_train": n, "dim": d, "classes": num_classes,
       "batch_size": batch_size, "blocks_epoch_s": stats["blocks"]["median_s"],
       "own_epoch_s": stats["own"]["median_s"],

@@ -187,7 +187,8 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
     raise ConfigError(f"checkpoint_every must be an integer >= 1 (epochs between sweep "
                       f"checkpoints), got {config.checkpoint_every}")
   seconds = config.checkpoint_seconds
-  if not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+  if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+      or not 0 <= seconds < float("inf")):
     raise ConfigError(f"checkpoint_seconds must be a number >= 0 (the least time between "
                       f"sweep checkpoints; 0: every checkpoint_every epochs), got {seconds!r}")
   if config.dtype not in ("float32", "float64"):

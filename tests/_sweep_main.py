@@ -1,6 +1,7 @@
 """A small sweep run in a subprocess by the tests: prints progress, then the rows as JSON.
 
-Usage: python _sweep_main.py WORKDIR_OR_DASH [MEMBERS]
+Usage: python _sweep_main.py WORKDIR_OR_DASH [LEARNING_RATES [SEEDS]]
+(LEARNING_RATES: how many of 8, default 5; SEEDS: sweep seeds 0..SEEDS-1 too)
 """
 
 import json

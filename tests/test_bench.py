@@ -381,5 +381,6 @@ def test_bench_sweep_times_seed_blocks_against_one_order_per_member():
   prepared = types.SimpleNamespace(x_train=x[:150], y_train=y[:150], x_val=x[150:],
                                    y_val=y[150:], class_names=[str(c) for c in range(4)])
   out = bench_sweep.measure_seed_blocks(prepared, 8, 2, reps=1, warmup=0, batch_size=16)
-  assert (out["block"], out["chunk"]) == (4, 8) and out["own_over_blocks"] > 0
+  assert (out["block"], out["own_block"], out["chunk"]) == (4, 1, 8)
+  assert out["own_over_blocks"] > 0
   assert out["max_abs_param_diff"] < 1e-5    # the same members, to float32 rounding

@@ -2,6 +2,8 @@
 and they train in seed blocks (one gather and one product per block), each member as it
 trains with its seed alone; a run begun in another member order resumes in it."""
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -80,7 +82,9 @@ def _in_member_order(members):
   return [g.in_order(members, sorted(g.members)) for g in space.group(members)]
 
 
-def test_a_run_begun_in_another_member_order_resumes_in_it(data, monkeypatch, tmp_path):
+@pytest.mark.parametrize("with_layout", [True, False])   # False: saved before layouts were
+def test_a_run_begun_in_another_member_order_resumes_in_it(data, monkeypatch, tmp_path,
+                                                          with_layout):
   c = _config([0, 1])
   c.checkpoint_seconds = 0       # a commit after every epoch, so that the kill lands past one
   with monkeypatch.context() as m:
@@ -88,6 +92,12 @@ def test_a_run_begun_in_another_member_order_resumes_in_it(data, monkeypatch, tm
     full = sweep.run(c, lambda f: data, 4)
     with pytest.raises(Killed):
       sweep.run(c, lambda f: data, 4, workdir=str(tmp_path), progress=KillAt(0, 1))
+  path = tmp_path / "checkpoint" / "sweep.json"
+  meta = json.loads(path.read_text())
+  assert meta["groups"]["0"]["epoch"] == 1 and meta["layout"] == [[0, 1, 2, 3, 4, 5, 6, 7]]
+  if not with_layout:
+    del meta["layout"]
+    path.write_text(json.dumps(meta))
   resumed = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
   drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
   assert drop(resumed.rows) == drop(full.rows)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import sweep, training
+from lincv import checkpoint, sweep, training
 from _faults import Killed, KillAt, resumes_at_every_write, share_populations
 from _sweep_main import blobs
 
@@ -326,6 +326,26 @@ def test_commits_wait_checkpoint_seconds_and_ctrl_c_commits_the_last_epoch(tmp_p
   with pytest.raises(Killed):
     sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "every"), progress=KillAt(0, 3))
   assert committed(tmp_path / "every")["epoch"] == 3
+
+
+def test_ctrl_c_during_a_commit_still_commits_the_last_epoch(tmp_path, monkeypatch):
+  """The commit of epoch 3 is interrupted before it writes: the interrupt's own commit
+  writes epoch 3 (the run's bookkeeping already said 3 when the interrupt came)."""
+  data = _data()
+  c = _config(learning_rate=[0.01, 0.1])
+  c.checkpoint_seconds = 0
+  calls, commit = [], checkpoint.Store.commit
+
+  def interrupted_third(store, meta, files):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return commit(store, meta, files)
+  monkeypatch.setattr(checkpoint.Store, "commit", interrupted_third)
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
+  saved = json.loads((tmp_path / "checkpoint" / "sweep.json").read_text())
+  assert len(calls) == 4 and saved["groups"]["0"]["epoch"] == 3
 
 
 def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monkeypatch):

@@ -90,8 +90,9 @@ def _members(tree, k: int, source: str):
 
 def _layout(saved: dict, groups) -> list | None:
   """The members of each group of a saved run. A run saved before its meta recorded
-  them grouped as `groups` do unless one of those mixes losses (earlier runs trained each
-  loss apart): its layout is then unknown (None)."""
+  them grouped as `groups` do, each group's members in member order (they were not yet
+  ordered by seed), unless one of those mixes losses (earlier runs trained each loss
+  apart): its layout is then unknown (None)."""
   if "layout" in saved:
     return saved["layout"]
   if any(isinstance(g.structure.loss, tuple) for g in groups):
@@ -159,6 +160,7 @@ class Runner:
       self.meta = saved or self.meta
     self.earlier_seconds = float(self.meta["seconds"])
     self.committed = time.perf_counter()     # see `_commit_due`
+    self.on_disk = {}         # group -> the epoch its last completed commit holds
 
   def compiled(self, gi: int) -> population.Population:
     """Group gi's compiled population (its data fetched once per features name)."""
@@ -219,6 +221,7 @@ class Runner:
     pop, s = self.compiled(gi), self.groups[gi].structure
     run.state = pop.restore(run.state)
     e = int(distributed.fetch(run.state.epoch)[0])
+    self.on_disk.setdefault(gi, e)
     active = _active(run.state, pop.k)
     try:
       while e < end and active.any():
@@ -244,8 +247,7 @@ class Runner:
     except KeyboardInterrupt:
       # Ctrl-C keeps every epoch trained: the last one is committed as the run ends (a
       # kill keeps those of the last commit, at most `checkpoint_seconds` earlier).
-      committed = self.meta["groups"].get(str(gi), {}).get("epoch", 0)
-      if self.store and not distributed.is_multiprocess() and e > committed:
+      if self.store and not distributed.is_multiprocess() and e > self.on_disk[gi]:
         self.commit([gi])
       raise
     if e == s.epochs or not active.any():
@@ -334,6 +336,8 @@ class Runner:
     if self.writer:
       self.store.commit(self.meta, files)
       self._append_events(gis)
+    for gi in gis:
+      self.on_disk[gi] = self.meta["groups"][str(gi)].get("epoch")
 
   def _rewrite_events(self, gi: int, train_loss, val_accuracy, upto=None) -> None:
     """Group gi's event files as its checkpoint left them (a resumed sweep's): whatever
