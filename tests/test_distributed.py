@@ -19,9 +19,11 @@ from lincv import distributed, launch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TRAIN = os.path.join(ROOT, "train.py")
-# K = 3: not a multiple of the 2 processes.
+# K = 9: not a multiple of the 2 processes; three seeds, in seed blocks of 3 (process 1
+# holds the padding, copies of the last member).
 ARGS = ["--config", os.path.join(ROOT, "configs", "default.py:smoke"),
-        "--config.sweep={'loss': ('softmax',), 'learning_rate': (1e-2, 3e-2, 1e-1)}",
+        "--config.sweep={'loss': ('softmax',), 'learning_rate': (1e-2, 3e-2, 1e-1), "
+        "'seed': (0, 1, 2)}",
         "--config.epochs=12"]
 RUN_FILES = ["checkpoint", "config.json", "metrics.jsonl", "plots", "results.csv",
              "summary.json", "tensorboard"]
