@@ -249,7 +249,7 @@ def check_writable(path: str, name: str, folder: bool = True) -> None:
                       f"({e.strerror}); choose another {name}") from None
 
 
-DATA_FILE = os.path.join("checkpoint", "data.json")   # the fingerprint of a run's rows
+DATA_FILE = inputs_lib.DATA_FILE     # the fingerprint of a run's rows
 
 
 def _check_data(workdir: str, fingerprint: str, resuming: bool) -> None:

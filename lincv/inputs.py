@@ -24,6 +24,8 @@ from lincv import training
 
 PIXELS = "pixels"
 
+DATA_FILE = os.path.join("checkpoint", "data.json")   # a run's `Inputs.fingerprint`
+
 
 def cache_dir(config) -> str:
   """Where image features are cached: `lincv_features/` in the tfds data directory.

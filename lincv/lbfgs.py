@@ -243,8 +243,9 @@ def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
     return bad
   cap = lambda r: r["iterations"] >= r["epochs"] * r["lbfgs_iters"]
   capped = sum(cap(r) for r in bad)
-  worst = max(bad, key=lambda r: (r["grad_norm"] / r["tol"] if r["tol"] else math.inf,
-                                  -r["member"]))
+  # A NaN |grad| (a gradient that overflowed) ranks worst: in `max` it would lose to any.
+  worst = max(bad, key=lambda r: (r["grad_norm"] / r["tol"] if r["tol"] and not
+                                  math.isnan(r["grad_norm"]) else math.inf, -r["member"]))
   msg = (f"{len(bad)} of {sum('grad_norm' in r for r in rows)} L-BFGS members ended above "
          f"their tol, |grad|/|grad_0| up to {worst['grad_norm']:.2g} (member "
          f"{worst['member']}, tol {worst['tol']:.2g}): {capped} at the iteration cap "

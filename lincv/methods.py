@@ -128,9 +128,10 @@ def knn_groups(inputs) -> np.ndarray:
 def pool(config, inputs, split: str = "test"):
   """The labelled rows that vote for the rows of `split` in a k-NN run; None for others.
 
-  Validation (and training) rows are labelled by the training rows, never by themselves;
-  test rows and new rows by the training and validation rows together, every labelled
-  image, as CIFAR-10 k-NN is usually reported (k and the metric are chosen by
+  Validation rows are labelled by the training rows; training rows too, themselves among
+  them (their accuracy is the training accuracy: 1.0 at k=1, each row its own nearest
+  neighbour); test rows and new rows by the training and validation rows together, every
+  labelled image, as CIFAR-10 k-NN is usually reported (k and the metric are chosen by
   cross-validation on training rows, so the validation rows are free to join the pool).
   """
   if config.method != "knn":

@@ -82,6 +82,7 @@ class Progress:
 def line(p: dict) -> str:
   """One report as text: group, epoch, members still training, best validation accuracy
   and the group's training time so far (every process's, on a resumed run)."""
+  best = p["best_val_accuracy"]    # below 0: no member kept an epoch (all diverged)
   return (f"group {p['group'] + 1}/{p['num_groups']}  epoch {p['epoch']}/{p['epochs']}  "
-          f"alive {p['alive']}/{p['members']}  best val {p['best_val_accuracy']:.4f}  "
-          f"train {p['seconds']:.1f}s")
+          f"alive {p['alive']}/{p['members']}  best val "
+          f"{f'{best:.4f}' if best >= 0 else 'none'}  train {p['seconds']:.1f}s")

@@ -119,7 +119,23 @@ class Run:
     """The selected member's parameters (NumPy, the run's dtype); None for k-NN."""
     if self.method == "knn":
       return None
-    return checkpoint.load_arrays(os.path.join(self.workdir, "checkpoint", "best.npz"))
+    path = os.path.join(self.workdir, "checkpoint", "best.npz")
+    params = checkpoint.load_arrays(path)
+    model = self.best["hparams"].get("model", self.config.get("model", "linear"))
+    last = {"linear": ("W", "b"), "mlp": ("W2", "b2")}.get(model)
+    c = len(self.class_names)
+    if last is None or any(n not in params for n in last):
+      raise checkpoint.Damaged(f"{path} is damaged: no {' and '.join(last or ('weights',))} "
+                               f"of the run's {model} model (holds {', '.join(params)})")
+    w, b = (params[n] for n in last)
+    if w.ndim != 2 or w.shape[1] != c or b.shape != (c,):
+      raise checkpoint.Damaged(f"{path} is damaged: {last[0]} {w.shape} and {last[1]} "
+                               f"{b.shape} do not score the run's {c} classes")
+    for name, a in params.items():
+      if not np.isfinite(a).all():
+        raise checkpoint.Damaged(f"{path} is damaged: {name} holds non-finite values "
+                                 "(the selected member never diverges)")
+    return params
 
   @property
   def features(self) -> str:
@@ -129,9 +145,24 @@ class Run:
 
   @functools.cached_property
   def inputs(self) -> inputs_lib.Inputs:
-    """The run's dataset, prepared as in training (loaded on first use)."""
+    """The run's dataset, prepared as in training (loaded on first use).
+
+    Raises:
+      config.ConfigError: its rows are not those the run was trained on (the config names
+        its data, a folder or file, which may have changed since, or a relative path
+        read from another directory): the accuracy would be of other rows.
+    """
     with self._precision():
-      return inputs_lib.load(self.config, cache_dir=inputs_lib.cache_dir(self.config))
+      inputs = inputs_lib.load(self.config, cache_dir=inputs_lib.cache_dir(self.config))
+    path = os.path.join(self.workdir, inputs_lib.DATA_FILE)
+    if os.path.exists(path) and checkpoint.load_json(path).get("rows") != inputs.fingerprint():
+      d = self.config.data
+      named = d.get("features") or d.get("folder") or d.get("name")
+      raise config_lib.ConfigError(
+          f"the data this run's config names ({named}, from {os.getcwd()}) is not what it "
+          f"was trained on: its rows differ from those recorded in "
+          f"{inputs_lib.DATA_FILE}; evaluate on the data the run was trained on")
+    return inputs
 
   def rows(self, x) -> np.ndarray:
     """The rows the classifier takes, from uint8 images (N, H, W, C) or (H, W, C), image

@@ -241,6 +241,17 @@ def test_members_that_end_above_tol_are_named_in_a_warning():
   assert ("selected member" in msg) == (result.best["member"] == capped[0]["member"])
 
 
+def test_a_member_whose_gradient_norm_is_nan_is_named_as_the_worst():
+  """A NaN |grad| (one that overflowed) loses every comparison: it must not hide behind a
+  member just above its tol."""
+  row = lambda member, grad_norm: {"member": member, "status": "ok", "grad_norm": grad_norm,
+                                   "tol": 1e-3, "iterations": 3, "epochs": 1,
+                                   "lbfgs_iters": 10}
+  with pytest.warns(lbfgs.NotConverged, match=r"up to nan \(member 1, tol 0.001\)"):
+    bad = lbfgs.warn_unconverged([row(0, 2e-3), row(1, float("nan")), row(2, 1e-4)])
+  assert [r["member"] for r in bad] == [0, 1]
+
+
 def test_a_converged_run_warns_of_nothing():
   data = _digits(300)
   c = _probe_config(epochs=1, lbfgs_iters=30)

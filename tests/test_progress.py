@@ -87,3 +87,9 @@ def test_where_reads_the_last_report_not_the_last_line():
   assert p.where() == "in group 1 at epoch 5"
   p(_report(0, 10))
   assert p.where() == "in group 2 at epoch 1"
+
+
+def test_a_group_whose_every_member_diverged_has_no_best_val():
+  out = io.StringIO()
+  Progress(out)({**_report(0, 1, seconds=1.0), "best_val_accuracy": -1.0})
+  assert "best val none  train 1.0s" in out.getvalue()

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -122,3 +123,42 @@ def test_the_plots_of_a_run_name_the_run_method_and_member(digits_run):
       title = im.info["Title"]
     assert title.startswith(f"{name} | sweep | "), (png, title)
     assert f"lr={lr:g}" in title, (png, title)
+
+
+def _feature_rows(seed):
+  rng = np.random.default_rng(seed)
+  centers = rng.normal(size=(3, 6)).astype(np.float32)
+  y = rng.integers(0, 3, 300).astype(np.int32)
+  x = centers[y] + 0.5 * rng.normal(size=(300, 6)).astype(np.float32)
+  return {"x_train": x[:240], "y_train": y[:240], "x_test": x[240:], "y_test": y[240:]}
+
+
+def test_a_run_refuses_to_evaluate_on_rows_other_than_its_own(tmp_path):
+  """A features file rewritten after training: evaluating on it would report the accuracy
+  of other rows as the run's."""
+  path = tmp_path / "feats.npz"
+  np.savez(path, **_feature_rows(0))
+  config = config_lib.load(os.path.join(ROOT, "configs", "default.py:smoke"))
+  config.data.features = str(path)
+  summary = lincv.train(config, str(tmp_path / "run"), stream=io.StringIO())
+  assert lincv.Run.load(tmp_path / "run").evaluate("test")["accuracy"] == (
+      summary["best"]["test_accuracy"])
+  np.savez(path, **_feature_rows(1))
+  with pytest.raises(lincv.ConfigError, match=r"feats.npz, from .*\) is not what it was "
+                                              r"trained on: its rows differ"):
+    lincv.Run.load(tmp_path / "run").evaluate("test")
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda p: {**p, "W": p["W"][:, :7]}, r"W \(64, 7\) and b \(10,\) do not score the "
+                                          r"run's 10 classes"),
+    (lambda p: {"b": p["b"]}, r"no W and b of the run's linear model \(holds b\)"),
+    (lambda p: {**p, "W": np.full_like(p["W"], np.nan)}, "W holds non-finite values"),
+])
+def test_a_run_with_damaged_weights_is_refused(digits_run, tmp_path, change, message):
+  run, _ = digits_run
+  workdir = tmp_path / "copy"
+  shutil.copytree(run.workdir, workdir)
+  np.savez(workdir / "checkpoint" / "best.npz", **change(dict(run.params)))
+  with pytest.raises(lincv.checkpoint.Damaged, match="best.npz is damaged: " + message):
+    lincv.Run.load(workdir).predict(np.zeros((2, 8, 8, 1), np.uint8))

@@ -73,7 +73,7 @@ def test_grouping_splits_structural_fields_only():
 @pytest.mark.parametrize("spec,message", [
     ({"lr": [0.1]}, "unknown sweep field 'lr'; expected one of: model, loss"),
     ({"optimizer": ["adamw"]}, "unknown optimizer 'adamw'; expected one of: sgd, momentum"),
-    ({"learning_rate": [0.1, 0.0]}, "learning_rate must be > 0, got 0.0"),
+    ({"learning_rate": [0.1, 0.0]}, "learning_rate must be a finite number > 0, got 0.0"),
     ({"learning_rate": []}, "sweep field 'learning_rate' has no values: the grid is empty"),
     ({"learning_rate": {"log_uniform": [1e-3, 1e-1]}}, "log_uniform needs search='random'"),
     ({"loss": ["hinge"]}, "unknown loss 'hinge'; expected one of: svm, squared_svm, softmax"),
@@ -394,3 +394,26 @@ def test_the_checkpoint_knows_its_configuration_by_config_fingerprint(tmp_path, 
   again = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
   assert len(again.history[0]["val_accuracy"]) == 6
   assert again.best["val_accuracy"] == first.best["val_accuracy"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("reg_strength", float("inf"), "reg_strength must be a finite number >= 0, got inf"),
+    ("learning_rate", float("inf"), "learning_rate must be a finite number > 0, got inf"),
+    ("reg_strength", 1e39, r"reg_strength 1e\+39 is infinite in float32, the dtype of the "
+                           r"rows the sweep computes in; give values within its range"),
+    ("reg_strength", 1e-46, "reg_strength 1e-46 is 0 in float32"),   # no regularisation
+])
+def test_a_hyperparameter_the_rows_dtype_cannot_hold_is_refused(field, value, message):
+  c = _config(learning_rate=[0.1])
+  c[field] = value
+  with pytest.raises(sweep.SweepError, match=message):
+    sweep.run(c, lambda f: _data(), 4)
+
+
+def test_float64_rows_without_64_bit_jax_are_refused():
+  """They would train in float32, silently, as JAX casts them."""
+  d = _data()
+  rows = training.Data(*(np.asarray(a, np.float64) if a.dtype == np.float32 else np.asarray(a)
+                         for a in d))
+  with pytest.raises(sweep.SweepError, match="x_train's dtype float64 needs 64-bit JAX"):
+    sweep.run(_config(learning_rate=[0.1]), lambda f: rows, 4)

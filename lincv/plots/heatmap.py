@@ -98,8 +98,8 @@ def heatmap(rows, path, *, title: str = "", x="learning_rate", y="reg_strength")
   if fig is None:
     return False
   _save(fig, path, "colour and number: the best validation accuracy of the members that did "
-        "not diverge; grey: every member diverged; hatched: some members were pruned "
-        "(stopped by halving) or diverged")
+        "not diverge; grey: every member diverged (the cell says so), or no member there; "
+        "hatched: some members were pruned (stopped by halving) or diverged")
   return True
 
 

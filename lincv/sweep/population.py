@@ -181,8 +181,19 @@ class Population:
       per_device = math.ceil(math.ceil(self.k / self.chunk) / n_dev)
     self.k_pad = n_dev * per_device * self.chunk
     dtype = np.dtype(self.data.x_train.dtype)
-    hparams = {f: np.asarray(v, np.uint32 if f == "seed" else dtype)
-               for f, v in self.group.hparams.items()}
+    with np.errstate(over="ignore"):   # an overflow is refused below, with its value
+      hparams = {f: np.asarray(v, np.uint32 if f == "seed" else dtype)
+                 for f, v in self.group.hparams.items()}
+    for f, v in hparams.items():      # held in the rows' dtype: it must hold them
+      lost = (~np.isfinite(v) | ((v == 0) & (self.group.hparams[f] != 0))
+              if np.issubdtype(v.dtype, np.floating) else np.zeros(v.shape, bool))
+      if lost.any():
+        value = self.group.hparams[f][lost][0]
+        became = "infinite" if not np.isfinite(v[lost][0]) else "0"
+        raise SweepError(f"{f} {value:g} is {became} in {dtype.name}, the dtype of the rows "
+                         f"the sweep computes in; give values within its range "
+                         f"({np.finfo(dtype).tiny:.3g} to {np.finfo(dtype).max:.3g}), or "
+                         "float64 rows")
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     member_seeds = np.unique(self.group.hparams["seed"])
     self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None

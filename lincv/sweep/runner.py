@@ -21,7 +21,7 @@ import numpy as np
 
 from lincv import checkpoint, distributed, events, lbfgs, placement, ridge, seeds, training
 from lincv import config as config_lib
-from lincv._checks import check_labels
+from lincv._checks import check_dtype, check_labels
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
 
@@ -53,6 +53,10 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
                        "float64 (its hyperparameters in the rows' dtype, where float16 "
                        "would round a learning rate of 1e-8 to 0): convert them, e.g. "
                        "x.astype(np.float32)")
+    try:        # float64 rows without 64-bit JAX would train in float32, silently
+      check_dtype(x.dtype, f"{name}'s dtype")
+    except ValueError as e:
+      raise SweepError(str(e)) from None
   for name in ("y_train", "y_val"):
     try:
       check_labels(np.asarray(getattr(data, name)), num_classes, name=name)

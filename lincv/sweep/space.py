@@ -12,6 +12,7 @@ Search spaces (`config.sweep`), per field:
 """
 
 import dataclasses
+import math
 import itertools
 from collections.abc import Mapping
 
@@ -224,11 +225,11 @@ def validate_member(m: Mapping) -> None:
   except ValueError as e:
     raise SweepError(str(e)) from None
   check_name("features", m["features"], config_lib.FEATURES)
-  if not m["learning_rate"] > 0:
-    raise SweepError(f"learning_rate must be > 0, got {m['learning_rate']}")
+  if not 0 < m["learning_rate"] < math.inf:
+    raise SweepError(f"learning_rate must be a finite number > 0, got {m['learning_rate']}")
   for field in ("reg_strength", "margin", "beta", "init_scale"):
-    if not m[field] >= 0:
-      raise SweepError(f"{field} must be >= 0, got {m[field]}")
+    if not 0 <= m[field] < math.inf:
+      raise SweepError(f"{field} must be a finite number >= 0, got {m[field]}")
   for field in ("momentum", "b1", "b2", "rms_decay"):
     if not 0 <= m[field] < 1:
       raise SweepError(f"{field} must be in [0, 1), got {m[field]}")
