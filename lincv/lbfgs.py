@@ -24,8 +24,8 @@ the precision of the arithmetic). It then stays frozen (status STOPPED, reported
 the iteration cap is `epochs * lbfgs_iters`. Members that end above `tol`, at the cap or
 stalled, are counted in one `NotConverged` warning at the end of the sweep
 (`warn_unconverged`), as scikit-learn's ConvergenceWarning does for one fit. A member
-whose objective is not finite at the start (its scores overflow) is marked DIVERGED and
-takes no step. A member reports its last iterate, not its best-validation one: a
+whose objective or gradient norm is not finite at the start (its scores, or a huge
+strength's gradient, overflow) is marked DIVERGED and takes no step. A member reports its last iterate, not its best-validation one: a
 solver's answer is its solution.
 
 Members start cold, all at once. Starting each strength from its neighbour's solution
@@ -182,7 +182,10 @@ def _train_epoch(state, hparams, data, structure):
   params_t = objective.transpose_input(state.params)
   st = state.opt_state
   active = state.status == training.ACTIVE
-  bad = active & ~jnp.isfinite(st.value)    # its objective overflowed at the start
+  # Its objective or its gradient's norm overflowed at the start (a gradient of 2 lambda W
+  # at lambda = 1e25 has a finite objective but an infinite norm in float32): it could not
+  # take a step, and its relative gradient norm would be NaN.
+  bad = active & ~(jnp.isfinite(st.value) & jnp.isfinite(st.grad_norm0))
   # The scores are recomputed from the parameters once per epoch, so the rounding of
   # `s + t u` does not pile up over the iterations.
   # The loop ends when every member is done (under `vmap`, when every member of the

@@ -252,6 +252,17 @@ def test_a_member_whose_gradient_norm_is_nan_is_named_as_the_worst():
   assert [r["member"] for r in bad] == [0, 1]
 
 
+def test_a_member_whose_gradient_overflows_at_the_start_is_diverged():
+  """reg_strength 1e25: a finite objective (W is small at the start) but a gradient norm
+  that overflows float32: it can take no step, and says so."""
+  data = _digits(300)
+  c = _probe_config(epochs=1, lbfgs_iters=10)
+  c.tol, c.sweep = 1e-2, {"reg_strength": [1.0, 1e25]}
+  result = sweep.run(c, lambda f: data, 10)
+  assert [r["status"] for r in result.rows] == ["ok", "diverged"]
+  assert result.best["member"] == 0
+
+
 def test_a_converged_run_warns_of_nothing():
   data = _digits(300)
   c = _probe_config(epochs=1, lbfgs_iters=30)

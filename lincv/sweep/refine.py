@@ -80,17 +80,22 @@ def check(config) -> None:
                      f"value's neighbours), got {points!r}")
 
 
-def grid(values, best: float, points: int) -> list[float]:
+def grid(values, best: float, points: int, upper: float | None = None) -> list[float]:
   """`points` values log-spaced over the open interval between `best`'s neighbours in
-  `values` (at an edge, the neighbour's mirror image in log scale), `best` itself left out.
+  `values` (at an edge, the neighbour's mirror image in log scale, but at most `upper`,
+  the field's bound), `best` itself left out.
 
   >>> grid([1e-2, 1e-1, 1.0], 1e-1, 1)   # [1e-1] is the best itself: nothing new
   []
+  >>> grid([0.5, 0.9], 0.9, 1, upper=1.0)    # the mirror, 1.62, is past momentum's 1
+  [0.7071067811865476]
   """
   logs = np.log(sorted(set(float(v) for v in values)))
   i = int(np.flatnonzero(np.isclose(logs, math.log(best), rtol=0, atol=1e-12))[0])
   lo = logs[i - 1] if i > 0 else 2 * logs[i] - logs[i + 1]
   hi = logs[i + 1] if i + 1 < len(logs) else 2 * logs[i] - logs[i - 1]
+  if upper is not None:
+    hi = min(hi, math.log(upper))
   inner = np.exp(np.linspace(lo, hi, points + 2)[1:-1])
   return [float(v) for v in inner if not math.isclose(v, best, rel_tol=1e-9)]
 
@@ -101,8 +106,9 @@ def members(config, coarse: list[dict], best: dict) -> list[dict]:
   chosen = coarse[best["member"]]
   if not config_lib.used(field, chosen):
     return []
-  out = [dict(chosen, **{field: v})
-         for v in grid(coarse_values(config), chosen[field], int(config.refine.points))]
+  upper = 1.0 if field in space.BELOW_ONE else None
+  out = [dict(chosen, **{field: v}) for v in grid(coarse_values(config), chosen[field],
+                                                  int(config.refine.points), upper)]
   for m in out:
     space.validate_member(m)
   return out

@@ -216,6 +216,9 @@ def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict],
   return members, notes
 
 
+BELOW_ONE = ("momentum", "b1", "b2", "rms_decay")   # decay rates: in [0, 1)
+
+
 def validate_member(m: Mapping) -> None:
   """Checks one member's values; raises SweepError naming the field and what is valid."""
   for field in config_lib.SWEEPABLE:
@@ -230,7 +233,7 @@ def validate_member(m: Mapping) -> None:
   for field in ("reg_strength", "margin", "beta", "init_scale"):
     if not 0 <= m[field] < math.inf:
       raise SweepError(f"{field} must be a finite number >= 0, got {m[field]}")
-  for field in ("momentum", "b1", "b2", "rms_decay"):
+  for field in BELOW_ONE:
     if not 0 <= m[field] < 1:
       raise SweepError(f"{field} must be in [0, 1), got {m[field]}")
   if not m["lr_decay"] > 0:
