@@ -6,6 +6,8 @@ to the rounding of a Gram matrix of condition ~1e2 here, about 1e-13. scikit-lea
 its data loss where lincv averages it, so `alpha = N * reg_strength`.
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -300,3 +302,18 @@ def test_a_zero_eigenvalue_with_a_positive_strength_is_still_the_minimum():
   for k in (0, 2, 3, 4):
     assert _rel(got["W"][k], ref["W"][k]) < 1e-5
     np.testing.assert_allclose(got["W"][k][0], got["W"][k][-1], rtol=1e-4)  # shared equally
+
+
+def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
+  """A spectrum over 4 decades: N lambda = 3e-7 and 3e-5 lie below 10 eps32 max e (about
+  4e-3), 3e-1 and 3e3 above; float64 rows are exact there and warn of nothing."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(3000, 400)) * np.logspace(0, -4, 400)
+  y = rng.integers(0, 4, 3000).astype(np.int32)
+  strengths = [1e-10, 1e-8, 1e-4, 1.0]
+  with pytest.warns(ridge.LowPrecision, match=r"2 of the strengths \(1e-10, 1e-08\) have "
+                                               r"N lambda below 10 eps max e"):
+    ridge.path(x.astype(np.float32), y, strengths, 4)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", ridge.LowPrecision)
+    ridge.path(x, y, strengths, 4)
