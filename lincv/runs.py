@@ -67,7 +67,10 @@ class Run:
         raise config_lib.ConfigError(
             f"{os.path.join(workdir, name)} not found: {workdir} is not a finished run "
             "(train it first)")
-    config = ml_collections.ConfigDict(checkpoint.load_json(config_path, keys=("data",)))
+    # A field added by a later lincv, missing from an earlier run's config.json, takes its
+    # default, as when such a run resumes (`config.fingerprint`).
+    saved = checkpoint.load_json(config_path, keys=("data",))
+    config = ml_collections.ConfigDict(_over(config_lib.as_json(config_lib.base()), saved))
     summary = checkpoint.load_json(os.path.join(workdir, "summary.json"),
                                    keys=("best", "data"))
     return cls(workdir, config, summary)
@@ -108,10 +111,18 @@ class Run:
     path = os.path.join(self.workdir, "metrics.jsonl")
     if os.path.exists(path):
       with open(path) as f:
-        for line in filter(str.strip, f):
-          r = json.loads(line)
-          for key in ("epoch", "train_loss", "val_accuracy"):
-            out[r["member"]][key].append(r[key])
+        for i, line in enumerate(f):
+          if not line.strip():
+            continue
+          try:
+            r = json.loads(line)
+            for key in ("epoch", "train_loss", "val_accuracy"):
+              out[r["member"]][key].append(r[key])
+          except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise checkpoint.Damaged(
+                f"{path} is damaged: line {i + 1} is not one member's epoch of this run "
+                f"({type(e).__name__}: {e}); remove the run (or use a new --workdir) and "
+                "run it again") from None
     return out
 
   @functools.cached_property
@@ -261,6 +272,14 @@ class Run:
       with precision.float32():
         out = featurizer(images)
     return np.asarray(out, self.config.dtype)
+
+
+def _over(defaults: dict, saved: dict) -> dict:
+  """`saved` (a config as JSON) over `defaults`, nested dicts merged."""
+  out = dict(defaults)
+  for k, v in saved.items():
+    out[k] = _over(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+  return out
 
 
 def _checked(x_NxD: np.ndarray, dtype, where: str = "") -> np.ndarray:

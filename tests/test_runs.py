@@ -1,6 +1,7 @@
 """`lincv.Run`: a finished run read back, and its predictions equal to what it recorded."""
 
 import io
+import json
 import os
 import shutil
 
@@ -162,3 +163,28 @@ def test_a_run_with_damaged_weights_is_refused(digits_run, tmp_path, change, mes
   np.savez(workdir / "checkpoint" / "best.npz", **change(dict(run.params)))
   with pytest.raises(lincv.checkpoint.Damaged, match="best.npz is damaged: " + message):
     lincv.Run.load(workdir).predict(np.zeros((2, 8, 8, 1), np.uint8))
+
+
+def test_an_earlier_runs_config_without_a_later_field_loads_with_its_default(digits_run,
+                                                                            tmp_path):
+  run, summary = digits_run
+  workdir = tmp_path / "copy"
+  shutil.copytree(run.workdir, workdir)
+  saved = json.loads((workdir / "config.json").read_text())
+  del saved["data"]["center"], saved["checkpoint_seconds"]
+  (workdir / "config.json").write_text(json.dumps(saved))
+  again = lincv.Run.load(workdir)
+  assert again.config.data.center == run.config.data.center
+  assert again.evaluate("test")["accuracy"] == summary["best"]["test_accuracy"]
+
+
+def test_a_damaged_metrics_file_is_named(digits_run, tmp_path):
+  run, _ = digits_run
+  workdir = tmp_path / "copy"
+  shutil.copytree(run.workdir, workdir)
+  with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"member": 999, "epoch": 1, "train_loss": 1.0, "val_accuracy": 0.5}\n{"memb')
+  lines = len((workdir / "metrics.jsonl").read_text().splitlines())
+  with pytest.raises(lincv.checkpoint.Damaged, match=rf"metrics.jsonl is damaged: line "
+                                                      rf"{lines - 1} is not one member's"):
+    _ = lincv.Run.load(workdir).history
