@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import os
+import warnings
 
 import ml_collections
 import numpy as np
@@ -190,7 +191,15 @@ class Run:
       if x.shape[1] != self._dim:
         raise ValueError(f"rows have {x.shape[1]} columns; this run's classifier takes "
                          f"{self._dim} ({self.features})")
-      return _checked(x, self.config.dtype).astype(self.config.dtype, copy=False)
+      rows = _checked(x, self.config.dtype).astype(self.config.dtype, copy=False)
+      if (self.features == inputs_lib.PIXELS and self.config.data.center != "none"
+          and rows.size > rows.shape[1] and rows.min() >= 0):
+        warnings.warn(
+            f"the {len(rows)} rows hold no negative value, where this run's rows are centred "
+            f"(data.center={self.config.data.center!r}): raw pixels? Rows are taken as they "
+            "are; pass uint8 images (N, H, W, C) for the run's own preprocessing",
+            UserWarning, stacklevel=3)
+      return rows
     raise ValueError(f"expected uint8 images (N, H, W, C) of shape {self._image_shape}, "
                      "image file paths, or float rows (N, D); got "
                      f"{x.dtype} with shape {x.shape}")

@@ -78,6 +78,10 @@ def test_a_run_refuses_input_it_cannot_classify(digits_run, tmp_path):
   rows[2, 7] = np.inf
   with pytest.raises(ValueError, match="row 2, column 7 holds inf; .* finite values only"):
     run.predict(rows)
+  raw = run.inputs.prepared.images["test"][:5].reshape(5, -1).astype(np.float32)
+  with pytest.warns(UserWarning, match="the 5 rows hold no negative value, where this run's "
+                                       "rows are centred .* raw pixels?"):
+    run.predict(raw)           # flattened pixels, not the run's centred rows
   rows[2, 7] = -1e39         # finite in float64, not in the run's float32
   with pytest.raises(ValueError, match="row 2, column 7 holds -1e.39, beyond the range of float32"):
     run.scores(rows)
