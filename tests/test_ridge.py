@@ -273,7 +273,10 @@ def test_float32_rows_keep_the_small_directions_a_strength_holds(scale, bound):
   x[np.arange(n), y] += 0.05                      # labels the rows can partly predict
   eps = float(np.finfo(np.float32).eps)
   lams = np.array([scale]) * eps * np.linalg.norm(x - x.mean(0), 2) ** 2 / n
-  got = jax.tree.map(np.asarray, ridge.path(x.astype(np.float32), y, lams, 4))
+  with warnings.catch_warnings(record=True) as caught:   # below 10 eps max e: warned of
+    warnings.simplefilter("always", ridge.LowPrecision)
+    got = jax.tree.map(np.asarray, ridge.path(x.astype(np.float32), y, lams, 4))
+  assert [w.category for w in caught] == [ridge.LowPrecision] * (scale < ridge.ROUNDING)
   with jax.enable_x64(True):
     ref = ridge.path(x, y, lams, 4)
     want, _ = ridge.evaluate(ref, x, y, lams)
