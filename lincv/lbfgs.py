@@ -224,6 +224,9 @@ def report(opt_state: State) -> dict:
           "grad_norm": jax.vmap(relative_grad_norm)(opt_state)}
 
 
+NOT_SMOOTH = ("svm",)    # losses whose gradient jumps: L-BFGS's curvature model does not hold
+
+
 def unconverged(rows: list[dict]) -> list[dict]:
   """The rows of full-batch members that ended, not diverged or pruned, with
   |grad| / |grad_0| above their `tol`."""
@@ -258,6 +261,10 @@ def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
   if b is not None:
     msg += (f"; the selected member {b['member']} is one of them ({b['grad_norm']:.2g} "
             f"after {b['iterations']} iterations)")
+  kinks = sorted({r["loss"] for r in bad if r.get("loss") in NOT_SMOOTH})
+  if kinks:     # more iterations rarely help there: L-BFGS assumes a smooth objective
+    msg += (f"; {', '.join(kinks)} is not smooth (its hinge has a kink), where L-BFGS may "
+            "stall at any precision: softmax or squared_svm suit it")
   warnings.warn(f"lincv: {msg}. Their weights are not the minimum of their objective: "
                 f"raise config.epochs or config.lbfgs_iters, or loosen config.tol "
                 f"(results.csv has each member's iterations and grad_norm)", NotConverged,

@@ -263,6 +263,16 @@ def test_a_member_whose_gradient_overflows_at_the_start_is_diverged():
   assert result.best["member"] == 0
 
 
+def test_the_warning_says_when_a_loss_is_not_smooth():
+  row = {"member": 0, "status": "ok", "grad_norm": 2e-2, "tol": 1e-3, "iterations": 10,
+         "epochs": 1, "lbfgs_iters": 10, "loss": "svm"}
+  with pytest.warns(lbfgs.NotConverged, match="svm is not smooth .* softmax or squared_svm"):
+    lbfgs.warn_unconverged([row])
+  with pytest.warns(lbfgs.NotConverged) as record:
+    lbfgs.warn_unconverged([dict(row, loss="softmax")])
+  assert "not smooth" not in str(record[0].message)
+
+
 def test_a_converged_run_warns_of_nothing():
   data = _digits(300)
   c = _probe_config(epochs=1, lbfgs_iters=30)
