@@ -102,3 +102,20 @@ def test_a_run_begun_in_another_member_order_resumes_in_it(data, monkeypatch, tm
   drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
   assert drop(resumed.rows) == drop(full.rows)
   assert resumed.history == full.history
+
+
+def test_chunks_that_would_cut_across_the_seeds_follow_them(data, monkeypatch):
+  """99 members of 3 seeds would train in chunks of 50 (`chunking`), which no block of
+  one seed fills: they train in chunks of 33 instead, each one seed's block, as the
+  members would with one order each."""
+  c = _config([0, 1, 2], learning_rates=np.geomspace(1e-3, 0.3, 33).tolist(), epochs=2)
+  (g,) = sweep.group(sweep.expand(c))
+  assert population.chunking(g.size, 1)[0] == 50
+  pop = sweep.Population(g, data, 4)
+  assert (pop.chunk, pop.block, pop.k_pad) == (33, 33, 99)
+  blocks = sweep.run(c, lambda f: data, 4)
+  monkeypatch.setattr(population, "seed_block", lambda member_seeds, chunk: 1)
+  own = sweep.run(c, lambda f: data, 4)
+  for name in ("final_loss", "train_accuracy", "val_accuracy"):
+    np.testing.assert_allclose([r[name] for r in blocks.rows], [r[name] for r in own.rows],
+                               rtol=1e-5, atol=1e-6, err_msg=name)

@@ -90,6 +90,9 @@ def seed_block(member_seeds, chunk: int) -> int:
   whole blocks fill each chunk: the block's members share each minibatch's gather and
   form one product, where members of different orders gather apart and form K skinny
   products. Padding repeats the last member: its run grows by a multiple of the block.
+  Where the chunk would leave blocks of 1 (99 members of 3 seeds, chunks of 50),
+  `Population` trains in chunks of a divisor of the runs (33) instead. `chunk=0` gives
+  the runs' greatest common divisor alone.
 
   >>> seed_block([0, 0, 0, 0, 1, 1, 1, 1], 8), seed_block([0, 1, 0, 1], 4)
   (4, 1)
@@ -179,6 +182,21 @@ class Population:
     if self.min_members and s.optimizer != "lbfgs":
       self.chunk = chunking(min(self.min_members, self.k), 1)[0]
       per_device = math.ceil(math.ceil(self.k / self.chunk) / n_dev)
+    member_seeds = np.unique(self.group.hparams["seed"])
+    self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
+    # Members of one seed share its data order in blocks (`seed_block`); not where
+    # halving may move them between chunks, nor where they train on every row at once.
+    minibatches = s.optimizer not in ("lbfgs", ridge.OPTIMIZER)
+    self.block = 1
+    if self.seed is None and minibatches and not self.min_members:
+      self.block = seed_block(self.group.hparams["seed"], self.chunk)
+      runs = seed_block(self.group.hparams["seed"], 0)    # gcd of the seeds' runs alone
+      if self.block == 1 and runs > 1:
+        # Chunks that cut across the runs (99 members of 3 seeds in chunks of 50) would
+        # leave one order per member: chunks of a divisor of the runs keep the blocks.
+        self.chunk = self.block = max(c for c in range(1, min(runs, MAX_CHUNK) + 1)
+                                      if runs % c == 0)
+        per_device = math.ceil(math.ceil(self.k / self.chunk) / n_dev)
     self.k_pad = n_dev * per_device * self.chunk
     dtype = np.dtype(self.data.x_train.dtype)
     with np.errstate(over="ignore"):   # an overflow is refused below, with its value
@@ -195,13 +213,6 @@ class Population:
                          f"({np.finfo(dtype).tiny:.3g} to {np.finfo(dtype).max:.3g}), or "
                          "float64 rows")
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
-    member_seeds = np.unique(self.group.hparams["seed"])
-    self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
-    # Members of one seed share its data order in blocks (`seed_block`); not where
-    # halving may move them between chunks, nor where they train on every row at once.
-    minibatches = s.optimizer not in ("lbfgs", ridge.OPTIMIZER)
-    self.block = (seed_block(self.group.hparams["seed"], self.chunk)
-                  if self.seed is None and minibatches and not self.min_members else 1)
     nbytes = self.data.x_train.nbytes + self.data.y_train.nbytes
     self.placement = placement_lib.resolve(self.placement, nbytes, self.mesh.devices.flat)
     if self.placement == "host":
