@@ -165,6 +165,11 @@ def test_curves_label_one_member_by_its_number_and_a_diverged_seed():
   labels = [l.get_label() for l in fig.axes[1].get_lines()]
   assert "loss=softmax, lr=0.01, reg_strength=0.001 (1 seed, 1 diverged)" in labels
   plt.close(fig)
+  rows[3]["status"] = "pruned"            # its seed 1: the mean is of it alone after its rung
+  fig = plots.curves_figure(rows, history, SWEPT, top=10)
+  labels = [l.get_label() for l in fig.axes[1].get_lines()]
+  assert "loss=softmax, lr=0.01, reg_strength=0.001 (1 seed, 1 diverged, 1 pruned)" in labels
+  plt.close(fig)
   fig = plots.curves_figure(rows[:1], history[:1], ("loss",))
   assert [l.get_label() for l in fig.axes[1].get_lines()] == ["#0 loss=softmax"]
   plt.close(fig)

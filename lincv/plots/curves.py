@@ -32,6 +32,8 @@ def _legend(group, swept_fields) -> str:
   if len(group) == 1:
     return f"#{group[0]['member']} {text}"
   lost = f", {len(group) - len(kept)} diverged" if len(kept) < len(group) else ""
+  pruned = sum(r["status"] == "pruned" for r in kept)   # its curve ends at its rung
+  lost += f", {pruned} pruned" if pruned else ""
   many = f"mean of {len(kept)} seeds" if len(kept) > 1 else "1 seed"
   return f"{text} ({many}{lost})" if text else f"{many}{lost}"
 
@@ -81,8 +83,9 @@ def curves(rows, history, swept_fields, path, *, title: str = "", top: int = 5) 
   """Train loss and validation accuracy per epoch of the `top` settings by validation.
 
   Members that differ only in seed are one setting: a line for their mean and a band from
-  their minimum to their maximum; the legend says how many seeds. Diverged members are
-  left out.
+  their minimum to their maximum; the legend says how many seeds, and how many of them
+  were pruned (their curves end at their rung, the mean goes on over the others).
+  Diverged members are left out.
   """
   fig = curves_figure(rows, history, swept_fields, title=title, top=top)
   _save(fig, path, "lines: the mean over a setting's seeds; bands: their minimum to maximum; "
