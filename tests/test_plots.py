@@ -144,7 +144,10 @@ def test_curves_have_integer_epoch_ticks_and_one_line_with_a_band_per_seed_pair(
   # 8 settings (members that differ only in seed), 2 of them entirely diverged
   labels = [l.get_label() for l in ax_acc.get_lines()]
   assert len(labels) == 6 and len(set(labels)) == 6
-  assert all(l.endswith("(mean of 2 seeds)") and "seed=" not in l for l in labels)
+  assert all(l.endswith("(mean of 2 seeds)") or l.endswith("(mean of 2 seeds, 2 pruned)")
+             for l in labels) and not any("seed=" in l for l in labels)
+  assert all(("lr=0.01, reg_strength=1e-4" in l) == l.endswith("2 pruned)") for l in labels)
+  assert any(l.endswith("2 pruned)") for l in labels)
   bands = [c for c in ax_acc.collections if isinstance(c, PolyCollection)]
   assert len(bands) == 6
   # the first softmax setting: seeds trained 4 and 5 epochs; the mean over the seeds
