@@ -249,21 +249,18 @@ def check_writable(path: str, name: str, folder: bool = True) -> None:
                       f"({e.strerror}); choose another {name}") from None
 
 
-DATA_FILE = inputs_lib.DATA_FILE     # the fingerprint of a run's rows
-
-
 def _check_data(workdir: str, fingerprint: str, resuming: bool) -> None:
   """Records the fingerprint of a new run's rows; refuses to resume a run on other rows.
 
   The config names its data (a folder, a features file), not what is in it: a file
   changed since the run started would otherwise mix old groups' results with new rows.
   """
-  path = os.path.join(workdir, DATA_FILE)
+  path = os.path.join(workdir, inputs_lib.DATA_FILE)
   if resuming and os.path.exists(path):
     if checkpoint.load_json(path).get("rows") != fingerprint:
       raise ConfigError(
           f"workdir {workdir} holds a run on other data: the rows the config's data "
-          f"names have changed since it started ({DATA_FILE} differs); use a new "
+          f"names have changed since it started ({inputs_lib.DATA_FILE} differs); use a new "
           "--workdir, or the data it started on to resume")
     return
   if distributed.is_writer():

@@ -12,7 +12,7 @@ Schedules count optimizer steps; `steps_per_epoch` converts the epoch-based sett
 import jax.numpy as jnp
 import optax
 
-from lincv._checks import check_hparam, check_name
+from lincv._checks import check_hparam, check_name, check_nonnegative
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
@@ -106,7 +106,7 @@ def make(name: str, learning_rate, *, momentum=0.9, b1=0.9, b2=0.999, rms_decay=
     _check_positive("learning_rate", learning_rate)
   for field, value in dict(momentum=momentum, b1=b1, b2=b2, rms_decay=rms_decay).items():
     _check_decay_rate(field, value)
-  check_hparam("eps", eps, "a finite number >= 0", lambda v: 0 <= v < float("inf"))
+  check_nonnegative("eps", eps)
   inject = optax.inject_hyperparams
   if name == "sgd":
     return inject(optax.sgd)(learning_rate=learning_rate)

@@ -168,10 +168,9 @@ class Run:
       inputs = inputs_lib.load(self.config, cache_dir=inputs_lib.cache_dir(self.config))
     path = os.path.join(self.workdir, inputs_lib.DATA_FILE)
     if os.path.exists(path) and checkpoint.load_json(path).get("rows") != inputs.fingerprint():
-      d = self.config.data
-      named = d.get("features") or d.get("folder") or d.get("name")
       raise config_lib.ConfigError(
-          f"the data this run's config names ({named}, from {os.getcwd()}) is not what it "
+          f"the data this run's config names ({inputs_lib.source(self.config)}, from "
+          f"{os.getcwd()}) is not what it "
           f"was trained on: its rows differ from those recorded in "
           f"{inputs_lib.DATA_FILE}; evaluate on the data the run was trained on")
     return inputs

@@ -189,8 +189,8 @@ class Population:
     minibatches = s.optimizer not in ("lbfgs", ridge.OPTIMIZER)
     self.block = 1
     if self.seed is None and minibatches and not self.min_members:
-      self.block = seed_block(self.group.hparams["seed"], self.chunk)
       runs = seed_block(self.group.hparams["seed"], 0)    # gcd of the seeds' runs alone
+      self.block = math.gcd(runs, self.chunk)             # = seed_block(seeds, chunk)
       if self.block == 1 and runs > 1:
         # Chunks that cut across the runs (99 members of 3 seeds in chunks of 50) would
         # leave one order per member: chunks of a divisor of the runs keep the blocks.
