@@ -1,4 +1,5 @@
-r"""Ridge regression in closed form: a whole regularization path from one eigendecomposition.
+r"""Ridge regression in closed form: a whole regularization path from one reduction of the
+Gram matrix.
 
 The objective is lincv's own with `loss="least_squares"`, `reg="l2"` (see
 `lincv.objective`; the l2 penalty is :math:`\sum w^2`, no 1/2):
@@ -12,16 +13,24 @@ centred rows :math:`X_c = X - 1 \bar x^\top` and targets :math:`T_c = T - 1 \bar
 
 .. math:: (X_c^\top X_c + N \lambda I) W = X_c^\top T_c.
 
-D <= N: :math:`X_c^\top X_c = V \mathrm{diag}(e) V^\top` (D, D) and
-:math:`W(\lambda) = V \mathrm{diag}(1 / (e + N\lambda)) V^\top X_c^\top T_c`.
-N < D: :math:`X_c X_c^\top = U \mathrm{diag}(e) U^\top` (N, N) and
-:math:`W(\lambda) = X_c^\top U \mathrm{diag}(1 / (e + N\lambda)) U^\top T_c`.
-Every strength shares the decomposition; each costs one product with the eigenvectors, and
-all of them are one matrix product. A positive strength keeps every direction (an
-eigenvalue rounded below 0 counts as 0), as a Cholesky solve of the regularised system
-does. At :math:`\lambda = 0` the directions whose eigenvalue is within rounding of 0, at
-most :math:`8 \epsilon \max e` (`NOISE`), are dropped: the minimum-norm least-squares
-solution.
+D <= N: with :math:`G = X_c^\top X_c` (D, D), :math:`W(\lambda) = (G + N\lambda I)^{-1}
+X_c^\top T_c`. N < D: with :math:`G = X_c X_c^\top` (N, N), :math:`W(\lambda) = X_c^\top
+(G + N\lambda I)^{-1} T_c`. Every strength shares one reduction :math:`G = Q T Q^\top`,
+T tridiagonal and Q orthogonal (LAPACK's `sytrd`, the first stage of an
+eigendecomposition), because :math:`G + N\lambda I = Q (T + N\lambda I) Q^\top`: a
+strength costs one tridiagonal solve, O(M C), and all of them one product with Q each
+way. With :math:`T = U \mathrm{diag}(e) U^\top`, the weights are
+:math:`Q U \mathrm{diag}(1 / (e + N\lambda)) U^\top Q^\top r`, the eigendecomposition's
+formula; the solve gets them without the eigenvectors, whose computation and products
+made up two thirds of an eigendecomposition's time (2.3 s against 0.7 s for the
+reduction at D = 3,072 in float64 on a 2-core CPU).
+
+A positive strength keeps every direction, as a Cholesky solve of the regularised
+system does. The eigenvectors of T are still computed for the strengths that need them:
+at :math:`\lambda = 0` the directions whose eigenvalue is within rounding of 0, at most
+:math:`8 \epsilon \max e` (`NOISE`), are dropped, the minimum-norm least-squares
+solution; and where rounding left an eigenvalue of G below :math:`-N\lambda / 2` (the
+shifted matrix would not be safely positive definite), that eigenvalue counts as 0.
 
 Two earlier rules dropped directions at positive strengths too, and both left the weak
 strengths' weights silently wrong on float32 rows. :math:`e + N\lambda \le \epsilon
@@ -39,12 +48,12 @@ on the targets T gives these weights, and `RidgeClassifier(alpha=N * reg_strengt
 uses +1/-1 targets too) these predictions.
 
 Precision. The Gram matrix and the products with X are computed by JAX in the rows'
-dtype, on their device, in chunks of rows; the eigendecomposition and the path's
-factors 1 / (e + N lambda) run on the host (SciPy, NumPy) in float64. With float64 rows
-(64-bit JAX on) everything is float64 (1e-14 against lstsq in the tests). With float32
-rows the error is that of the float32 Gram matrix, which only strengths with N lambda
-near or below its rounding feel. Measured against the float64 path on the same rows
-(objective above its minimum; test predictions that differ):
+dtype, on their device, in chunks of rows; the reduction and the solves run on the
+host (SciPy's LAPACK) in float64. With float64 rows (64-bit JAX on) everything is
+float64 (1e-14 against lstsq in the tests). With float32 rows the error is that of the
+float32 Gram matrix, which only strengths with N lambda near or below its rounding feel.
+Measured against the float64 path on the same rows (objective above its minimum; test
+predictions that differ):
 
 - 45,000 x 6,400 k-means features, lambda = 1e-8 to 1e-4: at most 1.5e-5, and 4.8e-7
   at 1e-4;
@@ -54,18 +63,17 @@ near or below its rounding feel. Measured against the float64 path on the same r
 - the test's rows, whose spectrum falls over eight decades in random directions:
   1.7e-3 at N lambda = eps max e.
 
-For those strengths, pass float64 rows with 64-bit JAX on. A float32 eigendecomposition
-would add its own rounding, up to 2 eps32 max e on each eigenvalue: on the pixels at
-lambda = 1e-4 it left the objective 1.4e-4 above its minimum and 0.9% of the test
-predictions different from float64 scikit-learn's. The float64 one costs 1.7 to 2x the
-time of a float32 one (1.9 s against 1.1 s at D = 3,072 on a 2-core CPU) and twice the
-memory.
+For those strengths, pass float64 rows with 64-bit JAX on. Decomposing in float32 would
+add its own rounding, up to 2 eps32 max e on each eigenvalue: a float32
+eigendecomposition on the pixels at lambda = 1e-4 left the objective 1.4e-4 above its
+minimum and 0.9% of the test predictions different from float64 scikit-learn's, for
+1.7 to 2x less time.
 
 Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a float64 host copy
-that the eigendecomposition overwrites with the eigenvectors, using 2 D^2 float64 of
-workspace while it runs), and the rows a chunk at a time: a memory map is read a chunk
-at a time, twice (once for the mean, once for the Gram matrix). The N < D form holds
-the centred rows, fewer numbers than the (D, D) matrix it avoids.
+that the reduction overwrites with Q's reflectors, with 32 D float64 of workspace), one
+more if some strength needs T's eigenvectors, and the rows a chunk at a time: a memory
+map is read a chunk at a time, twice (once for the mean, once for the Gram matrix). The
+N < D form holds the centred rows, fewer numbers than the (D, D) matrix it avoids.
 """
 
 import functools
@@ -111,13 +119,36 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
   return y, lam
 
 
+def _check_finite(a, dtype, what: str) -> None:
+  """Raises a one-line ValueError if the rows' `what` (their column sums, their Gram
+  matrix) holds a value that is not finite: a NaN or an infinity in the rows, or sums
+  past the range of `dtype`. LAPACK would fail on it with a message about its own
+  iterations."""
+  a = np.asarray(a)
+  if not np.all(np.isfinite(a)):
+    bad = np.unravel_index(np.flatnonzero(~np.isfinite(a))[0], a.shape)
+    raise ValueError(
+        f"ridge needs finite rows: {a[bad]} in their {what} at {tuple(map(int, bad))}, "
+        f"from a NaN or an infinity in the rows or sums past {np.dtype(dtype).name}'s "
+        f"range (max {float(jnp.finfo(dtype).max):.3g}); check the rows, or scale them")
+
+
 def _row_sum(fn, arrays, chunk: int):
-  """The sum over chunks of `chunk` rows of `fn(*chunk_of_each_array)`; host arrays (a
-  memory map) are read and moved to the device a chunk at a time."""
+  """The sum over chunks of rows of `fn(valid_C, *chunk_of_each_array)`, where `fn` counts
+  only the rows where `valid_C` is True.
+
+  The N rows make ceil(N / chunk) chunks of one size, ceil(N / chunks) rows, so one
+  program serves them all: the last one ends at row N and overlaps the one before by
+  fewer rows than there are chunks, its rows already counted marked not valid. Host
+  arrays (a memory map) are read and moved to the device a chunk at a time."""
   n = arrays[0].shape[0]
+  count = chunked.num_chunks(n, chunk)
+  size = -(-n // count)
   total = None
-  for i in range(chunked.num_chunks(n, chunk)):
-    part = fn(*(jnp.asarray(a[i * chunk:(i + 1) * chunk]) for a in arrays))
+  for i in range(count):
+    start = min(i * size, n - size)
+    valid = jnp.asarray(np.arange(start, start + size) >= i * size)
+    part = fn(valid, *(jnp.asarray(a[start:start + size]) for a in arrays))
     total = part if total is None else jax.tree.map(jnp.add, total, part)
   return total
 
@@ -132,34 +163,121 @@ def _wide(dtype):
 
 
 @jax.jit
-def _column_sum(x_CxD):
-  return jnp.sum(x_CxD.astype(_wide(x_CxD.dtype)), axis=0)
+def _column_sum(valid_C, x_CxD):
+  x = x_CxD.astype(_wide(x_CxD.dtype))
+  return jnp.sum(jnp.where(valid_C[:, None], x, 0), axis=0)
 
 
-@functools.partial(jax.jit, static_argnums=4)
-def _gram_update(x_CxD, y_C, mean_D, t_mean_C, num_classes):
-  """(X_c^T X_c, X_c^T T_c) of one chunk of rows."""
-  xc = x_CxD.astype(mean_D.dtype) - mean_D[None, :]
+@functools.partial(jax.jit, static_argnames="num_classes")
+def _gram_update(mean_D, t_mean_C, valid_C, x_CxD, y_C, num_classes):
+  """(X_c^T X_c, X_c^T T_c) of the valid rows of one chunk."""
+  xc = jnp.where(valid_C[:, None], x_CxD.astype(mean_D.dtype) - mean_D[None, :], 0)
   tc = losses.targets(y_C, num_classes, xc.dtype) - t_mean_C[None, :]
   return xc.T @ xc, xc.T @ tc
 
 
-def _eigh(a) -> tuple[np.ndarray, np.ndarray]:
-  """Eigenvalues and eigenvectors, both float64, of a symmetric host matrix.
-
-  `a` (float64, from `_host`) is overwritten: LAPACK's divide and conquer (`syevd`, as
-  NumPy's `eigh`) runs on `a.T`, the same symmetric matrix in Fortran order, and writes
-  the eigenvectors into `a` itself. The workspace is 2 D^2 more while it runs. The MRRR
-  driver (`syevr`) needs O(D) workspace but returns the eigenvectors as a new matrix,
-  and took 1.6x the CPU time at D = 3,000 (26 s against 16 s in float32 on a 2-core CPU).
-  """
-  # Imported here: it takes 0.2 s, and most runs never solve in closed form.
+def _linalg():
+  """scipy.linalg, imported on first use: it takes 0.2 s, and most runs never solve in
+  closed form."""
   import scipy.linalg  # pylint: disable=import-outside-toplevel
-  return scipy.linalg.eigh(a.T, overwrite_a=True, check_finite=False, driver="evd")
+  return scipy.linalg
+
+
+def _lapack(name, info) -> None:
+  if info:
+    raise RuntimeError(f"lincv.ridge: LAPACK's {name} failed (info={info})")
+
+
+def _tridiagonal(a):
+  """a = Q T Q^T for a symmetric float64 host matrix `a` (from `_host`, overwritten): T's
+  diagonal and off-diagonal, and Q as its Householder reflectors (`Reflectors`).
+
+  LAPACK's blocked `sytrd` runs on `a.T`, the same symmetric matrix in Fortran order,
+  in place. It is the first of the three stages of an eigendecomposition (NumPy's
+  `eigh`): 0.7 s of its 2.3 s at D = 3,072 in float64 on a 2-core CPU."""
+  lapack = _linalg().lapack
+  m = a.shape[0]
+  lwork, info = lapack.dsytrd_lwork(m, lower=1)
+  _lapack("dsytrd_lwork", info)
+  c, diag, off, tau, info = lapack.dsytrd(a.T, lower=1, lwork=int(lwork), overwrite_a=1)
+  _lapack("dsytrd", info)
+  return diag, off, Reflectors(c, tau)
+
+
+class Reflectors:
+  """Q = H_1 ... H_{M-1} of `sytrd` (lower), kept where `sytrd` left them: H_i acts on
+  rows i+1.. and leaves row 0 alone, so Q b is LAPACK's `ormqr` on rows 1.. of b, with
+  the reflectors' block A[1:, :-1] of the (M, M) Fortran-ordered `c` as its matrix."""
+
+  def __init__(self, c, tau):
+    m = c.shape[0]
+    # A[1:, :-1] read in place: M - 1 rows of an (M, M - 1) Fortran array (leading
+    # dimension M) that starts one number into `c`; its last row is never read.
+    self.v = np.ravel(c, order="F")[1:1 + m * (m - 1)].reshape((m, m - 1), order="F")
+    self.tau = tau
+
+  def apply(self, b, transpose: bool = False) -> np.ndarray:
+    """Q b, or Q^T b, as a new float64 (M, R) array."""
+    lapack = _linalg().lapack
+    out = np.array(b, np.float64, order="F")
+    if out.shape[0] < 2 or not out.shape[1]:
+      return out
+    trans = "T" if transpose else "N"
+    _, work, info = lapack.dormqr("L", trans, self.v, self.tau, out[1:], lwork=-1)
+    _lapack("dormqr", info)
+    out[1:], _, info = lapack.dormqr("L", trans, self.v, self.tau, out[1:],
+                                     lwork=int(work[0]))
+    _lapack("dormqr", info)
+    return out
+
+
+def _ends(diag, off) -> tuple[float, float]:
+  """The least and the greatest eigenvalue of a tridiagonal matrix (bisection, O(M))."""
+  m = diag.size
+  end = lambda i: float(_linalg().eigvalsh_tridiagonal(
+      diag, off, select="i", select_range=(i, i), check_finite=False)[0])
+  return end(0), end(m - 1)
+
+
+def _positive_solve(diag, off, b):
+  """(x, True) with T x = b for a positive definite tridiagonal T (LAPACK's `ptsv`), or
+  (_, False) where T is not positive definite after all."""
+  if diag.size == 1:
+    return b / diag[0], bool(diag[0] > 0)
+  _, _, x, info = _linalg().lapack.dptsv(diag, off, b)
+  return x, info == 0
+
+
+def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
+  """(G + N lambda_k I)^+ rhs for every strength k: (M, K * C) float64, where G is `gram`
+  (a float64 host copy, overwritten) and ^+ is `_inverse`'s.
+
+  G = Q T Q^T (`_tridiagonal`), so each strength solves the tridiagonal system
+  (T + N lambda I) z = Q^T rhs (LAPACK's `ptsv`, O(M C)) and its weights are Q z: one
+  reduction to T serves the whole path. A strength takes T's eigenvectors instead (the
+  eigendecomposition of G, without forming its eigenvectors) where the shifted matrix
+  is not safely positive definite: at lambda = 0 (the minimum-norm solution), or where
+  rounding left an eigenvalue of G below -N lambda / 2."""
+  diag, off, q = _tridiagonal(gram)
+  low, high = _ends(diag, off)
+  _warn_rounding(high, lam_K, n, eps, dtype)
+  p_MxC = q.apply(rhs_MxC, transpose=True)
+  m, c = p_MxC.shape
+  z = np.empty((m, lam_K.size, c))
+  direct = (lam_K > 0) & (low + n * lam_K / 2 > 0)
+  for k in np.flatnonzero(direct):
+    z[:, k], direct[k] = _positive_solve(diag + n * lam_K[k], off, p_MxC)
+  if not direct.all():
+    e_M, u_MxM = _linalg().eigh_tridiagonal(diag, off, check_finite=False)
+    rest = np.flatnonzero(~direct)
+    inv_RxM = _inverse(e_M, lam_K[rest], n, eps)
+    scaled = inv_RxM[:, :, None] * (u_MxM.T @ p_MxC)[None]          # (R, M, C)
+    z[:, rest] = (u_MxM @ scaled.transpose(1, 0, 2).reshape(m, -1)).reshape(m, rest.size, c)
+  return q.apply(z.reshape(m, -1))
 
 
 def _host(gram) -> np.ndarray:
-  """A float64 host copy of a device matrix, for `_eigh` to decompose (see Precision)."""
+  """A float64 host copy of a device matrix, for `_tridiagonal` to reduce (see Precision)."""
   return np.array(gram, np.float64)
 
 
@@ -177,14 +295,14 @@ def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
   return np.where(keep, 1 / np.where(keep, d, 1), 0)
 
 
-def _warn_rounding(e_D, lam_K, n: int, eps: float, dtype) -> None:
+def _warn_rounding(high, lam_K, n: int, eps: float, dtype) -> None:
   """Warns (`LowPrecision`) of the positive strengths whose N lambda lies below ROUNDING
-  times the float32 Gram matrix's rounding, eps max e: their weights carry that rounding
-  (see Precision: 2.6% of the test predictions differ from float64's on CIFAR-10 pixels
-  at lambda = 1e-6). Silent for float64 rows."""
+  times the float32 Gram matrix's rounding, eps max e (`high`, its greatest eigenvalue):
+  their weights carry that rounding (see Precision: 2.6% of the test predictions differ
+  from float64's on CIFAR-10 pixels at lambda = 1e-6). Silent for float64 rows."""
   if np.dtype(dtype) == np.float64:
     return
-  floor = ROUNDING * eps * float(np.max(e_D, initial=0.0))
+  floor = ROUNDING * eps * max(high, 0.0)
   low = lam_K[(lam_K > 0) & (n * lam_K < floor)]
   if low.size:
     listed = ", ".join(f"{v:.3g}" for v in low)
@@ -193,15 +311,7 @@ def _warn_rounding(e_D, lam_K, n: int, eps: float, dtype) -> None:
         f"have N lambda below {ROUNDING} eps max e = {floor:.3g}, where the float32 Gram "
         "matrix's rounding changes their weights; pass float64 rows with 64-bit JAX on "
         "(jax.config.update('jax_enable_x64', True), or --config.dtype=float64) for them",
-        LowPrecision, stacklevel=3)
-
-
-def _combine(v_DxM, r_DxC, inv_KxM) -> np.ndarray:
-  """v diag(inv_k) v^T r for every k, as two products: (D, K * C), in v's dtype."""
-  p_MxC = (v_DxM.T @ r_DxC.astype(v_DxM.dtype)).astype(np.float64)
-  k, (m, c) = inv_KxM.shape[0], p_MxC.shape
-  z = (inv_KxM[:, :, None] * p_MxC[None]).transpose(1, 0, 2).reshape(m, k * c)
-  return v_DxM @ z.astype(v_DxM.dtype)
+        LowPrecision, stacklevel=5)
 
 
 def path(x_NxD, labels_N, strengths_K, num_classes: int, *, chunk: int = CHUNK) -> dict:
@@ -231,20 +341,20 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64
   mean = _row_sum(_column_sum, (x_NxD,), chunk) / n
+  _check_finite(mean, dtype, "column sums")
   t_mean_dev = jnp.asarray(t_mean, dtype)
   if d <= n:
-    gram, xt_t = _row_sum(lambda x, yc: _gram_update(x, yc, mean, t_mean_dev, num_classes),
-                          (x_NxD, y), chunk)
+    gram, xt_t = _row_sum(functools.partial(_gram_update, mean, t_mean_dev,
+                                            num_classes=num_classes), (x_NxD, y), chunk)
     xt_t, gram = np.asarray(xt_t, np.float64), _host(gram)   # the device copy is freed
-    e, v = _eigh(gram)
-    _warn_rounding(e, lam, n, eps, dtype)
-    w = _combine(v, xt_t, _inverse(e, lam, n, eps))                 # (D, K * C)
+    _check_finite(gram, dtype, "Gram matrix")
+    w = _solve(gram, xt_t, lam, n, eps, dtype)                      # (D, K * C)
   else:
     xc = jnp.asarray(x_NxD, dtype) - mean[None, :]
-    e, u = _eigh(_host(xc @ xc.T))
-    _warn_rounding(e, lam, n, eps, dtype)
     tc = 2 * np.eye(num_classes)[y] - 1 - t_mean[None, :]            # float64 targets
-    m = _combine(u, tc, _inverse(e, lam, n, eps))                   # (N, K * C)
+    gram = _host(xc @ xc.T)
+    _check_finite(gram, dtype, "Gram matrix")
+    m = _solve(gram, tc, lam, n, eps, dtype)                        # (N, K * C)
     w = np.asarray(xc.T @ jnp.asarray(m, dtype), np.float64)
   w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2)
   b_KxC = t_mean[None, :] - np.einsum("d,kdc->kc", np.asarray(mean, np.float64), w_KxDxC)
@@ -282,9 +392,10 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
 
 
 @functools.partial(jax.jit, static_argnums=2)
-def _stats(w_DxKC, b_KC, num_classes, x_CxD, y_C):
+def _stats(w_DxKC, b_KC, num_classes, valid_C, x_CxD, y_C):
   s = (x_CxD @ w_DxKC + b_KC[None, :]).reshape(x_CxD.shape[0], -1, num_classes)
   t = losses.targets(y_C, num_classes, s.dtype)
-  sq = jnp.sum(jnp.square(s - t[:, None, :]), axis=(0, 2))
-  correct = jnp.sum(jnp.argmax(s, axis=2) == y_C[:, None], axis=0)
+  sq = jnp.sum(jnp.where(valid_C[:, None, None], jnp.square(s - t[:, None, :]), 0),
+               axis=(0, 2))
+  correct = jnp.sum((jnp.argmax(s, axis=2) == y_C[:, None]) & valid_C[:, None], axis=0)
   return sq, correct

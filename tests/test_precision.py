@@ -106,16 +106,16 @@ def test_gradient_checks_evaluate_in_float32_products():
 
 def test_ridge_solves_and_scores_in_float32_products(monkeypatch):
   seen = []
-  eigh, row_sum = ridge._eigh, ridge._row_sum
+  reduce, row_sum = ridge._tridiagonal, ridge._row_sum
 
-  def eigh_recording(a):
+  def reduce_recording(a):
     seen.append(precision.current())
-    return eigh(a)
+    return reduce(a)
 
   def row_sum_recording(*args, **kwargs):
     seen.append(precision.current())
     return row_sum(*args, **kwargs)
-  monkeypatch.setattr(ridge, "_eigh", eigh_recording)
+  monkeypatch.setattr(ridge, "_tridiagonal", reduce_recording)
   monkeypatch.setattr(ridge, "_row_sum", row_sum_recording)
   data = _data()
   with precision.scope("bfloat16"):

@@ -31,10 +31,10 @@ def _problem(n, d, c=4, seed=0):
 
 
 def _form(monkeypatch):
-  """Records the shape of every matrix `ridge` decomposes."""
+  """Records the shape of every matrix `ridge` reduces."""
   shapes = []
-  eigh = ridge._eigh
-  monkeypatch.setattr(ridge, "_eigh", lambda g: shapes.append(g.shape) or eigh(g))
+  reduce = ridge._tridiagonal
+  monkeypatch.setattr(ridge, "_tridiagonal", lambda g: shapes.append(g.shape) or reduce(g))
   return shapes
 
 
@@ -47,7 +47,7 @@ def test_path_equals_lstsq_of_the_augmented_system(x64, monkeypatch, form):
   n, d = FORMS[form]
   x, y = _problem(n, d)
   shapes = _form(monkeypatch)
-  got = ridge.path(x, y, STRENGTHS, 4, chunk=16)
+  got = ridge.path(x, y, STRENGTHS, 4, chunk=7)   # N = 60: 9 chunks of 7, the last 4 new
   assert shapes == [(d, d) if n >= d else (n, n)]
   t = np.asarray(losses.targets(y, 4, np.float64))
   for k, lam in enumerate(STRENGTHS):
@@ -100,7 +100,7 @@ def test_the_gradient_of_lincv_objective_vanishes_at_the_solution(x64, form):
 def test_evaluate_is_lincv_objective_and_accuracy(x64):
   x, y = _problem(60, 12, seed=3)
   got = ridge.path(x, y, STRENGTHS, 4)
-  values, acc = ridge.evaluate(got, x, y, STRENGTHS, chunk=16)
+  values, acc = ridge.evaluate(got, x, y, STRENGTHS, chunk=7)   # the last chunk overlaps
   s = training.Structure(loss="least_squares", optimizer="closed_form")
   want = jax.jit(jax.vmap(lambda p, lam: (
       objective.loss(p, x, y, loss="least_squares", reg="l2", reg_strength=lam),
@@ -141,7 +141,7 @@ def test_memory_mapped_rows_in_chunks_give_the_in_memory_result(tmp_path):
   np.save(tmp_path / "x.npy", x)
   mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
   whole = ridge.path(x, y, STRENGTHS, 4, chunk=4096)
-  chunked = ridge.path(mapped, y, STRENGTHS, 4, chunk=7)     # 8 chunks, the last of 1 row
+  chunked = ridge.path(mapped, y, STRENGTHS, 4, chunk=7)     # 8 of 7 rows, the last 6 counted
   np.testing.assert_allclose(chunked["W"], whole["W"], rtol=0,
                              atol=64 * float(np.finfo(np.float32).eps) * np.abs(whole["W"]).max())
 
@@ -320,3 +320,84 @@ def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
   with warnings.catch_warnings():
     warnings.simplefilter("error", ridge.LowPrecision)
     ridge.path(x, y, strengths, 4)
+
+
+def _solve_both_ways(monkeypatch, gram, rhs, lams, n):
+  """`ridge._solve`'s answer, and whether it took T's eigenvectors for any strength."""
+  calls = []
+  linalg = ridge._linalg()
+  eigh = linalg.eigh_tridiagonal
+  monkeypatch.setattr(linalg, "eigh_tridiagonal",
+                      lambda *a, **k: calls.append(1) or eigh(*a, **k))
+  eps = float(np.finfo(np.float64).eps)
+  got = ridge._solve(gram.copy(), rhs, np.asarray(lams, np.float64), n, eps, np.float64)
+  return got.reshape(gram.shape[0], len(lams), rhs.shape[1]), bool(calls)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 40])
+def test_every_positive_strength_is_one_tridiagonal_solve(monkeypatch, m):
+  # The path reduces G once to T = Q^T G Q and solves (T + N lambda I) z = Q^T rhs per
+  # strength, without T's eigenvectors: each equals the dense solve of (G + N lambda I).
+  rng = np.random.default_rng(m)
+  a = rng.normal(size=(3 * m, m)) * np.logspace(0, -3, m)
+  gram, rhs, n = a.T @ a, rng.normal(size=(m, 3)), 3 * m
+  lams = np.array([1e-9, 1e-4, 1.0, 1e3])
+  got, eigenvectors = _solve_both_ways(monkeypatch, gram, rhs, lams, n)
+  assert not eigenvectors
+  for k, lam in enumerate(lams):
+    want = np.linalg.solve(gram + n * lam * np.eye(m), rhs)
+    assert _rel(got[:, k], want) < 1e-9
+
+
+def test_zero_strength_and_rounded_negative_eigenvalues_take_the_eigenvectors(monkeypatch):
+  # lambda = 0 is the minimum-norm least-squares solution; an eigenvalue that rounding
+  # left below -N lambda / 2 would make T + N lambda I indefinite, so that strength is
+  # solved as the eigendecomposition's (the eigenvalue clipped at 0); the others, in the
+  # same path, by the tridiagonal solve, which keeps that eigenvalue as a Cholesky solve
+  # of G + N lambda I does. The first two as `_inverse` says, to the rounding of the zero
+  # eigenvalue (1e-14) against N lambda (3e-7).
+  rng = np.random.default_rng(7)
+  m, n = 12, 30
+  q, _ = np.linalg.qr(rng.normal(size=(m, m)))
+  e = np.r_[-1e-6, 0.0, np.logspace(-3, 2, m - 2)]           # two "zeros", one negative
+  gram, rhs = (q * e) @ q.T, rng.normal(size=(m, 2))
+  lams = np.array([0.0, 1e-8, 1e-3, 1.0])                     # N lambda 0, 3e-7, ...
+  got, eigenvectors = _solve_both_ways(monkeypatch, gram, rhs, lams, n)
+  assert eigenvectors
+  inv = ridge._inverse(e, lams, n, float(np.finfo(np.float64).eps))
+  assert inv[0, 0] == inv[0, 1] == 0                          # dropped at lambda = 0
+  for k in (0, 1):
+    assert _rel(got[:, k], q @ (inv[k][:, None] * (q.T @ rhs))) < 1e-6
+  for k in (2, 3):
+    assert _rel(got[:, k], np.linalg.solve(gram + n * lams[k] * np.eye(m), rhs)) < 1e-9
+
+
+@pytest.mark.parametrize("shape", [(30, 1), (1, 5), (2, 2)])
+def test_one_feature_one_row_and_two_of_each_are_solved(x64, shape):
+  n, d = shape
+  x, y = _problem(n, d, c=2, seed=8)
+  got = ridge.path(x, y, STRENGTHS, 2)
+  t = np.asarray(losses.targets(y, 2, np.float64))
+  for k, lam in enumerate(STRENGTHS):
+    a = np.block([[x, np.ones((n, 1))], [np.sqrt(n * lam) * np.eye(d), np.zeros((d, 1))]])
+    sol = np.linalg.lstsq(a, np.vstack([t, np.zeros((d, 2))]), rcond=None)[0]
+    np.testing.assert_allclose(got["W"][k], sol[:d], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (6, 40)])
+def test_rows_that_are_not_finite_or_overflow_are_refused_in_one_line(shape):
+  # LAPACK failed on them with a message about its own iterations (stebz or syevd did
+  # not converge), or in the other form gave NaN weights.
+  x, y = _problem(*shape, c=2, seed=9)
+  x = x.astype(np.float32)
+  for value in (np.nan, np.inf):
+    bad = x.copy()
+    bad[3, 2] = value
+    with pytest.raises(ValueError, match=r"^ridge needs finite rows: (nan|inf) in their "
+                       r"column sums at \(2,\), from a NaN or an infinity"):
+      ridge.path(bad, y, STRENGTHS, 2)
+  big = x.copy()
+  big[:, 1] *= 1e20                   # finite, but its squares pass float32's 3.4e38
+  with pytest.raises(ValueError, match=r"^ridge needs finite rows: inf in their Gram "
+                     r"matrix at .* sums past float32's range \(max 3.4e\+38\)"):
+    ridge.path(big, y, STRENGTHS, 2)
