@@ -6,8 +6,8 @@
     python train.py --config configs/probe_ridge.py:smoke --config.data.features=feats.npz
 
 Least squares onto +1/-1 class targets (`loss="least_squares"`), l2, solved exactly for
-every strength of the path from one eigendecomposition (`optimizer="closed_form"`, see
-`lincv.ridge`): reg_strength = 1e-8, 1e-7, ..., 1e2 (11 values, one a decade), the best
+every strength of the path from one reduction of the Gram matrix (`optimizer="closed_form"`,
+see `lincv.ridge`): reg_strength = 1e-8, 1e-7, ..., 1e2 (11 values, one a decade), the best
 on validation selected. scikit-learn's Ridge / RidgeClassifier minimise the summed
 squared error + alpha |W|^2, so alpha = N reg_strength: 4.5e-4 to 4.5e6 at N = 45,000
 (README, Linear probes). A closed-form member has one epoch and nothing else to set.

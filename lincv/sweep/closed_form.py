@@ -2,8 +2,8 @@
 
 A group with `optimizer="closed_form"` (model linear, loss least_squares, reg l2) has
 no steps to take: its one epoch sets each member's parameters to the exact minimiser of
-its objective (`lincv.ridge.path`: one eigendecomposition for all of the group's
-`reg_strength` values) and stops the member. The runner, results.csv, selection,
+its objective (`lincv.ridge.path`: one reduction of the Gram matrix for all of the
+group's `reg_strength` values) and stops the member. The runner, results.csv, selection,
 checkpoints and reports then see an ordinary group whose members ran one epoch (status
 ok, epochs_run 1, best_epoch 1, final_loss the objective at the solution, the validation
 accuracy of the solution); a member whose solution is not finite is marked diverged.
