@@ -212,8 +212,9 @@ def _tridiagonal(a):
   diagonal and off-diagonal, and Q as its Householder reflectors (`Reflectors`).
 
   LAPACK's blocked `sytrd` runs on `a.T`, the same symmetric matrix in Fortran order,
-  in place, and reads the lower triangle of `a.T`: the upper triangle of `a`. It is the first of the three stages of an eigendecomposition (NumPy's
-  `eigh`): 0.7 s of its 2.3 s at D = 3,072 in float64 on a 2-core CPU."""
+  in place, and reads the lower triangle of `a.T`: the upper triangle of `a`. It is the
+  first of the three stages of an eigendecomposition (NumPy's `eigh`): 0.7 s of its
+  2.3 s at D = 3,072 in float64 on a 2-core CPU, 10 s at D = 6,400."""
   lapack = _linalg().lapack
   m = a.shape[0]
   lwork, info = lapack.dsytrd_lwork(m, lower=1)
@@ -367,9 +368,10 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   eps = float(jnp.finfo(dtype).eps)
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64
-  mean = _row_sum(_column_sum, (x_NxD,), chunk) / n
-  _check_finite(mean, dtype, "column sums")
-  t_mean_dev = jnp.asarray(t_mean, dtype)
+  column_sum = np.asarray(_row_sum(_column_sum, (x_NxD,), chunk))
+  _check_finite(column_sum, dtype, "column sums")
+  mean = jnp.asarray((column_sum / n).astype(dtype))      # divided and cast on the host:
+  t_mean_dev = jnp.asarray(t_mean.astype(dtype))          # no program to compile
   if d <= n:
     bounds = _bounds(d)
     upper, xt_t = _row_sum(functools.partial(_gram_update, mean, t_mean_dev,
@@ -389,7 +391,7 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
     w = np.asarray(xc.T @ jnp.asarray(m, dtype), np.float64)
   w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2)
   b_KxC = t_mean[None, :] - np.einsum("d,kdc->kc", np.asarray(mean, np.float64), w_KxDxC)
-  return {"W": jnp.asarray(w_KxDxC, dtype), "b": jnp.asarray(b_KxC, dtype)}
+  return {"W": jnp.asarray(w_KxDxC.astype(dtype)), "b": jnp.asarray(b_KxC.astype(dtype))}
 
 
 def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
@@ -413,19 +415,20 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
     if lam.shape != (k,):
       raise ValueError(f"evaluate needs one strength per member: {k} members, got "
                        f"strengths of shape {lam.shape}")
-    w_DxKC = jnp.transpose(w, (1, 0, 2)).reshape(d, k * c)
-    sq, correct = _row_sum(functools.partial(_stats, w_DxKC, b.reshape(k * c), c),
-                           (x_NxD, np.asarray(labels_N)), chunk)
+    sq, correct = _row_sum(functools.partial(_stats, w, b), (x_NxD, np.asarray(labels_N)),
+                           chunk)
     n = x_NxD.shape[0]
     penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))
     return (np.asarray(sq, np.float64) / n + lam * penalty,
             np.asarray(correct, np.float64) / n)
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _stats(w_DxKC, b_KC, num_classes, valid_C, x_CxD, y_C):
-  s = (x_CxD @ w_DxKC + b_KC[None, :]).reshape(x_CxD.shape[0], -1, num_classes)
-  t = losses.targets(y_C, num_classes, s.dtype)
+@jax.jit
+def _stats(w_KxDxC, b_KxC, valid_C, x_CxD, y_C):
+  k, d, c = w_KxDxC.shape
+  w_DxKC = jnp.transpose(w_KxDxC, (1, 0, 2)).reshape(d, k * c)
+  s = (x_CxD @ w_DxKC + b_KxC.reshape(k * c)[None, :]).reshape(x_CxD.shape[0], k, c)
+  t = losses.targets(y_C, c, s.dtype)
   sq = jnp.sum(jnp.where(valid_C[:, None, None], jnp.square(s - t[:, None, :]), 0),
                axis=(0, 2))
   correct = jnp.sum((jnp.argmax(s, axis=2) == y_C[:, None]) & valid_C[:, None], axis=0)

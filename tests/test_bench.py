@@ -280,6 +280,21 @@ def test_bench_probe_prints_the_path_figures(tmp_path):
   assert figures["memory"] is None
 
 
+def test_bench_probe_runs_one_path_with_only(tmp_path):
+  """`--only ridge`: the ridge path alone (L-BFGS on 45,000 rows takes hours); the L-BFGS
+  headlines are null."""
+  path = _features_file(tmp_path / "tiny.npz")
+  environ = dict(os.environ, PYTHONPATH=ROOT)
+  figures = _finish(_start(["bench.probe", "--features", path, "--strengths", "3",
+                            "--only", "ridge", "--no-memory"], environ))
+  _strict_loads(json.dumps(figures))
+  assert "lbfgs" not in figures and figures["ridge"]["agreement_loop"] == 1.0
+  assert figures["probe_ridge_speedup_vs_loop"] > 0 and figures["probe_ridge_speedup_vs_cv"] > 0
+  for key in ("probe_lbfgs_speedup_vs_cold", "probe_lbfgs_speedup_vs_warm",
+              "probe_max_rel_objective_diff"):
+    assert figures[key] is None
+
+
 def test_bench_probe_measures_a_side_in_a_fresh_process(tmp_path, monkeypatch):
   """The memory runs: each side once in its own process, on the rows written as .npy."""
   rows = {f: np.ones((12, 4), np.float32) if f.startswith("x")
