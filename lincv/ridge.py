@@ -84,7 +84,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, losses, precision
-from lincv._checks import check_labels
+from lincv._checks import check_dtype, check_labels
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
@@ -112,26 +112,33 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
   if not np.shape(x_NxD)[0]:
     raise ValueError("ridge needs at least one row, got rows of shape "
                      f"{np.shape(x_NxD)}")
+  if not np.shape(x_NxD)[1]:
+    raise ValueError("ridge needs at least one feature, got rows of shape "
+                     f"{np.shape(x_NxD)}")
   y = np.asarray(labels_N)
   check_labels(y, num_classes)
   lam = np.asarray(strengths_K, np.float64)
   if lam.ndim != 1 or not np.all(lam >= 0):
     raise ValueError(f"strengths must be a vector of numbers >= 0, got {strengths_K}")
+  # float64 rows are solved in float64: with 64-bit JAX off they would silently be
+  # float32 (the Gram matrix, the weights), with float64's rounding assumed.
+  check_dtype(_wide(np.dtype(x_NxD.dtype)), "ridge: the rows' dtype")
   return y, lam
 
 
-def _check_finite(a, dtype, what: str) -> None:
+def _check_finite(a, dtype, what: str, unit: str) -> None:
   """Raises a one-line ValueError if the rows' `what` (their column sums, their Gram
   matrix's diagonal) holds a value that is not finite: a NaN or an infinity in the rows,
   or sums past the range of `dtype`. LAPACK would fail on it with a message about its
   own iterations. The diagonal speaks for the whole Gram matrix: its entries are sums of
   squares, none of which is below any partial sum, and an entry off it is at most the
-  geometric mean of two of them."""
+  geometric mean of two of them. `unit` names what the index counts: a column of the
+  rows, or a row where the Gram matrix is X X^T."""
   a = np.asarray(a)
   if not np.all(np.isfinite(a)):
-    bad = np.unravel_index(np.flatnonzero(~np.isfinite(a))[0], a.shape)
+    bad = int(np.flatnonzero(~np.isfinite(a))[0])
     raise ValueError(
-        f"ridge needs finite rows: {a[bad]} in their {what} at {tuple(map(int, bad))}, "
+        f"ridge needs finite rows: {a[bad]} in their {what} at {unit} {bad}, "
         f"from a NaN or an infinity in the rows or sums past {np.dtype(dtype).name}'s "
         f"range (max {float(jnp.finfo(dtype).max):.3g}); check the rows, or scale them")
 
@@ -369,7 +376,7 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64
   column_sum = np.asarray(_row_sum(_column_sum, (x_NxD,), chunk))
-  _check_finite(column_sum, dtype, "column sums")
+  _check_finite(column_sum, dtype, "column sums", "column")
   mean = jnp.asarray((column_sum / n).astype(dtype))      # divided and cast on the host:
   t_mean_dev = jnp.asarray(t_mean.astype(dtype))          # no program to compile
   if d <= n:
@@ -379,14 +386,14 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
                            (x_NxD, y), chunk)
     xt_t, gram = np.asarray(xt_t, np.float64), _host(upper, bounds)
     del upper                                                       # the device copy
-    _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal")
+    _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal", "column")
     w = _solve(gram, xt_t, lam, n, eps, dtype)                      # (D, K * C)
   else:
     xc = jnp.asarray(x_NxD, dtype) - mean[None, :]
     tc = 2 * np.eye(num_classes)[y] - 1 - t_mean[None, :]            # float64 targets
     bounds = _bounds(n)
     gram = _host(_upper(xc.T, bounds), bounds)
-    _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal")
+    _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal", "row")
     m = _solve(gram, tc, lam, n, eps, dtype)                        # (N, K * C)
     w = np.asarray(xc.T @ jnp.asarray(m, dtype), np.float64)
   w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2)

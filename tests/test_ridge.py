@@ -42,7 +42,7 @@ def _rel(a, b):
   return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
 
 
-@pytest.mark.parametrize("block", [ridge.BLOCK, 5, 4])   # Gram blocks a side: 1, 2 or 3
+@pytest.mark.parametrize("block", [ridge.BLOCK, 6, 4])   # Gram blocks a side: 1, 2 or 3
 @pytest.mark.parametrize("form", FORMS)
 def test_path_equals_lstsq_of_the_augmented_system(x64, monkeypatch, form, block):
   n, d = FORMS[form]
@@ -143,7 +143,7 @@ def test_memory_mapped_rows_in_chunks_give_the_in_memory_result(tmp_path):
   np.save(tmp_path / "x.npy", x)
   mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
   whole = ridge.path(x, y, STRENGTHS, 4, chunk=4096)
-  chunked = ridge.path(mapped, y, STRENGTHS, 4, chunk=7)     # 8 of 7 rows, the last 6 counted
+  chunked = ridge.path(mapped, y, STRENGTHS, 4, chunk=7)     # 8 of 7 rows, the last 1 new
   np.testing.assert_allclose(chunked["W"], whole["W"], rtol=0,
                              atol=64 * float(np.finfo(np.float32).eps) * np.abs(whole["W"]).max())
 
@@ -366,8 +366,9 @@ def test_zero_strength_and_rounded_negative_eigenvalues_take_the_eigenvectors(mo
   lams = np.array([0.0, 1e-8, 1e-3, 1.0])                     # N lambda 0, 3e-7, ...
   got, eigenvectors = _solve_both_ways(monkeypatch, gram, rhs, lams, n)
   assert eigenvectors
-  inv = ridge._inverse(e, lams, n, float(np.finfo(np.float64).eps))
-  assert inv[0, 0] == inv[0, 1] == 0                          # dropped at lambda = 0
+  clipped = np.maximum(e, 0)
+  inv = np.stack([np.where(clipped > 0, 1 / np.where(clipped > 0, clipped, 1), 0),  # 0: drop
+                  1 / (clipped + n * lams[1])])
   for k in (0, 1):
     assert _rel(got[:, k], q @ (inv[k][:, None] * (q.T @ rhs))) < 1e-6
   for k in (2, 3):
@@ -396,11 +397,28 @@ def test_rows_that_are_not_finite_or_overflow_are_refused_in_one_line(shape):
     bad = x.copy()
     bad[3, 2] = value
     with pytest.raises(ValueError, match=r"^ridge needs finite rows: (nan|inf) in their "
-                       r"column sums at \(2,\), from a NaN or an infinity"):
+                       r"column sums at column 2, from a NaN or an infinity"):
       ridge.path(bad, y, STRENGTHS, 2)
   big = x.copy()
-  big[:, 1] *= 1e20                   # finite, but its squares pass float32's 3.4e38
+  big[4, 1] *= 1e20                   # finite, but its square passes float32's 3.4e38
+  # X^T X: its column; X X^T: centring spread the value over the column, so every row.
+  where = "column 1" if shape[0] > shape[1] else "row 0"
   with pytest.raises(ValueError, match=r"^ridge needs finite rows: inf in their Gram "
-                     r"matrix's diagonal at \(\d+,\), .* sums past float32's range "
+                     rf"matrix's diagonal at {where}, .* sums past float32's range "
                      r"\(max 3.4e\+38\)"):
     ridge.path(big, y, STRENGTHS, 2)
+
+
+def test_float64_rows_without_64_bit_jax_and_rows_without_features_are_refused():
+  # float64 rows were solved in float32 (their Gram matrix and weights) with float64's
+  # rounding assumed, silently; no column made a LAPACK error about array dimensions.
+  x, y = _problem(20, 3)
+  with pytest.raises(ValueError, match=r"^ridge: the rows' dtype float64 needs 64-bit "
+                     r"JAX, which is off"):
+    ridge.path(x, y, STRENGTHS, 4)
+  params = ridge.path(x.astype(np.float32), y, STRENGTHS, 4)
+  with pytest.raises(ValueError, match=r"^ridge: the rows' dtype float64 needs 64-bit"):
+    ridge.evaluate(params, x, y, STRENGTHS)
+  with pytest.raises(ValueError, match=r"^ridge needs at least one feature, got rows of "
+                     r"shape \(20, 0\)"):
+    ridge.path(x[:, :0].astype(np.float32), y, STRENGTHS, 4)
