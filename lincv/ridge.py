@@ -422,8 +422,11 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
     if lam.shape != (k,):
       raise ValueError(f"evaluate needs one strength per member: {k} members, got "
                        f"strengths of shape {lam.shape}")
-    sq, correct = _row_sum(functools.partial(_stats, w, b), (x_NxD, np.asarray(labels_N)),
-                           chunk)
+    sq, correct, nonfinite = _row_sum(functools.partial(_stats, w, b),
+                                      (x_NxD, np.asarray(labels_N)), chunk)
+    if int(nonfinite):     # else every member's objective would be NaN or inf, silently
+      raise ValueError(f"ridge.evaluate needs finite rows: {int(nonfinite)} of their values "
+                       "are NaN or infinite")
     n = x_NxD.shape[0]
     penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))
     return (np.asarray(sq, np.float64) / n + lam * penalty,
@@ -439,4 +442,5 @@ def _stats(w_KxDxC, b_KxC, valid_C, x_CxD, y_C):
   sq = jnp.sum(jnp.where(valid_C[:, None, None], jnp.square(s - t[:, None, :]), 0),
                axis=(0, 2))
   correct = jnp.sum((jnp.argmax(s, axis=2) == y_C[:, None]) & valid_C[:, None], axis=0)
-  return sq, correct
+  nonfinite = jnp.sum(~jnp.isfinite(x_CxD) & valid_C[:, None])
+  return sq, correct, nonfinite

@@ -409,6 +409,23 @@ def test_rows_that_are_not_finite_or_overflow_are_refused_in_one_line(shape):
     ridge.path(big, y, STRENGTHS, 2)
 
 
+def test_evaluate_refuses_rows_that_are_not_finite_but_scores_weights_that_are_not():
+  # Rows with a NaN or an infinity made every member's objective NaN or inf, silently;
+  # a member whose weights are not finite (a sweep marks it diverged) is still scored.
+  x, y = _problem(30, 4, c=3, seed=10)
+  x = x.astype(np.float32)
+  params = jax.tree.map(np.array, ridge.path(x, y, [1e-2, 1.0], 3))     # writable
+  for value in (np.nan, np.inf):
+    bad = x.copy()
+    bad[2, 1] = value
+    with pytest.raises(ValueError, match=r"^ridge.evaluate needs finite rows: 1 of their "
+                       r"values are NaN or infinite$"):
+      ridge.evaluate(params, bad, y, [1e-2, 1.0], chunk=7)
+  params["W"][0, 0, 0] = np.nan
+  values, _ = ridge.evaluate(params, x, y, [1e-2, 1.0])
+  assert np.isnan(values[0]) and np.isfinite(values[1])
+
+
 def test_float64_rows_without_64_bit_jax_and_rows_without_features_are_refused():
   # float64 rows were solved in float32 (their Gram matrix and weights) with float64's
   # rounding assumed, silently; no column made a LAPACK error about array dimensions.
