@@ -255,15 +255,16 @@ def _check_data(workdir: str, fingerprint: str, resuming: bool) -> None:
   The config names its data (a folder, a features file), not what is in it: a file
   changed since the run started would otherwise mix old groups' results with new rows.
   """
-  path = os.path.join(workdir, inputs_lib.DATA_FILE)
-  if resuming and os.path.exists(path):
-    if checkpoint.load_json(path).get("rows") != fingerprint:
+  recorded = inputs_lib.recorded_rows(workdir) if resuming else None
+  if recorded is not None:
+    if recorded != fingerprint:
       raise ConfigError(
           f"workdir {workdir} holds a run on other data: the rows the config's data "
           f"names have changed since it started ({inputs_lib.DATA_FILE} differs); use a new "
           "--workdir, or the data it started on to resume")
     return
   if distributed.is_writer():
+    path = os.path.join(workdir, inputs_lib.DATA_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     checkpoint.save_json(path, {"rows": fingerprint})
 

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lincv import aligned, precision
+from lincv import aligned, checkpoint, precision
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import features as features_lib
@@ -25,6 +25,13 @@ from lincv import training
 PIXELS = "pixels"
 
 DATA_FILE = os.path.join("checkpoint", "data.json")   # a run's `Inputs.fingerprint`
+
+
+def recorded_rows(workdir: str) -> str | None:
+  """The fingerprint (`Inputs.fingerprint`) of the rows the run in `workdir` was trained
+  on, as its `DATA_FILE` records it; None where it records none (an earlier run)."""
+  path = os.path.join(workdir, DATA_FILE)
+  return checkpoint.load_json(path).get("rows") if os.path.exists(path) else None
 
 
 def cache_dir(config) -> str:

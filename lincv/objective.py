@@ -24,6 +24,7 @@ from lincv._checks import as_float, check_name, check_nonnegative
 
 PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
 INPUT_WEIGHT = {"linear": "W", "mlp": "W1"}  # the weight that multiplies the inputs
+OUTPUT_LAYER = {"linear": ("W", "b"), "mlp": ("W2", "b2")}  # the layer that gives scores
 
 
 def resolve_loss(loss):

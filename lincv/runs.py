@@ -25,7 +25,7 @@ import numpy as np
 
 from lincv import checkpoint, data as data_lib, features as features_lib
 from lincv import inputs as inputs_lib
-from lincv import methods, precision
+from lincv import methods, objective, precision
 from lincv import config as config_lib
 
 SPLITS = ("train", "val", "test")
@@ -134,7 +134,7 @@ class Run:
     path = os.path.join(self.workdir, "checkpoint", "best.npz")
     params = checkpoint.load_arrays(path)
     model = self.best["hparams"].get("model", self.config.get("model", "linear"))
-    last = {"linear": ("W", "b"), "mlp": ("W2", "b2")}.get(model)
+    last = objective.OUTPUT_LAYER.get(model)
     c = len(self.class_names)
     if last is None or any(n not in params for n in last):
       raise checkpoint.Damaged(f"{path} is damaged: no {' and '.join(last or ('weights',))} "
@@ -166,8 +166,8 @@ class Run:
     """
     with self._precision():
       inputs = inputs_lib.load(self.config, cache_dir=inputs_lib.cache_dir(self.config))
-    path = os.path.join(self.workdir, inputs_lib.DATA_FILE)
-    if os.path.exists(path) and checkpoint.load_json(path).get("rows") != inputs.fingerprint():
+    recorded = inputs_lib.recorded_rows(self.workdir)
+    if recorded is not None and recorded != inputs.fingerprint():
       raise config_lib.ConfigError(
           f"the data this run's config names ({inputs_lib.source(self.config)}, from "
           f"{os.getcwd()}) is not what it "
