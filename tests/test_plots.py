@@ -117,6 +117,7 @@ def test_heatmap_of_a_random_search_is_one_marker_per_member():
 def test_confusion_colours_are_the_row_fractions_and_the_numbers_the_counts(n):
   m = np.random.default_rng(n).integers(0, 20, (n, n))
   m[1] = 0                                                       # a class with no examples
+  m[0, 2] = 0                                                    # an empty cell
   fig = plots.confusion_figure(m, [f"c{i}" for i in range(n)], title=TITLE)
   ax = fig.axes[0]
   rows = np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -128,9 +129,29 @@ def test_confusion_colours_are_the_row_fractions_and_the_numbers_the_counts(n):
     assert int(count) == m[i, j]
     if n <= 12:
       assert text.split("\n")[1] == f"{100 * m[i, j] / rows[i, 0]:.0f}%"
-  assert len(texts) == n * n
+  assert set(texts) == set(zip(*np.nonzero(m)))                  # empty cells are blank
   assert fig.axes[1].get_ylabel() == "fraction of the true class (row)"
   assert ax.images[0].get_clim() == (0, 1)
+  plt.close(fig)
+
+
+@pytest.mark.parametrize("n, shape", [(3, (4, 4, 3)), (10, (8, 8, 1)), (12, (5, 6, 3))])
+def test_templates_show_each_class_weights_rescaled_under_its_name(n, shape):
+  h, w, c = shape
+  w_DxC = np.random.default_rng(n).normal(size=(h * w * c + 1, n))  # + a bias-trick row
+  names = [f"class{k}" for k in range(n)]
+  fig = plots.templates_figure(w_DxC, shape, names, title=TITLE)
+  tiles, labels = [], []
+  for ax in fig.axes:                           # one axes per row of up to 10 templates
+    image = np.asarray(ax.images[0].get_array()).reshape(h, -1, c)
+    for x, label in zip(ax.get_xticks(), ax.get_xticklabels()):
+      left = round(x - (w - 1) / 2)
+      tiles.append(image[:, left:left + w])
+      labels.append(label.get_text())
+  assert labels == names and len(fig.axes) == -(-n // 10)
+  for k in range(n):
+    t = w_DxC[:h * w * c, k].reshape(h, w, c)
+    np.testing.assert_allclose(tiles[k], (t - t.min()) / (t.max() - t.min()), atol=1e-12)
   plt.close(fig)
 
 

@@ -9,23 +9,32 @@ from lincv.plots.style import _save, _title
 
 
 def templates_figure(w_DxC, image_shape, class_names, *, title: str = ""):
-  """The figure of `templates`, not saved."""
+  """The figure of `templates`, not saved: each row of up to 10 templates is one image
+  (a mosaic with a white gap between them), its class names as tick labels, so the figure
+  has one axes per row rather than one per class (matplotlib draws an axes slowly)."""
   h, w, c = image_shape
   w_DxC = np.asarray(w_DxC)[: h * w * c]
   n = len(class_names)
   cols = min(n, 10)
   rows = math.ceil(n / cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(max(1.3 * cols, 6), 1.5 * rows + 0.9),
+  gap = max(1, round(w / 8))
+  fig, axes = plt.subplots(rows, 1, figsize=(max(1.3 * cols, 6), 1.5 * rows + 0.9),
                            squeeze=False, layout="constrained")
-  for k, ax in enumerate(axes.flat):
-    ax.axis("off")
-    if k >= n:
-      continue
-    t = w_DxC[:, k].reshape(h, w, c)
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-12)
-    ax.imshow(t[..., 0] if c == 1 else t, cmap="gray" if c == 1 else None,
-              interpolation="nearest")
-    ax.set_title(class_names[k], fontsize=8)
+  for r, ax in enumerate(axes[:, 0]):
+    mosaic = np.ones((h, cols * (w + gap) - gap, c))     # white between the tiles
+    names = class_names[r * cols:(r + 1) * cols]
+    for q in range(len(names)):
+      t = w_DxC[:, r * cols + q].reshape(h, w, c)
+      mosaic[:, q * (w + gap):q * (w + gap) + w] = (
+          (t - t.min()) / max(float(t.max() - t.min()), 1e-12))
+    ax.imshow(mosaic[..., 0] if c == 1 else mosaic, cmap="gray" if c == 1 else None,
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([q * (w + gap) + (w - 1) / 2 for q in range(len(names))], names,
+                  fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.set_yticks([])
+    ax.spines[:].set_visible(False)
   _title(fig, title, "class templates: each class's weights as an image, rescaled on its "
          "own (bright: high weight)")
   return fig
@@ -59,14 +68,13 @@ def confusion_figure(matrix_CxC, class_names, *, title: str = "", split: str = "
   ax.set_yticks(range(n), class_names, fontsize=size)
   ax.set(xlabel="predicted class", ylabel="true class")
   if n <= 25:
-    for i in range(n):
-      for j in range(n):
-        text = f"{int(m[i, j])}" if n > 12 else f"{int(m[i, j])}\n{100 * fraction[i, j]:.0f}%"
-        ax.text(j, i, text, ha="center", va="center", fontsize=9 if n <= 6 else 7,
-                color="white" if fraction[i, j] > 0.5 else "black")
+    for i, j in zip(*np.nonzero(m)):      # an empty cell stays blank: no text to draw
+      text = f"{int(m[i, j])}" if n > 12 else f"{int(m[i, j])}\n{100 * fraction[i, j]:.0f}%"
+      ax.text(j, i, text, ha="center", va="center", fontsize=9 if n <= 6 else 7,
+              color="white" if fraction[i, j] > 0.5 else "black")
   fig.colorbar(im, ax=ax, label="fraction of the true class (row)", shrink=0.8)
-  shown = ("; numbers: count and row percentage" if n <= 12 else
-           "; numbers: count" if n <= 25 else "")
+  shown = ("; numbers: count and row percentage (blank: none)" if n <= 12 else
+           "; numbers: count (blank: none)" if n <= 25 else "")
   _title(fig, title, f"confusion matrix on {split} ({int(m.sum())} examples)\n"
          f"colour: fraction of the true class{shown}")
   return fig
@@ -74,7 +82,8 @@ def confusion_figure(matrix_CxC, class_names, *, title: str = "", split: str = "
 
 def confusion(matrix_CxC, class_names, path, *, title: str = "", split: str = "test") -> None:
   """The confusion matrix: row i is true class i; colour is the row-normalised fraction,
-  each cell also prints its count (and, up to 12 classes, its row percentage)."""
+  each cell also prints its count (and, up to 12 classes, its row percentage), up to 25
+  classes; a cell with no examples is left blank."""
   fig = confusion_figure(matrix_CxC, class_names, title=title, split=split)
   _save(fig, path, "colour: the fraction of the true class (row) predicted as each class; "
-        "numbers: the count, and the same fraction as a percentage")
+        "numbers: the count, and the same fraction as a percentage; blank: none")
