@@ -314,6 +314,47 @@ def _beyond_float32():
   return x
 
 
+def _damaged(fortran=False):
+  """An .npz whose x_train data has one bit flipped, deep in its rows."""
+  def make(tmp_path):
+    arrays = _digits()
+    if fortran:
+      arrays["x_train"] = np.asfortranarray(arrays["x_train"])
+    path = _save_npz(tmp_path / "f.npz", **arrays)
+    x, _ = feature_files._member(path, zipfile.ZipFile(path).getinfo("x_train.npy"))
+    at = x.offset + x.nbytes // 2
+    del x
+    with open(path, "r+b") as f:
+      f.seek(at)
+      byte = f.read(1)
+      f.seek(at)
+      f.write(bytes([byte[0] ^ 0x40]))
+    return path
+  return make
+
+
+def _short_member(tmp_path):
+  """An .npz whose x_train.npy header claims more rows than the member holds (the next
+  member's bytes would be read as rows)."""
+  path = str(tmp_path / "f.npz")
+  arrays = _digits()
+  with zipfile.ZipFile(path, "w") as z:
+    for k, v in arrays.items():
+      with z.open(k + ".npy", "w") as f:
+        if k == "x_train":
+          np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                   "shape": (1401, 64)})
+          f.write(v.tobytes())
+        else:
+          np.lib.format.write_array(f, v)
+  return path
+
+
+def _labels(train, test, **more):
+  return _with(y_train=np.resize(np.asarray(train), 1400),
+               y_test=np.resize(np.asarray(test), 397), **more)
+
+
 BAD = [
     ("rows_labels", _with(y_train=np.zeros(10, np.int64)),
      "x_train has 1400 rows but y_train has 10 labels"),
@@ -361,6 +402,18 @@ BAD = [
     ("object_names_folder", _object_names_folder,
      "class_names holds Python objects (dtype object), which are not read"),
     ("corrupt", _corrupt_npz, "cannot be read"),
+    ("damaged", _damaged(), "x_train is damaged (its bytes do not match the checksum"),
+    ("damaged_fortran", _damaged(fortran=True), "x_train is damaged"),
+    ("short_member", _short_member,
+     "x_train cannot be read (its header says (1401, 64) float32, 358656 bytes, but the "
+     "member holds 358400)"),
+    ("one_class", _labels([0], [0]), "y_train holds one class (0); a classifier needs"),
+    ("empty_classes", _labels([0, 3], [0]),
+     "classes 1 ('1'), 2 ('2') of 0..3 have no rows in y_train"),
+    ("test_only_class", _labels([0, 1], [2], class_names=np.array(["a", "b", "c"])),
+     "class 2 ('c') of 0..2 has no rows in y_train"),
+    ("undecodable_names", _with(class_names=np.array([b"caf\xe9"] + [b"d"] * 9)),
+     "class_names holds bytes that are not UTF-8 text"),
     ("truncated", _truncated_npy, "x_train.npy cannot be read"),
 ]
 
@@ -372,6 +425,21 @@ def test_bad_features_are_one_line_naming_the_array(tmp_path, make, message):
     lincv.data.load(features=path)
   assert message in str(e.value) and "\n" not in str(e.value)
   assert str(e.value).startswith(f"features {path}")
+
+
+def test_arrays_of_other_names_are_ignored_with_a_warning(tmp_path):
+  arrays = _digits()
+  for save, where in ((_save_npz, tmp_path / "f.npz"), (_save_folder, tmp_path / "f")):
+    path = save(where, **arrays, x_val=arrays["x_test"], class_name=np.array(["a"] * 10))
+    with pytest.warns(UserWarning, match="ignored arrays class_name, x_val: the format's"):
+      ds = lincv.data.load(features=path)
+    assert ds.num_classes == 10 and ds.class_names[0] == "0"
+
+
+def test_an_upper_case_npz_name_reads(tmp_path):
+  path = _save_npz(tmp_path / "f.npz", **_digits())
+  os.rename(path, tmp_path / "F.NPZ")
+  assert lincv.data.load(features=str(tmp_path / "F.NPZ")).dim == 64
 
 
 def test_a_run_refuses_an_empty_validation_split(tmp_path):

@@ -8,17 +8,21 @@
 The format: arrays `x_train`, `y_train`, `x_test`, `y_test` and, optionally, `class_names`
 (strings) and `x_train_mirrored` (row i: the features of training image i mirrored
 left-right, for `data.flip`), in an `.npz` (as `np.savez` writes it) or as `<name>.npy`
-files in a folder. Rows are float (N, D), float16 or float32 (float64 is read as float32);
-labels integer class indices (N,). Rows are memory-mapped: the `.npy` files of a folder and the stored (uncompressed) members of an
-`.npz`, so a float16 file larger than memory costs only the rows a run takes from it.
-`load` checks everything, a chunk of rows at a time, and raises `DataError` with one line
-naming the array and the problem.
+files in a folder. Rows are float (N, D), float16 or float32 (float64 rows are accepted;
+`prepare` keeps them as float32); labels integer class indices (N,), every class with
+training rows. Rows are memory-mapped: the `.npy` files of a folder and the stored
+(uncompressed) members of an `.npz`, so a float16 file larger than memory costs only the
+rows a run takes from it. `load` checks everything, a chunk of rows at a time (a stored
+member's checksum too, as `np.load` would), and raises `DataError` with one line naming
+the array and the problem; arrays of other names are ignored with a warning.
 """
 
 import dataclasses
 import os
 import struct
+import warnings
 import zipfile
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -95,7 +99,7 @@ def load(path) -> FeatureDataset:
       than x_train, non-finite values, labels that are not class indices in range.
   """
   path = os.fspath(path)
-  arrays = _read(path)
+  arrays, stored = _read(path)
   missing = [k for k in REQUIRED if k not in arrays]
   if missing:
     raise DataError(f"features {path}: no {', '.join(missing)}; required arrays: "
@@ -147,9 +151,24 @@ def load(path) -> FeatureDataset:
       raise DataError(f"features {path}: y_{split} holds label {int(y.max())}, out of range "
                       f"for {len(class_names)} class_names; valid labels are "
                       f"0..{len(class_names) - 1}")
+  counts = np.bincount(ys["train"], minlength=len(class_names))
+  if np.count_nonzero(counts) < 2:
+    raise DataError(f"features {path}: y_train holds one class ({int(np.argmax(counts))}); "
+                    "a classifier needs training rows of at least 2")
+  empty = np.flatnonzero(counts == 0)
+  if empty.size:   # as an image folder's empty class folder: the classifier cannot learn it
+    shown = ", ".join(f"{k} ({class_names[k]!r})" for k in empty[:5])
+    raise DataError(f"features {path}: class{'es' * (empty.size > 1)} {shown}"
+                    f"{' ...' if empty.size > 5 else ''} of 0..{len(class_names) - 1} "
+                    f"ha{'ve' if empty.size > 1 else 's'} no rows in y_train; every class "
+                    "needs training rows: renumber the labels 0..C-1 over the classes "
+                    "present (and class_names to match)")
   for name in ("x_train", "x_test", "x_train_mirrored"):
     if name in arrays:
-      _check_finite(path, name, arrays[name])
+      _check_finite(path, name, arrays[name], stored.get(name))
+  for name, check in stored.items():
+    if name not in ("x_train", "x_test", "x_train_mirrored"):
+      _verify(path, name, arrays[name], check)
   splits = {s: (arrays[f"x_{s}"], ys[s].astype(np.int32)) for s in ("train", "test")}
   return FeatureDataset(os.path.basename(os.path.normpath(path)), class_names, splits,
                         mirrored, path)
@@ -166,13 +185,17 @@ def _check_rows(path, name, x) -> None:
     raise DataError(f"features {path}: {name} rows have no values (shape {x.shape})")
 
 
-def _check_finite(path, name, x) -> None:
+def _check_finite(path, name, x, stored=None) -> None:
   """Raises DataError at the first value that is not finite, or (float64 rows, which are
-  read as float32) beyond float32's range, reading `x` a chunk at a time."""
+  read as float32) beyond float32's range, reading `x` a chunk at a time; with `stored`
+  (an .npz member's `_Stored`), also if its checksum does not match."""
   step = chunk_rows(x)
   top = float(np.finfo(np.float32).max)
+  crc = stored.crc if stored is not None and stored.in_order else None
   for i in range(0, len(x), step):
     part = x[i:i + step]
+    if crc is not None:
+      crc = zlib.crc32(memoryview(np.ascontiguousarray(part)).cast("B"), crc)
     bad = ~np.isfinite(part)
     if bad.any():
       r, c = np.argwhere(bad)[0]
@@ -183,6 +206,31 @@ def _check_finite(path, name, x) -> None:
       raise DataError(f"features {path}: {name} holds {x[i + r, c]:.3g} at row {i + r}, "
                       f"column {c}, beyond float32's range (+-{top:.3g}); rows are read as "
                       "float32")
+  if stored is not None:
+    _verify(path, name, x, stored, crc)
+
+
+class _Stored:
+  """What a memory-mapped .npz member must hash to: the zip's CRC-32 of the member, and
+  the CRC-32 of its bytes before the array (the .npy header); `in_order` if the array's
+  bytes in the file follow its rows (C order)."""
+
+  def __init__(self, expected: int, header_crc: int, in_order: bool):
+    self.expected, self.crc, self.in_order = expected, header_crc, in_order
+
+
+def _verify(path, name, x, stored: _Stored, crc: int | None = None) -> None:
+  """DataError unless the member's bytes hash to the zip's CRC-32 (`crc`: their hash if
+  the caller already read them)."""
+  if crc is None:
+    crc = stored.crc
+    flat = x.reshape(-1, order="C" if stored.in_order else "F") if x.size else x.reshape(-1)
+    step = max(1, CHUNK_BYTES // max(1, x.dtype.itemsize))
+    for i in range(0, flat.size, step):
+      crc = zlib.crc32(memoryview(np.ascontiguousarray(flat[i:i + step])).cast("B"), crc)
+  if crc != stored.expected:
+    raise DataError(f"features {path}: {name} is damaged (its bytes do not match the "
+                    "checksum the .npz stores for them); write the file again")
 
 
 def _class_names(path, arrays) -> tuple[str, ...] | None:
@@ -192,7 +240,11 @@ def _class_names(path, arrays) -> tuple[str, ...] | None:
   if names.ndim != 1 or names.dtype.kind not in "US":
     raise DataError(f"features {path}: class_names must be strings of shape (C,), got "
                     f"{names.dtype} of shape {names.shape}")
-  names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names)
+  try:
+    names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names)
+  except UnicodeDecodeError as e:
+    raise DataError(f"features {path}: class_names holds bytes that are not UTF-8 text "
+                    f"({e.object!r}); save the names as strings: np.array(names, str)") from None
   if len(names) < 2:
     raise DataError(f"features {path}: class_names has {len(names)} class(es); a classifier "
                     "needs at least 2")
@@ -201,13 +253,15 @@ def _class_names(path, arrays) -> tuple[str, ...] | None:
   return names
 
 
-def _read(path) -> dict[str, np.ndarray]:
-  """The arrays at `path`, memory-mapped where possible; DataError if it cannot be read."""
+def _read(path) -> tuple[dict[str, np.ndarray], dict[str, "_Stored"]]:
+  """The arrays at `path`, memory-mapped where possible, and the checksums of the .npz
+  members that are memory-mapped; DataError if it cannot be read."""
   if os.path.isdir(path):
     names = [k for k in REQUIRED + OPTIONAL if os.path.isfile(os.path.join(path, k + ".npy"))]
     if not names:
       raise DataError(f"features {path}: this folder has none of x_train.npy, y_train.npy, "
                       f"x_test.npy, y_test.npy; expected {_FORMAT}")
+    _ignored(path, [f[:-4] for f in os.listdir(path) if f.endswith(".npy")])
     out = {}
     for k in names:
       file = os.path.join(path, k + ".npy")
@@ -221,19 +275,22 @@ def _read(path) -> dict[str, np.ndarray]:
       except Exception as e:  # pylint: disable=broad-except
         raise DataError(f"features {path}: {k}.npy cannot be read ({_first_line(e)}); it "
                         "is not an .npy file, or it is damaged") from None
-    return out
+    return out, {}
   if not os.path.exists(path):
     raise DataError(f"features {path}: not found; expected {_FORMAT}")
-  if not path.endswith(".npz"):
+  if not path.lower().endswith(".npz"):
     raise DataError(f"features {path}: neither an .npz file nor a folder; expected {_FORMAT}")
   try:
     with zipfile.ZipFile(path) as z:
       members = {m.filename[:-4]: m for m in z.infolist() if m.filename.endswith(".npy")}
-    out = {}
+    _ignored(path, list(members))
+    out, stored = {}, {}
     for k in REQUIRED + OPTIONAL:
       if k in members:
-        out[k] = _member(path, members[k])
-    return out
+        out[k], check = _member(path, members[k])
+        if check is not None:
+          stored[k] = check
+    return out, stored
   except DataError:
     raise
   except Exception as e:  # pylint: disable=broad-except
@@ -241,8 +298,20 @@ def _read(path) -> dict[str, np.ndarray]:
                     ".npz file, or it is damaged") from None
 
 
-def _member(path, info: zipfile.ZipInfo) -> np.ndarray:
-  """One array of an .npz: memory-mapped if stored uncompressed, else read whole."""
+def _ignored(path, names) -> None:
+  """Warns about arrays of names the format does not have (a typo of an optional one, or a
+  validation split of the user's own, which lincv does not read)."""
+  unknown = sorted(set(names) - set(REQUIRED + OPTIONAL))
+  if unknown:
+    warnings.warn(f"features {path}: ignored array{'s' * (len(unknown) > 1)} "
+                  f"{', '.join(unknown)}: the format's arrays are {', '.join(REQUIRED)} and "
+                  f"optionally {', '.join(OPTIONAL)} (validation rows are split from "
+                  "x_train, data.val_fraction)", UserWarning, stacklevel=4)
+
+
+def _member(path, info: zipfile.ZipInfo) -> tuple[np.ndarray, "_Stored | None"]:
+  """One array of an .npz: memory-mapped if stored uncompressed (with the checksum its
+  bytes must have, which reading them whole would check), else read whole."""
   name, read_header = info.filename[:-4], None
   try:
     with zipfile.ZipFile(path) as z, z.open(info) as f:
@@ -258,14 +327,22 @@ def _member(path, info: zipfile.ZipInfo) -> np.ndarray:
         version = np.lib.format.read_magic(f)
         read_header = _NPY_HEADERS.get(version)
         if read_header is not None:
+          start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
           shape, fortran, dtype = read_header(f)
           offset = f.tell()
+          f.seek(start)
+          header_crc = zlib.crc32(f.read(offset - start))
     if info.compress_type == zipfile.ZIP_STORED and read_header is not None:
-      if offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > os.path.getsize(path):
+      nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+      if offset - start + nbytes != info.file_size:
+        raise ValueError(f"its header says {shape} {dtype}, {nbytes} bytes, but the member "
+                         f"holds {info.file_size - (offset - start)}")
+      if offset + nbytes > os.path.getsize(path):
         raise ValueError(f"shorter than its header says ({shape}, {dtype})")
-      return np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
+      x = np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
+      return x, _Stored(info.CRC, header_crc, not fortran or len(shape) < 2)
     with np.load(path, allow_pickle=False) as z:
-      return z[name]
+      return z[name], None
   except DataError:
     raise
   except Exception as e:  # pylint: disable=broad-except
