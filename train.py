@@ -243,21 +243,26 @@ def _main(spec, config) -> None:
     sys.exit(130)
 
 
-def exit_without_teardown() -> None:
-  """Ends a finished one-process run at once, skipping the interpreter's teardown.
+def exit_without_teardown(code: int = 0) -> None:
+  """Ends a finished (or interrupted) one-process run at once, skipping the interpreter's
+  teardown.
 
   Unloading jax, XLA and matplotlib takes 0.5 to 1 s of a 2-core CPU after the last line
   is printed, a tenth of the default run; everything the run writes is closed (and
-  synced) by then. A process of a multi-process run exits normally: jax's exit handler
-  leaves the coordination service, which its peers wait on.
+  synced) by then. After Ctrl-C, XLA's threads may still be running the program the
+  interrupt cut short, and tearing the interpreter down under them could crash the
+  process (SIGSEGV instead of status 130). A process of a multi-process run exits
+  normally: jax's exit handler leaves the coordination service, which its peers wait on.
   """
   distributed = sys.modules.get("lincv.distributed")
   if distributed is not None and distributed.joined():
+    if code:
+      sys.exit(code)
     return
   logging.shutdown()
   sys.stdout.flush()
   sys.stderr.flush()
-  os._exit(0)  # pylint: disable=protected-access
+  os._exit(code)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
@@ -266,4 +271,8 @@ if __name__ == "__main__":
   except KeyboardInterrupt:
     sys.stderr.write("train.py: interrupted before the run began\n")
     sys.exit(130)
+  except SystemExit as e:
+    if e.code == 130:          # Ctrl-C, said and cleaned up: XLA may still be running
+      exit_without_teardown(130)
+    raise
   exit_without_teardown()

@@ -116,6 +116,13 @@ def _parse(flag: str, text: str, current):
   return _literal(text)
 
 
+# Fields that name data: "" is their default (unset), so an empty value given on the
+# command line (`--config.data.features=$FEATS` with FEATS unset) would quietly train on
+# the config's own dataset instead.
+PATHS = {"data.features": "a features file (an .npz, or a folder of .npy files)",
+         "data.folder": "an image folder (root/{train,test}/<class>/*)"}
+
+
 def override(config: ml_collections.ConfigDict, path: str, text: str) -> None:
   """Applies `--config.PATH=TEXT` to `config` in place.
 
@@ -146,6 +153,9 @@ def override(config: ml_collections.ConfigDict, path: str, text: str) -> None:
   if current is None and holder.get_ref(parts[-1]).get_type() in (bool, int, float, str):
     current = holder.get_ref(parts[-1]).get_type()()   # a placeholder: parse by its type
   value = _parse(flag, text, current)
+  if path in PATHS and not value.strip():
+    raise OverrideError(f"{flag} is empty (an unset shell variable?); give {PATHS[path]}, "
+                        f"or leave {flag} out")
   try:
     holder[parts[-1]] = value
   except (TypeError, ValueError) as e:

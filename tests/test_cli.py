@@ -235,6 +235,11 @@ def test_override_parses_by_the_type_of_the_field():
     ("shuffle_seed", "1.5", "--config.shuffle_seed takes an integer, got '1.5'"),  # unset: None
     ("data", "1", "--config.data is a group of fields"),
     ("sweep", "1", "--config.sweep takes a dict"),
+    # An unset shell variable ($FEATS) would otherwise train on the config's own dataset.
+    ("data.features", "", "--config.data.features is empty (an unset shell variable?); give "
+                          "a features file"),
+    ("data.folder", " ", "--config.data.folder is empty (an unset shell variable?); give an "
+                         "image folder"),
 ])
 def test_override_errors_are_one_line(path, text, message):
   c = config_lib.base()
