@@ -23,8 +23,9 @@ Here the whole coarse grid is one population solved at once (`optimizer="lbfgs"`
 
 Each member runs up to 10 epochs of 100 L-BFGS iterations (an iteration cap of 1,000,
 with its validation accuracy after every 100) and stops when its gradient norm is 1e-4
-of its norm at the start (`tol`): float32 gradients summed over 45,000 rows carry a
-relative error of about 1e-6 to 1e-5, so a much smaller tol would only run to the cap.
+of its norm at W = 0, b = 0 (`tol`; there it is the data loss's gradient, the same for
+every strength): float32 gradients summed over 45,000 rows carry a relative error of
+about 1e-6 to 1e-5, so a much smaller tol would only run to the cap.
 Rows are standardised (`data.scale="std"`, centred on the training mean): one
 reg_strength then penalises every column alike and L-BFGS sees a better-conditioned
 problem. The k-means features are written standardised already, so for them this

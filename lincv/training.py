@@ -57,7 +57,7 @@ HPARAM_DEFAULTS = {
     "beta": 1.0,
     "init_scale": 1e-3,
     "seed": 0,
-    "tol": 1e-5,     # lbfgs: stop at |grad| <= tol * |grad at the start|
+    "tol": 1e-5,     # lbfgs: stop at |grad| <= tol * |grad at W = 0, b = 0|
 }
 
 

@@ -252,6 +252,34 @@ def test_a_member_whose_gradient_norm_is_nan_is_named_as_the_worst():
   assert [r["member"] for r in bad] == [0, 1]
 
 
+def test_a_strong_penalty_from_a_random_start_is_not_called_converged_short_of_its_minimum():
+  """At lambda = 1e6 the gradient at a random start is 2 lambda W0, thousands of times the
+  data loss's: a tol relative to it stopped the member after two steps and called it
+  converged, W ~ 0 but the bias unfitted (objective log 3 = 1.10, where the minimum is
+  about the labels' entropy, 0.65). Relative to the gradient at W = 0, b = 0 (the data
+  loss's alone), a member is converged only at its minimum; one that stalls short of
+  its tol (float32 cannot resolve the objective's last decrease there) says so."""
+  rng = np.random.default_rng(11)
+  y = rng.choice(3, size=2000, p=[0.75, 0.2, 0.05])
+  x = ((rng.normal(size=(3, 32)) * 0.3)[y] + rng.normal(size=(2000, 32))).astype(np.float32)
+  data = training.Data(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(x[:200]),
+                       jnp.asarray(y[:200], jnp.int32))
+  c = _probe_config(epochs=10, lbfgs_iters=20, init_scale=1e-3, tol=1e-4)
+  c.sweep = {"reg_strength": [1e4, 1e6]}
+  with warnings.catch_warnings(record=True) as record:
+    warnings.simplefilter("always")
+    rows = sweep.run(c, lambda f: data, 3).rows
+  warned = {r["member"] for r in rows
+            if any(f"member {r['member']}" in str(w.message) for w in record
+                   if issubclass(w.category, lbfgs.NotConverged))}
+  prior = np.bincount(y) / len(y)
+  entropy = -float(np.sum(prior * np.log(prior)))  # the loss at W = 0 and its best b
+  for r in rows:   # W is all but 0 at the minimum of either strength
+    at_minimum = abs(r["final_loss"] - entropy) <= 1e-3 * entropy
+    assert at_minimum or (r["grad_norm"] > c.tol and r["member"] in warned), (r, entropy)
+  assert any(abs(r["final_loss"] - entropy) <= 1e-3 * entropy for r in rows)
+
+
 def test_a_member_whose_gradient_overflows_at_the_start_is_diverged():
   """reg_strength 1e25: a finite objective (W is small at the start) but a gradient norm
   that overflows float32: it can take no step, and says so."""

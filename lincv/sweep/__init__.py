@@ -81,7 +81,7 @@ def run(config: ml_collections.ConfigDict,
     and val_accuracy (of the member's best-validation parameters), final_loss (mean
     train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
     best_epoch, seconds (the group's training time divided among its members); an
-    lbfgs member's also iterations and grad_norm (relative to the start, see
+    lbfgs member's also iterations and grad_norm (relative to the gradient at zero, see
     `lincv.lbfgs`); with `config.refine`, stage (coarse / refine). A member's history
     holds the epochs it trained, 1..epochs_run.
 

@@ -240,7 +240,7 @@ def validate_member(m: Mapping) -> None:
     raise SweepError(f"lr_decay must be > 0, got {m['lr_decay']}")
   if not 0 <= m["tol"] < np.inf:
     raise SweepError(f"tol must be a finite number >= 0 (L-BFGS stops at |grad| <= tol * "
-                     f"|grad at the start|; 0 runs every iteration), got {m['tol']}")
+                     f"|grad at W = 0, b = 0|; 0 runs every iteration), got {m['tol']}")
   if int(m["seed"]) != m["seed"] or not 0 <= m["seed"] < 2**32:
     raise SweepError(f"seed must be an integer in [0, 2**32), got {m['seed']}")
 
