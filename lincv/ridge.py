@@ -97,6 +97,11 @@ class LowPrecision(UserWarning):
   """Strengths of a float32 path that the float32 Gram matrix's rounding reaches."""
 
 
+class BadRows(ValueError):
+  """Rows the path cannot solve: a NaN or an infinity in them, or sums past their dtype's
+  range (a float32 Gram matrix that overflows)."""
+
+
 def check_structure(model: str, loss: str, reg: str) -> None:
   """Raises a one-line ValueError unless (model, loss, reg) is what the closed form solves."""
   if (model, loss, reg) != ("linear", "least_squares", "l2"):
@@ -137,7 +142,7 @@ def _check_finite(a, dtype, what: str, unit: str) -> None:
   a = np.asarray(a)
   if not np.all(np.isfinite(a)):
     bad = int(np.flatnonzero(~np.isfinite(a))[0])
-    raise ValueError(
+    raise BadRows(
         f"ridge needs finite rows: {a[bad]} in their {what} at {unit} {bad}, "
         f"from a NaN or an infinity in the rows or sums past {np.dtype(dtype).name}'s "
         f"range (max {float(jnp.finfo(dtype).max):.3g}); check the rows, or scale them")
@@ -287,7 +292,7 @@ def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
   rounding left an eigenvalue of G below -N lambda / 2."""
   diag, off, q = _tridiagonal(gram)
   low, high = _ends(diag, off)
-  _warn_rounding(high, lam_K, n, eps, dtype)
+  _warn_rounding(low, high, lam_K, n, eps, dtype)
   p_MxC = q.apply(rhs_MxC, transpose=True)
   m, c = p_MxC.shape
   z = np.empty((m, lam_K.size, c))
@@ -330,21 +335,26 @@ def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
   return np.where(keep, 1 / np.where(keep, d, 1), 0)
 
 
-def _warn_rounding(high, lam_K, n: int, eps: float, dtype) -> None:
+def _warn_rounding(least, high, lam_K, n: int, eps: float, dtype) -> None:
   """Warns (`LowPrecision`) of the positive strengths whose N lambda lies below ROUNDING
   times the float32 Gram matrix's rounding, eps max e (`high`, its greatest eigenvalue):
   their weights carry that rounding (see Precision: 2.6% of the test predictions differ
-  from float64's on CIFAR-10 pixels at lambda = 1e-6). Silent for float64 rows."""
+  from float64's on CIFAR-10 pixels at lambda = 1e-6); and of lambda = 0 where the
+  least eigenvalue (`least`) lies below it too: the directions `_inverse` drops there
+  as rounding may be the data's own (64 of 256 of a full-rank Gram matrix of condition
+  1e8, its objective 19% above lstsq's). Silent for float64 rows."""
   if np.dtype(dtype) == np.float64:
     return
   floor = ROUNDING * eps * max(high, 0.0)
-  low = lam_K[(lam_K > 0) & (n * lam_K < floor)]
+  low = lam_K[((lam_K > 0) & (n * lam_K < floor)) | ((lam_K == 0) & (least < floor))]
   if low.size:
     listed = ", ".join(f"{v:.3g}" for v in low)
     warnings.warn(
         f"lincv: ridge on float32 rows: {low.size} of the strengths ({listed}) "
         f"have N lambda below {ROUNDING} eps max e = {floor:.3g}, where the float32 Gram "
-        "matrix's rounding changes their weights; pass float64 rows with 64-bit JAX on "
+        f"matrix's rounding changes their weights"
+        f"{' (at 0 it drops the directions whose eigenvalues lie within it)' * (0 in low)}; "
+        "pass float64 rows with 64-bit JAX on "
         "(jax.config.update('jax_enable_x64', True), or --config.dtype=float64) for them",
         LowPrecision, stacklevel=5)
 
@@ -425,7 +435,7 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
     sq, correct, nonfinite = _row_sum(functools.partial(_stats, w, b),
                                       (x_NxD, np.asarray(labels_N)), chunk)
     if int(nonfinite):     # else every member's objective would be NaN or inf, silently
-      raise ValueError(f"ridge.evaluate needs finite rows: {int(nonfinite)} of their values "
+      raise BadRows(f"ridge.evaluate needs finite rows: {int(nonfinite)} of their values "
                        "are NaN or infinite")
     n = x_NxD.shape[0]
     penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))

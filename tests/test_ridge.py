@@ -16,8 +16,9 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import Ridge, RidgeClassifier
 
-from lincv import losses, objective, ridge, sweep, training
+from lincv import experiment, losses, objective, ridge, sweep, training
 from lincv import config as config_lib
+from lincv.data import DataError
 
 STRENGTHS = np.array([1e-3, 0.03, 1.0, 10.0])
 FORMS = {"gram_DxD": (60, 12), "gram_NxN": (15, 40)}   # (N, D): N > D and N < D
@@ -235,6 +236,21 @@ def test_digits_sweep_solved_in_closed_form(tmp_path):
   assert (tmp_path / "checkpoint").exists()
 
 
+def test_a_run_on_rows_whose_gram_matrix_overflows_is_one_line_and_leaves_no_run(tmp_path):
+  # Every value is finite float32 (1e19), their squares' sums are not: ridge's ValueError
+  # was a traceback, with config.json and checkpoint/ left in the workdir.
+  x, y = _digits()
+  path = str(tmp_path / "huge.npz")
+  np.savez(path, x_train=x[:1500] * np.float32(1e19), y_train=y[:1500],
+           x_test=x[1500:] * np.float32(1e19), y_test=y[1500:])
+  c = _config(reg_strength=[1e-3, 1.0])
+  c.data.features, c.data.center = path, "none"
+  with pytest.raises(DataError, match=r"^ridge needs finite rows: inf in their Gram matrix's "
+                                      r"diagonal at column \d+, from .* or sums past float32's"):
+    experiment.run(c, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
 def test_a_sweep_on_fewer_rows_than_the_ignored_batch_size_is_solved():
   # The closed form takes no minibatches: the config's batch_size (256) does not bound N.
   x, y = _digits()
@@ -322,6 +338,13 @@ def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
   with warnings.catch_warnings():
     warnings.simplefilter("error", ridge.LowPrecision)
     ridge.path(x, y, strengths, 4)
+  # lambda = 0 drops the directions within rounding, here 8 decades down the spectrum,
+  # full rank: said too; on rows whose least eigenvalue is far from rounding, nothing.
+  with pytest.warns(ridge.LowPrecision, match=r"3 of the strengths \(0, 1e-10, 1e-08\)"):
+    ridge.path(x.astype(np.float32), y, [0.0] + strengths, 4)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", ridge.LowPrecision)
+    ridge.path(rng.normal(size=(3000, 400)).astype(np.float32), y, [0.0, 1.0], 4)
 
 
 def _solve_both_ways(monkeypatch, gram, rhs, lams, n):

@@ -20,8 +20,9 @@ import jax
 import numpy as np
 import optax
 
-from lincv import distributed, ridge, training
 from lincv import config as config_lib
+from lincv import distributed, ridge, training
+from lincv.data.dataset import DataError
 
 # The fields a closed-form member's solution depends on; it ignores every other one.
 USED = ("model", "loss", "reg", "optimizer", "reg_strength", "features")
@@ -73,9 +74,12 @@ class ClosedForm:
     pop = self.pop
     data = training.Data(*(_local(a) for a in pop.data))
     lam = distributed.fetch(pop.hparams["reg_strength"])
-    params = ridge.path(data.x_train, data.y_train, lam, pop.num_classes)
-    loss, _ = ridge.evaluate(params, data.x_train, data.y_train, lam)
-    _, val_acc = ridge.evaluate(params, data.x_val, data.y_val, lam)
+    try:
+      params = ridge.path(data.x_train, data.y_train, lam, pop.num_classes)
+      loss, _ = ridge.evaluate(params, data.x_train, data.y_train, lam)
+      _, val_acc = ridge.evaluate(params, data.x_val, data.y_val, lam)
+    except ridge.BadRows as e:   # the rows' problem, said in one line; no run is left
+      raise DataError(str(e)) from None
     dtype = np.dtype(data.x_train.dtype)
     ok = np.isfinite(loss)     # the objective is finite where the parameters are
     status = np.where(ok, training.STOPPED, training.DIVERGED).astype(np.int32)
