@@ -239,8 +239,8 @@ NOT_SMOOTH = ("svm",)    # losses whose gradient jumps: L-BFGS's curvature model
 
 def unconverged(rows: list[dict]) -> list[dict]:
   """The rows of full-batch members that ended, not diverged or pruned, with
-  |grad| / |grad_0| above their `tol`."""
-  return [r for r in rows if "grad_norm" in r and r["status"] == "ok"
+  |grad| / |grad_0| above their `tol`; a member of tol 0 ran every iteration as asked."""
+  return [r for r in rows if "grad_norm" in r and r["status"] == "ok" and r["tol"] > 0
           and not r["grad_norm"] <= r["tol"]]
 
 

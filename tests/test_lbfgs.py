@@ -291,6 +291,15 @@ def test_a_member_whose_gradient_overflows_at_the_start_is_diverged():
   assert result.best["member"] == 0
 
 
+def test_a_sweep_whose_every_member_overflows_says_what_to_change():
+  c = _probe_config(epochs=1, lbfgs_iters=10)
+  c.sweep = {"reg_strength": [1e25, 1e30]}
+  with pytest.raises(sweep.Diverged, match=r"^all 2 members diverged; for lbfgs, whose "
+                                           r"objective or gradient overflowed .*, lower "
+                                           r"reg_strength or scale the rows"):
+    sweep.run(c, lambda f: _digits(300), 10)
+
+
 def test_the_warning_says_when_a_loss_is_not_smooth():
   row = {"member": 0, "status": "ok", "grad_norm": 2e-2, "tol": 1e-3, "iterations": 10,
          "epochs": 1, "lbfgs_iters": 10, "loss": "svm"}
@@ -331,6 +340,7 @@ def test_a_tol_below_0_is_refused_and_tol_0_runs_every_iteration():
     with pytest.raises(sweep.SweepError, match="tol must be a finite number >= 0"):
       sweep.expand(c)
   c.tol, c.sweep = 0.0, {"reg_strength": [1e-2, 1.0]}
-  with pytest.warns(lbfgs.NotConverged, match="2 of 2 L-BFGS members .* 2 at the iteration"):
+  with warnings.catch_warnings():   # every iteration, as asked: not "not converged"
+    warnings.simplefilter("error", lbfgs.NotConverged)
     result = sweep.run(c, lambda f: _digits(200), 10)
   assert [r["iterations"] for r in result.rows] == [3, 3]

@@ -73,6 +73,19 @@ def select(rows: list[dict]) -> dict:
   """
   chosen = best(rows)
   if chosen is None:
-    raise Diverged(f"all {len(rows)} members diverged; lower the learning rate")
+    raise Diverged(f"all {len(rows)} members diverged; {_advice(rows)}")
   return chosen
+
+
+def _advice(rows: list[dict]) -> str:
+  """What to change, by the members' optimizers: a full-batch solver has no learning
+  rate; its members diverge where the objective or its gradient overflows at the start."""
+  full = {r.get("optimizer") for r in rows} & {"lbfgs", "closed_form"}
+  minibatch = any(r.get("optimizer") not in ("lbfgs", "closed_form") for r in rows)
+  out = ["lower the learning rate"] if minibatch else []
+  if full:
+    out.append(f"for {' and '.join(sorted(full))}, whose objective or gradient overflowed "
+               "(a NaN or an infinity), lower reg_strength or scale the rows "
+               "(data.scale='std')")
+  return "; ".join(out)
 
