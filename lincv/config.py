@@ -55,7 +55,16 @@ ONLY_WITH.update({
                         ("batch_size", "the minibatch size"),
                         ("schedule", "the learning-rate schedule"),
                         ("warmup_epochs", "the learning-rate warm-up"),
-                        ("patience", "early stopping on validation"))})
+                        ("patience", "early stopping on validation"),
+                        ("grad", "the source of the minibatch step's gradient (L-BFGS "
+                                 "takes the hand-derived one)"),
+                        ("diverge_factor", "the minibatch loss's divergence test"))})
+# What closed_form (one exact solve, from no start) does not read either.
+ONLY_WITH.update({
+    field: ("optimizer", optim.OPTIMIZERS + ("lbfgs",),
+            f"{what}, which closed_form (one exact solve) does not use")
+    for field, what in (("epochs", "the number of epochs"),
+                        ("seed", "the seed of the initial weights and data order"))})
 
 
 def used(field: str, member) -> bool:
@@ -104,9 +113,18 @@ _MATTERS = {
     "data.name": (lambda c, ms: not (c.data.folder or c.data.get("features")),
                   "neither data.folder nor data.features, which override it"),
     "data.placement": (lambda c, ms: c.method == "sweep", "method='sweep'"),
-    "data.block_steps": (lambda c, ms: c.method == "sweep" and c.data.placement != "device",
-                         "method='sweep' and data.placement 'host' or 'auto'"),
+    "data.block_steps": (lambda c, ms: c.method == "sweep" and c.data.placement != "device"
+                         and _minibatches(ms),
+                         "method='sweep', a minibatch optimizer and data.placement 'host' or "
+                         "'auto'"),
+    "shuffle_seed": (lambda c, ms: c.method == "sweep" and _minibatches(ms),
+                     "method='sweep' and a minibatch optimizer (the data order)"),
 }
+
+
+def _minibatches(members) -> bool:
+  """Whether a member trains on minibatches (not lbfgs or closed_form)."""
+  return any(m["optimizer"] in optim.OPTIMIZERS for m in members)
 # The member fields each baseline method reads; it ignores the others.
 _BASELINE_FIELDS = {"knn": ("features",), "random_search": ("features", "loss", "seed"),
                     "random_local_search": ("features", "loss", "seed")}

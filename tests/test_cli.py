@@ -165,6 +165,20 @@ def test_a_baseline_method_refuses_a_sweep():
     ({"method": "random_search"}, "random.step", "--config.random.step does nothing here: "
                                                  "it matters only with "
                                                  "method='random_local_search'"),
+    # The full-batch solvers: no minibatches, no gradient but the hand-derived one, their
+    # own divergence test; closed_form has no epochs and no start.
+    ({"optimizer": "lbfgs"}, "grad", "--config.grad does nothing with optimizer='lbfgs'"),
+    ({"optimizer": "lbfgs"}, "diverge_factor", "--config.diverge_factor does nothing with "
+                                               "optimizer='lbfgs'"),
+    ({"optimizer": "lbfgs"}, "shuffle_seed", "--config.shuffle_seed does nothing here: it "
+                                             "matters only with method='sweep' and a "
+                                             "minibatch optimizer"),
+    ({"optimizer": "lbfgs"}, "data.block_steps", "it matters only with method='sweep', a "
+                                                 "minibatch optimizer"),
+    ({"optimizer": "closed_form", "loss": "least_squares"}, "epochs",
+     "--config.epochs does nothing with optimizer='closed_form'"),
+    ({"optimizer": "closed_form", "loss": "least_squares"}, "seed",
+     "--config.seed does nothing with optimizer='closed_form'"),
 ])
 def test_an_override_that_changes_nothing_is_named(fields, path, message):
   c = _config({}, **fields)
@@ -178,6 +192,8 @@ def test_an_override_that_changes_nothing_is_named(fields, path, message):
     ({"search": "random"}, "num_samples"), ({}, "learning_rate"), ({}, "data.limit"),
     ({"method": "random_local_search"}, "random.step"), ({}, "data.name"),
     ({"method": "random_search"}, "random.scale"),
+    ({"optimizer": "lbfgs"}, "epochs"), ({"optimizer": "lbfgs"}, "seed"), ({}, "grad"),
+    ({}, "shuffle_seed"), ({"optimizer": "lbfgs"}, "tol"),
 ])
 def test_an_override_that_matters_passes(fields, path):
   c = _config({}, **fields)

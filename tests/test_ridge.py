@@ -263,7 +263,7 @@ def test_a_sweep_on_fewer_rows_than_the_ignored_batch_size_is_solved():
 
 @pytest.mark.parametrize("field,values,why", [
     ("learning_rate", [0.1, 0.2], "the learning rate, which the full-batch optimizers"),
-    ("seed", [0, 1], "which solves each reg_strength exactly"),
+    ("seed", [0, 1], "which closed_form \\(one exact solve\\) does not use"),
     ("batch_size", [32, 64], "the minibatch size, which the full-batch optimizers")])
 def test_a_sweep_over_what_the_closed_form_ignores_is_refused(field, values, why):
   with pytest.raises(sweep.SweepError, match=rf"^sweep.{field} does nothing with "
