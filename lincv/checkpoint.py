@@ -22,8 +22,9 @@ import numpy as np
 TMP_PREFIX = ".tmp-"
 
 
-def atomic_write(path: str, write) -> None:
-  """Calls `write(f)` on a temporary file beside `path`, then renames it over `path`."""
+def atomic_write(path: str, write, check=None) -> None:
+  """Calls `write(f)` on a temporary file beside `path`, then (after `check(tmp_path)`,
+  which may raise to keep `path` as it was) renames it over `path`."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   while True:
@@ -39,6 +40,8 @@ def atomic_write(path: str, write) -> None:
       write(f)
       f.flush()
       os.fsync(f.fileno())
+    if check is not None:
+      check(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -1,6 +1,7 @@
 """Features in and out: `data.features` files (.npz, folders of .npy) and `--mode features`."""
 
 import os
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -555,6 +556,41 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
       export_lib.write(f"{tmp_path}/{out}", {"x_train": ((4, 3), chunks())}, ("a", "b"))
   assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("out", ["new/deeper/f.npz", "new/deeper/d/"])
+def test_what_load_would_refuse_is_never_written(tmp_path, out):
+  arrays = _digits()
+  bad_rows = dict(arrays, x_test=_nan_in_test())
+  short = dict(arrays, x_train=((1400, 64), iter([arrays["x_train"][:1399]])))
+  for bad, message in ((bad_rows, "x_test holds a non-finite value (nan) at row 5"),
+                       (dict(arrays, y_test=arrays["y_test"][:3]),
+                        "x_test has 397 rows but y_test has 3 labels")):
+    with pytest.raises(DataError, match=re.escape(f"features {tmp_path}/{out}: {message}")):
+      export_lib.write(f"{tmp_path}/{out}", bad)
+  with pytest.raises(ValueError, match=r"x_train: the chunks hold 1399 rows, its shape "
+                                       r"\(1400, 64\) says 1400"):
+    export_lib.write(f"{tmp_path}/{out}", short)
+  with pytest.raises(ValueError, match="class_names given twice"):
+    export_lib.write(f"{tmp_path}/{out}", dict(arrays, class_names=np.array(list("abcdefghij"))),
+                     tuple("abcdefghij"))
+  assert os.listdir(tmp_path) == []      # no file, no temporary, no folder made for them
+  path = export_lib.write(f"{tmp_path}/{out}", arrays)   # class names are optional
+  assert lincv.data.load(features=path).class_names == tuple(str(k) for k in range(10))
+
+
+def test_the_export_module_refuses_a_bad_out_before_computing(tmp_path):
+  (tmp_path / "f.npz").write_bytes(b"")
+  for out, message in (("f.npz/", "is a file, not a folder"),
+                       ("f.npz/sub.npz", "which is a file, not a folder")):
+    proc = subprocess.run([sys.executable, "-m", "lincv.features.export", "--config",
+                           os.path.join(ROOT, "configs", "default.py:smoke"),
+                           "--out", f"{tmp_path}/{out}"], capture_output=True, text=True,
+                          cwd=ROOT, env=dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds")))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--out" in lines[0], lines
+  assert not (tmp_path / "tfds").exists()              # refused before reading any data
 
 
 def test_written_npz_members_are_stored_uncompressed(tmp_path):

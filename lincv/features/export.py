@@ -58,6 +58,7 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
     (its shape) with `data.flip`.
   """
   out = check_out(out)
+  experiment.check_writable(out, "--out", folder=not out.endswith(".npz"))
   compile_cache.enable()
   name = features_name(config)
   d = config.data
@@ -116,22 +117,56 @@ def check_out(out) -> str:
   return out
 
 
-def write(out, arrays: Mapping[str, object], class_names) -> str:
+def write(out, arrays: Mapping[str, object], class_names=None) -> str:
   """Writes features atomically: an .npz (`out` ends in .npz) or a folder of .npy files.
 
   The format is `lincv.data.feature_files`'s, its `.npz` members stored uncompressed (so
-that they are memory-mapped when read). Each value of `arrays` is an array, or a pair (shape, chunks): its dtype-carrying
-  chunks of rows, written one after another, so rows never need to be in memory at once.
-  Nothing half-written stays behind: the file (or folder) appears complete, or not at all.
+  that they are memory-mapped when read). Each value of `arrays` is an array, or a pair
+  (shape, chunks): its dtype-carrying chunks of rows, written one after another, so rows
+  never need to be in memory at once. `class_names` (or an array of that name in
+  `arrays`, not both) is optional, as in the format. What is written is read back by
+  `lincv.data.feature_files.load` before it takes `out`'s place, so a file that `load`
+  would refuse (rows and labels of different lengths, a NaN, chunks that hold fewer rows
+  than their shape says, ...) is never written: `DataError` names the array, as `load`
+  does. Nothing half-written stays behind: the file (or folder) appears complete, or not
+  at all, and folders made for it are removed again.
 
   Returns:
     `out`.
   """
   out = check_out(out)
-  arrays = dict(arrays, class_names=np.asarray([str(c) for c in class_names]))
-  if out.endswith(".npz"):
-    checkpoint.atomic_write(out, lambda f: _write_npz(f, arrays))
-    return out
+  arrays = dict(arrays)
+  if class_names is not None:
+    if "class_names" in arrays:
+      raise ValueError("class_names given twice: as an argument and in arrays; give one")
+    arrays["class_names"] = np.asarray([str(c) for c in class_names])
+  made = _missing_folders(os.path.dirname(os.path.abspath(os.path.normpath(out))))
+  try:
+    if out.endswith(".npz"):
+      checkpoint.atomic_write(out, lambda f: _write_npz(f, arrays),
+                              check=lambda tmp: _check_written(tmp, out))
+    else:
+      _write_folder(out, arrays)
+  except BaseException:
+    for folder in made:      # deepest first; only if still empty
+      try:
+        os.rmdir(folder)
+      except OSError:
+        break
+    raise
+  return out
+
+
+def _missing_folders(folder: str) -> list[str]:
+  """The folders above and including `folder` that do not exist yet, deepest first."""
+  made = []
+  while folder and not os.path.exists(folder):
+    made.append(folder)
+    folder = os.path.dirname(folder)
+  return made
+
+
+def _write_folder(out, arrays) -> None:
   folder = os.path.normpath(out)
   parent = os.path.dirname(os.path.abspath(folder))
   os.makedirs(parent, exist_ok=True)
@@ -142,37 +177,58 @@ that they are memory-mapped when read). Each value of `arrays` is an array, or a
     os.chmod(tmp, 0o777 & ~umask)  # as any folder the user makes, not mkdtemp's 0o700
     for k, v in arrays.items():
       with open(os.path.join(tmp, k + ".npy"), "wb") as f:
-        _write_npy(f, v)
+        _write_npy(f, v, k)
+    _check_written(tmp, out)
     os.replace(tmp, folder)  # onto an absent or empty folder
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return out
+
+
+def _check_written(tmp: str, out: str) -> None:
+  """`feature_files.load` of the temporary copy `tmp`; its DataError names `out`."""
+  try:
+    feature_files.load(tmp)
+  except data_lib.DataError as e:
+    message = str(e)
+    prefix = f"features {tmp}"
+    raise data_lib.DataError(f"features {out}" + message[len(prefix):]
+                             if message.startswith(prefix) else message) from None
 
 
 def _write_npz(f, arrays) -> None:
   with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
     for k, v in arrays.items():
       with z.open(k + ".npy", "w", force_zip64=True) as member:
-        _write_npy(member, v)
+        _write_npy(member, v, k)
 
 
-def _write_npy(f, value) -> None:
-  """An .npy of an array, or of (shape, chunks of rows), to the open file `f`."""
+def _write_npy(f, value, name: str) -> None:
+  """An .npy of an array, or of (shape, chunks of rows), to the open file `f`;
+  ValueError if the chunks do not hold the rows `shape` says."""
   if isinstance(value, tuple):
     shape, chunks = value
     chunks = iter(chunks)
-    first = next(chunks)
+    first = np.asarray(next(chunks))
     pieces = ([first], chunks)
   else:
     value = np.ascontiguousarray(value)
     shape, first, pieces = value.shape, value, ([value],)
+  shape = tuple(int(s) for s in shape)
   header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
-            "shape": tuple(int(s) for s in shape)}
+            "shape": shape}
   np.lib.format.write_array_header_1_0(f, header)
+  rows = 0
   for part in pieces:
     for chunk in part:
-      f.write(np.ascontiguousarray(chunk, first.dtype).tobytes())
+      chunk = np.ascontiguousarray(chunk, first.dtype)
+      if chunk.shape[1:] != shape[1:]:
+        raise ValueError(f"{name}: a chunk of shape {chunk.shape} in rows of shape {shape}")
+      rows += len(chunk)
+      f.write(chunk.tobytes())
+  if shape and rows != shape[0]:
+    raise ValueError(f"{name}: the chunks hold {rows} rows, its shape {shape} says "
+                     f"{shape[0]}")
 
 
 def main(argv=None) -> None:
@@ -202,7 +258,17 @@ def main(argv=None) -> None:
       export(config, args.out, stream=sys.stdout)
   except (config_lib.OverrideError, config_lib.ConfigError, data_lib.DataError) as e:
     parser.exit(2, f"{parser.prog}: error: {e}\n")
+  except KeyboardInterrupt:
+    sys.stderr.write(f"{parser.prog}: interrupted; nothing written to --out {args.out}\n")
+    sys.exit(130)
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except SystemExit as e:
+    if e.code == 130:   # Ctrl-C: XLA may still be running the program it cut short
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(130)  # pylint: disable=protected-access
+    raise
