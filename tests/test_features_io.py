@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -426,6 +427,37 @@ def test_bad_features_are_one_line_naming_the_array(tmp_path, make, message):
     lincv.data.load(features=path)
   assert message in str(e.value) and "\n" not in str(e.value)
   assert str(e.value).startswith(f"features {path}")
+
+
+def test_rows_that_centring_takes_past_float32_are_one_line(tmp_path):
+  # Finite rows at float32's edge, less a mean of the other sign: inf, then "x_train holds
+  # a NaN" later, blaming the file that load had passed.
+  arrays = _digits()
+  x = arrays["x_train"].copy()
+  x[:, 3], x[::10, 3] = -3e38, 3e38
+  ds = lincv.data.load(features=_save_npz(tmp_path / "f.npz", **dict(arrays, x_train=x)))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")                  # no numpy overflow warning first
+    with pytest.raises(DataError, match=r"^preprocessing the rows \(data.center='image', "
+                                        r"data.scale='std'\) left row \d+, column 3 beyond "
+                                        r"float32's range"):
+      lincv.data.prepare(ds, center="image", scale="std")
+
+
+def test_float64_columns_that_float32_makes_constant_are_warned_of(tmp_path):
+  rng = np.random.default_rng(0)
+  y = np.arange(400) % 2
+  x = 1 + 1e-9 * (rng.normal(size=(400, 4)) + 3 * y[:, None])    # separable in float64
+  x[:, 0] = rng.normal(size=400)                                  # a column float32 keeps
+  ds = lincv.data.load(features=_save_npz(tmp_path / "f.npz", x_train=x[:300],
+                                          y_train=y[:300], x_test=x[300:], y_test=y[300:]))
+  with pytest.warns(UserWarning, match=r"3 of 4 float64 columns vary only within float32's "
+                                       r"rounding of their level \(column 1: mean 1,"):
+    lincv.data.prepare(ds, center="image", scale="std")
+  ok = lincv.data.load(features=_save_npz(tmp_path / "g.npz", **_digits(np.float64)))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    lincv.data.prepare(ok, center="image", scale="std")
 
 
 def test_arrays_of_other_names_are_ignored_with_a_warning(tmp_path):

@@ -21,6 +21,7 @@ float32 copy of the rows a run uses, no more.
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -68,7 +69,8 @@ class RowPreprocessor:
       sq_D = np.zeros(d, np.float64)
       mean_f32 = mean_D.astype(np.float32)
       for i in range(0, n, step):
-        r = np.asarray(x_NxD[i:i + step], np.float32) - mean_f32
+        with np.errstate(over="ignore", invalid="ignore"):  # `apply_` says so, in one line
+          r = np.asarray(x_NxD[i:i + step], np.float32) - mean_f32
         sq_D += np.einsum("nd,nd->d", r, r, dtype=np.float64)
       std_D = np.sqrt(sq_D / n)
       # A column is constant where its spread is within float32 rounding of its level
@@ -94,15 +96,53 @@ class RowPreprocessor:
     return self.apply_(gather(rows_NxD, index))
 
   def apply_(self, x_NxD: np.ndarray) -> np.ndarray:
-    """Preprocesses float32 rows in place; returns them."""
+    """Preprocesses float32 rows in place; returns them.
+
+    Raises:
+      DataError: a preprocessed value beyond float32's range (finite rows near its edge,
+        less a training mean of the other sign): one line naming the row and column.
+    """
     inv_std_D = (1.0 / self.std_D).astype(np.float32)
     step = chunk_rows(x_NxD)
     for i in range(0, len(x_NxD), step):
-      if self.center != "none":
-        x_NxD[i:i + step] -= self.mean_D
-      if self.scale != "none":
-        x_NxD[i:i + step] *= inv_std_D
+      part = x_NxD[i:i + step]
+      with np.errstate(over="ignore", invalid="ignore"):
+        if self.center != "none":
+          part -= self.mean_D
+        if self.scale != "none":
+          part *= inv_std_D
+      if self.center != "none" and not np.isfinite(part).all():
+        r, c = np.argwhere(~np.isfinite(part))[0]
+        raise DataError(
+            f"preprocessing the rows (data.center={self.center!r}, data.scale="
+            f"{self.scale!r}) left row {i + r}, column {c} beyond float32's range (the "
+            f"training mean of the column is {self.mean_D[c]:.3g}): the rows hold values "
+            "too large for float32 arithmetic; scale them down before saving them")
     return x_NxD
+
+
+def _warn_collapsed(ds, x_NxD, index) -> None:
+  """Warns if float64 rows have columns that vary only within float32's rounding of
+  their level: lincv keeps rows in float32, where those columns are constant (values
+  1 + 1e-9 noise trained at chance, silently)."""
+  step = chunk_rows(x_NxD)
+  n, d = len(index), x_NxD.shape[1]
+  total, sq = np.zeros(d), np.zeros(d)
+  for i in range(0, n, step):
+    total += np.asarray(x_NxD[index[i:i + step]], np.float64).sum(axis=0)
+  mean = total / max(n, 1)
+  for i in range(0, n, step):
+    sq += np.square(np.asarray(x_NxD[index[i:i + step]], np.float64) - mean).sum(axis=0)
+  std = np.sqrt(sq / max(n, 1))
+  lost = np.flatnonzero((std > 0) & (std <= _CONSTANT * np.abs(mean)))
+  if lost.size:
+    c = int(lost[0])
+    warnings.warn(
+        f"features {ds.path or ds.name}: {lost.size} of {d} float64 columns vary only within "
+        f"float32's rounding of their level (column {c}: mean {mean[c]:.6g}, standard "
+        f"deviation {std[c]:.3g}); lincv keeps rows in float32, where they are constant: "
+        "subtract each column's mean in float64 before saving the rows", UserWarning,
+        stacklevel=3)
 
 
 def check_options(center: str, scale: str, bias_trick: bool = False) -> None:
@@ -158,6 +198,8 @@ def prepare(ds: FeatureDataset, *, val_fraction: float = 0.1, seed: int = 0,
   if keep is not None:  # index the file's rows
     train_idx, val_idx, test_labels = keep[train_idx], keep[val_idx], test_labels[keep_test]
   n = len(train_idx)
+  if x.dtype.itemsize == 8:
+    _warn_collapsed(ds, x, train_idx)
   x_flip = aligned.empty((2 * n if flip else n, x.shape[1]), np.float32)
   gather(x, train_idx, x_flip[:n])
   if flip:
