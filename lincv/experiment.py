@@ -109,6 +109,7 @@ def _run_or_undo(config, workdir, progress, stream) -> dict:
 
 def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
   """inputs -> method -> evaluation -> report."""
+  progress.resuming = resuming
   progress.log("loading data" + (" (resuming)" if resuming else ""))
   with distributed.writer_first("lincv: inputs"):
     inputs = inputs_lib.load(config, cache_dir=inputs_lib.cache_dir(config))

@@ -30,6 +30,7 @@ class Progress:
     self.every = float(every)
     self.clock = clock
     self.last = None          # the last report of `__call__`, None before the first epoch
+    self.resuming = False     # set by the run: it resumes from a checkpoint
     self._open_line = False   # a bar is drawn and its line not ended yet
     self._printed = None      # clock() when the last plain progress line was written
     self._start = time.perf_counter()
@@ -68,10 +69,12 @@ class Progress:
 
   def where(self) -> str:
     """Where the run stands, from the last report (printed or not): "in group G at epoch E"
-    (E is the epoch being trained), or "before the first epoch"."""
+    (E is the epoch being trained), or "before the first epoch" (of this process, on a
+    resumed run)."""
     p = self.last
     if p is None:
-      return "before the first epoch"
+      return ("before this process's first epoch, resuming from the run's last checkpoint"
+              if self.resuming else "before the first epoch")
     if p["epoch"] < p["epochs"] and p["alive"] > 0:
       return f"in group {p['group'] + 1} at epoch {p['epoch'] + 1}"
     if p["group"] + 1 < p["num_groups"]:

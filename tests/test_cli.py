@@ -446,6 +446,10 @@ def test_progress_says_where_the_run_stands():
      "best_val_accuracy": 0.5, "seconds": 1.0})
   assert p.where() == "in group 2 at epoch 1"
   assert "\r" not in p.stream.getvalue() and "\x1b" not in p.stream.getvalue()
+  resumed = Progress(io.StringIO())
+  resumed.resuming = True               # a Ctrl-C before its first report
+  assert resumed.where() == ("before this process's first epoch, resuming from the run's "
+                             "last checkpoint")
 
 
 def test_python_m_lincv_data_without_arguments_prints_usage_exit_2(tmp_path):
