@@ -25,8 +25,9 @@ the arithmetic). The reference at zero is the data loss's gradient alone, the sa
 every strength and every start: relative to the gradient at a random start, which a
 strong penalty dominates (2 lambda W0), a member at lambda = 1e6 stopped after 2
 iterations with its objective 69% above its minimum, its bias never fitted. (Where the
-gradient at zero is 0, the reference is the gradient at the start.) It then stays frozen (status STOPPED, reported "ok");
-the iteration cap is `epochs * lbfgs_iters`. Members that end above `tol`, at the cap or
+gradient at zero is 0, the reference is the gradient at the start.) A member that stops
+stays frozen (status STOPPED, reported "ok"); the iteration cap is `epochs *
+lbfgs_iters`. Members that end above `tol`, at the cap or
 stalled, are counted in one `NotConverged` warning at the end of the sweep
 (`warn_unconverged`), as scikit-learn's ConvergenceWarning does for one fit. A member
 whose objective or gradient norm is not finite at the start (its scores, or a huge

@@ -9,8 +9,8 @@ The format: arrays `x_train`, `y_train`, `x_test`, `y_test` and, optionally, `cl
 (strings) and `x_train_mirrored` (row i: the features of training image i mirrored
 left-right, for `data.flip`), in an `.npz` (as `np.savez` writes it) or as `<name>.npy`
 files in a folder. Rows are float (N, D), float16 or float32 (float64 rows are accepted;
-`prepare` keeps them as float32, and warns of columns that become constant there); labels integer class indices (N,), every class with
-training rows. Rows are memory-mapped: the `.npy` files of a folder and the stored
+`prepare` keeps them as float32, and warns of columns that become constant there);
+labels integer class indices (N,), every class with training rows. Rows are memory-mapped: the `.npy` files of a folder and the stored
 (uncompressed) members of an `.npz`, so a float16 file larger than memory costs only the
 rows a run takes from it. `load` checks everything, a chunk of rows at a time (a stored
 member's checksum too, as `np.load` would), and raises `DataError` with one line naming
