@@ -22,7 +22,7 @@ CPU with AVX-512 from its own export: 72.5% test (val 72.5%, reg_strength 1e-3) 
 lie within the float32 Gram matrix's rounding (`lincv.ridge.LowPrecision`). On 4,000
 centroids (16,000 features, `configs/cifar10_kmeans.py:4000_flip` exported), the same
 CPU: 73.0% test (val 73.3%, 1e-3) in 3 min 44 s, and 75.5% (val 75.5%, 1e-3) with
-`--config.data.flip=True` in RIDGE4000FLIP, 13.7 GB at its peak; both warn of 1e-8 to
+`--config.data.flip=True` in 4 min 29 s, 13.7 GB at its peak; both warn of 1e-8 to
 1e-3 as above. (36 s and
 53 s with a whole eigendecomposition; 69.4 to 69.8% when `lincv.ridge` dropped the
 directions below a weak strength as rounding, 73.7% at 1e-3 with mirrored rows when it
