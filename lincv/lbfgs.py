@@ -183,7 +183,7 @@ def train_epoch(state, hparams, data, structure):
   first epoch, which reports where it starts).
 
   Its products are float32 whatever the run's `matmul_precision` (`lincv.precision`): the
-  stopping test compares gradient norms at 1e-4 to 1e-6 of the start."""
+  stopping test compares gradient norms at 1e-4 to 1e-6 of the gradient's at zero."""
   with precision.exact():
     return _train_epoch(state, hparams, data, structure)
 
@@ -230,7 +230,7 @@ def _train_epoch(state, hparams, data, structure):
 
 def report(opt_state: State) -> dict:
   """Per member of a population's (batched) state: "iterations" (steps taken) and
-  "grad_norm" (the gradient norm relative to the start)."""
+  "grad_norm" (the gradient norm relative to the gradient's at W = 0, b = 0)."""
   return {"iterations": opt_state.iterations,
           "grad_norm": jax.vmap(relative_grad_norm)(opt_state)}
 

@@ -292,7 +292,7 @@ def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
   rounding left an eigenvalue of G below -N lambda / 2."""
   diag, off, q = _tridiagonal(gram)
   low, high = _ends(diag, off)
-  _warn_rounding(low, high, lam_K, n, eps, dtype)
+  _warn_rounding(high, lam_K, n, eps, dtype)
   p_MxC = q.apply(rhs_MxC, transpose=True)
   m, c = p_MxC.shape
   z = np.empty((m, lam_K.size, c))
@@ -301,6 +301,8 @@ def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
     z[:, k], direct[k] = _positive_solve(diag + n * lam_K[k], off, p_MxC)
   if not direct.all():
     e_M, u_MxM = _linalg().eigh_tridiagonal(diag, off, check_finite=False)
+    if (lam_K == 0).any():
+      _warn_dropped(e_M, eps, dtype)
     rest = np.flatnonzero(~direct)
     inv_RxM = _inverse(e_M, lam_K[rest], n, eps)
     scaled = inv_RxM[:, :, None] * (u_MxM.T @ p_MxC)[None]          # (R, M, C)
@@ -335,26 +337,41 @@ def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
   return np.where(keep, 1 / np.where(keep, d, 1), 0)
 
 
-def _warn_rounding(least, high, lam_K, n: int, eps: float, dtype) -> None:
+def _warn_dropped(e_M, eps: float, dtype) -> None:
+  """Warns (`LowPrecision`) where lambda = 0 drops, as rounding (`_inverse`: at most
+  NOISE eps max e), directions whose eigenvalues lie above the float32 Gram matrix's own
+  rounding, eps max e: they are the data's (64 of 256 of a full-rank Gram matrix of
+  condition 1e8 lay below the cutoff, the objective 19% above lstsq's). The exact null
+  directions of centred rows (a constant column; fewer rows than columns) lie at a
+  tenth of eps max e or less, and are dropped without a word. Silent for float64 rows."""
+  if np.dtype(dtype) == np.float64:
+    return
+  top = float(np.max(e_M, initial=0.0))
+  lost = int(np.count_nonzero((e_M > eps * top) & (e_M <= NOISE * eps * top)))
+  if lost:
+    warnings.warn(
+        f"lincv: ridge on float32 rows: reg_strength 0 drops {lost} directions whose "
+        f"eigenvalues lie between eps and {NOISE} eps times the float32 Gram matrix's "
+        "largest, above its rounding, as if they were rounding; give a positive strength, "
+        "or pass float64 rows with 64-bit JAX on (jax.config.update('jax_enable_x64', "
+        "True), or --config.dtype=float64)", LowPrecision, stacklevel=5)
+
+
+def _warn_rounding(high, lam_K, n: int, eps: float, dtype) -> None:
   """Warns (`LowPrecision`) of the positive strengths whose N lambda lies below ROUNDING
   times the float32 Gram matrix's rounding, eps max e (`high`, its greatest eigenvalue):
   their weights carry that rounding (see Precision: 2.6% of the test predictions differ
-  from float64's on CIFAR-10 pixels at lambda = 1e-6); and of lambda = 0 where the
-  least eigenvalue (`least`) lies below it too: the directions `_inverse` drops there
-  as rounding may be the data's own (64 of 256 of a full-rank Gram matrix of condition
-  1e8, its objective 19% above lstsq's). Silent for float64 rows."""
+  from float64's on CIFAR-10 pixels at lambda = 1e-6). Silent for float64 rows."""
   if np.dtype(dtype) == np.float64:
     return
   floor = ROUNDING * eps * max(high, 0.0)
-  low = lam_K[((lam_K > 0) & (n * lam_K < floor)) | ((lam_K == 0) & (least < floor))]
+  low = lam_K[(lam_K > 0) & (n * lam_K < floor)]
   if low.size:
     listed = ", ".join(f"{v:.3g}" for v in low)
     warnings.warn(
         f"lincv: ridge on float32 rows: {low.size} of the strengths ({listed}) "
         f"have N lambda below {ROUNDING} eps max e = {floor:.3g}, where the float32 Gram "
-        f"matrix's rounding changes their weights"
-        f"{' (at 0 it drops the directions whose eigenvalues lie within it)' * (0 in low)}; "
-        "pass float64 rows with 64-bit JAX on "
+        "matrix's rounding changes their weights; pass float64 rows with 64-bit JAX on "
         "(jax.config.update('jax_enable_x64', True), or --config.dtype=float64) for them",
         LowPrecision, stacklevel=5)
 

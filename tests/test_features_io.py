@@ -439,9 +439,15 @@ def test_rows_that_centring_takes_past_float32_are_one_line(tmp_path):
   with warnings.catch_warnings():
     warnings.simplefilter("error")                  # no numpy overflow warning first
     with pytest.raises(DataError, match=r"^preprocessing the rows \(data.center='image', "
-                                        r"data.scale='std'\) left row \d+, column 3 beyond "
-                                        r"float32's range"):
+                                        r"data.scale='std'\) left x_train row 0, column 3 "
+                                        r"beyond float32's range"):
       lincv.data.prepare(ds, center="image", scale="std")
+  x = np.ones_like(arrays["x_test"])
+  x[7, 2] = -3.4e38                      # a test row past the training mean's reach
+  ds = lincv.data.load(features=_save_npz(tmp_path / "g.npz", **dict(
+      arrays, x_train=np.full_like(arrays["x_train"], 1e37), x_test=x)))
+  with pytest.raises(DataError, match=r"left x_test row 7, column 2 beyond"):
+    lincv.data.prepare(ds, center="image")
 
 
 def test_float64_columns_that_float32_makes_constant_are_warned_of(tmp_path):

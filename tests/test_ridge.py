@@ -338,13 +338,19 @@ def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
   with warnings.catch_warnings():
     warnings.simplefilter("error", ridge.LowPrecision)
     ridge.path(x, y, strengths, 4)
-  # lambda = 0 drops the directions within rounding, here 8 decades down the spectrum,
-  # full rank: said too; on rows whose least eigenvalue is far from rounding, nothing.
-  with pytest.warns(ridge.LowPrecision, match=r"3 of the strengths \(0, 1e-10, 1e-08\)"):
-    ridge.path(x.astype(np.float32), y, [0.0] + strengths, 4)
+  # lambda = 0 drops, as rounding, eigenvalues up to 8 eps max e: here some of them are the
+  # data's (the spectrum falls 8 decades, full rank), and it says so; exact null
+  # directions (constant columns, fewer rows than columns, centred) are dropped silently.
+  with pytest.warns(ridge.LowPrecision, match=r"reg_strength 0 drops \d+ directions whose "
+                                               r"eigenvalues lie between eps and 8 eps"):
+    ridge.path(x.astype(np.float32), y, [0.0, 1.0], 4)
+  wide = rng.normal(size=(300, 64)).astype(np.float32)
+  wide[:, :3] = 0
   with warnings.catch_warnings():
     warnings.simplefilter("error", ridge.LowPrecision)
     ridge.path(rng.normal(size=(3000, 400)).astype(np.float32), y, [0.0, 1.0], 4)
+    ridge.path(wide, y[:300], [0.0], 4)
+    ridge.path(rng.normal(size=(40, 100)).astype(np.float32), y[:40], [0.0], 4)  # X X^T
 
 
 def _solve_both_ways(monkeypatch, gram, rhs, lams, n):

@@ -31,6 +31,7 @@ from lincv.data.feature_files import FeatureDataset, chunk_rows
 from lincv.data.preprocess import _CONSTANT, Prepared, split_indices
 
 CENTERS = ("image", "none")
+SAMPLE = 4096   # float64 training rows `_warn_collapsed` reads
 SCALES = ("none", "std")
 
 
@@ -88,19 +89,22 @@ class RowPreprocessor:
     return (f"RowPreprocessor(center={self.center!r}, scale={self.scale!r}, "
             f"dim={self.dim})")
 
-  def __call__(self, rows_NxD, index=None) -> np.ndarray:
-    """The preprocessed rows (of `rows_NxD[index]`, if given) as a new float32 array."""
+  def __call__(self, rows_NxD, index=None, name: str = "") -> np.ndarray:
+    """The preprocessed rows (of `rows_NxD[index]`, if given) as a new float32 array;
+    `name` (e.g. "x_test") names them in an error."""
     rows_NxD = rows_NxD if isinstance(rows_NxD, np.ndarray) else np.asarray(rows_NxD)
     if rows_NxD.ndim != 2 or rows_NxD.shape[1] != self.dim:
       raise ValueError(f"rows must have shape (N, {self.dim}), got {rows_NxD.shape}")
-    return self.apply_(gather(rows_NxD, index))
+    where = lambda p: f"{name + ' ' if name else ''}row {p if index is None else index[p]}"
+    return self.apply_(gather(rows_NxD, index), where)
 
-  def apply_(self, x_NxD: np.ndarray) -> np.ndarray:
+  def apply_(self, x_NxD: np.ndarray, where=None) -> np.ndarray:
     """Preprocesses float32 rows in place; returns them.
 
     Raises:
       DataError: a preprocessed value beyond float32's range (finite rows near its edge,
-        less a training mean of the other sign): one line naming the row and column.
+        less a training mean of the other sign): one line naming the row (`where(i)`
+        names row i of `x_NxD` in the file it came from) and the column.
     """
     inv_std_D = (1.0 / self.std_D).astype(np.float32)
     step = chunk_rows(x_NxD)
@@ -113,9 +117,10 @@ class RowPreprocessor:
           part *= inv_std_D
       if self.center != "none" and not np.isfinite(part).all():
         r, c = np.argwhere(~np.isfinite(part))[0]
+        row = where(int(i + r)) if where else f"row {i + r}"
         raise DataError(
             f"preprocessing the rows (data.center={self.center!r}, data.scale="
-            f"{self.scale!r}) left row {i + r}, column {c} beyond float32's range (the "
+            f"{self.scale!r}) left {row}, column {c} beyond float32's range (the "
             f"training mean of the column is {self.mean_D[c]:.3g}): the rows hold values "
             "too large for float32 arithmetic; scale them down before saving them")
     return x_NxD
@@ -125,6 +130,7 @@ def _warn_collapsed(ds, x_NxD, index) -> None:
   """Warns if float64 rows have columns that vary only within float32's rounding of
   their level: lincv keeps rows in float32, where those columns are constant (values
   1 + 1e-9 noise trained at chance, silently)."""
+  index = index[:SAMPLE]    # a column that rounding makes constant does so in any sample
   step = chunk_rows(x_NxD)
   n, d = len(index), x_NxD.shape[1]
   total, sq = np.zeros(d), np.zeros(d)
@@ -205,10 +211,11 @@ def prepare(ds: FeatureDataset, *, val_fraction: float = 0.1, seed: int = 0,
   if flip:
     gather(ds.mirrored, train_idx, x_flip[n:])
   pre = RowPreprocessor.fit(x_flip, center=center, scale=scale)
-  pre.apply_(x_flip)
+  pre.apply_(x_flip, lambda p: (f"x_train row {train_idx[p]}" if p < n else
+                                f"x_train_mirrored row {train_idx[p - n]}"))
   return Prepared(
       x_train=x_flip[:n] if flip else x_flip, y_train=labels[train_idx],
-      x_val=pre(x, val_idx), y_val=labels[val_idx],
-      x_test=pre(x_test, keep_test), y_test=test_labels,
+      x_val=pre(x, val_idx, "x_train"), y_val=labels[val_idx],
+      x_test=pre(x_test, keep_test, "x_test"), y_test=test_labels,
       class_names=ds.class_names, image_shape=(), preprocessor=pre,
       x_train_flip=x_flip if flip else None)

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 
@@ -126,9 +127,9 @@ def write(out, arrays: Mapping[str, object], class_names=None) -> str:
   never need to be in memory at once. `class_names` (or an array of that name in
   `arrays`, not both) is optional, as in the format. What is written is read back by
   `lincv.data.feature_files.load` before it takes `out`'s place, so a file that `load`
-  would refuse (rows and labels of different lengths, a NaN, chunks that hold fewer rows
-  than their shape says, ...) is never written: `DataError` names the array, as `load`
-  does. Nothing half-written stays behind: the file (or folder) appears complete, or not
+  would refuse (rows and labels of different lengths, a NaN, ...) is never written:
+  `DataError` names the array, as `load` does (and ValueError chunks that hold other rows
+  than their shape says). Nothing half-written stays behind: the file (or folder) appears complete, or not
   at all, and folders made for it are removed again.
 
   Returns:
@@ -186,14 +187,17 @@ def _write_folder(out, arrays) -> None:
 
 
 def _check_written(tmp: str, out: str) -> None:
-  """`feature_files.load` of the temporary copy `tmp`; its DataError names `out`."""
+  """`feature_files.load` of the temporary copy `tmp`; its DataError and warnings name
+  `out`."""
+  rename = lambda message: message.replace(f"features {tmp}", f"features {out}", 1)
   try:
-    feature_files.load(tmp)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      feature_files.load(tmp)
   except data_lib.DataError as e:
-    message = str(e)
-    prefix = f"features {tmp}"
-    raise data_lib.DataError(f"features {out}" + message[len(prefix):]
-                             if message.startswith(prefix) else message) from None
+    raise data_lib.DataError(rename(str(e))) from None
+  for w in caught:
+    warnings.warn(rename(str(w.message)), w.category, stacklevel=4)
 
 
 def _write_npz(f, arrays) -> None:
