@@ -2,6 +2,8 @@
 
 import json
 import os
+import warnings
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -244,8 +246,8 @@ def test_cache_round_trip(tmp_path):
   assert len(calls) == 1
   path = features.cache_path(key, str(tmp_path))
   assert os.path.exists(path)
-  with open(path[:-4] + ".json") as f:
-    assert json.load(f) == key
+  with open(path[:-4] + ".json") as f:            # the key, and the array's checksum
+    assert json.load(f) == dict(key, array_crc32=zlib.crc32(first.tobytes()))
   features.cached(compute, dict(key, cell=6), str(tmp_path))
   assert len(calls) == 2
   assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
@@ -296,6 +298,25 @@ def test_cache_recomputes_an_unreadable_file(tmp_path):
     got = features.cached(lambda: np.arange(100, dtype=np.float32) + 1, key, str(tmp_path))
   np.testing.assert_array_equal(got, np.arange(100) + 1)
   np.testing.assert_array_equal(np.load(path), np.arange(100) + 1)  # replaced, whole
+
+
+def test_cache_recomputes_a_file_whose_bytes_changed(tmp_path):
+  # One bit flipped in the rows: np.load reads it as a number like any other.
+  key = {"feature": "hog", "images": "abc"}
+  path = features.cache_path(key, str(tmp_path))
+  features.cached(lambda: np.arange(100, dtype=np.float32), key, str(tmp_path))
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) - 17)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x40]))
+  with pytest.warns(UserWarning, match="do not match the checksum stored beside it"):
+    got = features.cached(lambda: np.arange(100, dtype=np.float32), key, str(tmp_path))
+  np.testing.assert_array_equal(got, np.arange(100))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")                         # whole again: read as it is
+    np.testing.assert_array_equal(features.cached(lambda: None, key, str(tmp_path)),
+                                  np.arange(100))
 
 
 def test_cache_key_must_be_exact_json():

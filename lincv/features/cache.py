@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -32,6 +33,24 @@ def fingerprint(array) -> str:
   return h.hexdigest()[:16]
 
 
+CRC_FIELD = "array_crc32"   # in the JSON beside a cached array: the CRC-32 of its bytes
+
+
+def _crc(value: np.ndarray) -> int:
+  return zlib.crc32(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+
+
+def _stored_crc(path: str) -> int | None:
+  """The checksum the JSON beside `path` holds; None if it has none (written before
+  checksums were, or unreadable: the array's own read decides then)."""
+  try:
+    with open(path[:-4] + ".json") as f:
+      crc = json.load(f).get(CRC_FIELD)
+  except (OSError, ValueError, AttributeError):
+    return None
+  return crc if isinstance(crc, int) else None
+
+
 def cache_path(key: Mapping, cache_dir: str, name: str = "features") -> str:
   """Where `cached` keeps the array for `key`: `<cache_dir>/<name>-<hash of key>.npy`.
 
@@ -52,18 +71,23 @@ def cached(fn: Callable[[], np.ndarray], key: Mapping, cache_dir: str,
   and split), the feature settings and any fitted model the result is computed with
   (its `fingerprint`); it must be JSON-serialisable. The array is written to a
   temporary file in `cache_dir` and renamed into place, so an interrupted run leaves
-  either no file or a whole one; the key is written beside it as JSON. A file that
-  cannot be read back (corrupted on disk) is recomputed and replaced, with a warning.
+  either no file or a whole one; the key is written beside it as JSON, with the CRC-32
+  of the array's bytes. A file that cannot be read back, or whose bytes no longer match
+  that checksum (damaged on disk), is recomputed and replaced, with a warning.
   """
   path = cache_path(key, cache_dir, name)
   if os.path.exists(path):
     try:
-      return np.load(path, allow_pickle=False)
+      value = np.load(path, allow_pickle=False)
+      expected = _stored_crc(path)
+      if expected is not None and _crc(value) != expected:
+        raise ValueError("its bytes do not match the checksum stored beside it")
+      return value
     except (ValueError, OSError, EOFError) as e:
       warnings.warn(f"{path}: unreadable cached features ({e}); computing them again",
                     stacklevel=2)
   value = np.asarray(fn())
-  checkpoint.save_json(path[:-4] + ".json", dict(key))
+  checkpoint.save_json(path[:-4] + ".json", dict(key, **{CRC_FIELD: _crc(value)}))
   try:
     checkpoint.atomic_write(path, lambda f: np.save(f, value))
   except BaseException:
