@@ -42,7 +42,8 @@ STATUS_NAMES = {ACTIVE: "ok", DIVERGED: "diverged", PRUNED: "pruned", STOPPED: "
 GRADIENTS = ("hand", "autodiff")
 CHECK_ROWS = 256    # validation rows whose objective checks an epoch's last update
 # Full batch: lbfgs (see lincv.lbfgs) and closed_form (see lincv.ridge).
-OPTIMIZERS = optim.OPTIMIZERS + ("lbfgs", ridge.OPTIMIZER)
+FULL_BATCH = ("lbfgs", ridge.OPTIMIZER)
+OPTIMIZERS = optim.OPTIMIZERS + FULL_BATCH
 
 # Numeric hyperparameters of one member and their defaults.
 HPARAM_DEFAULTS = {
@@ -154,7 +155,7 @@ def init_fields(structure: Structure) -> Structure:
   The full-batch solver's initial state holds the objective at the start, so its
   structure is kept whole, as is the closed-form solver's.
   """
-  if structure.optimizer in ("lbfgs", ridge.OPTIMIZER):
+  if structure.optimizer in FULL_BATCH:
     return structure
   defaults = {f.name: f.default for f in dataclasses.fields(Structure)}
   return dataclasses.replace(structure, **{name: defaults[name] for name in _INIT_IGNORES})

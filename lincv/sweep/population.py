@@ -186,7 +186,7 @@ class Population:
     self.seed = int(member_seeds[0]) if member_seeds.size == 1 else None
     # Members of one seed share its data order in blocks (`seed_block`); not where
     # halving may move them between chunks, nor where they train on every row at once.
-    minibatches = s.optimizer not in ("lbfgs", ridge.OPTIMIZER)
+    minibatches = s.optimizer not in training.FULL_BATCH
     self.block = 1
     if self.seed is None and minibatches and not self.min_members:
       runs = seed_block(self.group.hparams["seed"], 0)    # gcd of the seeds' runs alone

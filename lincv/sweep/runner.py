@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from lincv import checkpoint, distributed, events, lbfgs, placement, ridge, seeds, training
+from lincv import checkpoint, distributed, events, lbfgs, placement, seeds, training
 from lincv import config as config_lib
 from lincv._checks import check_dtype, check_labels
 from lincv.sweep import population, selection
@@ -174,7 +174,7 @@ class Runner:
         self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
       try:
         # lbfgs and closed_form train on every row at once: no minibatches
-        if g.structure.optimizer not in ("lbfgs", ridge.OPTIMIZER):
+        if g.structure.optimizer not in training.FULL_BATCH:
           training.steps_per_epoch(g.structure, self.data[g.features].x_train.shape[0])
       except ValueError as e:
         raise SweepError(str(e)) from None

@@ -80,8 +80,8 @@ def select(rows: list[dict]) -> dict:
 def _advice(rows: list[dict]) -> str:
   """What to change, by the members' optimizers: a full-batch solver has no learning
   rate; its members diverge where the objective or its gradient overflows at the start."""
-  full = {r.get("optimizer") for r in rows} & {"lbfgs", "closed_form"}
-  minibatch = any(r.get("optimizer") not in ("lbfgs", "closed_form") for r in rows)
+  full = {r.get("optimizer") for r in rows} & set(training.FULL_BATCH)
+  minibatch = any(r.get("optimizer") not in training.FULL_BATCH for r in rows)
   out = ["lower the learning rate"] if minibatch else []
   if full:
     out.append(f"for {' and '.join(sorted(full))}, whose objective or gradient overflowed "
