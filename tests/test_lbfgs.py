@@ -61,6 +61,35 @@ def test_each_member_reaches_scikit_learns_objective(x64):
   assert (np.asarray(state.status) == training.STOPPED).all()   # each stopped on its test
 
 
+def _objective_f64(params, x, y, lam):
+  """lincv's softmax objective, computed in float64 NumPy whatever JAX's precision."""
+  s = x @ np.asarray(params["W"], np.float64) + np.asarray(params["b"], np.float64)
+  s = s - s.max(axis=1, keepdims=True)
+  loss = np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(y)), y]
+  return loss.mean() + lam * np.sum(np.asarray(params["W"], np.float64) ** 2)
+
+
+def test_float32_members_reach_a_tol_below_the_rounding_of_their_objective():
+  """In float32 the decrease of a step near the minimum is lost in the rounding of the
+  objective (about 1e-7 of it): with Armijo's test alone every member stalled at 1e-4 to
+  7e-4 of its gradient at zero, its objective 1e-6 above scikit-learn's. The slope along
+  the ray keeps its accuracy there (the approximate Wolfe test): each member reaches tol
+  1e-6 and scikit-learn's objective to 1e-8, both scored in float64."""
+  data = _digits()
+  assert data.x_train.dtype == jnp.float32
+  lams = (1e-3, 1e-2, 1e-1, 1.0)
+  state = _fit(data, lams, CONVERGED, tol=1e-6)
+  assert (np.asarray(jax.vmap(lbfgs.relative_grad_norm)(state.opt_state)) <= 1e-6).all()
+  assert (np.asarray(state.status) == training.STOPPED).all()
+  assert (np.asarray(state.opt_state.iterations) < CONVERGED.epochs * CONVERGED.lbfgs_iters).all()
+  x, y = np.asarray(data.x_train, np.float64), np.asarray(data.y_train)
+  for i, lam in enumerate(lams):
+    ours = _objective_f64(jax.tree.map(lambda a: a[i], state.params), x, y, lam)
+    ref = LogisticRegression(C=1 / (2 * len(y) * lam), tol=1e-12, max_iter=10000).fit(x, y)
+    theirs = _objective_f64({"W": ref.coef_.T, "b": ref.intercept_}, x, y, lam)
+    assert ours - theirs <= 1e-8 * theirs, (lam, ours, theirs)
+
+
 def test_a_member_alone_equals_itself_in_a_population(x64):
   """To the solver's precision: the population's members share one product, whose
   rounding depends on how many members it holds (as `lincv.sweep.chunking` says), so
@@ -86,7 +115,7 @@ def test_a_member_does_not_depend_on_the_others():
   for name in ("W", "b"):
     np.testing.assert_array_equal(one.params[name][0], other.params[name][0])
   assert one.opt_state.iterations[0] == other.opt_state.iterations[0]
-  assert one.opt_state.iterations[2] != other.opt_state.iterations[2]
+  assert not np.array_equal(one.params["W"][2], other.params["W"][2])   # a different member
 
 
 def _population_epochs(data, lams, epochs, *, compact):
