@@ -31,8 +31,9 @@ gradient at W = 0, b = 0, the same for every strength); scikit-learn gets its ab
 iterations. tol (`--tol`) is 1e-6: on near-separable rows (43 of 192, 3 classes) the
 weakest strength's optimum is a thousandth of the objective at zero, and the two sides
 ended 2.2e-3 apart there with tol 1e-4 (the quick bench's pixels), 1.3e-2 with 1e-5 (a
-Gaussian features file), 1.4e-4 with 1e-6 (the same file). lincv in float32 also stops a member when
-no step decreases its objective.
+Gaussian features file), 1.4e-4 with 1e-6 (the same file). lincv also stops a member
+where no step decreases its objective, on its value or, near the minimum, on its slope
+(`lincv.lbfgs`).
 `objective` (mean softmax loss + lambda sum W^2, float64 on the host) scores every side's
 weights: `max_rel_objective_diff_*` is the largest |J_lincv - J_sklearn| / J_sklearn over
 the path (target <= 1e-3), `max_test_accuracy_diff_points_*` the largest test accuracy
