@@ -37,7 +37,11 @@ where no step decreases its objective, on its value or, near the minimum, on its
 `objective` (mean softmax loss + lambda sum W^2, float64 on the host) scores every side's
 weights: `max_rel_objective_diff_*` is the largest |J_lincv - J_sklearn| / J_sklearn over
 the path (target <= 1e-3), `max_test_accuracy_diff_points_*` the largest test accuracy
-difference in points (target <= 0.3).
+difference in points (target <= 0.3), `lincv_lower_*` at how many strengths lincv's
+objective ended below scikit-learn's. The two tests differ in their norm (lincv's the
+gradient's 2-norm, scikit-learn's its largest entry): on the bench's pixel rows lincv's
+is the stricter, and it ended below both loops at all 16 strengths (by 1e-8 to 5.7e-6 of
+the objective, with 4,211 iterations to the cold loop's 2,166).
 
 Ridge: `lincv.ridge.path` over the path, with each strength's validation accuracy
 (`lincv.ridge.evaluate`, to pick one), against `RidgeClassifier(alpha=N lambda)` fit and
@@ -155,6 +159,8 @@ def lbfgs_path(d, lam, *, reps=1, tol=TOL, max_iters=MAX_ITERS, lbfgs_iters=10,
     theirs = f"sklearn_{side}"
     res[f"max_rel_objective_diff_{side}"] = _relative(objective["lincv_population"],
                                                       objective[theirs])
+    # Which side went deeper, per strength: the objectives above are rounded when saved.
+    res[f"lincv_lower_{side}"] = int(np.sum(objective["lincv_population"] < objective[theirs]))
     res[f"max_test_accuracy_diff_points_{side}"] = 100 * float(
         np.max(np.abs(test["lincv_population"] - test[theirs])))
     res[f"speedup_vs_{side}"] = float(np.median(times[theirs]) / np.median(ours))

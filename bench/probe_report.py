@@ -13,11 +13,17 @@ def why(p, name):
   if name.startswith("probe_lbfgs"):
     side = "cold" if name.endswith("cold") else "warm"
     its = lb["iterations"]
+    lower = lb.get(f"lincv_lower_{side}")      # None in results written before it
     return (f"lincv's path took {_f(lb['lincv']['median_s'])} s (the population alone "
-            f"{_f(lb['lincv_population']['median_s'])} s, compilation included), its slowest "
-            f"member {max(its['lincv_population'])} iterations; scikit-learn's {side} loop "
+            f"{_f(lb['lincv_population']['median_s'])} s, compilation included), "
+            f"{sum(its['lincv_population'])} iterations, its slowest member "
+            f"{max(its['lincv_population'])}; scikit-learn's {side} loop "
             f"{_f(lb[f'sklearn_{side}']['median_s'])} s for {sum(its[f'sklearn_{side}'])} "
-            f"iterations over {len(its['lincv_population'])} fits")
+            f"iterations over {len(its['lincv_population'])} fits"
+            + ("" if lower is None else
+               f"; lincv's objective ended below scikit-learn's at {lower} of "
+               f"{len(its['lincv_population'])} strengths (its stopping test is on the "
+               f"gradient's 2-norm, scikit-learn's on its largest entry)"))
   ours, loop = rg["lincv"]["median_s"], rg["sklearn_loop"]["median_s"]
   fit = loop / len(p["strengths"])
   return (f"lincv's ridge path took {_f(ours)} s, RidgeClassifier's loop {_f(loop)} s, "

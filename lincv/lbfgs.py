@@ -37,10 +37,11 @@ iterations with its objective 69% above its minimum, its bias never fitted. (Whe
 gradient at zero is 0, the reference is the gradient at the start.) A member that stops
 stays frozen (status STOPPED, reported "ok"); the iteration cap is `epochs *
 lbfgs_iters`. Members that end above `tol`, at the cap or stalled, are counted in one
-`NotConverged` warning at the end of the sweep (`warn_unconverged`), as scikit-learn's ConvergenceWarning does for one fit. A member
-whose objective or gradient norm is not finite at the start (its scores, or a huge
-strength's gradient, overflow) is marked DIVERGED and takes no step. A member reports its
-last iterate, not its best-validation one: a solver's answer is its solution.
+`NotConverged` warning at the end of the sweep (`warn_unconverged`), as scikit-learn's
+ConvergenceWarning does for one fit. A member whose objective or gradient norm is not
+finite at the start (its scores, or a huge strength's gradient, overflow) is marked
+DIVERGED and takes no step. A member reports its last iterate, not its best-validation
+one: a solver's answer is its solution.
 
 Members start cold, all at once. Starting each strength from its neighbour's solution
 saved 23% (digits, float64) to 48% (random 10,000 x 1,000, float32) of the iterations

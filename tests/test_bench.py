@@ -273,6 +273,8 @@ def test_bench_probe_prints_the_path_figures(tmp_path):
   assert figures["probe_max_rel_objective_diff"] <= 1e-3
   assert max(lb["max_rel_objective_diff_cold"], lb["max_rel_objective_diff_warm"]) <= 1e-3
   assert all(0 < i <= lb["max_iters"] for i in lb["iterations"]["lincv_population"])
+  for side in ("cold", "warm"):      # at how many strengths lincv went deeper, 0 to 4
+    assert lb[f"lincv_lower_{side}"] in range(5)
   assert rg["agreement_loop"] == rg["agreement_cv"] == 1.0
   for key in ("probe_lbfgs_speedup_vs_cold", "probe_lbfgs_speedup_vs_warm",
               "probe_ridge_speedup_vs_loop", "probe_ridge_speedup_vs_cv"):

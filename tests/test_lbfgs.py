@@ -90,6 +90,28 @@ def test_float32_members_reach_a_tol_below_the_rounding_of_their_objective():
     assert ours - theirs <= 1e-8 * theirs, (lam, ours, theirs)
 
 
+@pytest.mark.parametrize("loss", ["softmax", "squared_svm", "least_squares", "svm"])
+@pytest.mark.parametrize("reg", ["l2", "none"])
+def test_the_slope_along_the_ray_is_the_objectives_derivative(x64, loss, reg):
+  """The line search's hand-written slope phi'(t) (from the scores, no product with the
+  rows) against JAX's forward derivative of the objective along the ray, in float64."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((50, 7)))
+  y = jnp.asarray(rng.integers(0, 4, 50), jnp.int32)
+  w, d_w = (jnp.asarray(rng.standard_normal((4, 7))) for _ in range(2))   # (C, D) layout
+  b, d_b = (jnp.asarray(rng.standard_normal(4)) for _ in range(2))
+  structure = training.Structure(optimizer="lbfgs", loss=loss, reg=reg)
+  hp = {**{f: jnp.asarray(v, jnp.float64) for f, v in training.HPARAM_DEFAULTS.items()},
+        "reg_strength": jnp.asarray(0.3)}
+  s, u = x @ w.T + b[None], x @ d_w.T + d_b[None]
+  phi = lambda t: objective.loss({"W": (w + t * d_w).T, "b": b + t * d_b}, x, y, loss=loss,
+                                 reg=reg, reg_strength=0.3)
+  for t in (0.0, 0.37, 1.0):
+    _, expected = jax.jvp(phi, (jnp.float64(t),), (jnp.float64(1.0),))
+    ours = lbfgs._slope(structure, hp, w, d_w, s, u, y, t)  # pylint: disable=protected-access
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_a_member_alone_equals_itself_in_a_population(x64):
   """To the solver's precision: the population's members share one product, whose
   rounding depends on how many members it holds (as `lincv.sweep.chunking` says), so
