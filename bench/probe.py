@@ -25,15 +25,15 @@ Softmax, full batch (`bench.probe_solvers`):
   cold       `LogisticRegression(solver="lbfgs", C=1/(2 N lambda))` fit once per strength
              from zero, in path order (CLIP's protocol).
   warm       one such estimator with `warm_start=True`, strongest penalty first.
-The same stopping test for all: lincv stops a member at |g|_2 <= tol |g0|_2 (g0: the
-gradient at W = 0, b = 0, the same for every strength); scikit-learn gets its absolute
-`tol` (largest gradient entry) = tol max|g0|; both at most `--max-iters` (1,000)
-iterations. tol (`--tol`) is 1e-6: on near-separable rows (43 of 192, 3 classes) the
-weakest strength's optimum is a thousandth of the objective at zero, and the two sides
-ended 2.2e-3 apart there with tol 1e-4 (the quick bench's pixels), 1.3e-2 with 1e-5 (a
-Gaussian features file), 1.4e-4 with 1e-6 (the same file). lincv also stops a member
-where no step decreases its objective, on its value or, near the minimum, on its slope
-(`lincv.lbfgs`).
+The same tolerance for all, each in its own test: lincv stops a member at |g|_2 <= tol
+|g0|_2 (g0: the gradient at W = 0, b = 0, the same for every strength); scikit-learn
+gets its absolute `tol` (largest gradient entry) = tol max|g0|; both at most
+`--max-iters` (1,000) iterations. tol (`--tol`) is 1e-6: on near-separable rows (43 of
+192, 3 classes) the weakest strength's optimum is a thousandth of the objective at zero,
+and the two sides ended 2.2e-3 apart there with tol 1e-4 (the quick bench's pixels),
+1.3e-2 with 1e-5 (a Gaussian features file), 1.4e-4 with 1e-6 (the same file). lincv
+also stops a member where no step decreases its objective, on its value or, near the
+minimum, on its slope (`lincv.lbfgs`).
 `objective` (mean softmax loss + lambda sum W^2, float64 on the host) scores every side's
 weights: `max_rel_objective_diff_*` is the largest |J_lincv - J_sklearn| / J_sklearn over
 the path (target <= 1e-3), `max_test_accuracy_diff_points_*` the largest test accuracy
