@@ -18,13 +18,14 @@ passes Hager and Zhang's approximate Wolfe test (`phi'(t) <= (2 C1 - 1) phi'(0)`
 decrease on that model, with `phi(t)` at most `NOISE` roundings above `phi(0)`). Near the
 minimum a step's decrease is smaller than the rounding of the objective itself: with
 Armijo's test alone, float32 members stalled at 1e-4 to 7e-4 of the gradient at zero
-(digits), or 1e-5 to 9e-4 (k-means features), their objectives 1e-6 above the minimum;
-with the slopes they reach 1e-7 (`tests/test_lbfgs.py`), for 1% more time per iteration
-(10,000 rows of 1,000 and of 6,400 features, 8 members, a 2-core CPU). An iteration is
-thus one forward and one backward product, about one batched function-and-gradient
-evaluation (1.1 to 1.35 of them measured, 10,000 x 1,000 features, K = 8 or 16 members,
-softmax), where optax's own line searches, vmapped, run every member through every
-branch of their loops: `optax.lbfgs`'s zoom took 9.2 evaluations' time per iteration,
+(digits), or 1e-5 to 9e-4 (k-means features), their objectives up to 1e-6 above the
+minimum; with the slopes they reach a tol of 1e-6 (digits, `tests/test_lbfgs.py`) and
+1e-7 (k-means features), for 1% more time per iteration (10,000 rows of 1,000 and of
+6,400 features, 8 members, a 2-core CPU). An iteration is thus one forward and one
+backward product, about one batched function-and-gradient evaluation (1.1 to 1.35 of
+them measured, 10,000 x 1,000 features, K = 8 or 16 members, softmax), where optax's own
+line searches, vmapped, run every member through every branch of their loops:
+`optax.lbfgs`'s zoom took 9.2 evaluations' time per iteration,
 `scale_by_backtracking_linesearch` 37.
 
 Each member stops on its own test: its gradient norm relative to the objective's gradient

@@ -72,9 +72,9 @@ def _objective_f64(params, x, y, lam):
 def test_float32_members_reach_a_tol_below_the_rounding_of_their_objective():
   """In float32 the decrease of a step near the minimum is lost in the rounding of the
   objective (about 1e-7 of it): with Armijo's test alone every member stalled at 1e-4 to
-  7e-4 of its gradient at zero, its objective 1e-6 above scikit-learn's. The slope along
-  the ray keeps its accuracy there (the approximate Wolfe test): each member reaches tol
-  1e-6 and scikit-learn's objective to 1e-8, both scored in float64."""
+  7e-4 of its gradient at zero, its objective up to 1e-6 above scikit-learn's. The slope
+  along the ray keeps its accuracy there (the approximate Wolfe test): each member
+  reaches tol 1e-6 and scikit-learn's objective to 1e-8, both scored in float64."""
   data = _digits()
   assert data.x_train.dtype == jnp.float32
   lams = (1e-3, 1e-2, 1e-1, 1.0)
