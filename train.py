@@ -20,7 +20,6 @@ process 0 writes the run directory and prints the results. A process that loses 
 ends with one line and exit status 1; starting every process again resumes the run.
 """
 
-import logging
 import os
 import re
 import signal
@@ -243,28 +242,6 @@ def _main(spec, config) -> None:
     sys.exit(130)
 
 
-def exit_without_teardown(code: int = 0) -> None:
-  """Ends a finished (or interrupted) one-process run at once, skipping the interpreter's
-  teardown.
-
-  Unloading jax, XLA and matplotlib takes 0.5 to 1 s of a 2-core CPU after the last line
-  is printed, a tenth of the default run; everything the run writes is closed (and
-  synced) by then. After Ctrl-C, XLA's threads may still be running the program the
-  interrupt cut short, and tearing the interpreter down under them could crash the
-  process (SIGSEGV instead of status 130). A process of a multi-process run exits
-  normally: jax's exit handler leaves the coordination service, which its peers wait on.
-  """
-  distributed = sys.modules.get("lincv.distributed")
-  if distributed is not None and distributed.joined():
-    if code:
-      sys.exit(code)
-    return
-  logging.shutdown()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(code)  # pylint: disable=protected-access
-
-
 if __name__ == "__main__":
   try:
     main(sys.argv)
@@ -273,6 +250,8 @@ if __name__ == "__main__":
     sys.exit(130)
   except SystemExit as e:
     if e.code == 130:          # Ctrl-C, said and cleaned up: XLA may still be running
-      exit_without_teardown(130)
+      from lincv import distributed as _distributed
+      _distributed.exit_without_teardown(130)
     raise
-  exit_without_teardown()
+  from lincv import distributed as _distributed
+  _distributed.exit_without_teardown()

@@ -85,7 +85,8 @@ def child(argv: list[str], out: str) -> None:
     with open(out, "w", encoding="utf-8") as f:
       json.dump({"phases": {k: common.rounded(v) for k, v in phases.items()},
                  "programs": recorder.figures()}, f)
-  train.exit_without_teardown()   # as `python train.py` ends
+  from lincv import distributed  # pylint: disable=import-outside-toplevel
+  distributed.exit_without_teardown()   # as `python train.py` ends
 
 
 def timed(phases: collections.Counter) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lincv import checkpoint, compile_cache
+from lincv import checkpoint, compile_cache, distributed
 from lincv import config as config_lib
 from lincv import data as data_lib
 from lincv import experiment
@@ -272,7 +272,5 @@ if __name__ == "__main__":
     main()
   except SystemExit as e:
     if e.code == 130:   # Ctrl-C: XLA may still be running the program it cut short
-      sys.stdout.flush()
-      sys.stderr.flush()
-      os._exit(130)  # pylint: disable=protected-access
+      distributed.exit_without_teardown(130)
     raise
