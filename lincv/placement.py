@@ -131,7 +131,7 @@ class HostEpochs:
     step_bytes = s.batch_size * (x.dtype.itemsize * x.shape[1] + y.dtype.itemsize)
     self.block_steps, self.step_bytes = block_steps, step_bytes
     self.block = self.steps_per_block(1)
-    shapes = training.Data(*(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in pop.data))
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), pop.data)
 
     def steps(carry, hp, idx, xs, ys):
       return training.epoch_steps(carry, hp, xs, ys, idx, s, n)

@@ -111,11 +111,24 @@ class Structure:
 
 
 class Data(NamedTuple):
-  """Training and validation arrays: float rows (N, D) and int32 labels (N,)."""
+  """Training and validation arrays: float rows (N, D) and int32 labels (N,).
+
+  `basis`: the training rows' `lbfgs.Basis`, which preconditions the full-batch solver
+  (`with_basis` adds it; None: L-BFGS runs unpreconditioned).
+  """
   x_train: jax.Array
   y_train: jax.Array
   x_val: jax.Array
   y_val: jax.Array
+  basis: "lbfgs.Basis | None" = None
+
+
+def with_basis(data: Data, structure: "Structure") -> Data:
+  """`data` with the basis its full-batch solver's preconditioner needs (see `lbfgs.Basis`),
+  computed once; unchanged for the other optimizers, or where it has one."""
+  if structure.optimizer != "lbfgs" or data.basis is not None:
+    return data
+  return data._replace(basis=lbfgs.basis(data.x_train))
 
 
 class TrainState(NamedTuple):
@@ -170,7 +183,8 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
   if structure.model == "linear":
     params = {"W": params["W"] * jnp.asarray(hparams["init_scale"], dtype), "b": params["b"]}
   if structure.optimizer == "lbfgs":
-    opt_state = lbfgs.init(params, hparams, data.x_train, data.y_train, structure)
+    opt_state = lbfgs.init(params, hparams, data.x_train, data.y_train, structure,
+                           data.basis)
   else:
     opt_state = make_optimizer(structure, hparams, data.x_train.shape[0]).init(params)
   zero = jnp.zeros((), jnp.int32)
@@ -402,6 +416,7 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
   """
   for name in ("y_train", "y_val"):
     check_labels(getattr(data, name), num_classes, name=name)
+  data = with_basis(data, structure)
   state = init_state(hparams, data, structure, num_classes)
   return jax.lax.scan(lambda s, e: train_epoch(s, hparams, data, key, structure, epoch=e),
                       state, jnp.arange(structure.epochs, dtype=jnp.int32))

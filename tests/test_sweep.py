@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import checkpoint, sweep, training
+from lincv import checkpoint, lbfgs, sweep, training
 from _faults import Killed, KillAt, resumes_at_every_write, share_populations
 from _sweep_main import blobs
 
@@ -410,10 +410,20 @@ def test_a_hyperparameter_the_rows_dtype_cannot_hold_is_refused(field, value, me
     sweep.run(c, lambda f: _data(), 4)
 
 
+def test_a_basis_that_does_not_fit_the_rows_is_refused():
+  d = _data()
+  wrong = lbfgs.basis(d.x_train[:, :3])
+  c = _config(reg_strength=[1e-3])
+  c.optimizer = "lbfgs"
+  with pytest.raises(sweep.SweepError, match=r"basis: vectors of shape \(3, 3\) and values "
+                     r"of shape \(3,\) do not fit rows of \d+ columns"):
+    sweep.run(c, lambda f: d._replace(basis=wrong), 4)
+
+
 def test_float64_rows_without_64_bit_jax_are_refused():
   """They would train in float32, silently, as JAX casts them."""
   d = _data()
   rows = training.Data(*(np.asarray(a, np.float64) if a.dtype == np.float32 else np.asarray(a)
-                         for a in d))
+                         for a in d[:4]))
   with pytest.raises(sweep.SweepError, match="x_train's dtype float64 needs 64-bit JAX"):
     sweep.run(_config(learning_rate=[0.1]), lambda f: rows, 4)

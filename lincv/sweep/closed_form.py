@@ -72,7 +72,7 @@ class ClosedForm:
   def epoch(self, state: training.TrainState):
     """Solves every member and stops it: (state, {"train_loss", "val_accuracy"})."""
     pop = self.pop
-    data = training.Data(*(_local(a) for a in pop.data))
+    data = jax.tree.map(_local, pop.data)
     lam = distributed.fetch(pop.hparams["reg_strength"])
     try:
       params = ridge.path(data.x_train, data.y_train, lam, pop.num_classes)

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lincv import distributed, ridge, seeds, training
+from lincv import distributed, lbfgs, ridge, seeds, training
 from lincv import placement as placement_lib
 from lincv.sweep import compaction
 from lincv.sweep.closed_form import ClosedForm
@@ -225,6 +225,12 @@ class Population:
       self.data = placement_lib.host_data(self.data, NamedSharding(self.mesh, P()))
     else:
       self.data = _shard(self.data, self.mesh, P())
+    if s.optimizer == "lbfgs" and self.data.basis is None:
+      # The preconditioner's basis, once for the rows (the runner hands the data on to
+      # the next group, basis included).
+      replicated = NamedSharding(self.mesh, P())
+      self.data = self.data._replace(basis=jax.jit(
+          lbfgs.basis, out_shardings=lbfgs.Basis(replicated, replicated))(self.data.x_train))
 
     self._init = _init_program(training.init_fields(s), self.num_classes)
     # The final accuracy of every member costs a pass over the rows per chunk: it runs in

@@ -68,6 +68,13 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
     if not finite.all():
       raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
                        "every input must be finite")
+  if data.basis is not None:    # the full-batch solver's preconditioner (`lbfgs.Basis`)
+    d = data.x_train.shape[1]
+    shapes = tuple(data.basis.vectors.shape), tuple(data.basis.values.shape)
+    if shapes != ((d, d), (d,)):
+      raise SweepError(f"basis: vectors of shape {shapes[0]} and values of shape {shapes[1]} "
+                       f"do not fit rows of {d} columns; give lincv.lbfgs.basis(x_train) "
+                       f"(shapes ({d}, {d}) and ({d},)), or None")
   return data
 
 
