@@ -39,9 +39,11 @@ Measured on the CIFAR-10 k-means features (README, Results; one H200, float32 pr
 1,600 centroids 71.3% test (val 71.4%, reg_strength 1e-3) in 87 s; with
 `--config.data.flip=True` 74.2% (val 74.2%, 7.7e-5 from the refined stage, which ran to
 the 1,000-iteration cap) in 91 s; 4,000 centroids 71.1% (val 71.5%, 3.6e-3, refined) in
-130 s; with flip 74.0% (val 73.5%, 1e-3) in 134 s. The 4,000-centroid run without flip
-is the only one measured with the current line search (README, Results, says what
-changed).
+130 s; with flip 74.0% (val 73.5%, 1e-3) in 134 s. All four ran before L-BFGS was
+preconditioned by the rows' second moment (`lincv.lbfgs`; on the bench's pixel path it
+takes an eighth of the iterations), and only the 4,000-centroid run without flip with the
+current line search (README, Results, says what changed): their times and iteration
+counts are not the current code's.
 """
 
 from lincv import config as config_lib

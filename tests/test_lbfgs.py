@@ -220,11 +220,13 @@ def _population_epochs(data, lams, epochs, *, compact):
   return pop, jax.device_get(state), np.stack(curves, axis=1)
 
 
-def test_stopped_members_leave_the_population(x64):
-  """Once at most half the members are active, only they are computed, as a smaller
-  population; the others stay as the full program leaves a stopped member. Every number
-  agrees with the full program's to rounding (the shared product has another width)."""
+def test_stopped_members_leave_the_population(x64, monkeypatch):
+  """Once at most a quarter of the members are active, only they are computed, as a
+  smaller population; the others stay as the full program leaves a stopped member. Every
+  number agrees with the full program's to rounding (the shared product has another
+  width)."""
   data = _digits(dtype=jnp.float64)
+  monkeypatch.setattr(population, "MIN_SAVED_FLOPS", 0)   # these rows are few
   lams = (3.0, 1.0, 0.3, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # the strongest stop first
   full_pop, full, full_curves = _population_epochs(data, lams, 7, compact=False)
   pop, compact, curves = _population_epochs(data, lams, 7, compact=True)
@@ -241,6 +243,16 @@ def test_stopped_members_leave_the_population(x64):
   for name in ("W", "b"):
     np.testing.assert_allclose(compact.params[name][:k], full.params[name][:k], rtol=0,
                                atol=1e-9 * np.abs(full.params[name]).max())
+
+
+def test_members_stay_where_leaving_would_save_less_than_a_compilation(x64):
+  """400 rows of 64: the members that stop would have cost far less than
+  `MIN_SAVED_FLOPS`, so the population runs its one program to the end."""
+  data = _digits(dtype=jnp.float64)
+  lams = (3.0, 1.0, 0.3, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+  pop, state, _ = _population_epochs(data, lams, 7, compact=True)
+  assert (state.status[:len(lams)] == training.ACTIVE).sum() <= len(lams) // 4
+  assert sorted(pop._epochs) == [(pop.chunk, False)]  # pylint: disable=protected-access
 
 
 def test_a_member_whose_objective_overflows_is_diverged_and_stays_put():
