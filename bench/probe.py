@@ -40,8 +40,9 @@ the path (target <= 1e-3), `max_test_accuracy_diff_points_*` the largest test ac
 difference in points (target <= 0.3), `lincv_lower_*` at how many strengths lincv's
 objective ended below scikit-learn's. The two tests differ in their norm (lincv's the
 gradient's 2-norm, scikit-learn's its largest entry): on the bench's pixel rows lincv's
-is the stricter, and it ended below both loops at all 16 strengths (by 1e-8 to 5.7e-6 of
-the objective, with 4,211 iterations to the cold loop's 2,166).
+is the stricter, and it ended below both loops at all 16 strengths (by up to 5.7e-6 of
+the objective; preconditioned, `lincv.lbfgs`, in 493 iterations to the cold loop's 2,166,
+the full bench run of 2026-11-27 21:45 UTC).
 
 Ridge: `lincv.ridge.path` over the path, with each strength's validation accuracy
 (`lincv.ridge.evaluate`, to pick one), against `RidgeClassifier(alpha=N lambda)` fit and
@@ -57,7 +58,8 @@ ridge path, one RidgeClassifier fit, RidgeClassifierCV; VmHWM as `bench.probes` 
 Times are medians of `--reps` runs; the last line printed is the figures as strict JSON.
 
 Measured (CIFAR-10 k-means features, 1,600 centroids, 6,400 columns, the 2-core
-development CPU; one repetition, default path and tolerance):
+development CPU; one repetition, default path and tolerance; the L-BFGS figures before
+`lincv.lbfgs` was preconditioned, not measured since):
 
   python -m bench.probe --features kmeans1600.npz --limit 2000 --no-memory
     1,800 training rows, load average about 1 (2026-11-26, members that stop leave

@@ -18,14 +18,18 @@ direction's and the gradient's change of coordinates, against the rows' two (C, 
 (D, N). On the bench's CIFAR-10 pixels (5,000 rows of 3,072, mean image subtracted, the
 16 strengths 1e-4..1 of `bench.probe`, tol 1e-6, float32) the path took 494 iterations,
 its slowest member 52, where unpreconditioned it took 4,211 (slowest 983): 9.5 s against
-30.2 s on a 2-core CPU, compilation and the basis (1.5 s) included, the objectives within
-2e-10 of each other. c = `CURVATURE` (0.02) was chosen on those rows: 0.005, 0.01 and
+30.2 s on a 2-core CPU, compilation and the basis (1.3 s) included, the objectives within
+2e-10 of each other (7.3 s since such a population compiles no smaller programs for its
+last members, `lincv.sweep.population.MIN_SAVED_FLOPS`). c = `CURVATURE` (0.02) was chosen on those rows: 0.005, 0.01 and
 0.05 took 630, 539 and 481 iterations (slowest 48, 41 and 63). Pixels' and a network's
 features' second moments span orders of magnitude (these pixels': 55 down to 3e-7, 190
 eigenvalues above a thousandth of the top one), which the ten pairs of L-BFGS's memory
 learn slowly. On rows that are better conditioned the gain is small: digits (400 rows of
 64, float64, 8 strengths 1e-5..3, tol 1e-6) took 512 iterations against 524, the weakest
-strength's 193 against 156.
+strength's 193 against 156. The basis is one Gram matrix (N D^2) and one
+eigendecomposition (D^3, float32: 1.1 s at D = 3,072 and 14 s at 6,400 on the 2-core
+CPU), and holds D^2 floats: rows of more than `MAX_BASIS_COLUMNS` columns (1 GiB of
+float32 at that width) run unpreconditioned.
 
 The line search uses that the scores are linear in the parameters: with `u = x d_W + d_b`
 (one product, all members' directions as one (K*C, D) x (D, N) GEMM under `vmap`), the
@@ -94,6 +98,7 @@ from lincv._checks import as_float
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
 CURVATURE = 0.02     # the data loss's curvature the preconditioner assumes (see `Basis`)
 FLOOR = 1e-6         # the preconditioner's least damping, relative to the top eigenvalue
+MAX_BASIS_COLUMNS = 16384   # wider rows run unpreconditioned (the basis holds D^2 floats)
 STEPS = 16           # step sizes tried per iteration: 1, 1/2, 1/4, 1/8, 1/32, ..., 2^-27
 C1 = 1e-4            # Armijo's sufficient-decrease constant
 NOISE = 8            # the objective's rounding, in units of eps times its value

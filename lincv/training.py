@@ -123,10 +123,17 @@ class Data(NamedTuple):
   basis: "lbfgs.Basis | None" = None
 
 
+def needs_basis(data: Data, structure: "Structure") -> bool:
+  """Whether `data` lacks the basis of its full-batch solver's preconditioner: for
+  optimizer "lbfgs", rows of at most `lbfgs.MAX_BASIS_COLUMNS` columns, no basis yet."""
+  return (structure.optimizer == "lbfgs" and data.basis is None
+          and data.x_train.shape[1] <= lbfgs.MAX_BASIS_COLUMNS)
+
+
 def with_basis(data: Data, structure: "Structure") -> Data:
   """`data` with the basis its full-batch solver's preconditioner needs (see `lbfgs.Basis`),
-  computed once; unchanged for the other optimizers, or where it has one."""
-  if structure.optimizer != "lbfgs" or data.basis is not None:
+  computed once; unchanged where `needs_basis` says no."""
+  if not needs_basis(data, structure):
     return data
   return data._replace(basis=lbfgs.basis(data.x_train))
 

@@ -112,6 +112,15 @@ def test_a_population_computes_the_basis_once_for_its_full_batch_members():
       data.x_train).values), rtol=1e-4, atol=1e-6 * float(np.max(basis.values)))
 
 
+def test_rows_wider_than_the_basis_limit_run_unpreconditioned(monkeypatch):
+  monkeypatch.setattr(lbfgs, "MAX_BASIS_COLUMNS", 63)     # digits have 64
+  (group,) = sweep.group(sweep.expand(_probe_config(epochs=1)))
+  pop = sweep.Population(group, _digits(), 10)
+  assert pop.data.basis is None
+  state, _ = pop.epoch(pop.init())
+  assert (np.asarray(state.opt_state.iterations)[:pop.k] == 10).all()
+
+
 def test_each_member_reaches_scikit_learns_objective(x64):
   """lincv's objective is mean loss + lam |W|^2; scikit-learn's is C sum loss + |W|^2 / 2,
   both leaving the intercept out: the same minimiser for C = 1 / (2 N lam). Both

@@ -231,7 +231,7 @@ class Population:
       self.data = placement_lib.host_data(self.data, NamedSharding(self.mesh, P()))
     else:
       self.data = _shard(self.data, self.mesh, P())
-    if s.optimizer == "lbfgs" and self.data.basis is None:
+    if training.needs_basis(self.data, s):
       # The preconditioner's basis, once for the rows (the runner hands the data on to
       # the next group, basis included).
       replicated = NamedSharding(self.mesh, P())
