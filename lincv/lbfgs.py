@@ -20,11 +20,11 @@ direction's and the gradient's change of coordinates, against the rows' two (C, 
 its slowest member 52, where unpreconditioned it took 4,211 (slowest 983): 9.5 s against
 30.2 s on a 2-core CPU, compilation and the basis (1.3 s) included, the objectives within
 2e-10 of each other (7.3 s since such a population compiles no smaller programs for its
-last members, `lincv.sweep.population.MIN_SAVED_FLOPS`). c = `CURVATURE` (0.02) was chosen on those rows: 0.005, 0.01 and
-0.05 took 630, 539 and 481 iterations (slowest 48, 41 and 63). Pixels' and a network's
-features' second moments span orders of magnitude (these pixels': 55 down to 3e-7, 190
-eigenvalues above a thousandth of the top one), which the ten pairs of L-BFGS's memory
-learn slowly. On rows that are better conditioned the gain is small: digits (400 rows of
+last members, `lincv.sweep.population.MIN_SAVED_FLOPS`). c = `CURVATURE` (0.02) was
+chosen on those rows: 0.005, 0.01 and 0.05 took 630, 539 and 481 iterations (slowest 48,
+41 and 63). Pixels' and a network's features' second moments span orders of magnitude
+(these pixels': 55 down to 3e-7, 190 eigenvalues above a thousandth of the top one),
+which the ten pairs of L-BFGS's memory learn slowly. On rows that are better conditioned the gain is small: digits (400 rows of
 64, float64, 8 strengths 1e-5..3, tol 1e-6) took 512 iterations against 524, the weakest
 strength's 193 against 156. The basis is one Gram matrix (N D^2) and one
 eigendecomposition (D^3, float32: 1.1 s at D = 3,072 and 14 s at 6,400 on the 2-core

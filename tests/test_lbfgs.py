@@ -64,7 +64,8 @@ def test_the_preconditioned_coordinates_follow_the_chain_rule(x64, reg):
   data = _digits(dtype=jnp.float64)
   structure = training.Structure(optimizer="lbfgs", reg=reg)
   hp = {f: v[0] for f, v in _hparams((1e-3,), jnp.float64, 1e-6).items()}
-  z = lbfgs._coordinates(lbfgs.basis(data.x_train), structure, hp)  # pylint: disable=protected-access
+  coordinates = lbfgs._coordinates  # pylint: disable=protected-access
+  z = coordinates(lbfgs.basis(data.x_train), structure, hp)
   kg, kd = jax.random.split(jax.random.key(0))
   draw = lambda key: {"W": jax.random.normal(key, (10, 64), jnp.float64),
                       "b": jax.random.normal(jax.random.fold_in(key, 1), (10,), jnp.float64)}
@@ -95,10 +96,10 @@ def test_the_preconditioner_changes_the_path_not_the_minimum(x64, monkeypatch):
   assert (np.asarray(lbfgs.report(pre.opt_state)["grad_norm"]) <= 1e-8).all()
   assert np.asarray(pre.opt_state.iterations).max() < cap
   assert np.asarray(plain.opt_state.iterations).max() == cap
-  for i, lam in enumerate(lams):
-    at = lambda st: float(objective.loss(jax.tree.map(lambda a: a[i], st.params), x,  # pylint: disable=cell-var-from-loop
-                                         data.y_train, reg_strength=lam))  # pylint: disable=cell-var-from-loop
-    assert abs(at(pre) - at(plain)) <= 1e-10 * at(plain)
+  at = lambda st, i: float(objective.loss(jax.tree.map(lambda a: a[i], st.params), x,
+                                         data.y_train, reg_strength=lams[i]))
+  for i in range(len(lams)):
+    assert abs(at(pre, i) - at(plain, i)) <= 1e-10 * at(plain, i)
 
 
 def test_a_population_computes_the_basis_once_for_its_full_batch_members():
