@@ -58,12 +58,18 @@ ridge path, one RidgeClassifier fit, RidgeClassifierCV; VmHWM as `bench.probes` 
 Times are medians of `--reps` runs; the last line printed is the figures as strict JSON.
 
 Measured (CIFAR-10 k-means features, 1,600 centroids, 6,400 columns, the 2-core
-development CPU; one repetition, default path and tolerance; the L-BFGS figures before
-`lincv.lbfgs` was preconditioned, not measured since):
+development CPU; one repetition, default path and tolerance):
 
   python -m bench.probe --features kmeans1600.npz --limit 2000 --no-memory
-    1,800 training rows, load average about 1 (2026-11-26, members that stop leave
-    the population, see `lincv.sweep.Population`): lincv `sweep.run` 102 s (6,424
+    1,800 training rows, load average about 2.5 (2026-11-27 22:50 UTC, L-BFGS
+    preconditioned by the basis of X X^T / N, `lincv.lbfgs`): lincv `sweep.run`
+    23.9 s (2,134 member iterations, the slowest member 221), the cold loop 197 s
+    (6,113 iterations): 8.25x (target 10x); the warm loop 81.6 s (2,540 iterations):
+    3.41x (target 4x). lincv ended below both loops' objectives at all 16 strengths,
+    by up to 1.6e-4; test accuracies within 0.75 points (3 of the 400 test rows).
+    The same run with the whole (D, D) basis: lincv 38.3 s, 6.2x and 2.6x.
+  Before the preconditioner, 1,800 rows at load average about 1 (2026-11-26, members
+    that stop leave the population, see `lincv.sweep.Population`): lincv `sweep.run` 102 s (6,424
     member iterations), the cold loop 508 s (6,019 iterations): 4.96x (target 10x);
     the warm loop 183 s (2,410 iterations): 1.79x (target 4x). Objectives within
     1.7e-4 of each other, test accuracies within 0.25 points. Ridge (before

@@ -20,16 +20,21 @@ direction's and the gradient's change of coordinates, against the rows' two (C, 
 its slowest member 52, where unpreconditioned it took 4,211 (slowest 983): 9.5 s against
 30.2 s on a 2-core CPU, compilation and the basis (1.3 s) included, the objectives within
 2e-10 of each other (7.3 s since such a population compiles no smaller programs for its
-last members, `lincv.sweep.population.MIN_SAVED_FLOPS`). c = `CURVATURE` (0.02) was
+last few epochs, `lincv.sweep.population.COMPACT_AFTER_FLOPS`). c = `CURVATURE` (0.02) was
 chosen on those rows: 0.005, 0.01 and 0.05 took 630, 539 and 481 iterations (slowest 48,
 41 and 63). Pixels' and a network's features' second moments span orders of magnitude
 (these pixels': 55 down to 3e-7, 190 eigenvalues above a thousandth of the top one),
-which the ten pairs of L-BFGS's memory learn slowly. On rows that are better conditioned the gain is small: digits (400 rows of
-64, float64, 8 strengths 1e-5..3, tol 1e-6) took 512 iterations against 524, the weakest
-strength's 193 against 156. The basis is one Gram matrix (N D^2) and one
-eigendecomposition (D^3, float32: 1.1 s at D = 3,072 and 14 s at 6,400 on the 2-core
-CPU), and holds D^2 floats: rows of more than `MAX_BASIS_COLUMNS` columns (1 GiB of
-float32 at that width) run unpreconditioned.
+which the ten pairs of L-BFGS's memory learn slowly. On rows that are better conditioned
+the gain is small: digits (400 rows of 64, float64, 8 strengths 1e-5..3, tol 1e-6) took
+512 iterations against 524, the weakest strength's 193 against 156. The basis is one
+Gram matrix (N D^2) and one eigendecomposition (D^3, float32: 1.1 s at D = 3,072 and
+14 s at 6,400 on the 2-core CPU), and holds D^2 floats: rows of more than
+`MAX_BASIS_COLUMNS` columns (1 GiB of float32 at that width) run unpreconditioned. With
+fewer rows than columns it is that of X X^T / N instead (N^2 D and N^3, `basis`), N
+directions, the others left as they are, and an iteration costs four (C, D) x (D, N)
+products more: on 1,800 k-means rows of 6,400
+(the 16 strengths, tol 1e-6) the path took 23.7 s and 2,134 iterations, where the whole
+(D, D) basis took 38.3 s (its eigendecomposition 14 s of them) and 2,124 iterations.
 
 The line search uses that the scores are linear in the parameters: with `u = x d_W + d_b`
 (one product, all members' directions as one (K*C, D) x (D, N) GEMM under `vmap`), the
@@ -99,6 +104,7 @@ MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
 CURVATURE = 0.02     # the data loss's curvature the preconditioner assumes (see `Basis`)
 FLOOR = 1e-6         # the preconditioner's least damping, relative to the top eigenvalue
 MAX_BASIS_COLUMNS = 16384   # wider rows run unpreconditioned (the basis holds D^2 floats)
+RANK_FLOOR = 1e-7    # fewer rows than columns: eigenvalues kept, relative to the top one
 STEPS = 16           # step sizes tried per iteration: 1, 1/2, 1/4, 1/8, 1/32, ..., 2^-27
 C1 = 1e-4            # Armijo's sufficient-decrease constant
 NOISE = 8            # the objective's rounding, in units of eps times its value
@@ -109,21 +115,38 @@ class NotConverged(UserWarning):
 
 
 class Basis(NamedTuple):
-  """The eigenvectors (columns of `vectors`, (D, D)) and eigenvalues (`values`, (D,), at
-  least 0) of the training rows' second moment X^T X / N: the preconditioner's basis,
-  computed once for the rows and shared by every member (`training.Data.basis`)."""
+  """Eigenvectors (columns of `vectors`, (D, r)) and eigenvalues (`values`, (r,), at least
+  0) of the training rows' second moment X^T X / N: the preconditioner's basis, computed
+  once for the rows and shared by every member (`training.Data.basis`). r = D where the
+  rows are at least as many as their columns; else r = N, the rank of X^T X at most, and
+  the directions outside the columns' span have eigenvalue 0."""
   vectors: jax.Array
   values: jax.Array
 
 
 def basis(x_NxD) -> Basis:
-  """The `Basis` of the rows `x_NxD`: one (D, N) x (N, D) product and one eigendecomposition
-  (float32 is enough: the preconditioner changes the path to the minimum, not the
-  minimum)."""
+  """The `Basis` of the rows `x_NxD`, in float32 (the preconditioner changes the path to
+  the minimum, not the minimum).
+
+  N >= D: one (D, N) x (N, D) product and one eigendecomposition of the (D, D) result.
+  N < D: of X X^T / N (N, N), which has the same nonzero eigenvalues, with eigenvectors u
+  where X^T X / N has X^T u; those are orthonormalised (a QR), and the directions whose
+  eigenvalue is below `RANK_FLOOR` of the top one, where X^T u is mostly rounding, are
+  left out (eigenvalue 0).
+  """
+  n, d = x_NxD.shape
   with precision.exact():
-    gram = x_NxD.T @ x_NxD / x_NxD.shape[0]
-  values, vectors = jnp.linalg.eigh((gram + gram.T) / 2)
-  return Basis(vectors=vectors, values=jnp.maximum(values, 0))
+    if n >= d:
+      gram = x_NxD.T @ x_NxD / n
+      values, vectors = jnp.linalg.eigh((gram + gram.T) / 2)
+      return Basis(vectors=vectors, values=jnp.maximum(values, 0))
+    kernel = x_NxD @ x_NxD.T / n
+    values, u = jnp.linalg.eigh((kernel + kernel.T) / 2)
+    values, u = values[::-1], u[:, ::-1]      # largest first: the QR keeps their directions
+    kept = values > RANK_FLOOR * jnp.max(values)
+    vectors, r = jnp.linalg.qr(x_NxD.T @ (u * kept[None, :]))
+    kept = kept & (jnp.abs(jnp.diagonal(r)) > 0)
+  return Basis(vectors=vectors * kept[None, :], values=jnp.where(kept, values, 0))
 
 
 class State(NamedTuple):
@@ -174,23 +197,32 @@ def _scores(params_t, x_NxD):
 
 
 class _Coordinates(NamedTuple):
-  """A member's preconditioned coordinates Z: W (loop layout, (C, D)) = (Z_W * w) V^T and
-  b = Z_b * b_scale, with V the `Basis`'s eigenvectors; no basis: Z = the parameters."""
+  """A member's preconditioned coordinates Z. With a whole basis (V (D, D)): W (loop
+  layout, (C, D)) = (Z_W * w) V^T. With a partial one (V (D, r), r < D, the directions
+  outside its span at scale 1): W = Z_W + ((Z_W V) * (w - 1)) V^T. Both ways b = Z_b *
+  b_scale; no basis: Z = the parameters."""
   vectors: jax.Array | None
   w: jax.Array | None
   b: jax.Array | None
 
+  def _partial(self, a_CxD):
+    return a_CxD + ((a_CxD @ self.vectors) * (self.w - 1)[None, :]) @ self.vectors.T
+
   def gradient(self, g):
     """A gradient (loop layout) as the gradient with respect to Z: one (C, D) x (D, D)
-    product."""
+    product (a partial basis: two of (C, D) x (D, r))."""
     if self.vectors is None:
       return g
+    if self.vectors.shape[1] < self.vectors.shape[0]:
+      return {"W": self._partial(g["W"]), "b": g["b"] * self.b}
     return {"W": (g["W"] @ self.vectors) * self.w[None, :], "b": g["b"] * self.b}
 
   def step(self, d):
-    """A step in Z as the step of the parameters (loop layout): one product."""
+    """A step in Z as the step of the parameters (loop layout): as many products."""
     if self.vectors is None:
       return d
+    if self.vectors.shape[1] < self.vectors.shape[0]:
+      return {"W": self._partial(d["W"]), "b": d["b"] * self.b}
     return {"W": (d["W"] * self.w[None, :]) @ self.vectors.T, "b": d["b"] * self.b}
 
 

@@ -56,8 +56,23 @@ def test_the_basis_is_the_rows_second_moment(x64):
   assert (s >= 0).all()
 
 
+def test_with_fewer_rows_than_columns_the_basis_spans_the_rows(x64):
+  """N < D: r = N columns from X X^T / N, the second moment the same; a direction whose
+  eigenvalue is below `RANK_FLOOR` of the top one (here 0: a row repeated) is left out."""
+  x = _digits(dtype=jnp.float64).x_train[:40]
+  x = x.at[39].set(x[0])
+  b = lbfgs.basis(x)
+  assert (np.asarray(b.values) > 0).sum() == 39
+  v, s = np.asarray(b.vectors), np.asarray(b.values)
+  assert v.shape == (64, 40) and (s >= 0).all()
+  kept = s > 0
+  np.testing.assert_allclose(v[:, kept].T @ v[:, kept], np.eye(kept.sum()), atol=1e-10)
+  np.testing.assert_allclose((v * s) @ v.T, np.asarray(x.T @ x) / 40, atol=1e-10)
+
+
+@pytest.mark.parametrize("rows", [400, 40])      # a whole basis, and one of 40 directions
 @pytest.mark.parametrize("reg", ["l2", "none"])
-def test_the_preconditioned_coordinates_follow_the_chain_rule(x64, reg):
+def test_the_preconditioned_coordinates_follow_the_chain_rule(x64, reg, rows):
   """W = (Z_W w) V^T, b = Z_b b_scale: the gradient with respect to Z is `gradient(g)`, so
   <g, step(d)> = <gradient(g), d> for every g and d; and a step of the first iteration
   (Z's gradient, mapped back) is a descent direction of W's."""
@@ -65,7 +80,7 @@ def test_the_preconditioned_coordinates_follow_the_chain_rule(x64, reg):
   structure = training.Structure(optimizer="lbfgs", reg=reg)
   hp = {f: v[0] for f, v in _hparams((1e-3,), jnp.float64, 1e-6).items()}
   coordinates = lbfgs._coordinates  # pylint: disable=protected-access
-  z = coordinates(lbfgs.basis(data.x_train), structure, hp)
+  z = coordinates(lbfgs.basis(data.x_train[:rows]), structure, hp)
   kg, kd = jax.random.split(jax.random.key(0))
   draw = lambda key: {"W": jax.random.normal(key, (10, 64), jnp.float64),
                       "b": jax.random.normal(jax.random.fold_in(key, 1), (10,), jnp.float64)}
@@ -100,6 +115,26 @@ def test_the_preconditioner_changes_the_path_not_the_minimum(x64, monkeypatch):
                                          data.y_train, reg_strength=lams[i]))
   for i in range(len(lams)):
     assert abs(at(pre, i) - at(plain, i)) <= 1e-10 * at(plain, i)
+
+
+def test_with_fewer_rows_than_columns_the_preconditioner_keeps_the_minimum(x64, monkeypatch):
+  data = _digits(dtype=jnp.float64)
+  q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(64, 64)))
+  x = (data.x_train @ jnp.asarray(q * np.geomspace(1e-2, 1e1, 64)))[:40]
+  few = training.Data(x, data.y_train[:40], x, data.y_train[:40])
+  lams = (1e-2, 1.0)
+  s = training.Structure(optimizer="lbfgs", epochs=50, lbfgs_iters=10)
+  hp = _hparams(lams, jnp.float64, 1e-8)
+  fit = lambda: jax.jit(jax.vmap(training.fit, in_axes=(0, None, None, None, None)),
+                        static_argnums=(3, 4))(hp, few, None, s, 10)[0]
+  pre = fit()
+  monkeypatch.setattr(training, "with_basis", lambda d, structure: d)    # no basis
+  plain = fit()
+  assert (np.asarray(lbfgs.report(pre.opt_state)["grad_norm"]) <= 1e-8).all()
+  at = lambda st, i: float(objective.loss(jax.tree.map(lambda a: a[i], st.params), x,
+                                         few.y_train, reg_strength=lams[i]))
+  for i in range(len(lams)):
+    assert abs(at(pre, i) - at(plain, i)) <= 1e-9 * at(plain, i)
 
 
 def test_a_population_computes_the_basis_once_for_its_full_batch_members():
@@ -236,7 +271,7 @@ def test_stopped_members_leave_the_population(x64, monkeypatch):
   number agrees with the full program's to rounding (the shared product has another
   width)."""
   data = _digits(dtype=jnp.float64)
-  monkeypatch.setattr(population, "MIN_SAVED_FLOPS", 0)   # these rows are few
+  monkeypatch.setattr(population, "COMPACT_AFTER_FLOPS", 0)   # these rows are few
   lams = (3.0, 1.0, 0.3, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # the strongest stop first
   full_pop, full, full_curves = _population_epochs(data, lams, 7, compact=False)
   pop, compact, curves = _population_epochs(data, lams, 7, compact=True)
@@ -256,8 +291,8 @@ def test_stopped_members_leave_the_population(x64, monkeypatch):
 
 
 def test_members_stay_where_leaving_would_save_less_than_a_compilation(x64):
-  """400 rows of 64: the members that stop would have cost far less than
-  `MIN_SAVED_FLOPS`, so the population runs its one program to the end."""
+  """400 rows of 64: the members that stopped cost far less than `COMPACT_AFTER_FLOPS`
+  while computed for nothing, so the population runs its one program to the end."""
   data = _digits(dtype=jnp.float64)
   lams = (3.0, 1.0, 0.3, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
   pop, state, _ = _population_epochs(data, lams, 7, compact=True)

@@ -8,9 +8,9 @@ as in the full population: the members' numbers are the same, bit for bit.
 
 The full-batch solver's members train as a population of the next power of four of
 their number instead (`size`), in chunks of that width, each size its own program: a
-narrower product is what makes its later iterations cheaper. They do so only where the
-members left out would have cost `population.MIN_SAVED_FLOPS` an epoch: below that the
-compilation costs more than the products it saves.
+narrower product is what makes its later iterations cheaper. They do so only once the
+members no longer training have cost `population.COMPACT_AFTER_FLOPS` of products:
+before that, the compilation could cost more than the products it saves.
 """
 
 import math

@@ -9,7 +9,7 @@ with `optimizer="closed_form"` is solved in one epoch instead (`lincv.sweep.clos
 Members that stop leave the population: once fewer members are active than it holds, an
 epoch computes only those (`Population.epoch`, `lincv.sweep.compaction`), and leaves the
 others as the full program leaves a member that is not training; the full-batch
-solver's, where that saves more than a compilation (`MIN_SAVED_FLOPS`).
+solver's, once that saves more than a compilation (`COMPACT_AFTER_FLOPS`).
 """
 
 import dataclasses
@@ -135,11 +135,14 @@ def _accuracy_program(model: str, chunk: int, mesh: Mesh):
 
 MAX_CHUNK = 64  # at most this many members train as one vmapped program
 COMPACT = True  # members that stop leave the population (False: they stay, frozen)
-# The full-batch solver's members leave only where those leaving would have cost at least
-# this many flops of products per epoch: each smaller population compiles a program, about
-# 1.5 s on a 2-core CPU, and on the bench's probe path (16 members, 5,000 rows of 3,072,
-# 6e10 flops an epoch) compacting to 8 and 1 members took 9.1 s where staying took 7.5 s.
-MIN_SAVED_FLOPS = 1e11
+# The full-batch solver's members leave the population once those no longer training have
+# cost this many flops of products in the epochs they were computed for nothing (the rule
+# of renting skis until their price is spent): each smaller population compiles a
+# program, about 1.5 s on a 2-core CPU, which pays only over a long enough tail. On the
+# bench's probe path (16 members, 5,000 rows of 3,072, 6e9 flops a member-epoch, 5
+# epochs) compacting to 8 and 1 members took 9.1 s where staying took 7.5 s; on 1,800
+# k-means rows of 6,400 (5e9, 41 epochs) one member trained alone for its last 7.
+COMPACT_AFTER_FLOPS = 2e11
 
 
 def chunking(k: int, num_devices: int) -> tuple[int, int]:
@@ -329,19 +332,22 @@ class Population:
       members = np.flatnonzero(distributed.fetch(state.status)[: self.k] == training.ACTIVE)
       if members.size:
         chunk, k_sub = self._compacted_size(members.size)
-        if k_sub < self.k_pad and self._saves(self.k_pad - k_sub):
+        if k_sub < self.k_pad and self._saves(state):
           return self._compacted_epoch(state, members, key, chunk, k_sub)
     return self.run_epoch(self.chunk, state, self.hparams, key, self._all_chunks)
 
-  def _saves(self, members_left: int) -> bool:
-    """Whether leaving `members_left` members out of an epoch saves more than compiling the
-    smaller program costs: always for halving (whose one program runs every size), for
-    the full-batch solver where their products come to `MIN_SAVED_FLOPS` an epoch."""
+  def _saves(self, state) -> bool:
+    """Whether a smaller population pays for its compilation: always for halving (whose
+    one program runs every size); for the full-batch solver once the members no longer
+    training have been computed for `COMPACT_AFTER_FLOPS` of products (a member that is
+    not training still counts its epochs: `epoch - epochs_run`, so a resumed run decides
+    as the run it continues)."""
     s = self.group.structure
     if s.optimizer != "lbfgs":
       return True
     n, d = self.data.x_train.shape
-    return members_left * s.lbfgs_iters * 4 * n * d * self.num_classes >= MIN_SAVED_FLOPS
+    idle = distributed.fetch(state.epoch)[: self.k] - distributed.fetch(state.epochs_run)[: self.k]
+    return float(idle.sum()) * s.lbfgs_iters * 4 * n * d * self.num_classes >= COMPACT_AFTER_FLOPS
 
   def _compacted_size(self, m: int) -> tuple[int, int]:
     """(chunk, population size) that `m` active members train as (`compaction.size`)."""
