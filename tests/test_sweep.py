@@ -416,8 +416,11 @@ def test_a_basis_that_does_not_fit_the_rows_is_refused():
   c = _config(reg_strength=[1e-3])
   c.optimizer = "lbfgs"
   with pytest.raises(sweep.SweepError, match=r"basis: vectors of shape \(3, 3\) and values "
-                     r"of shape \(3,\) do not fit rows of \d+ columns"):
+                     r"of shape \(3,\) do not fit \d+ rows of \d+ columns"):
     sweep.run(c, lambda f: d._replace(basis=wrong), 4)
+  few = d._replace(x_train=d.x_train[:3], y_train=d.y_train[:3])    # fewer rows than columns
+  result = sweep.run(c, lambda f: few._replace(basis=lbfgs.basis(few.x_train)), 4)
+  assert result.rows[0]["iterations"] > 0
 
 
 def test_float64_rows_without_64_bit_jax_are_refused():

@@ -69,12 +69,13 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
       raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
                        "every input must be finite")
   if data.basis is not None:    # the full-batch solver's preconditioner (`lbfgs.Basis`)
-    d = data.x_train.shape[1]
+    n, d = data.x_train.shape
+    r = min(n, d)
     shapes = tuple(data.basis.vectors.shape), tuple(data.basis.values.shape)
-    if shapes != ((d, d), (d,)):
+    if shapes != ((d, r), (r,)):
       raise SweepError(f"basis: vectors of shape {shapes[0]} and values of shape {shapes[1]} "
-                       f"do not fit rows of {d} columns; give lincv.lbfgs.basis(x_train) "
-                       f"(shapes ({d}, {d}) and ({d},)), or None")
+                       f"do not fit {n} rows of {d} columns; give lincv.lbfgs.basis(x_train) "
+                       f"(shapes ({d}, {r}) and ({r},)), or None")
   return data
 
 
