@@ -138,10 +138,10 @@ def basis(x_NxD) -> Basis:
   with precision.exact():
     if n >= d:
       gram = x_NxD.T @ x_NxD / n
-      values, vectors = jnp.linalg.eigh((gram + gram.T) / 2)
+      values, vectors = jnp.linalg.eigh(gram)     # symmetrised by eigh itself
       return Basis(vectors=vectors, values=jnp.maximum(values, 0))
     kernel = x_NxD @ x_NxD.T / n
-    values, u = jnp.linalg.eigh((kernel + kernel.T) / 2)
+    values, u = jnp.linalg.eigh(kernel)
     values, u = values[::-1], u[:, ::-1]      # largest first: the QR keeps their directions
     kept = values > RANK_FLOOR * jnp.max(values)
     vectors, r = jnp.linalg.qr(x_NxD.T @ (u * kept[None, :]))

@@ -237,9 +237,8 @@ class Population:
     if training.needs_basis(self.data, s):
       # The preconditioner's basis, once for the rows (the runner hands the data on to
       # the next group, basis included).
-      replicated = NamedSharding(self.mesh, P())
       self.data = self.data._replace(basis=jax.jit(
-          lbfgs.basis, out_shardings=lbfgs.Basis(replicated, replicated))(self.data.x_train))
+          lbfgs.basis, out_shardings=NamedSharding(self.mesh, P()))(self.data.x_train))
 
     self._init = _init_program(training.init_fields(s), self.num_classes)
     # The final accuracy of every member costs a pass over the rows per chunk: it runs in
