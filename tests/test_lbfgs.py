@@ -118,13 +118,14 @@ def _with_and_without_basis(data, lams, cap, monkeypatch):
 
 
 def test_the_preconditioner_changes_the_path_not_the_minimum(x64, monkeypatch):
-  """The preconditioned members reach tol 1e-8 (188 and 55 iterations measured) where the
-  plain L-BFGS ends one at the cap of 500; both end at the same objective."""
+  """The preconditioned members reach tol 1e-8 in 188 and 53 to 55 iterations, where the
+  plain L-BFGS took 460 and 59 on one CPU and ended its weak member at the cap of 500 on
+  another (their rounding differs): the weak member in under half the iterations. Both
+  end at the same objective."""
   pre, plain, j_pre, j_plain = _with_and_without_basis(_mixed_rows(), (1e-2, 1.0), 500,
                                                        monkeypatch)
   assert (np.asarray(lbfgs.report(pre.opt_state)["grad_norm"]) <= 1e-8).all()
-  assert np.asarray(pre.opt_state.iterations).max() < 500
-  assert np.asarray(plain.opt_state.iterations).max() == 500
+  assert 2 * np.asarray(pre.opt_state.iterations)[0] < np.asarray(plain.opt_state.iterations)[0]
   np.testing.assert_allclose(j_pre, j_plain, rtol=1e-10)
 
 

@@ -306,23 +306,32 @@ def test_float32_rows_keep_the_small_directions_a_strength_holds(scale, bound):
 
 def test_a_zero_eigenvalue_with_a_positive_strength_is_still_the_minimum():
   # A repeated column makes X^T X singular. lambda = 0 drops its null direction (the
-  # minimum-norm solution); a positive strength keeps it, with 1 / (N lambda) times a
-  # component that is 0 up to rounding. At 1e-12 that is 1e-4 of the weights in float32
-  # (2e-5 in float64), along a direction the scores do not see: the objective is the
-  # minimum all the same.
+  # minimum-norm solution); a positive strength keeps it, with 1 / (N lambda) times the
+  # null component of X^T T, 0 up to rounding: in float32, exactly 0 on a CPU whose
+  # products summed the two equal columns alike, 1e-7 of X^T T on one that did not, and
+  # then 1 at lambda = 1e-9. The scores do not see that direction: the objective is the
+  # minimum all the same, and the weights along every other direction are float64's.
   x, y = _problem(80, 6, seed=6)
   x = np.hstack([x, x[:, :1]]).astype(np.float32)
   lams = np.array([0.0, 1e-12, 1e-9, 1e-6, 1e-2])
-  got = jax.tree.map(np.asarray, ridge.path(x, y, lams, 4))
+  with pytest.warns(ridge.LowPrecision):                   # 1e-12 .. 1e-6: N lambda < 10 eps
+    got = jax.tree.map(np.asarray, ridge.path(x, y, lams, 4))
   assert np.all(np.isfinite(got["W"])) and np.all(np.isfinite(got["b"]))
   with jax.enable_x64(True):
-    ref = ridge.path(x.astype(np.float64), y, lams, 4)
+    ref = jax.tree.map(np.asarray, ridge.path(x.astype(np.float64), y, lams, 4))
     value, _ = ridge.evaluate(got, x.astype(np.float64), y, lams)
     want, _ = ridge.evaluate(ref, x.astype(np.float64), y, lams)
   np.testing.assert_allclose(value, want, rtol=1e-6)
-  for k in (0, 2, 3, 4):
-    assert _rel(got["W"][k], ref["W"][k]) < 1e-5
-    np.testing.assert_allclose(got["W"][k][0], got["W"][k][-1], rtol=1e-4)  # shared equally
+  null = (np.eye(7)[0] - np.eye(7)[-1]) / np.sqrt(2)
+  seen = np.eye(7) - np.outer(null, null)
+  xc = x.astype(np.float64) - x.mean(0)
+  rhs = np.abs(xc.T @ (2 * np.eye(4)[y] - 1)).max()
+  eps = float(np.finfo(np.float32).eps)
+  for k, lam in enumerate(lams):
+    assert _rel(seen @ got["W"][k], seen @ ref["W"][k]) < (1e-4 if k == 1 else 1e-5)
+    along = np.abs(null @ got["W"][k]).max()
+    assert along <= (eps * np.abs(got["W"][k]).max() if lam == 0
+                     else 10 * eps * rhs / (len(y) * lam))
 
 
 def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
@@ -468,3 +477,4 @@ def test_float64_rows_without_64_bit_jax_and_rows_without_features_are_refused()
   with pytest.raises(ValueError, match=r"^ridge needs at least one feature, got rows of "
                      r"shape \(20, 0\)"):
     ridge.path(x[:, :0].astype(np.float32), y, STRENGTHS, 4)
+
