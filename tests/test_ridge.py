@@ -477,4 +477,3 @@ def test_float64_rows_without_64_bit_jax_and_rows_without_features_are_refused()
   with pytest.raises(ValueError, match=r"^ridge needs at least one feature, got rows of "
                      r"shape \(20, 0\)"):
     ridge.path(x[:, :0].astype(np.float32), y, STRENGTHS, 4)
-
