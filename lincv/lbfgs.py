@@ -206,6 +206,7 @@ class _Coordinates(NamedTuple):
   b: jax.Array | None
 
   def _partial(self, a_CxD):
+    """a (I + V diag(w - 1) V^T): a partial basis's map, the same both ways (symmetric)."""
     return a_CxD + ((a_CxD @ self.vectors) * (self.w - 1)[None, :]) @ self.vectors.T
 
   def gradient(self, g):
@@ -213,17 +214,17 @@ class _Coordinates(NamedTuple):
     product (a partial basis: two of (C, D) x (D, r))."""
     if self.vectors is None:
       return g
-    if self.vectors.shape[1] < self.vectors.shape[0]:
-      return {"W": self._partial(g["W"]), "b": g["b"] * self.b}
-    return {"W": (g["W"] @ self.vectors) * self.w[None, :], "b": g["b"] * self.b}
+    w = (self._partial(g["W"]) if self.vectors.shape[1] < self.vectors.shape[0]
+         else (g["W"] @ self.vectors) * self.w[None, :])
+    return {"W": w, "b": g["b"] * self.b}
 
   def step(self, d):
     """A step in Z as the step of the parameters (loop layout): as many products."""
     if self.vectors is None:
       return d
-    if self.vectors.shape[1] < self.vectors.shape[0]:
-      return {"W": self._partial(d["W"]), "b": d["b"] * self.b}
-    return {"W": (d["W"] * self.w[None, :]) @ self.vectors.T, "b": d["b"] * self.b}
+    w = (self._partial(d["W"]) if self.vectors.shape[1] < self.vectors.shape[0]
+         else (d["W"] * self.w[None, :]) @ self.vectors.T)
+    return {"W": w, "b": d["b"] * self.b}
 
 
 def _coordinates(basis_: Basis | None, structure, hparams) -> _Coordinates:

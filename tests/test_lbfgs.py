@@ -117,18 +117,11 @@ def _with_and_without_basis(data, lams, cap, monkeypatch, plain=True):
   return pre, plain, at(pre), at(plain) if plain else None
 
 
-def _scipy_minimum(data, lam, c=10):
-  """lincv's softmax objective minimised by SciPy's L-BFGS-B (float64, jax.grad's
-  gradient): a reference that shares none of lincv's solver."""
-  import scipy.optimize  # pylint: disable=import-outside-toplevel
-  d = data.x_train.shape[1]
-  value_and_grad = jax.jit(jax.value_and_grad(lambda v: objective.loss(
-      {"W": v[:d * c].reshape(d, c), "b": v[d * c:]}, data.x_train, data.y_train,
-      reg_strength=lam)))
-  f = lambda v: tuple(np.asarray(a, np.float64) for a in value_and_grad(jnp.asarray(v)))
-  res = scipy.optimize.minimize(f, np.zeros(d * c + c), jac=True, method="L-BFGS-B",
-                                options={"gtol": 1e-12, "ftol": 1e-16, "maxiter": 10000})
-  return res.fun
+def _sklearn_params(x, y, lam):
+  """scikit-learn's minimiser of lincv's objective (C = 1 / (2 N lam), see
+  `test_each_member_reaches_scikit_learns_objective`), as lincv's parameters."""
+  ref = LogisticRegression(C=1 / (2 * len(y) * lam), tol=1e-12, max_iter=10000).fit(x, y)
+  return {"W": ref.coef_.T, "b": ref.intercept_}
 
 
 def test_the_preconditioner_changes_the_path_not_the_minimum(x64, monkeypatch):
@@ -147,7 +140,10 @@ def test_with_fewer_rows_than_columns_the_preconditioner_keeps_the_minimum(x64, 
   data, lams = _mixed_rows(40), (1e-2, 1.0)
   pre, _, j_pre, _ = _with_and_without_basis(data, lams, 500, monkeypatch, plain=False)
   assert (np.asarray(lbfgs.report(pre.opt_state)["grad_norm"]) <= 1e-8).all()
-  np.testing.assert_allclose(j_pre, [_scipy_minimum(data, lam) for lam in lams], rtol=1e-9)
+  x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+  want = [float(objective.loss(_sklearn_params(x, y, lam), x, y, reg_strength=lam))
+          for lam in lams]
+  np.testing.assert_allclose(j_pre, want, rtol=1e-9)
 
 
 def test_a_population_computes_the_basis_once_for_its_full_batch_members():
@@ -179,8 +175,7 @@ def test_each_member_reaches_scikit_learns_objective(x64):
   state = _fit(data, LAMS, CONVERGED, tol=1e-10)
   for i, lam in enumerate(LAMS):
     ours = objective.loss(jax.tree.map(lambda a: a[i], state.params), x, y, reg_strength=lam)
-    ref = LogisticRegression(C=1 / (2 * len(y) * lam), tol=1e-12, max_iter=10000).fit(x, y)
-    theirs = objective.loss({"W": ref.coef_.T, "b": ref.intercept_}, x, y, reg_strength=lam)
+    theirs = objective.loss(_sklearn_params(x, y, lam), x, y, reg_strength=lam)
     assert abs(float(ours) - float(theirs)) <= 1e-6 * float(theirs), (lam, ours, theirs)
   assert (np.asarray(state.status) == training.STOPPED).all()   # each stopped on its test
 
@@ -209,8 +204,7 @@ def test_float32_members_reach_a_tol_below_the_rounding_of_their_objective():
   x, y = np.asarray(data.x_train, np.float64), np.asarray(data.y_train)
   for i, lam in enumerate(lams):
     ours = _objective_f64(jax.tree.map(lambda a: a[i], state.params), x, y, lam)
-    ref = LogisticRegression(C=1 / (2 * len(y) * lam), tol=1e-12, max_iter=10000).fit(x, y)
-    theirs = _objective_f64({"W": ref.coef_.T, "b": ref.intercept_}, x, y, lam)
+    theirs = _objective_f64(_sklearn_params(x, y, lam), x, y, lam)
     assert ours - theirs <= 1e-8 * theirs, (lam, ours, theirs)
 
 
