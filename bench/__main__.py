@@ -13,6 +13,7 @@ writer: a NaN or infinite figure stops the run with its name. Every time is the 
 `bench.sweep`, `bench.compare`, `bench.probes` and `bench.probe` say what each comparison
 runs. The linear probe section runs `bench.probe` on --probe-features FILE, else on a
 stratified 5,000 (quick: 500) of the bench's own pixel rows (quick: no memory runs).
+The quick run times K = 1 and 64 only, against the JAX roofline in the (K*C, D) layout.
 The full run also tables the programs of `python train.py` (`bench.compile`).
 """
 
@@ -121,12 +122,14 @@ def previous(path: str) -> dict | None:
 
 def _settings(args):
   if args.quick:
-    return dict(limit=args.limit or 5000, members=(1, 16, 64), reps=args.reps or 1,
+    return dict(limit=args.limit or 5000, members=(1, 64), layouts=("KC,D",),
+                reps=args.reps or 1,
                 probe_reps=1, probe_warmup=0, grid_epochs=1, grid_reps=1, target=args.target
                 or 0.30, lbfgs_max_iters=100, sgd_max_epochs=3, t2t_epochs=3,
                 memory_workers=6, path_rows=500, path_reps=1, path_memory=False,
                 sweep_memory=False, compile_config=None)
-  return dict(limit=args.limit, members=(1, 16, 64, 256, 1024), reps=args.reps or 3, probe_reps=3,
+  return dict(limit=args.limit, members=(1, 16, 64, 256, 1024), layouts=bench_sweep.LAYOUTS,
+              reps=args.reps or 3, probe_reps=3,
               probe_warmup=1, grid_epochs=2, grid_reps=3, target=args.target or 0.40,
               lbfgs_max_iters=300, sgd_max_epochs=10, t2t_epochs=3,
               memory_workers=2, path_rows=5000, path_reps=1, path_memory=True,
@@ -143,7 +146,7 @@ def _sweeps(prepared, cfg, batch, log) -> dict:
     out[str(k)] = bench_sweep.measure(prepared, k, reps=1 if big else cfg["reps"], warmup=1,
                                       batch_size=batch, numpy=not big, single=k == 1,
                                       numpy_softmax=not big,
-                                      layouts=("KC,D",) if big else bench_sweep.LAYOUTS)
+                                      layouts=("KC,D",) if big else cfg["layouts"])
     log(f"sweep K={k}: {out[str(k)]['sweep_over_roofline']:.3f}x roofline")
   return out
 
