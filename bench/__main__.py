@@ -123,16 +123,14 @@ def previous(path: str) -> dict | None:
 def _settings(args):
   if args.quick:
     return dict(limit=args.limit or 5000, members=(1, 64), layouts=("KC,D",),
-                reps=args.reps or 1,
-                probe_reps=1, probe_warmup=0, grid_epochs=1, grid_reps=1, target=args.target
-                or 0.30, lbfgs_max_iters=100, sgd_max_epochs=3, t2t_epochs=3,
-                memory_workers=6, path_rows=500, path_reps=1, path_memory=False,
-                sweep_memory=False, compile_config=None)
+                reps=args.reps or 1, probe_reps=1, probe_warmup=0, grid_epochs=1,
+                grid_reps=1, target=args.target or 0.30, lbfgs_max_iters=100,
+                sgd_max_epochs=3, t2t_epochs=3, memory_workers=6, path_rows=500,
+                path_reps=1, path_memory=False, sweep_memory=False, compile_config=None)
   return dict(limit=args.limit, members=(1, 16, 64, 256, 1024), layouts=bench_sweep.LAYOUTS,
-              reps=args.reps or 3, probe_reps=3,
-              probe_warmup=1, grid_epochs=2, grid_reps=3, target=args.target or 0.40,
-              lbfgs_max_iters=300, sgd_max_epochs=10, t2t_epochs=3,
-              memory_workers=2, path_rows=5000, path_reps=1, path_memory=True,
+              reps=args.reps or 3, probe_reps=3, probe_warmup=1, grid_epochs=2, grid_reps=3,
+              target=args.target or 0.40, lbfgs_max_iters=300, sgd_max_epochs=10,
+              t2t_epochs=3, memory_workers=2, path_rows=5000, path_reps=1, path_memory=True,
               sweep_memory=True, compile_config="configs/default.py")
 
 

@@ -205,6 +205,11 @@ class _Coordinates(NamedTuple):
   w: jax.Array | None
   b: jax.Array | None
 
+  @property
+  def _is_partial(self) -> bool:
+    """Whether the basis spans fewer directions than the weights have (r < D)."""
+    return self.vectors.shape[1] < self.vectors.shape[0]
+
   def _partial(self, a_CxD):
     """a (I + V diag(w - 1) V^T): a partial basis's map, the same both ways (symmetric)."""
     return a_CxD + ((a_CxD @ self.vectors) * (self.w - 1)[None, :]) @ self.vectors.T
@@ -214,7 +219,7 @@ class _Coordinates(NamedTuple):
     product (a partial basis: two of (C, D) x (D, r))."""
     if self.vectors is None:
       return g
-    w = (self._partial(g["W"]) if self.vectors.shape[1] < self.vectors.shape[0]
+    w = (self._partial(g["W"]) if self._is_partial
          else (g["W"] @ self.vectors) * self.w[None, :])
     return {"W": w, "b": g["b"] * self.b}
 
@@ -222,7 +227,7 @@ class _Coordinates(NamedTuple):
     """A step in Z as the step of the parameters (loop layout): as many products."""
     if self.vectors is None:
       return d
-    w = (self._partial(d["W"]) if self.vectors.shape[1] < self.vectors.shape[0]
+    w = (self._partial(d["W"]) if self._is_partial
          else (d["W"] * self.w[None, :]) @ self.vectors.T)
     return {"W": w, "b": d["b"] * self.b}
 
