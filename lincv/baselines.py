@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv import losses
+from lincv import losses, seeds
 from lincv._checks import check_labels
 
 METHODS = ("random_search", "random_local_search")
@@ -31,7 +31,7 @@ def _mean_loss(loss: str, w_DxC, x_NxD, y_N):
 
 def random_candidate(key, i, shape, dtype, scale: float):
   """Candidate `i` of a random search: `scale * N(0, 1)` of shape (D, C) from `fold_in(key, i)`."""
-  return jnp.asarray(scale, dtype) * jax.random.normal(jax.random.fold_in(key, i), shape, dtype)
+  return jnp.asarray(scale, dtype) * seeds.normal(jax.random.fold_in(key, i), shape, dtype)
 
 
 def _check(x_NxD, y_N, num_classes: int) -> None:
@@ -103,11 +103,11 @@ def random_local_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
 def _random_local_search(key, x_NxD, y_N, num_classes, *, loss, num_steps, scale, step):
   d = x_NxD.shape[1]
   k0, key = jax.random.split(key)
-  w0 = scale * jax.random.normal(k0, (d, num_classes), x_NxD.dtype)
+  w0 = scale * seeds.normal(k0, (d, num_classes), x_NxD.dtype)
 
   def body(carry, key_t):
     w, l = carry
-    w_try = w + step * jax.random.normal(key_t, w.shape, w.dtype)
+    w_try = w + step * seeds.normal(key_t, w.shape, w.dtype)
     l_try = _mean_loss(loss, w_try, x_NxD, y_N)
     better = l_try < l
     w, l = jnp.where(better, w_try, w), jnp.where(better, l_try, l)

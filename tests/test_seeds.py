@@ -34,6 +34,22 @@ def test_streams_of_one_seed_are_distinct_and_not_the_root():
     seeds.key(0, "shuffle")
 
 
+@pytest.mark.parametrize("shape, dtype, partitionable", [
+    ((64, 10), "float32", True), ((3, 5, 2), "float64", True), ((64, 10), "float32", False),
+    ((), "float32", True)])
+def test_the_flat_normal_draw_is_jaxs_draw(shape, dtype, partitionable):
+  """Bit for bit, jitted and vmapped over keys, with either threefry setting; a key of
+  another implementation draws as JAX does."""
+  keys = jax.random.split(jax.random.key(3), 2)
+  with jax.threefry_partitionable(partitionable), jax.enable_x64(dtype == "float64"):
+    ours = jax.jit(jax.vmap(lambda k: seeds.normal(k, shape, dtype)))(keys)
+    assert ours.dtype == dtype and ours.shape == (2, *shape)
+    for k, row in zip(keys, ours):
+      np.testing.assert_array_equal(row, jax.random.normal(k, shape, dtype))
+  rbg = jax.random.key(3, impl="rbg")
+  np.testing.assert_array_equal(seeds.normal(rbg, shape), jax.random.normal(rbg, shape))
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 64, 1294, 4097])
 def test_shuffle_is_a_permutation(n):
   orders = jax.jit(jax.vmap(lambda k: training.shuffle(k, n)))(
