@@ -396,9 +396,13 @@ def _train_epoch(state, hparams, data, structure):
   return new_state, {"train_loss": loss, "val_accuracy": jnp.where(updated, val_acc, jnp.nan)}
 
 
+@jax.jit
 def report(opt_state: State) -> dict:
   """Per member of a population's (batched) state: "iterations" (steps taken) and
-  "grad_norm" (the gradient norm relative to the gradient's at W = 0, b = 0)."""
+  "grad_norm" (the gradient norm relative to the gradient's at W = 0, b = 0).
+
+  One program: run op by op, the norm's dozen operations compiled a program each, 1.2 s
+  of a probe_clip smoke run's 7 s of compilation on a 2-core CPU."""
   return {"iterations": opt_state.iterations,
           "grad_norm": jax.vmap(relative_grad_norm)(opt_state)}
 

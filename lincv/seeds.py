@@ -20,6 +20,8 @@ hyperparameters) take `integer(seed, stream)`, a seed for `np.random.default_rng
 from the stream's key.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,4 +107,4 @@ def normal(key_: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   shape = tuple(shape)
   if str(jax.random.key_impl(key_)) != "threefry2x32":
     return jax.random.normal(key_, shape, dtype)
-  return jax.random.normal(key_, (int(np.prod(shape, dtype=np.int64)),), dtype).reshape(shape)
+  return jax.random.normal(key_, (math.prod(shape),), dtype).reshape(shape)
