@@ -20,6 +20,7 @@ hyperparameters) take `integer(seed, stream)`, a seed for `np.random.default_rng
 from the stream's key.
 """
 
+import functools
 import math
 
 import jax
@@ -48,13 +49,20 @@ def key(seed, stream: str) -> jax.Array:
   True
   """
   _check_seed(seed)
-  return _fold(jax.random.key(jnp.asarray(seed, jnp.uint32)), _stream_id(stream))
+  if isinstance(seed, jax.core.Tracer):
+    return _fold(jax.random.key(jnp.asarray(seed, jnp.uint32)), _stream_id(stream))
+  # A seed known now: the key is `_key_words`'s program wrapped, the same key. Op by op,
+  # the cast, the seeding and the fold each compiled a program of their own.
+  impl = _default_impl()
+  return jax.random.wrap_key_data(_key_words(np.uint32(seed), _stream_id(stream), impl),
+                                  impl=impl)
 
 
 def integer(seed: int, stream: str) -> int:
   """A non-negative integer of `stream` under root `seed`, to seed a NumPy generator."""
   _check_seed(seed)
-  words = np.asarray(_key_words(np.uint32(seed), _stream_id(stream)), np.uint32).reshape(-1)
+  words = np.asarray(_key_words(np.uint32(seed), _stream_id(stream), _default_impl()),
+                     np.uint32).reshape(-1)
   return int.from_bytes(words.tobytes(), "little")
 
 
@@ -84,11 +92,17 @@ def _fold(root, stream_id):
   return jax.random.fold_in(root, stream_id)
 
 
-@jax.jit
-def _key_words(seed, stream_id):
+def _default_impl() -> str:
+  """The name of JAX's default PRNG implementation now (`jax_default_prng_impl`)."""
+  return str(jax.config.jax_default_prng_impl)
+
+
+@functools.partial(jax.jit, static_argnames="impl")
+def _key_words(seed, stream_id, impl: str):
   """key_data(key(seed, stream)) as one program (not three, op by op), the stream's id
-  traced, so that every stream shares the program."""
-  return jax.random.key_data(_fold(jax.random.key(seed), stream_id))
+  traced, so that every stream shares the program. `impl` is static: a jitted program
+  traced under one default implementation is not traced again under another."""
+  return jax.random.key_data(_fold(jax.random.key(seed, impl=impl), stream_id))
 
 
 def normal(key_: jax.Array, shape, dtype=jnp.float32) -> jax.Array:

@@ -34,6 +34,25 @@ def test_streams_of_one_seed_are_distinct_and_not_the_root():
     seeds.key(0, "shuffle")
 
 
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_a_key_known_now_is_the_traced_key(impl):
+  """A seed known now takes the one `_key_words` program; its keys are the ones a traced
+  seed folds (inside a jitted function, vmapped over seeds), whatever the default
+  implementation."""
+  with jax.default_prng_impl(impl):
+    for stream in ("init", "order"):
+      seeds_ = np.array([0, 1, 2**31 + 5, 2**32 - 1], np.uint32)
+      traced = jax.jit(jax.vmap(lambda s, st=stream: seeds.key(s, st)))(seeds_)
+      for s, t in zip(seeds_.tolist(), traced):
+        now = seeds.key(s, stream)
+        assert now.dtype == t.dtype and now.shape == ()
+        assert _key_bits(now) == _key_bits(t)
+        assert _key_bits(now) == _key_bits(jax.random.fold_in(jax.random.key(s),
+                                                              seeds.STREAMS[stream]))
+        words = np.asarray(_key_bits(now), np.uint32)
+        assert seeds.integer(s, stream) == int.from_bytes(words.tobytes(), "little")
+
+
 @pytest.mark.parametrize("shape, dtype, partitionable", [
     ((64, 10), "float32", True), ((3, 5, 2), "float64", True), ((64, 10), "float32", False),
     ((), "float32", True)])
