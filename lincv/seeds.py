@@ -53,16 +53,14 @@ def key(seed, stream: str) -> jax.Array:
     return _fold(jax.random.key(jnp.asarray(seed, jnp.uint32)), _stream_id(stream))
   # A seed known now: the key is `_key_words`'s program wrapped, the same key. Op by op,
   # the cast, the seeding and the fold each compiled a program of their own.
-  impl = _default_impl()
-  return jax.random.wrap_key_data(_key_words(np.uint32(seed), _stream_id(stream), impl),
-                                  impl=impl)
+  words, impl = _words(seed, stream)
+  return jax.random.wrap_key_data(words, impl=impl)
 
 
 def integer(seed: int, stream: str) -> int:
   """A non-negative integer of `stream` under root `seed`, to seed a NumPy generator."""
   _check_seed(seed)
-  words = np.asarray(_key_words(np.uint32(seed), _stream_id(stream), _default_impl()),
-                     np.uint32).reshape(-1)
+  words = np.asarray(_words(seed, stream)[0], np.uint32).reshape(-1)
   return int.from_bytes(words.tobytes(), "little")
 
 
@@ -92,9 +90,11 @@ def _fold(root, stream_id):
   return jax.random.fold_in(root, stream_id)
 
 
-def _default_impl() -> str:
-  """The name of JAX's default PRNG implementation now (`jax_default_prng_impl`)."""
-  return str(jax.config.jax_default_prng_impl)
+def _words(seed, stream: str):
+  """(the key data of `key(seed, stream)` for a seed known now, the name of the PRNG
+  implementation it was drawn with: JAX's default now, `jax_default_prng_impl`)."""
+  impl = str(jax.config.jax_default_prng_impl)
+  return _key_words(np.uint32(seed), _stream_id(stream), impl), impl
 
 
 @functools.partial(jax.jit, static_argnames="impl")
