@@ -66,6 +66,7 @@ def forget_programs() -> None:
   from lincv.sweep import population  # pylint: disable=import-outside-toplevel
   population._init_program.cache_clear()  # pylint: disable=protected-access
   population._accuracy_program.cache_clear()  # pylint: disable=protected-access
+  population._epoch_program.cache_clear()  # pylint: disable=protected-access
   jax.clear_caches()
 
 

@@ -69,7 +69,9 @@ def compiled_epochs(pop) -> dict:
 
 
 def populations(monkeypatch) -> list:
-  """The Populations built from now on, as they are built."""
+  """The Populations built from now on, as they are built; the epoch programs they share
+  with earlier populations are forgotten, so that `compiled_epochs` counts theirs."""
+  population._epoch_program.cache_clear()    # pylint: disable=protected-access
   built, post_init = [], population.Population.__post_init__
 
   def spy(self):

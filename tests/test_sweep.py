@@ -126,6 +126,30 @@ def test_population_compiles_once_and_matches_fit(monkeypatch):
                              rtol=1e-5, atol=1e-7)
 
 
+
+def test_a_later_population_of_the_same_structure_reuses_its_epoch_program(monkeypatch):
+  """A sweep run again in one process (a notebook, a benchmark's repetitions) traces and
+  compiles its epoch program once, and trains as before."""
+  sweep.population._epoch_program.cache_clear()    # pylint: disable=protected-access
+  monkeypatch.setattr(training, "train_epoch",
+                      chex.assert_max_traces(training.train_epoch, n=1))
+  data = _data()
+  (g,) = sweep.group(sweep.expand(_config(learning_rate=[0.01, 0.1, 0.3])))
+  weights = []
+  for _ in range(2):
+    pop = sweep.Population(g, data, 4)
+    state = pop.init()
+    for _ in range(2):
+      state, _ = pop.epoch(state, training.jax.random.key(0))
+    weights.append(np.asarray(state.params["W"]))
+  np.testing.assert_array_equal(weights[0], weights[1])
+  # The same shapes in another structure (the optimizer) are another program.
+  (other,) = sweep.group(sweep.expand(_config(learning_rate=[0.01, 0.1, 0.3],
+                                              optimizer=["sgd"])))
+  pop = sweep.Population(other, data, 4)
+  with pytest.raises(AssertionError, match="trace"):
+    pop.epoch(pop.init(), training.jax.random.key(0))
+
 def test_run_selects_by_validation_and_evaluates_test_once():
   data = _data()
   calls = []

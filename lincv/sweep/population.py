@@ -133,6 +133,59 @@ def _accuracy_program(model: str, chunk: int, mesh: Mesh):
   return jax.jit(_per_device(mesh, lambda p, x, y: by_chunk(accuracy, (p,), (x, y)), 1, 2))
 
 
+# Like the two above, the epoch programs belong to what a population computes, not to
+# the population: a later population of the same structure, devices, seed blocks and
+# chunks on rows of the same shapes (a sweep run again in one process, in a notebook or
+# a benchmark's repetitions) reuses their traced and compiled programs instead of
+# building its own.
+@functools.lru_cache(maxsize=32)
+def _epoch_program(s: training.Structure, mesh: Mesh, block: int, chunk: int,
+                   counted: bool):
+  """(shared-order epoch, own-order epoch), jitted, for chunks of `chunk` members;
+  `counted`: they compute only each device's first n chunks, n (one per device) their
+  last argument (see `compaction.by_count`). `block`: members per seed block
+  (`seed_block`), where each member has its own data order."""
+  c = int(counted)  # the counts come first, if any
+  by_chunk = compaction.by_count(chunk) if counted else _by_chunk(chunk)
+
+  def epoch(state, hparams, data, key, e):
+    return training.train_epoch(state, hparams, data, key, s, epoch=e)
+
+  def population_epoch(state, hparams, data, key, *counts):
+    # Members advance together, so they share one epoch number; with one key, they
+    # share one data order and one minibatch gather per step (see
+    # `training.train_epoch`).
+    e = state.epoch[0]
+
+    def local(*args):
+      st, hp, d, k = args[c:]
+      return by_chunk(epoch, (st, hp), (d, k, e), *(n[0] for n in args[:c]))
+    return _per_device(mesh, local, 2 + c, 2)(*counts, state, hparams, data, key)
+
+  def population_epoch_own(state, hparams, data, *counts):
+    # Each member its own data order, from its seed: a gather per member and step;
+    # in seed blocks, one per block (`seed_block`).
+    e = state.epoch[0]
+    if block > 1 and not counted:
+      def blocks(st, hp, d):
+        keys = jax.vmap(lambda seed: seeds.key(seed, "order"))(hp["seed"][::block])
+        return by_chunk(lambda st_, hp_, key, d_, e_: epoch(st_, hp_, d_, key, e_),
+                        (st, hp), (d, e), (keys,))
+      return _per_device(mesh, blocks, 2, 1)(state, hparams, data)
+
+    def local(*args):
+      st, hp, d = args[c:]
+      return by_chunk(epoch, (st, hp), (d, None, e), *(n[0] for n in args[:c]))
+    return _per_device(mesh, local, 2 + c, 1)(*counts, state, hparams, data)
+
+  # At XLA's default optimisation level, unlike `_init_program`'s. On a 2-core CPU,
+  # level 2 compiled them no faster (an L-BFGS epoch of 16 members on 5,000 x 3,072
+  # pixels about 3.5 s, an SGD epoch of 64 members 1.6 to 2 s: the first epoch less
+  # the next ones, at either level) nor ran them faster; at level 1 the 16-strength
+  # L-BFGS path took 20.2 to 22.1 s where it took 19.6 to 21.0 s (compilation in).
+  return jax.jit(population_epoch), jax.jit(population_epoch_own)
+
+
 MAX_CHUNK = 64  # at most this many members train as one vmapped program
 COMPACT = True  # members that stop leave the population (False: they stay, frozen)
 # The full-batch solver's members leave the population once those no longer training have
@@ -259,50 +312,11 @@ class Population:
                         if self._counted else None)
 
   def _epoch_programs(self, chunk: int, counted: bool = False):
-    """(shared-order epoch, own-order epoch), compiled for chunks of `chunk` members;
-    `counted`: they compute only each device's first n chunks, n (one per device) their
-    last argument (see `compaction.by_count`)."""
+    """(shared-order epoch, own-order epoch) for chunks of `chunk` members (`_epoch_program`);
+    `counted`: they compute only each device's first n chunks."""
     if (chunk, counted) not in self._epochs:
-      s, c = self.group.structure, int(counted)  # c: the counts come first, if any
-      by_chunk = compaction.by_count(chunk) if counted else _by_chunk(chunk)
-
-      def epoch(state, hparams, data, key, e):
-        return training.train_epoch(state, hparams, data, key, s, epoch=e)
-
-      def population_epoch(state, hparams, data, key, *counts):
-        # Members advance together, so they share one epoch number; with one key, they
-        # share one data order and one minibatch gather per step (see
-        # `training.train_epoch`).
-        e = state.epoch[0]
-
-        def local(*args):
-          st, hp, d, k = args[c:]
-          return by_chunk(epoch, (st, hp), (d, k, e), *(n[0] for n in args[:c]))
-        return self._per_device(local, 2 + c, 2)(*counts, state, hparams, data, key)
-
-      def population_epoch_own(state, hparams, data, *counts):
-        # Each member its own data order, from its seed: a gather per member and step;
-        # in seed blocks, one per block (`seed_block`).
-        e = state.epoch[0]
-        if self.block > 1 and not counted:
-          def blocks(st, hp, d):
-            keys = jax.vmap(lambda seed: seeds.key(seed, "order"))(hp["seed"][::self.block])
-            return by_chunk(lambda st_, hp_, key, d_, e_: epoch(st_, hp_, d_, key, e_),
-                            (st, hp), (d, e), (keys,))
-          return self._per_device(blocks, 2, 1)(state, hparams, data)
-
-        def local(*args):
-          st, hp, d = args[c:]
-          return by_chunk(epoch, (st, hp), (d, None, e), *(n[0] for n in args[:c]))
-        return self._per_device(local, 2 + c, 1)(*counts, state, hparams, data)
-
-      # At XLA's default optimisation level, unlike `_init_program`'s. On a 2-core CPU,
-      # level 2 compiled them no faster (an L-BFGS epoch of 16 members on 5,000 x 3,072
-      # pixels about 3.5 s, an SGD epoch of 64 members 1.6 to 2 s: the first epoch less
-      # the next ones, at either level) nor ran them faster; at level 1 the 16-strength
-      # L-BFGS path took 20.2 to 22.1 s where it took 19.6 to 21.0 s (compilation in).
-      self._epochs[chunk, counted] = (jax.jit(population_epoch),
-                                      jax.jit(population_epoch_own))
+      self._epochs[chunk, counted] = _epoch_program(self.group.structure, self.mesh,
+                                                    self.block, chunk, counted)
     return self._epochs[chunk, counted]
 
   def _per_device(self, fn, num_batched: int, num_shared: int):
