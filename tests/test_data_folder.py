@@ -259,6 +259,31 @@ def test_test_split_without_classes(tmp_path):
   _expect_error(tmp_path, root, r"pets/test: no class folders")
 
 
+
+@pytest.mark.parametrize("name", ["cat ", " ", "\tcat", "ca\nt"])
+def test_a_class_name_the_prepared_copy_would_change_is_refused(tmp_path, name):
+  """tfds stores class names one per line and strips them: 'cat ' would load as 'cat'."""
+  layout = {split: {name: images, "dog": more} for split, (images, more) in
+            {"train": ([_rgb(1)], [_rgb(2)]), "test": ([_rgb(3)], [_rgb(4)])}.items()}
+  root = _make_folder(tmp_path / "pets", layout)
+  _expect_error(tmp_path, root, re.escape(f"class folder name {name!r} has whitespace"))
+
+
+@pytest.mark.parametrize("where", ["class", "file"])
+def test_a_name_that_is_not_utf8_is_refused(tmp_path, where):
+  """The prepared copy stores each image's path as text; os.listdir hands a name whose
+  bytes are not UTF-8 back with surrogates, which cannot be encoded."""
+  bad = "caf\udce9"
+  layout = _rgb_layout()
+  if where == "class":
+    layout["train"][bad] = layout["train"].pop("cat")
+    layout["test"][bad] = layout["test"].pop("cat")
+  root = _make_folder(tmp_path / "pets", layout)
+  if where == "file":
+    os.rename(root / "train" / "dog" / "000.png", root / "train" / "dog" / f"{bad}.png")
+  kind = "class folder" if where == "class" else "image file"
+  _expect_error(tmp_path, root, f"the {kind}'s name is not valid UTF-8")
+
 def test_single_class(tmp_path):
   root = _make_folder(tmp_path / "pets", {"train": {"cat": [_rgb(1)]}, "test": {"cat": [_rgb(2)]}})
   _expect_error(tmp_path, root,

@@ -65,12 +65,29 @@ def _visible(entries):
   return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
 
 
+def _check_name(path: str, name: str, what: str) -> None:
+  """Refuses a name the prepared copy cannot keep as it is: one that is not UTF-8 text
+  (the copy stores each image's path as text), and a class name with whitespace at
+  either end or a line break (tfds keeps class names one per line in a text file and
+  strips them when it reads them back: 'cat ' would come back as 'cat', and two
+  folders could come back as one)."""
+  try:
+    name.encode("utf-8")
+  except UnicodeEncodeError:
+    raise DataError(f"{path!r}: the {what}'s name is not valid UTF-8, which the prepared "
+                    "copy stores as text; rename it") from None
+  if what == "class folder" and (name != name.strip() or "\n" in name or "\r" in name):
+    raise DataError(f"{path}: class folder name {name!r} has whitespace at an end or a line "
+                    "break, which tfds's class-name file does not keep; rename the folder")
+
+
 def scan(root) -> Listing:
   """Lists and checks an image folder; raises DataError naming what is wrong.
 
   Checks: the path exists and is a folder; train/ and test/ exist; train/ has at least
   two class folders and test/ no class that train/ lacks; no class folder is empty;
-  every file is a .png, .jpg or .jpeg. Image contents are checked when decoded.
+  every file is a .png, .jpg or .jpeg; every name is UTF-8 text and no class name has
+  whitespace at an end (`_check_name`). Image contents are checked when decoded.
   """
   given = os.fspath(root)
   path = os.path.abspath(os.path.expanduser(given))
@@ -92,6 +109,7 @@ def scan(root) -> Listing:
     for e in entries:
       if not e.is_dir():
         raise DataError(f"{e.path}: files must be inside a class folder; expected {LAYOUT}")
+      _check_name(e.path, e.name, "class folder")
     classes[split] = [e.name for e in entries]
   if not classes["test"]:
     raise DataError(f"{os.path.join(real, 'test')}: no class folders; expected {LAYOUT}")
@@ -125,6 +143,7 @@ def scan(root) -> Listing:
           raise DataError(f"{e.path}: unexpected folder; class folders hold image files only")
         if not e.name.lower().endswith(EXTENSIONS):
           raise DataError(f"{e.path}: not an image file; valid extensions: {', '.join(EXTENSIONS)}")
+        _check_name(e.path, e.name, "image file")
         try:
           st = e.stat()
         except OSError as err:  # a link to nothing, or a file gone since the listing
