@@ -418,11 +418,13 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
     NaN in the epochs the member made no update).
 
   Raises:
-    ValueError: labels outside [0, num_classes), when they are concrete (not under `jit`,
-      where a bad training label shows as a NaN loss, a diverged member).
+    ValueError: labels not one per row of their split; labels outside [0, num_classes),
+      when they are concrete (not under `jit`, where a bad training label shows as a NaN
+      loss, a diverged member).
   """
-  for name in ("y_train", "y_val"):
-    check_labels(getattr(data, name), num_classes, name=name)
+  for name in ("y_train", "y_val"):   # one per row: shapes are known under jit too
+    check_labels(getattr(data, name), num_classes,
+                 num_examples=jnp.shape(getattr(data, "x" + name[1:]))[0], name=name)
   data = with_basis(data, structure)
   state = init_state(hparams, data, structure, num_classes)
   return jax.lax.scan(lambda s, e: train_epoch(s, hparams, data, key, structure, epoch=e),

@@ -8,6 +8,7 @@ import sys
 
 import chex
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -168,6 +169,75 @@ def test_run_selects_by_validation_and_evaluates_test_once():
   assert len(result.history[0]["val_accuracy"]) == 6
 
 
+
+@pytest.mark.parametrize("split,n", [("y_train", 1), ("y_train", 100), ("y_val", 1),
+                                     ("y_val", 99)])
+def test_labels_that_are_not_one_per_row_are_refused(split, n):
+  # One label broadcast, and a gather past the end clamped: the members trained and were
+  # scored on the wrong labels, and the run ended "ok".
+  data = _data()
+  data = data._replace(**{split: getattr(data, split)[:n]})
+  rows = getattr(data, "x" + split[1:]).shape[0]
+  with pytest.raises(sweep.SweepError, match=f"{split}: {n} labels for {rows} rows of x_"):
+    sweep.run(_config(learning_rate=[0.1]), lambda f: data, 4)
+  with pytest.raises(ValueError, match=rf"{split}: labels must be integers of shape \({rows},\)"):
+    training.fit({"learning_rate": jnp.asarray(0.1)}, data, None,
+                 training.Structure(epochs=1, batch_size=50), 4)
+
+
+def test_validation_rows_with_other_columns_are_refused():
+  data = _data()
+  data = data._replace(x_val=data.x_val[:, :5])
+  with pytest.raises(sweep.SweepError, match="x_val has 5 columns where x_train has 12"):
+    sweep.run(_config(learning_rate=[0.1]), lambda f: data, 4)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda x, y: (x, y[:1]), r"y_test: 1 labels for 100 rows of .*x_test"),
+    (lambda x, y: (x, y + 4), r"y_test: label \d+ \(example 0\) is out of range for 4"),
+    (lambda x, y: (x.at[3, 0].set(jnp.nan), y), r"x_test: row 3 holds a NaN"),
+    (lambda x, y: (x.astype(jnp.int32), y), r"x_test holds int32 rows"),
+    (lambda x, y: (x[:, :5], y), r"x_test has 5 columns where x_train has 12"),
+])
+def test_test_rows_unlike_the_training_rows_are_refused(change, message):
+  # Scored as they were, each only lowered the reported test accuracy.
+  data = _data()
+  x_test, y_test = change(data.x_val, data.y_val)
+  with pytest.raises(sweep.SweepError, match=r"test_for\('pixels'\): " + message):
+    sweep.run(_config(learning_rate=[0.1]), lambda f: data, 4,
+              test_for=lambda f: (x_test, y_test))
+
+
+def test_float64_asked_of_float32_rows_is_refused():
+  # The rows' dtype decides: with dtype='float64' the sweep silently trained in float32.
+  c = _config(learning_rate=[0.1])
+  c.dtype = "float64"
+  with pytest.raises(sweep.SweepError, match="config.dtype is 'float64' but data_for"
+                     r"\('pixels'\) gave float32 rows"):
+    sweep.run(c, lambda f: _data(), 4)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("checkpoint_every", 0, "checkpoint_every must be an integer >= 1"),
+    ("checkpoint_every", -1, "checkpoint_every must be an integer >= 1"),
+    ("dtype", "float16", "dtype must be float32 or float64, got 'float16'"),
+])
+def test_bad_run_settings_are_refused_before_training(field, value, message):
+  c = _config(learning_rate=[0.1])
+  c[field] = value
+  calls = []
+  with pytest.raises(sweep.SweepError, match=message):
+    sweep.run(c, lambda f: calls.append(f), 4)
+  assert calls == []
+
+
+@pytest.mark.parametrize("field,value", [("seed", float("nan")), ("seed", float("inf")),
+                                         ("epochs", float("inf")), ("patience", float("nan")),
+                                         ("batch_size", float("nan"))])
+def test_a_non_finite_integer_field_names_itself(field, value):
+  with pytest.raises(sweep.SweepError, match=f"{field} must be an integer.*got {value}"):
+    sweep.group(sweep.expand(_config(**{field: [value]})))
+
 def test_float16_rows_are_refused():
   # The members' hyperparameters are held in the rows' dtype: in float16 a learning rate
   # of 1e-8 was 0 (the member did not move), and 1e-7 was 1.19e-7, while rows said 1e-8.
@@ -225,10 +295,11 @@ def test_halving_ranks_the_whole_sweep_not_each_group():
 
 
 @pytest.mark.parametrize("eta,rungs,message", [
-    (0, (2,), "halving.eta must be a number >= 2"),
-    (1, (2,), "halving.eta must be a number >= 2"),
-    (-1, (2,), "halving.eta must be a number >= 2 (each rung keeps the best 1/eta of the "
-               "members still training), got -1"),
+    (0, (2,), "halving.eta must be a finite number >= 2"),
+    (1, (2,), "halving.eta must be a finite number >= 2"),
+    (-1, (2,), "halving.eta must be a finite number >= 2 (each rung keeps the best 1/eta "
+               "of the members still training), got -1"),
+    (float("inf"), (2,), "halving.eta must be a finite number >= 2"),   # would prune all
     (2, (0,), "halving.rungs must be epochs before the last (epochs 1..5 for epochs=6), "
               "got (0,)"),
     (2, (2, 6), "halving.rungs must be epochs before the last"),
@@ -237,7 +308,7 @@ def test_halving_ranks_the_whole_sweep_not_each_group():
 ])
 def test_bad_halving_is_refused_before_training(eta, rungs, message):
   c = _config(learning_rate=[0.1, 0.01])
-  c.halving.rungs, c.halving.eta = rungs, eta
+  c.halving = ml_collections.ConfigDict({"rungs": rungs, "eta": eta})   # eta of any type
   calls = []
   with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(").replace(")", r"\)")):
     sweep.run(c, lambda f: calls.append(f), 4)

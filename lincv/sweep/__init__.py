@@ -17,6 +17,8 @@ atomically, so a killed sweep resumes where it stopped and ends with the same re
 """
 
 import dataclasses
+import math
+import numbers
 import time
 from collections.abc import Callable
 
@@ -24,10 +26,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from lincv import lbfgs, precision, training
+from lincv import lbfgs, objective, precision, training
 from lincv.sweep import refine
 from lincv.sweep.population import MAX_CHUNK, Population, chunking
-from lincv.sweep.runner import Runner, check_data, shared_order_key
+from lincv.sweep.runner import Runner, check_data, check_test, shared_order_key
 from lincv.sweep.selection import Diverged, Result, halving, select
 from lincv.sweep.space import (SEARCHES, Group, SweepError, expand, group, notes, structure,
                                validate_member, with_loss_names)
@@ -102,6 +104,7 @@ def run(config: ml_collections.ConfigDict,
 def _run(config, data_for, num_classes, *, workdir, test_for, progress, started) -> Result:
   """`run` within its precision scope."""
   started = time.perf_counter() if started is None else started
+  _check_settings(config)
   config = with_loss_names(config)
   refine.check(config)
   members = expand(config)
@@ -125,11 +128,24 @@ def _run(config, data_for, num_classes, *, workdir, test_for, progress, started)
                 test_accuracy=test_acc, earlier_seconds=both.earlier_seconds)
 
 
+def _check_settings(config) -> None:
+  """A SweepError for a run setting out of range (train.py checks these too)."""
+  every = config.get("checkpoint_every", 1)
+  if (isinstance(every, bool) or not isinstance(every, numbers.Real)
+      or not math.isfinite(every) or every < 1 or int(every) != every):
+    raise SweepError(f"checkpoint_every must be an integer >= 1 (epochs between sweep "
+                     f"checkpoints), got {every!r}")
+  if config.get("dtype", "float32") not in ("float32", "float64"):
+    raise SweepError(f"dtype must be float32 or float64, got {config.get('dtype')!r}")
+
+
 def accuracy_on_test(g: Group, params: dict, test_for: Callable[[str], tuple]) -> float:
   """The test accuracy of `params` (a member of group `g`), on `test_for(g.features)`;
-  a SweepError if that has no rows (its accuracy would be NaN)."""
+  a SweepError if those rows are not what the training rows were (`check_test`: no rows,
+  other columns, labels out of range or not one per row, a non-finite value)."""
   x_test, y_test = test_for(g.features)
-  if not np.shape(y_test)[0]:
-    raise SweepError(f"test_for({g.features!r}) gave no test rows; the test accuracy needs "
-                     "at least one (or pass test_for=None)")
+  model = g.structure.model
+  dim = np.shape(params[objective.INPUT_WEIGHT[model]])[0]
+  num_classes = np.shape(params[objective.PARAM_KEYS[model][-1]])[-1]    # the output bias
+  check_test(x_test, y_test, dim, num_classes, f"test_for({g.features!r})")
   return float(jax.jit(training.accuracy, static_argnums=0)(g.structure, params, x_test, y_test))

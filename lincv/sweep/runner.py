@@ -45,29 +45,15 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
   at accuracy 0.)"""
   for name in ("x_train", "x_val"):
     x = getattr(data, name)
+    _check_shape(name, x, np.shape(data.x_train)[1] if np.ndim(data.x_train) == 2 else -1)
     if not x.shape[0]:
       raise SweepError(f"{name} has no rows; a sweep trains on the training rows and selects "
                        "on the validation rows, so both need at least one")
-    if np.dtype(x.dtype) not in (np.float32, np.float64):
-      raise SweepError(f"{name} holds {np.dtype(x.dtype)} rows; a sweep trains in float32 or "
-                       "float64 (its hyperparameters in the rows' dtype, where float16 "
-                       "would round a learning rate of 1e-8 to 0): convert them, e.g. "
-                       "x.astype(np.float32)")
-    try:        # float64 rows without 64-bit JAX would train in float32, silently
-      check_dtype(x.dtype, f"{name}'s dtype")
-    except ValueError as e:
-      raise SweepError(str(e)) from None
+    _check_float(name, x)
   for name in ("y_train", "y_val"):
-    try:
-      check_labels(np.asarray(getattr(data, name)), num_classes, name=name)
-    except ValueError as e:
-      raise SweepError(str(e)) from None
+    _check_labels(name, getattr(data, name), getattr(data, "x" + name[1:]), num_classes)
   for name in ("x_train", "x_val"):
-    x = getattr(data, name)
-    finite = _host_finite_rows(x) if isinstance(x, np.ndarray) else np.asarray(_finite_rows(x))
-    if not finite.all():
-      raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
-                       "every input must be finite")
+    _check_finite(name, getattr(data, name))
   if data.basis is not None:    # the full-batch solver's preconditioner (`lbfgs.Basis`)
     n, d = data.x_train.shape
     r = min(n, d)
@@ -77,6 +63,64 @@ def check_data(data: training.Data, num_classes: int) -> training.Data:
                        f"do not fit {n} rows of {d} columns; give lincv.lbfgs.basis(x_train) "
                        f"(shapes ({d}, {r}) and ({r},)), or None")
   return data
+
+
+def check_test(x_test, y_test, dim: int, num_classes: int, source: str) -> None:
+  """A SweepError unless the test rows (x_test, y_test) are `dim` floating columns, finite,
+  with a label in [0, num_classes) each (`source` says where they came from): scored as
+  they are, a label out of range or a NaN row would only lower the test accuracy."""
+  if not np.shape(y_test)[0]:
+    raise SweepError(f"{source} gave no test rows; the test accuracy needs at least one "
+                     "(or pass test_for=None)")
+  _check_shape(f"{source}: x_test", x_test, dim)
+  if not np.issubdtype(np.dtype(x_test.dtype), np.floating):
+    raise SweepError(f"{source}: x_test holds {np.dtype(x_test.dtype)} rows; give them as "
+                     "the training rows were given (floating point, scaled alike)")
+  _check_labels(f"{source}: y_test", y_test, x_test, num_classes)
+  _check_finite(f"{source}: x_test", x_test)
+
+
+def _check_shape(name: str, x, dim: int) -> None:
+  """Rows (N, dim)."""
+  if np.ndim(x) != 2:
+    raise SweepError(f"{name} must be rows of shape (N, D), got shape {np.shape(x)}")
+  if np.shape(x)[1] != dim:
+    raise SweepError(f"{name} has {np.shape(x)[1]} columns where x_train has {dim}; every "
+                     "split needs the same columns")
+
+
+def _check_labels(name: str, y, x, num_classes: int) -> None:
+  """Labels in [0, num_classes), one per row of x. (Labels of another length would not
+  fail inside the compiled loop: one label broadcasts, and a gather past the end
+  clamps, so the members would train or be scored on the wrong labels.)"""
+  n = np.shape(x)[0]
+  if np.ndim(y) == 1 and np.shape(y)[0] != n:
+    raise SweepError(f"{name}: {np.shape(y)[0]} labels for {n} rows of "
+                     f"{name.replace('y_', 'x_')}; give one label per row")
+  try:
+    check_labels(np.asarray(y), num_classes, num_examples=n, name=name)
+  except ValueError as e:
+    raise SweepError(str(e)) from None
+
+
+def _check_finite(name: str, x) -> None:
+  finite = _host_finite_rows(x) if isinstance(x, np.ndarray) else np.asarray(_finite_rows(x))
+  if not finite.all():
+    raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
+                     "every input must be finite")
+
+
+def _check_float(name: str, x) -> None:
+  """float32 or float64 rows that JAX keeps in their dtype."""
+  if np.dtype(x.dtype) not in (np.float32, np.float64):
+    raise SweepError(f"{name} holds {np.dtype(x.dtype)} rows; a sweep trains in float32 or "
+                     "float64 (its hyperparameters in the rows' dtype, where float16 "
+                     "would round a learning rate of 1e-8 to 0): convert them, e.g. "
+                     "x.astype(np.float32)")
+  try:        # float64 rows without 64-bit JAX would train in float32, silently
+    check_dtype(x.dtype, f"{name}'s dtype")
+  except ValueError as e:
+    raise SweepError(str(e)) from None
 
 
 def shared_order_key(config) -> jax.Array | None:
@@ -180,6 +224,12 @@ class Runner:
       g = self.groups[gi]
       if g.features not in self.data:
         self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
+        rows = np.dtype(self.data[g.features].x_train.dtype)
+        if self.config.get("dtype") == "float64" and rows != np.float64:
+          raise SweepError(
+              f"config.dtype is 'float64' but data_for({g.features!r}) gave {rows} rows, "
+              "which the sweep would train in; give float64 rows (with 64-bit JAX on: "
+              "jax.config.update('jax_enable_x64', True)), or set dtype='float32'")
       try:
         # lbfgs and closed_form train on every row at once: no minibatches
         if g.structure.optimizer not in training.FULL_BATCH:

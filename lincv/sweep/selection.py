@@ -22,9 +22,10 @@ def halving(config: ml_collections.ConfigDict,
     SweepError: eta below 2, or a rung that is not an epoch before the last of every member.
   """
   eta, rungs = config.halving.eta, config.halving.rungs
-  if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not eta >= 2:
-    raise SweepError(f"halving.eta must be a number >= 2 (each rung keeps the best 1/eta of "
-                     f"the members still training), got {eta!r}")
+  if (isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not eta >= 2
+      or not math.isfinite(eta)):
+    raise SweepError(f"halving.eta must be a finite number >= 2 (each rung keeps the best "
+                     f"1/eta of the members still training), got {eta!r}")
   rungs = tuple(rungs) if isinstance(rungs, (list, tuple)) else (rungs,)
   epochs = min(int(m["epochs"]) for m in members)
   for r in rungs:

@@ -13,6 +13,7 @@ Search spaces (`config.sweep`), per field:
 
 import dataclasses
 import math
+import numbers
 import itertools
 from collections.abc import Mapping
 
@@ -241,8 +242,14 @@ def validate_member(m: Mapping) -> None:
   if not 0 <= m["tol"] < np.inf:
     raise SweepError(f"tol must be a finite number >= 0 (L-BFGS stops at |grad| <= tol * "
                      f"|grad at W = 0, b = 0|; 0 runs every iteration), got {m['tol']}")
-  if int(m["seed"]) != m["seed"] or not 0 <= m["seed"] < 2**32:
+  if not _whole(m["seed"]) or not 0 <= m["seed"] < 2**32:
     raise SweepError(f"seed must be an integer in [0, 2**32), got {m['seed']}")
+
+
+def _whole(v) -> bool:
+  """Whether `v` is a whole number (NaN and the infinities are not)."""
+  return (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+          and int(v) == v)
 
 
 def structure(m: Mapping) -> training.Structure:
@@ -250,7 +257,7 @@ def structure(m: Mapping) -> training.Structure:
   fields = {f.name: m[f.name] for f in dataclasses.fields(training.Structure)}
   for name in ("batch_size", "epochs", "hidden", "warmup_epochs", "decay_every", "patience",
                "lbfgs_iters"):
-    if int(fields[name]) != fields[name]:
+    if not _whole(fields[name]):
       raise SweepError(f"{name} must be an integer, got {fields[name]}")
     fields[name] = int(fields[name])
   return training.Structure(**fields)
