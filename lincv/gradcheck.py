@@ -45,19 +45,27 @@ from lincv._checks import check_hparam
 _TINY = 1e-30
 
 
-def relative_error(a, b) -> jax.Array:
+def relative_error(a, b) -> float | jax.Array:
   """Scalar relative error of two arrays (or pytrees): `max|a - b| / max(|a| + |b|)`.
 
   The denominator is the largest magnitude present, so coordinates that are zero in
-  both do not blow the ratio up; it is floored at a tiny number.
+  both do not blow the ratio up; it is floored at a tiny number. Known values are
+  compared in float64 (NumPy), whatever JAX's precision, so float64 arrays are not
+  rounded to float32 first when 64-bit JAX is off; under `jit` it is a traced array.
   """
-  a, _ = ravel_pytree(a)
-  b, _ = ravel_pytree(b)
+  if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((a, b))):
+    a, _ = ravel_pytree(a)
+    b, _ = ravel_pytree(b)
+    xp = jnp
+  else:
+    a, b = (np.concatenate([np.ravel(np.asarray(leaf, np.float64))
+                            for leaf in jax.tree.leaves(t)] or [np.zeros(0)]) for t in (a, b))
+    xp = np
   if a.shape != b.shape:
     raise ValueError(f"relative_error needs equal sizes, got {a.shape} and {b.shape}")
-  num = jnp.max(jnp.abs(a - b), initial=0.0)
-  den = jnp.max(jnp.abs(a) + jnp.abs(b), initial=0.0)
-  return num / jnp.maximum(den, _TINY)
+  num = xp.max(xp.abs(a - b), initial=0.0)
+  den = xp.max(xp.abs(a) + xp.abs(b), initial=0.0)
+  return num / xp.maximum(den, _TINY)
 
 
 def _params_dtype(params) -> np.dtype:

@@ -18,6 +18,7 @@ import functools
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lincv import losses, regularizers, scores
 from lincv._checks import as_float, check_name, check_nonnegative
@@ -39,6 +40,20 @@ def resolve_loss(loss):
   return names
 
 
+def _check_loss_index(loss, loss_index) -> None:
+  """Raises ValueError on a known `loss_index` that is not a position in `loss`:
+  `jax.lax.switch` clamps the index, so -1 or len(loss) would silently pick the first or
+  last loss. A traced index (one per member under `vmap`) cannot be checked here."""
+  if isinstance(loss_index, jax.core.Tracer):
+    return
+  index = np.asarray(loss_index)
+  valid = f"an integer in [0, {len(loss)}) for losses {loss}"
+  if index.ndim or not np.issubdtype(index.dtype, np.integer):
+    raise ValueError(f"loss_index must be {valid}, got {loss_index!r}")
+  if not 0 <= int(index) < len(loss):
+    raise ValueError(f"loss_index must be {valid}, got {int(index)}")
+
+
 def _by_index(fn, loss, loss_index, s_NxC, labels_N, margin):
   """`fn(loss, s_NxC, labels_N, margin=margin)`; for a tuple of losses, that of the loss
   at `loss_index` (an integer, possibly traced) chosen by `jax.lax.switch`. Under `vmap`
@@ -49,6 +64,7 @@ def _by_index(fn, loss, loss_index, s_NxC, labels_N, margin):
   if loss_index is None:
     raise ValueError(f"losses {loss} need loss_index, the position of the member's loss")
   check_nonnegative("margin", margin)  # traced inside the switch, so checked here
+  _check_loss_index(loss, loss_index)
   branches = [lambda s, y, m, name=name: fn(name, s, y, margin=m) for name in loss]
   return jax.lax.switch(jnp.asarray(loss_index, jnp.int32), branches, s_NxC, labels_N,
                         as_float(margin, s_NxC))

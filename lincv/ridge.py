@@ -128,8 +128,8 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
   y = np.asarray(labels_N)
   check_labels(y, num_classes)
   lam = np.asarray(strengths_K, np.float64)
-  if lam.ndim != 1 or not np.all(lam >= 0):
-    raise ValueError(f"strengths must be a vector of numbers >= 0, got {strengths_K}")
+  if lam.ndim != 1 or not np.all(np.isfinite(lam) & (lam >= 0)):
+    raise ValueError(f"strengths must be a vector of finite numbers >= 0, got {strengths_K}")
   # float64 rows are solved in float64: with 64-bit JAX off they would silently be
   # float32 (the Gram matrix, the weights), with float64's rounding assumed.
   check_dtype(_wide(np.dtype(x_NxD.dtype)), "ridge: the rows' dtype")

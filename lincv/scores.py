@@ -69,7 +69,8 @@ def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
   """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
   dtype = check_dtype(dtype)
   check_nonnegative("scale", scale)
-  w = scale * seeds.normal(key, (num_features, num_classes), dtype)
+  # A NumPy float64 scale would otherwise promote W to float64 under 64-bit JAX.
+  w = (scale * seeds.normal(key, (num_features, num_classes), dtype)).astype(dtype)
   return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
 
 

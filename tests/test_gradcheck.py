@@ -43,6 +43,18 @@ def test_relative_error():
   assert float(gradcheck.relative_error(jnp.zeros(3), jnp.zeros(3))) == 0.0
 
 
+def test_relative_error_of_float64_arrays_is_float64_with_64_bit_jax_off():
+  # They were rounded to float32 first: 1 and 1 + 1e-12 compared as equal.
+  a = {"w": np.array([1.0, 2.0]), "b": np.array(3.0)}
+  b = {"w": np.array([1.0 + 1e-12, 2.0]), "b": np.array(3.0)}
+  np.testing.assert_allclose(gradcheck.relative_error(a, b), 1e-12 / 6.0, rtol=1e-3)
+  # Under jit the values are traced: the error is an array of the traced precision.
+  traced = jax.jit(gradcheck.relative_error)(jnp.array([1.0, 2.0]), jnp.array([1.0, 2.2]))
+  np.testing.assert_allclose(traced, 0.2 / 4.2, rtol=4 * F32_EPS)
+  with pytest.raises(ValueError, match=r"equal sizes, got \(2,\) and \(3,\)"):
+    gradcheck.relative_error(np.zeros(2), np.zeros(3))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_check_tells_right_from_one_percent_wrong(dtype):
   with jax.enable_x64(dtype == "float64"):

@@ -197,6 +197,25 @@ class ValidationTest(parameterized.TestCase):
     with pytest.raises(ValueError, match="margin must be a finite number >= 0, got -1.0"):
       objective.loss_values(("svm", "softmax"), s, y, margin=-1.0, loss_index=0)
 
+  @parameterized.parameters(-1, 2, 5, 1.0, (np.array([0, 1]),), True)
+  def test_loss_index_out_of_the_tuple(self, index):
+    # lax.switch clamps its index: -1 scored the svm and 2 the softmax, silently.
+    params, x, y = _problem("linear")
+    s = scores.linear(params, x)
+    for fn in (objective.loss_values, objective.loss_grads):
+      with pytest.raises(ValueError, match=r"loss_index must be an integer in \[0, 2\) for "
+                         r"losses \('svm', 'softmax'\), got"):
+        fn(("svm", "softmax"), s, y, loss_index=index)
+
+  def test_loss_index_in_the_tuple(self):
+    params, x, y = _problem("linear")
+    s = scores.linear(params, x)
+    for index, name in enumerate(("svm", "softmax")):
+      for i in (index, np.int32(index), jnp.int32(index)):
+        np.testing.assert_array_equal(
+            objective.loss_values(("svm", "softmax"), s, y, loss_index=i),
+            objective.loss_values(name, s, y))
+
   def test_no_examples(self):
     # The mean over no examples was a silent NaN.
     params, x, y = _problem("linear")

@@ -46,6 +46,14 @@ def test_float64_without_64_bit_jax_is_refused(model):
     scores.init(model, jax.random.key(0), 7, 3, hidden=5, dtype=jnp.float64)
 
 
+def test_a_numpy_float64_scale_keeps_the_requested_dtype(x64):
+  # np.float64 is not weakly typed: W came back float64 beside a float32 b.
+  params = scores.init_linear(jax.random.key(0), 4, 3, scale=np.float64(1e-2))
+  assert params["W"].dtype == params["b"].dtype == jnp.float32
+  np.testing.assert_allclose(
+      params["W"], scores.init_linear(jax.random.key(0), 4, 3, scale=1e-2)["W"], rtol=1e-6)
+
+
 def test_init_is_seeded():
   a = scores.init_linear(jax.random.key(3), 4, 2)
   b = scores.init_linear(jax.random.key(3), 4, 2)
