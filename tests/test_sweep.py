@@ -151,6 +151,7 @@ def test_a_later_population_of_the_same_structure_reuses_its_epoch_program(monke
   with pytest.raises(AssertionError, match="trace"):
     pop.epoch(pop.init(), training.jax.random.key(0))
 
+
 def test_run_selects_by_validation_and_evaluates_test_once():
   data = _data()
   calls = []
