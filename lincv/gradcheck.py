@@ -304,7 +304,7 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
   worst, worst_a, worst_n, err = None, float("nan"), float("nan"), 0.0
   if keep.any():
     a, n = analytic[keep], numeric[keep]
-    err = float(np.max(np.abs(a - n)) / max(float(np.max(np.abs(a) + np.abs(n))), _TINY))
+    err = float(relative_error(a, n))
     pos = int(np.argmax(np.abs(a - n)))
     worst = coordinate_name(params, int(indices[keep][pos]))
     worst_a, worst_n = float(a[pos]), float(n[pos])
