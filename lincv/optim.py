@@ -26,6 +26,35 @@ def _check_decay_rate(name: str, value) -> None:
   check_hparam(name, value, "in [0, 1)", lambda v: 0 <= v < 1)
 
 
+def _check_decay_factor(name: str, value) -> None:
+  # A factor above 1 made the rate grow each epoch; 1 keeps it constant.
+  check_hparam(name, value, "in (0, 1] (the factor the rate is multiplied by)",
+               lambda v: 0 < v <= 1)
+
+
+def check_schedule(kind: str, *, total_epochs: int, decay_every: int = 1,
+                   warmup_epochs: int = 0) -> None:
+  """Raises a ValueError when schedule `kind` would not change the rate within the run.
+
+  The warm-up comes first, so a decaying schedule needs `warmup_epochs < total_epochs`,
+  and a step schedule, whose first step comes `decay_every` epochs after the warm-up,
+  needs `warmup_epochs + decay_every < total_epochs`: otherwise `decay` does nothing and
+  members that differ only in it train alike.
+  """
+  if warmup_epochs > total_epochs:
+    raise ValueError(f"warmup_epochs ({warmup_epochs}) is longer than the run "
+                     f"(total_epochs {total_epochs}): the rate would never reach its peak")
+  if kind == "step" and warmup_epochs + decay_every >= total_epochs:
+    raise ValueError(
+        f"schedule 'step' with decay_every {decay_every} and warmup_epochs {warmup_epochs} "
+        f"never steps in a run of {total_epochs} epochs: its first step comes after epoch "
+        f"warmup_epochs + decay_every, which must be less than epochs (or use 'constant')")
+  if kind in ("exponential", "cosine") and warmup_epochs >= total_epochs:
+    raise ValueError(
+        f"schedule {kind!r} never decays: its warm-up of {warmup_epochs} epochs fills the "
+        f"run of {total_epochs}; warmup_epochs must be less than epochs (or use 'constant')")
+
+
 def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: int,
              decay=0.5, decay_every: int = 1, warmup_epochs: int = 0) -> optax.Schedule:
   """A learning-rate schedule (step count -> learning rate).
@@ -39,9 +68,9 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
     learning_rate: the peak rate, > 0 (may be traced).
     steps_per_epoch: optimizer steps in one epoch.
     total_epochs: length of the run, for the cosine schedule.
-    decay: the multiplicative factor of the step and exponential schedules, > 0 (may be traced;
-      `optax.exponential_decay` checks its factor in Python, so it cannot take a traced
-      one, hence the two one-line schedules here).
+    decay: the multiplicative factor of the step and exponential schedules, in (0, 1] (may
+      be traced; `optax.exponential_decay` checks its factor in Python, so it cannot take a
+      traced one, hence the two one-line schedules here).
     decay_every: epochs between steps of the step schedule.
     warmup_epochs: if positive, a linear warm-up over that many epochs first: step t of
       its W steps takes `lr * (t + 1) / W`, so its first step moves (a ramp from 0 made
@@ -52,7 +81,7 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
   """
   check_name("schedule", kind, SCHEDULES)
   _check_positive("learning_rate", learning_rate)
-  _check_positive("decay", decay)
+  _check_decay_factor("decay", decay)
   counts = dict(steps_per_epoch=steps_per_epoch, total_epochs=total_epochs,
                 decay_every=decay_every, warmup_epochs=warmup_epochs)
   for field, count in counts.items():
@@ -63,9 +92,8 @@ def schedule(kind: str, learning_rate, *, steps_per_epoch: int, total_epochs: in
         f"schedule needs steps_per_epoch, total_epochs, decay_every >= 1 and "
         f"warmup_epochs >= 0; got {steps_per_epoch}, {total_epochs}, {decay_every}, "
         f"{warmup_epochs}")
-  if warmup_epochs > total_epochs:
-    raise ValueError(f"warmup_epochs ({warmup_epochs}) is longer than the run "
-                     f"(total_epochs {total_epochs}): the rate would never reach its peak")
+  check_schedule(kind, total_epochs=total_epochs, decay_every=decay_every,
+                 warmup_epochs=warmup_epochs)
   warmup = warmup_epochs * steps_per_epoch
   if kind == "constant":
     main = optax.constant_schedule(learning_rate)

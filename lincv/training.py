@@ -101,9 +101,8 @@ class Structure:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.warmup_epochs < 0 or self.patience < 0:
       raise ValueError("warmup_epochs and patience must be >= 0")
-    if self.warmup_epochs > self.epochs:
-      raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be at most epochs "
-                       f"({self.epochs}): a longer warm-up never reaches the learning rate")
+    optim.check_schedule(self.schedule, total_epochs=self.epochs,
+                         decay_every=self.decay_every, warmup_epochs=self.warmup_epochs)
     if not self.diverge_factor >= 1:
       raise ValueError(f"diverge_factor must be >= 1 (a member diverges when its loss passes "
                        f"diverge_factor times its starting loss, or 1), got "

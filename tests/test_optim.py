@@ -117,6 +117,20 @@ class ScheduleTest(parameterized.TestCase):
                                           decay=d)(2))
     np.testing.assert_allclose(f(jnp.array([0.5, 0.1])), [0.25, 0.01], rtol=1e-6)
 
+  @parameterized.parameters("exponential", "cosine")
+  def test_a_decay_that_the_warmup_fills_is_refused(self, kind):
+    # The warm-up took every epoch, so the rate never decayed.
+    with pytest.raises(ValueError, match=f"schedule '{kind}' never decays: its warm-up of 3 "
+                                         "epochs fills the run of 3"):
+      optim.schedule(kind, 1.0, steps_per_epoch=2, total_epochs=3, warmup_epochs=3)
+
+  def test_a_factor_of_one_and_a_last_epoch_step_are_accepted(self):
+    sched = optim.schedule("step", 1.0, steps_per_epoch=1, total_epochs=3, decay=0.5,
+                           decay_every=1, warmup_epochs=1)
+    np.testing.assert_allclose([float(sched(t)) for t in range(3)], [1, 1, 0.5])
+    sched = optim.schedule("exponential", 1.0, steps_per_epoch=1, total_epochs=3, decay=1.0)
+    np.testing.assert_allclose([float(sched(t)) for t in range(3)], [1, 1, 1])
+
   def test_unknown_schedule(self):
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
       optim.schedule("linear", 1.0, steps_per_epoch=1, total_epochs=1)
@@ -127,12 +141,22 @@ class ScheduleTest(parameterized.TestCase):
       (dict(steps_per_epoch=2.5), "an integer steps_per_epoch, got 2.5"),
       (dict(decay_every=1.5), "an integer decay_every, got 1.5"),
       # A negative decay flipped the sign of every other epoch's rate; NaN made it NaN.
-      (dict(decay=-0.5), "decay must be a finite number > 0, got -0.5"),
-      (dict(decay=float("nan")), "decay must be a finite number > 0, got nan"),
+      (dict(decay=-0.5), "decay must be in (0, 1] (the factor the rate is multiplied by), "
+                         "got -0.5"),
+      (dict(decay=float("nan")), "decay must be in (0, 1] (the factor the rate is multiplied "
+                                 "by), got nan"),
       (dict(learning_rate=-1.0), "learning_rate must be a finite number > 0, got -1.0"),
       (dict(learning_rate=0.0), "learning_rate must be a finite number > 0, got 0.0"),
       # A warm-up past the run's end never reached the rate: 0.04 of 0.1 at most.
-      (dict(warmup_epochs=5), "warmup_epochs (5) is longer than the run (total_epochs 4)"))
+      (dict(warmup_epochs=5), "warmup_epochs (5) is longer than the run (total_epochs 4)"),
+      # A factor above 1 made the rate grow: 3 ** 3 = 27 times it by the last epoch.
+      (dict(decay=3.0), "decay must be in (0, 1] (the factor the rate is multiplied by), got 3"),
+      (dict(decay=float("inf")), "decay must be in (0, 1]"),
+      # Steps after the run's last epoch: decay did nothing, so members differing in it
+      # trained alike.
+      (dict(decay_every=4), "schedule 'step' with decay_every 4 and warmup_epochs 0 never "
+                            "steps in a run of 4 epochs"),
+      (dict(decay_every=2, warmup_epochs=2), "with decay_every 2 and warmup_epochs 2 never"))
   def test_bad_settings_are_refused(self, kw, pattern):
     args = dict(learning_rate=1.0, steps_per_epoch=3, total_epochs=4, decay=0.5) | kw
     with pytest.raises(ValueError, match=re.escape(pattern)):

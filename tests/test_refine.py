@@ -95,14 +95,17 @@ def test_nothing_is_refined_when_the_field_does_nothing_for_the_best():
                              [1e-8, 1e-4], rtol=1e-12)    # (1e-12, 1) in 3
 
 
-def test_a_bounded_field_refined_at_its_top_edge_stays_in_its_range():
-  """momentum's coarse grid [0.5, 0.9] with 0.9 best: the mirror of 0.5 (1.62) is past
-  momentum's bound, 1; the refined values lie between 0.5 and 1, each a valid member."""
-  c = _config(sweep={"momentum": [0.5, 0.9]})
-  c.refine.field, c.refine.points = "momentum", 3
+@pytest.mark.parametrize("field, schedule", [("momentum", "constant"),
+                                             ("lr_decay", "step")])
+def test_a_bounded_field_refined_at_its_top_edge_stays_in_its_range(field, schedule):
+  """A coarse grid [0.5, 0.9] with 0.9 best: the mirror of 0.5 (1.62) is past the field's
+  bound, 1 (lr_decay above 1 makes the rate grow); the refined values lie between 0.5 and
+  1, each a valid member."""
+  c = _config(sweep={field: [0.5, 0.9]}, schedule=schedule)
+  c.refine.field, c.refine.points = field, 3
   members = sweep.expand(c)
-  best = next(i for i, m in enumerate(members) if m["momentum"] == 0.9)
-  refined = [m["momentum"] for m in refine.members(c, members, {"member": best})]
+  best = next(i for i, m in enumerate(members) if m[field] == 0.9)
+  refined = [m[field] for m in refine.members(c, members, {"member": best})]
   assert len(refined) == 3 and all(0.5 < v < 1 for v in refined)
 
 

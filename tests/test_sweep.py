@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,10 +79,17 @@ def test_grouping_splits_structural_fields_only():
     ({"learning_rate": []}, "sweep field 'learning_rate' has no values: the grid is empty"),
     ({"learning_rate": {"log_uniform": [1e-3, 1e-1]}}, "log_uniform needs search='random'"),
     ({"loss": ["hinge"]}, "unknown loss 'hinge'; expected one of: svm, squared_svm, softmax"),
-    ({"warmup_epochs": [1, 9]}, "must be at most epochs .6.: a longer warm-up never reaches"),
+    ({"warmup_epochs": [1, 9]}, "warmup_epochs (9) is longer than the run (total_epochs 6)"),
+    # A step schedule that never stepped trained every lr_decay alike, with no word.
+    ({"schedule": ["step"], "decay_every": [2, 6]},
+     "schedule 'step' with decay_every 6 and warmup_epochs 0 never steps in a run of 6"),
+    ({"schedule": ["cosine"], "warmup_epochs": [6]}, "schedule 'cosine' never decays"),
+    # A factor above 1 made the rate grow every epoch.
+    ({"schedule": ["step"], "lr_decay": [0.5, 3.0]}, "lr_decay must be in (0, 1] (the factor"),
+    ({"schedule": ["exponential"], "lr_decay": [float("inf")]}, "lr_decay must be in (0, 1]"),
 ])
 def test_bad_specifications(spec, message):
-  with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(")) as e:
+  with pytest.raises(sweep.SweepError, match=re.escape(message)) as e:
     sweep.expand(_config(**spec))
   assert "\n" not in str(e.value)
 

@@ -1,6 +1,7 @@
 """training: determinism, hand vs autodiff, vmap vs loop, early stopping, divergence."""
 
 import dataclasses
+import re
 
 import chex
 import jax
@@ -176,6 +177,17 @@ def test_a_diverge_factor_below_1_is_refused(factor):
   # test off.
   with pytest.raises(ValueError, match=r"diverge_factor must be >= 1 \(a member diverges"):
     dataclasses.replace(STRUCT, diverge_factor=factor)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(schedule="step", decay_every=6), "schedule 'step' with decay_every 6 and "
+                                           "warmup_epochs 0 never steps in a run of 6"),
+    (dict(schedule="cosine", warmup_epochs=6), "schedule 'cosine' never decays"),
+])
+def test_a_schedule_that_never_decays_is_refused(kw, message):
+  # fit ran at a constant rate, whatever lr_decay said.
+  with pytest.raises(ValueError, match=re.escape(message)):
+    dataclasses.replace(STRUCT, **kw)
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "lbfgs"])

@@ -106,7 +106,7 @@ def members(config, coarse: list[dict], best: dict) -> list[dict]:
   chosen = coarse[best["member"]]
   if not config_lib.used(field, chosen):
     return []
-  upper = 1.0 if field in space.BELOW_ONE else None
+  upper = 1.0 if field in space.BELOW_ONE or field == "lr_decay" else None
   out = [dict(chosen, **{field: v}) for v in grid(coarse_values(config), chosen[field],
                                                   int(config.refine.points), upper)]
   for m in out:

@@ -237,8 +237,9 @@ def validate_member(m: Mapping) -> None:
   for field in BELOW_ONE:
     if not 0 <= m[field] < 1:
       raise SweepError(f"{field} must be in [0, 1), got {m[field]}")
-  if not m["lr_decay"] > 0:
-    raise SweepError(f"lr_decay must be > 0, got {m['lr_decay']}")
+  if not 0 < m["lr_decay"] <= 1:
+    raise SweepError(f"lr_decay must be in (0, 1] (the factor the step and exponential "
+                     f"schedules multiply the rate by; above 1 it grows), got {m['lr_decay']}")
   if not 0 <= m["tol"] < np.inf:
     raise SweepError(f"tol must be a finite number >= 0 (L-BFGS stops at |grad| <= tol * "
                      f"|grad at W = 0, b = 0|; 0 runs every iteration), got {m['tol']}")
