@@ -9,7 +9,9 @@ state. A whole population of optimizers with different hyperparameters is then o
 Schedules count optimizer steps; `steps_per_epoch` converts the epoch-based settings.
 """
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lincv._checks import check_hparam, check_name, check_nonnegative
@@ -24,6 +26,12 @@ def _check_positive(name: str, value) -> None:
 
 def _check_decay_rate(name: str, value) -> None:
   check_hparam(name, value, "in [0, 1)", lambda v: 0 <= v < 1)
+  if not isinstance(value, jax.core.Tracer):
+    held = jnp.asarray(value, jnp.result_type(float))   # as optax's state holds it
+    if held >= 1:
+      below = float(np.nextafter(np.ones((), held.dtype), 0))
+      raise ValueError(f"{name} {float(value)!r} is 1 in {held.dtype.name}, and a decay rate "
+                       f"of 1 never forgets; give at most {below!r}")
 
 
 def _check_decay_factor(name: str, value) -> None:

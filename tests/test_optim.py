@@ -172,6 +172,8 @@ class ScheduleTest(parameterized.TestCase):
     (dict(b2=-0.1), "b2 must be in [0, 1), got -0.1"),
     (dict(rms_decay=float("nan")), "rms_decay must be in [0, 1), got nan"),
     (dict(eps=-1e-8), "eps must be a finite number >= 0, got -1e-08"),
+    # Below 1 in float64, 1 in float32: Adam divided by 1 - b2 ** t = 0.
+    (dict(b2=0.99999999), "b2 0.99999999 is 1 in float32, and a decay rate of 1 never"),
 ])
 @pytest.mark.parametrize("name", optim.OPTIMIZERS)
 def test_make_refuses_bad_hyperparameters(name, kw, pattern):

@@ -94,6 +94,18 @@ def test_bad_specifications(spec, message):
   assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("field, optimizer", [("b2", "adam"), ("momentum", "momentum")])
+def test_a_decay_rate_that_is_1_in_the_rows_dtype_is_refused(field, optimizer):
+  # 0.99999999 passed the [0, 1) check in float64 and was 1.0 in float32: every Adam
+  # member then "diverged", with advice to lower the learning rate.
+  c = _config(**{field: [0.9, 0.99999999]})
+  c.optimizer = optimizer
+  with pytest.raises(sweep.SweepError, match=re.escape(
+      f"{field} 0.99999999 is 1 in float32, the dtype of the rows the sweep computes in, "
+      "and a decay rate of 1 never forgets; give at most 0.9999999403953552, or float64")):
+    sweep.run(c, lambda f: _data(), 4)
+
+
 def test_batch_size_larger_than_data():
   c = _config(batch_size=[1000])
   with pytest.raises(sweep.SweepError, match="batch_size 1000 is larger than the 500"):

@@ -24,6 +24,7 @@ from lincv import distributed, lbfgs, ridge, seeds, training
 from lincv import placement as placement_lib
 from lincv.sweep import compaction
 from lincv.sweep.closed_form import ClosedForm
+from lincv.sweep import space
 from lincv.sweep.space import Group, SweepError
 
 
@@ -274,6 +275,13 @@ class Population:
                          f"the sweep computes in; give values within its range "
                          f"({np.finfo(dtype).tiny:.3g} to {np.finfo(dtype).max:.3g}), or "
                          "float64 rows")
+    for f in space.BELOW_ONE:         # a rate just below 1 may round to 1: no decay at all
+      if f in hparams and (hparams[f] >= 1).any():
+        value = float(self.group.hparams[f][hparams[f] >= 1][0])
+        below = float(np.nextafter(dtype.type(1), dtype.type(0)))
+        raise SweepError(f"{f} {value!r} is 1 in {dtype.name}, the dtype of the rows the "
+                         f"sweep computes in, and a decay rate of 1 never forgets; give at "
+                         f"most {below!r}, or float64 rows")
     self.hparams = _shard(_padded(hparams, self.k_pad), self.mesh)
     nbytes = self.data.x_train.nbytes + self.data.y_train.nbytes
     self.placement = placement_lib.resolve(self.placement, nbytes, self.mesh.devices.flat)
