@@ -27,7 +27,8 @@ def _check_positive(name: str, value) -> None:
 def _check_decay_rate(name: str, value) -> None:
   check_hparam(name, value, "in [0, 1)", lambda v: 0 <= v < 1)
   if not isinstance(value, jax.core.Tracer):
-    held = jnp.asarray(value, jnp.result_type(float))   # as optax's state holds it
+    held = np.asarray(value)        # in the dtype optax's state holds it in
+    held = held.astype(jax.dtypes.canonicalize_dtype(held.dtype))
     if held >= 1:
       below = float(np.nextafter(np.ones((), held.dtype), 0))
       raise ValueError(f"{name} {float(value)!r} is 1 in {held.dtype.name}, and a decay rate "
