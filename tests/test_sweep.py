@@ -496,6 +496,36 @@ def test_different_config_on_existing_workdir_is_refused(tmp_path):
     sweep.run(_config(learning_rate=[0.2]), lambda f: data, 4, workdir=str(tmp_path))
 
 
+@pytest.mark.parametrize("change", ["rows", "labels", "num_classes", "val"])
+def test_a_workdir_resumed_on_other_data_is_refused(tmp_path, change):
+  # Only the configuration was compared: a killed run went on training on other rows
+  # (mixing both in its results), and a finished one returned the old run's results.
+  data, classes = _data(), 4
+  c = _config(learning_rate=[0.01, 0.1])
+  c.checkpoint_seconds = 0
+  with pytest.raises(Killed):
+    sweep.run(c, lambda f: data, classes, workdir=str(tmp_path / "killed"),
+              progress=KillAt(0, 2))
+  sweep.run(c, lambda f: data, classes, workdir=str(tmp_path / "finished"))
+  if change == "rows":
+    other = data._replace(x_train=data.x_train.at[7, 0].add(1e-3))
+  elif change == "labels":
+    other = data._replace(y_train=data.y_train.at[7].set((data.y_train[7] + 1) % 4))
+  elif change == "val":
+    other = data._replace(x_val=data.x_val[:-1], y_val=data.y_val[:-1])
+  else:
+    other, classes = data, 5
+  for name in ("killed", "finished"):
+    with pytest.raises(sweep.SweepError, match=re.escape(
+        f"{tmp_path / name} holds a run on other data: data_for('pixels') gave rows or "
+        "labels other than those the run started on; use a new workdir")):
+      sweep.run(c, lambda f: other, classes, workdir=str(tmp_path / name))
+  # The same data resumes, and finishes as an uninterrupted run.
+  resumed = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "killed"))
+  finished = sweep.run(c, lambda f: data, 4, workdir=str(tmp_path / "finished"))
+  assert resumed.history == finished.history
+
+
 def test_the_checkpoint_knows_its_configuration_by_config_fingerprint(tmp_path, monkeypatch):
   # One definition of "the same configuration": the run directory's and the checkpoint's.
   data = _data()

@@ -71,7 +71,8 @@ def run(config: ml_collections.ConfigDict,
       the last checkpoint, and at each rung and group's end, and resumes from there: the
       state, the curves and the time worked are committed together, in one atomic step,
       so a process killed at any point resumes to the same results. A workdir holding
-      another configuration is refused.
+      another configuration, or a run on other data (training and validation rows and
+      labels, hashed when first fetched), is refused.
     test_for: features name -> (x_test, y_test); evaluated once, for the selected member.
     progress: called after every epoch with {"group", "num_groups", "epoch", "epochs",
       "alive", "members", "best_val_accuracy", "seconds"}.

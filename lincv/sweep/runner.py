@@ -21,6 +21,7 @@ import numpy as np
 
 from lincv import checkpoint, distributed, events, lbfgs, placement, seeds, training
 from lincv import config as config_lib
+from lincv import features as features_lib
 from lincv._checks import check_dtype, check_labels
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
@@ -78,6 +79,15 @@ def check_test(x_test, y_test, dim: int, num_classes: int, source: str) -> None:
                      "the training rows were given (floating point, scaled alike)")
   _check_labels(f"{source}: y_test", y_test, x_test, num_classes)
   _check_finite(f"{source}: x_test", x_test)
+
+
+def data_fingerprint(data: training.Data, num_classes: int) -> str:
+  """A hash of the training and validation rows and labels (shapes, dtypes, bytes) and the
+  number of classes: a workdir's run resumes only on the data it started on."""
+  parts = [str(num_classes)] + [
+      features_lib.fingerprint(np.asarray(a))
+      for a in (data.x_train, data.y_train, data.x_val, data.y_val)]
+  return features_lib.fingerprint(np.frombuffer("|".join(parts).encode(), np.uint8))
 
 
 def _check_shape(name: str, x, dim: int) -> None:
@@ -187,7 +197,7 @@ class Runner:
     self.data: dict[str, training.Data] = {}
     self.meta = {"config": config_lib.fingerprint(config), "seconds": 0.0, "halved": [],
                  "groups": {}, "layout": [list(g.members) for g in groups]}
-    self.store = None
+    self.store, self.workdir = None, workdir
     self.writer = distributed.is_writer()
     self.live = (events.Live(workdir, members, config.sweep.keys())
                  if workdir and self.writer else None)
@@ -218,18 +228,33 @@ class Runner:
     self.committed = time.perf_counter()     # see `_commit_due`
     self.on_disk = {}         # group -> the epoch its last completed commit holds
 
+  def fetch(self, features: str) -> None:
+    """Fetches `data_for(features)` once and checks it (`check_data`, the dtype); with a
+    workdir, records its fingerprint, or refuses rows other than those it recorded."""
+    if features in self.data:
+      return
+    data = check_data(self.data_for(features), self.num_classes)
+    rows = np.dtype(data.x_train.dtype)
+    if self.config.get("dtype") == "float64" and rows != np.float64:
+      raise SweepError(
+          f"config.dtype is 'float64' but data_for({features!r}) gave {rows} rows, which "
+          "the sweep would train in; give float64 rows (with 64-bit JAX on: "
+          "jax.config.update('jax_enable_x64', True)), or set dtype='float32'")
+    if self.store is not None:
+      recorded = self.meta.setdefault("data", {})
+      digest = data_fingerprint(data, self.num_classes)
+      if recorded.setdefault(features, digest) != digest:
+        raise SweepError(
+            f"{self.workdir} holds a run on other data: data_for({features!r}) gave rows or "
+            "labels other than those the run started on; use a new workdir, or the data "
+            "it started on to resume")
+    self.data[features] = data
+
   def compiled(self, gi: int) -> population.Population:
     """Group gi's compiled population (its data fetched once per features name)."""
     if gi not in self.pops:
       g = self.groups[gi]
-      if g.features not in self.data:
-        self.data[g.features] = check_data(self.data_for(g.features), self.num_classes)
-        rows = np.dtype(self.data[g.features].x_train.dtype)
-        if self.config.get("dtype") == "float64" and rows != np.float64:
-          raise SweepError(
-              f"config.dtype is 'float64' but data_for({g.features!r}) gave {rows} rows, "
-              "which the sweep would train in; give float64 rows (with 64-bit JAX on: "
-              "jax.config.update('jax_enable_x64', True)), or set dtype='float32'")
+      self.fetch(g.features)
       try:
         # lbfgs and closed_form train on every row at once: no minibatches
         if g.structure.optimizer not in training.FULL_BATCH:
@@ -248,6 +273,8 @@ class Runner:
       info = self.meta["groups"].get(str(gi))
       saved = self.store.read(f"group{gi}") if info else None
       if info and info["finished"]:
+        if self.groups[gi].features in self.meta.get("data", {}):
+          self.fetch(self.groups[gi].features)   # its results stand only on the same rows
         self.runs[gi] = _GroupRun(seconds=info["seconds"], outcome=saved)
         self._rewrite_events(gi, saved["train_loss_history"], saved["val_accuracy_history"])
       else:
