@@ -245,7 +245,7 @@ def base() -> ml_collections.ConfigDict:
   c.search = "grid"                      # grid | random
   c.num_samples = 16                     # members drawn by a random search
   c.search_seed = 0
-  c.halving = ml_collections.ConfigDict({"rungs": (), "eta": 2})
+  c.halving = ml_collections.ConfigDict({"rungs": (), "eta": 2.0})
   # A second stage: `field` (swept, numeric) at `points` values log-spaced between the
   # best coarse value's neighbours, selected over both stages; "" = off (lincv.sweep.refine).
   c.refine = ml_collections.ConfigDict({"field": "", "points": 8})

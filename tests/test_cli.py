@@ -231,10 +231,11 @@ def test_override_parses_by_the_type_of_the_field():
   c.lock()
   for path, text in (("epochs", "7"), ("learning_rate", "3e-3"), ("data.flip", "True"),
                      ("data.folder", "123"), ("knn.ks", "(1, 3)"), ("halving.rungs", "()"),
-                     ("shuffle_seed", "5")):
+                     ("shuffle_seed", "5"), ("halving.eta", "2.5")):
     config_lib.override(c, path, text)
   assert (c.epochs, c.learning_rate, c.data.flip, c.data.folder) == (7, 3e-3, True, "123")
   assert c.shuffle_seed == 5
+  assert c.halving.eta == 2.5    # a real number: its default, the int 2, refused 2.5
   assert c.knn.ks == (1, 3) and c.halving.rungs == ()
 
 
