@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import warnings
 import zlib
 
@@ -411,3 +412,36 @@ def test_kmeans_fit_refuses_0_1_images_and_too_few_patches():
       features.kmeans_fit(jax.random.key(0), images, 4, num_patches=num_patches)
   with pytest.raises(ValueError, match="patch size must be a positive integer, got 0"):
     features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, patch_size=0)
+
+
+@pytest.mark.parametrize("field, value", [("norm_eps", 0.0), ("norm_eps", -1.0),
+                                          ("zca_eps", -0.1), ("zca_eps", float("nan")),
+                                          ("norm_eps", float("inf"))])
+def test_kmeans_refuses_an_eps_that_is_not_positive_and_finite(field, value):
+  # With norm_eps 0 a flat patch divided 0 by 0, and every centroid became NaN; a negative
+  # or NaN zca_eps did the same to the whitening.
+  images = _images(4, 12, 12)
+  images[0] = 128                   # flat: its patches have no variance
+  message = f"{field} must be a finite number > 0 (the variance added before dividing"
+  with pytest.raises(ValueError, match=re.escape(message)):
+    features.kmeans_fit(jax.random.key(0), images, 4, num_patches=200, iterations=2,
+                        **{field: value})
+  if field == "norm_eps":
+    model = features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, iterations=2)
+    with pytest.raises(ValueError, match=re.escape(message)):
+      features.kmeans_encode(model, images, norm_eps=value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+      features.normalize_patches(jnp.ones((3, 12)), eps=value)
+  else:
+    with pytest.raises(ValueError, match=re.escape(message)):
+      features.fit_zca(jnp.ones((3, 12)), eps=value)
+
+
+def test_kmeans_encode_refuses_0_1_images_as_fit_does():
+  # A model fitted on 0-255 patches encoded 0-1 images into codes of nothing but noise.
+  images = _images(2, 12, 12)
+  model = features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, iterations=2)
+  with pytest.raises(ValueError, match="look like the 0-1 scale"):
+    features.kmeans_encode(model, images / 255.0)
+  np.testing.assert_array_equal(features.kmeans_encode(model, images.astype(np.float32)),
+                                features.kmeans_encode(model, images))

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked
+from lincv._checks import check_hparam
 from lincv.features.color import as_rgb, check_rgb
 
 
@@ -68,6 +69,21 @@ def sample_patches(key: jax.Array, images_NxHxWxC, num_patches: int,
   return jax.vmap(one)(img, row, col).astype(jnp.float32)
 
 
+def _check_eps(name: str, eps, zero_for: str) -> None:
+  # At 0 (or below, or NaN) the division by sqrt(variance + eps) of `zero_for` gave NaN
+  # or inf, and every k-means centroid became NaN.
+  check_hparam(name, eps, f"a finite number > 0 (the variance added before dividing, so "
+                          f"that {zero_for} stays finite)", lambda v: 0 < v < np.inf)
+
+
+def _check_scale(images) -> None:
+  """A ValueError for concrete float images that never exceed 1 (the 0-1 scale)."""
+  if (jnp.issubdtype(images.dtype, jnp.floating) and images.size
+      and not isinstance(images, jax.core.Tracer) and float(jnp.max(images)) <= 1.0):
+    raise ValueError("float images with no value above 1 look like the 0-1 scale; k-means "
+                     "features expect the 0-255 scale (norm_eps=10): pass images * 255")
+
+
 def normalize_patches(x_PxD, eps: float = 10.0) -> jax.Array:
   """Contrast normalisation per patch, `(x - mean(x)) / sqrt(var(x) + eps)`, (P, D).
 
@@ -75,6 +91,7 @@ def normalize_patches(x_PxD, eps: float = 10.0) -> jax.Array:
   in the 0-255 scale.
   """
   chex.assert_rank(x_PxD, 2)
+  _check_eps("norm_eps", eps, "a flat patch")
   d = x_PxD.shape[1]
   centred = x_PxD - jnp.mean(x_PxD, axis=1, keepdims=True)
   var = jnp.sum(centred * centred, axis=1, keepdims=True) / (d - 1)
@@ -88,6 +105,7 @@ def fit_zca(x_PxD, eps: float = 0.1) -> tuple[jax.Array, jax.Array]:
   Returns (mu (D,), W (D, D)); W is symmetric.
   """
   chex.assert_rank(x_PxD, 2)
+  _check_eps("zca_eps", eps, "a direction of zero variance")
   p = x_PxD.shape[0]
   mu_D = jnp.mean(x_PxD, axis=0)
   centred = x_PxD - mu_D[None, :]
@@ -212,10 +230,9 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
   if num_patches < 2 or num_patches < num_centroids:
     raise ValueError(f"num_patches must be at least 2 and at least num_centroids="
                      f"{num_centroids}, got {num_patches}")
-  if (jnp.issubdtype(images.dtype, jnp.floating) and images.size
-      and not isinstance(images, jax.core.Tracer) and float(jnp.max(images)) <= 1.0):
-    raise ValueError("float images with no value above 1 look like the 0-1 scale; k-means "
-                     "features expect the 0-255 scale (norm_eps=10): pass images * 255")
+  _check_scale(images)
+  _check_eps("norm_eps", norm_eps, "a flat patch")
+  _check_eps("zca_eps", zca_eps, "a direction of zero variance")
   k_patch, k_means = jax.random.split(key)
   x = normalize_patches(sample_patches(k_patch, images, num_patches, patch_size), norm_eps)
   mu, w = fit_zca(x, zca_eps)
@@ -233,7 +250,6 @@ def _quadrant_matrix(p: int, q: int) -> np.ndarray:
   return m.reshape(p * q, 4)
 
 
-@functools.partial(jax.jit, static_argnames=("norm_eps", "group"))
 def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
                   group: int | None = None) -> jax.Array:
   """Triangle codes of every patch at stride 1, summed over the image's 4 quadrants, (N, 4K).
@@ -244,11 +260,24 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
   Images are encoded `group` at a time in a loop; every reduction (the mean distance,
   the quadrant sums) is a matrix product. The default, None, is one image at a time on
   CPU, which keeps its (P * P, K) tables in cache, and all N at once on accelerators.
+
+  Images are in the 0-255 scale and `norm_eps` is the one the model was fitted with, as
+  in `kmeans_fit` (concrete float images that never exceed 1 are refused).
   """
   if group is None:
     group = 1 if jax.default_backend() == "cpu" else max(1, images_NxHxWx3.shape[0])
   if not isinstance(group, int) or group < 1:
     raise ValueError(f"group must be a positive integer or None, got {group!r}")
+  _check_eps("norm_eps", norm_eps, "a flat patch")
+  images = jnp.asarray(images_NxHxWx3)
+  check_rgb(images)
+  _check_scale(images)
+  return _encode(model, images, float(norm_eps), group)
+
+
+@functools.partial(jax.jit, static_argnames=("norm_eps", "group"))
+def _encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float, group: int) -> jax.Array:
+  """`kmeans_encode`, its arguments checked."""
   x_img = as_rgb(images_NxHxWx3)
   s = model.patch_size
   k, d = model.centroids.shape
