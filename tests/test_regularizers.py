@@ -46,6 +46,16 @@ class RegularizerTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "beta must be a finite number >= 0, got"):
       fn("elastic_net", W, beta=bad)
 
+  @parameterized.product(fn=(regularizers.value, regularizers.grad),
+                         name=regularizers.REGULARIZERS)
+  def test_integer_weights_are_refused(self, fn, name):
+    # The elastic net cast beta = 0.5 to the weights' int32, 0; l2 of int32 weights of
+    # 50,000 overflowed to a negative penalty.
+    w = jnp.array([[50_000, -2], [0, 1]], jnp.int32)
+    with self.assertRaisesRegex(ValueError, r"weights must be floating, got dtype int32 \(an "
+                                            "integer dtype would truncate beta"):
+      fn(name, w, beta=0.5)
+
 
 class ContractTest(parameterized.TestCase):
 
