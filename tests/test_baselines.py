@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,24 @@ def test_random_searches_refuse_labels_out_of_range_and_non_finite_rows(search):
   with pytest.raises(ValueError, match=r"labels must be integers of shape \(300,\), got "
                      r"shape \(300, 1\)"):
     search(jax.random.key(0), x, y[:, None], 3)
+
+
+@pytest.mark.parametrize("search, kw, message", [
+    # A NaN step kept the starting point as the answer; a NaN scale made W NaN.
+    ("random_local_search", dict(step=float("nan")), "step must be a finite number > 0"),
+    ("random_local_search", dict(step=0.0), "step must be a finite number > 0, got 0.0"),
+    ("random_local_search", dict(scale=float("inf")), "scale must be a finite number > 0"),
+    ("random_local_search", dict(num_steps=-2), "num_steps must be an integer >= 1, got -2"),
+    ("random_local_search", dict(num_steps=2.5), "num_steps must be an integer >= 1"),
+    ("random_search", dict(scale=float("nan")), "scale must be a finite number > 0, got nan"),
+    ("random_search", dict(batch=0), "batch must be an integer >= 1, got 0"),
+    ("random_search", dict(num_tries=0), "num_tries must be an integer >= 1, got 0"),
+    ("random_search", dict(num_tries=True), "num_tries must be an integer >= 1, got True"),
+])
+def test_random_searches_refuse_bad_settings_in_one_line(search, kw, message):
+  x, y = _data()
+  with pytest.raises(ValueError, match=re.escape(message)):
+    getattr(baselines, search)(jax.random.key(0), x, y, 3, **kw)
 
 
 @pytest.mark.parametrize("variant", ["knn", "random_local_search"])
