@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
-from lincv._checks import check_labels, check_name
+from lincv._checks import check_labels, check_name, check_nonnegative
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -182,6 +182,7 @@ def init_fields(structure: Structure) -> Structure:
 
 def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> TrainState:
   """Initial state of one member; its parameters are drawn from `seeds.key(seed, "init")`."""
+  check_nonnegative("init_scale", hparams["init_scale"])   # NaN made every weight NaN
   dtype = data.x_train.dtype
   key = seeds.key(hparams["seed"], "init")
   params = scores.init(structure.model, key, data.x_train.shape[1], num_classes,
@@ -406,7 +407,7 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
 
   Args:
     hparams: dict of scalar hyperparameters (see HPARAM_DEFAULTS).
-    data: the training and validation arrays.
+    data: the training and validation arrays (JAX or NumPy).
     key: the data-order key shared by the members, or None: each member's own, from
       its seed.
     structure: the static settings.
@@ -421,6 +422,7 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
       when they are concrete (not under `jit`, where a bad training label shows as a NaN
       loss, a diverged member).
   """
+  data = jax.tree.map(jnp.asarray, data)    # NumPy rows cannot be indexed by traced steps
   for name in ("y_train", "y_val"):   # one per row: shapes are known under jit too
     check_labels(getattr(data, name), num_classes,
                  num_examples=jnp.shape(getattr(data, "x" + name[1:]))[0], name=name)

@@ -233,6 +233,20 @@ def test_standardize_with_training_statistics():
   assert np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("eps, message", [
+    (0.0, "eps must be a finite number > 0 (added to each feature's variance), got 0.0"),
+    (-0.01, "eps must be a finite number > 0"), (float("nan"), "eps must be a finite number")])
+def test_fit_standardize_refuses_an_eps_that_leaves_a_constant_feature_at_scale_0(eps, message):
+  # The constant feature's scale was 0, and standardize made it 0 / 0 = NaN.
+  train = np.random.default_rng(12).normal(3, 2, (20, 4))
+  train[:, 3] = 7.0
+  with pytest.raises(ValueError, match=re.escape(message)):
+    features.fit_standardize(train, eps=eps)
+  train[5, 2] = np.inf
+  with pytest.raises(ValueError, match="feature 2 holds a NaN or infinite value"):
+    features.fit_standardize(train)
+
+
 def test_cache_round_trip(tmp_path):
   calls = []
 

@@ -42,6 +42,20 @@ def test_fit_learns_and_is_deterministic():
   assert int(s1.status) == training.ACTIVE and int(s1.epochs_run) == 6
 
 
+def test_fit_takes_numpy_rows_and_refuses_a_nan_init_scale():
+  # NumPy rows raised a TracerArrayConversionError from inside the epoch's scan; a NaN
+  # init_scale made every weight NaN and the run trained nothing, without a word.
+  data, key = _data(), jax.random.key(0)
+  on_host = training.Data(*(np.asarray(a) for a in data[:4]))
+  hp = {k: float(v) for k, v in _hparams(learning_rate=0.05).items()}
+  hp["seed"] = 0
+  got, _ = training.fit(hp, on_host, key, STRUCT, 4)
+  want, _ = training.fit(hp, data, key, STRUCT, 4)
+  chex.assert_trees_all_equal(got.params, want.params)
+  with pytest.raises(ValueError, match=r"init_scale must be a finite number >= 0, got nan"):
+    training.fit(hp | {"init_scale": float("nan")}, data, key, STRUCT, 4)
+
+
 def test_seed_changes_the_initialisation_only():
   data, key = _data(), jax.random.key(0)
   a, _ = FIT(_hparams(seed=1), data, key, STRUCT, 4)

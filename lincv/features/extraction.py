@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lincv._checks import check_hparam
+
 
 def extract(fn: Callable[..., jax.Array], images, *args, batch_size: int = 256) -> np.ndarray:
   """`fn(*args, batch)` over `images` in jitted batches of `batch_size`; float32 NumPy (N, F).
@@ -47,14 +49,21 @@ def extract(fn: Callable[..., jax.Array], images, *args, batch_size: int = 256) 
 def fit_standardize(features_NxF, eps: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
   """Training statistics `(mean (F,), scale (F,))`, `scale = sqrt(var + eps)`.
 
-  eps keeps constant features finite (the authors' code uses var + 0.01).
+  eps, a finite number > 0, keeps constant features finite (the authors' code uses
+  var + 0.01); features must be finite.
   """
+  # At eps = 0 a constant feature had scale 0, and standardize made it 0 / 0 = NaN.
+  check_hparam("eps", eps, "a finite number > 0 (added to each feature's variance)",
+               lambda v: 0 < v < np.inf)
   x = np.asarray(features_NxF)
   if x.ndim != 2 or x.shape[0] < 1:
     raise ValueError(f"features must have shape (N, F) with N >= 1, got {x.shape}")
   step = 4096  # rows at a time, accumulated in float64
   mean = sum(x[i:i + step].sum(axis=0, dtype=np.float64)
              for i in range(0, len(x), step)) / len(x)
+  if not np.isfinite(mean).all():
+    raise ValueError(f"feature {int(np.argmin(np.isfinite(mean)))} holds a NaN or infinite "
+                     "value (or sums past float64's range); features must be finite")
   sq = sum(np.square(x[i:i + step] - mean).sum(axis=0) for i in range(0, len(x), step))
   return mean.astype(np.float32), np.sqrt(sq / len(x) + eps).astype(np.float32)
 
