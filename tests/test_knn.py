@@ -256,6 +256,28 @@ def test_float16_rows_are_searched_in_float32():
   assert cv["accuracy"] == ref["accuracy"] and cv["best_k"] == ref["best_k"]
 
 
+def test_float32_rows_whose_squared_norms_overflow_still_find_their_neighbours():
+  # Rows near 1e20: |a|^2 passed float32's 3.4e38, inf - inf made every distance NaN,
+  # and every neighbour came back as -1.
+  rng = np.random.default_rng(5)
+  x_train = (rng.normal(size=(50, 8)) * 1e20).astype(np.float32)
+  x_test = x_train[:6] + (rng.normal(size=(6, 8)) * 1e18).astype(np.float32)
+  ref = np.linalg.norm(x_test[:, None].astype(np.float64) - x_train[None], axis=2)
+  d, i = knn.neighbours(x_train, x_test, k=3)
+  np.testing.assert_array_equal(i, np.argsort(ref, axis=1, kind="stable")[:, :3])
+  # The L2 expansion cancels digits (see lincv.knn.search): a few eps (|a|^2 + |b|^2)
+  # in the squared distance.
+  sq = lambda a: np.square(np.asarray(a, np.float64))
+  atol = 8 * np.finfo(np.float32).eps * 2 * sq(x_train).sum(axis=1).max()
+  np.testing.assert_allclose(sq(d), sq(np.sort(ref, axis=1)[:, :3]), rtol=1e-6, atol=atol)
+  np.testing.assert_allclose(sq(knn.distances(x_test, x_train)), sq(ref), rtol=1e-6,
+                             atol=atol)
+  y_train = rng.integers(0, 3, 50)
+  cv = knn.cross_validate(x_train, y_train, ks=(1, 3))
+  ref = knn.cross_validate(x_train / np.float32(2.0 ** 66), y_train, ks=(1, 3))
+  assert cv["accuracy"] == ref["accuracy"] and cv["best_k"] == ref["best_k"]
+
+
 def test_l2_on_raw_pixels_finds_an_exact_copy_first():
   # Raw 0-255 rows: |a|^2 - 2 a.b + |b|^2 in float32 cancels most digits of |a|^2 ~ 1e8.
   # Shifted by the mean training row first, an image's distance to itself is small and

@@ -18,7 +18,8 @@ import numpy as np
 from lincv._checks import check_name
 from lincv.data.splits import fold_indices
 from lincv.knn.search import (DEFAULT_KS, METRICS, TIE_BREAKS, _CHUNK, _TRAIN_BLOCK, _as_float,
-                              _offset, _check_labels, _check_positive, _search, _split, _votes)
+                              _check_labels, _check_positive, _offset, _search, _split, _unit,
+                              _votes)
 
 
 @functools.partial(
@@ -68,6 +69,7 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   n = x_NxD.shape[0]
   if metric == "l2" and n:     # one shift for every fold: the same distances (see search)
     x_NxD = x_NxD - _offset(x_NxD)
+    x_NxD = x_NxD / _unit(x_NxD)   # rows whose squared norms would overflow
   num_classes = _check_labels(y_N, n, num_classes)
   ks = tuple(ks)
   if not ks:

@@ -83,9 +83,22 @@ def _offset(x_train_NxD):
 
 
 def _shift(x_test_MxD, x_train_NxD):
-  """Both sides less `_offset`: the same distances, fewer digits cancelled."""
+  """Both sides less `_offset` (the same distances, fewer digits cancelled), over `_unit`;
+  returns (test rows, training rows, unit)."""
   m_1xD = _offset(x_train_NxD)
-  return x_test_MxD - m_1xD, x_train_NxD - m_1xD
+  q_MxD, b_NxD = x_test_MxD - m_1xD, x_train_NxD - m_1xD
+  unit = _unit(q_MxD, b_NxD)
+  return q_MxD / unit, b_NxD / unit, unit
+
+
+def _unit(*rows):
+  """1, or a power of two near the rows' largest magnitude when their squared norms could
+  overflow (rows near 1e20 in float32): dividing by it is exact and keeps the order, and
+  the L2 distances are its multiples (without it, inf - inf made every distance NaN)."""
+  dtype = rows[0].dtype
+  top = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(r), initial=0) for r in rows])
+  big = top * top * rows[0].shape[1] > jnp.finfo(dtype).max / 16
+  return jnp.where(big, jnp.exp2(jnp.floor(jnp.log2(jnp.where(big, top, 1)))), 1).astype(dtype)
 
 
 def _split(n: int, max_size: int) -> tuple[int, int]:
@@ -122,10 +135,10 @@ def _ranking(q_CxD, b_TxD, qn_C, bn_T, metric):
   return _l1(q_CxD, b_TxD)
 
 
-def _finish(rank_MxK, metric):
-  """Ranking distances to metric distances (square root for L2)."""
+def _finish(rank_MxK, metric, unit=1):
+  """Ranking distances to metric distances (square root for L2, in multiples of `unit`)."""
   if metric == "l2":
-    return jnp.sqrt(jnp.maximum(rank_MxK, 0))
+    return jnp.sqrt(jnp.maximum(rank_MxK, 0)) * unit
   return rank_MxK
 
 
@@ -194,11 +207,12 @@ def distances(x_test_MxD, x_train_NxD, metric: str = "l2") -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="metric")
 def _distances(x_test_MxD, x_train_NxD, metric):
+  unit = 1
   if metric == "l2" and x_train_NxD.shape[0]:
-    x_test_MxD, x_train_NxD = _shift(x_test_MxD, x_train_NxD)
+    x_test_MxD, x_train_NxD, unit = _shift(x_test_MxD, x_train_NxD)
   qn_M = jnp.sum(x_test_MxD * x_test_MxD, axis=1)
   bn_N = jnp.sum(x_train_NxD * x_train_NxD, axis=1)
-  return _finish(_ranking(x_test_MxD, x_train_NxD, qn_M, bn_N, metric), metric)
+  return _finish(_ranking(x_test_MxD, x_train_NxD, qn_M, bn_N, metric), metric, unit)
 
 
 @functools.partial(
@@ -207,13 +221,14 @@ def _neighbours(x_test_MxD, x_train_NxD, *, k, metric, chunk, test_pieces, block
   m, n = x_test_MxD.shape[0], x_train_NxD.shape[0]
   dtype = jnp.result_type(x_test_MxD, x_train_NxD)
   x_test_MxD, x_train_NxD = x_test_MxD.astype(dtype), x_train_NxD.astype(dtype)
+  unit = 1
   if metric == "l2":
-    x_test_MxD, x_train_NxD = _shift(x_test_MxD, x_train_NxD)
+    x_test_MxD, x_train_NxD, unit = _shift(x_test_MxD, x_train_NxD)
   q = chunked.pad_rows(x_test_MxD, test_pieces * chunk, "zeros")
   b_BxTxD = chunked.chunks(x_train_NxD, block, "zeros")
   dist, ids = _search(q, b_BxTxD, chunked.valid(n, block), jnp.arange(blocks),
                       k=k, metric=metric, chunk=chunk)
-  return _finish(dist[:m], metric), ids[:m]
+  return _finish(dist[:m], metric, unit), ids[:m]
 
 
 def neighbours(x_train_NxD, x_test_MxD, k: int = 1, metric: str = "l2", *,
