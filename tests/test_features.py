@@ -33,6 +33,24 @@ def test_pure_colours_by_hand():
   np.testing.assert_array_equal(features.color_histogram(grey, bins=4), [[1, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("bins", [9, 10, 36, 72])
+def test_histogram_bins_of_hues_on_a_bin_edge_are_exact(bins):
+  # Every uint8 colour whose hue lies exactly on an edge of the bins, among those with a
+  # channel at 0 (every hue is among them). hue() rounds, and floor(bins * hue) put
+  # thousands of them one bin low for 9, 36 or 72 bins.
+  c = np.arange(256)
+  rgb = np.stack(np.meshgrid(c, c, [0], indexing="ij"), -1).reshape(-1, 3)
+  rgb = np.concatenate([np.roll(rgb, s, axis=1) for s in range(3)])
+  r, g, b = rgb.T
+  top, chroma = rgb.max(1), rgb.max(1) - rgb.min(1)
+  v = np.where(top == r, (g - b) % np.maximum(6 * chroma, 1),
+               np.where(top == g, b - r + 2 * chroma, r - g + 4 * chroma))  # hue = v / 6c
+  edge = (chroma > 0) & (v * bins % np.maximum(6 * chroma, 1) == 0)
+  images = rgb[edge].reshape(-1, 1, 1, 3).astype(np.uint8)
+  got = np.asarray(features.color_histogram(images, bins=bins)).argmax(1)
+  np.testing.assert_array_equal(got, v[edge] * bins // (6 * chroma[edge]))
+
+
 def test_hue_and_histogram_match_numpy():
   x = np.random.default_rng(1).uniform(0, 255, (4, 8, 8, 3))
   hue_ref = rgb_to_hsv(x / 255.0)[..., 0]
