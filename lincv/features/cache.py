@@ -17,8 +17,9 @@ from lincv import checkpoint
 # Part of every cache key of lincv's features: raise it when a feature function gives
 # other numbers for the same inputs and settings (a new algorithm, another random stream).
 # 3: float32 products on every device (`lincv.precision`); a GPU or TPU used its reduced
-# precision before.
-CACHE_VERSION = 3
+# precision before. 4: `color_histogram` bins the hues on a bin edge exactly (with 9, 18,
+# 36 or 72 bins, some fell one bin low).
+CACHE_VERSION = 4
 
 
 def fingerprint(array) -> str:
