@@ -202,6 +202,11 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
                       "(e.g. 1e30)") from None
   if config.method in baselines.METHODS and int(config.random.num_tries) < 1:
     raise ConfigError(f"random.num_tries must be >= 1, got {config.random.num_tries}")
+  fields = {"random_search": ("scale",), "random_local_search": ("scale", "step")}
+  for name in fields.get(config.method, ()):
+    value = config.random[name]
+    if not 0 < value < float("inf"):
+      raise ConfigError(f"random.{name} must be a finite number > 0, got {value}")
   if config.method in baselines.METHODS and config.random.examples < 0:
     raise ConfigError(f"random.examples must be >= 0 (training rows the loss is measured "
                       f"on; 0 = all), got {config.random.examples}")

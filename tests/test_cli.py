@@ -123,6 +123,9 @@ def test_values_of_the_wrong_kind_or_listed_twice_are_refused(spec, message):
 @pytest.mark.parametrize("method,path,value,message", [
     ("random_search", "random.examples", -1, "random.examples must be >= 0 (training rows "
                                              "the loss is measured on; 0 = all), got -1"),
+    # Raised by the search itself, after the run directory was written, as a traceback.
+    ("random_local_search", "random.step", -1.0, "random.step must be a finite number > 0"),
+    ("random_search", "random.scale", 0.0, "random.scale must be a finite number > 0, got 0.0"),
     ("knn", "knn.cv_limit", -5, "knn.cv_limit must be >= 0 (training rows of the "
                                 "cross-validation; 0 = all), got -5"),
     ("knn", "knn.num_folds", 1, "knn.num_folds must be >= 2 (folds of the cross-validation "
