@@ -477,3 +477,30 @@ def test_kmeans_encode_refuses_0_1_images_as_fit_does():
     features.kmeans_encode(model, images / 255.0)
   np.testing.assert_array_equal(features.kmeans_encode(model, images.astype(np.float32)),
                                 features.kmeans_encode(model, images))
+
+
+def test_kmeans_refuses_no_iterations_no_patches_and_non_finite_rows():
+  # 0 iterations returned the random starting rows as the centroids, and a NaN row took
+  # no centroid while the objective came back NaN; -1 and a patch count of -1 raised
+  # errors from deep inside JAX.
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(100, 12)), jnp.float32)
+  images = _images(3, 12, 12)
+  key = jax.random.key(0)
+  for iterations in (0, -1):
+    with pytest.raises(ValueError, match=f"iterations must be a positive integer, got "
+                                         f"{iterations}"):
+      features.kmeans(key, x, 4, iterations=iterations)
+    with pytest.raises(ValueError, match="iterations must be a positive integer"):
+      features.kmeans_fit(key, images, 4, num_patches=50, iterations=iterations)
+  with pytest.raises(ValueError, match="x holds a NaN or infinite value; k-means needs"):
+    features.kmeans(key, x.at[3, 2].set(jnp.nan), 4, iterations=3)
+  bad = images.astype(np.float32)
+  bad[1, 2, 3, 0] = np.inf
+  with pytest.raises(ValueError, match="images hold a NaN or infinite value"):
+    features.kmeans_fit(key, bad, 4, num_patches=50, iterations=2)
+  for num_patches in (0, -1):
+    with pytest.raises(ValueError, match=f"num_patches must be a positive integer, got "
+                                         f"{num_patches}"):
+      features.sample_patches(key, images, num_patches, 6)
+  with pytest.raises(ValueError, match="patch size must be a positive integer, got 0"):
+    features.patches(images, 0)

@@ -30,6 +30,11 @@ from lincv._checks import check_hparam
 from lincv.features.color import as_rgb, check_rgb
 
 
+def _check_count(name: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
   """All size x size patches at stride 1, (N, H - size + 1, W - size + 1, size * size * C).
 
@@ -37,6 +42,7 @@ def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
   """
   x = jnp.asarray(images_NxHxWxC)
   chex.assert_rank(x, 4)
+  _check_count("patch size", size)
   n, h, w, c = x.shape
   p, q = h - size + 1, w - size + 1
   if p < 1 or q < 1:
@@ -54,8 +60,8 @@ def sample_patches(key: jax.Array, images_NxHxWxC, num_patches: int,
   images = jnp.asarray(images_NxHxWxC)
   chex.assert_rank(images, 4)
   n, h, w, c = images.shape
-  if not isinstance(size, (int, np.integer)) or size < 1:
-    raise ValueError(f"patch size must be a positive integer, got {size!r}")
+  _check_count("patch size", size)
+  _check_count("num_patches", num_patches)
   if size > min(h, w):
     raise ValueError(f"patches of {size}x{size} do not fit images of {h}x{w}")
   k_img, k_row, k_col = jax.random.split(key, 3)
@@ -135,7 +141,6 @@ def _assign(x_PxD, c_KxD):
   return nearest, jnp.maximum(low + jnp.sum(x_PxD * x_PxD, axis=1), 0)
 
 
-@functools.partial(jax.jit, static_argnames=("num_centroids", "iterations", "chunk_size"))
 def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
            chunk_size: int = 2048, init=None) -> tuple[jax.Array, jax.Array]:
   """Lloyd's k-means on the rows of x; returns (centroids (K, D), objective (iterations,)).
@@ -151,8 +156,19 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
 
   Rows are processed `chunk_size` at a time, so memory is about chunk_size * K.
   """
+  if not isinstance(x_PxD, jax.core.Tracer) and not bool(jnp.isfinite(x_PxD).all()):
+    # A NaN row took no centroid, silently, and the objective came back NaN.
+    raise ValueError("x holds a NaN or infinite value; k-means needs finite rows")
+  return _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init)
+
+
+@functools.partial(jax.jit, static_argnames=("num_centroids", "iterations", "chunk_size"))
+def _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init):
+  """`kmeans`, its rows checked."""
   chex.assert_rank(x_PxD, 2)
   p, d = x_PxD.shape
+  # 0 iterations returned the random starting rows as centroids, with no word.
+  _check_count("iterations", iterations)
   if not 1 <= num_centroids <= p:
     raise ValueError(f"num_centroids must be in [1, {p}] for {p} rows, got {num_centroids}")
   size = -(-p // chunked.num_chunks(p, chunk_size))  # as few chunks as fit, evenly filled
@@ -231,6 +247,9 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
     raise ValueError(f"num_patches must be at least 2 and at least num_centroids="
                      f"{num_centroids}, got {num_patches}")
   _check_scale(images)
+  if not isinstance(images, jax.core.Tracer) and not bool(jnp.isfinite(images).all()):
+    raise ValueError("images hold a NaN or infinite value; k-means features need finite "
+                     "pixels")
   _check_eps("norm_eps", norm_eps, "a flat patch")
   _check_eps("zca_eps", zca_eps, "a direction of zero variance")
   k_patch, k_means = jax.random.split(key)
