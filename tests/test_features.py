@@ -479,19 +479,22 @@ def test_kmeans_encode_refuses_0_1_images_as_fit_does():
                                 features.kmeans_encode(model, images))
 
 
-def test_kmeans_refuses_no_iterations_no_patches_and_non_finite_rows():
-  # 0 iterations returned the random starting rows as the centroids, and a NaN row took
-  # no centroid while the objective came back NaN; -1 and a patch count of -1 raised
-  # errors from deep inside JAX.
+def test_kmeans_refuses_negative_iterations_no_patches_and_non_finite_rows():
+  # A NaN row took no centroid while the objective came back NaN; -1 iterations and a
+  # patch count of -1 raised errors from deep inside JAX.
   x = jnp.asarray(np.random.default_rng(0).normal(size=(100, 12)), jnp.float32)
   images = _images(3, 12, 12)
   key = jax.random.key(0)
-  for iterations in (0, -1):
-    with pytest.raises(ValueError, match=f"iterations must be a positive integer, got "
-                                         f"{iterations}"):
-      features.kmeans(key, x, 4, iterations=iterations)
-    with pytest.raises(ValueError, match="iterations must be a positive integer"):
-      features.kmeans_fit(key, images, 4, num_patches=50, iterations=iterations)
+  with pytest.raises(ValueError, match=re.escape(
+      "iterations must be an integer >= 0 (0: the starting centroids), got -1")):
+    features.kmeans(key, x, 4, iterations=-1)
+  with pytest.raises(ValueError, match="iterations must be an integer >= 0"):
+    features.kmeans_fit(key, images, 4, num_patches=50, iterations=-1)
+  # 0 iterations: K distinct rows, the random-patch dictionary.
+  centroids, objective = features.kmeans(key, x, 4, iterations=0)
+  assert objective.shape == (0,)
+  rows = {tuple(r) for r in np.asarray(x)}
+  assert len({tuple(c) for c in np.asarray(centroids)} & rows) == 4
   with pytest.raises(ValueError, match="x holds a NaN or infinite value; k-means needs"):
     features.kmeans(key, x.at[3, 2].set(jnp.nan), 4, iterations=3)
   bad = images.astype(np.float32)

@@ -145,8 +145,10 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
            chunk_size: int = 2048, init=None) -> tuple[jax.Array, jax.Array]:
   """Lloyd's k-means on the rows of x; returns (centroids (K, D), objective (iterations,)).
 
-  The centroids start at K distinct random rows (or at `init`, (K, D)). Each iteration assigns every row to its
-  nearest centroid and moves each centroid to the mean of its rows. A centroid left with
+  The centroids start at K distinct random rows (or at `init`, (K, D)); with 0 iterations
+  they are the result (random patches as the dictionary, which Coates and Ng found a
+  fair baseline). Each iteration assigns every row to its nearest centroid and moves each
+  centroid to the mean of its rows. A centroid left with
   no rows is moved onto a row far from its centroid (the rows farthest from their
   centroids are taken in order, one per empty cluster), so no centroid is wasted.
 
@@ -167,8 +169,10 @@ def _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init):
   """`kmeans`, its rows checked."""
   chex.assert_rank(x_PxD, 2)
   p, d = x_PxD.shape
-  # 0 iterations returned the random starting rows as centroids, with no word.
-  _check_count("iterations", iterations)
+  if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or (
+      iterations < 0):
+    raise ValueError(f"iterations must be an integer >= 0 (0: the starting centroids), got "
+                     f"{iterations!r}")
   if not 1 <= num_centroids <= p:
     raise ValueError(f"num_centroids must be in [1, {p}] for {p} rows, got {num_centroids}")
   size = -(-p // chunked.num_chunks(p, chunk_size))  # as few chunks as fit, evenly filled
