@@ -147,6 +147,28 @@ def test_std_scales_a_small_spread_and_leaves_a_constant_column_alone():
   assert pre.std_D[2] == 1 and np.all(np.abs(np.asarray(pre(x))[:, 2]) < 1e-3)
 
 
+def test_std_scales_a_spread_of_a_few_float32_steps_of_a_large_level():
+  # 1e9 + 900 N(0, 1) in float32 moves in steps of 64: 14 of them, signal, not rounding.
+  # Within 8 eps of the level it counted as constant and kept its std of 900 beside
+  # columns of std 1.
+  rng = np.random.default_rng(1)
+  x = np.stack([rng.normal(size=1000), 1e9 + 900 * rng.normal(size=1000)], 1)
+  pre = data.RowPreprocessor.fit(x.astype(np.float32), center="image", scale="std")
+  np.testing.assert_allclose(np.asarray(pre(x.astype(np.float32))).std(axis=0), 1, rtol=1e-2)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_row_statistics_refuse_a_non_finite_value(value):
+  # The column's mean and std were NaN; applying them raised an error about float32's
+  # range that named a clean row.
+  x = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+  x[7, 2] = value
+  for scale in ("none", "std"):
+    with pytest.raises(data.DataError, match="column 2 of the training rows holds a NaN or "
+                                             "infinite value; rows must be finite"):
+      data.RowPreprocessor.fit(x, center="image", scale=scale)
+
+
 def test_a_constant_channel_at_a_nonzero_level_is_left_unscaled():
   x = np.full((4, 2, 2, 2), 200, np.uint8)
   x[..., 1] = np.arange(16, dtype=np.uint8).reshape(4, 2, 2)

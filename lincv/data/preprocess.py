@@ -25,7 +25,7 @@ CENTERS = ("image", "channel", "none")
 SCALES = ("none", "std")
 
 _CHUNK = 4096  # rows per step when fitting and transforming
-_CONSTANT = 8 * float(np.finfo(np.float32).eps)   # a spread this much of the level is rounding
+_CONSTANT = 2 * float(np.finfo(np.float32).eps)   # a spread this much of the level is rounding
 def _check_images(images, what="images") -> np.ndarray:
   images = np.asarray(images)
   if images.dtype != np.uint8 or images.ndim != 4:

@@ -60,11 +60,15 @@ class RowPreprocessor:
     if n == 0:
       raise DataError("cannot fit preprocessing statistics on 0 training rows")
     step = chunk_rows(x_NxD)
-    mean_D = np.zeros(d, np.float64)
-    if center == "image":
-      for i in range(0, n, step):
-        mean_D += x_NxD[i:i + step].sum(axis=0, dtype=np.float64)
-      mean_D /= n
+    total_D = np.zeros(d, np.float64)
+    for i in range(0, n, step):
+      total_D += x_NxD[i:i + step].sum(axis=0, dtype=np.float64)
+    if not np.isfinite(total_D).all():
+      # The column's statistics were NaN, and applying them raised a misleading error
+      # about float32's range.
+      raise DataError(f"column {int(np.argmin(np.isfinite(total_D)))} of the training rows "
+                      "holds a NaN or infinite value; rows must be finite")
+    mean_D = total_D / n if center == "image" else np.zeros(d, np.float64)
     std_D = np.ones(d, np.float64)
     if scale == "std":
       sq_D = np.zeros(d, np.float64)
