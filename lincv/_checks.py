@@ -104,3 +104,14 @@ def check_dtype(dtype, what: str = "dtype") -> np.dtype:
 def as_float(x, like):
   """Casts a Python number or array hyperparameter to the dtype of `like`."""
   return jnp.asarray(x, dtype=jnp.result_type(like))
+
+
+def wide_ints_as_float32(x):
+  """`x`, or for a NumPy array of 64-bit integers while 64-bit JAX is off, `x` as float32
+  (converted on the host): `jnp.asarray` would wrap them to 32 bits (2**33 + 5 became 5)
+  before a later cast to float could see them."""
+  if (isinstance(x, np.ndarray) and x.dtype in (np.int64, np.uint64)
+      and not jax.config.jax_enable_x64):
+    return x.astype(np.float32)
+  return x
+

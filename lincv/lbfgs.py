@@ -98,7 +98,7 @@ import jax.numpy as jnp
 import optax
 
 from lincv import objective, precision, regularizers, training
-from lincv._checks import as_float
+from lincv._checks import as_float, check_nonnegative
 
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
 CURVATURE = 0.02     # the data loss's curvature the preconditioner assumes (see `Basis`)
@@ -134,7 +134,13 @@ def basis(x_NxD) -> Basis:
   eigenvalue is below `RANK_FLOOR` of the top one, where X^T u is mostly rounding, are
   left out (eigenvalue 0).
   """
+  x_NxD = jnp.asarray(x_NxD)
+  if not (jnp.issubdtype(x_NxD.dtype, jnp.floating) and jnp.finfo(x_NxD.dtype).bits >= 32):
+    # uint8 rows made a uint8 Gram matrix that wrapped; float16 has no eigh on CPU.
+    x_NxD = x_NxD.astype(jnp.float32)
   n, d = x_NxD.shape
+  if n == 0:
+    raise ValueError("basis needs at least one row, got 0")
   with precision.exact():
     if n >= d:
       gram = x_NxD.T @ x_NxD / n
@@ -256,7 +262,11 @@ def _coordinates(basis_: Basis | None, structure, hparams) -> _Coordinates:
 
 def init(params, hparams, x_NxD, y_N, structure, basis_: Basis | None = None) -> State:
   """The solver's state at `params` (the usual (D, C) layout): value, gradient, direction;
-  preconditioned where `basis_` (the rows' `Basis`) is given."""
+  preconditioned where `basis_` (the rows' `Basis`) is given. Concrete hyperparameters out
+  of range are a ValueError (a negative reg_strength ended "ok", its weights unmoved)."""
+  for name in ("reg_strength", "margin", "tol"):
+    if name in hparams:
+      check_nonnegative(name, hparams[name])
   with precision.exact():
     return _init(params, hparams, x_NxD, y_N, structure, basis_)
 

@@ -89,7 +89,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, losses, precision
-from lincv._checks import check_dtype, check_labels
+from lincv._checks import check_dtype, check_labels, wide_ints_as_float32
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
@@ -401,6 +401,7 @@ def path(x_NxD, labels_N, strengths_K, num_classes: int, *, chunk: int = CHUNK) 
 
 
 def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
+  x_NxD = wide_ints_as_float32(x_NxD)
   y, lam = _check(x_NxD, labels_N, strengths_K, num_classes)
   n, d = x_NxD.shape
   dtype = _wide(x_NxD.dtype)
@@ -449,7 +450,14 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
   """
   with precision.exact():
     w, b = params["W"], params["b"]
+    if np.ndim(w) != 3 or np.shape(b) != np.shape(w)[:1] + np.shape(w)[2:]:
+      raise ValueError(f"evaluate needs params W (K, D, C) and b (K, C), as `path` gives; "
+                       f"got W {np.shape(w)} and b {np.shape(b)}")
     k, d, c = w.shape
+    if np.ndim(x_NxD) != 2 or np.shape(x_NxD)[1] != d:
+      raise ValueError(f"evaluate needs rows of the {d} columns W has, got rows of shape "
+                       f"{np.shape(x_NxD)}")
+    x_NxD = wide_ints_as_float32(x_NxD)
     _, lam = _check(x_NxD, labels_N, strengths_K, c)
     if lam.shape != (k,):
       raise ValueError(f"evaluate needs one strength per member: {k} members, got "

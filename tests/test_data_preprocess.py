@@ -134,6 +134,16 @@ def test_repr_is_one_line_of_shapes_and_dtypes_not_values():
   assert "[" not in text and "array(" not in text     # no values
 
 
+def test_mirror_refuses_one_image_without_its_batch_axis():
+  # Its channels were reversed instead: red came back blue.
+  red = np.zeros((4, 4, 3), np.uint8)
+  red[..., 0] = 255
+  with pytest.raises(ValueError, match=r"mirror takes images \(N, H, W, C\), got shape "
+                                       r"\(4, 4, 3\); a single image needs a batch axis"):
+    data.mirror(red)
+  np.testing.assert_array_equal(data.mirror(red[None])[0], red)
+
+
 def test_std_scales_a_small_spread_and_leaves_a_constant_column_alone():
   # A spread of 5e-9 around 0 is signal (an absolute cutoff of 1e-8 left it unscaled); a
   # column of one value, 1000, has a centred spread of rounding only, and stays put.

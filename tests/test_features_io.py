@@ -637,3 +637,17 @@ def test_written_npz_members_are_stored_uncompressed(tmp_path):
     assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
   ds = lincv.data.load(features=path)
   assert isinstance(ds["train"][0], np.memmap) and ds.class_names[-1] == "j"
+
+
+def test_an_npz_holding_an_array_twice_is_refused(tmp_path):
+  # The last x_train.npy was read, silently.
+  arrays = _digits()
+  path = _save_npz(tmp_path / "f.npz", **arrays)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")      # zipfile's "Duplicate name"
+    with zipfile.ZipFile(path, "a") as z:
+      with z.open("x_train.npy", "w") as f:
+        np.save(f, arrays["x_train"] + 100)
+  with pytest.raises(lincv.data.DataError, match=r"holds x_train.npy more than once; an .npz "
+                                                 r"holds one array of each name"):
+    lincv.data.load(features=str(path))

@@ -317,3 +317,11 @@ def test_empty_pools_votes_and_bad_num_classes_are_refused():
   with pytest.raises(ValueError, match="num_classes must be a positive integer, got 3.5"):
     knn.predict(x_train, y_train, x_test, num_classes=3.5)
   np.testing.assert_array_equal(knn.vote(np.array([[1, 0, 0]]), 2), [0])
+
+
+def test_int64_rows_past_2_31_are_searched_as_float32():
+  # They went to JAX as int32 and wrapped: 2**33 + 5 was 5.
+  rng = np.random.default_rng(6)
+  x = rng.integers(0, 2**40, (40, 3))
+  d, i = knn.neighbours(x, x[:5] + 2**20, k=1)
+  np.testing.assert_array_equal(np.asarray(i)[:, 0], np.arange(5))

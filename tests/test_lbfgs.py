@@ -525,3 +525,27 @@ def test_a_tol_below_0_is_refused_and_tol_0_runs_every_iteration():
     warnings.simplefilter("error", lbfgs.NotConverged)
     result = sweep.run(c, lambda f: _digits(200), 10)
   assert [r["iterations"] for r in result.rows] == [3, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16])
+def test_the_basis_of_narrow_rows_is_that_of_their_float32_values(dtype):
+  # uint8 rows made a uint8 Gram matrix, which wrapped (eigenvalues 0 to 5.8 for 4,000 to
+  # 140,000); float16 rows had no eigh on CPU.
+  rows = np.random.default_rng(0).integers(0, 256, (100, 6)).astype(dtype)
+  got = lbfgs.basis(jnp.asarray(rows))
+  want = lbfgs.basis(jnp.asarray(rows, jnp.float32))
+  assert got.values.dtype == jnp.float32
+  np.testing.assert_array_equal(got.values, want.values)
+  with pytest.raises(ValueError, match="basis needs at least one row, got 0"):
+    lbfgs.basis(jnp.zeros((0, 6)))
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan")])
+def test_lbfgs_refuses_a_reg_strength_out_of_range(value):
+  # -1 ended with status "ok" and its weights unmoved; NaN "diverged".
+  data = _digits(200)
+  hparams = dict(training.HPARAM_DEFAULTS, reg_strength=value)
+  structure = training.Structure(optimizer="lbfgs", loss="softmax", epochs=2)
+  with pytest.raises(ValueError, match=f"reg_strength must be a finite number >= 0, got "
+                                       f"{value}"):
+    training.fit(hparams, data, None, structure, 10)

@@ -185,6 +185,22 @@ def test_no_rows_bad_labels_and_a_strength_per_member_are_refused_by_evaluate():
     ridge.evaluate(params, x[:0], y[:0], STRENGTHS)
 
 
+def test_int64_rows_past_2_31_are_solved_as_float32_and_evaluate_checks_shapes():
+  # int64 rows went to JAX as int32, wrapped (2**33 + 5 became 5): other weights and
+  # another accuracy, silently. A W or b of the wrong shape raised a TypeError from XLA.
+  rng = np.random.default_rng(3)
+  x, y = rng.integers(0, 2**33, (200, 3)), rng.integers(0, 2, 200)
+  got, want = (ridge.path(rows, y, [1e14], 2) for rows in (x, x.astype(np.float32)))
+  np.testing.assert_array_equal(got["W"], want["W"])
+  assert ridge.evaluate(got, x, y, [1e14]) == ridge.evaluate(want, x.astype(np.float32), y,
+                                                             [1e14])
+  with pytest.raises(ValueError, match=r"evaluate needs params W \(K, D, C\) and b \(K, C\)"):
+    ridge.evaluate({"W": got["W"][0], "b": got["b"]}, x, y, [1e14])
+  with pytest.raises(ValueError, match=r"evaluate needs rows of the 3 columns W has, got rows "
+                                       r"of shape \(200, 2\)"):
+    ridge.evaluate(got, x[:, :2], y, [1e14])
+
+
 def test_float16_rows_are_solved_in_float32():
   # A float16 Gram matrix overflows past 65,504 (sums of squares of 0..255 pixels over a
   # few rows): the weights were NaN. Rows that float16 holds exactly (multiples of 1/16

@@ -282,7 +282,12 @@ def _read(path) -> tuple[dict[str, np.ndarray], dict[str, "_Stored"]]:
     raise DataError(f"features {path}: neither an .npz file nor a folder; expected {_FORMAT}")
   try:
     with zipfile.ZipFile(path) as z:
+      names = [m.filename for m in z.infolist() if m.filename.endswith(".npy")]
       members = {m.filename[:-4]: m for m in z.infolist() if m.filename.endswith(".npy")}
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:   # the last one was read, silently
+      raise DataError(f"features {path}: holds {twice[0]} more than once; an .npz holds one "
+                      "array of each name: write it again (numpy.savez)")
     _ignored(path, list(members))
     out, stored = {}, {}
     for k in REQUIRED + OPTIONAL:

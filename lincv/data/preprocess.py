@@ -42,7 +42,12 @@ def _shape(a) -> str:
 
 def mirror(images_NxHxWxC) -> np.ndarray:
   """The images mirrored left-right, (N, H, W, C)."""
-  return np.ascontiguousarray(np.asarray(images_NxHxWxC)[:, :, ::-1])
+  images = np.asarray(images_NxHxWxC)
+  if images.ndim != 4:   # one (H, W, C) image had its channels reversed instead
+    raise ValueError(f"mirror takes images (N, H, W, C), got shape {images.shape}"
+                     + ("; a single image needs a batch axis, image[None]"
+                        if images.ndim == 3 else ""))
+  return np.ascontiguousarray(images[:, :, ::-1])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, precision
-from lincv._checks import check_name
+from lincv._checks import check_name, wide_ints_as_float32
 
 METRICS = ("l1", "l2")
 TIE_BREAKS = ("nearest", "smallest")
@@ -62,7 +62,7 @@ def _as_float(x, name: str = "x"):
   """Rows as float32, or float64 where they are float64 (and 64-bit JAX is on): integers
   (uint8 pixels), float16 and bfloat16 are widened. Raises ValueError on a non-finite
   value, naming `name` and its row (not under `jit`, where the values are not known)."""
-  x = jnp.asarray(x)
+  x = jnp.asarray(wide_ints_as_float32(x))
   if not (jnp.issubdtype(x.dtype, jnp.floating) and jnp.finfo(x.dtype).bits >= 32):
     x = x.astype(jnp.float32)
   if isinstance(x, jax.core.Tracer) or not x.size:    # under jit: no values to check
