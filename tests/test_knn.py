@@ -320,8 +320,8 @@ def test_empty_pools_votes_and_bad_num_classes_are_refused():
 
 
 def test_int64_rows_past_2_31_are_searched_as_float32():
-  # They went to JAX as int32 and wrapped: 2**33 + 5 was 5.
-  rng = np.random.default_rng(6)
-  x = rng.integers(0, 2**40, (40, 3))
-  d, i = knn.neighbours(x, x[:5] + 2**20, k=1)
-  np.testing.assert_array_equal(np.asarray(i)[:, 0], np.arange(5))
+  # They went to JAX as int32 and wrapped: 2**33 + 5 was 5, as near to 6 as 5 is.
+  x = np.array([[2**33 + 5], [5], [2**34]], np.int64)
+  d, i = knn.neighbours(x, np.array([[6]], np.int64), k=2)
+  np.testing.assert_array_equal(i, [[1, 0]])
+  np.testing.assert_allclose(d[0, 1], 2**33 - 1, rtol=1e-6)   # d[0, 0] is 1 to rounding
