@@ -324,4 +324,5 @@ def test_int64_rows_past_2_31_are_searched_as_float32():
   x = np.array([[2**33 + 5], [5], [2**34]], np.int64)
   d, i = knn.neighbours(x, np.array([[6]], np.int64), k=2)
   np.testing.assert_array_equal(i, [[1, 0]])
-  np.testing.assert_allclose(d[0, 1], 2**33 - 1, rtol=1e-6)   # d[0, 0] is 1 to rounding
+  # d[0, 0], 1, carries the L2 expansion's rounding at this scale (lincv.knn.search).
+  np.testing.assert_allclose(d[0, 1], 2**33 - 1, rtol=1e-6)
