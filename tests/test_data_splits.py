@@ -86,6 +86,12 @@ def test_stratified_subset_keeps_proportions():
     (lambda: data.kfold([0, 1, 0, 1], k=1), "k must be"),
     (lambda: data.kfold([0, 1, 0, 1], k=5), "k must be"),
     (lambda: data.stratified_subset([0, 1], 3), "subset size"),
+    # These failed inside NumPy or JAX, with messages about slices and tracers.
+    (lambda: data.stratified_subset([0, 1, 0, 1], 2.5),
+     r"subset size must be an integer in \[0, 4\], got 2.5"),
+    (lambda: data.train_val_split([0, 1, 0, 1], 0.5, seed=-1),
+     r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
+    (lambda: data.kfold([0, 1, 0, 1], 2, seed=1.5), r"seed must be an integer .*, got 1.5"),
 ])
 def test_bad_split_arguments(call, match):
   with pytest.raises(data.DataError, match=match):

@@ -29,6 +29,18 @@ def _apportion(counts: np.ndarray, total: int) -> np.ndarray:
   return out
 
 
+def _check_int(name: str, value, low: int, high: int) -> None:
+  """A DataError unless `value` is an integer in [low, high] (a seed of 1.5 or -1, or a
+  subset size of 2.5, failed deep inside NumPy or JAX)."""
+  if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+      or not low <= value <= high):
+    raise DataError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_seed(seed) -> None:
+  _check_int("seed", seed, 0, 2**64 - 1)
+
+
 def stratified_subset(labels, size: int, seed: int = 0) -> np.ndarray:
   """Indices of `size` examples drawn without replacement, keeping class proportions.
 
@@ -42,8 +54,8 @@ def stratified_subset(labels, size: int, seed: int = 0) -> np.ndarray:
   """
   labels_N = check_labels(labels)
   n = len(labels_N)
-  if not 0 <= size <= n:
-    raise DataError(f"subset size {size} must lie in [0, {n}]")
+  _check_int("subset size", size, 0, n)
+  _check_seed(seed)
   members = _class_members(labels_N, np.random.default_rng(seed))
   take = _apportion(np.array([len(m) for m in members]), size) if n else []
   return np.sort(np.concatenate([m[:t] for m, t in zip(members, take)] or [np.zeros(0, np.int64)]))
@@ -68,6 +80,7 @@ def train_val_split(labels, val_fraction: float = 0.1,
   labels_N = check_labels(labels)
   if not 0.0 <= float(val_fraction) < 1.0:
     raise DataError(f"val_fraction must lie in [0, 1), got {val_fraction}")
+  _check_seed(seed)
   n = len(labels_N)
   members = _class_members(labels_N, np.random.default_rng(seed))
   sizes = np.array([len(m) for m in members], dtype=np.int64)
@@ -99,6 +112,7 @@ def kfold(labels, k: int, seed: int = 0, *, groups=None) -> list[tuple[np.ndarra
   n = len(labels_N)
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
     raise DataError(f"k must be an integer in [2, N={n}], got {k!r}")
+  _check_seed(seed)
   every = np.arange(n)
   fold_of = np.empty(n, np.int64)
   for i, rows in enumerate(fold_indices(n, k, seed, groups)):
