@@ -140,6 +140,23 @@ def test_changed_folder_is_prepared_again_and_old_copy_removed(tmp_path):
   assert keys == [folder_lib.scan(root).key] and old_key not in keys
 
 
+@pytest.mark.parametrize("damage", ["truncate", "remove"])
+def test_a_damaged_prepared_copy_is_one_line_that_says_to_delete_it(tmp_path, damage):
+  # A half-cut record file raised an IndexError, a missing one the record reader's
+  # RuntimeError, with nothing said of what to do.
+  root = _make_folder(tmp_path / "d", _rgb_layout())
+  data_dir = tmp_path / "tfds"
+  data.load(folder=root, data_dir=data_dir)
+  record = next(p for p in data_dir.rglob("*train*.array_record*") if p.is_file())
+  if damage == "truncate":
+    record.write_bytes(record.read_bytes()[:record.stat().st_size // 2])
+  else:
+    record.unlink()
+  with pytest.raises(data.DataError, match=r"the prepared copy .* cannot be read \(.*\); it "
+                                           r"is damaged: delete it to have it prepared again"):
+    data.load(folder=root, data_dir=data_dir)
+
+
 def test_different_folder_with_same_name_never_reads_another_copy(tmp_path):
   a = _make_folder(tmp_path / "a" / "pets", _rgb_layout())
   layout = _rgb_layout()

@@ -181,11 +181,20 @@ def read_split(source, num_classes: int, what: str) -> tuple[np.ndarray, np.ndar
 
 def load_prepared(path: str, name: str, what: str):
   """Reads every split of a prepared copy at `path` (a version directory) into a Dataset."""
-  builder = tfds.builder_from_directory(path)
-  class_names = tuple(builder.info.features["label"].names)
-  splits = {}
-  for split in ("train", "test"):
-    source = builder.as_data_source(
-        split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-    splits[split] = read_split(source, len(class_names), f"{what} split {split!r}")
+  try:
+    builder = tfds.builder_from_directory(path)
+    class_names = tuple(builder.info.features["label"].names)
+    splits = {}
+    for split in ("train", "test"):
+      source = builder.as_data_source(
+          split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+      splits[split] = read_split(source, len(class_names), f"{what} split {split!r}")
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # A truncated or damaged record file raised an IndexError, or the record reader's
+    # own RuntimeError, with nothing said of what to do.
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise DataError(f"{what}: the prepared copy {path} cannot be read ({first}); it is "
+                    "damaged: delete it to have it prepared again") from None
   return Dataset(name=name, class_names=class_names, splits=splits)
