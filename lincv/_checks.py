@@ -114,4 +114,3 @@ def wide_ints_as_float32(x):
       and not jax.config.jax_enable_x64):
     return x.astype(np.float32)
   return x
-

@@ -70,7 +70,7 @@ def color_histogram(images_NxHxWx3, bins: int = 10) -> jax.Array:
   n = v_NxHxW.shape[0]
   # floor(bins * v / 6c), not floor(bins * hue): for integer pixels the quotient of two
   # exact integers rounds onto a bin edge only when it lies on one (hue itself, rounded
-  # once more, put 85 of the uint8 colours one bin low for 9, 18, 36 or 72 bins).
+  # once more, put 10,795 uint8 colours on an edge one bin low for 9, 18, 36 or 72 bins).
   six_c = 6 * jnp.where(c_NxHxW > 0, c_NxHxW, 1.0)
   idx = jnp.clip(jnp.floor(v_NxHxW * bins / six_c).astype(jnp.int32), 0, bins - 1)
   idx = jnp.where(c_NxHxW > 0, idx, 0).reshape(n, -1)   # grey: hue 0, bin 0

@@ -148,9 +148,9 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
   The centroids start at K distinct random rows (or at `init`, (K, D)); with 0 iterations
   they are the result (random patches as the dictionary, which Coates and Ng found a
   fair baseline). Each iteration assigns every row to its nearest centroid and moves each
-  centroid to the mean of its rows. A centroid left with
-  no rows is moved onto a row far from its centroid (the rows farthest from their
-  centroids are taken in order, one per empty cluster), so no centroid is wasted.
+  centroid to the mean of its rows. A centroid left with no rows is moved onto a row far
+  from its centroid (the rows farthest from their centroids are taken in order, one per
+  empty cluster), so no centroid is wasted. Rows must be finite.
 
   objective[t] = mean_i min_k |x_i - c_k|^2 for the centroids entering iteration t. It
   never increases: the assignment step minimises over k, the mean minimises the sum of

@@ -22,9 +22,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lincv import distributed, lbfgs, ridge, seeds, training
 from lincv import placement as placement_lib
-from lincv.sweep import compaction
+from lincv.sweep import compaction, space
 from lincv.sweep.closed_form import ClosedForm
-from lincv.sweep import space
 from lincv.sweep.space import Group, SweepError
 
 

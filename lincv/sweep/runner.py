@@ -84,9 +84,8 @@ def check_test(x_test, y_test, dim: int, num_classes: int, source: str) -> None:
 def data_fingerprint(data: training.Data, num_classes: int) -> str:
   """A hash of the training and validation rows and labels (shapes, dtypes, bytes) and the
   number of classes: a workdir's run resumes only on the data it started on."""
-  parts = [str(num_classes)] + [
-      features_lib.fingerprint(np.asarray(a))
-      for a in (data.x_train, data.y_train, data.x_val, data.y_val)]
+  arrays = distributed.fetch((data.x_train, data.y_train, data.x_val, data.y_val))
+  parts = [str(num_classes)] + [features_lib.fingerprint(a) for a in arrays]
   return features_lib.fingerprint(np.frombuffer("|".join(parts).encode(), np.uint8))
 
 
