@@ -318,6 +318,32 @@ def test_integer_outputs_must_agree_exactly():
     testing.assert_jit_vmap_consistent(drifting, x)
 
 
+def test_an_integer_output_beside_large_floats_must_still_agree_exactly():
+  # Pooled with floats of 1e6 into one relative error, an argmax off by one under jit
+  # was 1e-6 of the scale, and passed.
+  x = jnp.arange(12.0).reshape(3, 4)
+  off_by_one = lambda x: (jnp.argmax(x) + (0 if isinstance(x, jax.core.Tracer) else 1),
+                          x * 1e6)
+  with pytest.raises(AssertionError, match=r"differs from the plain call at \[0\]\[\]: 3 vs 4 "
+                                           r"\(relative error 0.143 > tolerance 0\)"):
+    testing.assert_jit_vmap_consistent(off_by_one, x, name="f")
+  testing.assert_jit_vmap_consistent(lambda x: (jnp.argmax(x), x * 1e6), x)
+
+
+def test_bfloat16_consistency_can_fail_and_tol_is_checked():
+  # bfloat16's tolerance was 256 eps = 2, above any relative error (at most 1): numpy
+  # noise and a flipped sign passed.
+  assert testing.consistency_tolerance(jnp.bfloat16) == 1 / 8
+  x = jnp.ones((3, 4), jnp.bfloat16)
+  flipped = lambda x: -x if isinstance(x, jax.core.Tracer) else x
+  with pytest.raises(AssertionError, match="differs from the plain call"):
+    testing.assert_jit_vmap_consistent(flipped, x, name="f")
+  testing.assert_jit_vmap_consistent(lambda x: 2 * x + 1, x)
+  for tol in (float("nan"), -1.0, 1.0):
+    with pytest.raises(ValueError, match=r"tol must be a number in \[0, 1\)"):
+      testing.assert_jit_vmap_consistent(lambda x: x, x, tol=tol)
+
+
 def test_bfloat16_contracts():
   # Each raised "data type bfloat16 not inexact" from its tolerance.
   testing.assert_loss_contract(losses.softmax, losses.softmax_grad, num_classes=3,
