@@ -101,9 +101,20 @@ def check_dtype(dtype, what: str = "dtype") -> np.dtype:
   return d
 
 
-def as_float(x, like):
-  """Casts a Python number or array hyperparameter to the dtype of `like`."""
-  return jnp.asarray(x, dtype=jnp.result_type(like))
+def as_float(x, like, name: str = "a hyperparameter"):
+  """Casts a Python number or array hyperparameter to the dtype of `like`; a concrete
+  finite value that the cast makes infinite (1e39 in float32) is a ValueError, `name`
+  naming it (an infinite strength times a zero penalty made the objective NaN)."""
+  dtype = jnp.result_type(like)
+  if (not isinstance(x, jax.core.Tracer) and np.ndim(x) == 0
+      and jnp.issubdtype(dtype, jnp.inexact)):     # checked on the host: no tracer
+    v = np.asarray(x, np.float64)
+    with np.errstate(over="ignore"):
+      held = v.astype(np.dtype(dtype))
+    if np.isfinite(v) and not np.isfinite(held):
+      raise ValueError(f"{name} {float(v):g} is infinite in {np.dtype(dtype).name}, the dtype "
+                       f"it is computed in; give at most {float(jnp.finfo(dtype).max):.3g}")
+  return jnp.asarray(x, dtype=dtype)
 
 
 def wide_ints_as_float32(x):

@@ -53,6 +53,10 @@ def relative_error(a, b) -> float | jax.Array:
   compared in float64 (NumPy), whatever JAX's precision, so float64 arrays are not
   rounded to float32 first when 64-bit JAX is off; under `jit` it is a traced array.
   """
+  shapes = [[np.shape(leaf) for leaf in jax.tree.leaves(t)] for t in (a, b)]
+  if shapes[0] != shapes[1]:   # equal sizes of other shapes compared unrelated entries
+    raise ValueError(f"relative_error needs arrays of one shape, got {shapes[0]} and "
+                     f"{shapes[1]}")
   if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((a, b))):
     a, _ = ravel_pytree(a)
     b, _ = ravel_pytree(b)
@@ -131,7 +135,13 @@ class _Probe:
       check_hparam("h", h, "a finite step > 0, or None", lambda v: 0 < v < np.inf)
     base = self.eps ** (1 / 3) if h is None else h
     theta = np.abs(np.asarray(self.flat, np.float64)[indices])
-    return np.exp2(np.round(np.log2(base * np.maximum(1.0, theta))))
+    steps = np.exp2(np.round(np.log2(base * np.maximum(1.0, theta))))
+    if h is not None and np.any(steps < self.eps * theta):
+      # theta + h rounded back to theta: every difference, and the gradient, was 0.
+      raise ValueError(f"h={h:g} is below {self.dtype.name}'s resolution at |theta| up to "
+                       f"{theta.max():.3g} (theta + h == theta); give h >= "
+                       f"{self.eps:.3g} or None")
+    return steps
 
   def __call__(self, indices, steps_M, multipliers) -> np.ndarray:
     """f at theta + m h_k e_k for every coordinate k and multiplier m: (M, S) float64."""
@@ -272,10 +282,11 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
   False
   """
   flat, g_flat = _flat64(params), _flat64(grad)
-  if g_flat.shape != flat.shape:
+  shapes = [[np.shape(leaf) for leaf in jax.tree.leaves(t)] for t in (grad, params)]
+  if g_flat.shape != flat.shape or shapes[0] != shapes[1]:
     raise ValueError(
-        f"grad has {g_flat.size} coordinates but params has {flat.size}; "
-        "grad must be shaped like params")
+        f"grad has {g_flat.size} coordinates of shapes {shapes[0]} but params has "
+        f"{flat.size} of shapes {shapes[1]}; grad must be shaped like params")
   g_dtype = np.dtype(jnp.result_type(*jax.tree.leaves(grad)))
   if not jnp.issubdtype(g_dtype, jnp.floating):
     raise ValueError(f"grad must be floating, got dtype {g_dtype}")

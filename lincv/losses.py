@@ -38,7 +38,7 @@ def _margins(scores_NxC, labels_N, margin):
   num_classes = scores_NxC.shape[1]
   onehot_NxC = jax.nn.one_hot(labels_N, num_classes, dtype=bool)
   correct_N = jnp.take_along_axis(scores_NxC, labels_N[:, None], axis=1)
-  margin = as_float(margin, scores_NxC)
+  margin = as_float(margin, scores_NxC, "margin")
   m_NxC = scores_NxC - correct_N + margin
   return jnp.where(onehot_NxC, 0, m_NxC), onehot_NxC
 
@@ -161,6 +161,9 @@ def targets(labels_N, num_classes: int, dtype=jnp.float32) -> jax.Array:
   Integer labels (N,); an eager call with one outside [0, num_classes) raises ValueError
   (its row would be all -1)."""
   check_labels(labels_N, num_classes)
+  if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.signedinteger)):
+    raise ValueError(f"targets hold -1, which dtype {jnp.dtype(dtype).name} cannot (it "
+                     "wrapped to 255 in uint8); give a float or signed integer dtype")
   return 2 * jax.nn.one_hot(labels_N, num_classes, dtype=dtype) - 1
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import losses, regularizers, scores
-from lincv._checks import as_float, check_name, check_nonnegative
+from lincv._checks import as_float, check_name, check_nonnegative, wide_ints_as_float32
 
 PARAM_KEYS = {"linear": ("W", "b"), "mlp": ("W1", "W2", "b1", "b2")}
 INPUT_WEIGHT = {"linear": "W", "mlp": "W1"}  # the weight that multiplies the inputs
@@ -67,7 +67,7 @@ def _by_index(fn, loss, loss_index, s_NxC, labels_N, margin):
   _check_loss_index(loss, loss_index)
   branches = [lambda s, y, m, name=name: fn(name, s, y, margin=m) for name in loss]
   return jax.lax.switch(jnp.asarray(loss_index, jnp.int32), branches, s_NxC, labels_N,
-                        as_float(margin, s_NxC))
+                        as_float(margin, s_NxC, "margin"))
 
 
 def loss_values(loss, s_NxC, labels_N, *, margin=1.0, loss_index=None) -> jax.Array:
@@ -102,7 +102,7 @@ def _penalty(params, reg, reg_strength, beta):
   weights = [w for path, w in jax.tree_util.tree_leaves_with_path(params)
              if str(path[-1].key).startswith("W")]
   total = sum(regularizers.value(reg, w, beta=beta) for w in weights)
-  return as_float(reg_strength, weights[0]) * total
+  return as_float(reg_strength, weights[0], "reg_strength") * total
 
 
 def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
@@ -130,6 +130,7 @@ def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
   """
   _check(params, model, loss, reg, x_NxD, reg_strength=reg_strength, margin=margin,
          beta=beta)
+  x_NxD = wide_ints_as_float32(x_NxD)
   s_NxC = scores.apply(model, params, x_NxD)
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   return data + _penalty(params, reg, reg_strength, beta)
@@ -144,10 +145,11 @@ def loss_and_grad(params, x_NxD, labels_N, *, model="linear", loss="softmax", re
   """
   _check(params, model, loss, reg, x_NxD, reg_strength=reg_strength, margin=margin,
          beta=beta)
-  chex.assert_rank(x_NxD, 2)
+  x_NxD = wide_ints_as_float32(x_NxD)
+  # The shapes `loss` checks, the biases' among them (a bias of 1 entry was broadcast to
+  # every class); traced only, nothing computed.
+  jax.eval_shape(functools.partial(scores.apply, model), params, x_NxD)
   first = INPUT_WEIGHT[model]
-  chex.assert_rank(params[first], 2)
-  chex.assert_shape(x_NxD, (None, params[first].shape[0]))
   value, grads_t = loss_and_grad_t(
       transpose_input(params, model), x_NxD, labels_N, model=model, loss=loss, reg=reg,
       reg_strength=reg_strength, margin=margin, beta=beta, loss_index=loss_index)
@@ -219,7 +221,8 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
   n = x_NxD.shape[0]
   reg_grad = functools.partial(regularizers.grad, reg, beta=beta)
   w_in = params_t[INPUT_WEIGHT[model]]
-  lam = as_float(reg_strength, w_in)  # the weights' dtype, as in `_penalty` (x may be integer)
+  # In the weights' dtype, as in `_penalty` (x may be integer).
+  lam = as_float(reg_strength, w_in, "reg_strength")
   a_NxH, h_NxH, s_NxC = _forward_t(params_t, x_NxD, model)
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   value = data + _penalty(params_t, reg, reg_strength, beta)

@@ -47,7 +47,7 @@ def elastic_net(w, beta=1.0) -> jax.Array:
   r"""Elastic net as in the lecture notes, :math:`R(w) = \sum_k \beta w_k^2 + |w_k|`."""
   _check_weights(w)
   check_nonnegative("beta", beta)
-  beta = as_float(beta, w)
+  beta = as_float(beta, w, "beta")
   return jnp.sum(beta * jnp.square(w) + jnp.abs(w))
 
 
@@ -55,7 +55,7 @@ def elastic_net_grad(w, beta=1.0) -> jax.Array:
   """Gradient of `elastic_net`: `2 beta w + sign(w)`, with `sign(0) = 0`."""
   _check_weights(w)
   check_nonnegative("beta", beta)
-  beta = as_float(beta, w)
+  beta = as_float(beta, w, "beta")
   return 2 * beta * w + jnp.sign(w)
 
 

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from lincv import seeds
-from lincv._checks import check_dtype, check_name, check_nonnegative
+from lincv._checks import (as_float, check_dtype, check_name, check_nonnegative,
+                           wide_ints_as_float32)
 
 MODELS = ("linear", "mlp")
 
@@ -28,6 +29,7 @@ def linear(params, x_NxD: jax.Array) -> jax.Array:
     scores (N, C).
   """
   w_DxC, b_C = params["W"], params["b"]
+  x_NxD = wide_ints_as_float32(x_NxD)     # int64 pixels past 2**31 would wrap
   chex.assert_rank([x_NxD, w_DxC, b_C], [2, 2, 1])
   d, c = w_DxC.shape
   chex.assert_shape(x_NxD, (None, d))
@@ -38,6 +40,7 @@ def linear(params, x_NxD: jax.Array) -> jax.Array:
 def mlp_hidden(params, x_NxD: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Pre-activation and ReLU activation of the hidden layer, `a = x W1 + b1`, `h = max(0, a)`."""
   w1_DxH, b1_H = params["W1"], params["b1"]
+  x_NxD = wide_ints_as_float32(x_NxD)
   chex.assert_rank([x_NxD, w1_DxH, b1_H], [2, 2, 1])
   d, h = w1_DxH.shape
   chex.assert_shape(x_NxD, (None, d))
@@ -69,7 +72,9 @@ def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
   """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
   dtype = check_dtype(dtype)
   check_nonnegative("scale", scale)
-  # A NumPy float64 scale would otherwise promote W to float64 under 64-bit JAX.
+  # A NumPy float64 scale would otherwise promote W to float64 under 64-bit JAX; 1e39
+  # made every weight infinite in float32.
+  scale = as_float(scale, jnp.zeros((), dtype), "scale")
   w = (scale * seeds.normal(key, (num_features, num_classes), dtype)).astype(dtype)
   return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
 

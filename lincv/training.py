@@ -96,6 +96,11 @@ class Structure:
         ("linear", "l2"), ("linear", "none")):
       raise ValueError(f"optimizer 'lbfgs' trains model 'linear' with reg 'l2' or 'none' (a "
                        f"smooth objective), got model {self.model!r}, reg {self.reg!r}")
+    for name in ("batch_size", "epochs", "hidden", "decay_every", "lbfgs_iters",
+                 "warmup_epochs", "patience"):
+      value = getattr(self, name)   # 1.5 was truncated by some uses and not by others
+      if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
     for name in ("batch_size", "epochs", "hidden", "decay_every", "lbfgs_iters"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -51,7 +51,7 @@ def test_relative_error_of_float64_arrays_is_float64_with_64_bit_jax_off():
   # Under jit the values are traced: the error is an array of the traced precision.
   traced = jax.jit(gradcheck.relative_error)(jnp.array([1.0, 2.0]), jnp.array([1.0, 2.2]))
   np.testing.assert_allclose(traced, 0.2 / 4.2, rtol=4 * F32_EPS)
-  with pytest.raises(ValueError, match=r"equal sizes, got \(2,\) and \(3,\)"):
+  with pytest.raises(ValueError, match=r"arrays of one shape, got \[\(2,\)\] and \[\(3,\)\]"):
     gradcheck.relative_error(np.zeros(2), np.zeros(3))
 
 
@@ -161,10 +161,31 @@ def test_a_step_that_is_not_positive_is_refused(h):
 
 
 def test_mismatched_grad_shape():
-  with pytest.raises(ValueError, match="grad has 2 coordinates but params has 3"):
+  with pytest.raises(ValueError, match=r"grad has 2 coordinates of shapes \[\(2,\)\] but "
+                     r"params has 3 of shapes \[\(3,\)\]"):
     gradcheck.check(lambda w: jnp.sum(w), jnp.zeros(3), jnp.zeros(2))
 
 
 def test_non_scalar_function():
   with pytest.raises(ValueError, match=r"f must return a scalar, got shape \(3,\)"):
     gradcheck.check(lambda w: w * 2, jnp.zeros(3), jnp.zeros(3))
+
+
+def test_arrays_of_equal_size_and_other_shapes_are_refused():
+  # They were flattened and compared entry by entry: a (2, 3) against its (3, 2) reshape
+  # had error 0, and a bias gradient shaped (1, 3) for a (3,) bias passed.
+  a = jnp.arange(6.0)
+  with pytest.raises(ValueError, match="relative_error needs arrays of one shape"):
+    gradcheck.relative_error(a.reshape(2, 3), a.reshape(3, 2))
+  params = {"W": jnp.ones((2, 3)), "b": jnp.ones(3)}
+  f = lambda p: jnp.sum(p["W"] ** 2) + jnp.sum(p["b"])
+  with pytest.raises(ValueError, match="grad must be shaped like params"):
+    gradcheck.check(f, params, {"W": 2 * params["W"], "b": jnp.ones((1, 3))})
+
+
+def test_a_step_below_the_resolution_of_theta_is_refused():
+  # theta + h rounded back to theta: every difference, and so the gradient, was 0.
+  with pytest.raises(ValueError, match=r"h=1e-20 is below float64's resolution at \|theta\| "
+                                       r"up to 2 \(theta \+ h == theta\)"):
+    gradcheck.numerical_grad(lambda w: jnp.sum(w ** 2), jnp.array([0.5, 1.0, 2.0]), h=1e-20)
+

@@ -213,3 +213,11 @@ class ContractTest(parameterized.TestCase):
       testing.assert_loss_contract(functools.partial(losses.value, name, margin=0.7),
                                    functools.partial(losses.grad, name, margin=0.7),
                                    num_classes=4, dtype=dtype, name=name)
+
+
+def test_targets_refuse_an_unsigned_dtype():
+  # -1 wrapped to 255 in uint8.
+  with pytest.raises(ValueError, match="targets hold -1, which dtype uint8 cannot"):
+    losses.targets(jnp.array([0, 2]), 3, jnp.uint8)
+  np.testing.assert_array_equal(losses.targets(jnp.array([0, 2]), 3, jnp.int8),
+                                [[1, -1, -1], [-1, -1, 1]])

@@ -281,3 +281,38 @@ def test_grad_shows_its_keyword_arguments():
   loss_args = inspect.signature(objective.loss).parameters
   assert list(grad_args) == list(loss_args)
   assert all(grad_args[k].default == loss_args[k].default for k in grad_args)
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(reg_strength=1e39), "reg_strength"), (dict(reg="none", reg_strength=1e39),
+                                               "reg_strength"),
+    (dict(reg="elastic_net", beta=1e39), "beta"), (dict(loss="svm", margin=1e39), "margin")])
+def test_a_hyperparameter_infinite_in_float32_is_refused(kw, name):
+  # Finite in float64, checked there, and inf once cast to float32: inf * 0 made the
+  # objective NaN (reg "none" too), and an infinite margin made the SVM loss inf.
+  params = {"W": jnp.zeros((4, 3)), "b": jnp.zeros(3)}
+  x, y = jnp.ones((5, 4)), jnp.array([0, 1, 2, 0, 1])
+  for fn in (objective.loss, objective.loss_and_grad):
+    with pytest.raises(ValueError, match=f"{name} 1e\\+39 is infinite in float32, the dtype it "
+                                         "is computed in; give at most 3.4e\\+38"):
+      fn(params, x, y, **kw)
+  with pytest.raises(ValueError, match="scale 1e\\+39 is infinite in float32"):
+    scores.init_linear(jax.random.key(0), 4, 3, scale=1e39)
+
+
+def test_loss_and_grad_checks_the_bias_as_loss_does():
+  # A bias of one entry was broadcast to every class, and its gradient came back (3,).
+  x, y = jnp.ones((5, 4)), jnp.array([0, 1, 2, 0, 1])
+  bad = {"W": jnp.zeros((4, 3)), "b": jnp.zeros(1)}
+  for fn in (objective.loss, objective.loss_and_grad):
+    with pytest.raises(AssertionError, match=r"input 0 has shape \(1,\) but expected \(3\)"):
+      fn(bad, x, y)
+
+
+def test_int64_inputs_past_2_31_are_scored_as_float32():
+  # They went to JAX as int32 and wrapped: 2**32 + 5 scored as 5.
+  params = {"W": jnp.ones((1, 2)), "b": jnp.zeros(2)}
+  x = np.array([[2**32 + 5]], np.int64)
+  np.testing.assert_allclose(scores.linear(params, x), [[2.0**32 + 5] * 2], rtol=1e-7)
+  value = objective.loss(params, x, np.array([0]), loss="svm")
+  assert float(value) == 1.0   # equal scores: a margin of 1 to the other class

@@ -193,6 +193,14 @@ def test_a_diverge_factor_below_1_is_refused(factor):
     dataclasses.replace(STRUCT, diverge_factor=factor)
 
 
+@pytest.mark.parametrize("field", ["batch_size", "epochs", "warmup_epochs", "patience"])
+def test_a_fractional_count_is_refused(field):
+  # batch_size=1.5 was accepted: steps_per_epoch then said 6.0 and the batches failed
+  # with a raw TypeError.
+  with pytest.raises(ValueError, match=f"{field} must be an integer, got 1.5"):
+    dataclasses.replace(STRUCT, **{field: 1.5})
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(schedule="step", decay_every=6), "schedule 'step' with decay_every 6 and "
                                            "warmup_epochs 0 never steps in a run of 6"),
