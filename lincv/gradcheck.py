@@ -45,6 +45,10 @@ from lincv._checks import check_hparam
 _TINY = 1e-30
 
 
+def _leaf_shapes(tree) -> list[tuple]:
+  return [np.shape(leaf) for leaf in jax.tree.leaves(tree)]
+
+
 def relative_error(a, b) -> float | jax.Array:
   """Scalar relative error of two arrays (or pytrees): `max|a - b| / max(|a| + |b|)`.
 
@@ -53,7 +57,7 @@ def relative_error(a, b) -> float | jax.Array:
   compared in float64 (NumPy), whatever JAX's precision, so float64 arrays are not
   rounded to float32 first when 64-bit JAX is off; under `jit` it is a traced array.
   """
-  shapes = [[np.shape(leaf) for leaf in jax.tree.leaves(t)] for t in (a, b)]
+  shapes = [_leaf_shapes(a), _leaf_shapes(b)]
   if shapes[0] != shapes[1]:   # equal sizes of other shapes compared unrelated entries
     raise ValueError(f"relative_error needs arrays of one shape, got {shapes[0]} and "
                      f"{shapes[1]}")
@@ -282,7 +286,7 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
   False
   """
   flat, g_flat = _flat64(params), _flat64(grad)
-  shapes = [[np.shape(leaf) for leaf in jax.tree.leaves(t)] for t in (grad, params)]
+  shapes = [_leaf_shapes(grad), _leaf_shapes(params)]
   if g_flat.shape != flat.shape or shapes[0] != shapes[1]:
     raise ValueError(
         f"grad has {g_flat.size} coordinates of shapes {shapes[0]} but params has "

@@ -130,8 +130,7 @@ def loss(params, x_NxD, labels_N, *, model="linear", loss="softmax", reg="l2",
   """
   _check(params, model, loss, reg, x_NxD, reg_strength=reg_strength, margin=margin,
          beta=beta)
-  x_NxD = wide_ints_as_float32(x_NxD)
-  s_NxC = scores.apply(model, params, x_NxD)
+  s_NxC = scores.apply(model, params, x_NxD)     # int64 rows widened there
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   return data + _penalty(params, reg, reg_strength, beta)
 
