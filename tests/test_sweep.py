@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import chex
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -236,6 +237,22 @@ def test_float64_asked_of_float32_rows_is_refused():
   with pytest.raises(sweep.SweepError, match="config.dtype is 'float64' but data_for"
                      r"\('pixels'\) gave float32 rows"):
     sweep.run(c, lambda f: _data(), 4)
+
+
+@pytest.mark.parametrize("dtype", [None, "float32"])
+def test_float32_asked_of_float64_rows_is_refused(x64, dtype):
+  # The sibling: under 64-bit JAX, float64 rows trained in float64 when float32 was asked
+  # for (or left at its default), at twice the memory and other numbers.
+  c = _config(learning_rate=[0.1])
+  if dtype is not None:
+    c.dtype = dtype
+  data = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, _data())
+  with pytest.raises(sweep.SweepError, match="config.dtype is 'float32' but data_for"
+                     r"\('pixels'\) gave float64 rows, .* give float32 rows, or set "
+                     "dtype='float64'"):
+    sweep.run(c, lambda f: data, 4)
+  c.dtype = "float64"
+  assert sweep.run(c, lambda f: data, 4).best_params["W"].dtype == jnp.float64
 
 
 @pytest.mark.parametrize("field,value,message", [

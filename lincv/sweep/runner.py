@@ -233,12 +233,13 @@ class Runner:
     if features in self.data:
       return
     data = check_data(self.data_for(features), self.num_classes)
-    rows = np.dtype(data.x_train.dtype)
-    if self.config.get("dtype") == "float64" and rows != np.float64:
+    rows, wanted = np.dtype(data.x_train.dtype), self.config.get("dtype", "float32")
+    if rows != np.dtype(wanted):   # the sweep trains in the rows' dtype
+      how = ("float64 rows (with 64-bit JAX on: jax.config.update('jax_enable_x64', True))"
+             if wanted == "float64" else "float32 rows")
       raise SweepError(
-          f"config.dtype is 'float64' but data_for({features!r}) gave {rows} rows, which "
-          "the sweep would train in; give float64 rows (with 64-bit JAX on: "
-          "jax.config.update('jax_enable_x64', True)), or set dtype='float32'")
+          f"config.dtype is {wanted!r} but data_for({features!r}) gave {rows.name} rows, "
+          f"which the sweep would train in; give {how}, or set dtype={rows.name!r}")
     if self.store is not None:
       recorded = self.meta.setdefault("data", {})
       digest = data_fingerprint(data, self.num_classes)
