@@ -23,10 +23,12 @@ def check_scores_labels(scores, labels) -> None:
   The range is checked when the labels are concrete (an eager call); under `jit` they are
   traced values, and `labels_valid` marks the bad ones instead.
   """
-  chex.assert_rank(scores, 2)
+  check_array("scores_NxC", scores)
+  check_array("labels_N", labels)
+  chex.assert_rank(scores, 2, custom_message="scores_NxC must be (N, C)")
   n, c = scores.shape
-  chex.assert_shape(labels, (n,))
-  chex.assert_type(labels, int)
+  chex.assert_shape(labels, (n,), custom_message="labels_N must be (N,) for scores_NxC (N, C)")
+  chex.assert_type(labels, int, custom_message="labels_N must be integer classes")
   if not jnp.issubdtype(jnp.result_type(scores), jnp.floating):
     raise ValueError(f"scores must be floating, got dtype {jnp.result_type(scores)} (an "
                      "integer dtype would truncate the margin and the loss)")
@@ -74,6 +76,40 @@ def check_hparam(name: str, value, valid: str, ok) -> None:
   real = jnp.issubdtype(v.dtype, jnp.integer) or jnp.issubdtype(v.dtype, jnp.floating)
   if not real or not ok(float(v)):
     raise ValueError(f"{name} must be {valid}, got {value!r}")
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+  """Returns `value` as an int if it is an integer (a NumPy one too) >= `minimum`, else
+  raises a ValueError naming it (a bool, 2.0 or -3 is not a count)."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    valid = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    raise ValueError(f"{name} must be {valid}, got {value!r}")
+  return int(value)
+
+
+def check_key(key, name: str = "key") -> None:
+  """Raises a TypeError unless `key` is one JAX PRNG key: a typed key (`jax.random.key`)
+  or a raw uint32 (2,) one (`jax.random.PRNGKey`)."""
+  typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+  raw = (isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32
+         and key.shape == (2,))
+  if not (typed and key.shape == () or raw):
+    raise TypeError(f"{name} must be one JAX random key, such as jax.random.key(0), got "
+                    f"{_describe(key)}")
+
+
+def check_array(name: str, x) -> None:
+  """Raises a TypeError unless `x` is an array (JAX or NumPy, or a tracer); a list would
+  be read by chex's assertions as a list of separate inputs, with a misleading message."""
+  if not isinstance(x, (jax.Array, np.ndarray, np.generic)):
+    raise TypeError(f"{name} must be a JAX or NumPy array, got {_describe(x)}; convert it "
+                    "with jnp.asarray")
+
+
+def _describe(x) -> str:
+  if hasattr(x, "shape") and hasattr(x, "dtype"):
+    return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
+  return f"{type(x).__name__} {x!r}"[:120]
 
 
 def check_nonnegative(name: str, value) -> None:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import losses, seeds
-from lincv._checks import check_hparam, check_labels
+from lincv._checks import check_count, check_hparam, check_key, check_labels
 
 METHODS = ("random_search", "random_local_search")
 
@@ -47,11 +47,6 @@ def _check(x_NxD, y_N, num_classes: int) -> None:
                      "row must be finite")
 
 
-def _check_count(name: str, value) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 def _check_positive(name: str, value) -> None:
   # A NaN step kept the starting point (no try lowered the loss); a NaN or infinite scale
   # made every candidate NaN; at 0 every candidate was the same.
@@ -69,10 +64,11 @@ def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   Returns:
     (W (D, C), its loss, the loss of every try (num_tries,)).
   """
-  _check_count("num_tries", num_tries)
-  _check_count("batch", batch)
+  check_count("num_tries", num_tries)
+  check_count("batch", batch)
   _check_positive("scale", scale)
   _check(x_NxD, y_N, num_classes)
+  check_key(key)
   return _random_search(key, x_NxD, y_N, num_classes, loss=loss, num_tries=num_tries,
                         scale=scale, batch=batch)
 
@@ -106,10 +102,11 @@ def random_local_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   Returns:
     (W (D, C), its loss, the loss after every step (num_steps,)).
   """
-  _check_count("num_steps", num_steps)
+  check_count("num_steps", num_steps)
   _check_positive("scale", scale)
   _check_positive("step", step)
   _check(x_NxD, y_N, num_classes)
+  check_key(key)
   return _random_local_search(key, x_NxD, y_N, num_classes, loss=loss, num_steps=num_steps,
                               scale=scale, step=step)
 

@@ -107,6 +107,10 @@ class _Probe:
       wanted = native  # no fast float64 there
     self.dtype = wanted
     self.unravel = _unraveler(params)
+    sizes = [np.size(leaf) for leaf in jax.tree.leaves(params)]
+    if not sum(sizes):
+      raise ValueError(f"params hold no entries (leaf shapes {_leaf_shapes(params)}): there "
+                       "is no gradient to check; give parameters with at least one entry")
     with self.scope():
       self.flat = jnp.asarray(_flat64(params), wanted)  # widening is exact
       out = jax.eval_shape(lambda v: f(self.unravel(v)), self.flat)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from lincv._checks import check_count
+
 
 def accuracy(pred_N, labels_N) -> float:
   """Fraction of predictions equal to the labels.
@@ -21,6 +23,7 @@ def confusion_matrix(pred_N, labels_N, num_classes: int) -> np.ndarray:
 
   Raises ValueError unless both are integer vectors of one length with values in
   [0, num_classes) (a -1 would otherwise count as the last class)."""
+  num_classes = check_count("num_classes", num_classes)
   pred_N, labels_N = np.asarray(pred_N), np.asarray(labels_N)
   if pred_N.ndim != 1 or pred_N.shape != labels_N.shape:
     raise ValueError(f"predictions {pred_N.shape} and labels {labels_N.shape} must be "

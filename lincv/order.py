@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from lincv import seeds
+from lincv._checks import check_count, check_key
 
 
 def steps_per_epoch(structure, num_train: int) -> int:
@@ -50,6 +51,8 @@ def shuffle(key: jax.Array, n: int) -> jax.Array:
   key-value sort of `jax.random.permutation`, which matters when each member of a
   vmapped population shuffles its own order.
   """
+  check_key(key)
+  n = check_count("n", n, minimum=0)    # a traced n has no static length: refused here too
   m = max(1, (n - 1).bit_length())
   if m > 28:
     raise ValueError(f"cannot shuffle {n} rows: at most 2**28")

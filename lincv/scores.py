@@ -12,10 +12,18 @@ import jax
 import jax.numpy as jnp
 
 from lincv import seeds
-from lincv._checks import (as_float, check_dtype, check_name, check_nonnegative,
-                           wide_ints_as_float32)
+from lincv._checks import (as_float, check_array, check_count, check_dtype, check_key,
+                           check_name, check_nonnegative, wide_ints_as_float32)
 
 MODELS = ("linear", "mlp")
+# chex numbers the arrays of one assertion; these say which is which.
+_INPUTS_LINEAR = "inputs 0, 1, 2: x_NxD (N, D), W (D, C), b (C,)"
+_INPUTS_HIDDEN = "inputs 0, 1, 2: x_NxD (N, D), W1 (D, H), b1 (H,)"
+
+
+def _check_arrays(**arrays) -> None:
+  for name, x in arrays.items():
+    check_array(name, x)
 
 
 def linear(params, x_NxD: jax.Array) -> jax.Array:
@@ -29,22 +37,24 @@ def linear(params, x_NxD: jax.Array) -> jax.Array:
     scores (N, C).
   """
   w_DxC, b_C = params["W"], params["b"]
+  _check_arrays(x_NxD=x_NxD, W=w_DxC, b=b_C)
   x_NxD = wide_ints_as_float32(x_NxD)     # int64 pixels past 2**31 would wrap
-  chex.assert_rank([x_NxD, w_DxC, b_C], [2, 2, 1])
+  chex.assert_rank([x_NxD, w_DxC, b_C], [2, 2, 1], custom_message=_INPUTS_LINEAR)
   d, c = w_DxC.shape
-  chex.assert_shape(x_NxD, (None, d))
-  chex.assert_shape(b_C, (c,))
+  chex.assert_shape(x_NxD, (None, d), custom_message="x_NxD (N, D) must match W (D, C)")
+  chex.assert_shape(b_C, (c,), custom_message="b must be (C,) for W (D, C)")
   return x_NxD @ w_DxC + b_C[None, :]
 
 
 def mlp_hidden(params, x_NxD: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Pre-activation and ReLU activation of the hidden layer, `a = x W1 + b1`, `h = max(0, a)`."""
   w1_DxH, b1_H = params["W1"], params["b1"]
+  _check_arrays(x_NxD=x_NxD, W1=w1_DxH, b1=b1_H)
   x_NxD = wide_ints_as_float32(x_NxD)
-  chex.assert_rank([x_NxD, w1_DxH, b1_H], [2, 2, 1])
+  chex.assert_rank([x_NxD, w1_DxH, b1_H], [2, 2, 1], custom_message=_INPUTS_HIDDEN)
   d, h = w1_DxH.shape
-  chex.assert_shape(x_NxD, (None, d))
-  chex.assert_shape(b1_H, (h,))
+  chex.assert_shape(x_NxD, (None, d), custom_message="x_NxD (N, D) must match W1 (D, H)")
+  chex.assert_shape(b1_H, (h,), custom_message="b1 must be (H,) for W1 (D, H)")
   a_NxH = x_NxD @ w1_DxH + b1_H[None, :]
   return a_NxH, jnp.maximum(a_NxH, 0)
 
@@ -61,9 +71,11 @@ def mlp(params, x_NxD: jax.Array) -> jax.Array:
   """
   _, h_NxH = mlp_hidden(params, x_NxD)
   w2_HxC, b2_C = params["W2"], params["b2"]
-  chex.assert_rank([w2_HxC, b2_C], [2, 1])
-  chex.assert_shape(w2_HxC, (h_NxH.shape[1], None))
-  chex.assert_shape(b2_C, (w2_HxC.shape[1],))
+  _check_arrays(W2=w2_HxC, b2=b2_C)
+  chex.assert_rank([w2_HxC, b2_C], [2, 1], custom_message="inputs 0, 1: W2 (H, C), b2 (C,)")
+  chex.assert_shape(w2_HxC, (h_NxH.shape[1], None),
+                    custom_message="W2 must be (H, C) for W1 (D, H)")
+  chex.assert_shape(b2_C, (w2_HxC.shape[1],), custom_message="b2 must be (C,) for W2 (H, C)")
   return h_NxH @ w2_HxC + b2_C[None, :]
 
 
@@ -71,6 +83,9 @@ def init_linear(key: jax.Array, num_features: int, num_classes: int, *,
                 scale: float = 1e-3, dtype=jnp.float32) -> dict:
   """Small random weights `W ~ scale * N(0, 1)` and zero biases, as in the lecture notes."""
   dtype = check_dtype(dtype)
+  check_key(key)
+  check_count("num_features", num_features)
+  check_count("num_classes", num_classes)
   check_nonnegative("scale", scale)
   # A NumPy float64 scale would otherwise promote W to float64 under 64-bit JAX; 1e39
   # made every weight infinite in float32.
@@ -83,6 +98,10 @@ def init_mlp(key: jax.Array, num_features: int, hidden: int, num_classes: int, *
              dtype=jnp.float32) -> dict:
   """He-normal weights (`N(0, 2 / fan_in)`, suited to ReLU) and zero biases."""
   dtype = check_dtype(dtype)
+  check_key(key)
+  for name, count in (("num_features", num_features), ("hidden", hidden),
+                      ("num_classes", num_classes)):
+    check_count(name, count)
   k1, k2 = jax.random.split(key)
   w1 = seeds.normal(k1, (num_features, hidden), dtype) * jnp.sqrt(2.0 / num_features)
   w2 = seeds.normal(k2, (hidden, num_classes), dtype) * jnp.sqrt(2.0 / hidden)

@@ -76,17 +76,26 @@ def test_random_searches_refuse_labels_out_of_range_and_non_finite_rows(search):
     ("random_local_search", dict(step=float("nan")), "step must be a finite number > 0"),
     ("random_local_search", dict(step=0.0), "step must be a finite number > 0, got 0.0"),
     ("random_local_search", dict(scale=float("inf")), "scale must be a finite number > 0"),
-    ("random_local_search", dict(num_steps=-2), "num_steps must be an integer >= 1, got -2"),
-    ("random_local_search", dict(num_steps=2.5), "num_steps must be an integer >= 1"),
+    ("random_local_search", dict(num_steps=-2), "num_steps must be a positive integer, got -2"),
+    ("random_local_search", dict(num_steps=2.5), "num_steps must be a positive integer"),
     ("random_search", dict(scale=float("nan")), "scale must be a finite number > 0, got nan"),
-    ("random_search", dict(batch=0), "batch must be an integer >= 1, got 0"),
-    ("random_search", dict(num_tries=0), "num_tries must be an integer >= 1, got 0"),
-    ("random_search", dict(num_tries=True), "num_tries must be an integer >= 1, got True"),
+    ("random_search", dict(batch=0), "batch must be a positive integer, got 0"),
+    ("random_search", dict(num_tries=0), "num_tries must be a positive integer, got 0"),
+    ("random_search", dict(num_tries=True), "num_tries must be a positive integer, got True"),
 ])
 def test_random_searches_refuse_bad_settings_in_one_line(search, kw, message):
   x, y = _data()
   with pytest.raises(ValueError, match=re.escape(message)):
     getattr(baselines, search)(jax.random.key(0), x, y, 3, **kw)
+
+
+@pytest.mark.parametrize("search", ["random_search", "random_local_search"])
+def test_random_searches_refuse_a_seed_given_as_the_key(search):
+  # An int raised "invalid PRNG key data" from inside jax.random.
+  x, y = _data()
+  with pytest.raises(TypeError, match=r"key must be one JAX random key, such as "
+                                      r"jax.random.key\(0\), got int 3"):
+    getattr(baselines, search)(3, x, y, 3)
 
 
 @pytest.mark.parametrize("variant", ["knn", "random_local_search"])

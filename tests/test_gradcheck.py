@@ -189,3 +189,14 @@ def test_a_step_below_the_resolution_of_theta_is_refused():
                                        r"up to 2 \(theta \+ h == theta\)"):
     gradcheck.numerical_grad(lambda w: jnp.sum(w ** 2), jnp.array([0.5, 1.0, 2.0]), h=1e-20)
 
+
+
+@pytest.mark.parametrize("params", [jnp.zeros((0, 3)), {"W": jnp.zeros((2, 0)), "b": jnp.zeros(0)}])
+def test_parameters_without_entries_are_refused(params):
+  # An IndexError came from deep inside; a check of nothing must not pass either.
+  f = lambda p: sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(p))
+  with pytest.raises(ValueError, match=r"params hold no entries \(leaf shapes \[\(.*there is "
+                                       "no gradient to check"):
+    gradcheck.check(f, params, params)
+  with pytest.raises(ValueError, match="params hold no entries"):
+    gradcheck.numerical_grad(f, params)

@@ -122,8 +122,23 @@ class ValidationTest(parameterized.TestCase):
       losses.svm(jnp.zeros((2, 4)), jnp.zeros((3,), jnp.int32))
 
   def test_float_labels_rejected(self):
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="labels_N must be integer classes"):
       losses.softmax(jnp.zeros((2, 4)), jnp.zeros((2,)))
+
+  @parameterized.parameters(("scores_NxC", [[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]], [0, 1]),
+                            ("labels_N", np.zeros((2, 3), np.float32), [0, 1]))
+  def test_a_list_is_refused_by_name(self, name, scores, labels):
+    # chex read a list as several inputs: "input 0 has shape () but expected (2)".
+    scores = scores if isinstance(scores, list) else jnp.asarray(scores)
+    labels = labels if name == "labels_N" else jnp.asarray(labels)
+    with pytest.raises(TypeError, match=f"^{name} must be a JAX or NumPy array, got list"):
+      losses.svm(scores, labels)
+
+  def test_the_shape_assertions_name_the_argument(self):
+    with pytest.raises(AssertionError, match=r"labels_N must be \(N,\) for scores_NxC"):
+      losses.softmax(jnp.zeros((2, 4)), jnp.zeros((2, 1), jnp.int32))
+    with pytest.raises(AssertionError, match=r"scores_NxC must be \(N, C\)"):
+      losses.softmax(jnp.zeros((2,)), jnp.zeros((2,), jnp.int32))
 
   def test_unknown_name_lists_valid(self):
     with pytest.raises(ValueError, match="expected one of: svm, squared_svm, softmax"):

@@ -26,6 +26,18 @@ def test_confusion_matrix_refuses_what_it_would_miscount(pred, labels, message):
     metrics.confusion_matrix(np.asarray(pred), np.asarray(labels), 3)
 
 
+@pytest.mark.parametrize("num_classes", [0, 3.0, -1, None])
+def test_confusion_matrix_refuses_a_class_count_that_is_not_a_positive_integer(num_classes):
+  # 0 classes said "class 0 out of range ... 0..-1"; 3.0 raised a TypeError from NumPy.
+  with pytest.raises(ValueError, match="num_classes must be a positive integer, got"):
+    metrics.confusion_matrix(np.zeros(0, np.int32), np.zeros(0, np.int32), num_classes)
+
+
+def test_confusion_matrix_of_no_predictions_is_all_zeros():
+  m = metrics.confusion_matrix(np.zeros(0, np.int32), np.zeros(0, np.int32), np.int64(2))
+  np.testing.assert_array_equal(m, np.zeros((2, 2)))
+
+
 def test_accuracy_of_no_labels_is_refused():
   # It was NaN: `Run.evaluate` of a split without rows returned accuracy NaN.
   with pytest.raises(ValueError, match="no labels to score: the accuracy of an empty split"):

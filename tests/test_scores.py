@@ -69,8 +69,51 @@ def test_init_scale_out_of_range(scale):
 
 def test_wrong_bias_shape():
   params = {"W": jnp.zeros((3, 2)), "b": jnp.zeros(3)}
-  with pytest.raises(AssertionError, match=r"has shape \(3,\) but expected \(2"):
+  with pytest.raises(AssertionError, match=r"has shape \(3,\) but expected \(2.*"
+                                           r"b must be \(C,\) for W \(D, C\)"):
     scores.linear(params, jnp.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("model", scores.MODELS)
+def test_the_assertions_say_which_input_is_which(model):
+  # chex numbers the inputs of one assertion ("input 0 has rank 1"); the message names them.
+  params = scores.init(model, jax.random.key(0), 3, 2, hidden=4)
+  with pytest.raises(AssertionError, match=r"input 0 has rank 1.*inputs 0, 1, 2: x_NxD"):
+    scores.apply(model, params, jnp.zeros(3))
+  with pytest.raises(AssertionError, match=r"x_NxD \(N, D\) must match W1?"):
+    scores.apply(model, params, jnp.zeros((1, 4)))
+  with pytest.raises(TypeError, match="x_NxD must be a JAX or NumPy array, got list"):
+    scores.apply(model, params, [[1.0, 2.0, 3.0]])
+
+
+@pytest.mark.parametrize("model, name, counts", [
+    *[(m, "num_features", dict(num_features=0)) for m in scores.MODELS],
+    *[(m, "num_features", dict(num_features=2.0)) for m in scores.MODELS],
+    *[(m, "num_classes", dict(num_classes=0)) for m in scores.MODELS],
+    *[(m, "num_classes", dict(num_classes=True)) for m in scores.MODELS],
+    ("mlp", "hidden", dict(hidden=0))])
+def test_init_refuses_counts_that_are_not_positive_integers(model, name, counts):
+  # init_mlp of 0 features divided by zero; a float count reached jax.random.normal.
+  args = {"num_features": 3, "num_classes": 2, **counts}
+  hidden = args.pop("hidden", 4)
+  with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got"):
+    scores.init(model, jax.random.key(0), args["num_features"], args["num_classes"],
+                hidden=hidden)
+
+
+@pytest.mark.parametrize("model", scores.MODELS)
+@pytest.mark.parametrize("key", [0, np.uint32([1, 2, 3])])
+def test_init_refuses_what_is_not_one_key(model, key):
+  # An int seed raised "invalid PRNG key data" from inside jax.random.
+  with pytest.raises(TypeError, match="key must be one JAX random key, such as "
+                                      r"jax.random.key\(0\), got"):
+    scores.init(model, key, 3, 2)
+
+
+def test_init_takes_a_raw_key_too():
+  typed = scores.init("mlp", jax.random.key(7), 3, 2, hidden=4)
+  raw = scores.init("mlp", jax.random.PRNGKey(7), 3, 2, hidden=4)
+  jax.tree.map(np.testing.assert_array_equal, typed, raw)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -80,6 +80,16 @@ def test_shuffle_is_a_permutation(n):
     assert not np.array_equal(orders[0], orders[1])
 
 
+def test_shuffle_takes_a_numpy_count_and_refuses_what_is_not_a_count():
+  # np.int64 had no bit_length; -3 failed in the compiler ("invalid tensor dimension").
+  order = np.asarray(training.shuffle(jax.random.key(0), np.int64(6)))
+  np.testing.assert_array_equal(np.sort(order), np.arange(6))
+  assert training.shuffle(jax.random.key(0), 0).shape == (0,)
+  for bad in (-3, 2.0, True):
+    with pytest.raises(ValueError, match=f"^n must be an integer >= 0, got {bad}"):
+      training.shuffle(jax.random.key(0), bad)
+
+
 def test_shuffle_puts_each_row_first_equally_often():
   # 4,000 shuffles of 5 rows: each row comes first with probability 1/5, so its count is
   # 800 with standard deviation sqrt(4000 * 0.2 * 0.8) = 25.3; 5 deviations is a bound

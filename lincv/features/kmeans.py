@@ -26,13 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked
-from lincv._checks import check_hparam
+from lincv._checks import check_count, check_hparam, check_key
 from lincv.features.color import as_rgb, check_rgb
-
-
-def _check_count(name: str, value) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
@@ -42,7 +37,7 @@ def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
   """
   x = jnp.asarray(images_NxHxWxC)
   chex.assert_rank(x, 4)
-  _check_count("patch size", size)
+  check_count("patch size", size)
   n, h, w, c = x.shape
   p, q = h - size + 1, w - size + 1
   if p < 1 or q < 1:
@@ -60,8 +55,9 @@ def sample_patches(key: jax.Array, images_NxHxWxC, num_patches: int,
   images = jnp.asarray(images_NxHxWxC)
   chex.assert_rank(images, 4)
   n, h, w, c = images.shape
-  _check_count("patch size", size)
-  _check_count("num_patches", num_patches)
+  check_count("patch size", size)
+  check_count("num_patches", num_patches)
+  check_key(key)
   if size > min(h, w):
     raise ValueError(f"patches of {size}x{size} do not fit images of {h}x{w}")
   k_img, k_row, k_col = jax.random.split(key, 3)
@@ -161,6 +157,7 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
   if not isinstance(x_PxD, jax.core.Tracer) and not bool(jnp.isfinite(x_PxD).all()):
     # A NaN row took no centroid, silently, and the objective came back NaN.
     raise ValueError("x holds a NaN or infinite value; k-means needs finite rows")
+  check_key(key)
   return _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init)
 
 
@@ -256,6 +253,7 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
                      "pixels")
   _check_eps("norm_eps", norm_eps, "a flat patch")
   _check_eps("zca_eps", zca_eps, "a direction of zero variance")
+  check_key(key)
   k_patch, k_means = jax.random.split(key)
   x = normalize_patches(sample_patches(k_patch, images, num_patches, patch_size), norm_eps)
   mu, w = fit_zca(x, zca_eps)

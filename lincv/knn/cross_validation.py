@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv._checks import check_name
+from lincv._checks import check_count, check_name
 from lincv.data.splits import fold_indices
 from lincv.knn.search import (DEFAULT_KS, METRICS, TIE_BREAKS, _CHUNK, _TRAIN_BLOCK, _as_float,
-                              _check_labels, _check_positive, _offset, _search, _split, _unit,
+                              _check_labels, _offset, _search, _split, _unit,
                               _votes)
 
 
@@ -75,7 +75,7 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   if not ks:
     raise ValueError("ks must name at least one k")
   for k in ks:
-    _check_positive("k", k)
+    check_count("k", k)
   ks = tuple(int(k) for k in ks)
   folds = fold_indices(n, num_folds, seed, groups)
   smallest_train = n - max(len(f) for f in folds)
@@ -86,8 +86,8 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
           f"({smallest_train} rows); use k <= {smallest_train}")
   chunk_size = _CHUNK[metric] if chunk_size is None else chunk_size
   train_chunk_size = _TRAIN_BLOCK[metric] if train_chunk_size is None else train_chunk_size
-  _check_positive("chunk_size", chunk_size)
-  _check_positive("train_chunk_size", train_chunk_size)
+  check_count("chunk_size", chunk_size)
+  check_count("train_chunk_size", train_chunk_size)
   blocks, rows = _split(max(len(f) for f in folds), train_chunk_size)
   pieces, chunk = _split(rows, chunk_size)
   s = blocks * pieces * chunk

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, precision
-from lincv._checks import check_name, wide_ints_as_float32
+from lincv._checks import check_count, check_name, wide_ints_as_float32
 
 METRICS = ("l1", "l2")
 TIE_BREAKS = ("nearest", "smallest")
@@ -188,11 +188,6 @@ def _check_pair(x_test_MxD, x_train_NxD):
         f"{x_test_MxD.shape} and {x_train_NxD.shape}")
 
 
-def _check_positive(name, value):
-  if not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def distances(x_test_MxD, x_train_NxD, metric: str = "l2") -> jax.Array:
   """All pairwise distances, (M, N): L1 `sum_d |a_d - b_d|` or L2 `|a - b|_2`.
 
@@ -255,15 +250,15 @@ def neighbours(x_train_NxD, x_test_MxD, k: int = 1, metric: str = "l2", *,
   x_test_MxD = _as_float(x_test_MxD, "x_test")
   _check_pair(x_test_MxD, x_train_NxD)
   m, n = x_test_MxD.shape[0], x_train_NxD.shape[0]
-  _check_positive("k", k)
+  check_count("k", k)
   if n == 0:
     raise ValueError("x_train has no rows; k-NN needs at least one training row")
   if k > n:
     raise ValueError(f"k={k} exceeds the number of training rows ({n}); use 1 <= k <= {n}")
   chunk_size = _CHUNK[metric] if chunk_size is None else chunk_size
   train_chunk_size = _TRAIN_BLOCK[metric] if train_chunk_size is None else train_chunk_size
-  _check_positive("chunk_size", chunk_size)
-  _check_positive("train_chunk_size", train_chunk_size)
+  check_count("chunk_size", chunk_size)
+  check_count("train_chunk_size", train_chunk_size)
   if m == 0:
     return jnp.zeros((0, k), x_test_MxD.dtype), jnp.zeros((0, k), jnp.int32)
   test_pieces, chunk = _split(m, chunk_size)
@@ -299,7 +294,7 @@ def vote(labels_MxK, num_classes: int, tie_break: str = "nearest") -> jax.Array:
   comes earliest; with "smallest", to the smallest label.
   """
   check_name("tie_break", tie_break, TIE_BREAKS)
-  _check_positive("num_classes", num_classes)
+  check_count("num_classes", num_classes)
   chex.assert_rank(labels_MxK, 2)
   chex.assert_type(labels_MxK, int)
   if labels_MxK.shape[1] < 1:
@@ -325,7 +320,7 @@ def _check_labels(y_N, n: int, num_classes: int | None) -> int:
   top = int(y.max()) + 1 if n else 1
   if num_classes is None:
     return top
-  _check_positive("num_classes", num_classes)
+  check_count("num_classes", num_classes)
   if num_classes < top:
     raise ValueError(f"num_classes={num_classes} but labels go up to {top - 1}")
   return num_classes
