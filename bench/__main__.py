@@ -47,7 +47,9 @@ def main(argv=None):
   parser.add_argument("--probe-features", default=None,
                       help="features file of the linear probe section (default: the "
                       "bench's own rows, capped)")
+  common.add_settle_flag(parser)
   args = parser.parse_args(argv)
+  common.use_settle(args)
   res = run(args)
   os.makedirs(args.out_dir, exist_ok=True)
   res["previous"] = previous(os.path.join(args.out_dir, "results.json"))

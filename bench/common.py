@@ -58,6 +58,22 @@ def block(tree):
 SETTLE_S = 1.0
 
 
+def add_settle_flag(parser) -> None:
+  """`--settle SECONDS`: the rest before each timed call (`SETTLE_S`; `use_settle` sets it).
+  0 skips it, for a run whose figures are not read as timings (the tests')."""
+  parser.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
+                      help=f"rest before each timed call (default {SETTLE_S}; 0 for none, "
+                      "where the times are not compared)")
+
+
+def use_settle(args) -> None:
+  """Sets `SETTLE_S` from `--settle`; a value that is not a finite number >= 0 is refused."""
+  global SETTLE_S  # pylint: disable=global-statement
+  if not 0 <= args.settle < float("inf"):
+    raise SystemExit(f"--settle must be a finite number of seconds >= 0, got {args.settle}")
+  SETTLE_S = args.settle
+
+
 def forget_programs() -> None:
   """Drops the programs this process compiled, lincv's cached ones and JAX's, so that the
   next lincv call compiles everything as a fresh process's first run does (a persistent

@@ -141,7 +141,9 @@ def main(argv=None):
   parser.add_argument("--batch-size", type=int, default=256)
   parser.add_argument("--compilation-cache", metavar="DIR", default=None,
                       help="a persistent compilation cache for the runs (default: none)")
+  common.add_settle_flag(parser)
   args = parser.parse_args(argv)
+  common.use_settle(args)
   if args.compilation_cache:
     os.environ[compile_cache.ENV] = args.compilation_cache
     compile_cache.enable()

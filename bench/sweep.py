@@ -294,7 +294,9 @@ def main(argv=None):
                       help="--placement host: minibatches per block (0: about 64 MiB)")
   parser.add_argument("--seeds", type=int, default=1,
                       help="> 1: time seed blocks against one order per member instead")
+  common.add_settle_flag(parser)
   args = parser.parse_args(argv)
+  common.use_settle(args)
   prepared = common.load(args.data, args.limit)
   if args.seeds > 1:
     out = measure_seed_blocks(prepared, args.members, args.seeds, reps=args.reps,

@@ -76,10 +76,11 @@ def _run_both(tmp):
   _, stderr = prepare.communicate(timeout=300)
   assert prepare.returncode == 0, stderr[-3000:]
   out_dir = tmp / "out"
+  # --settle 0: no rest before the timed calls, whose times no test compares.
   sweep = _start(["bench.sweep", "--data", str(folder), "--members", "4", "--reps", "1",
-                  "--batch-size", "8", "--no-numpy"], environ)
-  quick = _start(["bench", "--data", str(folder), "--quick", "--out-dir", str(out_dir)],
-                 environ)
+                  "--batch-size", "8", "--no-numpy", "--settle", "0"], environ)
+  quick = _start(["bench", "--data", str(folder), "--quick", "--out-dir", str(out_dir),
+                  "--settle", "0"], environ)
   return out_dir, _finish(quick), _finish(sweep)
 
 
@@ -334,9 +335,11 @@ def test_bench_halving_times_the_sweep_with_and_without_halving(tmp_path, monkey
   member-epochs of the ideal ratio."""
   from bench import halving  # pylint: disable=import-outside-toplevel
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  monkeypatch.setattr(common, "SETTLE_S", common.SETTLE_S)   # restored after --settle 0
   assert halving.member_epochs(64, True) == 320 and halving.member_epochs(64, False) == 1024
   halving.main(["--data", str(_image_folder(tmp_path / "images")), "--members", "8",
-                "--reps", "1", "--warmup", "0", "--batch-size", "8"])
+                "--reps", "1", "--warmup", "0", "--batch-size", "8", "--settle", "0"])
+  assert common.SETTLE_S == 0.0
   figures = _strict_loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert figures["members"] == 8 and figures["ideal"] == halving.member_epochs(8, True) / 128
   assert figures["halving"]["median_s"] > 0 and figures["full"]["median_s"] > 0
@@ -393,7 +396,8 @@ def test_bench_keeps_the_previous_figures_beside_the_new(tmp_path):
                                  "sweep_over_roofline": 1.23, "peak_rss_mib": None}
 
 
-def test_bench_sweep_times_seed_blocks_against_one_order_per_member():
+def test_bench_sweep_times_seed_blocks_against_one_order_per_member(monkeypatch):
+  monkeypatch.setattr(common, "SETTLE_S", 0.0)   # no rest: no time is compared here
   x, y = blobs(200)
   prepared = types.SimpleNamespace(x_train=x[:150], y_train=y[:150], x_val=x[150:],
                                    y_val=y[150:], class_names=[str(c) for c in range(4)])
@@ -401,3 +405,11 @@ def test_bench_sweep_times_seed_blocks_against_one_order_per_member():
   assert (out["block"], out["own_block"], out["chunk"]) == (4, 1, 8)
   assert out["own_over_blocks"] > 0
   assert out["max_abs_param_diff"] < 1e-5    # the same members, to float32 rounding
+
+
+@pytest.mark.parametrize("settle", ["-1", "nan", "inf"])
+def test_a_settle_that_is_not_a_finite_number_of_seconds_is_refused(settle, monkeypatch):
+  monkeypatch.setattr(common, "SETTLE_S", common.SETTLE_S)
+  with pytest.raises(SystemExit, match=f"--settle must be a finite number of seconds >= 0, "
+                                       f"got {float(settle)}"):
+    bench_sweep.main(["--data", "unused", f"--settle={settle}"])
