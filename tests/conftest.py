@@ -79,3 +79,23 @@ def train():
     spec.loader.exec_module(module)
     sys.modules["train"] = module
   return sys.modules["train"]
+
+
+@pytest.fixture
+def train_main(train, capsys, monkeypatch, tmp_path):
+  """train.py's `main` in this process, as `python train.py ARGS` from the repository root
+  runs it (TFDS_DATA_DIR under tmp_path): ARGS -> (exit status, stdout, stderr). A process
+  of its own costs seconds of imports; the tests that need one start it themselves."""
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+
+  def run(*args):
+    train.FLAGS.unparse_flags()
+    try:
+      train.main(["train.py", *args])
+      code = 0
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+  return run

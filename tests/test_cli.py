@@ -30,8 +30,9 @@ def _train(tmp_path, *args):
 
 
 def _one_line(out) -> str:
-  lines = [l for l in out.stderr.splitlines() if l.strip()]
-  assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+  stderr = out if isinstance(out, str) else out.stderr
+  lines = [l for l in stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and "Traceback" not in stderr, stderr
   return lines[0]
 
 
@@ -307,13 +308,17 @@ def test_an_override_of_a_swept_field_is_refused():
 # ------------------------------------------------------------------ train.py, in a subprocess
 
 
-@pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, flag):
-  out = _train(tmp_path, flag)
+HELP = ("--config FILE", "--config.FIELD=VALUE", "--config.sweep.FIELD", "--workdir", "--mode",
+        "--split", "lincv/config.py", "Configs and")
+
+
+def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, train_main):
+  out = _train(tmp_path, "--help")
   assert out.returncode == 0 and out.stderr == ""
-  for name in ("--config FILE", "--config.FIELD=VALUE", "--config.sweep.FIELD", "--workdir",
-               "--mode", "--split", "lincv/config.py", "Configs and"):
+  for name in HELP:
     assert name in out.stdout, name
+  code, stdout, stderr = train_main("-h")     # in this process: the same text
+  assert (code, stdout, stderr) == (0, out.stdout, "")
 
 
 @pytest.mark.parametrize("args,line", [
@@ -334,10 +339,19 @@ def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, flag):
     (["--process_id", "1"], "train.py: error: --num_processes and --process_id do nothing "
                             "without --coordinator host:port"),
 ])
-def test_bad_command_lines_are_one_line_exit_2(tmp_path, args, line):
-  out = _train(tmp_path, *SMOKE, *args, "--workdir", str(tmp_path / "run"))
+def test_bad_command_lines_are_one_line_exit_2(train_main, tmp_path, args, line):
+  code, _, err = train_main(*SMOKE, *args, "--workdir", str(tmp_path / "run"))
+  assert code == 2
+  assert _one_line(err).startswith(line)
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_command_line_in_a_process_of_its_own_is_one_line_exit_2(tmp_path):
+  # The cases above run train.py's main in the test's process; this one, python train.py.
+  out = _train(tmp_path, *SMOKE, "--config.epoch=3", "--workdir", str(tmp_path / "run"))
   assert out.returncode == 2
-  assert _one_line(out).startswith(line)
+  assert _one_line(out).startswith("train.py: error: unknown field 'epoch' (did you mean "
+                                   "'epochs'?)")
   assert not (tmp_path / "run").exists()
 
 
@@ -350,14 +364,14 @@ def test_bad_command_lines_are_one_line_exit_2(tmp_path, args, line):
     (["--mode", "features", "--out", "{file}/"],
      "train.py: error: --out {file}/ is a file, not a folder"),
 ])
-def test_a_workdir_or_out_that_cannot_be_written_is_refused_before_the_data(tmp_path, args,
-                                                                            line):
+def test_a_workdir_or_out_that_cannot_be_written_is_refused_before_the_data(
+    train_main, tmp_path, args, line):
   file = tmp_path / "file"
   file.write_text("mine\n")
-  out = _train(tmp_path, *SMOKE, *[a.format(file=file) for a in args])
-  assert out.returncode == 2
-  assert _one_line(out).startswith(line.format(file=file))
-  assert out.stdout == ""   # before loading data (or computing features) for nothing
+  code, stdout, err = train_main(*SMOKE, *[a.format(file=file) for a in args])
+  assert code == 2
+  assert _one_line(err).startswith(line.format(file=file))
+  assert stdout == ""   # before loading data (or computing features) for nothing
   assert file.read_text() == "mine\n"
 
 

@@ -95,13 +95,24 @@ def test_cifar_smoke_config_on_an_image_folder(tmp_path):
     (["--config.data.folder=/no/such/folder"], "/no/such/folder"),
     (["--config=configs/no_such_config.py"], "no_such_config"),
 ])
-def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_nothing_written(train_main, tmp_path, args, message):
   workdir = tmp_path / "run"
-  out = _train("--config", "configs/default.py:smoke", *args, "--workdir", str(workdir),
-               data_dir=tmp_path / "tfds")
+  code, _, err = train_main("--config", "configs/default.py:smoke", *args,
+                            "--workdir", str(workdir))
+  assert code == 2, (code, err)
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert len(lines) == 1, err
+  assert message in lines[0]
+  assert not workdir.exists()
+
+
+def test_bad_input_in_a_process_of_its_own_is_one_line_exit_2(tmp_path):
+  # The cases above run train.py's main in the test's process; this one, python train.py.
+  workdir = tmp_path / "run"
+  out = _train("--config", "configs/default.py:smoke", "--config.epochs=abc",
+               "--workdir", str(workdir), data_dir=tmp_path / "tfds")
   assert out.returncode == 2, (out.returncode, out.stderr)
   assert "Traceback" not in out.stderr
   lines = [l for l in out.stderr.splitlines() if l.strip()]
-  assert len(lines) == 1, out.stderr
-  assert message in lines[0]
+  assert len(lines) == 1 and "epochs" in lines[0], out.stderr
   assert not workdir.exists()
