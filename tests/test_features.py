@@ -469,6 +469,22 @@ def test_kmeans_refuses_an_eps_that_is_not_positive_and_finite(field, value):
       features.fit_zca(jnp.ones((3, 12)), eps=value)
 
 
+def test_kmeans_encode_normalises_patches_as_the_model_was_fitted():
+  # The model did not keep its norm_eps: one fitted at 5 was encoded at the default 10,
+  # silently, into other features than its centroids describe.
+  images = _images(4, 12, 12)
+  model = features.kmeans_fit(jax.random.key(0), images, 4, num_patches=200, iterations=2,
+                              norm_eps=5.0)
+  assert model.norm_eps == 5.0
+  got = features.kmeans_encode(model, images)
+  np.testing.assert_array_equal(got, features.kmeans_encode(model, images, norm_eps=5.0))
+  at_10 = features.kmeans_encode(model._replace(norm_eps=10.0), images)
+  assert np.abs(np.asarray(got) - np.asarray(at_10)).max() > 1e-3    # the eps matters here
+  with pytest.raises(ValueError, match=r"norm_eps=10.0 differs from the model's 5.0, the one "
+                                       "its centroids were fitted with; leave norm_eps unset"):
+    features.kmeans_encode(model, images, norm_eps=10.0)
+
+
 def test_kmeans_encode_refuses_0_1_images_as_fit_does():
   # A model fitted on 0-255 patches encoded 0-1 images into codes of nothing but noise.
   images = _images(2, 12, 12)

@@ -222,6 +222,7 @@ class KMeansFeatures(NamedTuple):
   zca_matrix: jax.Array    # (D, D)
   centroids: jax.Array     # (K, D)
   objective: jax.Array     # (iterations,) k-means objective per iteration
+  norm_eps: float = 10.0   # the patch normalisation it was fitted with; encoding uses it
 
   @property
   def patch_size(self) -> int:
@@ -230,6 +231,13 @@ class KMeansFeatures(NamedTuple):
   @property
   def num_features(self) -> int:
     return 4 * self.centroids.shape[0]
+
+
+# A pytree of the four arrays; norm_eps is static (the encoder is compiled for it), so a
+# model passed through `jit` keeps it a number.
+jax.tree_util.register_pytree_node(
+    KMeansFeatures, lambda m: (tuple(m[:4]), float(m.norm_eps)),
+    lambda norm_eps, arrays: KMeansFeatures(*arrays, norm_eps))
 
 
 def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
@@ -258,7 +266,7 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
   x = normalize_patches(sample_patches(k_patch, images, num_patches, patch_size), norm_eps)
   mu, w = fit_zca(x, zca_eps)
   centroids, objective = kmeans(k_means, (x - mu[None, :]) @ w, num_centroids, iterations)
-  return KMeansFeatures(mu, w, centroids, objective)
+  return KMeansFeatures(mu, w, centroids, objective, float(norm_eps))
 
 
 def _quadrant_matrix(p: int, q: int) -> np.ndarray:
@@ -271,7 +279,7 @@ def _quadrant_matrix(p: int, q: int) -> np.ndarray:
   return m.reshape(p * q, 4)
 
 
-def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
+def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float | None = None,
                   group: int | None = None) -> jax.Array:
   """Triangle codes of every patch at stride 1, summed over the image's 4 quadrants, (N, 4K).
 
@@ -282,18 +290,25 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float = 10.0,
   the quadrant sums) is a matrix product. The default, None, is one image at a time on
   CPU, which keeps its (P * P, K) tables in cache, and all N at once on accelerators.
 
-  Images are in the 0-255 scale and `norm_eps` is the one the model was fitted with, as
-  in `kmeans_fit` (concrete float images that never exceed 1 are refused).
+  Images are in the 0-255 scale, as in `kmeans_fit` (concrete float images that never
+  exceed 1 are refused). Patches are normalised with the `norm_eps` the model was fitted
+  with (`model.norm_eps`); a `norm_eps` given that differs from it is refused, as the
+  centroids hold patches normalised with the model's.
   """
   if group is None:
     group = 1 if jax.default_backend() == "cpu" else max(1, images_NxHxWx3.shape[0])
   if not isinstance(group, int) or group < 1:
     raise ValueError(f"group must be a positive integer or None, got {group!r}")
-  _check_eps("norm_eps", norm_eps, "a flat patch")
+  _check_eps("model.norm_eps", model.norm_eps, "a flat patch")
+  if norm_eps is not None:
+    _check_eps("norm_eps", norm_eps, "a flat patch")
+  if norm_eps is not None and float(norm_eps) != float(model.norm_eps):
+    raise ValueError(f"norm_eps={norm_eps!r} differs from the model's {model.norm_eps!r}, the "
+                     "one its centroids were fitted with; leave norm_eps unset")
   images = jnp.asarray(images_NxHxWx3)
   check_rgb(images)
   _check_scale(images)
-  return _encode(model, images, float(norm_eps), group)
+  return _encode(model, images, float(model.norm_eps), group)
 
 
 @functools.partial(jax.jit, static_argnames=("norm_eps", "group"))

@@ -34,7 +34,7 @@ BATCH_SIZE = 250  # images per jitted call of a feature function
 PATCH_SIZE = 6
 HOG_CELL = 8  # pixels per side of a HOG cell
 PREFIX = "featurizer_"  # of the keys of `Featurizer.to_arrays`
-_MODEL_FIELDS = KMeansFeatures._fields
+_MODEL_FIELDS = KMeansFeatures._fields[:4]   # the arrays; the pipeline fits at norm_eps's default
 
 
 def hog_color(images_NxHxWx3, bins: int = 10) -> jax.Array:
