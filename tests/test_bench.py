@@ -314,12 +314,13 @@ def test_bench_probe_measures_a_side_in_a_fresh_process(tmp_path, monkeypatch):
     (["--lo", "1", "--hi", "0.1"], "need 0 < --lo < --hi"),
     (["--limit", "0"], "--limit must be >= 1"),
 ])
-def test_bench_probe_refuses_bad_arguments(tmp_path, args, message):
+def test_bench_probe_refuses_bad_arguments(tmp_path, capsys, args, message):
+  # In the test's process (a process costs seconds of imports); the refusal below starts one.
   path = _features_file(tmp_path / "tiny.npz", rows=(30, 10))
-  proc = _start(["bench.probe", "--features", path, *args], dict(os.environ, PYTHONPATH=ROOT))
-  _, stderr = proc.communicate(timeout=120)
-  (line,) = stderr.strip().splitlines()
-  assert proc.returncode == 2 and line.startswith("bench.probe: ") and message in line
+  with pytest.raises(SystemExit) as e:
+    probe.main(["--features", path, *args])
+  (line,) = capsys.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and line.startswith("bench.probe: ") and message in line
 
 
 def test_bench_probe_refuses_two_classes(tmp_path):

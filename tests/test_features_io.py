@@ -617,17 +617,21 @@ def test_what_load_would_refuse_is_never_written(tmp_path, out):
   assert lincv.data.load(features=path).class_names == tuple(str(k) for k in range(10))
 
 
-def test_the_export_module_refuses_a_bad_out_before_computing(tmp_path):
+def test_the_export_module_refuses_a_bad_out_before_computing(tmp_path, capsys, monkeypatch):
   (tmp_path / "f.npz").write_bytes(b"")
-  for out, message in (("f.npz/", "is a file, not a folder"),
-                       ("f.npz/sub.npz", "which is a file, not a folder")):
-    proc = subprocess.run([sys.executable, "-m", "lincv.features.export", "--config",
-                           os.path.join(ROOT, "configs", "default.py:smoke"),
-                           "--out", f"{tmp_path}/{out}"], capture_output=True, text=True,
-                          cwd=ROOT, env=dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds")))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "--out" in lines[0], lines
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  config = os.path.join(ROOT, "configs", "default.py:smoke")
+  proc = subprocess.run([sys.executable, "-m", "lincv.features.export", "--config", config,
+                         "--out", f"{tmp_path}/f.npz/"], capture_output=True, text=True,
+                        cwd=ROOT, env=dict(os.environ))
+  assert proc.returncode == 2, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and "is a file, not a folder" in lines[0] and "--out" in lines[0]
+  with pytest.raises(SystemExit) as e:    # the module's main in this process: the same
+    export_lib.main(["--config", config, "--out", f"{tmp_path}/f.npz/sub.npz"])
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and len(lines) == 1, lines
+  assert "which is a file, not a folder" in lines[0] and "--out" in lines[0]
   assert not (tmp_path / "tfds").exists()              # refused before reading any data
 
 

@@ -52,34 +52,37 @@ def test_smoke_run_writes_the_run_directory(digits_run):
   assert "selected member" in out.stdout and "test" in out.stdout
 
 
-def test_eval_mode_reports_the_saved_accuracy(digits_run):
+def test_eval_mode_reports_the_saved_accuracy(digits_run, train_main, monkeypatch):
   _, workdir, base = digits_run
-  out = _train("--workdir", str(workdir), "--mode", "eval", data_dir=base / "tfds")
-  assert out.returncode == 0, out.stderr
+  monkeypatch.setenv("TFDS_DATA_DIR", str(base / "tfds"))     # the run's prepared data
+  code, stdout, err = train_main("--workdir", str(workdir), "--mode", "eval")
+  assert code == 0, err
   summary = json.loads((workdir / "summary.json").read_text())
-  assert f"test accuracy {summary['best']['test_accuracy']:.4f}" in out.stdout
-  out = _train("--workdir", str(workdir), "--mode", "eval", "--split", "val",
-               data_dir=base / "tfds")
-  assert f"val accuracy {summary['best']['val_accuracy']:.4f}" in out.stdout
+  assert f"test accuracy {summary['best']['test_accuracy']:.4f}" in stdout
+  code, stdout, err = train_main("--workdir", str(workdir), "--mode", "eval", "--split", "val")
+  assert code == 0, err
+  assert f"val accuracy {summary['best']['val_accuracy']:.4f}" in stdout
 
 
-def test_rerun_of_a_finished_run_resumes_it(digits_run):
+def test_rerun_of_a_finished_run_resumes_it(digits_run, train_main, monkeypatch):
   _, workdir, base = digits_run
+  monkeypatch.setenv("TFDS_DATA_DIR", str(base / "tfds"))
   before = json.loads((workdir / "summary.json").read_text())
-  out = _train("--config", "configs/default.py:smoke", "--workdir", str(workdir),
-               data_dir=base / "tfds")
-  assert out.returncode == 0, out.stderr
-  assert "group 1/1" not in out.stdout + out.stderr   # nothing retrained
+  code, stdout, err = train_main("--config", "configs/default.py:smoke",
+                                 "--workdir", str(workdir))
+  assert code == 0, err
+  assert "group 1/1" not in stdout + err   # nothing retrained
   after = json.loads((workdir / "summary.json").read_text())
   assert after["best"] == before["best"]
 
 
-def test_cifar_smoke_config_on_an_image_folder(tmp_path):
+def test_cifar_smoke_config_on_an_image_folder(tmp_path, train_main):
   folder = write_folder(tmp_path / "images")
   workdir = tmp_path / "run"
-  out = _train("--config", "configs/cifar10_linear.py:smoke", f"--config.data.folder={folder}",
-               "--config.batch_size=8", "--workdir", str(workdir), data_dir=tmp_path / "tfds")
-  assert out.returncode == 0, out.stderr
+  code, _, err = train_main("--config", "configs/cifar10_linear.py:smoke",
+                            f"--config.data.folder={folder}", "--config.batch_size=8",
+                            "--workdir", str(workdir))
+  assert code == 0, err
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["data"]["classes"] == ["cat", "dog", "ship"]
   assert summary["best"]["test_accuracy"] > 0.5
