@@ -107,8 +107,7 @@ class _Probe:
       wanted = native  # no fast float64 there
     self.dtype = wanted
     self.unravel = _unraveler(params)
-    sizes = [np.size(leaf) for leaf in jax.tree.leaves(params)]
-    if not sum(sizes):
+    if not any(np.size(leaf) for leaf in jax.tree.leaves(params)):
       raise ValueError(f"params hold no entries (leaf shapes {_leaf_shapes(params)}): there "
                        "is no gradient to check; give parameters with at least one entry")
     with self.scope():

@@ -24,7 +24,7 @@ passes); from then on its name, or the function itself, goes wherever a loss nam
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import (as_float, check_labels, check_name, check_nonnegative,
+from lincv._checks import (as_float, check_count, check_labels, check_name, check_nonnegative,
                            check_scores_labels, labels_valid)
 
 BUILTIN = ("svm", "squared_svm", "softmax", "least_squares")
@@ -160,6 +160,7 @@ def targets(labels_N, num_classes: int, dtype=jnp.float32) -> jax.Array:
 
   Integer labels (N,); an eager call with one outside [0, num_classes) raises ValueError
   (its row would be all -1)."""
+  check_count("num_classes", num_classes)
   check_labels(labels_N, num_classes)
   if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.signedinteger)):
     raise ValueError(f"targets hold -1, which dtype {jnp.dtype(dtype).name} cannot (it "

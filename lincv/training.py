@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
-from lincv._checks import check_labels, check_name, check_nonnegative
+from lincv._checks import check_count, check_key, check_labels, check_name, check_nonnegative
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -427,6 +427,9 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
       when they are concrete (not under `jit`, where a bad training label shows as a NaN
       loss, a diverged member).
   """
+  if key is not None:
+    check_key(key)
+  check_count("num_classes", num_classes)
   data = jax.tree.map(jnp.asarray, data)    # NumPy rows cannot be indexed by traced steps
   for name in ("y_train", "y_val"):   # one per row: shapes are known under jit too
     check_labels(getattr(data, name), num_classes,

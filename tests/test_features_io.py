@@ -617,6 +617,17 @@ def test_what_load_would_refuse_is_never_written(tmp_path, out):
   assert lincv.data.load(features=path).class_names == tuple(str(k) for k in range(10))
 
 
+@pytest.mark.parametrize("out", ["t.npz", "t/"])
+def test_a_tuple_of_class_names_among_the_arrays_is_an_array(tmp_path, out):
+  # It was read as a (shape, chunks) pair: "too many values to unpack".
+  names = tuple("abcdefghij")
+  path = export_lib.write(f"{tmp_path}/{out}", dict(_digits(), class_names=names))
+  assert lincv.data.load(features=path).class_names == names
+  two = ("cat", "dog")           # two names: no shape of integers, so no pair either
+  assert not export_lib._is_stream(two)   # pylint: disable=protected-access
+  assert export_lib._is_stream(((4, 3), iter([])))   # pylint: disable=protected-access
+
+
 def test_the_export_module_refuses_a_bad_out_before_computing(tmp_path, capsys, monkeypatch):
   (tmp_path / "f.npz").write_bytes(b"")
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))

@@ -169,6 +169,9 @@ class ValidationTest(parameterized.TestCase):
       losses.targets(jnp.array([[0], [1]]), 3)
     np.testing.assert_array_equal(losses.targets(jnp.array([2, 0]), 3),
                                   [[-1, -1, 1], [1, -1, -1]])
+    # A float class count failed inside jax.nn.one_hot.
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 3.0"):
+      losses.targets(jnp.array([2, 0]), 3.0)
 
   @parameterized.parameters(*losses.BUILTIN)
   def test_integer_scores_rejected(self, name):

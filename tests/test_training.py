@@ -212,6 +212,15 @@ def test_a_schedule_that_never_decays_is_refused(kw, message):
     dataclasses.replace(STRUCT, **kw)
 
 
+def test_fit_refuses_a_seed_as_the_key_and_a_class_count_that_is_not_a_count():
+  # An int key failed inside fold_in, a float class count inside one_hot.
+  with pytest.raises(TypeError, match="key must be one JAX random key, .*got int 3"):
+    training.fit(_hparams(), _data(), 3, STRUCT, 4)
+  for bad in (0, 4.0):
+    with pytest.raises(ValueError, match=f"num_classes must be a positive integer, got {bad}"):
+      training.fit(_hparams(), _data(), None, STRUCT, bad)
+
+
 @pytest.mark.parametrize("optimizer", ["momentum", "lbfgs"])
 def test_fit_without_validation_rows_is_refused(optimizer):
   # No validation accuracy ever beat -1: fit returned the initial parameters as the best.

@@ -207,10 +207,19 @@ def _write_npz(f, arrays) -> None:
         _write_npy(member, v, k)
 
 
+def _is_stream(value) -> bool:
+  """Whether `value` is a (shape, chunks) pair: a tuple of a shape (a tuple of integers)
+  and an iterable of chunks. Any other value, a tuple of class names among them, is an
+  array (a tuple of names was read as a pair: "too many values to unpack")."""
+  return (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple)
+          and all(isinstance(s, (int, np.integer)) for s in value[0])
+          and not isinstance(value[1], (str, bytes)))
+
+
 def _write_npy(f, value, name: str) -> None:
   """An .npy of an array, or of (shape, chunks of rows), to the open file `f`;
   ValueError if the chunks do not hold the rows `shape` says."""
-  if isinstance(value, tuple):
+  if _is_stream(value):
     shape, chunks = value
     chunks = iter(chunks)
     first = np.asarray(next(chunks))
