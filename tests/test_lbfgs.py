@@ -3,6 +3,7 @@ the sweep's objective, a digits run, resume, refused combinations."""
 
 import csv
 import io
+import json
 import warnings
 
 import jax
@@ -373,10 +374,12 @@ def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monke
   share_populations(monkeypatch)
   data = _digits(300)
   c = _probe_config(epochs=3, lbfgs_iters=4, checkpoint_seconds=0)   # commit every epoch
-  c.tol = 1e-3     # some members stop early, some run to the cap
+  c.tol = 1e-2     # two members stop early (after 8 and 10 iterations), one runs to the cap
   run = lambda workdir: sweep.run(c, lambda f: data, 10, workdir=str(workdir))
-  reference, ops, differ = resumes_at_every_write(run, tmp_path)
-  assert '"iterations"' in reference and ops >= 3
+  with pytest.warns(lbfgs.NotConverged, match="1 of 3 L-BFGS members ended above"):
+    reference, ops, differ = resumes_at_every_write(run, tmp_path)
+  iterations = sorted(r["iterations"] for r in json.loads(reference)["rows"])
+  assert iterations[0] < iterations[1] < iterations[2] == 12 and ops >= 3
   assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
 
 
