@@ -89,7 +89,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, losses, precision
-from lincv._checks import check_dtype, check_labels, wide_ints_as_float32
+from lincv._checks import check_count, check_dtype, check_labels, wide_ints_as_float32
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
@@ -126,10 +126,13 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
     raise ValueError("ridge needs at least one feature, got rows of shape "
                      f"{np.shape(x_NxD)}")
   y = np.asarray(labels_N)
+  check_count("num_classes", num_classes)
   check_labels(y, num_classes)
   lam = np.asarray(strengths_K, np.float64)
-  if lam.ndim != 1 or not np.all(np.isfinite(lam) & (lam >= 0)):
-    raise ValueError(f"strengths must be a vector of finite numbers >= 0, got {strengths_K}")
+  if lam.ndim != 1 or not lam.size or not np.all(np.isfinite(lam) & (lam >= 0)):
+    # No strength gave weights of shape (0, D, C), silently.
+    raise ValueError(f"strengths must be a vector of at least one finite number >= 0, got "
+                     f"{strengths_K}")
   # float64 rows are solved in float64: with 64-bit JAX off they would silently be
   # float32 (the Gram matrix, the weights), with float64's rounding assumed.
   check_dtype(_wide(np.dtype(x_NxD.dtype)), "ridge: the rows' dtype")

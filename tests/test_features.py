@@ -523,6 +523,8 @@ def test_kmeans_refuses_negative_iterations_no_patches_and_non_finite_rows():
       features.sample_patches(key, images, num_patches, 6)
   with pytest.raises(ValueError, match="patch size must be a positive integer, got 0"):
     features.patches(images, 0)
+  with pytest.raises(ValueError, match="num_centroids must be a positive integer, got 4.0"):
+    features.kmeans(key, x, 4.0)               # a TypeError from inside jax.random.choice
   # A seed in place of the key raised "invalid PRNG key data" from inside jax.random.
   for call in (lambda: features.kmeans(0, x, 4), lambda: features.sample_patches(0, images, 5),
                lambda: features.kmeans_fit(0, images, 4, num_patches=50)):

@@ -153,12 +153,16 @@ def test_bad_input_is_one_line():
   x, y = _problem(20, 3)
   with pytest.raises(ValueError, match=r"label 4 \(example 2\) is out of range for 4 classes"):
     ridge.path(x, np.where(np.arange(20) == 2, 4, y), STRENGTHS, 4)
-  for bad in ([-1.0], [1.0, np.inf], [np.nan]):
-    with pytest.raises(ValueError, match="strengths must be a vector of finite numbers >= 0"):
+  for bad in ([-1.0], [1.0, np.inf], [np.nan], []):   # no strength: W of shape (0, D, C)
+    with pytest.raises(ValueError, match="strengths must be a vector of at least one finite "
+                                         "number >= 0"):
       ridge.path(x, y, bad, 4)
+  with pytest.raises(ValueError, match="num_classes must be a positive integer, got 4.0"):
+    ridge.path(x, y, STRENGTHS, 4.0)          # a TypeError from NumPy
   # An infinite strength solved to W = 0 and then scored a NaN objective (inf * 0).
   params = ridge.path(x.astype(np.float32), y, [1.0], 4)
-  with pytest.raises(ValueError, match="strengths must be a vector of finite numbers >= 0"):
+  with pytest.raises(ValueError, match="strengths must be a vector of at least one finite "
+                                       "number >= 0"):
     ridge.evaluate(params, x.astype(np.float32), y, [np.inf])
   with pytest.raises(ValueError, match="optimizer 'closed_form' solves model='linear' with "
                      "loss='least_squares' and reg='l2' only; got model='linear', "

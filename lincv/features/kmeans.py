@@ -158,6 +158,7 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
     # A NaN row took no centroid, silently, and the objective came back NaN.
     raise ValueError("x holds a NaN or infinite value; k-means needs finite rows")
   check_key(key)
+  check_count("num_centroids", num_centroids)
   return _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init)
 
 
