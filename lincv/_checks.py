@@ -109,6 +109,8 @@ def check_array(name: str, x) -> None:
 def _describe(x) -> str:
   if hasattr(x, "shape") and hasattr(x, "dtype"):
     return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
+  if isinstance(x, (list, tuple)):     # under jit its entries are tracers: not shown
+    return f"a {type(x).__name__} of {len(x)} entries"
   return f"{type(x).__name__} {x!r}"[:120]
 
 

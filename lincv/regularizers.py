@@ -8,12 +8,13 @@ are refused.
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import as_float, check_name, check_nonnegative
+from lincv._checks import as_float, check_array, check_name, check_nonnegative
 
 REGULARIZERS = ("none", "l2", "l1", "elastic_net")
 
 
 def _check_weights(w) -> None:
+  check_array("w", w)    # a list raised "Cannot determine dtype"
   if not jnp.issubdtype(jnp.result_type(w), jnp.floating):
     raise ValueError(f"weights must be floating, got dtype {jnp.result_type(w)} (an integer "
                      "dtype would truncate beta to an integer and overflow the squares)")

@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
-from lincv._checks import check_count, check_key, check_labels, check_name, check_nonnegative
+from lincv._checks import (check_array, check_count, check_key, check_labels, check_name,
+                           check_nonnegative)
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -235,14 +236,22 @@ def _loss_and_grad_t(structure: Structure, hparams, params_t, x_BxD, y_B):
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array:
   """Predicted labels (N,), scored in chunks so memory stays bounded (one program)."""
+  _check_rows(x_NxD)
   return _predict_t(structure, objective.transpose_input(params, structure.model), x_NxD,
                     chunk)
 
 
 def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
   """Fraction of rows whose top-scoring class is the label."""
+  _check_rows(x_NxD)
   return _accuracy_t(structure, objective.transpose_input(params, structure.model), x_NxD,
                      y_N)
+
+
+def _check_rows(x_NxD) -> None:
+  check_array("x_NxD", x_NxD)     # a list of rows raised an IndexError from the chunking
+  if jnp.ndim(x_NxD) != 2:
+    raise ValueError(f"x_NxD must be rows (N, D), got shape {jnp.shape(x_NxD)}")
 
 
 def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.Array:

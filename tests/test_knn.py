@@ -113,6 +113,8 @@ def test_vote_by_hand():
   labels = np.array([[1, 2, 2, 1], [2, 1, 1, 2], [0, 3, 3, 0], [4, 4, 0, 1]])
   np.testing.assert_array_equal(knn.vote(labels, 5), [1, 2, 0, 4])
   np.testing.assert_array_equal(knn.vote(labels, 5, "smallest"), [1, 1, 0, 4])
+  with pytest.raises(AssertionError, match=r"\[labels_MxK must be integer classes\]"):
+    knn.vote(labels.astype(np.float32), 5)
 
 
 def test_uint8_rows_and_float32_match():

@@ -131,7 +131,7 @@ class ValidationTest(parameterized.TestCase):
     # chex read a list as several inputs: "input 0 has shape () but expected (2)".
     scores = scores if isinstance(scores, list) else jnp.asarray(scores)
     labels = labels if name == "labels_N" else jnp.asarray(labels)
-    with pytest.raises(TypeError, match=f"^{name} must be a JAX or NumPy array, got list"):
+    with pytest.raises(TypeError, match=f"^{name} must be a JAX or NumPy array, got a list of"):
       losses.svm(scores, labels)
 
   def test_the_shape_assertions_name_the_argument(self):

@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from absl.testing import parameterized
 
 from lincv import regularizers, testing
@@ -65,3 +66,10 @@ class ContractTest(parameterized.TestCase):
       testing.assert_regularizer_contract(
           functools.partial(regularizers.value, name, beta=0.3),
           functools.partial(regularizers.grad, name, beta=0.3), dtype=dtype, name=name)
+
+
+def test_weights_that_are_not_an_array_are_refused_by_name():
+  # A list raised "Cannot determine dtype of [[1.0, 2.0]]".
+  for name in ("l2", "l1", "elastic_net"):
+    with pytest.raises(TypeError, match="w must be a JAX or NumPy array, got a list of 1"):
+      regularizers.value(name, [[1.0, 2.0]])

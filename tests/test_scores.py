@@ -82,7 +82,7 @@ def test_the_assertions_say_which_input_is_which(model):
     scores.apply(model, params, jnp.zeros(3))
   with pytest.raises(AssertionError, match=r"x_NxD \(N, D\) must match W1?"):
     scores.apply(model, params, jnp.zeros((1, 4)))
-  with pytest.raises(TypeError, match="x_NxD must be a JAX or NumPy array, got list"):
+  with pytest.raises(TypeError, match="x_NxD must be a JAX or NumPy array, got a list of"):
     scores.apply(model, params, [[1.0, 2.0, 3.0]])
 
 

@@ -212,6 +212,18 @@ def test_a_schedule_that_never_decays_is_refused(kw, message):
     dataclasses.replace(STRUCT, **kw)
 
 
+def test_predict_and_accuracy_refuse_what_is_not_rows():
+  params = {"W": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+  s = training.Structure()
+  for fn, extra in ((training.predict, ()), (training.accuracy, (jnp.array([0]),))):
+    # A list of rows raised an IndexError from the chunking.
+    with pytest.raises(TypeError, match="x_NxD must be a JAX or NumPy array, got a list of 1 "
+                                        "entries"):
+      fn(s, params, [[1.0, 2.0, 3.0]], *extra)
+    with pytest.raises(ValueError, match=r"x_NxD must be rows \(N, D\), got shape \(3,\)"):
+      fn(s, params, jnp.ones(3), *extra)
+
+
 def test_fit_refuses_a_seed_as_the_key_and_a_class_count_that_is_not_a_count():
   # An int key failed inside fold_in, a float class count inside one_hot.
   with pytest.raises(TypeError, match="key must be one JAX random key, .*got int 3"):

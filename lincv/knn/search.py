@@ -295,8 +295,8 @@ def vote(labels_MxK, num_classes: int, tie_break: str = "nearest") -> jax.Array:
   """
   check_name("tie_break", tie_break, TIE_BREAKS)
   check_count("num_classes", num_classes)
-  chex.assert_rank(labels_MxK, 2)
-  chex.assert_type(labels_MxK, int)
+  chex.assert_rank(labels_MxK, 2, custom_message="labels_MxK must be (M, K)")
+  chex.assert_type(labels_MxK, int, custom_message="labels_MxK must be integer classes")
   if labels_MxK.shape[1] < 1:
     raise ValueError(f"labels must have at least one neighbour per row (M, K >= 1), got "
                      f"shape {labels_MxK.shape}")
