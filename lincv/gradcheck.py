@@ -40,7 +40,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from lincv import precision
-from lincv._checks import check_hparam
+from lincv._checks import check_count, check_hparam
 
 _TINY = 1e-30
 
@@ -297,13 +297,14 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
   g_dtype = np.dtype(jnp.result_type(*jax.tree.leaves(grad)))
   if not jnp.issubdtype(g_dtype, jnp.floating):
     raise ValueError(f"grad must be floating, got dtype {g_dtype}")
+  if num_checks is not None:      # 1.5 and a seed of -1 failed inside NumPy's sampler
+    check_count("num_checks (or None: every coordinate)", num_checks)
+  check_count("seed", seed, minimum=0)
   probe = _Probe(f, params, eval_dtype)
   size = flat.size
   if num_checks is None or num_checks >= size:
     indices = np.arange(size)
   else:
-    if num_checks <= 0:
-      raise ValueError(f"num_checks must be positive or None, got {num_checks}")
     indices = np.sort(np.random.default_rng(seed).choice(size, num_checks, replace=False))
 
   steps = probe.steps(indices, h)

@@ -200,3 +200,15 @@ def test_parameters_without_entries_are_refused(params):
     gradcheck.check(f, params, params)
   with pytest.raises(ValueError, match="params hold no entries"):
     gradcheck.numerical_grad(f, params)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(num_checks=0), r"num_checks \(or None: every coordinate\) must be a positive integer, "
+                         "got 0"),
+    (dict(num_checks=1.5), r"num_checks \(or None: every coordinate\) must be a positive "
+                           "integer, got 1.5"),
+    (dict(num_checks=2, seed=-1), "seed must be an integer >= 0, got -1")])
+def test_a_sample_size_or_seed_that_is_not_a_count_is_refused(kw, message):
+  # 1.5 and a seed of -1 failed inside NumPy's sampler with its own words.
+  with pytest.raises(ValueError, match=message):
+    gradcheck.check(lambda p: jnp.sum(p ** 2), jnp.ones(3), 2 * jnp.ones(3), **kw)
