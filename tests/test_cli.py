@@ -414,14 +414,15 @@ _AS_FROM_A_SHELL = ("import os, signal, sys; signal.signal(signal.SIGINT, signal
 
 
 def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path):
-  # Enough epochs that the signal lands while the one group trains, on a loaded machine
-  # (at 60 a run once ended before the signal came, on a loaded 2-core machine).
+  # Enough epochs that the signal lands while the one group trains, on a loaded machine:
+  # an epoch takes about 2.5 ms, and at 200 epochs a run once ended before the signal
+  # came (at 60 too, before epochs were that fast). The resumed run trains the rest.
   args = [sys.executable, "-c", _AS_FROM_A_SHELL, os.path.join(ROOT, "train.py"), *SMOKE,
-          "--config.epochs=200", "--workdir", str(tmp_path / "run")]
+          "--config.epochs=2000", "--workdir", str(tmp_path / "run")]
   proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=_env(tmp_path), cwd=ROOT)
   for line in proc.stdout:   # a pipe: the first report is printed, then one every 10 s
-    if line.startswith("group 1/1  epoch 1/200"):  # Ctrl-C then commits epoch 1 or later
+    if line.startswith("group 1/1  epoch 1/2000"):  # Ctrl-C then commits epoch 1 or later
       proc.send_signal(signal.SIGINT)
       break
   rest, err = proc.communicate(timeout=120)
@@ -434,7 +435,7 @@ def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path)
   again = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), cwd=ROOT,
                          timeout=300)
   assert again.returncode == 0, again.stderr
-  assert "group 1/1  epoch 1/200" not in again.stdout   # resumed, not started over
+  assert "group 1/1  epoch 1/2000" not in again.stdout   # resumed, not started over
   assert "selected member" in again.stdout
 
 
