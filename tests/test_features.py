@@ -446,6 +446,19 @@ def test_kmeans_fit_refuses_0_1_images_and_too_few_patches():
     features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, patch_size=0)
 
 
+def test_normalisation_and_whitening_need_two_values_for_a_variance():
+  # The n - 1 normaliser divided by 0: one value per patch, or one row, gave NaN silently.
+  with pytest.raises(ValueError, match=r"patches need at least 2 values each for a "
+                                       r"variance, got shape \(3, 1\)"):
+    features.normalize_patches(jnp.ones((3, 1)))
+  with pytest.raises(ValueError, match=r"fit_zca needs at least 2 rows for a covariance, got "
+                                       r"shape \(1, 12\)"):
+    features.fit_zca(jnp.ones((1, 12)))
+  # A list is taken as rows (chex read it as several inputs of rank 0).
+  np.testing.assert_allclose(features.normalize_patches([[1.0, 3.0]], eps=2.0),
+                             [[-0.5, 0.5]], rtol=1e-6)   # (x - 2) / sqrt(2 + 2)
+
+
 @pytest.mark.parametrize("field, value", [("norm_eps", 0.0), ("norm_eps", -1.0),
                                           ("zca_eps", -0.1), ("zca_eps", float("nan")),
                                           ("norm_eps", float("inf"))])

@@ -92,9 +92,13 @@ def normalize_patches(x_PxD, eps: float = 10.0) -> jax.Array:
   The variance has the n - 1 normaliser, as in the authors' code; eps = 10 suits pixels
   in the 0-255 scale.
   """
-  chex.assert_rank(x_PxD, 2)
+  x_PxD = jnp.asarray(x_PxD)      # a list was read by chex as several inputs
+  chex.assert_rank(x_PxD, 2, custom_message="x_PxD must be patches (P, D)")
   _check_eps("norm_eps", eps, "a flat patch")
   d = x_PxD.shape[1]
+  if d < 2:      # the n - 1 normaliser divided by 0: every value was NaN
+    raise ValueError(f"patches need at least 2 values each for a variance, got shape "
+                     f"{x_PxD.shape}")
   centred = x_PxD - jnp.mean(x_PxD, axis=1, keepdims=True)
   var = jnp.sum(centred * centred, axis=1, keepdims=True) / (d - 1)
   return centred / jnp.sqrt(var + eps)
@@ -106,9 +110,13 @@ def fit_zca(x_PxD, eps: float = 0.1) -> tuple[jax.Array, jax.Array]:
   V, lambda: eigenvectors and eigenvalues of the covariance of x (n - 1 normaliser).
   Returns (mu (D,), W (D, D)); W is symmetric.
   """
-  chex.assert_rank(x_PxD, 2)
+  x_PxD = jnp.asarray(x_PxD)
+  chex.assert_rank(x_PxD, 2, custom_message="x_PxD must be rows (P, D)")
   _check_eps("zca_eps", eps, "a direction of zero variance")
   p = x_PxD.shape[0]
+  if p < 2:      # the n - 1 normaliser divided by 0: the whitening was NaN
+    raise ValueError(f"fit_zca needs at least 2 rows for a covariance, got shape "
+                     f"{x_PxD.shape}")
   mu_D = jnp.mean(x_PxD, axis=0)
   centred = x_PxD - mu_D[None, :]
   cov_DxD = centred.T @ centred / (p - 1)
