@@ -439,7 +439,7 @@ def test_ctrl_c_says_where_and_exits_130_then_the_same_command_resumes(tmp_path)
   assert "selected member" in again.stdout
 
 
-def test_ctrl_c_in_features_mode_says_that_nothing_was_written(train, tmp_path, capsys,
+def test_ctrl_c_in_features_mode_says_that_nothing_was_written(train_main, tmp_path,
                                                               monkeypatch):
   from lincv.features import export  # pylint: disable=import-outside-toplevel
   def interrupted(*args, **kwargs):
@@ -447,12 +447,10 @@ def test_ctrl_c_in_features_mode_says_that_nothing_was_written(train, tmp_path, 
   monkeypatch.setattr(export, "export", interrupted)
   monkeypatch.setattr(signal, "signal", lambda *args: None)   # leave pytest's handler be
   out = tmp_path / "features.npz"
-  train.FLAGS.unparse_flags()
-  with pytest.raises(SystemExit) as e:
-    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
-                "--mode", "features", "--out", str(out)])
-  assert e.value.code == 130
-  assert capsys.readouterr().err == f"train.py: interrupted; nothing written to --out {out}\n"
+  code, _, err = train_main("--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                            "--mode", "features", "--out", str(out))
+  assert code == 130
+  assert err == f"train.py: interrupted; nothing written to --out {out}\n"
   assert not out.exists()
 
 

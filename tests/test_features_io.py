@@ -542,30 +542,25 @@ def test_exporting_a_features_file_with_flip_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("make,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_train_py_refuses_bad_features_with_one_line_exit_2(train, tmp_path, capsys, make,
+def test_train_py_refuses_bad_features_with_one_line_exit_2(train_main, tmp_path, make,
                                                             message):
   path = make(tmp_path)
-  train.FLAGS.unparse_flags()
-  with pytest.raises(SystemExit) as e:
-    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
-                "--workdir", str(tmp_path / "run"), f"--config.data.features={path}"])
-  assert e.value.code == 2
-  lines = capsys.readouterr().err.strip().splitlines()
+  code, _, err = train_main("--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                            "--workdir", str(tmp_path / "run"), f"--config.data.features={path}")
+  assert code == 2
+  lines = err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"train.py: error: features {path}")
   assert message in lines[0]
   assert not (tmp_path / "run").exists()
 
 
-def test_train_py_refuses_flip_without_mirrored_rows_with_one_line_exit_2(train, tmp_path,
-                                                                           capsys):
+def test_train_py_refuses_flip_without_mirrored_rows_with_one_line_exit_2(train_main, tmp_path):
   path = _save_npz(tmp_path / "d.npz", **_digits())
-  train.FLAGS.unparse_flags()
-  with pytest.raises(SystemExit) as e:
-    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
-                "--workdir", str(tmp_path / "run"), f"--config.data.features={path}",
-                "--config.data.flip=True"])
-  assert e.value.code == 2
-  lines = capsys.readouterr().err.strip().splitlines()
+  code, _, err = train_main("--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                            "--workdir", str(tmp_path / "run"), f"--config.data.features={path}",
+                            "--config.data.flip=True")
+  assert code == 2
+  lines = err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"train.py: error: features {path}: ")
   assert "needs x_train_mirrored" in lines[0] and "--config.data.flip=True" in lines[0]
   assert not (tmp_path / "run").exists()
@@ -576,13 +571,10 @@ def test_train_py_refuses_flip_without_mirrored_rows_with_one_line_exit_2(train,
     (["--mode", "features"], "--mode features needs --out"),
     (["--out", "x.npz"], "--out does nothing without --mode features"),
 ])
-def test_train_py_refuses_a_bad_out_with_one_line_exit_2(train, capsys, args, message):
-  train.FLAGS.unparse_flags()
-  with pytest.raises(SystemExit) as e:
-    train.main(["train.py", "--config", os.path.join(ROOT, "configs", "default.py:smoke"),
-                *args])
-  assert e.value.code == 2
-  lines = capsys.readouterr().err.strip().splitlines()
+def test_train_py_refuses_a_bad_out_with_one_line_exit_2(train_main, args, message):
+  code, _, err = train_main("--config", os.path.join(ROOT, "configs", "default.py:smoke"), *args)
+  assert code == 2
+  lines = err.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], lines
 
 

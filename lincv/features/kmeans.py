@@ -311,9 +311,9 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float | None 
   _check_eps("model.norm_eps", model.norm_eps, "a flat patch")
   if norm_eps is not None:
     _check_eps("norm_eps", norm_eps, "a flat patch")
-  if norm_eps is not None and float(norm_eps) != float(model.norm_eps):
-    raise ValueError(f"norm_eps={norm_eps!r} differs from the model's {model.norm_eps!r}, the "
-                     "one its centroids were fitted with; leave norm_eps unset")
+    if float(norm_eps) != float(model.norm_eps):
+      raise ValueError(f"norm_eps={norm_eps!r} differs from the model's {model.norm_eps!r}, "
+                       "the one its centroids were fitted with; leave norm_eps unset")
   images = jnp.asarray(images_NxHxWx3)
   check_rgb(images)
   _check_scale(images)
