@@ -8,10 +8,13 @@ from lincv._checks import check_count
 def accuracy(pred_N, labels_N) -> float:
   """Fraction of predictions equal to the labels.
 
-  Raises ValueError for no labels (a split without rows), whose accuracy is undefined."""
+  Raises ValueError unless both are vectors of one length (class scores (N, C) or one-hot
+  labels would be compared entry by entry), and for no labels (a split without rows), whose
+  accuracy is undefined."""
   pred_N, labels_N = np.asarray(pred_N), np.asarray(labels_N)
-  if pred_N.shape != labels_N.shape:
-    raise ValueError(f"predictions {pred_N.shape} and labels {labels_N.shape} differ in shape")
+  if pred_N.ndim != 1 or pred_N.shape != labels_N.shape:
+    raise ValueError(f"predictions {pred_N.shape} and labels {labels_N.shape} must be vectors "
+                     "of one length: class indices (N,), e.g. scores.argmax(axis=1)")
   if not labels_N.size:
     raise ValueError("no labels to score: the accuracy of an empty split is undefined; "
                      "evaluate a split that has rows")

@@ -42,3 +42,14 @@ def test_accuracy_of_no_labels_is_refused():
   # It was NaN: `Run.evaluate` of a split without rows returned accuracy NaN.
   with pytest.raises(ValueError, match="no labels to score: the accuracy of an empty split"):
     metrics.accuracy(np.zeros(0, np.int32), np.zeros(0, np.int32))
+
+
+@pytest.mark.parametrize("pred, labels", [
+    (np.roll(np.eye(3, dtype=np.int32), 1, axis=1), np.eye(3, dtype=np.int32)),   # one-hot
+    (np.zeros((4, 1), np.int32), np.zeros((4, 1), np.int32)),
+    (np.int32(1), np.int32(1)),
+])
+def test_accuracy_of_arrays_that_are_not_vectors_is_refused(pred, labels):
+  # Three wrong one-hot predictions against one-hot labels scored 3/9: the zeros agree.
+  with pytest.raises(ValueError, match=r"must be vectors of one length: class indices \(N,\)"):
+    metrics.accuracy(pred, labels)
