@@ -140,6 +140,25 @@ def test_changed_folder_is_prepared_again_and_old_copy_removed(tmp_path):
   assert keys == [folder_lib.scan(root).key] and old_key not in keys
 
 
+def test_an_image_replaced_with_its_size_and_mtime_kept_is_prepared_again(tmp_path):
+  # `cp -p` or `tar -x` of a new version keeps the old modification time; an image of
+  # the same byte size (PNGs stored without compression) kept the old prepared copy.
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  data_dir = tmp_path / "tfds"
+  path = str(root / "train" / "cat" / "000.png")
+  _save(path, _rgb(1), compress_level=0)
+  first = data.load(folder=root, data_dir=data_dir)
+  np.testing.assert_array_equal(first["train"][0][0], _rgb(1))
+  st = os.stat(path)
+  time.sleep(0.01)                      # a later ctime, on a coarse clock too
+  _save(path, _rgb(99), compress_level=0)
+  os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+  assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns
+  again = data.load(folder=root, data_dir=data_dir)
+  np.testing.assert_array_equal(again["train"][0][0], _rgb(99))
+  assert os.listdir(data_dir / "lincv_image_folder") == [folder_lib.scan(root).key]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "remove"])
 def test_a_damaged_prepared_copy_is_one_line_that_says_to_delete_it(tmp_path, damage):
   # A half-cut record file raised an IndexError, a missing one the record reader's

@@ -15,10 +15,13 @@ ArrayRecord copy into the tfds data dir, under
 
   <data_dir>/lincv_image_folder/<name>_<path hash>_<content hash>/1.0.0/
 
-The content hash covers every file's path, size and modification time, so a changed
-folder is prepared again and a different folder never reads another's copy; the
-superseded copy of the same folder is then deleted. Later loads only list the folder
-and read the copy.
+The content hash covers every file's path, size, modification time and status-change
+time (ctime), so a changed folder is prepared again and a different folder never reads
+another's copy; the superseded copy of the same folder is then deleted. Later loads only
+list the folder and read the copy. The ctime catches a file replaced by one of the same
+size with its modification time kept (`cp -p`, `tar -x`, `rsync -t`), which the
+modification time alone misses; it also changes with the file's permissions or owner
+(`chmod`), after which the folder is decoded once more.
 """
 
 import dataclasses
@@ -150,7 +153,8 @@ def scan(root) -> Listing:
           raise DataError(f"{e.path}: cannot be read ({err.strerror}); a broken link, or "
                           "a file removed while the folder was listed") from None
         rel = f"{split}/{name}/{e.name}"
-        digest.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        stamp = f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\n"
+        digest.update(stamp.encode("utf-8", "surrogateescape"))
         files[split].append(rel)
         split_labels.append(label)
     labels[split] = np.asarray(split_labels, np.int32)
