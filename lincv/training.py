@@ -242,8 +242,18 @@ def predict(structure: Structure, params, x_NxD, chunk: int = 8192) -> jax.Array
 
 
 def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
-  """Fraction of rows whose top-scoring class is the label."""
+  """Fraction of rows whose top-scoring class is the label.
+
+  Raises ValueError for no rows (the accuracy of none is undefined), and unless `y_N` is
+  one integer label per row ((N, 1) labels were compared with every prediction) and, when
+  concrete, each in [0, C) (one out of range counted as a wrong prediction)."""
   _check_rows(x_NxD)
+  n = jnp.shape(x_NxD)[0]
+  if not n:
+    raise ValueError("x_NxD has no rows: the accuracy of none is undefined; give at least one")
+  check_array("y_N", y_N)
+  bias = objective.OUTPUT_LAYER[structure.model][1]
+  check_labels(y_N, jnp.shape(params[bias])[0], n, name="y_N")
   return _accuracy_t(structure, objective.transpose_input(params, structure.model), x_NxD,
                      y_N)
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lincv import training
+from lincv import scores, training
 from _sweep_main import blobs
 
 
@@ -222,6 +222,28 @@ def test_predict_and_accuracy_refuse_what_is_not_rows():
       fn(s, params, [[1.0, 2.0, 3.0]], *extra)
     with pytest.raises(ValueError, match=r"x_NxD must be rows \(N, D\), got shape \(3,\)"):
       fn(s, params, jnp.ones(3), *extra)
+
+
+def test_accuracy_refuses_labels_that_are_not_one_class_per_row():
+  # (60, 1) labels were compared with every prediction: 0.3317 for an accuracy of 0.3333;
+  # a label out of range counted as a wrong prediction, no rows gave NaN.
+  params = scores.init_linear(jax.random.key(0), 8, 3)
+  x = jax.random.normal(jax.random.key(1), (60, 8))
+  y = jax.random.randint(jax.random.key(2), (60,), 0, 3)
+  s = training.Structure()
+  assert 0 <= float(training.accuracy(s, params, x, y)) <= 1
+  for bad, shape in ((y[:, None], r"\(60, 1\)"), (y[:59], r"\(59,\)"),
+                     (y.astype(jnp.float32), r"\(60,\) and dtype float32")):
+    with pytest.raises(ValueError, match=r"y_N: labels must be integers of shape \(60,\), "
+                                         f"got shape {shape}"):
+      training.accuracy(s, params, x, bad)
+  with pytest.raises(ValueError, match=r"y_N: label 3 \(example 5\) is out of range for 3 "
+                                       r"classes"):
+    training.accuracy(s, params, x, y.at[5].set(3))
+  with pytest.raises(ValueError, match="x_NxD has no rows: the accuracy of none is undefined"):
+    training.accuracy(s, params, x[:0], y[:0])
+  with pytest.raises(TypeError, match="y_N must be a JAX or NumPy array, got a list"):
+    training.accuracy(s, params, x[:2], [0, 1])
 
 
 def test_fit_refuses_a_seed_as_the_key_and_a_class_count_that_is_not_a_count():
