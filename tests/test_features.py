@@ -251,6 +251,16 @@ def test_standardize_with_training_statistics():
   assert np.isfinite(out).all()
 
 
+def test_standardize_names_the_statistics_that_do_not_fit_the_rows():
+  # chex said "input 0 has shape (5,) but expected (6)", without saying which input.
+  mean, scale = features.fit_standardize(np.random.default_rng(0).normal(size=(20, 5)))
+  with pytest.raises(AssertionError, match=re.escape(
+      "mean_F, scale_F (F,) for the 6 columns of features_NxF")):
+    features.standardize(np.zeros((3, 6)), mean, scale)
+  with pytest.raises(AssertionError, match=re.escape("features_NxF must be rows (N, F)")):
+    features.standardize(np.zeros(5), mean, scale)
+
+
 @pytest.mark.parametrize("eps, message", [
     (0.0, "eps must be a finite number > 0 (added to each feature's variance), got 0.0"),
     (-0.01, "eps must be a finite number > 0"), (float("nan"), "eps must be a finite number")])

@@ -71,6 +71,8 @@ def fit_standardize(features_NxF, eps: float = 0.01) -> tuple[np.ndarray, np.nda
 def standardize(features_NxF, mean_F, scale_F) -> jax.Array:
   """`(x - mean) / scale` with statistics from `fit_standardize` on the training split."""
   x = jnp.asarray(features_NxF)
-  chex.assert_rank(x, 2)
-  chex.assert_shape([mean_F, scale_F], (x.shape[1],))
+  chex.assert_rank(x, 2, custom_message="features_NxF must be rows (N, F)")
+  chex.assert_shape([mean_F, scale_F], (x.shape[1],),
+                    custom_message=f"inputs 0, 1: mean_F, scale_F (F,) for the {x.shape[1]} "
+                    "columns of features_NxF")
   return (x - jnp.asarray(mean_F)[None, :]) / jnp.asarray(scale_F)[None, :]
