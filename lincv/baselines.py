@@ -37,7 +37,7 @@ def random_candidate(key, i, shape, dtype, scale: float):
 def _check(x_NxD, y_N, num_classes: int) -> None:
   """Rows (N, D) and labels (N,) in [0, num_classes), finite rows: else a ValueError (a bad
   label or row would make every candidate's loss NaN). Traced values are not looked at."""
-  chex.assert_rank(x_NxD, 2)
+  chex.assert_rank(x_NxD, 2, custom_message="x_NxD must be rows (N, D)")
   check_labels(y_N, num_classes, x_NxD.shape[0])
   if isinstance(x_NxD, jax.core.Tracer):
     return

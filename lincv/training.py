@@ -450,6 +450,8 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
     check_key(key)
   check_count("num_classes", num_classes)
   data = jax.tree.map(jnp.asarray, data)    # NumPy rows cannot be indexed by traced steps
+  for name in ("x_train", "x_val"):   # a vector of values raised an IndexError
+    chex.assert_rank(getattr(data, name), 2, custom_message=f"data.{name} must be rows (N, D)")
   for name in ("y_train", "y_val"):   # one per row: shapes are known under jit too
     check_labels(getattr(data, name), num_classes,
                  num_examples=jnp.shape(getattr(data, "x" + name[1:]))[0], name=name)

@@ -134,3 +134,9 @@ def _check_own_curves(workdir, variant):
     loss = curve(f"{variant}/loss")
     assert [s for s, _ in loss] == list(range(1, 201))
     assert loss[-1][1] == f32(rows[0]["final_loss"]) <= loss[0][1]
+
+
+def test_rows_that_are_not_a_matrix_are_named():
+  x, y = np.zeros((30, 4), np.float32), np.arange(30) % 3
+  with pytest.raises(AssertionError, match=re.escape("[x_NxD must be rows (N, D)]")):
+    baselines.random_search(jax.random.key(0), x[:, 0], y, 3, num_tries=2)

@@ -553,3 +553,25 @@ def test_kmeans_refuses_negative_iterations_no_patches_and_non_finite_rows():
                lambda: features.kmeans_fit(0, images, 4, num_patches=50)):
     with pytest.raises(TypeError, match="key must be one JAX random key, .*got int 0"):
       call()
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda a: features.gradients(a[None]), "gray_NxHxW must be grayscale images (N, H, W)"),
+    (lambda a: features.patches(a), "images_NxHxWxC must be images (N, H, W, C); one image "
+                                    "needs a batch axis, image[None]"),
+    (lambda a: features.sample_patches(jax.random.key(0), a, 5), "images_NxHxWxC must be"),
+    (lambda a: features.kmeans(jax.random.key(0), a[0, 0], 3), "x_PxD must be rows (P, D)"),
+    (lambda a: features.triangle(a[0, 0, 0]), "dist_PxK must be distances (P, K)"),
+])
+def test_inputs_of_the_wrong_rank_are_named(fn, message):
+  # chex said "input 0 has rank 3 ... but expected 4", without naming the input.
+  image = np.zeros((8, 8, 3), np.float32)     # one image, without its batch axis
+  with pytest.raises(AssertionError, match=re.escape(message)):
+    fn(image)
+
+
+def test_kmeans_names_starting_centroids_of_the_wrong_shape():
+  x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+  with pytest.raises(AssertionError, match=re.escape(
+      "init must be (num_centroids, D) for rows x_PxD (P, D)")):
+    features.kmeans(jax.random.key(0), x, 3, init=x[:3, :2])

@@ -1,5 +1,7 @@
 """k-NN against a brute-force NumPy reference: distances, neighbour order with ties, votes, CV."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -328,3 +330,15 @@ def test_int64_rows_past_2_31_are_searched_as_float32():
   np.testing.assert_array_equal(i, [[1, 0]])
   # d[0, 0], 1, carries the L2 expansion's rounding at this scale (lincv.knn.search).
   np.testing.assert_allclose(d[0, 1], 2**33 - 1, rtol=1e-6)
+
+
+def test_rows_of_the_wrong_rank_are_named():
+  # Training rows of shape (1, N, D) said the labels should have shape (1,); chex said
+  # "input 0" without naming it.
+  x, y = np.zeros((30, 4), np.float32), np.arange(30) % 3
+  with pytest.raises(AssertionError, match=re.escape("[x_train_NxD must be rows (N, D)]")):
+    knn.predict(x[None], y, x)
+  with pytest.raises(AssertionError, match=re.escape("x_test_MxD (M, D), x_train_NxD (N, D)")):
+    knn.predict(x, y, x[0])
+  with pytest.raises(AssertionError, match=re.escape("[x_NxD must be rows (N, D)]")):
+    knn.cross_validate(x[:, 0], y)

@@ -246,6 +246,15 @@ def test_accuracy_refuses_labels_that_are_not_one_class_per_row():
     training.accuracy(s, params, x[:2], [0, 1])
 
 
+@pytest.mark.parametrize("field", ["x_train", "x_val"])
+def test_fit_names_rows_that_are_not_a_matrix(field):
+  # A vector of values raised an IndexError from inside the epoch.
+  data = _data()
+  data = data._replace(**{field: getattr(data, field)[:, 0]})
+  with pytest.raises(AssertionError, match=re.escape(f"[data.{field} must be rows (N, D)]")):
+    training.fit(_hparams(), data, None, STRUCT, 4)
+
+
 def test_fit_refuses_a_seed_as_the_key_and_a_class_count_that_is_not_a_count():
   # An int key failed inside fold_in, a float class count inside one_hot.
   with pytest.raises(TypeError, match="key must be one JAX random key, .*got int 3"):

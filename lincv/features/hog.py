@@ -28,7 +28,7 @@ def gradients(gray_NxHxW) -> tuple[jax.Array, jax.Array]:
   x runs along columns and y down the rows; the image edge is replicated beyond the
   border, so border pixels take half a one-sided difference.
   """
-  chex.assert_rank(gray_NxHxW, 3)
+  chex.assert_rank(gray_NxHxW, 3, custom_message="gray_NxHxW must be grayscale images (N, H, W)")
   p = jnp.pad(gray_NxHxW, ((0, 0), (1, 1), (1, 1)), mode="edge")
   gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2
   gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2

@@ -29,6 +29,8 @@ from lincv import chunked
 from lincv._checks import check_count, check_hparam, check_key
 from lincv.features.color import as_rgb, check_rgb
 
+_IMAGES = "images_NxHxWxC must be images (N, H, W, C); one image needs a batch axis, image[None]"
+
 
 def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
   """All size x size patches at stride 1, (N, H - size + 1, W - size + 1, size * size * C).
@@ -36,7 +38,7 @@ def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
   Each patch is flattened in (row, column, channel) order, as `sample_patches` does.
   """
   x = jnp.asarray(images_NxHxWxC)
-  chex.assert_rank(x, 4)
+  chex.assert_rank(x, 4, custom_message=_IMAGES)
   check_count("patch size", size)
   n, h, w, c = x.shape
   p, q = h - size + 1, w - size + 1
@@ -53,7 +55,7 @@ def sample_patches(key: jax.Array, images_NxHxWxC, num_patches: int,
   Image, row and column are drawn uniformly and independently, as in the paper.
   """
   images = jnp.asarray(images_NxHxWxC)
-  chex.assert_rank(images, 4)
+  chex.assert_rank(images, 4, custom_message=_IMAGES)
   n, h, w, c = images.shape
   check_count("patch size", size)
   check_count("num_patches", num_patches)
@@ -173,7 +175,7 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
 @functools.partial(jax.jit, static_argnames=("num_centroids", "iterations", "chunk_size"))
 def _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init):
   """`kmeans`, its rows checked."""
-  chex.assert_rank(x_PxD, 2)
+  chex.assert_rank(x_PxD, 2, custom_message="x_PxD must be rows (P, D)")
   p, d = x_PxD.shape
   if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or (
       iterations < 0):
@@ -188,7 +190,8 @@ def _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init):
     c0_KxD = x_PxD[jax.random.choice(key, p, (num_centroids,), replace=False)]
   else:
     c0_KxD = jnp.asarray(init, x_PxD.dtype)
-    chex.assert_shape(c0_KxD, (num_centroids, d))
+    chex.assert_shape(c0_KxD, (num_centroids, d),
+                      custom_message="init must be (num_centroids, D) for rows x_PxD (P, D)")
 
   def step(c_KxD, _):
     def chunk(carry, xs):
@@ -218,7 +221,7 @@ def _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init):
 
 def triangle(dist_PxK) -> jax.Array:
   """Triangle encoding of distances to K centroids, `f_k = max(0, mean_j(z_j) - z_k)`, (P, K)."""
-  chex.assert_rank(dist_PxK, 2)
+  chex.assert_rank(dist_PxK, 2, custom_message="dist_PxK must be distances (P, K)")
   return jnp.maximum(jnp.mean(dist_PxK, axis=1, keepdims=True) - dist_PxK, 0)
 
 

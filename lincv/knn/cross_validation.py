@@ -65,7 +65,7 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   check_name("metric", metric, METRICS)
   check_name("tie_break", tie_break, TIE_BREAKS)
   x_NxD = _as_float(x_NxD, "x")
-  chex.assert_rank(x_NxD, 2)
+  chex.assert_rank(x_NxD, 2, custom_message="x_NxD must be rows (N, D)")
   n = x_NxD.shape[0]
   if metric == "l2" and n:     # one shift for every fold: the same distances (see search)
     x_NxD = x_NxD - _offset(x_NxD)

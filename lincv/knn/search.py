@@ -181,7 +181,8 @@ def _search(q_MxD, blocks_BxTxD, valid_BxT, block_ids_J, *, k, metric, chunk):
 
 
 def _check_pair(x_test_MxD, x_train_NxD):
-  chex.assert_rank([x_test_MxD, x_train_NxD], 2)
+  chex.assert_rank([x_test_MxD, x_train_NxD], 2,
+                   custom_message="inputs 0, 1: x_test_MxD (M, D), x_train_NxD (N, D)")
   if x_test_MxD.shape[1] != x_train_NxD.shape[1]:
     raise ValueError(
         f"x_test and x_train must have the same number of features, got shapes "
@@ -342,6 +343,9 @@ def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
     chunk_size, train_chunk_size: memory bounds, as for `neighbours`.
   """
   check_name("tie_break", tie_break, TIE_BREAKS)
+  # The rows' rank before the labels' length, which is read from them: training rows of
+  # shape (1, N, D) said the labels should have shape (1,).
+  chex.assert_rank(x_train_NxD, 2, custom_message="x_train_NxD must be rows (N, D)")
   num_classes = _check_labels(y_train_N, np.shape(x_train_NxD)[0], num_classes)
   _, idx_MxK = neighbours(x_train_NxD, x_test_MxD, k, metric, chunk_size=chunk_size,
                           train_chunk_size=train_chunk_size)
