@@ -100,9 +100,23 @@ class Run:
 
   @functools.cached_property
   def results(self) -> list[dict]:
-    """results.csv: one dict per member, numbers as numbers."""
-    with open(os.path.join(self.workdir, "results.csv"), newline="") as f:
-      return [{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """results.csv: one dict per member, numbers as numbers.
+
+    Raises `lincv.checkpoint.Damaged` unless it holds one whole row per member of the
+    run (summary.json's count): a file cut short lost members, or ended in half a row."""
+    path = os.path.join(self.workdir, "results.csv")
+    with open(path, newline="") as f:
+      header, *table = list(csv.reader(f)) or [[]]
+    members = self.summary.get("num_members", len(table))
+    short = [i for i, cells in enumerate(table) if len(cells) != len(header)]
+    problem = (f"row {short[0] + 1} has {len(table[short[0]])} cells where the header names "
+               f"{len(header)}" if short else
+               f"it holds {len(table)} rows, where this run has {members} members"
+               if len(table) != members else None)
+    if problem:
+      raise checkpoint.Damaged(f"{path} is damaged: {problem}; remove the run (or use a new "
+                               "--workdir) and run it again")
+    return [{k: _typed(v) for k, v in zip(header, cells)} for cells in table]
 
   @functools.cached_property
   def history(self) -> list[dict]:

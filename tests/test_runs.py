@@ -182,6 +182,24 @@ def test_an_earlier_runs_config_without_a_later_field_loads_with_its_default(dig
   assert again.evaluate("test")["accuracy"] == summary["best"]["test_accuracy"]
 
 
+@pytest.mark.parametrize("cut, message", [
+    ("mid_row", r"row \d+ has \d+ cells where the header names \d+"),
+    ("at_a_row", r"it holds \d+ rows, where this run has \d+ members"),
+])
+def test_a_results_file_cut_short_is_named(digits_run, tmp_path, cut, message):
+  # Cut in a row it raised a TypeError from int(None); cut between rows it gave fewer
+  # members, silently.
+  run, _ = digits_run
+  workdir = tmp_path / "copy"
+  shutil.copytree(run.workdir, workdir)
+  text = (workdir / "results.csv").read_text()
+  end = text.index("\n", len(text) // 2)        # the end of a row in the middle
+  (workdir / "results.csv").write_text(   # the next row cut after its first cell, or whole
+      text[:text.index(",", end)] if cut == "mid_row" else text[:end + 1])
+  with pytest.raises(lincv.checkpoint.Damaged, match="results.csv is damaged: " + message):
+    _ = lincv.Run.load(workdir).results
+
+
 def test_a_damaged_metrics_file_is_named(digits_run, tmp_path):
   run, _ = digits_run
   workdir = tmp_path / "copy"
