@@ -336,8 +336,10 @@ def test_rows_of_the_wrong_rank_are_named():
   # Training rows of shape (1, N, D) said the labels should have shape (1,); chex said
   # "input 0" without naming it.
   x, y = np.zeros((30, 4), np.float32), np.arange(30) % 3
-  with pytest.raises(AssertionError, match=re.escape("[x_train_NxD must be rows (N, D)]")):
+  with pytest.raises(ValueError, match=re.escape("x_train_NxD must be rows (N, D), got shape "
+                                                 "(1, 30, 4)")):
     knn.predict(x[None], y, x)
+  np.testing.assert_array_equal(knn.predict(x.tolist(), y, x[:2].tolist()), [0, 0])  # lists
   with pytest.raises(AssertionError, match=re.escape("x_test_MxD (M, D), x_train_NxD (N, D)")):
     knn.predict(x, y, x[0])
   with pytest.raises(AssertionError, match=re.escape("[x_NxD must be rows (N, D)]")):

@@ -344,8 +344,9 @@ def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
   """
   check_name("tie_break", tie_break, TIE_BREAKS)
   # The rows' rank before the labels' length, which is read from them: training rows of
-  # shape (1, N, D) said the labels should have shape (1,).
-  chex.assert_rank(x_train_NxD, 2, custom_message="x_train_NxD must be rows (N, D)")
+  # shape (1, N, D) said the labels should have shape (1,). (np.ndim: rows may be a list.)
+  if np.ndim(x_train_NxD) != 2:
+    raise ValueError(f"x_train_NxD must be rows (N, D), got shape {np.shape(x_train_NxD)}")
   num_classes = _check_labels(y_train_N, np.shape(x_train_NxD)[0], num_classes)
   _, idx_MxK = neighbours(x_train_NxD, x_test_MxD, k, metric, chunk_size=chunk_size,
                           train_chunk_size=train_chunk_size)
