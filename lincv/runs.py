@@ -108,11 +108,12 @@ class Run:
     with open(path, newline="") as f:
       header, *table = list(csv.reader(f)) or [[]]
     members = self.summary.get("num_members", len(table))
-    short = [i for i, cells in enumerate(table) if len(cells) != len(header)]
-    problem = (f"row {short[0] + 1} has {len(table[short[0]])} cells where the header names "
-               f"{len(header)}" if short else
-               f"it holds {len(table)} rows, where this run has {members} members"
-               if len(table) != members else None)
+    cut = next((i for i, cells in enumerate(table) if len(cells) != len(header)), None)
+    problem = None
+    if cut is not None:
+      problem = f"row {cut + 1} has {len(table[cut])} cells where the header names {len(header)}"
+    elif len(table) != members:
+      problem = f"it holds {len(table)} rows, where this run has {members} members"
     if problem:
       raise checkpoint.Damaged(f"{path} is damaged: {problem}; remove the run (or use a new "
                                "--workdir) and run it again")
