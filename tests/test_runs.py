@@ -154,6 +154,12 @@ def test_a_run_refuses_to_evaluate_on_rows_other_than_its_own(tmp_path):
     lincv.Run.load(tmp_path / "run").evaluate("test")
 
 
+def _copy(run, tmp_path):
+  """A copy of `run`'s directory, for a test to damage or change."""
+  shutil.copytree(run.workdir, tmp_path / "copy")
+  return tmp_path / "copy"
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda p: {**p, "W": p["W"][:, :7]}, r"W \(64, 7\) and b \(10,\) do not score the "
                                           r"run's 10 classes"),
@@ -162,8 +168,7 @@ def test_a_run_refuses_to_evaluate_on_rows_other_than_its_own(tmp_path):
 ])
 def test_a_run_with_damaged_weights_is_refused(digits_run, tmp_path, change, message):
   run, _ = digits_run
-  workdir = tmp_path / "copy"
-  shutil.copytree(run.workdir, workdir)
+  workdir = _copy(run, tmp_path)
   np.savez(workdir / "checkpoint" / "best.npz", **change(dict(run.params)))
   with pytest.raises(lincv.checkpoint.Damaged, match="best.npz is damaged: " + message):
     lincv.Run.load(workdir).predict(np.zeros((2, 8, 8, 1), np.uint8))
@@ -172,8 +177,7 @@ def test_a_run_with_damaged_weights_is_refused(digits_run, tmp_path, change, mes
 def test_an_earlier_runs_config_without_a_later_field_loads_with_its_default(digits_run,
                                                                             tmp_path):
   run, summary = digits_run
-  workdir = tmp_path / "copy"
-  shutil.copytree(run.workdir, workdir)
+  workdir = _copy(run, tmp_path)
   saved = json.loads((workdir / "config.json").read_text())
   del saved["data"]["center"], saved["checkpoint_seconds"]
   (workdir / "config.json").write_text(json.dumps(saved))
@@ -190,8 +194,7 @@ def test_a_results_file_cut_short_is_named(digits_run, tmp_path, cut, message):
   # Cut in a row it raised a TypeError from int(None); cut between rows it gave fewer
   # members, silently.
   run, _ = digits_run
-  workdir = tmp_path / "copy"
-  shutil.copytree(run.workdir, workdir)
+  workdir = _copy(run, tmp_path)
   text = (workdir / "results.csv").read_text()
   end = text.index("\n", len(text) // 2)        # the end of a row in the middle
   (workdir / "results.csv").write_text(   # the next row cut after its first cell, or whole
@@ -202,8 +205,7 @@ def test_a_results_file_cut_short_is_named(digits_run, tmp_path, cut, message):
 
 def test_a_damaged_metrics_file_is_named(digits_run, tmp_path):
   run, _ = digits_run
-  workdir = tmp_path / "copy"
-  shutil.copytree(run.workdir, workdir)
+  workdir = _copy(run, tmp_path)
   with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as f:
     f.write('{"member": 999, "epoch": 1, "train_loss": 1.0, "val_accuracy": 0.5}\n{"memb')
   lines = len((workdir / "metrics.jsonl").read_text().splitlines())

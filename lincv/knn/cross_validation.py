@@ -18,8 +18,7 @@ import numpy as np
 from lincv._checks import check_count, check_name
 from lincv.data.splits import fold_indices
 from lincv.knn.search import (DEFAULT_KS, METRICS, TIE_BREAKS, _CHUNK, _TRAIN_BLOCK, _as_float,
-                              _check_labels, _offset, _search, _split, _unit,
-                              _votes)
+                              _check_labels, _offset, _search, _split, _unit, _votes)
 
 
 @functools.partial(
