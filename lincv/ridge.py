@@ -156,24 +156,31 @@ def _check_finite(a, dtype, what: str, unit: str) -> None:
         f"range (max {float(jnp.finfo(dtype).max):.3g}); check the rows, or scale them")
 
 
-def _row_sum(fn, arrays, chunk: int):
-  """The sum over chunks of rows of `fn(valid_C, *chunk_of_each_array)`, where `fn` counts
-  only the rows where `valid_C` is True.
+def _row_sum(fn, arrays, chunk: int, total):
+  """`total` (zeros, on the host) plus, over chunks of rows, what
+  `fn(total, valid_C, *chunk_of_each_array)` adds to it (`_add`): the sum of its terms
+  over the rows where `valid_C` is True.
 
   The N rows make ceil(N / chunk) chunks of one size, ceil(N / chunks) rows, so one
   program serves them all: the last one ends at row N and overlaps the one before by
   fewer rows than there are chunks, its rows already counted marked not valid. Host
-  arrays (a memory map) are read and moved to the device a chunk at a time."""
+  arrays (a memory map) are read and moved to the device a chunk at a time. The sum
+  runs inside `fn`'s program, on a total it is handed (and may reuse, donated): an add
+  of its own would compile a program for each shape of total."""
   n = arrays[0].shape[0]
   count = chunked.num_chunks(n, chunk)
   size = -(-n // count)
-  total = None
+  total = jax.device_put(total)
   for i in range(count):
     start = min(i * size, n - size)
-    valid = jnp.asarray(np.arange(start, start + size) >= i * size)
-    part = fn(valid, *(jnp.asarray(a[start:start + size]) for a in arrays))
-    total = part if total is None else jax.tree.map(jnp.add, total, part)
+    valid = jax.device_put(np.arange(start, start + size) >= i * size)
+    total = fn(total, valid, *(jax.device_put(a[start:start + size]) for a in arrays))
   return total
+
+
+def _add(total, part):
+  """`total` plus `part`, in `total`'s dtypes: one chunk's terms added to the sum so far."""
+  return jax.tree.map(lambda t, p: t + p.astype(t.dtype), total, part)
 
 
 def _wide(dtype):
@@ -185,10 +192,10 @@ def _wide(dtype):
   return jnp.dtype(jnp.float32)
 
 
-@jax.jit
-def _column_sum(valid_C, x_CxD):
+@functools.partial(jax.jit, donate_argnames="total")
+def _column_sum(total, valid_C, x_CxD):
   x = x_CxD.astype(_wide(x_CxD.dtype))
-  return jnp.sum(jnp.where(valid_C[:, None], x, 0), axis=0)
+  return _add(total, jnp.sum(jnp.where(valid_C[:, None], x, 0), axis=0))
 
 
 def _bounds(m: int) -> tuple[tuple[int, int], ...]:
@@ -207,12 +214,14 @@ def _upper(z_RxM, bounds):
   return [cols[i].T @ cols[j] for i in range(len(cols)) for j in range(i, len(cols))]
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "bounds"))
-def _gram_update(mean_D, t_mean_C, valid_C, x_CxD, y_C, num_classes, bounds):
-  """(the upper blocks of X_c^T X_c, X_c^T T_c) of the valid rows of one chunk."""
+@functools.partial(jax.jit, static_argnames=("num_classes", "bounds"),
+                   donate_argnames="total")
+def _gram_update(mean_D, t_mean_C, total, valid_C, x_CxD, y_C, num_classes, bounds):
+  """`total` plus (the upper blocks of X_c^T X_c, X_c^T T_c) of the valid rows of one
+  chunk."""
   xc = jnp.where(valid_C[:, None], x_CxD.astype(mean_D.dtype) - mean_D[None, :], 0)
   tc = losses.targets(y_C, num_classes, xc.dtype) - t_mean_C[None, :]
-  return _upper(xc, bounds), xc.T @ tc
+  return _add(total, (_upper(xc, bounds), xc.T @ tc))
 
 
 def _linalg():
@@ -411,30 +420,35 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   eps = float(jnp.finfo(dtype).eps)
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64
-  column_sum = np.asarray(_row_sum(_column_sum, (x_NxD,), chunk))
+  column_sum = np.asarray(_row_sum(_column_sum, (x_NxD,), chunk, np.zeros(d, dtype)))
   _check_finite(column_sum, dtype, "column sums", "column")
-  mean = jnp.asarray((column_sum / n).astype(dtype))      # divided and cast on the host:
-  t_mean_dev = jnp.asarray(t_mean.astype(dtype))          # no program to compile
+  mean = jax.device_put((column_sum / n).astype(dtype))   # divided and cast on the host:
+  t_mean_dev = jax.device_put(t_mean.astype(dtype))       # no program to compile
   if d <= n:
     bounds = _bounds(d)
     upper, xt_t = _row_sum(functools.partial(_gram_update, mean, t_mean_dev,
                                              num_classes=num_classes, bounds=bounds),
-                           (x_NxD, y), chunk)
+                           (x_NxD, y), chunk,
+                           ([np.zeros((b - a, e - c), dtype) for i, (a, b) in enumerate(bounds)
+                             for c, e in bounds[i:]], np.zeros((d, num_classes), dtype)))
     xt_t, gram = np.asarray(xt_t, np.float64), _host(upper, bounds)
     del upper                                                       # the device copy
     _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal", "column")
     w = _solve(gram, xt_t, lam, n, eps, dtype)                      # (D, K * C)
   else:
-    xc = jnp.asarray(x_NxD, dtype) - mean[None, :]
+    x = (x_NxD.astype(dtype) if isinstance(x_NxD, jax.Array)
+         else jax.device_put(np.asarray(x_NxD, dtype)))
+    xc = x - mean[None, :]
     tc = 2 * np.eye(num_classes)[y] - 1 - t_mean[None, :]            # float64 targets
     bounds = _bounds(n)
     gram = _host(_upper(xc.T, bounds), bounds)
     _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal", "row")
     m = _solve(gram, tc, lam, n, eps, dtype)                        # (N, K * C)
-    w = np.asarray(xc.T @ jnp.asarray(m, dtype), np.float64)
+    w = np.asarray(xc.T @ jax.device_put(m.astype(dtype)), np.float64)
   w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2)
   b_KxC = t_mean[None, :] - np.einsum("d,kdc->kc", np.asarray(mean, np.float64), w_KxDxC)
-  return {"W": jnp.asarray(w_KxDxC.astype(dtype)), "b": jnp.asarray(b_KxC.astype(dtype))}
+  return {"W": jax.device_put(w_KxDxC.astype(dtype)),
+          "b": jax.device_put(b_KxC.astype(dtype))}
 
 
 def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
@@ -465,8 +479,10 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
     if lam.shape != (k,):
       raise ValueError(f"evaluate needs one strength per member: {k} members, got "
                        f"strengths of shape {lam.shape}")
+    sums = (np.zeros(k, jnp.result_type(x_NxD.dtype, w.dtype, b.dtype)),   # squares,
+            np.zeros(k, np.int32), np.zeros((), np.int32))    # correct, non-finite values
     sq, correct, nonfinite = _row_sum(functools.partial(_stats, w, b),
-                                      (x_NxD, np.asarray(labels_N)), chunk)
+                                      (x_NxD, np.asarray(labels_N)), chunk, sums)
     if int(nonfinite):     # else every member's objective would be NaN or inf, silently
       raise BadRows(f"ridge.evaluate needs finite rows: {int(nonfinite)} of their values "
                        "are NaN or infinite")
@@ -476,8 +492,8 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
             np.asarray(correct, np.float64) / n)
 
 
-@jax.jit
-def _stats(w_KxDxC, b_KxC, valid_C, x_CxD, y_C):
+@functools.partial(jax.jit, donate_argnames="total")
+def _stats(w_KxDxC, b_KxC, total, valid_C, x_CxD, y_C):
   k, d, c = w_KxDxC.shape
   w_DxKC = jnp.transpose(w_KxDxC, (1, 0, 2)).reshape(d, k * c)
   s = (x_CxD @ w_DxKC + b_KxC.reshape(k * c)[None, :]).reshape(x_CxD.shape[0], k, c)
@@ -486,4 +502,4 @@ def _stats(w_KxDxC, b_KxC, valid_C, x_CxD, y_C):
                axis=(0, 2))
   correct = jnp.sum((jnp.argmax(s, axis=2) == y_C[:, None]) & valid_C[:, None], axis=0)
   nonfinite = jnp.sum(~jnp.isfinite(x_CxD) & valid_C[:, None])
-  return sq, correct, nonfinite
+  return _add(total, (sq, correct, nonfinite))

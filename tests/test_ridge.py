@@ -149,6 +149,28 @@ def test_memory_mapped_rows_in_chunks_give_the_in_memory_result(tmp_path):
                              atol=64 * float(np.finfo(np.float32).eps) * np.abs(whole["W"]).max())
 
 
+def test_a_path_and_its_evaluation_compile_one_program_each_over_many_chunks():
+  """The sums over chunks run inside the chunk's own program, and the host arrays move
+  to the device without one: no program per shape of a sum, none per array moved."""
+  from jax import monitoring  # pylint: disable=import-outside-toplevel
+  compiled = []
+
+  def record(event, seconds, **kwargs):
+    del seconds
+    if event.endswith("backend_compile_duration"):
+      compiled.append(kwargs.get("fun_name", "?"))
+  x, y = _problem(43, 9, c=3, seed=11)          # shapes no other test compiles for
+  x = x.astype(np.float32)
+  monitoring.register_event_duration_secs_listener(record)
+  try:
+    for lam in ([1e-3, 0.1], [0.2, 5.0]):     # the second path compiles nothing
+      params = ridge.path(x, y, lam, 3, chunk=5)                     # 9 chunks of 5
+      ridge.evaluate(params, x, y, lam, chunk=5)
+  finally:
+    monitoring.unregister_event_duration_listener(record)
+  assert sorted(compiled) == ["jit(_column_sum)", "jit(_gram_update)", "jit(_stats)"]
+
+
 def test_bad_input_is_one_line():
   x, y = _problem(20, 3)
   with pytest.raises(ValueError, match=r"label 4 \(example 2\) is out of range for 4 classes"):
