@@ -141,3 +141,23 @@ def test_feature_settings_that_cannot_work_are_refused_before_any_data(features_
     lincv.experiment.check(config)
   config.features = "pixels"  # settings of features no member uses are not checked here
   lincv.experiment.check(config)
+
+
+def test_a_model_fitted_with_another_norm_eps_keeps_it_saved_and_cached(prepared, tmp_path):
+  """The patch normalisation is part of a k-means model: a reloaded featurizer, and the
+  cache of `features_of`, gave the codes of the pipeline's norm_eps of 10."""
+  import dataclasses   # pylint: disable=import-outside-toplevel
+  import jax   # pylint: disable=import-outside-toplevel
+  featurizer, _ = features.compute("kmeans", prepared, _cfg(), None, seed=3)
+  images = prepared.images["test"]
+  model = features.kmeans_fit(jax.random.key(0), prepared.images["train"], 4,
+                              num_patches=200, iterations=2, norm_eps=50.0)
+  own = dataclasses.replace(featurizer, model=model)
+  reloaded = features.Featurizer.from_arrays(own.to_arrays())
+  assert reloaded.model.norm_eps == 50.0
+  np.testing.assert_array_equal(reloaded(images), own(images))
+  cache = str(tmp_path)
+  other = dataclasses.replace(own, model=model._replace(norm_eps=10.0))   # the same arrays
+  assert not np.array_equal(other(images), own(images))
+  np.testing.assert_array_equal(features.features_of(other, images, cache), other(images))
+  np.testing.assert_array_equal(features.features_of(own, images, cache), own(images))

@@ -34,7 +34,7 @@ BATCH_SIZE = 250  # images per jitted call of a feature function
 PATCH_SIZE = 6
 HOG_CELL = 8  # pixels per side of a HOG cell
 PREFIX = "featurizer_"  # of the keys of `Featurizer.to_arrays`
-_MODEL_FIELDS = KMeansFeatures._fields[:4]   # the arrays; the pipeline fits at norm_eps's default
+_MODEL_FIELDS = KMeansFeatures._fields[:4]   # the arrays; norm_eps goes in the meta
 
 
 def hog_color(images_NxHxWx3, bins: int = 10) -> jax.Array:
@@ -120,6 +120,8 @@ class Featurizer:
     """Everything, as arrays to save in an .npz: keys start with `PREFIX`."""
     meta = {"name": self.name, "settings": self.settings,
             "image_shape": [int(s) for s in self.image_shape]}
+    if self.model is not None:   # the patch normalisation its centroids were fitted with
+      meta["norm_eps"] = float(self.model.norm_eps)
     out = {PREFIX + "meta": np.array(json.dumps(meta, sort_keys=True)),
            PREFIX + "mean_F": np.asarray(self.mean_F, np.float32),
            PREFIX + "scale_F": np.asarray(self.scale_F, np.float32)}
@@ -139,7 +141,10 @@ class Featurizer:
       missing = [f for f in _MODEL_FIELDS if PREFIX + f not in arrays]
       if missing:
         raise ValueError(f"the saved kmeans featurizer has no {PREFIX + missing[0]!r}")
-      model = KMeansFeatures(*(jnp.asarray(arrays[PREFIX + f]) for f in _MODEL_FIELDS))
+      # Saved before norm_eps was: the pipeline fits at its default.
+      norm_eps = float(meta.get("norm_eps", KMeansFeatures._field_defaults["norm_eps"]))
+      model = KMeansFeatures(*(jnp.asarray(arrays[PREFIX + f]) for f in _MODEL_FIELDS),
+                             norm_eps)
     return cls(meta["name"], meta["settings"], tuple(meta["image_shape"]),
                np.asarray(arrays[PREFIX + "mean_F"], np.float32),
                np.asarray(arrays[PREFIX + "scale_F"], np.float32), model)
@@ -227,9 +232,13 @@ def _raw(featurizer, images, model_id, cache_dir) -> np.ndarray:
   """The features of `images` before standardisation, cached per (images, settings, model)."""
   # Codes depend on the model they were encoded with, not only on the images: a model
   # fitted on other training images (another val_fraction, limit or split) gives others.
-  return _cached(lambda: featurizer.raw(images),
-                 {"images": fingerprint(images), **featurizer.settings, "model": model_id},
-                 cache_dir)
+  key = {"images": fingerprint(images), **featurizer.settings, "model": model_id}
+  eps = None if featurizer.model is None else float(featurizer.model.norm_eps)
+  if eps is not None and eps != KMeansFeatures._field_defaults["norm_eps"]:
+    # A model's arrays with another patch normalisation give other codes. Named only
+    # where it is not the pipeline's own, so that the entries cached before stay valid.
+    key["norm_eps"] = eps
+  return _cached(lambda: featurizer.raw(images), key, cache_dir)
 
 
 def features_of(featurizer: Featurizer, images, cache_dir: str | None) -> np.ndarray:
