@@ -31,6 +31,9 @@ def test_pure_colours_by_hand():
   np.testing.assert_array_equal(features.color_histogram(blue, bins=10)[0].argmax(), 6)
   grey = np.full((1, 4, 4, 3), 128, np.uint8)
   np.testing.assert_array_equal(features.color_histogram(grey, bins=4), [[1, 0, 0, 0]])
+  # A NumPy integer is a count, as hog's cell and orientations are.
+  np.testing.assert_array_equal(features.color_histogram(red, bins=np.int64(10)),
+                                [[1] + [0] * 9])
 
 
 @pytest.mark.parametrize("bins", [9, 10, 36, 72])
@@ -168,6 +171,16 @@ def test_kmeans_objective_never_increases():
   assert objective[-1] < objective[0]
   d2 = ((np.asarray(x)[:, None] - np.asarray(c)[None]) ** 2).sum(-1)
   assert d2.min(1).mean() <= objective[-1] + 1e-12  # one more step cannot be worse
+
+
+def test_kmeans_clusters_integer_rows_as_float32():
+  # uint8 and int rows failed inside the loop, its carry a float mean of integers.
+  rows = np.random.default_rng(2).integers(0, 10, (40, 3))
+  want = features.kmeans(jax.random.key(0), rows.astype(np.float32), 3, 4)
+  for dtype in (np.uint8, np.int32, np.int64, np.float16):
+    got = features.kmeans(jax.random.key(0), rows.astype(dtype), 3, 4)
+    assert got[0].dtype == jnp.float32
+    np.testing.assert_array_equal(got[0], want[0])
 
 
 def test_kmeans_reseeds_an_empty_cluster():

@@ -7,6 +7,8 @@ scale, is pure and jittable, and returns float32.
 import jax
 import jax.numpy as jnp
 
+from lincv._checks import check_count
+
 
 def check_rgb(images) -> None:
   """Raises a ValueError unless `images` has shape (N, H, W, 3), none of them 0."""
@@ -64,8 +66,7 @@ def color_histogram(images_NxHxWx3, bins: int = 10) -> jax.Array:
   `colorsys` and `matplotlib.colors.rgb_to_hsv`. Each row sums to 1; a pure-red image
   puts all its mass in bin 0. An image with a NaN pixel has a row of NaN.
   """
-  if not isinstance(bins, int) or bins < 1:
-    raise ValueError(f"bins must be a positive integer, got {bins!r}")
+  bins = check_count("bins", bins)     # a NumPy integer too, as `hog`'s cell and orientations
   v_NxHxW, c_NxHxW = _hue_parts(images_NxHxWx3)
   n = v_NxHxW.shape[0]
   # floor(bins * v / 6c), not floor(bins * hue): for integer pixels the quotient of two

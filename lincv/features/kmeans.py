@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked
-from lincv._checks import check_count, check_hparam, check_key
+from lincv._checks import check_count, check_hparam, check_key, wide_ints_as_float32
 from lincv.features.color import as_rgb, check_rgb
 
 _IMAGES = "images_NxHxWxC must be images (N, H, W, C); one image needs a batch axis, image[None]"
@@ -156,7 +156,8 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
   fair baseline). Each iteration assigns every row to its nearest centroid and moves each
   centroid to the mean of its rows. A centroid left with no rows is moved onto a row far
   from its centroid (the rows farthest from their centroids are taken in order, one per
-  empty cluster), so no centroid is wasted. Rows must be finite.
+  empty cluster), so no centroid is wasted. Rows must be finite; integer and 16-bit float
+  rows are clustered in float32.
 
   objective[t] = mean_i min_k |x_i - c_k|^2 for the centroids entering iteration t. It
   never increases: the assignment step minimises over k, the mean minimises the sum of
@@ -164,6 +165,10 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
 
   Rows are processed `chunk_size` at a time, so memory is about chunk_size * K.
   """
+  x_PxD = jnp.asarray(wide_ints_as_float32(x_PxD))
+  if not (jnp.issubdtype(x_PxD.dtype, jnp.floating) and jnp.finfo(x_PxD.dtype).bits >= 32):
+    # Integer rows (uint8 pixels) failed inside the loop, whose centroids are means.
+    x_PxD = x_PxD.astype(jnp.float32)
   if not isinstance(x_PxD, jax.core.Tracer) and not bool(jnp.isfinite(x_PxD).all()):
     # A NaN row took no centroid, silently, and the objective came back NaN.
     raise ValueError("x holds a NaN or infinite value; k-means needs finite rows")
