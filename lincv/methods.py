@@ -158,8 +158,10 @@ def scores(config, hparams, params, x_NxD, pool=None, num_classes=None) -> np.nd
     x_pool, y_pool = pool
     num_classes = num_classes or int(np.max(y_pool)) + 1
     _, idx_NxK = knn.neighbours(x_pool, x_NxD, int(hparams["k"]), hparams["metric"])
-    votes = jax.nn.one_hot(jnp.asarray(y_pool)[idx_NxK], num_classes).mean(axis=1)
-    return np.asarray(votes)
+    # On the host: op by op on the device, the lookup and the one-hot compiled seven
+    # programs.
+    labels_NxK = np.asarray(y_pool)[np.asarray(idx_NxK)]
+    return np.eye(num_classes, dtype=np.float32)[labels_NxK].mean(axis=1)
   model = structure(config, hparams).model
   params = jax.tree.map(jnp.asarray, params)
   x = jnp.asarray(x_NxD, jax.tree.leaves(params)[0].dtype)

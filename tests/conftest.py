@@ -35,6 +35,25 @@ def x64():
 
 
 @pytest.fixture
+def compiled():
+  """The names of the programs compiled (or read from the compilation cache) while the
+  test runs, in order: `jit(<function>)` for a jitted function, the primitive's name for
+  an operation run op by op."""
+  from jax import monitoring  # pylint: disable=import-outside-toplevel
+  names = []
+
+  def record(event, seconds, **kwargs):
+    del seconds
+    if event.endswith("backend_compile_duration"):
+      names.append(kwargs.get("fun_name", "?"))
+  monitoring.register_event_duration_secs_listener(record)
+  try:
+    yield names
+  finally:
+    monitoring.unregister_event_duration_listener(record)
+
+
+@pytest.fixture
 def offline_data(tmp_path, monkeypatch):
   """A fresh TFDS_DATA_DIR under tmp_path, and any network connection fails the test."""
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))

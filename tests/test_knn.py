@@ -2,6 +2,7 @@
 
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -228,6 +229,8 @@ def test_non_finite_rows_and_out_of_range_votes_are_refused():
   bad[4, 1] = np.nan
   with pytest.raises(ValueError, match=r"^x_test row 4 holds a non-finite value"):
     knn.predict(x_train, y_train, bad)
+  with pytest.raises(ValueError, match=r"^x_test row 4 holds a non-finite value"):
+    knn.predict(x_train, y_train, jax.device_put(bad))    # checked on the device
   bad = x_train.copy()
   bad[7, 0] = np.inf
   with pytest.raises(ValueError, match=r"^x_train row 7 holds a non-finite value"):
@@ -240,6 +243,22 @@ def test_non_finite_rows_and_out_of_range_votes_are_refused():
     knn.vote(np.array([[5, 5, 1]]), 3)
   with pytest.raises(ValueError, match=r"got -1"):
     knn.vote(np.array([[-1, -1, 2]]), 3)
+
+
+def test_predict_and_cross_validation_compile_their_own_programs_only(compiled):
+  """Op by op, the label lookup, the shift and the gather of the folds' rows and the
+  finiteness checks compiled about twenty programs of their own (63 in a digits k-NN run
+  where 9 remain); each now runs inside a program or on the host."""
+  rng = np.random.default_rng(8)
+  x, t = rng.normal(size=(37, 5)), rng.normal(size=(11, 5))   # shapes no other test has
+  y = np.arange(37) % 3
+  knn.fold_indices(37, 3, seed=0)     # the permutation's programs, compiled before
+  compiled.clear()
+  for _ in range(2):                  # the second time compiles nothing
+    knn.predict(x, y, t, k=3, num_classes=3)
+    knn.cross_validate(x, y, ks=(1, 3), num_folds=3, num_classes=3)
+  assert sorted(compiled) == ["jit(_cross_validate)", "jit(_neighbours)",
+                              "jit(_vote_neighbours)"]
 
 
 def test_float16_rows_are_searched_in_float32():

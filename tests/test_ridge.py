@@ -149,25 +149,14 @@ def test_memory_mapped_rows_in_chunks_give_the_in_memory_result(tmp_path):
                              atol=64 * float(np.finfo(np.float32).eps) * np.abs(whole["W"]).max())
 
 
-def test_a_path_and_its_evaluation_compile_one_program_each_over_many_chunks():
+def test_a_path_and_its_evaluation_compile_one_program_each_over_many_chunks(compiled):
   """The sums over chunks run inside the chunk's own program, and the host arrays move
   to the device without one: no program per shape of a sum, none per array moved."""
-  from jax import monitoring  # pylint: disable=import-outside-toplevel
-  compiled = []
-
-  def record(event, seconds, **kwargs):
-    del seconds
-    if event.endswith("backend_compile_duration"):
-      compiled.append(kwargs.get("fun_name", "?"))
   x, y = _problem(43, 9, c=3, seed=11)          # shapes no other test compiles for
   x = x.astype(np.float32)
-  monitoring.register_event_duration_secs_listener(record)
-  try:
-    for lam in ([1e-3, 0.1], [0.2, 5.0]):     # the second path compiles nothing
-      params = ridge.path(x, y, lam, 3, chunk=5)                     # 9 chunks of 5
-      ridge.evaluate(params, x, y, lam, chunk=5)
-  finally:
-    monitoring.unregister_event_duration_listener(record)
+  for lam in ([1e-3, 0.1], [0.2, 5.0]):     # the second path compiles nothing
+    params = ridge.path(x, y, lam, 3, chunk=5)                     # 9 chunks of 5
+    ridge.evaluate(params, x, y, lam, chunk=5)
   assert sorted(compiled) == ["jit(_column_sum)", "jit(_gram_update)", "jit(_stats)"]
 
 

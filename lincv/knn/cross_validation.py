@@ -23,8 +23,12 @@ from lincv.knn.search import (DEFAULT_KS, METRICS, TIE_BREAKS, _CHUNK, _TRAIN_BL
 
 @functools.partial(
     jax.jit, static_argnames=("ks", "metric", "chunk", "blocks", "num_classes", "tie_break"))
-def _cross_validate(x_FxSxD, y_FxS, valid_FxS, *, ks, metric, chunk, blocks, num_classes,
-                    tie_break):
+def _cross_validate(x_NxD, idx_FxS, y_FxS, valid_FxS, *, ks, metric, chunk, blocks,
+                    num_classes, tie_break):
+  if metric == "l2":   # one shift for every fold: the same distances (see search)
+    x_NxD = x_NxD - _offset(x_NxD)
+    x_NxD = x_NxD / _unit(x_NxD)   # rows whose squared norms would overflow
+  x_FxSxD = x_NxD[idx_FxS]
   num_folds, s, d = x_FxSxD.shape
   t = s // blocks
   others_FxJ = jnp.array([[g * blocks + i for g in range(num_folds) if g != f
@@ -66,9 +70,6 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   x_NxD = _as_float(x_NxD, "x")
   chex.assert_rank(x_NxD, 2, custom_message="x_NxD must be rows (N, D)")
   n = x_NxD.shape[0]
-  if metric == "l2" and n:     # one shift for every fold: the same distances (see search)
-    x_NxD = x_NxD - _offset(x_NxD)
-    x_NxD = x_NxD / _unit(x_NxD)   # rows whose squared norms would overflow
   num_classes = _check_labels(y_N, n, num_classes)
   ks = tuple(ks)
   if not ks:
@@ -95,11 +96,12 @@ def cross_validate(x_NxD, y_N, ks: Sequence[int] = DEFAULT_KS, num_folds: int = 
   for f, fold in enumerate(folds):
     idx_FxS[f, :len(fold)] = fold
     valid_FxS[f, :len(fold)] = True
-  x_FxSxD = x_NxD[jnp.asarray(idx_FxS)]
-  y_FxS = jnp.asarray(np.asarray(y_N)[idx_FxS])
+  # The shift and the gather of the folds' rows run in the one program: op by op they
+  # compiled twenty.
   acc_FxK = np.asarray(_cross_validate(
-      x_FxSxD, y_FxS, jnp.asarray(valid_FxS), ks=ks, metric=metric, chunk=chunk,
-      blocks=blocks, num_classes=num_classes, tie_break=tie_break))
+      x_NxD, *jax.device_put((idx_FxS, np.asarray(y_N)[idx_FxS], valid_FxS)), ks=ks,
+      metric=metric, chunk=chunk, blocks=blocks, num_classes=num_classes,
+      tie_break=tie_break))
   mean = acc_FxK.mean(axis=0)
   best_k = min(k for k, a in zip(ks, mean) if a == mean.max())
   return {"ks": list(ks), "accuracy": [float(a) for a in mean],

@@ -60,17 +60,34 @@ _L1_UNROLL = 4
 
 def _as_float(x, name: str = "x"):
   """Rows as float32, or float64 where they are float64 (and 64-bit JAX is on): integers
-  (uint8 pixels), float16 and bfloat16 are widened. Raises ValueError on a non-finite
-  value, naming `name` and its row (not under `jit`, where the values are not known)."""
-  x = jnp.asarray(wide_ints_as_float32(x))
-  if not (jnp.issubdtype(x.dtype, jnp.floating) and jnp.finfo(x.dtype).bits >= 32):
-    x = x.astype(jnp.float32)
-  if isinstance(x, jax.core.Tracer) or not x.size:    # under jit: no values to check
-    return x
-  if not bool(jnp.all(jnp.isfinite(x))):
+  (uint8 pixels), float16 and bfloat16 are widened, host rows on the host. Raises
+  ValueError on a non-finite value, naming `name` and its row (not under `jit`, where the
+  values are not known). Host rows are checked on the host and move to the device without
+  a program (`jnp.asarray` compiled one per shape, and the check op by op two more)."""
+  if not isinstance(x, jax.Array):
+    x = np.asarray(wide_ints_as_float32(x))
+    x = x if _wide(x.dtype) else x.astype(np.float32)
+    # NaN is the min and the max of rows that hold one; no temporary array, no program.
+    finite = not x.size or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+    x = jax.device_put(x)
+  else:
+    x = x if _wide(x.dtype) else x.astype(jnp.float32)
+    if isinstance(x, jax.core.Tracer) or not x.size:    # under jit: no values to check
+      return x
+    finite = bool(_finite(x))
+  if not finite:
     row = int(np.argmax((~np.isfinite(np.asarray(x).reshape(x.shape[0], -1))).any(axis=1)))
     raise ValueError(f"{name} row {row} holds a non-finite value; k-NN needs finite rows")
   return x
+
+
+def _wide(dtype) -> bool:
+  return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits >= 32
+
+
+@jax.jit
+def _finite(x):
+  return jnp.all(jnp.isfinite(x))
 
 
 def _offset(x_train_NxD):
@@ -350,5 +367,12 @@ def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
   num_classes = _check_labels(y_train_N, np.shape(x_train_NxD)[0], num_classes)
   _, idx_MxK = neighbours(x_train_NxD, x_test_MxD, k, metric, chunk_size=chunk_size,
                           train_chunk_size=train_chunk_size)
-  labels_MxK = jnp.asarray(y_train_N)[idx_MxK]
-  return _votes(labels_MxK, (k,), num_classes, tie_break)[0]
+  return _vote_neighbours(jax.device_put(np.asarray(y_train_N)), idx_MxK,
+                          num_classes=num_classes, tie_break=tie_break)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "tie_break"))
+def _vote_neighbours(y_N, idx_MxK, num_classes: int, tie_break: str):
+  """The vote of the labels of the neighbours `idx_MxK`, (M,): one program with the
+  lookup (op by op, indexing compiled six)."""
+  return _votes(y_N[idx_MxK], (idx_MxK.shape[1],), num_classes, tie_break)[0]
