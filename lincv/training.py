@@ -15,7 +15,11 @@ one data order and one minibatch gather per step (see `train_epoch`).
 
 Per step: a minibatch drawn without replacement (one permutation per epoch, see
 `lincv.order`), the objective and its gradient (hand-derived by default, `jax.grad` on
-request: both give the same trajectory), one optax update. Per epoch: mean train loss,
+request), one optax update. The two gradients give the same trajectory wherever the
+objective is differentiable. At a kink they take different subgradients: a weight at
+exactly 0 under l1 or elastic net (sign(0) = 0 by hand, 1 through `jnp.abs`) and an
+svm margin at exactly 0 (0 by hand, 1/2 through `jnp.maximum`). Weights that start
+there (`init_scale=0`) then train apart. Per epoch: mean train loss,
 validation accuracy, the best-validation parameters kept, early stopping with patience.
 A member whose loss becomes non-finite or exceeds `diverge_factor` times its starting
 loss is frozen at its last good parameters (those before the update that made the loss
