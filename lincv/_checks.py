@@ -163,3 +163,23 @@ def wide_ints_as_float32(x):
       and not jax.config.jax_enable_x64):
     return x.astype(np.float32)
   return x
+
+
+def first_nonfinite_row(x) -> int | None:
+  """The index of the first row of `x` (concrete, at least one value) that holds a NaN or
+  an infinity, or None when every value is finite. Host rows are checked on the host (a
+  NaN or an infinity anywhere is their min or max: no temporary array), device rows by
+  one small program; op by op, the check compiled two per shape."""
+  if isinstance(x, jax.Array):
+    finite = bool(_all_finite(x))
+  else:
+    x = np.asarray(x)
+    finite = bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+  if finite:
+    return None
+  return int(np.argmax(~np.isfinite(np.asarray(x).reshape(x.shape[0], -1)).all(axis=1)))
+
+
+@jax.jit
+def _all_finite(x):
+  return jnp.all(jnp.isfinite(x))

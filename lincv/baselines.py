@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import losses, seeds
-from lincv._checks import check_count, check_hparam, check_key, check_labels
+from lincv._checks import (check_count, check_hparam, check_key, check_labels,
+                           first_nonfinite_row)
 
 METHODS = ("random_search", "random_local_search")
 
@@ -41,10 +42,9 @@ def _check(x_NxD, y_N, num_classes: int) -> None:
   check_labels(y_N, num_classes, x_NxD.shape[0])
   if isinstance(x_NxD, jax.core.Tracer):
     return
-  finite = np.asarray(jnp.isfinite(x_NxD).all(axis=1))
-  if not finite.all():
-    raise ValueError(f"row {int(np.argmin(finite))} holds a NaN or infinite value; every "
-                     "row must be finite")
+  row = first_nonfinite_row(x_NxD) if np.size(x_NxD) else None
+  if row is not None:
+    raise ValueError(f"row {row} holds a NaN or infinite value; every row must be finite")
 
 
 def _check_positive(name: str, value) -> None:

@@ -66,9 +66,21 @@ def test_random_searches_refuse_labels_out_of_range_and_non_finite_rows(search):
     search(jax.random.key(0), x, y.at[5].set(3), 3)
   with pytest.raises(ValueError, match="row 7 holds a NaN"):
     search(jax.random.key(0), x.at[7, 2].set(jnp.nan), y, 3)
+  with pytest.raises(ValueError, match="row 8 holds a NaN"):       # checked on the host
+    search(jax.random.key(0), np.asarray(x.at[8, 0].set(-jnp.inf)), y, 3)
   with pytest.raises(ValueError, match=r"labels must be integers of shape \(300,\), got "
                      r"shape \(300, 1\)"):
     search(jax.random.key(0), x, y[:, None], 3)
+
+
+def test_a_search_compiles_its_own_program_and_one_finiteness_check(compiled):
+  """Op by op, the check of device rows compiled two programs per shape."""
+  rng = np.random.default_rng(3)
+  x, y = jax.device_put(rng.normal(size=(41, 7)).astype(np.float32)), np.arange(41) % 3
+  key = jax.random.key(0)
+  compiled.clear()
+  baselines.random_search(key, x, y, 3, num_tries=5)
+  assert sorted(compiled) == ["jit(_all_finite)", "jit(_random_search)"]
 
 
 @pytest.mark.parametrize("search, kw, message", [

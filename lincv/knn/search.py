@@ -45,7 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, precision
-from lincv._checks import check_count, check_name, wide_ints_as_float32
+from lincv._checks import (check_count, check_name, first_nonfinite_row,
+                           wide_ints_as_float32)
 
 METRICS = ("l1", "l2")
 TIE_BREAKS = ("nearest", "smallest")
@@ -62,32 +63,22 @@ def _as_float(x, name: str = "x"):
   """Rows as float32, or float64 where they are float64 (and 64-bit JAX is on): integers
   (uint8 pixels), float16 and bfloat16 are widened, host rows on the host. Raises
   ValueError on a non-finite value, naming `name` and its row (not under `jit`, where the
-  values are not known). Host rows are checked on the host and move to the device without
-  a program (`jnp.asarray` compiled one per shape, and the check op by op two more)."""
+  values are not known). Host rows are checked on the host (`first_nonfinite_row`) and
+  move to the device without a program (`jnp.asarray` compiled one per shape)."""
   if not isinstance(x, jax.Array):
     x = np.asarray(wide_ints_as_float32(x))
     x = x if _wide(x.dtype) else x.astype(np.float32)
-    # NaN is the min and the max of rows that hold one; no temporary array, no program.
-    finite = not x.size or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
-    x = jax.device_put(x)
-  else:
-    x = x if _wide(x.dtype) else x.astype(jnp.float32)
-    if isinstance(x, jax.core.Tracer) or not x.size:    # under jit: no values to check
-      return x
-    finite = bool(_finite(x))
-  if not finite:
-    row = int(np.argmax((~np.isfinite(np.asarray(x).reshape(x.shape[0], -1))).any(axis=1)))
-    raise ValueError(f"{name} row {row} holds a non-finite value; k-NN needs finite rows")
-  return x
+  elif not _wide(x.dtype):
+    x = x.astype(jnp.float32)
+  if not isinstance(x, jax.core.Tracer) and x.size:    # under jit: no values to check
+    row = first_nonfinite_row(x)
+    if row is not None:
+      raise ValueError(f"{name} row {row} holds a non-finite value; k-NN needs finite rows")
+  return x if isinstance(x, jax.Array) else jax.device_put(x)
 
 
 def _wide(dtype) -> bool:
   return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits >= 32
-
-
-@jax.jit
-def _finite(x):
-  return jnp.all(jnp.isfinite(x))
 
 
 def _offset(x_train_NxD):
