@@ -261,6 +261,23 @@ def test_predict_and_cross_validation_compile_their_own_programs_only(compiled):
                               "jit(_vote_neighbours)"]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("scale", [2.0 ** -12, 2.0 ** -7, 1 / 16, 1.0, 2.0 ** 14])
+def test_scaled_integer_rows_keep_their_exact_ties_in_index_order(dtype, scale):
+  """The L2 search shifts the rows by a mean rounded to a power of two, so that rows of
+  small integers times a power of two stay exact, and so do their ties. XLA's exp2 gave
+  grids one ulp off a power of two (float64 2^-7; float32 2^-15), and equal distances
+  came back out of index order."""
+  rng = np.random.default_rng(4)
+  x_train, x_test = rng.integers(0, 4, (60, 3)), rng.integers(0, 4, (25, 3))
+  exact = ((x_test[:, None, :] - x_train[None, :, :]) ** 2).sum(-1)    # integers: exact
+  want = np.argsort(exact, axis=1, kind="stable")[:, :5]
+  with jax.enable_x64(dtype == "float64"):
+    _, got = knn.neighbours((x_train * scale).astype(dtype), (x_test * scale).astype(dtype),
+                            5)
+  np.testing.assert_array_equal(got, want)
+
+
 def test_float16_rows_are_searched_in_float32():
   # Squared norms past float16's 65,504 overflow: a float16 search returned inf and NaN
   # distances and chance-level neighbours.

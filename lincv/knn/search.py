@@ -86,8 +86,17 @@ def _offset(x_train_NxD):
   the rows' largest magnitude: rows of integers (small ones, whose distances are exact)
   stay exact once shifted, and so do their ties."""
   top = jnp.max(jnp.abs(x_train_NxD))
-  g = jnp.exp2(jnp.floor(jnp.log2(jnp.where(top > 0, top, 1))) - 8).astype(x_train_NxD.dtype)
+  g = _power_of_two(jnp.where(top > 0, top, 1), -8)
   return jnp.round(jnp.mean(x_train_NxD, axis=0, keepdims=True) / g) * g
+
+
+def _power_of_two(x, shift: int = 0):
+  """2^(floor(log2 x) + shift) for x > 0, exactly, in x's dtype. XLA's `exp2` of an integer
+  is not always a power of two (2^-7 came out one ulp above in float64, and the float32
+  rows' 2^-15 and 2^13 were off too), and a shift by such a grid broke the exact ties
+  of integer rows: equal distances came back out of index order."""
+  _, e = jnp.frexp(x)                  # x = m 2^e, m in [0.5, 1)
+  return jnp.ldexp(jnp.ones((), x.dtype), e - 1 + shift)
 
 
 def _shift(x_test_MxD, x_train_NxD):
@@ -106,7 +115,7 @@ def _unit(*rows):
   dtype = rows[0].dtype
   top = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(r), initial=0) for r in rows])
   big = top * top * rows[0].shape[1] > jnp.finfo(dtype).max / 16
-  return jnp.where(big, jnp.exp2(jnp.floor(jnp.log2(jnp.where(big, top, 1)))), 1).astype(dtype)
+  return jnp.where(big, _power_of_two(jnp.where(big, top, 1).astype(dtype)), 1).astype(dtype)
 
 
 def _split(n: int, max_size: int) -> tuple[int, int]:
