@@ -25,6 +25,15 @@ precision (it casts to float32 inside, or the backend has no float64), the diffe
 are taken in that precision with the step and tolerance derived from it, and the `Report`
 says so.
 
+Scale. The relative error is pooled over every coordinate (`relative_error`): a gradient
+is held to the scale of its largest entries. A leaf whose gradient is far smaller than
+another's (a bias gradient of 0.1 beside weight gradients of 2,000, under a strong
+penalty) is held only to that larger scale, so in float32 even its sign can be wrong
+within the tolerance. Check such a leaf on its own, as a function of that leaf with the
+others held fixed, to hold it to its own scale. Leaf by leaf, a tolerance on each leaf's
+own scale would fail correct float32 gradients whose leaf sits near a stationary point,
+where its entries are sums that cancel to their rounding.
+
 Kink test: for a function that is smooth on [-2h, 2h], the second differences at steps h
 and 2h agree to O(h^2). A kink inside that interval makes them disagree by a factor of
 about two, and the one-sided slopes (f(+h) - f(0))/h and (f(0) - f(-h))/h differ by the

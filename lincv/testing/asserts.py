@@ -119,7 +119,9 @@ def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | N
   ("numerical"), which reports coordinates whose step crosses a kink apart; those are left
   out of the comparison with jax.grad too (at |w| = 0 a hand subgradient 0 and jax.grad's
   1 are both right). The tolerance is sqrt(eps) of the gradient's dtype unless `tol` is
-  given.
+  given. The error is relative to the largest entries of the whole gradient: a leaf far
+  smaller than another is held to that scale (see `lincv.gradcheck`, Scale); assert it
+  on its own, as a function of that leaf alone, to hold it to its own.
 
   Args:
     f: a JAX-traceable function of the parameter pytree returning a scalar.
