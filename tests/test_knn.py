@@ -278,6 +278,17 @@ def test_scaled_integer_rows_keep_their_exact_ties_in_index_order(dtype, scale):
   np.testing.assert_array_equal(got, want)
 
 
+def test_the_search_holds_its_own_copy_of_host_rows():
+  """On a CPU a device array made from aligned host rows shares their memory, and a
+  search still running when `predict` returns would see the caller change them."""
+  from lincv import aligned   # pylint: disable=import-outside-toplevel
+  rows = aligned.empty((64, 16), np.float32)        # as lincv's own rows: shared if not copied
+  rows[:] = 0.0
+  searched = knn.search._as_float(rows)
+  rows[0, 0] = 7.0
+  assert float(searched[0, 0]) == 0.0
+
+
 def test_float16_rows_are_searched_in_float32():
   # Squared norms past float16's 65,504 overflow: a float16 search returned inf and NaN
   # distances and chance-level neighbours.

@@ -64,10 +64,13 @@ def _as_float(x, name: str = "x"):
   (uint8 pixels), float16 and bfloat16 are widened, host rows on the host. Raises
   ValueError on a non-finite value, naming `name` and its row (not under `jit`, where the
   values are not known). Host rows are checked on the host (`first_nonfinite_row`) and
-  move to the device without a program (`jnp.asarray` compiled one per shape)."""
+  copied there, then moved to the device without a program (`jnp.asarray` compiled one
+  per shape). The copy is the search's own: on a CPU a device array shares the memory of
+  the host array it was made from, and a search still running (JAX returns before its
+  programs end) saw the caller's rows change under it."""
   if not isinstance(x, jax.Array):
     x = np.asarray(wide_ints_as_float32(x))
-    x = x if _wide(x.dtype) else x.astype(np.float32)
+    x = x.astype(x.dtype if _wide(x.dtype) else np.float32)      # a copy
   elif not _wide(x.dtype):
     x = x.astype(jnp.float32)
   if not isinstance(x, jax.core.Tracer) and x.size:    # under jit: no values to check
@@ -367,8 +370,8 @@ def predict(x_train_NxD, y_train_N, x_test_MxD, k: int = 1, metric: str = "l2",
   num_classes = _check_labels(y_train_N, np.shape(x_train_NxD)[0], num_classes)
   _, idx_MxK = neighbours(x_train_NxD, x_test_MxD, k, metric, chunk_size=chunk_size,
                           train_chunk_size=train_chunk_size)
-  return _vote_neighbours(jax.device_put(np.asarray(y_train_N)), idx_MxK,
-                          num_classes=num_classes, tie_break=tie_break)
+  labels = jax.device_put(np.array(y_train_N))      # a copy, as `_as_float` makes of rows
+  return _vote_neighbours(labels, idx_MxK, num_classes=num_classes, tie_break=tie_break)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "tie_break"))
