@@ -15,9 +15,9 @@ parameters. `predict` and `scores` then apply the selected classifier to any row
 """
 
 import dataclasses
+import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lincv import baselines, chunked, knn, metrics, scores as scores_lib, seeds, sweep
@@ -163,10 +163,16 @@ def scores(config, hparams, params, x_NxD, pool=None, num_classes=None) -> np.nd
     # programs.
     labels_NxK = np.asarray(y_pool)[np.asarray(idx_NxK)]
     return np.eye(num_classes, dtype=np.float32)[labels_NxK].mean(axis=1)
-  model = structure(config, hparams).model
-  params = jax.tree.map(jnp.asarray, params)
-  x = jnp.asarray(x_NxD, jax.tree.leaves(params)[0].dtype)
-  return np.asarray(chunked.map_rows(lambda c: scores_lib.apply(model, params, c), x, 8192))
+  params = jax.device_put(params)    # as they are, as `predict` takes them
+  dtype = jax.tree.leaves(params)[0].dtype
+  x = x_NxD if getattr(x_NxD, "dtype", None) == dtype else np.asarray(x_NxD, dtype)
+  return np.asarray(_scores(structure(config, hparams).model, params, x))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _scores(model: str, params, x_NxD):
+  """The scores of `scores`, in one program (op by op, five compiled)."""
+  return chunked.map_rows(lambda c: scores_lib.apply(model, params, c), x_NxD, 8192)
 
 
 def predict(config, hparams, params, x_NxD, pool=None, num_classes=None) -> np.ndarray:

@@ -52,6 +52,19 @@ def test_a_digits_run_predicts_its_own_test_accuracy(digits_run):
   assert run.evaluate("val")["accuracy"] == pytest.approx(summary["best"]["val_accuracy"])
 
 
+def test_scores_are_the_score_function_of_the_selected_parameters_in_one_program(
+    digits_run, compiled):
+  run, _ = digits_run
+  x_test, _ = run.inputs.split("pixels", "test")
+  rows = x_test[:7]                        # a shape no other test scores
+  compiled.clear()
+  got = run.scores(rows)
+  assert compiled == ["jit(_scores)"]      # op by op, five
+  want = rows.astype(np.float64) @ np.asarray(run.params["W"], np.float64) + np.asarray(
+      run.params["b"], np.float64)
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 def test_a_run_reads_back_its_table_history_and_parameters(digits_run):
   run, summary = digits_run
   assert len(run.results) == summary["num_members"]
