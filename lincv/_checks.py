@@ -177,7 +177,9 @@ def first_nonfinite_row(x) -> int | None:
     finite = bool(np.isfinite(x.min()) and np.isfinite(x.max()))
   if finite:
     return None
-  return int(np.argmax(~np.isfinite(np.asarray(x).reshape(x.shape[0], -1)).all(axis=1)))
+  rows = np.asarray(x)
+  rows = rows.reshape(rows.shape[0] if rows.ndim else 1, -1)     # a scalar is one row
+  return int(np.argmax(~np.isfinite(rows).all(axis=1)))
 
 
 @jax.jit

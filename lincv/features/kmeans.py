@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked
-from lincv._checks import check_count, check_hparam, check_key, wide_ints_as_float32
+from lincv._checks import (check_count, check_hparam, check_key, first_nonfinite_row,
+                           wide_ints_as_float32)
 from lincv.features.color import as_rgb, check_rgb
 
 _IMAGES = "images_NxHxWxC must be images (N, H, W, C); one image needs a batch axis, image[None]"
@@ -169,7 +170,8 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
   if not (jnp.issubdtype(x_PxD.dtype, jnp.floating) and jnp.finfo(x_PxD.dtype).bits >= 32):
     # Integer rows (uint8 pixels) failed inside the loop, whose centroids are means.
     x_PxD = x_PxD.astype(jnp.float32)
-  if not isinstance(x_PxD, jax.core.Tracer) and not bool(jnp.isfinite(x_PxD).all()):
+  if not isinstance(x_PxD, jax.core.Tracer) and x_PxD.size and (
+      first_nonfinite_row(x_PxD) is not None):
     # A NaN row took no centroid, silently, and the objective came back NaN.
     raise ValueError("x holds a NaN or infinite value; k-means needs finite rows")
   check_key(key)
