@@ -164,9 +164,11 @@ def _row_sum(fn, arrays, chunk: int, total):
   The N rows make ceil(N / chunk) chunks of one size, ceil(N / chunks) rows, so one
   program serves them all: the last one ends at row N and overlaps the one before by
   fewer rows than there are chunks, its rows already counted marked not valid. Host
-  arrays (a memory map) are read and moved to the device a chunk at a time. The sum
-  runs inside `fn`'s program, on a total it is handed (and may reuse, donated): an add
-  of its own would compile a program for each shape of total."""
+  arrays (a memory map) are read and moved to the device a chunk at a time, without a
+  copy (on a CPU the device array shares the chunk's memory: the caller's rows must not
+  change until the sum is read, as `path` and `evaluate` read it before they return).
+  The sum runs inside `fn`'s program, on a total it is handed (and may reuse, donated):
+  an add of its own would compile a program for each shape of total."""
   n = arrays[0].shape[0]
   count = chunked.num_chunks(n, chunk)
   size = -(-n // count)
