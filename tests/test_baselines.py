@@ -73,14 +73,16 @@ def test_random_searches_refuse_labels_out_of_range_and_non_finite_rows(search):
     search(jax.random.key(0), x, y[:, None], 3)
 
 
-def test_a_search_compiles_its_own_program_and_one_finiteness_check(compiled):
-  """Op by op, the check of device rows compiled two programs per shape."""
+def test_a_search_compiles_its_own_program_and_no_finiteness_check(compiled):
+  """Op by op, the check of device rows compiled two programs per shape; on a CPU the
+  rows are checked on the host, on an accelerator by one program."""
   rng = np.random.default_rng(3)
   x, y = jax.device_put(rng.normal(size=(41, 7)).astype(np.float32)), np.arange(41) % 3
   key = jax.random.key(0)
   compiled.clear()
   baselines.random_search(key, x, y, 3, num_tries=5)
-  assert sorted(compiled) == ["jit(_all_finite)", "jit(_random_search)"]
+  check = [] if jax.default_backend() == "cpu" else ["jit(_all_finite)"]
+  assert sorted(compiled) == sorted(["jit(_random_search)", *check])
 
 
 @pytest.mark.parametrize("search, kw, message", [

@@ -230,7 +230,7 @@ def test_non_finite_rows_and_out_of_range_votes_are_refused():
   with pytest.raises(ValueError, match=r"^x_test row 4 holds a non-finite value"):
     knn.predict(x_train, y_train, bad)
   with pytest.raises(ValueError, match=r"^x_test row 4 holds a non-finite value"):
-    knn.predict(x_train, y_train, jax.device_put(bad))    # checked on the device
+    knn.predict(x_train, y_train, jax.device_put(bad))    # a device array
   bad = x_train.copy()
   bad[7, 0] = np.inf
   with pytest.raises(ValueError, match=r"^x_train row 7 holds a non-finite value"):

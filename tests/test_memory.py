@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lincv import aligned, chunked, data, inputs as inputs_lib, sweep
+from lincv import _checks, aligned, chunked, data, inputs as inputs_lib, sweep
 from lincv.sweep import runner
 from configs import default
 
@@ -77,13 +77,18 @@ def test_map_rows_pads_no_copy_and_sees_only_real_rows():
   np.testing.assert_array_equal(out, x[:2 * chunk].sum(axis=1) + y)
 
 
-def test_the_finiteness_check_builds_no_mask_of_the_rows():
+def test_the_finiteness_check_builds_no_mask_of_the_rows(monkeypatch):
   x = jnp.ones((2048, 256), jnp.float32)
-  finite_rows = runner._finite_rows  # pylint: disable=protected-access
-  memory = finite_rows.lower(x).compile().memory_analysis()
-  assert memory.temp_size_in_bytes < x.size / 4          # an (N, D) bool mask is x.size bytes
-  bad = x.at[7, 3].set(jnp.nan).at[9, 0].set(-jnp.inf).at[11].set(3e38)
-  np.testing.assert_array_equal(finite_rows(bad), ~np.isin(np.arange(2048), (7, 9)))
+  # On an accelerator: one program, which makes no (N, D) bool mask (x.size bytes).
+  memory = _checks._all_finite.lower(x).compile().memory_analysis()  # pylint: disable=protected-access
+  assert memory.temp_size_in_bytes < x.size / 4
+  bad = x.at[9, 0].set(-jnp.inf).at[11].set(3e38).at[700, 3].set(jnp.nan)
+  assert not bool(_checks._all_finite(bad))  # pylint: disable=protected-access
+  # In host memory: a block of rows at a time, each read for its min and max.
+  monkeypatch.setattr(_checks, "_BLOCK_BYTES", 256 * 4 * 100)      # blocks of 100 rows
+  assert _checks.first_nonfinite_row(np.asarray(x)) is None
+  assert _checks.first_nonfinite_row(np.asarray(bad.at[9, 0].set(1.0))) == 700
+  assert _checks.first_nonfinite_row(bad) == 9                    # a CPU device array
 
 
 def test_preprocessor_rows_are_aligned():

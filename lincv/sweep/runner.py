@@ -22,20 +22,9 @@ import numpy as np
 from lincv import checkpoint, distributed, events, lbfgs, placement, seeds, training
 from lincv import config as config_lib
 from lincv import features as features_lib
-from lincv._checks import check_dtype, check_labels
+from lincv._checks import check_dtype, check_labels, first_nonfinite_row
 from lincv.sweep import population, selection
 from lincv.sweep.space import SweepError
-
-
-# Which rows are finite, as a sum XLA fuses: no (N, D) mask is made beside the rows
-# (x * 0 is 0 for a finite value, NaN for a NaN or an infinity, and a sum keeps a NaN).
-_finite_rows = jax.jit(lambda x: (x * 0).sum(axis=1) == 0)
-
-
-def _host_finite_rows(x_NxD: np.ndarray, chunk: int = 8192) -> np.ndarray:
-  """`_finite_rows` of host rows, a chunk at a time (they may not fit on the device)."""
-  return np.concatenate([np.isfinite(x_NxD[i:i + chunk]).all(axis=1)
-                         for i in range(0, max(len(x_NxD), 1), chunk)])
 
 
 def check_data(data: training.Data, num_classes: int) -> training.Data:
@@ -113,10 +102,10 @@ def _check_labels(name: str, y, x, num_classes: int) -> None:
 
 
 def _check_finite(name: str, x) -> None:
-  finite = _host_finite_rows(x) if isinstance(x, np.ndarray) else np.asarray(_finite_rows(x))
-  if not finite.all():
-    raise SweepError(f"{name}: row {int(np.argmin(finite))} holds a NaN or infinite value; "
-                     "every input must be finite")
+  row = first_nonfinite_row(x)      # on a CPU, on the host: no program to compile
+  if row is not None:
+    raise SweepError(f"{name}: row {row} holds a NaN or infinite value; every input must "
+                     "be finite")
 
 
 def _check_float(name: str, x) -> None:
