@@ -165,6 +165,16 @@ def wide_ints_as_float32(x):
   return x
 
 
+def working_float(dtype) -> np.dtype:
+  """The dtype rows of `dtype` are computed in: their own if a float of 32 bits or more,
+  else float32. Integer rows (uint8 pixels) would sum or average in integers, and float16
+  and bfloat16 sums overflow past 65,504."""
+  dtype = jnp.dtype(dtype)
+  if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits >= 32:
+    return dtype
+  return jnp.dtype(jnp.float32)
+
+
 def first_nonfinite_row(x) -> int | None:
   """The index of the first row of `x` (concrete) that holds a NaN or an infinity, or None
   when every value is finite. Rows in host memory (NumPy arrays, memory maps, and device

@@ -98,7 +98,7 @@ import jax.numpy as jnp
 import optax
 
 from lincv import objective, precision, regularizers, training
-from lincv._checks import as_float, check_nonnegative
+from lincv._checks import as_float, check_nonnegative, working_float
 
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
 CURVATURE = 0.02     # the data loss's curvature the preconditioner assumes (see `Basis`)
@@ -134,10 +134,9 @@ def basis(x_NxD) -> Basis:
   eigenvalue is below `RANK_FLOOR` of the top one, where X^T u is mostly rounding, are
   left out (eigenvalue 0).
   """
+  # uint8 rows made a uint8 Gram matrix that wrapped; float16 has no eigh on CPU.
   x_NxD = jnp.asarray(x_NxD)
-  if not (jnp.issubdtype(x_NxD.dtype, jnp.floating) and jnp.finfo(x_NxD.dtype).bits >= 32):
-    # uint8 rows made a uint8 Gram matrix that wrapped; float16 has no eigh on CPU.
-    x_NxD = x_NxD.astype(jnp.float32)
+  x_NxD = x_NxD.astype(working_float(x_NxD.dtype))
   n, d = x_NxD.shape
   if n == 0:
     raise ValueError("basis needs at least one row, got 0")

@@ -101,10 +101,9 @@ def _random(config, inputs, *, progress, **unused) -> Outcome:
   num_classes = inputs.prepared.num_classes
   w, loss, trace = fn(key, *jax.device_put((x, y)), num_classes, loss=config.loss, **kwargs)
   params = {"W": np.asarray(w), "b": np.zeros(num_classes, np.asarray(w).dtype)}
-  # One program per split: op by op, an accuracy compiled six (the labels were checked
-  # as they loaded).
-  accuracy = jax.jit(training.accuracy, static_argnums=0)
-  acc = lambda split: float(accuracy(LINEAR, params, *inputs.split(features, split)))
+  # The labels were checked as they loaded.
+  acc = lambda split: float(training.accuracy_program(LINEAR, params,
+                                                      *inputs.split(features, split)))
   row = {"member": 0, "loss": config.loss, "final_loss": float(loss), "status": "ok",
          "train_accuracy": acc("train"), "val_accuracy": acc("val")}
   hparams = {"features": features, "model": "linear", "loss": config.loss, "seed": config.seed}

@@ -89,7 +89,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, losses, precision
-from lincv._checks import check_count, check_dtype, check_labels, wide_ints_as_float32
+from lincv._checks import (check_count, check_dtype, check_labels, wide_ints_as_float32,
+                           working_float)
 
 OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimizer`)
 CHUNK = 4096                # rows per Gram update
@@ -135,7 +136,7 @@ def _check(x_NxD, labels_N, strengths_K, num_classes):
                      f"{strengths_K}")
   # float64 rows are solved in float64: with 64-bit JAX off they would silently be
   # float32 (the Gram matrix, the weights), with float64's rounding assumed.
-  check_dtype(_wide(np.dtype(x_NxD.dtype)), "ridge: the rows' dtype")
+  check_dtype(working_float(x_NxD.dtype), "ridge: the rows' dtype")
   return y, lam
 
 
@@ -185,18 +186,9 @@ def _add(total, part):
   return jax.tree.map(lambda t, p: t + p.astype(t.dtype), total, part)
 
 
-def _wide(dtype):
-  """The dtype the rows are solved in: theirs if float32 or float64, else float32 (a
-  float16 Gram matrix overflows past 65,504; integer rows, such as uint8 pixels, widen)."""
-  dtype = jnp.dtype(dtype)
-  if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits >= 32:
-    return dtype
-  return jnp.dtype(jnp.float32)
-
-
 @functools.partial(jax.jit, donate_argnames="total")
 def _column_sum(total, valid_C, x_CxD):
-  x = x_CxD.astype(_wide(x_CxD.dtype))
+  x = x_CxD.astype(working_float(x_CxD.dtype))
   return _add(total, jnp.sum(jnp.where(valid_C[:, None], x, 0), axis=0))
 
 
@@ -418,7 +410,7 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   x_NxD = wide_ints_as_float32(x_NxD)
   y, lam = _check(x_NxD, labels_N, strengths_K, num_classes)
   n, d = x_NxD.shape
-  dtype = _wide(x_NxD.dtype)
+  dtype = working_float(x_NxD.dtype)
   eps = float(jnp.finfo(dtype).eps)
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64

@@ -262,6 +262,11 @@ def accuracy(structure: Structure, params, x_NxD, y_N) -> jax.Array:
                      y_N)
 
 
+# `accuracy` as one program per structure and shapes (op by op it compiled six); its
+# labels are then checked for their shape only, as under any `jit`.
+accuracy_program = jax.jit(accuracy, static_argnums=0)
+
+
 def _check_rows(x_NxD) -> None:
   check_array("x_NxD", x_NxD)     # a list of rows raised an IndexError from the chunking
   if jnp.ndim(x_NxD) != 2:

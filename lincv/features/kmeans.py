@@ -27,7 +27,7 @@ import numpy as np
 
 from lincv import chunked
 from lincv._checks import (check_count, check_hparam, check_key, first_nonfinite_row,
-                           wide_ints_as_float32)
+                           wide_ints_as_float32, working_float)
 from lincv.features.color import as_rgb, check_rgb
 
 _IMAGES = "images_NxHxWxC must be images (N, H, W, C); one image needs a batch axis, image[None]"
@@ -166,10 +166,9 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
 
   Rows are processed `chunk_size` at a time, so memory is about chunk_size * K.
   """
+  # Integer rows (uint8 pixels) failed inside the loop, whose centroids are means.
   x_PxD = jnp.asarray(wide_ints_as_float32(x_PxD))
-  if not (jnp.issubdtype(x_PxD.dtype, jnp.floating) and jnp.finfo(x_PxD.dtype).bits >= 32):
-    # Integer rows (uint8 pixels) failed inside the loop, whose centroids are means.
-    x_PxD = x_PxD.astype(jnp.float32)
+  x_PxD = x_PxD.astype(working_float(x_PxD.dtype))
   if not isinstance(x_PxD, jax.core.Tracer) and x_PxD.size and (
       first_nonfinite_row(x_PxD) is not None):
     # A NaN row took no centroid, silently, and the objective came back NaN.
@@ -275,7 +274,7 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
     raise ValueError(f"num_patches must be at least 2 and at least num_centroids="
                      f"{num_centroids}, got {num_patches}")
   _check_scale(images)
-  if not isinstance(images, jax.core.Tracer) and not bool(jnp.isfinite(images).all()):
+  if not isinstance(images, jax.core.Tracer) and first_nonfinite_row(images) is not None:
     raise ValueError("images hold a NaN or infinite value; k-means features need finite "
                      "pixels")
   _check_eps("norm_eps", norm_eps, "a flat patch")

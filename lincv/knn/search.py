@@ -45,8 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lincv import chunked, precision
-from lincv._checks import (check_count, check_name, first_nonfinite_row,
-                           wide_ints_as_float32)
+from lincv._checks import (check_count, check_name, first_nonfinite_row, wide_ints_as_float32,
+                           working_float)
 
 METRICS = ("l1", "l2")
 TIE_BREAKS = ("nearest", "smallest")
@@ -70,18 +70,14 @@ def _as_float(x, name: str = "x"):
   programs end) saw the caller's rows change under it."""
   if not isinstance(x, jax.Array):
     x = np.asarray(wide_ints_as_float32(x))
-    x = x.astype(x.dtype if _wide(x.dtype) else np.float32)      # a copy
-  elif not _wide(x.dtype):
+    x = x.astype(working_float(x.dtype))      # a copy
+  elif working_float(x.dtype) != x.dtype:
     x = x.astype(jnp.float32)
   if not isinstance(x, jax.core.Tracer) and x.size:    # under jit: no values to check
     row = first_nonfinite_row(x)
     if row is not None:
       raise ValueError(f"{name} row {row} holds a non-finite value; k-NN needs finite rows")
   return x if isinstance(x, jax.Array) else jax.device_put(x)
-
-
-def _wide(dtype) -> bool:
-  return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits >= 32
 
 
 def _offset(x_train_NxD):

@@ -22,7 +22,6 @@ import numbers
 import time
 from collections.abc import Callable
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -149,4 +148,4 @@ def accuracy_on_test(g: Group, params: dict, test_for: Callable[[str], tuple]) -
   dim = np.shape(params[objective.INPUT_WEIGHT[model]])[0]
   num_classes = np.shape(params[objective.PARAM_KEYS[model][-1]])[-1]    # the output bias
   check_test(x_test, y_test, dim, num_classes, f"test_for({g.features!r})")
-  return float(jax.jit(training.accuracy, static_argnums=0)(g.structure, params, x_test, y_test))
+  return float(training.accuracy_program(g.structure, params, x_test, y_test))
