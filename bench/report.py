@@ -276,7 +276,8 @@ def _grid(res):
       "## 64-configuration grid", "",
       f"8 learning rates x 8 L2 strengths, {g['epochs']} epochs each, trained on the "
       "training split and scored on the validation split. lincv: `lincv.sweep.run` "
-      "(one group of 64 members, compilation included, minibatch SGD of batch "
+      "(one group of 64 members, compilation included, `train_accuracy=False`: like "
+      "GridSearchCV it scores the validation split only; minibatch SGD of batch "
       f"{res['data']['batch_size']}, softmax). scikit-learn: `GridSearchCV` over "
       "`SGDClassifier(loss='log_loss', learning_rate='constant')` with a "
       f"`PredefinedSplit` (the same split), n_jobs={g['n_jobs']}, refit=False; it "
@@ -287,6 +288,9 @@ def _grid(res):
       "| --- | --- | --- | --- |",
       f"| lincv sweep | {_f(g['lincv']['median_s'])} | {_f(g['lincv_best_val_accuracy'])} "
       f"(test {_f(g['lincv_test_accuracy'])}) | {g['lincv_best']} |",
+      *([f"| lincv sweep, training accuracy too | "
+         f"{_f(g['lincv_train_accuracy']['median_s'])} | the same | the same |"]
+        if "lincv_train_accuracy" in g else []),
       f"| GridSearchCV | {_f(g['sklearn']['median_s'])} | "
       f"{_f(g['sklearn_best_val_accuracy'])} | {g['sklearn_best']} |", "",
       f"Speedup {_f(g['speedup'])}x.", ""]

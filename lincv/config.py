@@ -113,6 +113,8 @@ _MATTERS = {
     "data.name": (lambda c, ms: not (c.data.folder or c.data.get("features")),
                   "neither data.folder nor data.features, which override it"),
     "data.placement": (lambda c, ms: c.method == "sweep", "method='sweep'"),
+    "train_accuracy": (lambda c, ms: c.method != "knn",
+                       "method='sweep', 'random_search' or 'random_local_search'"),
     "data.block_steps": (lambda c, ms: c.method == "sweep" and c.data.placement != "device"
                          and _minibatches(ms),
                          "method='sweep', a minibatch optimizer and data.placement 'host' or "
@@ -226,7 +228,10 @@ def base() -> ml_collections.ConfigDict:
   `search_seed`, `halving` (`rungs`, `eta`), `refine` (`field`, `points`: a refined
   second stage, see `lincv.sweep.refine`). Data: `data.*`, with `data.placement` and
   `data.block_steps` (see `lincv.placement`). Methods: `method` (sweep |
-  knn | random_search | random_local_search) with `knn.*` and `random.*`.
+  knn | random_search | random_local_search) with `knn.*` and `random.*`. Evaluation:
+  `eval_split` (the split the selected member is scored on), `train_accuracy` (False: no
+  pass over the training rows to score each member's selected parameters, no
+  train_accuracy column; a sweep of a few epochs over many rows saves a fifth or more).
   """
   c = ml_collections.ConfigDict()
   for f in dataclasses.fields(training.Structure):
@@ -275,6 +280,8 @@ def base() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1       # epochs between sweep checkpoints,
   c.checkpoint_seconds = 5.0   # and at least these seconds (a rung, a group's end: always)
   c.eval_split = "test"
+  c.train_accuracy = True      # score the selected parameters on the training rows too
+                               # (results.csv's train_accuracy); False skips that pass
   return add_method_fields(c)
 
 

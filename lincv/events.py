@@ -113,8 +113,9 @@ def _set(value, v) -> None:
     value.string_value = str(v)
 
 
-def experiment(domains: dict) -> list:
-  """The HParams experiment: {field: list of values | (low, high)} and the FINAL metrics."""
+def experiment(domains: dict, columns=tuple(FINAL.values())) -> list:
+  """The HParams experiment: {field: list of values | (low, high)} and the FINAL metrics
+  whose results.csv `columns` the run has."""
   infos = []
   for name, domain in domains.items():
     info = api_pb2.HParamInfo(name=name)
@@ -130,7 +131,7 @@ def experiment(domains: dict) -> list:
         _set(info.domain_discrete.values.add(), v)
     infos.append(info)
   metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t), display_name=c)
-             for t, c in FINAL.items()]
+             for t, c in FINAL.items() if c in columns]
   return [_hparams("experiment", experiment=api_pb2.Experiment(hparam_infos=infos,
                                                                metric_infos=metrics))]
 
@@ -218,7 +219,7 @@ def write_run(config, workdir: str, outcome, evaluation: dict) -> None:
       values.append(png(f"plots/{name}", path))
   records = [_start(), _event(0, values)]
   if config.method == "sweep":
-    records.append(_event(0, experiment(domains(config, outcome.rows))))
+    records.append(_event(0, experiment(domains(config, outcome.rows), outcome.rows[0])))
   if config.method == "knn":
     for r in outcome.rows:
       records.append(_event(r["k"], scalars({f"knn/{r['metric']}/cv_accuracy":

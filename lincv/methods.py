@@ -105,7 +105,8 @@ def _random(config, inputs, *, progress, **unused) -> Outcome:
   acc = lambda split: float(training.accuracy_program(LINEAR, params,
                                                       *inputs.split(features, split)))
   row = {"member": 0, "loss": config.loss, "final_loss": float(loss), "status": "ok",
-         "train_accuracy": acc("train"), "val_accuracy": acc("val")}
+         **({"train_accuracy": acc("train")} if config.train_accuracy else {}),
+         "val_accuracy": acc("val")}
   hparams = {"features": features, "model": "linear", "loss": config.loss, "seed": config.seed}
   trace = np.asarray(trace, np.float64)   # the loss of each try (local search: after it)
   curves = {f"{config.method}/loss": trace.tolist()}

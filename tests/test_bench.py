@@ -109,6 +109,7 @@ def test_bench_quick_writes_results(runs):
                   "memory", "machine", "probe"):
     assert section in results
   assert results["grid"]["configurations"] == 64
+  assert results["grid"]["lincv_train_accuracy"]["median_s"] > 0   # timed beside
   assert results["data"]["num_train"] == 43  # 48 images, 10% held out for validation
   text = (out_dir / "RESULTS.md").read_text()
   for heading in ("## Targets", "## Sweep", "## Data placement", "## Time to",
@@ -117,6 +118,7 @@ def test_bench_quick_writes_results(runs):
                   "## Linear probe"):
     assert heading in text
   assert "jax " in text and "scikit-learn " in text
+  assert "| lincv sweep, training accuracy too | " in text
   placement = results["placement"]
   assert placement["max_abs_param_diff"] == 0.0  # host and device train the same way
   assert results["placement_host_over_device"] == placement["host_over_device"] > 0

@@ -218,3 +218,50 @@ def test_a_run_without_a_sweep_prints_a_table_of_a_few_fields(tmp_path, digits):
   assert header.split() == ["member", "model", "loss", "learning_rate", "reg_strength",
                             "val_accuracy", "train_accuracy", "status"]
   assert "(1 member, 0 diverged, 0 pruned, " in out.getvalue()
+
+
+def test_without_train_accuracy_a_run_skips_that_pass_and_only_its_column(
+    tmp_path, digits, monkeypatch):
+  scored = []
+  accuracy = sweep.Population.accuracy   # the class (the fixture wraps its constructor)
+
+  def counted(pop, params, x, y):
+    scored.append(len(y))
+    return accuracy(pop, params, x, y)
+
+  monkeypatch.setattr(sweep.Population, "accuracy", counted)
+  c = _config()
+  experiment.run(c, str(tmp_path / "with"), stream=io.StringIO())
+  with_train = list(scored)
+  scored.clear()
+  c.train_accuracy = False
+  experiment.run(c, str(tmp_path / "without"), stream=io.StringIO())
+  assert with_train and not scored           # each group scored its training rows before
+  fields, rows = _csv(tmp_path / "with" / "results.csv")
+  fields_off, rows_off = _csv(tmp_path / "without" / "results.csv")
+  assert fields_off == [f for f in fields if f != "train_accuracy"]
+  assert rows_off == [{k: v for k, v in r.items() if k != "train_accuracy"} for r in rows]
+  for name in ("metrics.jsonl",):
+    assert ((tmp_path / "with" / name).read_text()
+            == (tmp_path / "without" / name).read_text())
+  summary = json.loads((tmp_path / "without" / "summary.json").read_text())
+  assert summary["best"]["train_accuracy"] is None
+  assert summary["best"]["test_accuracy"] == json.loads(
+      (tmp_path / "with" / "summary.json").read_text())["best"]["test_accuracy"]
+
+
+@pytest.mark.parametrize("method", ["random_search", "random_local_search"])
+def test_a_random_search_without_train_accuracy_has_no_such_column(tmp_path, digits, method):
+  c = default.get_config("smoke")
+  c.method, c.sweep, c.random.num_tries, c.train_accuracy = method, {}, 20, False
+  experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
+  fields, _ = _csv(tmp_path / "run" / "results.csv")
+  assert "train_accuracy" not in fields and "val_accuracy" in fields
+
+
+def test_train_accuracy_does_nothing_for_knn():
+  c = default.get_config("smoke")
+  c.method = "knn"
+  message = config_lib.idle_override(c, "train_accuracy", [])
+  assert message == ("--config.train_accuracy does nothing here: it matters only with "
+                     "method='sweep', 'random_search' or 'random_local_search'; remove it")

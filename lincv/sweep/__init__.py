@@ -80,7 +80,8 @@ def run(config: ml_collections.ConfigDict,
 
   Returns:
     a `Result`. Each row holds: member, group, every sweepable field, train_accuracy
-    and val_accuracy (of the member's best-validation parameters), final_loss (mean
+    (unless `config.train_accuracy` is False) and val_accuracy (of the member's
+    best-validation parameters), final_loss (mean
     train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
     best_epoch, seconds (the group's training time divided among its members); an
     lbfgs member's also iterations and grad_norm (relative to the gradient at zero, see

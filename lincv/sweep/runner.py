@@ -344,12 +344,16 @@ class Runner:
     """Evaluates group gi's members, keeps its best member's parameters, frees its devices."""
     run, pop, g = self.runs[gi], self.pops.pop(gi), self.groups[gi]
     k = pop.k
-    train_accuracy = pop.accuracy(run.state.best_params, pop.data.x_train, pop.data.y_train)
+    # The pass over the training rows that scores each member's selected parameters:
+    # `config.train_accuracy = False` skips it (and the column).
+    scored = ({"train_accuracy": pop.accuracy(run.state.best_params, pop.data.x_train,
+                                              pop.data.y_train)}
+              if self.config.get("train_accuracy", True) else {})
     solver = (lbfgs.report(run.state.opt_state) if g.structure.optimizer == "lbfgs" else {})
     st, solver = distributed.fetch((run.state._replace(opt_state=None, prev_params=None),
                                     solver))
     run.outcome = {
-        "train_accuracy": train_accuracy,
+        **scored,
         "val_accuracy": st.best_val_acc[:k],
         "final_loss": st.last_loss[:k],
         "status": st.status[:k],
@@ -448,7 +452,8 @@ class Runner:
       n = int(out["epochs_run"][j])    # a member trains epochs 1..n, then no more
       row = dict(
           member=m, group=gi, **{f: self.members[m][f] for f in config_lib.SWEEPABLE},
-          train_accuracy=float(out["train_accuracy"][j]),
+          **({"train_accuracy": float(out["train_accuracy"][j])}
+             if "train_accuracy" in out else {}),
           val_accuracy=float(max(out["val_accuracy"][j], 0.0)),
           final_loss=float(out["final_loss"][j]),
           status=training.STATUS_NAMES[int(out["status"][j])],
