@@ -102,7 +102,8 @@ from lincv._checks import as_float, check_nonnegative, working_float
 
 MEMORY = 10          # (s, y) pairs kept, as scikit-learn's and optax's default
 CURVATURE = 0.02     # the data loss's curvature the preconditioner assumes (see `Basis`)
-FLOOR = 1e-6         # the preconditioner's least damping, relative to the top eigenvalue
+FLOOR = 1e-6         # the preconditioner's least damping, relative to the model's top
+                     # curvature: the rows' top eigenvalue, or the bias's 1 if larger
 MAX_BASIS_COLUMNS = 16384   # wider rows run unpreconditioned (the basis holds D^2 floats)
 RANK_FLOOR = 1e-7    # fewer rows than columns: eigenvalues kept, relative to the top one
 STEPS = 16           # step sizes tried per iteration: 1, 1/2, 1/4, 1/8, 1/32, ..., 2^-27
@@ -242,18 +243,27 @@ def _coordinates(basis_: Basis | None, structure, hparams) -> _Coordinates:
   the objective, c X^T X / N + 2 lambda I for the weights (c = `CURVATURE`) and c for the
   bias, up to a scale, where optax's starts from a multiple of the identity.
 
-  In the basis's coordinates the model is diagonal, c (s_i + d) with d = 2 lambda / c (at
-  least `FLOOR` times the largest s_i, so a member without a penalty keeps finite steps),
-  and the weights' coordinates are scaled by sqrt(d / (s_i + d)), the bias's by
+  In the basis's coordinates the model is diagonal, c (s_i + d) with d = 2 lambda / c, and
+  the weights' coordinates are scaled by sqrt(d / (s_i + d)), the bias's by
   sqrt(d / (1 + d)): every coordinate of the model then has the curvature c d. The rows'
   second moment X^T X / N of pixels or of a network's features spans many orders of
   magnitude, which L-BFGS's ten pairs of memory learn slowly.
+
+  d is at least `FLOOR` times the model's largest curvature, the largest s_i or the
+  bias's 1, whichever is larger, so that a member without a penalty keeps finite steps.
+  Relative to the largest s_i alone, float32 members on rows of small values (400 digits
+  rows times 0.01: top eigenvalue 4.6e-4) at strengths of 1e-12 and below stopped after
+  one iteration, "ok", at their random start: the bias's coordinate, scaled by sqrt(d),
+  made the first step so short that the gradient's change was float32 rounding, and the
+  next direction went uphill. Rows whose top eigenvalue is at least 1 are solved as
+  before.
   """
   if basis_ is None:
     return _Coordinates(None, None, None)
   values = basis_.values
   lam = as_float(hparams["reg_strength"], values) if structure.reg == "l2" else 0.0
-  damping = jnp.maximum(jnp.maximum(2 * lam / CURVATURE, FLOOR * jnp.max(values)),
+  top = jnp.maximum(jnp.max(values), 1)
+  damping = jnp.maximum(jnp.maximum(2 * lam / CURVATURE, FLOOR * top),
                         jnp.finfo(values.dtype).tiny)
   return _Coordinates(basis_.vectors, jnp.sqrt(damping / (values + damping)),
                       jnp.sqrt(damping / (1 + damping)))
@@ -289,9 +299,11 @@ def _init(params, hparams, x_NxD, y_N, structure, basis_) -> State:
 
 def relative_grad_norm(state: State) -> jax.Array:
   """The stopping test's quantity: |grad| / |grad at W = 0, b = 0| (see the module's
-  docstring; 0 if the reference is 0)."""
+  docstring; 0 if the reference is 0, NaN if it is not finite: a member whose rows or
+  labels overflow or are NaN is not "converged")."""
   norm0 = state.grad_norm0
-  return jnp.where(norm0 > 0, optax.tree.norm(state.grad) / jnp.where(norm0 > 0, norm0, 1), 0)
+  ratio = optax.tree.norm(state.grad) / jnp.where(norm0 > 0, norm0, 1)
+  return jnp.where(norm0 > 0, ratio, jnp.where(jnp.isnan(norm0), jnp.nan, 0))
 
 
 def step_sizes(dtype) -> jax.Array:
@@ -457,8 +469,12 @@ def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
   if kinks:     # more iterations rarely help there: L-BFGS assumes a smooth objective
     msg += (f"; {', '.join(kinks)} is not smooth (its hinge has a kink), where L-BFGS may "
             "stall at any precision: softmax or squared_svm suit it")
+  fixes = ["raise config.epochs or config.lbfgs_iters" if capped else "",
+           # A member that stalled is as far as its arithmetic takes it: more iterations
+           # do not help, more precision or better-scaled rows do.
+           "run in float64 (config.dtype) or on standardised rows (config.data.scale="
+           "'std')" if capped < len(bad) else "", "loosen config.tol"]
   warnings.warn(f"lincv: {msg}. Their weights are not the minimum of their objective: "
-                f"raise config.epochs or config.lbfgs_iters, or loosen config.tol "
-                f"(results.csv has each member's iterations and grad_norm)", NotConverged,
-                stacklevel=2)
+                f"{', or '.join(f for f in fixes if f)} (results.csv has each member's "
+                "iterations and grad_norm)", NotConverged, stacklevel=2)
   return bad

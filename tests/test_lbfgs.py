@@ -423,6 +423,26 @@ def test_members_that_end_above_tol_are_named_in_a_warning():
   assert "1 of 2 L-BFGS members ended above their tol" in msg
   assert f"member {capped[0]['member']}" in msg and "1 at the iteration cap" in msg
   assert ("selected member" in msg) == (result.best["member"] == capped[0]["member"])
+  assert "raise config.epochs or config.lbfgs_iters, or loosen config.tol" in msg
+
+
+def test_members_that_stalled_are_told_what_gets_them_further():
+  """A member that stopped above its tol before the cap stalled at the arithmetic's
+  precision: more iterations would not help it."""
+  row = lambda member, iterations: {"member": member, "status": "ok", "grad_norm": 1e-2,
+                                    "tol": 1e-6, "iterations": iterations, "epochs": 2,
+                                    "lbfgs_iters": 10}
+  with pytest.warns(lbfgs.NotConverged) as record:
+    lbfgs.warn_unconverged([row(0, 7)])
+  msg = str(record[0].message)
+  assert "0 at the iteration cap" in msg and "raise config.epochs" not in msg
+  assert ("run in float64 (config.dtype) or on standardised rows (config.data.scale='std'), "
+          "or loosen config.tol") in msg
+  with pytest.warns(lbfgs.NotConverged) as record:
+    lbfgs.warn_unconverged([row(0, 7), row(1, 20)])
+  assert ("raise config.epochs or config.lbfgs_iters, or run in float64 (config.dtype) or on "
+          "standardised rows (config.data.scale='std'), or loosen config.tol") in str(
+              record[0].message)
 
 
 def test_a_member_whose_gradient_norm_is_nan_is_named_as_the_worst():
@@ -552,3 +572,32 @@ def test_lbfgs_refuses_a_reg_strength_out_of_range(value):
   with pytest.raises(ValueError, match=f"reg_strength must be a finite number >= 0, got "
                                        f"{value}"):
     training.fit(hparams, data, None, structure, 10)
+
+
+def test_float32_members_on_rows_of_small_values_do_not_stop_at_their_start():
+  """Rows of small values (digits pixels times 0.01, top eigenvalue 4.6e-4) and weak
+  strengths: the preconditioner's floor was relative to the rows' top eigenvalue alone,
+  and these members stopped after one iteration at their random start, "ok", with their
+  gradient where it began. The bias's curvature of 1 bounds the floor too: each member
+  reaches tol from where the others start."""
+  data = _digits()
+  small = data._replace(x_train=data.x_train * 0.01, x_val=data.x_val * 0.01)
+  lams = (0.0, 1e-14, 1e-12)
+  state = _fit(small, lams, CONVERGED, tol=1e-6)
+  grad_norm = np.asarray(jax.vmap(lbfgs.relative_grad_norm)(state.opt_state))
+  assert (grad_norm <= 1e-6).all(), grad_norm
+  assert (np.asarray(state.opt_state.iterations) > 10).all()
+  x, y = np.asarray(small.x_train, np.float64), np.asarray(small.y_train)
+  start = np.asarray(state.loss_ref)       # the objective where each member started
+  for i, lam in enumerate(lams):
+    assert _objective_f64(jax.tree.map(lambda a: a[i], state.params), x, y, lam) < 0.1 * start[i]
+
+
+def test_a_member_whose_rows_are_not_finite_has_no_gradient_ratio_of_0():
+  """A NaN in the rows makes the reference gradient NaN: the member is diverged, and its
+  |grad| / |grad_0| is NaN, not the 0 that reads as converged."""
+  data = _digits(100)
+  bad = data._replace(x_train=data.x_train.at[3, 5].set(jnp.nan))
+  state = _fit(bad, (1e-2,), CONVERGED, tol=1e-6)
+  assert int(state.status[0]) == training.DIVERGED
+  assert np.isnan(np.asarray(jax.vmap(lbfgs.relative_grad_norm)(state.opt_state))).all()
