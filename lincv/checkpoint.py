@@ -2,7 +2,8 @@
 
 Every write goes to a temporary file in the target's folder, is flushed to disk and then
 renamed over the target, so a reader sees the old file or the new one, never half of
-one. Files get the permissions of an ordinary file (0666 less the process's umask).
+one; the temporary files a killed write left of the same target go when a write of it
+succeeds. Files get the permissions of an ordinary file (0666 less the process's umask).
 Pytrees are stored as their list of leaves; reading needs a pytree of the same structure
 (`like`) to rebuild them, so no code is ever unpickled.
 
@@ -14,6 +15,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import zipfile
 
 import jax
@@ -28,7 +30,7 @@ def atomic_write(path: str, write, check=None) -> None:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   while True:
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(4)}-{os.path.basename(path)}")
+    tmp = os.path.join(folder, temporary_name(path, secrets.token_hex(4)))
     try:
       # 0o666 as open() uses: the kernel applies the umask, as for any file the user writes.
       fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -47,6 +49,29 @@ def atomic_write(path: str, write, check=None) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+  remove_stale_temporaries(path)
+
+
+def temporary_name(path: str, tag: str) -> str:
+  """The name of a temporary copy of `path` beside it: `TMP_PREFIX`, an 8-character
+  `tag`, the target's name (`remove_stale_temporaries` finds it by them)."""
+  return f"{TMP_PREFIX}{tag}-{os.path.basename(os.path.normpath(path))}"
+
+
+def remove_stale_temporaries(path: str) -> None:
+  """Removes the temporary copies of `path` (files or folders) that a killed write left
+  beside it. Called once a write of `path` succeeded: lincv writes a target from one
+  process at a time."""
+  folder = os.path.dirname(os.path.abspath(os.path.normpath(path)))
+  pattern = (re.escape(TMP_PREFIX) + r"[0-9a-z_]{8}-"
+             + re.escape(os.path.basename(os.path.normpath(path))))
+  for name in os.listdir(folder):
+    if re.fullmatch(pattern, name):
+      stale = os.path.join(folder, name)
+      if os.path.isdir(stale) and not os.path.islink(stale):
+        shutil.rmtree(stale, ignore_errors=True)
+      else:
+        remove(stale)
 
 
 def remove(path: str) -> None:

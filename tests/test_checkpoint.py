@@ -71,3 +71,18 @@ def test_clear_removes_the_store(tmp_path):
   _commits(store)
   store.clear()
   assert not (tmp_path / "ckpt").exists() and store.load() is None
+
+
+def test_a_write_removes_the_temporaries_a_killed_write_of_its_target_left(tmp_path):
+  stale = [checkpoint.temporary_name(tmp_path / "results.csv", tag)
+           for tag in ("0a1b2c3d", "k2_x9q0z")]
+  (tmp_path / stale[0]).write_bytes(b"half a fi")
+  (tmp_path / stale[1]).mkdir()                      # a folder's (mkdtemp's) temporary
+  (tmp_path / stale[1] / "x.npy").write_bytes(b"")
+  others = [checkpoint.temporary_name(tmp_path / "summary.json", "0a1b2c3d"),
+            ".tmp-0a1b2c3d-results.csv.bak", "results.csv.old"]
+  for name in others:
+    (tmp_path / name).write_bytes(b"not results.csv's")
+  checkpoint.atomic_write(str(tmp_path / "results.csv"), lambda f: f.write(b"a,b\n"))
+  assert sorted(os.listdir(tmp_path)) == sorted(others + ["results.csv"])
+  assert (tmp_path / "results.csv").read_bytes() == b"a,b\n"

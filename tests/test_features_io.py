@@ -588,6 +588,37 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
   assert os.listdir(tmp_path) == []
 
 
+_KILLED_EXPORT = """
+import sys, time
+import numpy as np
+from lincv.features import export
+def chunks():
+  yield np.zeros((2, 3), np.float32)
+  print("writing", flush=True)
+  time.sleep(600)
+export.write(sys.argv[1], {"x_train": ((4, 3), chunks())}, ("a", "b"))
+"""
+
+
+@pytest.mark.parametrize("out", ["f.npz", "d/"])
+def test_an_export_killed_while_writing_leaves_nothing_once_one_succeeds(tmp_path, out):
+  """SIGKILL runs no cleanup: the killed export's temporary copy stays until an export to
+  the same path succeeds, which removes it."""
+  proc = subprocess.Popen([sys.executable, "-c", _KILLED_EXPORT, f"{tmp_path}/{out}"],
+                          cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert proc.stdout.readline() == "writing\n"
+  finally:
+    proc.kill()
+    proc.wait()
+  (left,) = os.listdir(tmp_path)       # the killed write's temporary copy, nothing else
+  assert left.startswith(".tmp-")
+  (tmp_path / "other.npz").write_bytes(b"not ours")
+  path = export_lib.write(f"{tmp_path}/{out}", _digits())
+  assert sorted(os.listdir(tmp_path)) == sorted(["other.npz", os.path.basename(
+      os.path.normpath(path))])
+
+
 @pytest.mark.parametrize("out", ["new/deeper/f.npz", "new/deeper/d/"])
 def test_what_load_would_refuse_is_never_written(tmp_path, out):
   arrays = _digits()

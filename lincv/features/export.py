@@ -171,7 +171,9 @@ def _write_folder(out, arrays) -> None:
   folder = os.path.normpath(out)
   parent = os.path.dirname(os.path.abspath(folder))
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=checkpoint.TMP_PREFIX, dir=parent)
+  # mkdtemp's random part is 8 characters of [a-z0-9_]: a `checkpoint.temporary_name`
+  tmp = tempfile.mkdtemp(prefix=checkpoint.TMP_PREFIX, suffix="-" + os.path.basename(folder),
+                         dir=parent)
   try:
     umask = os.umask(0)
     os.umask(umask)
@@ -184,6 +186,7 @@ def _write_folder(out, arrays) -> None:
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+  checkpoint.remove_stale_temporaries(folder)
 
 
 def _check_written(tmp: str, out: str) -> None:
