@@ -16,6 +16,7 @@ vote), once.
 import csv
 import dataclasses
 import functools
+import io
 import json
 import os
 import warnings
@@ -106,12 +107,15 @@ class Run:
     run (summary.json's count): a file cut short lost members, or ended in half a row."""
     path = os.path.join(self.workdir, "results.csv")
     with open(path, newline="") as f:
-      header, *table = list(csv.reader(f)) or [[]]
+      text = f.read()
+    header, *table = list(csv.reader(io.StringIO(text))) or [[]]
     members = self.summary.get("num_members", len(table))
     cut = next((i for i, cells in enumerate(table) if len(cells) != len(header)), None)
     problem = None
     if cut is not None:
       problem = f"row {cut + 1} has {len(table[cut])} cells where the header names {len(header)}"
+    elif not text.endswith("\n"):   # cut inside its last cell: the row's count is whole
+      problem = "it ends inside a row (no line break after its last)"
     elif len(table) != members:
       problem = f"it holds {len(table)} rows, where this run has {members} members"
     if problem:
@@ -195,6 +199,10 @@ class Run:
     files (paths, or a folder of them), or rows (N, D) as they are."""
     if isinstance(x, (str, os.PathLike)) or (isinstance(x, (list, tuple)) and x
                                              and isinstance(x[0], (str, os.PathLike))):
+      if self.config.data.get("features"):
+        raise ValueError(f"this run was trained on the features in "
+                         f"{self.config.data.features}; it takes float rows (N, {self._dim}) "
+                         "like theirs, not image files")
       x = data_lib.read_images(_image_paths(x), channels=self._image_shape[-1])
     x = np.asarray(x)
     if self.config.data.get("features"):
@@ -221,14 +229,14 @@ class Run:
   def scores(self, x) -> np.ndarray:
     """Class scores (N, C) of the selected member (k-NN: the share of neighbours per class)."""
     with self._precision():
-      rows = self.rows(x)
+      rows = self._fitting(self.rows(x))
       return methods.scores(self.config, self.best["hparams"], self.params, rows,
                             self._pool("test"), len(self.class_names))
 
   def predict(self, x) -> np.ndarray:
     """Class indices (N,) of the selected member for images, image files or rows."""
     with self._precision():
-      rows = self.rows(x)
+      rows = self._fitting(self.rows(x))
       return methods.predict(self.config, self.best["hparams"], self.params, rows,
                              self._pool("test"), len(self.class_names))
 
@@ -239,11 +247,24 @@ class Run:
       raise config_lib.ConfigError(f"unknown split {split!r}; expected one of: "
                                    f"{', '.join(SPLITS)}")
     with self._precision():
+      self._fitting(self.inputs.split(self.features, split)[0])
       out = methods.evaluate(self.config, self.best["hparams"], self.params, self.inputs, split)
     return {"split": split, "accuracy": out["accuracy"], "num_examples": len(out["labels"]),
             "member": self.best["member"]}
 
   # ------------------------------------------------------------------ internals
+
+  def _fitting(self, rows):
+    """`rows`, if the saved weights take their width; else best.npz is damaged (a
+    traceback from deep inside the product would not say so)."""
+    if self.params is not None:
+      width = int(next(iter(self.params.values())).shape[0])
+      if rows.shape[1] != width:
+        raise checkpoint.Damaged(
+            f"{os.path.join(self.workdir, 'checkpoint', 'best.npz')} is damaged: its "
+            f"weights take rows of {width} columns, where the run's {self.features} rows "
+            f"have {rows.shape[1]}")
+    return rows
 
   def _precision(self):
     return precision.run_scope(self.config)

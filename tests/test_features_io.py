@@ -154,6 +154,9 @@ def test_a_features_run_trains_and_predicts_on_the_file_rows(tmp_path, offline_d
   assert np.mean(run.predict(raw) == y) == pytest.approx(run.best["test_accuracy"])
   with pytest.raises(ValueError, match="float rows"):
     run.predict(np.zeros((2, 8, 8, 1), np.uint8))
+  with pytest.raises(ValueError, match=r"takes float rows \(N, 64\) like theirs, not image "
+                                       "files"):    # an IndexError of its image shape ()
+    run.predict(str(tmp_path / "image.png"))
   bad = raw.astype(np.float64)
   bad[3, 5] = np.nan
   with pytest.raises(ValueError, match="row 3, column 5 holds nan; .* finite values only"):

@@ -178,6 +178,8 @@ def _copy(run, tmp_path):
                                           r"run's 10 classes"),
     (lambda p: {"b": p["b"]}, r"no W and b of the run's linear model \(holds b\)"),
     (lambda p: {**p, "W": np.full_like(p["W"], np.nan)}, "W holds non-finite values"),
+    (lambda p: {**p, "W": p["W"][:63]}, "its weights take rows of 63 columns, where the "
+                                        "run's pixels rows have 64"),
 ])
 def test_a_run_with_damaged_weights_is_refused(digits_run, tmp_path, change, message):
   run, _ = digits_run
@@ -185,6 +187,8 @@ def test_a_run_with_damaged_weights_is_refused(digits_run, tmp_path, change, mes
   np.savez(workdir / "checkpoint" / "best.npz", **change(dict(run.params)))
   with pytest.raises(lincv.checkpoint.Damaged, match="best.npz is damaged: " + message):
     lincv.Run.load(workdir).predict(np.zeros((2, 8, 8, 1), np.uint8))
+  with pytest.raises(lincv.checkpoint.Damaged, match="best.npz is damaged: " + message):
+    lincv.Run.load(workdir).evaluate("test")
 
 
 def test_an_earlier_runs_config_without_a_later_field_loads_with_its_default(digits_run,
@@ -202,6 +206,7 @@ def test_an_earlier_runs_config_without_a_later_field_loads_with_its_default(dig
 @pytest.mark.parametrize("cut, message", [
     ("mid_row", r"row \d+ has \d+ cells where the header names \d+"),
     ("at_a_row", r"it holds \d+ rows, where this run has \d+ members"),
+    ("in_last_cell", r"it ends inside a row \(no line break after its last\)"),
 ])
 def test_a_results_file_cut_short_is_named(digits_run, tmp_path, cut, message):
   # Cut in a row it raised a TypeError from int(None); cut between rows it gave fewer
@@ -211,7 +216,8 @@ def test_a_results_file_cut_short_is_named(digits_run, tmp_path, cut, message):
   text = (workdir / "results.csv").read_text()
   end = text.index("\n", len(text) // 2)        # the end of a row in the middle
   (workdir / "results.csv").write_text(   # the next row cut after its first cell, or whole
-      text[:text.index(",", end)] if cut == "mid_row" else text[:end + 1])
+      text[:text.index(",", end)] if cut == "mid_row" else text[:end + 1]
+      if cut == "at_a_row" else text[:-3])   # the last cell "1e-05" read as 1.0, silently
   with pytest.raises(lincv.checkpoint.Damaged, match="results.csv is damaged: " + message):
     _ = lincv.Run.load(workdir).results
 
