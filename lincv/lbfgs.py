@@ -126,8 +126,8 @@ class Basis(NamedTuple):
 
 
 def basis(x_NxD) -> Basis:
-  """The `Basis` of the rows `x_NxD`, in float32 (the preconditioner changes the path to
-  the minimum, not the minimum).
+  """The `Basis` of the rows `x_NxD`, in their working float (float32, or float64 for
+  float64 rows; the preconditioner changes the path to the minimum, not the minimum).
 
   N >= D: one (D, N) x (N, D) product and one eigendecomposition of the (D, D) result.
   N < D: of X X^T / N (N, N), which has the same nonzero eigenvalues, with eigenvectors u

@@ -39,7 +39,7 @@ import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
 from lincv._checks import (check_array, check_count, check_key, check_labels, check_name,
-                           check_nonnegative)
+                           check_nonnegative, working_float)
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -461,6 +461,12 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
   data = jax.tree.map(jnp.asarray, data)    # NumPy rows cannot be indexed by traced steps
   for name in ("x_train", "x_val"):   # a vector of values raised an IndexError
     chex.assert_rank(getattr(data, name), 2, custom_message=f"data.{name} must be rows (N, D)")
+    dtype = getattr(data, name).dtype
+    if working_float(dtype) != dtype:
+      # Integer rows failed inside the initialisation, 16-bit floats inside L-BFGS's loop
+      # or trained their weights in 16 bits; `sweep.run` converts its rows itself.
+      raise ValueError(f"data.{name} is {dtype.name}: fit trains on float32 or float64 "
+                       "rows; convert them (x.astype(np.float32))")
   for name in ("y_train", "y_val"):   # one per row: shapes are known under jit too
     check_labels(getattr(data, name), num_classes,
                  num_examples=jnp.shape(getattr(data, "x" + name[1:]))[0], name=name)

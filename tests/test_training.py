@@ -256,6 +256,19 @@ def test_fit_names_rows_that_are_not_a_matrix(field):
     training.fit(_hparams(), data, None, STRUCT, 4)
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "lbfgs"])
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.int32, jnp.uint8])
+def test_fit_refuses_rows_that_are_not_float32_or_float64(optimizer, dtype):
+  # int32 rows failed in the initialisation ("dtype argument to `normal`"), 16-bit floats
+  # in L-BFGS's loop ("carry types differ"), or trained weights of 16 bits.
+  data = _data()
+  data = data._replace(x_train=data.x_train.astype(dtype))
+  s = dataclasses.replace(STRUCT, optimizer=optimizer)
+  with pytest.raises(ValueError, match=f"data.x_train is {jnp.dtype(dtype).name}: fit trains "
+                     r"on float32 or float64 rows; convert them \(x.astype\(np.float32\)\)"):
+    training.fit(_hparams(), data, None, s, 4)
+
+
 def test_fit_refuses_a_seed_as_the_key_and_a_class_count_that_is_not_a_count():
   # An int key failed inside fold_in, a float class count inside one_hot.
   with pytest.raises(TypeError, match="key must be one JAX random key, .*got int 3"):
