@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from lincv import checkpoint, distributed, events, lbfgs, metrics, plots
+from lincv.sweep import selection
 
 LEADING = ("member", "group", "status", "val_accuracy", "train_accuracy", "final_loss",
            "epochs_run", "best_epoch", "seconds")
@@ -184,7 +185,7 @@ def table(rows, fields, top: int = TABLE_TOP) -> str:
   """The `top` rows by validation accuracy, as aligned text columns."""
   cols = ["member"] + list(fields) + [c for c in ("val_accuracy", "train_accuracy", "status")
                                       if c in rows[0]]
-  best = sorted(rows, key=lambda r: (-r["val_accuracy"], r["member"]))[:top]
+  best = sorted(rows, key=lambda r: (-selection.rank(r["val_accuracy"]), r["member"]))[:top]
   fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
   cells = [[fmt(r[c]) for c in cols] for r in best]
   widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]

@@ -1,6 +1,7 @@
 """sweep: expansion, grouping, halving, divergence isolation, devices, resume, bad specs."""
 
 import json
+import math
 import os
 import re
 import signal
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import checkpoint, lbfgs, sweep, training
+from lincv import checkpoint, lbfgs, report, sweep, training
+from lincv.sweep import selection
 from _faults import Killed, KillAt, resumes_at_every_write, share_populations
 import _sweep_main
 from _sweep_main import blobs
@@ -362,6 +364,33 @@ def test_a_diverged_group_does_not_end_the_sweep():
   assert by_loss["squared_svm"]["status"] == "diverged"
   assert by_loss["svm"]["status"] == "ok"
   assert result.best["loss"] == "svm" and result.best_params["W"].shape == (12, 4)
+
+
+def test_a_member_diverged_in_its_first_epoch_has_no_validation_accuracy():
+  # It kept no epoch, so it has no best-validation accuracy: results.csv said 0.0, a
+  # number no parameters of it scored.
+  result = sweep.run(_config(learning_rate=[0.1, 1e7]), lambda f: _data(), 4)
+  wild = result.rows[1]
+  assert wild["status"] == "diverged" and wild["best_epoch"] == 0
+  assert math.isnan(wild["val_accuracy"])
+  assert result.best["member"] == 0
+  header, first, second = report.table(result.rows, ["learning_rate"]).splitlines()
+  assert header.split() == ["member", "learning_rate", "val_accuracy", "train_accuracy",
+                            "status"]
+  assert first.split()[0] == "0"
+  assert second.split()[0] == "1" and second.split()[2] == "nan"
+
+
+def test_a_nan_accuracy_ranks_below_every_number_in_any_order():
+  # Compared as neither above nor below, a NaN left the order to the rows': `best` chose
+  # it when it came first, and halving kept it over better members.
+  row = lambda m, acc: {"member": m, "status": "ok", "val_accuracy": acc}
+  for accs in ([math.nan, 0.5, 0.9], [0.5, math.nan, 0.9], [0.9, 0.5, math.nan]):
+    rows = [row(m, a) for m, a in enumerate(accs)]
+    assert selection.best(rows)["val_accuracy"] == 0.9
+    assert [r.split()[1] for r in report.table(rows, []).splitlines()[1:]] == [
+        "0.9", "0.5", "nan"]
+  assert selection.survivors({0: 0.5, 1: math.nan, 2: 0.9, 3: 0.7}, 2) == {2, 3}
 
 
 def test_every_member_diverged_fails_and_leaves_no_checkpoint(tmp_path):

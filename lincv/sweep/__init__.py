@@ -81,8 +81,9 @@ def run(config: ml_collections.ConfigDict,
   Returns:
     a `Result`. Each row holds: member, group, every sweepable field, train_accuracy
     (unless `config.train_accuracy` is False) and val_accuracy (of the member's
-    best-validation parameters), final_loss (mean
-    train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
+    best-validation parameters; a full-batch solver's, of its solution, its last
+    iterate; NaN for a member that diverged in its first epoch and kept none),
+    final_loss (mean train loss of its last epoch), status (ok / diverged / pruned), epochs_run,
     best_epoch, seconds (the group's training time divided among its members); an
     lbfgs member's also iterations and grad_norm (relative to the gradient at zero, see
     `lincv.lbfgs`); with `config.refine`, stage (coarse / refine). A member's history

@@ -454,7 +454,9 @@ class Runner:
           member=m, group=gi, **{f: self.members[m][f] for f in config_lib.SWEEPABLE},
           **({"train_accuracy": float(out["train_accuracy"][j])}
              if "train_accuracy" in out else {}),
-          val_accuracy=float(max(out["val_accuracy"][j], 0.0)),
+          # Below 0: no epoch kept (it diverged in its first), no validation accuracy.
+          val_accuracy=(float(out["val_accuracy"][j]) if out["val_accuracy"][j] >= 0
+                        else math.nan),
           final_loss=float(out["final_loss"][j]),
           status=training.STATUS_NAMES[int(out["status"][j])],
           epochs_run=n, best_epoch=int(out["best_epoch"][j]), seconds=run.seconds / g.size)

@@ -37,10 +37,17 @@ def halving(config: ml_collections.ConfigDict,
   return tuple(sorted({int(r) for r in rungs})), float(eta)
 
 
+def rank(accuracy: float) -> float:
+  """A validation accuracy as a sort key, higher is better: NaN (no accuracy, e.g. a member
+  that diverged in its first epoch) ranks below every number, where in `max` or `sorted`
+  it would compare as neither above nor below and leave the order to the rows' order."""
+  return -math.inf if math.isnan(accuracy) else accuracy
+
+
 def survivors(live: Mapping[int, float], eta: float) -> set[int]:
   """The best ceil(n / eta) of the n live members (member -> validation accuracy so far);
   ties go to the lower member index."""
-  order = sorted(live, key=lambda m: (-live[m], m))
+  order = sorted(live, key=lambda m: (-rank(live[m]), m))
   return set(order[: math.ceil(len(order) / eta)])
 
 
@@ -63,7 +70,7 @@ class Diverged(SweepError):
 def best(rows: list[dict]) -> dict | None:
   """The row `select` chooses, or None if every member diverged."""
   ok = [r for r in rows if r["status"] != "diverged"]
-  return max(ok, key=lambda r: (r["val_accuracy"], -r["member"])) if ok else None
+  return max(ok, key=lambda r: (rank(r["val_accuracy"]), -r["member"])) if ok else None
 
 
 def select(rows: list[dict]) -> dict:
