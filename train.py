@@ -143,6 +143,9 @@ def main(argv) -> None:
     sys.stdout.write(usage())
     sys.exit(0)
   spec, overrides = _parse(argv)
+  if FLAGS["workdir"].present and not FLAGS.workdir:   # an unset $WD: a new run each time
+    _fail("--workdir is empty; give a folder, or leave --workdir out for "
+          "runs/<config>-<date>-<time>")
   if FLAGS.mode == "eval":
     if spec is not None or overrides:
       _fail("--config and --config.FIELD do nothing with --mode eval, which evaluates the "

@@ -16,6 +16,7 @@ On the command line (`train.py`), `load` reads a config file and `override` appl
 """
 
 import dataclasses
+import difflib
 import json
 
 import ml_collections
@@ -151,6 +152,34 @@ def idle_override(config: ml_collections.ConfigDict, path: str, members) -> str 
 
 class ConfigError(ValueError):
   """A configuration that cannot run; the message says what is valid."""
+
+
+def unknown_field_message(path: str, known) -> str:
+  """The error for an unknown field: the closest known name, if one is close."""
+  *parents, name = path.split(".")
+  prefix = "".join(p + "." for p in parents)
+  close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+  if close:
+    return f"unknown field {path!r} (did you mean {prefix + close[0]!r}?)"
+  where = f"{prefix[:-1]} has: {', '.join(known)}" if parents else (
+      "the fields and their defaults are in lincv/config.py")
+  return f"unknown field {path!r}; {where}"
+
+
+def unknown_fields(config, known=None, prefix: str = "") -> list[tuple[str, list[str]]]:
+  """(path, the known names beside it) of each field of `config` that `base()` does not
+  have: a typo in a config file (`c.epohcs = 3`) would otherwise be kept and ignored,
+  the run trained on the default. `sweep` is left to `lincv.sweep.expand`, which names
+  the fields a sweep may vary."""
+  known = base() if known is None else known
+  out = []
+  for name in config.keys():
+    if name not in known:
+      out.append((prefix + name, list(known.keys())))
+    elif (name != "sweep" or prefix) and isinstance(config[name], ml_collections.ConfigDict) \
+        and isinstance(known[name], ml_collections.ConfigDict):
+      out += unknown_fields(config[name], known[name], f"{prefix}{name}.")
+  return out
 
 
 # Fields a resumed run may change: they change how it runs, not what it computes.

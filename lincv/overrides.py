@@ -11,13 +11,13 @@ names are reachable as `lincv.config.load`, `lincv.config.override`, ...
 """
 
 import ast
-import difflib
 import importlib.util
 import os
 import re
 
 import ml_collections
 
+from lincv import config as config_lib
 from lincv.config import SWEEPABLE
 
 class OverrideError(ValueError):
@@ -48,20 +48,14 @@ def load(spec: str) -> ml_collections.ConfigDict:
   if not isinstance(config, ml_collections.ConfigDict):
     raise OverrideError(f"cannot load --config {spec}: get_config() returned "
                         f"{type(config).__name__}, not an ml_collections.ConfigDict")
+  for path, known in config_lib.unknown_fields(config)[:1]:
+    raise OverrideError(f"--config {spec}: {_unknown(path, known)}")
   config.lock()
   return config
 
 
 def _unknown(path: str, known) -> OverrideError:
-  """The error for an unknown field: the closest known name, if one is close."""
-  *parents, name = path.split(".")
-  prefix = "".join(p + "." for p in parents)
-  close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-  if close:
-    return OverrideError(f"unknown field {path!r} (did you mean {prefix + close[0]!r}?)")
-  where = f"{prefix[:-1]} has: {', '.join(known)}" if parents else (
-      "the fields and their defaults are in lincv/config.py")
-  return OverrideError(f"unknown field {path!r}; {where}")
+  return OverrideError(config_lib.unknown_field_message(path, known))
 
 
 def parse_values(text: str) -> tuple:
@@ -224,7 +218,7 @@ def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list
     (the config spec or None, [(path, value text)] in order, the other arguments).
 
   Raises:
-    OverrideError: `--config` without a file.
+    OverrideError: `--config` without a file, or given twice.
   """
   spec, overrides, rest = None, [], []
   i = 0
@@ -233,11 +227,15 @@ def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list
     config = _CONFIG_ARG.fullmatch(arg)
     override = _OVERRIDE_ARG.fullmatch(arg)
     if config:
+      if spec is not None:    # the second one silently won
+        raise OverrideError("--config given twice; give one config file")
       spec = config.group(1)
       if spec is None:
-        if i + 1 == len(args):
+        if i + 1 == len(args) or args[i + 1].startswith("-"):
           raise OverrideError("--config needs a file: --config configs/NAME.py[:VARIANT]")
         spec, i = args[i + 1], i + 1
+      if not spec:
+        raise OverrideError("--config needs a file: --config configs/NAME.py[:VARIANT]")
     elif override:
       negated, path, text = override.groups()
       if negated:

@@ -12,6 +12,7 @@ import sys
 import ml_collections
 import pytest
 
+from configs import default
 from lincv import config as config_lib
 from lincv import experiment, sweep
 from lincv.progress import Progress
@@ -338,11 +339,50 @@ def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, train_main):
     (["--split", "val"], "train.py: error: --split does nothing without --mode eval"),
     (["--process_id", "1"], "train.py: error: --num_processes and --process_id do nothing "
                             "without --coordinator host:port"),
+    (["--config", "configs/default.py"], "train.py: error: --config given twice; give one "
+                                         "config file"),     # the second silently won
 ])
 def test_bad_command_lines_are_one_line_exit_2(train_main, tmp_path, args, line):
   code, _, err = train_main(*SMOKE, *args, "--workdir", str(tmp_path / "run"))
   assert code == 2
   assert _one_line(err).startswith(line)
+  assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_workdir_is_refused(train_main, tmp_path, monkeypatch):
+  # An unset $WD in `--workdir=$WD` started a new run under runs/ each time.
+  monkeypatch.chdir(tmp_path)     # where runs/ would be made
+  code, _, err = train_main("--config", os.path.join(ROOT, "configs", "default.py:smoke"),
+                            "--workdir=")
+  assert code == 2
+  assert _one_line(err) == ("train.py: error: --workdir is empty; give a folder, or leave "
+                            "--workdir out for runs/<config>-<date>-<time>")
+  assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("typo,line", [
+    ("c.epohcs = 3", "unknown field 'epohcs' (did you mean 'epochs'?)"),
+    ("c.data.limt = 30", "unknown field 'data.limt' (did you mean 'data.limit'?)"),
+])
+def test_a_config_file_that_sets_an_unknown_field_is_refused(train_main, tmp_path, typo,
+                                                              line):
+  # It was kept in config.json and ignored: the run trained on the default.
+  (tmp_path / "typo.py").write_text(
+      "from configs import default\n\n\ndef get_config():\n"
+      f"  c = default.get_config('smoke')\n  {typo}\n  return c\n")
+  code, _, err = train_main("--config", str(tmp_path / "typo.py"),
+                            "--workdir", str(tmp_path / "run"))
+  assert code == 2
+  assert _one_line(err) == f"train.py: error: --config {tmp_path / 'typo.py'}: {line}"
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_config_built_in_python_with_an_unknown_field_is_refused(tmp_path):
+  c = default.get_config("smoke")
+  c.learning_rat = 0.5
+  with pytest.raises(config_lib.ConfigError, match=r"^unknown field 'learning_rat' \(did you mean "
+                                        r"'learning_rate'\?\)$"):
+    experiment.run(c, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
 
