@@ -17,6 +17,7 @@ A finished run is read back with `lincv.Run.load(workdir)`.
 """
 
 import importlib
+import numbers
 import os
 import shutil
 import tempfile
@@ -174,12 +175,16 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
                       f"with the config's own fields; remove sweep."
                       f"{', sweep.'.join(config.sweep.keys())}, or use method='sweep'")
   if config.method == "knn":
+    if not config.knn.metrics:    # max() of an empty sequence, a run directory left behind
+      raise ConfigError(f"knn.metrics is empty; give one or more of: {', '.join(knn.METRICS)}")
     for metric in config.knn.metrics:
       if metric not in knn.METRICS:
         raise ConfigError(f"unknown knn metric {metric!r}; expected one of: "
                           f"{', '.join(knn.METRICS)}")
-    if not config.knn.ks or min(config.knn.ks) < 1:
-      raise ConfigError(f"knn.ks must be positive integers, got {config.knn.ks}")
+    ks = config.knn.ks
+    whole = lambda k: isinstance(k, numbers.Integral) and not isinstance(k, bool)
+    if not ks or not all(whole(k) for k in ks) or min(ks) < 1:
+      raise ConfigError(f"knn.ks must be positive integers, got {ks}")
     if config.knn.num_folds < 2:
       raise ConfigError(f"knn.num_folds must be >= 2 (folds of the cross-validation of k), "
                         f"got {config.knn.num_folds}")

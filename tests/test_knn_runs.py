@@ -3,6 +3,7 @@ a single k, and strict JSON."""
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -66,3 +67,22 @@ def test_mirrored_copies_share_a_cross_validation_fold(tmp_path, offline_data):
 def test_a_k_larger_than_the_folds_is_a_config_error(tmp_path, offline_data):
   with pytest.raises(experiment.ConfigError, match="knn: k=5000 exceeds the smallest"):
     experiment.run(_config(ks=(1, 5000)), str(tmp_path / "run"), stream=io.StringIO())
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("metrics", (), "knn.metrics is empty; give one or more of: l1, l2"),
+    ("ks", ("a", "b"), "knn.ks must be positive integers, got ('a', 'b')"),
+    ("ks", (1, 2.5), "knn.ks must be positive integers, got (1, 2.5)"),
+    ("ks", (np.int64(3),), None),                  # a NumPy integer is an integer
+])
+def test_bad_knn_fields_are_refused_before_anything_is_written(tmp_path, field, value,
+                                                               message):
+  # An empty metrics tuple raised max()'s ValueError, ks of text a TypeError from min(),
+  # and each left config.json and checkpoint/data.json behind.
+  c = _config(**{field: value})
+  if message is None:
+    experiment.check(c)
+    return
+  with pytest.raises(experiment.ConfigError, match="^" + re.escape(message) + "$"):
+    experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
+  assert not (tmp_path / "run").exists()

@@ -98,6 +98,17 @@ def test_bad_specifications(spec, message):
   assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("kind", ["uniform", "log_uniform"])
+def test_a_distribution_with_an_infinite_bound_is_refused(kind):
+  # 1e400 parses as inf: the draw raised NumPy's OverflowError.
+  c = _config(learning_rate={kind: [1e-3, float("inf")]})
+  c.search, c.num_samples = "random", 3
+  with pytest.raises(sweep.SweepError, match=re.escape(
+      f"sweep field 'learning_rate': {kind} needs a numeric field and [low, high], finite, "
+      "with low < high, got [0.001, inf]")):
+    sweep.expand(c)
+
+
 @pytest.mark.parametrize("field, optimizer", [("b2", "adam"), ("momentum", "momentum")])
 def test_a_decay_rate_that_is_1_in_the_rows_dtype_is_refused(field, optimizer):
   # 0.99999999 passed the [0, 1) check in float64 and was 1.0 in float32: every Adam

@@ -55,9 +55,11 @@ def _space(spec: Mapping, search: str = "grid") -> dict:
         space[field] = ("values", args)
       else:
         if (field not in config_lib.NUMERIC or len(args) != 2
-            or not all(_is_number(a) for a in args) or not args[0] < args[1]):
+            or not all(_is_number(a) and math.isfinite(a) for a in args)
+            or not args[0] < args[1]):
+          # An infinite bound (1e400) raised NumPy's OverflowError from the draw.
           raise SweepError(f"sweep field {field!r}: {kind} needs a numeric field and "
-                           f"[low, high] with low < high, got {args}")
+                           f"[low, high], finite, with low < high, got {args}")
         if kind == "log_uniform" and args[0] <= 0:
           raise SweepError(f"sweep field {field!r}: log_uniform needs low > 0, got {args}")
         space[field] = (kind, [float(a) for a in args])
