@@ -194,7 +194,8 @@ def test_an_override_that_changes_nothing_is_named(fields, path, message):
 @pytest.mark.parametrize("fields,path", [
     ({"optimizer": "nesterov"}, "momentum"), ({"method": "knn"}, "knn.ks"),
     ({"method": "random_search"}, "seed"), ({"features": "kmeans"}, "features_cfg.kmeans_iters"),
-    ({"search": "random"}, "num_samples"), ({}, "learning_rate"), ({}, "data.limit"),
+    ({"search": "random", "num_samples": 1}, "num_samples"), ({}, "learning_rate"),
+    ({}, "data.limit"),
     ({"method": "random_local_search"}, "random.step"), ({}, "data.name"),
     ({"method": "random_search"}, "random.scale"),
     ({"optimizer": "lbfgs"}, "epochs"), ({"optimizer": "lbfgs"}, "seed"), ({}, "grad"),

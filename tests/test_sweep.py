@@ -98,6 +98,20 @@ def test_bad_specifications(spec, message):
   assert "\n" not in str(e.value)
 
 
+def test_a_random_search_over_lists_draws_no_setting_twice():
+  # 8 draws from 2 x 2 settings trained 8 members, 4 of them again for nothing.
+  c = _config(loss=["svm", "softmax"], learning_rate=[0.01, 0.1, 0.3])
+  c.search, c.num_samples = "random", 6
+  members = sweep.expand(c)
+  settings = [(m["loss"], m["learning_rate"]) for m in members]
+  assert len(set(settings)) == len(settings) == 6
+  c.num_samples = 7
+  with pytest.raises(sweep.SweepError, match=re.escape(
+      "num_samples 7 exceeds the 6 distinct settings of a random search over lists of "
+      "values; lower num_samples, or use search='grid' for all of them")):
+    sweep.expand(c)
+
+
 @pytest.mark.parametrize("kind", ["uniform", "log_uniform"])
 def test_a_distribution_with_an_infinite_bound_is_refused(kind):
   # 1e400 parses as inf: the draw raised NumPy's OverflowError.

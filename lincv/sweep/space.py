@@ -165,8 +165,16 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
     if config.num_samples < 1:
       raise SweepError(f"num_samples must be >= 1 for a random search, got {config.num_samples}")
     rng = np.random.default_rng(seeds.integer(config.search_seed, "search"))
-    members = []
-    for _ in range(config.num_samples):
+    # Draws of lists alone repeat: a setting drawn again is drawn anew (a member trained
+    # twice would be compute for nothing), so there must be enough distinct settings.
+    if all(kind == "values" for kind, _ in space.values()):
+      distinct = math.prod(len({repr(v) for v in args}) for _, args in space.values())
+      if config.num_samples > distinct:
+        raise SweepError(f"num_samples {config.num_samples} exceeds the {distinct} distinct "
+                         "settings of a random search over lists of values; lower "
+                         "num_samples, or use search='grid' for all of them")
+    members, seen = [], set()
+    while len(members) < config.num_samples:
       m = dict(base)
       for field, (kind, args) in space.items():
         if kind == "values":
@@ -175,7 +183,9 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
           m[field] = float(rng.uniform(*args))
         else:
           m[field] = float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
-      members.append(m)
+      if repr(sorted(m.items())) not in seen:
+        seen.add(repr(sorted(m.items())))
+        members.append(m)
   for m in members:
     validate_member(m)
   members, notes = _collapse(members, space, base)
