@@ -231,6 +231,7 @@ def test_without_train_accuracy_a_run_skips_that_pass_and_only_its_column(
 
   monkeypatch.setattr(sweep.Population, "accuracy", counted)
   c = _config()
+  c.epochs = 2
   experiment.run(c, str(tmp_path / "with"), stream=io.StringIO())
   with_train = list(scored)
   scored.clear()
