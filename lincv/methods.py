@@ -16,6 +16,7 @@ parameters. `predict` and `scores` then apply the selected classifier to any row
 
 import dataclasses
 import functools
+import warnings
 
 import jax
 import numpy as np
@@ -62,6 +63,14 @@ def _knn(config, inputs, *, progress, **unused) -> Outcome:
   if k.cv_limit and k.cv_limit < len(y_tr):
     keep = data_lib.stratified_subset(y_tr, k.cv_limit, config.data.split_seed)
     x_tr, y_tr, groups = x_tr[keep], y_tr[keep], groups[keep]
+  num_classes = inputs.prepared.num_classes
+  if len(y_tr) < k.num_folds * num_classes:
+    # Folds of fewer rows than classes: each k's accuracy is a handful of votes, and the
+    # choice of k is noise (5 rows in 5 folds scored every k 0.0).
+    warnings.warn(f"lincv: k-NN cross-validates k over {len(y_tr)} training rows in "
+                  f"{k.num_folds} folds, fewer rows per fold than the {num_classes} classes:"
+                  f" the choice of k is noise; raise knn.cv_limit (0 = every training row) to "
+                  f"at least {k.num_folds * num_classes}", UserWarning, stacklevel=2)
   rows = []
   for metric in k.metrics:
     if progress:

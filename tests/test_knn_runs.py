@@ -86,3 +86,14 @@ def test_bad_knn_fields_are_refused_before_anything_is_written(tmp_path, field, 
   with pytest.raises(experiment.ConfigError, match="^" + re.escape(message) + "$"):
     experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
   assert not (tmp_path / "run").exists()
+
+
+def test_a_cross_validation_over_fewer_rows_per_fold_than_classes_is_warned_of(
+    tmp_path, offline_data):
+  # 5 rows in 5 folds scored every k 0.0 and picked the first, without a word.
+  with pytest.warns(UserWarning, match=r"k-NN cross-validates k over 20 training rows in 5 "
+                                       r"folds, fewer rows per fold than the 10 classes: the "
+                                       r"choice of k is noise; raise knn.cv_limit .* to at "
+                                       r"least 50"):
+    experiment.run(_config(ks=(1, 3), cv_limit=20), str(tmp_path / "run"),
+                   stream=io.StringIO())
