@@ -197,3 +197,7 @@ def test_curves_label_one_member_by_its_number_and_a_diverged_seed():
   fig = plots.curves_figure(rows[:1], history[:1], ("loss",))
   assert [l.get_label() for l in fig.axes[1].get_lines()] == ["#0 loss=softmax"]
   plt.close(fig)
+  # a member alone whose curve ends at its rung says why, as a seed group does
+  fig = plots.curves_figure([dict(rows[0], status="pruned")], history[:1], ("loss",))
+  assert [l.get_label() for l in fig.axes[1].get_lines()] == ["#0 loss=softmax (pruned)"]
+  plt.close(fig)

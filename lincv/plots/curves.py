@@ -29,8 +29,9 @@ def _padded(members, history, key) -> np.ndarray:
 def _legend(group, swept_fields) -> str:
   kept = [r for r in group if r["status"] != "diverged"]
   text = ", ".join(_pairs({f: group[0][f] for f in swept_fields if f != "seed"}))
-  if len(group) == 1:
-    return f"#{group[0]['member']} {text}"
+  if len(group) == 1:    # its curve ends at its rung if it was pruned: say why
+    pruned = " (pruned)" if group[0]["status"] == "pruned" else ""
+    return f"#{group[0]['member']} {text}{pruned}"
   lost = f", {len(group) - len(kept)} diverged" if len(kept) < len(group) else ""
   pruned = sum(r["status"] == "pruned" for r in kept)   # its curve ends at its rung
   lost += f", {pruned} pruned" if pruned else ""
