@@ -194,7 +194,7 @@ def test_curves_label_one_member_by_its_number_and_a_diverged_seed():
   labels = [l.get_label() for l in fig.axes[1].get_lines()]
   assert "loss=softmax, lr=0.01, reg_strength=0.001 (1 seed, 1 diverged, 1 pruned)" in labels
   plt.close(fig)
-  fig = plots.curves_figure(rows[:1], history[:1], ("loss",))
+  fig = plots.curves_figure([dict(rows[0], status="ok")], history[:1], ("loss",))
   assert [l.get_label() for l in fig.axes[1].get_lines()] == ["#0 loss=softmax"]
   plt.close(fig)
   # a member alone whose curve ends at its rung says why, as a seed group does
