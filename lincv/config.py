@@ -176,8 +176,8 @@ def unknown_fields(config, known=None, prefix: str = "") -> list[tuple[str, list
   for name in config.keys():
     if name not in known:
       out.append((prefix + name, list(known.keys())))
-    elif (name != "sweep" or prefix) and isinstance(config[name], ml_collections.ConfigDict) \
-        and isinstance(known[name], ml_collections.ConfigDict):
+    elif ((name != "sweep" or prefix) and isinstance(config[name], ml_collections.ConfigDict)
+          and isinstance(known[name], ml_collections.ConfigDict)):
       out += unknown_fields(config[name], known[name], f"{prefix}{name}.")
   return out
 
@@ -260,7 +260,7 @@ def base() -> ml_collections.ConfigDict:
   knn | random_search | random_local_search) with `knn.*` and `random.*`. Evaluation:
   `eval_split` (the split the selected member is scored on), `train_accuracy` (False: no
   pass over the training rows to score each member's selected parameters, no
-  train_accuracy column; a sweep of a few epochs over many rows saves a fifth or more).
+  train_accuracy column; a sweep of a few epochs over many rows saves about a fifth).
   """
   c = ml_collections.ConfigDict()
   for f in dataclasses.fields(training.Structure):

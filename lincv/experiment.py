@@ -137,8 +137,9 @@ def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
 
 def check(config: ml_collections.ConfigDict) -> list[dict]:
   """Validates everything that can be checked before touching data; returns the members."""
-  for path, known in config_lib.unknown_fields(config)[:1]:
-    raise ConfigError(config_lib.unknown_field_message(path, known))
+  unknown = config_lib.unknown_fields(config)
+  if unknown:
+    raise ConfigError(config_lib.unknown_field_message(*unknown[0]))
   try:
     members = sweep.expand(config)
     sweep.halving(config, members)

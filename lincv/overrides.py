@@ -48,8 +48,9 @@ def load(spec: str) -> ml_collections.ConfigDict:
   if not isinstance(config, ml_collections.ConfigDict):
     raise OverrideError(f"cannot load --config {spec}: get_config() returned "
                         f"{type(config).__name__}, not an ml_collections.ConfigDict")
-  for path, known in config_lib.unknown_fields(config)[:1]:
-    raise OverrideError(f"--config {spec}: {_unknown(path, known)}")
+  unknown = config_lib.unknown_fields(config)
+  if unknown:
+    raise OverrideError(f"--config {spec}: {config_lib.unknown_field_message(*unknown[0])}")
   config.lock()
   return config
 
