@@ -186,6 +186,10 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
     whole = lambda k: isinstance(k, numbers.Integral) and not isinstance(k, bool)
     if not ks or not all(whole(k) for k in ks) or min(ks) < 1:
       raise ConfigError(f"knn.ks must be positive integers, got {ks}")
+    for name, values in (("metrics", config.knn.metrics), ("ks", ks)):
+      twice = [v for i, v in enumerate(values) if v in values[:i]]
+      if twice:   # a member cross-validated twice for nothing, as a grid refuses
+        raise ConfigError(f"knn.{name} lists {twice[0]!r} twice; list each once")
     if config.knn.num_folds < 2:
       raise ConfigError(f"knn.num_folds must be >= 2 (folds of the cross-validation of k), "
                         f"got {config.knn.num_folds}")

@@ -74,6 +74,8 @@ def test_a_k_larger_than_the_folds_is_a_config_error(tmp_path, offline_data):
     ("ks", ("a", "b"), "knn.ks must be positive integers, got ('a', 'b')"),
     ("ks", (1, 2.5), "knn.ks must be positive integers, got (1, 2.5)"),
     ("ks", (np.int64(3),), None),                  # a NumPy integer is an integer
+    ("ks", (1, 3, 1), "knn.ks lists 1 twice; list each once"),
+    ("metrics", ("l2", "l2"), "knn.metrics lists 'l2' twice; list each once"),
 ])
 def test_bad_knn_fields_are_refused_before_anything_is_written(tmp_path, field, value,
                                                                message):

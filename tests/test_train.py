@@ -100,8 +100,9 @@ def test_cifar_smoke_config_on_an_image_folder(tmp_path, train_main):
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(train_main, tmp_path, args, message):
   workdir = tmp_path / "run"
-  code, _, err = train_main("--config", "configs/default.py:smoke", *args,
-                            "--workdir", str(workdir))
+  smoke = () if any(a.startswith("--config=") for a in args) else (
+      "--config", "configs/default.py:smoke")         # one --config: a second is refused
+  code, _, err = train_main(*smoke, *args, "--workdir", str(workdir))
   assert code == 2, (code, err)
   lines = [l for l in err.splitlines() if l.strip()]
   assert len(lines) == 1, err
