@@ -69,7 +69,10 @@ def heatmap_figure(rows, *, title: str = "", x="learning_rate", y="reg_strength"
   xs, ys = sorted({r[x] for r in rows}), sorted({r[y] for r in rows})
   if len(xs) < 2 and len(ys) < 2:
     return None
-  scatter = max(len(xs), len(ys)) > GRID_MAX
+  # A random search's draws fill a grid of their distinct values sparsely (10 draws: 10
+  # of 100 cells, the rest grey): one marker per member instead.
+  filled = len({(r[x], r[y]) for r in rows})
+  scatter = max(len(xs), len(ys)) > GRID_MAX or filled < len(xs) * len(ys) / 2
   fig, ax = plt.subplots(layout="constrained", figsize=(7, 5) if scatter else (
       max(1.1 * len(xs) + 2.5, 6.5), 0.6 * len(ys) + 2.8))
   im = _scatter(rows, x, y, ax) if scatter else _grid(rows, x, y, xs, ys, ax)
@@ -91,7 +94,8 @@ def heatmap(rows, path, *, title: str = "", x="learning_rate", y="reg_strength")
   Diverged members are left out; a cell whose members all diverged is grey and says
   "diverged"; a cell with pruned or diverged members is hatched and says how many, or
   "pruned" when every member that did not diverge was pruned. Past `GRID_MAX` values on an
-  axis (a random search), one marker per member instead: circled if pruned, x if diverged.
+  axis, or where the members fill less than half of the grid's cells (a random search),
+  one marker per member instead: circled if pruned, x if diverged.
   Returns False (and draws nothing) when neither field has two values.
   """
   fig = heatmap_figure(rows, title=title, x=x, y=y)
