@@ -1,6 +1,6 @@
 """Small validation helpers shared by the math core: names and shapes, checked up front."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import chex
 import jax
@@ -163,6 +163,12 @@ def wide_ints_as_float32(x):
       and not jax.config.jax_enable_x64):
     return x.astype(np.float32)
   return x
+
+
+def repeated(values: Sequence) -> list:
+  """The values of `values` that an earlier one equals, in order: a list that names a
+  setting twice would train (or cross-validate) it twice for nothing."""
+  return [v for i, v in enumerate(values) if v in values[:i]]
 
 
 def working_float(dtype) -> np.dtype:

@@ -29,6 +29,7 @@ import ml_collections
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
 from lincv import compile_cache, knn, methods, placement, precision, report, sweep
 from lincv import config as config_lib
+from lincv._checks import repeated
 from lincv.progress import Progress
 
 EVAL_SPLITS = ("train", "val", "test")
@@ -187,7 +188,7 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
     if not ks or not all(whole(k) for k in ks) or min(ks) < 1:
       raise ConfigError(f"knn.ks must be positive integers, got {ks}")
     for name, values in (("metrics", config.knn.metrics), ("ks", ks)):
-      twice = [v for i, v in enumerate(values) if v in values[:i]]
+      twice = repeated(values)
       if twice:   # a member cross-validated twice for nothing, as a grid refuses
         raise ConfigError(f"knn.{name} lists {twice[0]!r} twice; list each once")
     if config.knn.num_folds < 2:

@@ -469,12 +469,12 @@ def warn_unconverged(rows: list[dict], best: dict | None = None) -> list[dict]:
   if kinks:     # more iterations rarely help there: L-BFGS assumes a smooth objective
     msg += (f"; {', '.join(kinks)} is not smooth (its hinge has a kink), where L-BFGS may "
             "stall at any precision: softmax or squared_svm suit it")
-  fixes = ["raise config.epochs or config.lbfgs_iters" if capped else "",
-           # A member that stalled is as far as its arithmetic takes it: more iterations
-           # do not help, more precision or better-scaled rows do.
-           "run in float64 (config.dtype) or on standardised rows (config.data.scale="
-           "'std')" if capped < len(bad) else "", "loosen config.tol"]
+  fixes = ["raise config.epochs or config.lbfgs_iters"] if capped else []
+  if capped < len(bad):    # a stalled member is as far as its arithmetic takes it
+    fixes.append("run in float64 (config.dtype) or on standardised rows "
+                 "(config.data.scale='std')")
+  fixes.append("loosen config.tol")
   warnings.warn(f"lincv: {msg}. Their weights are not the minimum of their objective: "
-                f"{', or '.join(f for f in fixes if f)} (results.csv has each member's "
+                f"{', or '.join(fixes)} (results.csv has each member's "
                 "iterations and grad_norm)", NotConverged, stacklevel=2)
   return bad

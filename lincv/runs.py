@@ -257,13 +257,11 @@ class Run:
   def _fitting(self, rows):
     """`rows`, if the saved weights take their width; else best.npz is damaged (a
     traceback from deep inside the product would not say so)."""
-    if self.params is not None:
-      width = int(next(iter(self.params.values())).shape[0])
-      if rows.shape[1] != width:
-        raise checkpoint.Damaged(
-            f"{os.path.join(self.workdir, 'checkpoint', 'best.npz')} is damaged: its "
-            f"weights take rows of {width} columns, where the run's {self.features} rows "
-            f"have {rows.shape[1]}")
+    if self.params is not None and rows.shape[1] != self._dim:
+      raise checkpoint.Damaged(
+          f"{os.path.join(self.workdir, 'checkpoint', 'best.npz')} is damaged: its "
+          f"weights take rows of {self._dim} columns, where the run's {self.features} rows "
+          f"have {rows.shape[1]}")
     return rows
 
   def _precision(self):

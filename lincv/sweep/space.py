@@ -22,7 +22,7 @@ import numpy as np
 
 from lincv import losses, ridge, seeds, training
 from lincv import config as config_lib
-from lincv._checks import check_name
+from lincv._checks import check_name, repeated
 from lincv.sweep import closed_form
 
 SEARCHES = ("grid", "random")
@@ -77,7 +77,7 @@ def _space(spec: Mapping, search: str = "grid") -> dict:
         values = [float(v) for v in values]
         space[field] = ("values", values)
       if search == "grid":
-        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        twice = repeated(values)
         if twice:
           raise SweepError(f"sweep.{field} lists {twice[0]!r} twice; list each value once")
   return space
@@ -183,8 +183,9 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
           m[field] = float(rng.uniform(*args))
         else:
           m[field] = float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
-      if repr(sorted(m.items())) not in seen:
-        seen.add(repr(sorted(m.items())))
+      setting = repr(sorted(m.items()))
+      if setting not in seen:
+        seen.add(setting)
         members.append(m)
   for m in members:
     validate_member(m)
