@@ -202,3 +202,56 @@ def test_curves_label_one_member_by_its_number_and_a_diverged_seed():
   fig = plots.curves_figure([dict(rows[0], status="pruned")], history[:1], ("loss",))
   assert [l.get_label() for l in fig.axes[1].get_lines()] == ["#0 loss=softmax (pruned)"]
   plt.close(fig)
+
+
+def _path_rows():
+  """A probe's path: 2 losses x 5 strengths x 2 seeds at one learning rate (a full-batch
+  solver has none to sweep); svm at the largest strength diverged, one member pruned."""
+  rows = []
+  for loss in ("softmax", "svm"):
+    for i, reg in enumerate((1e-6, 1e-4, 1e-2, 1.0, 100.0)):
+      for seed in (0, 1):
+        status = ("diverged" if loss == "svm" and reg == 100.0 else
+                  "pruned" if loss == "softmax" and reg == 1e-6 and seed == 1 else "ok")
+        rows.append(dict(member=len(rows), loss=loss, learning_rate=1e-3, reg_strength=reg,
+                         seed=seed, status=status,
+                         val_accuracy=float("nan") if status == "diverged" else
+                         0.5 + 0.1 * i - 0.2 * (loss == "svm") + 0.01 * seed))
+  return rows
+
+
+def test_heatmap_of_one_varying_field_is_validation_accuracy_over_it(tmp_path):
+  rows = _path_rows()
+  assert plots.axes(rows) == ("reg_strength",)           # the seed is not an axis
+  fig = plots.heatmap_figure(rows, title=TITLE)
+  ax = fig.axes[0]
+  assert not ax.images and ax.get_xscale() == "log"
+  assert ax.get_xlabel() == "reg_strength" and ax.get_ylabel() == "validation accuracy"
+  lines = {l.get_label(): l for l in ax.get_lines()}
+  assert sorted(lines) == ["loss=softmax", "loss=svm"]
+  for loss, line in lines.items():                       # the best over seeds at each x
+    kept = [r for r in rows if f"loss={r['loss']}" == loss and r["status"] != "diverged"]
+    xs = sorted({r["reg_strength"] for r in kept})
+    np.testing.assert_allclose(line.get_xdata(), xs)
+    np.testing.assert_allclose(line.get_ydata(), [
+        max(r["val_accuracy"] for r in kept if r["reg_strength"] == x) for x in xs])
+  labels = ax.get_legend_handles_labels()[1]
+  assert "pruned (1)" in labels and "diverged (2)" in labels
+  assert "validation accuracy by reg_strength (the best over seed)" in fig.get_suptitle()
+  plt.close(fig)
+  path = str(tmp_path / "heatmap.png")
+  assert plots.heatmap(rows, path, title=TITLE)
+  assert "lines:" in Image.open(path).info["Description"]
+
+
+def test_heatmap_axes_are_learning_rate_and_strength_where_both_vary():
+  rows, _ = _rows()
+  assert plots.axes(rows) == ("learning_rate", "reg_strength")
+  margins = [dict(r, margin=float(1 + r["member"] % 3)) for r in rows]
+  assert plots.axes(margins) == ("learning_rate", "reg_strength", "margin")
+  fixed_lr = [dict(r, learning_rate=0.1) for r in margins]
+  fig = plots.heatmap_figure(fixed_lr)                   # no learning-rate axis of one value
+  assert fig.axes[0].get_xlabel() == "reg_strength" and fig.axes[0].get_ylabel() == "margin"
+  plt.close(fig)
+  with pytest.raises(ValueError, match="give both x and y"):
+    plots.heatmap_figure(rows, x="learning_rate")

@@ -16,11 +16,11 @@ matplotlib.use("Agg")  # files only, never a window; before pyplot is first impo
 
 # pylint: disable=wrong-import-position
 from lincv.plots.curves import curves, curves_figure, seed_groups  # noqa: E402
-from lincv.plots.heatmap import GRID_MAX, heatmap, heatmap_figure  # noqa: E402
+from lincv.plots.heatmap import GRID_MAX, axes, heatmap, heatmap_figure  # noqa: E402
 from lincv.plots.images import (confusion, confusion_figure, templates,  # noqa: E402
                                 templates_figure)
 from lincv.plots.style import WIDTH, describe, num, ticks  # noqa: E402
 
-__all__ = ["GRID_MAX", "WIDTH", "confusion", "confusion_figure", "curves", "curves_figure",
+__all__ = ["GRID_MAX", "WIDTH", "axes", "confusion", "confusion_figure", "curves", "curves_figure",
            "describe", "heatmap", "heatmap_figure", "num", "seed_groups", "templates",
            "templates_figure", "ticks"]

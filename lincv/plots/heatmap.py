@@ -1,4 +1,5 @@
-"""Validation accuracy over two hyperparameters, diverged and pruned members marked."""
+"""Validation accuracy over the swept hyperparameters, diverged and pruned members marked:
+a grid over two of them, or a line over the one that varies (a regularization path)."""
 
 import textwrap
 
@@ -10,6 +11,18 @@ from lincv import config as config_lib
 from lincv.plots.style import _save, _title, ticks
 
 GRID_MAX = 12                   # more values on a heatmap's axis: a scatter instead
+PREFERRED = ("learning_rate", "reg_strength")   # the axes, where both vary
+
+
+def axes(rows) -> tuple[str, ...]:
+  """The numeric fields that vary over `rows`, the seed apart, `PREFERRED` first.
+
+  The heatmap plots the first two; where only one varies (a probe's path over
+  reg_strength, a full-batch solver having no learning rate), validation accuracy over it.
+  """
+  varying = [f for f in config_lib.NUMERIC if f != "seed" and len({r.get(f) for r in rows}) > 1]
+  return tuple(f for f in PREFERRED if f in varying) + tuple(
+      f for f in varying if f not in PREFERRED)
 
 
 def _grid(rows, x, y, xs, ys, ax):
@@ -64,8 +77,63 @@ def _scatter(rows, x, y, ax):
   return im
 
 
-def heatmap_figure(rows, *, title: str = "", x="learning_rate", y="reg_strength"):
-  """The figure of `heatmap`, not saved; None when it would show no grid."""
+def _others(rows, *shown) -> list[str]:
+  """The swept fields, other than `shown`, that vary over `rows`."""
+  return [f for f in config_lib.SWEEPABLE
+          if f not in shown and len({str(r.get(f)) for r in rows}) > 1]
+
+
+def _path(rows, x, ax):
+  """Draws validation accuracy over `x`: a line for each setting of the other fields that
+  vary (the seed apart), the best over seeds at each value; returns the other fields."""
+  others = [f for f in _others(rows, x) if f != "seed"]
+  lines = {}
+  for r in rows:
+    lines.setdefault(tuple(str(r.get(f)) for f in others), []).append(r)
+  for setting, members in sorted(lines.items()):
+    best = {}
+    for r in members:
+      if r["status"] != "diverged" and np.isfinite(r["val_accuracy"]):
+        best[r[x]] = max(best.get(r[x], -np.inf), r["val_accuracy"])
+    label = ", ".join(f"{f}={v}" for f, v in zip(others, setting)) or None
+    xs = sorted(best)
+    ax.plot(xs, [best[v] for v in xs], marker="o", markersize=4, label=label)
+  pruned = [r for r in rows if r["status"] == "pruned"]
+  if pruned:
+    ax.scatter([r[x] for r in pruned], [r["val_accuracy"] for r in pruned], s=60,
+               facecolors="none", edgecolors="0.3", label=f"pruned ({len(pruned)})")
+  diverged = [r for r in rows if r["status"] == "diverged"]
+  if diverged:   # no accuracy to show: marked on the axis at their value of x
+    ax.scatter([r[x] for r in diverged], [0.0] * len(diverged), marker="x", c="0.3",
+               clip_on=False, transform=ax.get_xaxis_transform(),
+               label=f"diverged ({len(diverged)})")
+  if all(isinstance(r[x], float) and r[x] > 0 for r in rows):
+    ax.set_xscale("log")
+  ax.set(xlabel=x, ylabel="validation accuracy")
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize=8, loc="best")
+  return others
+
+
+def heatmap_figure(rows, *, title: str = "", x=None, y=None):
+  """The figure of `heatmap`, not saved; None when no field varies.
+
+  `x` and `y` default to `axes(rows)`; where one field alone varies, the figure is
+  validation accuracy over it.
+  """
+  if x is None and y is None:
+    fields = axes(rows)
+    if not fields:
+      return None
+    if len(fields) == 1:
+      fig, ax = plt.subplots(layout="constrained", figsize=(7, 4.5))
+      over = _others(rows, fields[0], *_path(rows, fields[0], ax))   # the seed, if any
+      best = f" (the best over {', '.join(over)})" if over else ""
+      _title(fig, title, f"validation accuracy by {fields[0]}{best}")
+      return fig
+    x, y = fields[:2]
+  elif x is None or y is None:
+    raise ValueError(f"give both x and y, or neither (got x={x!r}, y={y!r})")
   xs, ys = sorted({r[x] for r in rows}), sorted({r[y] for r in rows})
   if len(xs) < 2 and len(ys) < 2:
     return None
@@ -77,8 +145,7 @@ def heatmap_figure(rows, *, title: str = "", x="learning_rate", y="reg_strength"
       max(1.1 * len(xs) + 2.5, 6.5), 0.6 * len(ys) + 2.8))
   im = _scatter(rows, x, y, ax) if scatter else _grid(rows, x, y, xs, ys, ax)
   ax.set(xlabel=x, ylabel=y)
-  others = [f for f in config_lib.SWEEPABLE
-            if f not in (x, y) and len({str(r.get(f)) for r in rows}) > 1]
+  others = _others(rows, x, y)
   what = "best validation accuracy over " + ", ".join(others) if others and not scatter else (
       "validation accuracy")
   fig.colorbar(im, ax=ax, label=textwrap.fill(what, 40))
@@ -88,22 +155,32 @@ def heatmap_figure(rows, *, title: str = "", x="learning_rate", y="reg_strength"
   return fig
 
 
-def heatmap(rows, path, *, title: str = "", x="learning_rate", y="reg_strength") -> bool:
+def heatmap(rows, path, *, title: str = "", x=None, y=None) -> bool:
   """Validation accuracy over a grid of two fields, the best over the other swept fields.
+
+  The fields are `x` and `y`, by default the first two of `axes(rows)`: learning_rate and
+  reg_strength where both vary. Where one numeric field alone varies (a probe's path of
+  strengths), validation accuracy over it instead: one line per setting of the other
+  fields that vary, the best over seeds, pruned members circled, diverged ones an x on
+  the axis.
 
   Diverged members are left out; a cell whose members all diverged is grey and says
   "diverged"; a cell with pruned or diverged members is hatched and says how many, or
   "pruned" when every member that did not diverge was pruned. Past `GRID_MAX` values on an
   axis, or where the members fill less than half of the grid's cells (a random search),
   one marker per member instead: circled if pruned, x if diverged.
-  Returns False (and draws nothing) when neither field has two values.
+  Returns False (and draws nothing) when no field has two values.
   """
   fig = heatmap_figure(rows, title=title, x=x, y=y)
   if fig is None:
     return False
-  _save(fig, path, "colour and number: the best validation accuracy of the members that did "
-        "not diverge; grey: every member diverged (the cell says so), or no member there; "
-        "hatched: some members were pruned (stopped by halving) or diverged")
+  if x is None and y is None and len(axes(rows)) == 1:
+    _save(fig, path, "lines: the best validation accuracy of the members that did not "
+          "diverge; circled: pruned (stopped by halving); x on the axis: diverged")
+  else:
+    _save(fig, path, "colour and number: the best validation accuracy of the members that "
+          "did not diverge; grey: every member diverged (the cell says so), or no member "
+          "there; hatched: some members were pruned (stopped by halving) or diverged")
   return True
 
 
