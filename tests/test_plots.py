@@ -255,3 +255,14 @@ def test_heatmap_axes_are_learning_rate_and_strength_where_both_vary():
   plt.close(fig)
   with pytest.raises(ValueError, match="give both x and y"):
     plots.heatmap_figure(rows, x="learning_rate")
+
+
+def test_no_curves_of_members_that_trained_one_epoch_each(tmp_path):
+  rows = _path_rows()            # a full-batch solver's: one epoch each, a point not a curve
+  history = [{"train_loss": [0.5], "val_accuracy": [r["val_accuracy"]]} for r in rows]
+  assert plots.curves_figure(rows, history, ("loss", "reg_strength", "seed")) is None
+  path = tmp_path / "curves.png"
+  assert not plots.curves(rows, history, ("loss", "reg_strength", "seed"), str(path))
+  assert not path.exists()
+  history[3] = {"train_loss": [0.5, 0.4], "val_accuracy": [0.5, 0.6]}
+  assert plots.curves(rows, history, ("loss", "reg_strength", "seed"), str(path))

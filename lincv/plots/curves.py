@@ -40,7 +40,9 @@ def _legend(group, swept_fields) -> str:
 
 
 def curves_figure(rows, history, swept_fields, *, title: str = "", top: int = 5):
-  """The figure of `curves`, not saved."""
+  """The figure of `curves`, not saved; None when no member trained two epochs."""
+  if all(len(h.get("val_accuracy", ())) < 2 for h in history):
+    return None
   groups = [g for g in seed_groups(rows, swept_fields)
             if any(r["status"] != "diverged" for r in g)]
   score = lambda g: np.mean([r["val_accuracy"] for r in g if r["status"] != "diverged"])
@@ -80,17 +82,22 @@ def curves_figure(rows, history, swept_fields, *, title: str = "", top: int = 5)
   return fig
 
 
-def curves(rows, history, swept_fields, path, *, title: str = "", top: int = 5) -> None:
+def curves(rows, history, swept_fields, path, *, title: str = "", top: int = 5) -> bool:
   """Train loss and validation accuracy per epoch of the `top` settings by validation.
 
   Members that differ only in seed are one setting: a line for their mean and a band from
   their minimum to their maximum; the legend says how many seeds, and how many of them
   were pruned (their curves end at their rung, the mean goes on over the others).
   Diverged members are left out.
+  Returns False (and draws nothing) when no member trained two epochs: a full-batch
+  solver's (the closed form's, L-BFGS's) one epoch is a point, not a curve.
   """
   fig = curves_figure(rows, history, swept_fields, title=title, top=top)
+  if fig is None:
+    return False
   _save(fig, path, "lines: the mean over a setting's seeds; bands: their minimum to maximum; "
         "diverged members left out")
+  return True
 
 
 # ------------------------------------------------------------------------------ heatmap
