@@ -107,13 +107,49 @@ def _parse(argv):
     args = FLAGS.read_flags_from_files(argv[1:], force_gnu=False)
     spec, overrides, rest = config_lib.split_args(args)
     extra = FLAGS([argv[0], *rest])[1:]
-  except (flags.Error, config_lib.OverrideError) as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    _fail(lines[0] if lines else type(e).__name__)
+  except flags.Error as e:
+    _fail(_flag_error(e))
+  except config_lib.OverrideError as e:
+    _fail(str(e))
   if extra:
     _fail(f"unexpected argument {extra[0]!r}; flags take the form --name=value "
           "(see python train.py --help)")
   return spec, overrides
+
+
+def _flag_error(e: Exception) -> str:
+  """absl's error for a bad flag, as one line that names the flag and what it takes."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  line = lines[0] if lines else type(e).__name__
+  bad = re.fullmatch(r"flag --(\w+)=(.*?): .*", line, re.S)
+  if bad and bad.group(1) in FLAGS:
+    name, value = bad.groups()
+    flag = FLAGS[name]
+    if isinstance(flag.parser, flags.IntegerParser):
+      return f"--{name} takes an integer, got {value!r}"
+    if isinstance(flag.parser, flags.EnumParser):
+      return f"--{name} takes one of: {', '.join(flag.parser.enum_values)}; got {value!r}"
+  unknown = re.fullmatch(r"Unknown command line flag '([^']*)'(?:\. Did you mean: (\S+) \?)?",
+                         line)
+  if unknown:
+    name, close = unknown.groups()
+    hint = f" (did you mean --{close}?)" if close else ""
+    return f"unknown flag --{name}{hint}; python train.py --help lists the flags"
+  return line
+
+
+def _distributed_flags() -> None:
+  """Refuses --coordinator, --num_processes and --process_id that cannot form a run."""
+  host, _, port = FLAGS.coordinator.rpartition(":")
+  if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    _fail(f"--coordinator takes host:port, the address of process 0 with a port in "
+          f"1..65535, got {FLAGS.coordinator!r}")
+  n, i = FLAGS.num_processes, FLAGS.process_id
+  if n < 1:
+    _fail(f"--num_processes must be >= 1, got {n}")
+  if not 0 <= i < n:
+    _fail(f"--process_id must be in 0..{n - 1} (one of the --num_processes={n} processes), "
+          f"got {i}")
 
 
 def _load(spec, overrides):
@@ -127,15 +163,22 @@ def _load(spec, overrides):
     config = config_lib.load(spec)
     for path, text in overrides:
       config_lib.override(config, path, text)
+    # First the fields this --mode does not read: the sweep's refusals would suggest a sweep.
+    _fail_first(config_lib.idle_in_mode(config, path, FLAGS.mode) for path in dict(overrides))
     config_lib.swept_overrides(config, [path for path, _ in overrides])
     members = experiment.check(config)
   except (config_lib.OverrideError, experiment.ConfigError) as e:
     _fail(str(e))
-  for path in dict(overrides):
-    message = config_lib.idle_override(config, path, members)
+  _fail_first(config_lib.idle_override(config, path, members, FLAGS.mode)
+              for path in dict(overrides))
+  return spec, config
+
+
+def _fail_first(messages) -> None:
+  """Fails with the first message that is not None, if any."""
+  for message in messages:
     if message:
       _fail(message)
-  return spec, config
 
 
 def main(argv) -> None:
@@ -173,6 +216,7 @@ def main(argv) -> None:
   if FLAGS.coordinator:
     if FLAGS.num_processes is None or FLAGS.process_id is None:
       _fail("--coordinator needs --num_processes and --process_id")
+    _distributed_flags()
     if not FLAGS.workdir:
       _fail("a run of several processes needs --workdir (the same on every process, on a "
             "file system they share)")

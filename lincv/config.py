@@ -133,10 +133,24 @@ _BASELINE_FIELDS = {"knn": ("features",), "random_search": ("features", "loss", 
                     "random_local_search": ("features", "loss", "seed")}
 
 
-def idle_override(config: ml_collections.ConfigDict, path: str, members) -> str | None:
+# What `--mode features` (`lincv.features.export`) reads, as fields and groups ("data."):
+# the data, the feature family and its settings, the dtype of the rows, and eval_split (an
+# empty test split is refused with eval_split="test"); of the sweep, its features only.
+_FEATURES_MODE = ("data.", "features", "features_cfg.", "dtype", "eval_split",
+                  "sweep.features")
+_FEATURES_MODE_IDLE = ("data.placement", "data.block_steps")   # where training rows live
+
+
+def idle_override(config: ml_collections.ConfigDict, path: str, members,
+                  mode: str = "train") -> str | None:
   """If `--config.PATH` changes nothing for this config, whose members (as
-  `lincv.sweep.expand` gives them) are `members`: a line saying so; else None."""
+  `lincv.sweep.expand` gives them) are `members`, in `train.py --mode` `mode` ("train",
+  or "features", which writes the config's features and trains nothing): a line saying
+  so; else None."""
   flag = f"--config.{path}"
+  message = idle_in_mode(config, path, mode)
+  if message:
+    return message
   if config.method != "sweep" and path in SWEEPABLE:
     if path not in _BASELINE_FIELDS.get(config.method, SWEEPABLE):
       return f"{flag} does nothing with method={config.method!r}; remove it"
@@ -148,6 +162,24 @@ def idle_override(config: ml_collections.ConfigDict, path: str, members) -> str 
         config, members):
       return f"{flag} does nothing here: it matters only with {when}; remove it"
   return None
+
+
+def idle_in_mode(config: ml_collections.ConfigDict, path: str, mode: str) -> str | None:
+  """If `--config.PATH` is a field that `train.py --mode` `mode` does not read (in "features"
+  mode: every field but those `_FEATURES_MODE` names): a line saying so; else None."""
+  if mode == "features" and not _used_by_features(config, path):
+    return (f"--config.{path} does nothing with --mode features, which writes the config's "
+            f"features and trains nothing (it reads data.*, features, features_cfg.*, dtype "
+            f"and eval_split); remove it")
+  return None
+
+
+def _used_by_features(config, path: str) -> bool:
+  if path == "sweep":    # the whole sweep: it matters only by its features axis
+    return "features" in config.sweep
+  if path in _FEATURES_MODE_IDLE:
+    return False
+  return any(path == f or (f.endswith(".") and path.startswith(f)) for f in _FEATURES_MODE)
 
 
 class ConfigError(ValueError):
@@ -247,8 +279,10 @@ def base() -> ml_collections.ConfigDict:
   and `tol`, see `lincv.lbfgs` | closed_form: the exact solution of every reg_strength
   of a linear least_squares l2 group, see `lincv.sweep.closed_form`), `learning_rate`,
   `schedule` (constant | step, with `lr_decay` every `decay_every` epochs | exponential,
-  with `lr_decay` per epoch | cosine), `warmup_epochs`, `batch_size`, `epochs`, `patience`
-  (0 = never stop early),
+  with `lr_decay` per epoch | cosine), `warmup_epochs`, `batch_size` (an epoch trains
+  the N // batch_size full minibatches of a fresh shuffle of the N training rows: the
+  N mod batch_size left over sit out that epoch; see `lincv.experiment.check_rows`),
+  `epochs`, `patience` (0 = never stop early),
   `grad` (hand | autodiff), `diverge_factor`, `init_scale` (linear only), `seed`,
   `features` (pixels | hog_color | kmeans, with `features_cfg`), `dtype`. See
   `lincv.training.Structure`, `lincv.optim` and `ONLY_WITH`.
@@ -293,7 +327,8 @@ def base() -> ml_collections.ConfigDict:
       "split_seed": 0,
       "center": "image",      # image | channel | none
       "scale": "none",        # none | std
-      "limit": 0,             # cap on training examples (0 = all), for smoke runs
+      "limit": 0,             # cap on training examples (0 = all), for smoke runs; one
+                              # above the examples there are is warned of
       "flip": False,          # also train on every training image mirrored left-right (with
                               # data.features: on the file's x_train_mirrored rows, which
                               # --mode features with data.flip writes)
@@ -330,7 +365,8 @@ def add_method_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict
       "num_tries": 1000,     # random search: candidates; local search: steps
       "scale": 1e-4,         # std of the random W (in units of preprocessed pixels)
       "step": 1e-4,          # local search step size
-      "examples": 5000,      # training rows the loss is measured on (0 = all)
+      "examples": 5000,      # training rows the loss is measured on (0 = all; more than
+                             # there are is warned of)
   })
   return c
 

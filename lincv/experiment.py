@@ -27,7 +27,7 @@ import warnings
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
-from lincv import compile_cache, knn, methods, placement, precision, report, sweep
+from lincv import compile_cache, knn, methods, placement, precision, report, sweep, training
 from lincv import config as config_lib
 from lincv._checks import repeated
 from lincv.progress import Progress
@@ -92,13 +92,14 @@ def _matmul_precision(config) -> str:
 def _run_or_undo(config, workdir, progress, stream) -> dict:
   """`_pipeline`, leaving no run behind when it stops on an error the user must fix."""
   t_start = time.perf_counter()
-  check(config)
+  members = check(config)
   check_writable(workdir, "workdir")   # in every process: each sees it and ends on it
   resuming = _check_workdir(config, workdir)
   existed = os.path.isdir(workdir)
   fresh = not existed or not os.listdir(workdir)
   try:
-    return _pipeline(config, workdir, progress, stream or progress.stream, resuming, t_start)
+    return _pipeline(config, members, workdir, progress, stream or progress.stream, resuming,
+                     t_start)
   except sweep.Diverged as e:
     if distributed.is_writer():
       _discard(workdir, fresh, existed)
@@ -109,7 +110,7 @@ def _run_or_undo(config, workdir, progress, stream) -> dict:
     raise
 
 
-def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
+def _pipeline(config, members, workdir, progress, stream, resuming, t_start) -> dict:
   """inputs -> method -> evaluation -> report."""
   progress.resuming = resuming
   progress.log("loading data" + (" (resuming)" if resuming else ""))
@@ -117,6 +118,7 @@ def _pipeline(config, workdir, progress, stream, resuming, t_start) -> dict:
     inputs = inputs_lib.load(config, cache_dir=inputs_lib.cache_dir(config))
   t_data = time.perf_counter() - t_start
   progress.log(f"data: {inputs.describe()}")
+  check_rows(config, members, inputs)     # before the run directory's first file
   _check_data(workdir, inputs.fingerprint(), resuming)
   if not resuming and distributed.is_writer():
     checkpoint.save_json(os.path.join(workdir, "config.json"), config_lib.as_json(config))
@@ -228,6 +230,67 @@ def check(config: ml_collections.ConfigDict) -> list[dict]:
     if value is not None and not 0 <= value < 2**32:
       raise ConfigError(f"{name} must be an integer in [0, 2**32), got {value}")
   return members
+
+
+# An epoch trains the N // batch_size full batches of a fresh shuffle of the N training
+# rows: the N mod batch_size left over sit out. More than this share of N is warned of.
+DROPPED_SHARE = 0.1
+
+
+def check_rows(config: ml_collections.ConfigDict, members: list[dict], inputs) -> None:
+  """What `check` could not see before the rows were loaded (`inputs`, a
+  `lincv.inputs.Inputs`): refuses a batch_size above the N training rows, where an epoch
+  would train no step, and warns of data.limit (`warn_limit`) and random.examples above the
+  rows there are, and of a batch_size that leaves more than `DROPPED_SHARE` of N out of
+  every epoch.
+
+  Raises:
+    ConfigError: naming the batch size, N and where N comes from.
+  """
+  warn_limit(config, inputs)
+  n = len(inputs.labels()["train"])
+  say = distributed.is_writer()    # every process checks; one warns
+  if config.method == "sweep":
+    for b in sorted({int(m["batch_size"]) for m in members
+                     if m["optimizer"] not in training.FULL_BATCH}):
+      if b > n:
+        raise ConfigError(f"batch_size={b} is more than the {n} training rows "
+                          f"({_training_rows(config, inputs)}): an epoch would train no step; "
+                          f"choose batch_size <= {n}")
+      steps, dropped = divmod(n, b)
+      if dropped > DROPPED_SHARE * n and say:
+        fit = n // steps
+        warnings.warn(
+            f"lincv: batch_size={b} leaves {dropped} of the {n} training rows "
+            f"({dropped / n:.0%}) out of every epoch, which trains the {steps} full "
+            f"batch{'es' * (steps > 1)} of a fresh shuffle (a different {dropped} sit out "
+            f"each time); batch_size={fit} would leave out {n - steps * fit}",
+            UserWarning, stacklevel=2)
+  examples = config.random.examples
+  if config.method in baselines.METHODS and examples > n and say:
+    warnings.warn(f"lincv: random.examples={examples} is more than the {n} training rows: "
+                  f"the loss is measured on all {n} (random.examples=0 means all)",
+                  UserWarning, stacklevel=2)
+
+
+def warn_limit(config: ml_collections.ConfigDict, inputs) -> None:
+  """Warns when data.limit, a cap on the training examples, is above the examples there
+  are: it caps nothing, and every one is used."""
+  p = inputs.prepared
+  available, limit = len(p.y_train) + len(p.y_val), config.data.limit
+  if limit > available and distributed.is_writer():
+    warnings.warn(f"lincv: data.limit={limit} is more than the {available} training examples "
+                  f"of {inputs_lib.source(config)}: all {available} are used (data.limit=0 "
+                  "means all)", UserWarning, stacklevel=2)
+
+
+def _training_rows(config, inputs) -> str:
+  """Where the training rows come from, for a message: examples less validation rows."""
+  p = inputs.prepared
+  limit = f", data.limit={config.data.limit}" if config.data.limit else ""
+  flip = ", doubled by data.flip" if inputs.flip else ""
+  return (f"{len(p.y_train) + len(p.y_val)} examples{limit}, less the {len(p.y_val)} of the "
+          f"validation split{flip}")
 
 
 def _check_workdir(config, workdir: str) -> bool:

@@ -20,6 +20,7 @@ import sys
 import time
 
 GRACE_SECONDS = 5.0   # a process told to stop is killed after this long
+MAX_PORT = 65535
 POLL_SECONDS = 0.1
 
 
@@ -111,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     p.error(f"--processes must be >= 1, got {args.processes}")
   if args.devices_per_process < 1:
     p.error(f"--devices_per_process must be >= 1, got {args.devices_per_process}")
-  port = args.port or free_port()
+  if args.port is not None and not 1 <= args.port <= MAX_PORT:
+    p.error(f"--port must be a TCP port in 1..{MAX_PORT}, got {args.port}; leave --port out "
+            "for a free one")
+  port = free_port() if args.port is None else args.port
   env = environment(args.devices_per_process)
   procs = [subprocess.Popen(c, env=env) for c in commands(command, args.processes, port)]
   try:

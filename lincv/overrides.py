@@ -83,8 +83,21 @@ def _literal(text: str):
     return text
 
 
+class _Bare(str):
+  """The value text of a flag given without one (`--config.PATH`: "true";
+  `--noconfig.PATH`: "false"), which only a true/false field takes: it compares equal to
+  that text, and remembers the flag as written."""
+
+  def __new__(cls, text: str, arg: str):
+    out = super().__new__(cls, text)
+    out.arg = arg
+    return out
+
+
 def _parse(flag: str, text: str, current):
   """`text` as a value of the type of `current`, the field's value in the config."""
+  if isinstance(text, _Bare) and not isinstance(current, bool):
+    raise _needs_value(flag, text)
   if isinstance(current, bool):
     if text.lower() in ("true", "1", "yes"):
       return True
@@ -157,7 +170,14 @@ def override(config: ml_collections.ConfigDict, path: str, text: str) -> None:
     raise OverrideError(f"{flag}: cannot set {text!r}: {e}") from None
 
 
+def _needs_value(flag: str, text) -> OverrideError:
+  return OverrideError(f"{text.arg} needs a value: {flag}=VALUE (given bare, a flag sets a "
+                       "true/false field only)")
+
+
 def _override_sweep(config, axis: list, flag: str, text: str) -> None:
+  if isinstance(text, _Bare):
+    raise _needs_value(flag, text)
   if not axis:
     spec = _literal(text)
     if not isinstance(spec, dict):
@@ -213,7 +233,8 @@ def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list
 
   `--config FILE[:VARIANT]` (or `--config=...`) names the config; `--config.PATH=VALUE`
   (or `--config.PATH VALUE`) overrides a field; a bare `--config.PATH` followed by
-  another flag, or by nothing, means "true", and `--noconfig.PATH` means "false".
+  another flag, or by nothing, means "true", and `--noconfig.PATH` means "false" (for a
+  true/false field: `override` refuses a bare flag of any other field, which needs a value).
 
   Returns:
     (the config spec or None, [(path, value text)] in order, the other arguments).
@@ -240,12 +261,12 @@ def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list
     elif override:
       negated, path, text = override.groups()
       if negated:
-        text = "false" if text is None else text
+        text = _Bare("false", arg) if text is None else text
       elif text is None:
         if i + 1 < len(args) and not args[i + 1].startswith("-"):
           text, i = args[i + 1], i + 1
         else:
-          text = "true"
+          text = _Bare("true", arg)
       overrides.append((path, text))
     else:
       rest.append(arg)

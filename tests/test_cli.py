@@ -8,13 +8,15 @@ import re
 import signal
 import subprocess
 import sys
+import warnings
 
 import ml_collections
 import pytest
 
-from configs import default
+from configs import default, digits_baselines
 from lincv import config as config_lib
 from lincv import experiment, sweep
+from lincv import inputs as inputs_lib
 from lincv.progress import Progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,6 +208,30 @@ def test_an_override_that_matters_passes(fields, path):
   assert config_lib.idle_override(c, path, sweep.expand(c)) is None
 
 
+@pytest.mark.parametrize("path", ["learning_rate", "epochs", "batch_size", "optimizer", "seed",
+                                  "halving.rungs", "refine.field", "knn.ks", "random.scale",
+                                  "train_accuracy", "checkpoint_every", "method", "sweep",
+                                  "sweep.learning_rate", "data.placement", "data.block_steps",
+                                  "matmul_precision"])
+def test_features_mode_refuses_an_override_it_does_not_read(path):
+  c = _config({"learning_rate": (0.1, 0.01)})
+  message = config_lib.idle_override(c, path, sweep.expand(c), "features")
+  assert message == (f"--config.{path} does nothing with --mode features, which writes the "
+                     "config's features and trains nothing (it reads data.*, features, "
+                     "features_cfg.*, dtype and eval_split); remove it")
+
+
+@pytest.mark.parametrize("fields,path", [
+    ({}, "data.limit"), ({}, "data.val_fraction"), ({}, "data.flip"), ({}, "features"),
+    ({"features": "kmeans"}, "features_cfg.kmeans_centroids"), ({}, "dtype"),
+    ({}, "eval_split"), ({"sweep": {"features": ("pixels",)}}, "sweep.features"),
+    ({"sweep": {"features": ("pixels",)}}, "sweep"),
+])
+def test_features_mode_takes_an_override_it_reads(fields, path):
+  c = _config(fields.pop("sweep", {}), **fields)
+  assert config_lib.idle_override(c, path, sweep.expand(c), "features") is None
+
+
 def test_split_args_takes_the_config_arguments_out():
   spec, overrides, rest = config_lib.split_args(
       ["--workdir", "w", "--config", "c.py:smoke", "--config.epochs=3", "--config.data.flip",
@@ -307,6 +333,86 @@ def test_an_override_of_a_swept_field_is_refused():
     config_lib.swept_overrides(c, ["learning_rate"])
 
 
+# ------------------------------------------------------------------ counts the rows decide
+
+
+def _digits(config, tmp_path, monkeypatch):
+  """The config's digits, loaded: 1,438 training examples, 1,294 of them for training."""
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  return inputs_lib.load(config)
+
+
+def test_a_batch_larger_than_the_training_rows_is_refused_before_any_run_file(train_main,
+                                                                             tmp_path):
+  # The first group refused it, after config.json and checkpoint/data.json were written:
+  # in a workdir that held other files, they stayed.
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "mine.txt").write_text("mine\n")
+  code, _, err = train_main(*SMOKE, "--config.batch_size=2000", "--workdir", str(workdir))
+  assert code == 2
+  assert _one_line(err) == (
+      "train.py: error: batch_size=2000 is more than the 1294 training rows (1438 examples, "
+      "less the 144 of the validation split): an epoch would train no step; choose "
+      "batch_size <= 1294")
+  assert os.listdir(workdir) == ["mine.txt"]
+
+
+def test_a_swept_batch_too_large_for_the_limited_rows_is_refused(tmp_path, monkeypatch):
+  c = default.get_config("smoke")
+  c.data.limit, c.sweep.batch_size = 300, (64, 500)
+  with pytest.raises(experiment.ConfigError) as e:
+    experiment.check_rows(c, sweep.expand(c), _digits(c, tmp_path, monkeypatch))
+  assert str(e.value) == ("batch_size=500 is more than the 270 training rows (300 examples, "
+                          "data.limit=300, less the 30 of the validation split): an epoch "
+                          "would train no step; choose batch_size <= 270")
+
+
+def test_a_batch_size_that_leaves_many_rows_out_of_every_epoch_is_warned_of(tmp_path,
+                                                                           monkeypatch):
+  c = default.get_config("smoke")
+  c.batch_size = 1000     # 1294 = 1000 + 294: nearly a quarter never in an epoch, silently
+  inputs = _digits(c, tmp_path, monkeypatch)
+  with pytest.warns(UserWarning, match=re.escape(
+      "lincv: batch_size=1000 leaves 294 of the 1294 training rows (23%) out of every epoch, "
+      "which trains the 1 full batch of a fresh shuffle (a different 294 sit out each time); "
+      "batch_size=1294 would leave out 0")):
+    experiment.check_rows(c, sweep.expand(c), inputs)
+  c.batch_size = 64       # 1294 = 20 x 64 + 14: 1% sits out
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    experiment.check_rows(c, sweep.expand(c), inputs)
+
+
+def test_a_limit_above_the_examples_there_are_is_warned_of(tmp_path, monkeypatch):
+  c = default.get_config("smoke")
+  c.data.limit = 5000     # a cap that caps nothing: digits has 1,438 training examples
+  inputs = _digits(c, tmp_path, monkeypatch)
+  with pytest.warns(UserWarning, match=re.escape(
+      "lincv: data.limit=5000 is more than the 1438 training examples of digits: all 1438 "
+      "are used (data.limit=0 means all)")):
+    experiment.check_rows(c, sweep.expand(c), inputs)
+  c.data.limit = 1438
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    experiment.check_rows(c, sweep.expand(c), inputs)
+
+
+def test_random_examples_above_the_training_rows_are_warned_of(tmp_path, monkeypatch):
+  c = digits_baselines.get_config("random_search")
+  c.random.examples = 5000
+  inputs = _digits(c, tmp_path, monkeypatch)
+  with pytest.warns(UserWarning, match=re.escape(
+      "lincv: random.examples=5000 is more than the 1294 training rows: the loss is measured "
+      "on all 1294 (random.examples=0 means all)")):
+    experiment.check_rows(c, [], inputs)
+  for examples in (0, 1294):
+    c.random.examples = examples
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      experiment.check_rows(c, [], inputs)
+
+
 # ------------------------------------------------------------------ train.py, in a subprocess
 
 
@@ -342,6 +448,43 @@ def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, train_main):
                             "without --coordinator host:port"),
     (["--config", "configs/default.py"], "train.py: error: --config given twice; give one "
                                          "config file"),     # the second silently won
+    # A bare flag of a field that is not true/false read as "true": "takes a number, got
+    # 'true'".
+    (["--config.learning_rate"], "train.py: error: --config.learning_rate needs a value: "
+                                 "--config.learning_rate=VALUE (given bare, a flag sets a "
+                                 "true/false field only)"),
+    (["--noconfig.epochs"], "train.py: error: --noconfig.epochs needs a value: "
+                            "--config.epochs=VALUE"),
+    (["--config.sweep.seed"], "train.py: error: --config.sweep.seed needs a value"),
+    (["--bogus"], "train.py: error: unknown flag --bogus; python train.py --help lists the "
+                  "flags"),
+    (["--workdri=x"], "train.py: error: unknown flag --workdri (did you mean --workdir?)"),
+    # absl's own: "flag --num_processes=x: invalid literal for int() with base 10: 'x'"
+    (["--num_processes=x"], "train.py: error: --num_processes takes an integer, got 'x'"),
+    (["--mode=bogus"], "train.py: error: --mode takes one of: train, eval, features; got "
+                       "'bogus'"),
+    # Tracebacks from jax.distributed.initialize, exit status 1.
+    (["--coordinator=127.0.0.1:1234", "--num_processes=2", "--process_id=5"],
+     "train.py: error: --process_id must be in 0..1 (one of the --num_processes=2 "
+     "processes), got 5"),
+    (["--coordinator=127.0.0.1:1234", "--num_processes=2", "--process_id=-1"],
+     "train.py: error: --process_id must be in 0..1"),
+    (["--coordinator=127.0.0.1:1234", "--num_processes=0", "--process_id=0"],
+     "train.py: error: --num_processes must be >= 1, got 0"),
+    (["--coordinator=nonsense", "--num_processes=1", "--process_id=0"],
+     "train.py: error: --coordinator takes host:port, the address of process 0 with a port "
+     "in 1..65535, got 'nonsense'"),
+    (["--coordinator=127.0.0.1:70000", "--num_processes=1", "--process_id=0"],
+     "train.py: error: --coordinator takes host:port"),
+    # --mode features trains nothing: a training override was ignored (and a swept one
+    # was told to use --config.sweep.FIELD, which it ignores too).
+    (["--mode", "features", "--out", "f.npz", "--config.epochs=3"],
+     "train.py: error: --config.epochs does nothing with --mode features, which writes the "
+     "config's features and trains nothing"),
+    (["--mode", "features", "--out", "f.npz", "--config.learning_rate=0.1"],
+     "train.py: error: --config.learning_rate does nothing with --mode features"),
+    (["--mode", "features", "--out", "f.npz", "--config.sweep.seed=(0, 1)"],
+     "train.py: error: --config.sweep.seed does nothing with --mode features"),
 ])
 def test_bad_command_lines_are_one_line_exit_2(train_main, tmp_path, args, line):
   code, _, err = train_main(*SMOKE, *args, "--workdir", str(tmp_path / "run"))

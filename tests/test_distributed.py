@@ -173,6 +173,17 @@ def test_launcher_command_lines_and_environment():
   assert launch.exit_status(-9) == 137
 
 
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_launcher_refuses_a_port_out_of_range(capsys, port):
+  # 70000 reached jax.distributed as it was; 0 silently took a free port.
+  with pytest.raises(SystemExit) as e:
+    launch.main(["--processes", "2", f"--port={port}", "--", sys.executable, "-c", "pass"])
+  assert e.value.code == 2
+  assert capsys.readouterr().err.splitlines()[-1] == (
+      f"python -m lincv.launch: error: --port must be a TCP port in 1..65535, got {port}; "
+      "leave --port out for a free one")
+
+
 def test_launcher_refuses_a_missing_command(capsys):
   with pytest.raises(SystemExit) as e:
     launch.main(["--processes", "2"])

@@ -672,6 +672,26 @@ def test_the_export_module_refuses_a_bad_out_before_computing(tmp_path, capsys, 
   assert not (tmp_path / "tfds").exists()              # refused before reading any data
 
 
+@pytest.mark.parametrize("override,line", [
+    ("--config.epochs=3", "--config.epochs does nothing with --mode features, which writes "
+                          "the config's features and trains nothing"),
+    ("--config.learning_rate=0.1", "--config.learning_rate does nothing with --mode features"),
+    ("--config.features_cfg.kmeans_iters=3", "--config.features_cfg.kmeans_iters does nothing "
+                                             "here: it matters only with features='kmeans'"),
+])
+def test_the_export_module_refuses_an_override_it_does_not_read(tmp_path, capsys, monkeypatch,
+                                                                override, line):
+  # Exported as if it were not there (a training field), or told to sweep it instead.
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  config = os.path.join(ROOT, "configs", "default.py:smoke")
+  with pytest.raises(SystemExit) as e:
+    export_lib.main(["--config", config, "--out", f"{tmp_path}/f.npz", override])
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and len(lines) == 1, lines
+  assert lines[0].startswith(f"python -m lincv.features.export: error: {line}")
+  assert os.listdir(tmp_path) == []          # before reading any data
+
+
 def test_written_npz_members_are_stored_uncompressed(tmp_path):
   path = export_lib.write(str(tmp_path / "w.npz"), _digits(np.float16), tuple("abcdefghij"))
   with zipfile.ZipFile(path) as z:

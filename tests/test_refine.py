@@ -131,8 +131,14 @@ def test_a_run_killed_at_any_write_of_either_stage_resumes_to_the_same_results(
     ({"sweep": {"reg_strength": [0.0, 1e-3]}}, r"must hold values > 0, got 0.0"),
     ({"search": "random", "sweep": {"reg_strength": {"log_uniform": [1e-4, 1.0]}}},
      r"needs a list of values in sweep.reg_strength"),
-    ({"refine.points": 0}, r"refine.points must be an integer >= 1 .*, got 0"),
-    ({"refine.points": -3}, r"refine.points must be an integer >= 1 .*, got -3"),
+    ({"refine.points": 0}, r"refine.points must be an integer >= 2 .*, got 0"),
+    ({"refine.points": -3}, r"refine.points must be an integer >= 2 .*, got -3"),
+    # One point is the best value itself on this evenly spaced grid: the second stage
+    # trained nothing, silently.
+    ({"refine.points": 1}, r"refine.points must be an integer >= 2 \(values tried between "
+                           r"the best value's neighbours; 1 would be their log midpoint, the "
+                           r"best value itself on an evenly spaced grid, and train nothing\), "
+                           r"got 1"),
 ])
 def test_refusals_are_one_line(fields, message):
   c = _config()

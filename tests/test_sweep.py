@@ -371,6 +371,8 @@ def test_halving_ranks_the_whole_sweep_not_each_group():
     (2, (2, 6), "halving.rungs must be epochs before the last"),
     (2, (9,), "halving.rungs must be epochs before the last"),
     (2, (2.5,), "halving.rungs must be epochs before the last"),
+    (2, (2, 4, 2), "halving.rungs lists 2 twice, got (2, 4, 2); list each rung once"),  # was
+    (2, (3, 3.0), "halving.rungs lists 3 twice"),                                         # taken once
 ])
 def test_bad_halving_is_refused_before_training(eta, rungs, message):
   c = _config(learning_rate=[0.1, 0.01])
@@ -379,6 +381,12 @@ def test_bad_halving_is_refused_before_training(eta, rungs, message):
   with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(").replace(")", r"\)")):
     sweep.run(c, lambda f: calls.append(f), 4)
   assert calls == []
+
+
+def test_halving_rungs_may_come_in_any_order():
+  c = _config(learning_rate=[0.1, 0.01])
+  c.halving = ml_collections.ConfigDict({"rungs": (4, 2), "eta": 2})
+  assert sweep.halving(c, sweep.expand(c)) == ((2, 4), 2.0)
 
 
 def test_a_diverged_group_does_not_end_the_sweep():

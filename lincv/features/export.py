@@ -65,6 +65,7 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
   d = config.data
   ds = inputs_lib.dataset(config)
   inputs = inputs_lib.load(config, cache_dir=cache_dir or inputs_lib.cache_dir(config), ds=ds)
+  experiment.warn_limit(config, inputs)
   _, _, train_idx, val_idx = split_indices(ds["train"][1], ds["test"][1], d.val_fraction,
                                            d.split_seed, d.limit or None)
   xs, ys = inputs.arrays(name), inputs.labels()
@@ -247,6 +248,19 @@ def _write_npy(f, value, name: str) -> None:
                      f"{shape[0]}")
 
 
+def _idle_overrides(config, paths) -> None:
+  """Refuses the first override that changes nothing here, as train.py --mode features
+  does: a field this mode does not read (a training field), then one idle for the config."""
+  messages = [config_lib.idle_in_mode(config, path, "features") for path in paths]
+  if not any(messages):
+    config_lib.swept_overrides(config, paths)
+    members = experiment.check(config)
+    messages = [config_lib.idle_override(config, path, members, "features") for path in paths]
+  for message in messages:
+    if message:
+      raise config_lib.OverrideError(message)
+
+
 def main(argv=None) -> None:
   """The module's command line (arguments without the program name); exits 2 with one
   line on bad input."""
@@ -268,7 +282,7 @@ def main(argv=None) -> None:
     config = config_lib.load(spec)
     for path, text in overrides:
       config_lib.override(config, path, text)
-    config_lib.swept_overrides(config, [path for path, _ in overrides])
+    _idle_overrides(config, list(dict(overrides)))
     from lincv.data.records import quiet_tfds  # pylint: disable=import-outside-toplevel
     with quiet_tfds():
       export(config, args.out, stream=sys.stdout)

@@ -19,7 +19,8 @@ does the same after the coarse sweep has finished and selected its best member:
   (`lincv.sweep.selection`); each row says its `stage`, "coarse" or "refine".
 
 A value of the refined grid equal to the best value itself (the middle of an odd P
-between evenly spaced neighbours) is already trained and is left out. When the field
+between evenly spaced neighbours) is already trained and is left out; P is at least 2,
+since P = 1 is that middle alone. When the field
 does nothing for the best member (reg_strength with reg="none"), there is nothing to
 refine and the second stage trains no member.
 """
@@ -75,9 +76,12 @@ def check(config) -> None:
   if min(values) <= 0:
     raise SweepError(f"refine.field={field!r} log-spaces its values, so sweep.{field} must "
                      f"hold values > 0, got {min(values)}")
-  if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 1:
-    raise SweepError(f"refine.points must be an integer >= 1 (values tried between the best "
-                     f"value's neighbours), got {points!r}")
+  if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
+    # One point is the log midpoint of the neighbours: the best value itself (trained
+    # already, so left out) at an edge of the grid and on an evenly spaced grid.
+    raise SweepError(f"refine.points must be an integer >= 2 (values tried between the best "
+                     f"value's neighbours; 1 would be their log midpoint, the best value "
+                     f"itself on an evenly spaced grid, and train nothing), got {points!r}")
 
 
 def grid(values, best: float, points: int, upper: float | None = None) -> list[float]:

@@ -11,15 +11,17 @@ from collections.abc import Mapping
 import ml_collections
 
 from lincv import training
+from lincv._checks import repeated
 from lincv.sweep.space import SweepError
 
 
 def halving(config: ml_collections.ConfigDict,
             members: list[dict]) -> tuple[tuple[int, ...], float]:
-  """The rungs (sorted, distinct epochs) and eta of `config.halving`.
+  """The rungs (sorted epochs: they may be listed in any order) and eta of `config.halving`.
 
   Raises:
-    SweepError: eta below 2, or a rung that is not an epoch before the last of every member.
+    SweepError: eta below 2, a rung that is not an epoch before the last of every member,
+      or a rung listed twice.
   """
   eta, rungs = config.halving.eta, config.halving.rungs
   if (isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not eta >= 2
@@ -34,7 +36,10 @@ def halving(config: ml_collections.ConfigDict,
       valid = f"epochs 1..{epochs - 1}" if epochs > 1 else "none"
       raise SweepError(f"halving.rungs must be epochs before the last ({valid} for "
                        f"epochs={epochs}), got {rungs}")
-  return tuple(sorted({int(r) for r in rungs})), float(eta)
+  twice = repeated([int(r) for r in rungs])
+  if twice:   # taken once, as a grid refuses a value listed twice
+    raise SweepError(f"halving.rungs lists {twice[0]} twice, got {rungs}; list each rung once")
+  return tuple(sorted(int(r) for r in rungs)), float(eta)
 
 
 def rank(accuracy: float) -> float:
