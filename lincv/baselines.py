@@ -21,7 +21,7 @@ import numpy as np
 
 from lincv import losses, seeds
 from lincv._checks import (check_count, check_hparam, check_key, check_labels,
-                           first_nonfinite_row)
+                           first_nonfinite_row, wide_ints_as_float32, working_float)
 
 METHODS = ("random_search", "random_local_search")
 
@@ -35,16 +35,28 @@ def random_candidate(key, i, shape, dtype, scale: float):
   return jnp.asarray(scale, dtype) * seeds.normal(jax.random.fold_in(key, i), shape, dtype)
 
 
-def _check(x_NxD, y_N, num_classes: int) -> None:
-  """Rows (N, D) and labels (N,) in [0, num_classes), finite rows: else a ValueError (a bad
-  label or row would make every candidate's loss NaN). Traced values are not looked at."""
+def _check(x_NxD, y_N, num_classes: int):
+  """Rows (N, D), N >= 1, and labels (N,) in [0, num_classes), finite rows: else a
+  ValueError (a bad label or row would make every candidate's loss NaN). Traced values are
+  not looked at. Returns the rows as an array of their working float: integer rows (uint8
+  pixels) drew integer candidates (an OverflowError from NumPy), and float16 ones summed
+  in float16."""
+  if not isinstance(x_NxD, jax.Array):     # host rows stay on the host (no program)
+    x_NxD = np.asarray(wide_ints_as_float32(x_NxD))
+  if working_float(x_NxD.dtype) != x_NxD.dtype:
+    x_NxD = x_NxD.astype(working_float(x_NxD.dtype))
   chex.assert_rank(x_NxD, 2, custom_message="x_NxD must be rows (N, D)")
+  check_count("num_classes", num_classes)
+  if x_NxD.shape[0] == 0:   # the mean loss over no rows was NaN for every candidate
+    raise ValueError(f"x_NxD has no rows (shape {x_NxD.shape}); the training loss needs at "
+                     "least one")
   check_labels(y_N, num_classes, x_NxD.shape[0])
   if isinstance(x_NxD, jax.core.Tracer):
-    return
-  row = first_nonfinite_row(x_NxD) if np.size(x_NxD) else None
+    return x_NxD
+  row = first_nonfinite_row(x_NxD)
   if row is not None:
     raise ValueError(f"row {row} holds a NaN or infinite value; every row must be finite")
+  return x_NxD
 
 
 def _check_positive(name: str, value) -> None:
@@ -67,7 +79,7 @@ def random_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   check_count("num_tries", num_tries)
   check_count("batch", batch)
   _check_positive("scale", scale)
-  _check(x_NxD, y_N, num_classes)
+  x_NxD = _check(x_NxD, y_N, num_classes)
   check_key(key)
   return _random_search(key, x_NxD, y_N, num_classes, loss=loss, num_tries=num_tries,
                         scale=scale, batch=batch)
@@ -105,7 +117,7 @@ def random_local_search(key, x_NxD, y_N, num_classes: int, *, loss: str = "svm",
   check_count("num_steps", num_steps)
   _check_positive("scale", scale)
   _check_positive("step", step)
-  _check(x_NxD, y_N, num_classes)
+  x_NxD = _check(x_NxD, y_N, num_classes)
   check_key(key)
   return _random_local_search(key, x_NxD, y_N, num_classes, loss=loss, num_steps=num_steps,
                               scale=scale, step=step)

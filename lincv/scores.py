@@ -26,6 +26,23 @@ def _check_arrays(**arrays) -> None:
     check_array(name, x)
 
 
+def _weights(params, names: tuple[str, ...], model: str) -> list:
+  """The arrays `names` of `params`, each a floating array, or a one-line error: a missing
+  key raised a bare KeyError, and integer weights scored in integer arithmetic (int8 hidden
+  units of 100 + 100 wrapped to -56, and the ReLU made every score 0)."""
+  missing = [k for k in names if k not in params] if hasattr(params, "keys") else names
+  if missing:
+    got = ", ".join(map(str, params.keys())) if hasattr(params, "keys") else type(params).__name__
+    raise ValueError(f"{model} params need the keys {', '.join(names)}; got {got}")
+  for name in names:
+    check_array(name, params[name])
+    dtype = jnp.result_type(params[name])
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f"{model} params must be floating, got {name} of dtype {dtype}; make "
+                       "them with lincv.scores.init, or cast them to float32")
+  return [params[name] for name in names]
+
+
 def linear(params, x_NxD: jax.Array) -> jax.Array:
   """Class scores of a linear classifier, `s = x W + b`.
 
@@ -36,8 +53,8 @@ def linear(params, x_NxD: jax.Array) -> jax.Array:
   Returns:
     scores (N, C).
   """
-  w_DxC, b_C = params["W"], params["b"]
-  _check_arrays(x_NxD=x_NxD, W=w_DxC, b=b_C)
+  w_DxC, b_C = _weights(params, ("W", "b"), "linear")
+  _check_arrays(x_NxD=x_NxD)
   x_NxD = wide_ints_as_float32(x_NxD)     # int64 pixels past 2**31 would wrap
   chex.assert_rank([x_NxD, w_DxC, b_C], [2, 2, 1], custom_message=_INPUTS_LINEAR)
   d, c = w_DxC.shape
@@ -48,8 +65,8 @@ def linear(params, x_NxD: jax.Array) -> jax.Array:
 
 def mlp_hidden(params, x_NxD: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Pre-activation and ReLU activation of the hidden layer, `a = x W1 + b1`, `h = max(0, a)`."""
-  w1_DxH, b1_H = params["W1"], params["b1"]
-  _check_arrays(x_NxD=x_NxD, W1=w1_DxH, b1=b1_H)
+  w1_DxH, b1_H = _weights(params, ("W1", "b1"), "mlp")
+  _check_arrays(x_NxD=x_NxD)
   x_NxD = wide_ints_as_float32(x_NxD)
   chex.assert_rank([x_NxD, w1_DxH, b1_H], [2, 2, 1], custom_message=_INPUTS_HIDDEN)
   d, h = w1_DxH.shape
@@ -70,8 +87,7 @@ def mlp(params, x_NxD: jax.Array) -> jax.Array:
     scores (N, C).
   """
   _, h_NxH = mlp_hidden(params, x_NxD)
-  w2_HxC, b2_C = params["W2"], params["b2"]
-  _check_arrays(W2=w2_HxC, b2=b2_C)
+  w2_HxC, b2_C = _weights(params, ("W2", "b2"), "mlp")
   chex.assert_rank([w2_HxC, b2_C], [2, 1], custom_message="inputs 0, 1: W2 (H, C), b2 (C,)")
   chex.assert_shape(w2_HxC, (h_NxH.shape[1], None),
                     custom_message="W2 must be (H, C) for W1 (D, H)")

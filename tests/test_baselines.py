@@ -154,3 +154,41 @@ def test_rows_that_are_not_a_matrix_are_named():
   x, y = np.zeros((30, 4), np.float32), np.arange(30) % 3
   with pytest.raises(AssertionError, match=re.escape("[x_NxD must be rows (N, D)]")):
     baselines.random_search(jax.random.key(0), x[:, 0], y, 3, num_tries=2)
+
+
+@pytest.mark.parametrize("search", ["random_search", "random_local_search"])
+def test_integer_and_half_precision_rows_are_searched_in_float32(search):
+  # uint8 rows drew uint8 candidates: "OverflowError: cannot convert float infinity to
+  # integer"; float16 rows were scored in float16.
+  x, y = _data()
+  kw = dict(num_tries=5) if search == "random_search" else dict(num_steps=5)
+  f32 = getattr(baselines, search)(jax.random.key(0), np.round(np.asarray(x) * 20),
+                                   y, 3, **kw)
+  for rows in (np.round(np.asarray(x) * 20).astype(np.int64),
+               np.round(np.asarray(x) * 20).astype(np.int16)):
+    w, loss, _ = getattr(baselines, search)(jax.random.key(0), rows, y, 3, **kw)
+    assert w.dtype == jnp.float32 and float(loss) == float(f32[1])
+  w, loss, _ = getattr(baselines, search)(jax.random.key(0), np.asarray(x, np.float16), y, 3,
+                                          **kw)
+  assert w.dtype == loss.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("search", ["random_search", "random_local_search"])
+@pytest.mark.parametrize("num_classes, message", [
+    (3.0, "num_classes must be a positive integer, got 3.0"),
+    (0, "num_classes must be a positive integer, got 0"),
+])
+def test_a_class_count_that_is_not_a_positive_integer_is_named(search, num_classes, message):
+  # 3.0 raised "Shapes must be 1D sequences of concrete values of integer type"; 0 said
+  # "labels must be in [0, -1]".
+  x, y = _data()
+  with pytest.raises(ValueError, match=re.escape(message)):
+    getattr(baselines, search)(jax.random.key(0), x, y, num_classes)
+
+
+@pytest.mark.parametrize("search", ["random_search", "random_local_search"])
+def test_no_rows_are_refused(search):
+  # The mean loss over no rows was NaN, returned as the best loss.
+  with pytest.raises(ValueError, match=r"x_NxD has no rows \(shape \(0, 4\)\)"):
+    getattr(baselines, search)(jax.random.key(0), np.zeros((0, 4), np.float32),
+                               np.zeros(0, np.int32), 3)

@@ -588,3 +588,83 @@ def test_kmeans_names_starting_centroids_of_the_wrong_shape():
   with pytest.raises(AssertionError, match=re.escape(
       "init must be (num_centroids, D) for rows x_PxD (P, D)")):
     features.kmeans(jax.random.key(0), x, 3, init=x[:3, :2])
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def test_extract_makes_the_checks_kmeans_encode_cannot_make_under_jit():
+  # extract(kmeans_encode, images, model), the documented call, jits kmeans_encode: the
+  # images were traced, its 0-1 check was skipped, and 0-1 images came back as codes.
+  images = _images(3, 12, 12)
+  model = features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, iterations=2)
+  np.testing.assert_array_equal(features.extract(features.kmeans_encode, images, model),
+                                features.kmeans_encode(model, images))
+  import functools  # pylint: disable=import-outside-toplevel
+  for fn in (features.kmeans_encode, functools.partial(features.kmeans_encode, group=2)):
+    with pytest.raises(ValueError, match="look like the 0-1 scale"):
+      features.extract(fn, images / 255.0, model, batch_size=2)
+
+
+def test_extract_takes_a_numpy_batch_size_and_refuses_a_bool():
+  images = _images(3, 8, 8)
+  want = features.color_histogram(images)
+  np.testing.assert_array_equal(
+      features.extract(features.color_histogram, images, batch_size=np.int64(2)), want)
+  with pytest.raises(ValueError, match="batch_size must be a positive integer, got True"):
+    features.extract(features.color_histogram, images, batch_size=True)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
+def test_standardize_refuses_a_scale_that_is_not_positive_and_finite(bad):
+  # A scale of 0 made the feature inf in every row.
+  scale = np.ones(3, np.float32)
+  scale[1] = bad
+  with pytest.raises(ValueError, match=r"scale_F\[1\] is .*; every scale must be a finite "
+                                       r"number > 0"):
+    features.standardize(np.ones((2, 3)), np.zeros(3), scale)
+
+
+def test_int64_pixels_are_not_wrapped_to_32_bits():
+  # With 64-bit JAX off, jnp.asarray wrapped int64 pixels past 2**31: 2**32 + 10 became 10.
+  images = _images(2, 8, 8).astype(np.int64) * 2**24
+  wide = images.astype(np.float32)
+  np.testing.assert_array_equal(features.grayscale(images), features.grayscale(wide))
+  np.testing.assert_array_equal(features.hog(images), features.hog(wide))
+  # Jitted and op by op, the sums round apart by an ulp or two; a wrapped pixel is off by
+  # far more (2**32 of 2**32 + 10).
+  np.testing.assert_allclose(features.extract(features.hog, images), features.hog(wide),
+                             rtol=4 * np.finfo(np.float32).eps)
+  np.testing.assert_array_equal(features.patches(images, 3), features.patches(wide, 3))
+
+
+def test_kmeans_refuses_starting_centroids_that_are_not_finite():
+  # A NaN centroid took no rows and was re-seeded silently; objective[0] was NaN.
+  x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+  init = np.zeros((2, 2), np.float32)
+  init[1, 0] = np.nan
+  with pytest.raises(ValueError, match="init row 1 holds a NaN or infinite value"):
+    features.kmeans(jax.random.key(0), x, 2, iterations=3, init=init)
+
+
+def test_kmeans_refuses_rows_whose_squared_distances_overflow():
+  # Rows near 1e20 in float32: every distance was NaN, the objective NaN, and both
+  # centroids collapsed onto one row, with no message.
+  x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32) * 1e20
+  with pytest.raises(ValueError, match=r"the k-means objective is nan: the squared distances "
+                                       r"overflow float32 for rows as large as"):
+    features.kmeans(jax.random.key(0), x, 2, iterations=3)
+
+
+def test_kmeans_warns_of_centroids_that_repeat_another():
+  # 5 centroids of rows with 3 distinct values: two centroids were copies, silently, and
+  # so were their features; constant images gave k-means features all equal.
+  x = np.repeat(np.arange(3.0, dtype=np.float32)[:, None], 4, axis=0) * np.ones((1, 2))
+  with pytest.warns(UserWarning, match="k-means: 2 of 5 centroids repeat another"):
+    features.kmeans(jax.random.key(0), x, 5, iterations=5)
+  with pytest.warns(UserWarning, match="k-means: 3 of 4 centroids repeat another"):
+    features.kmeans_fit(jax.random.key(0), np.full((4, 8, 8, 3), 100, np.uint8), 4,
+                        num_patches=50, iterations=2)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    features.kmeans(jax.random.key(0), x, 3, iterations=5)

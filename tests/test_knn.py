@@ -178,7 +178,7 @@ def test_cross_validate_with_groups_and_a_single_k():
     result = knn.cross_validate(x2, y2, ks=ks, num_folds=4, seed=2, groups=groups,
                                 chunk_size=5, train_chunk_size=7)
     expected = _fold_by_fold(x2, y2, folds, ks, "l2")
-    np.testing.assert_array_equal(result["fold_accuracy"], expected.astype(np.float32))
+    np.testing.assert_array_equal(result["fold_accuracy"], expected)
     assert np.all(np.isfinite(result["accuracy"])) and result["ks"] == list(ks)
   assert result["best_k"] == (1, 4)[int(np.argmax(expected.mean(axis=0)))]
 
@@ -391,3 +391,26 @@ def test_rows_of_the_wrong_rank_are_named():
     knn.predict(x, y, x[0])
   with pytest.raises(AssertionError, match=re.escape("[x_NxD must be rows (N, D)]")):
     knn.cross_validate(x[:, 0], y)
+
+
+def test_cross_validated_accuracy_is_the_exact_fraction():
+  # A float32 quotient: 7 right of 10 was reported as 0.699999988079071.
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(10, 3)).astype(np.float32), rng.integers(0, 3, 10)
+  result = knn.cross_validate(x, y, ks=(1,), num_folds=10)
+  hits = np.rint(result["fold_accuracy"][:, 0]).astype(int)   # one row per fold
+  assert result["fold_accuracy"].dtype == np.float64
+  assert result["accuracy"] == [hits.sum() / 10]
+
+
+def test_ks_that_are_not_a_sequence_of_ks_are_named():
+  # ks=3 raised "TypeError: 'int' object is not iterable".
+  x, y = np.zeros((10, 2), np.float32), np.arange(10) % 2
+  with pytest.raises(ValueError, match=r"ks must be a sequence of k's, such as \(1, 3, 5\), "
+                                       r"got 3"):
+    knn.cross_validate(x, y, ks=3)
+
+
+def test_vote_takes_a_list():
+  # chex read the list as one input per row: "input 0 has rank 0 ... expected 2".
+  np.testing.assert_array_equal(knn.vote([[0, 1, 1], [2, 2, 0]], 3), [1, 2])

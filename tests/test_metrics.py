@@ -53,3 +53,25 @@ def test_accuracy_of_arrays_that_are_not_vectors_is_refused(pred, labels):
   # Three wrong one-hot predictions against one-hot labels scored 3/9: the zeros agree.
   with pytest.raises(ValueError, match=r"must be vectors of one length: class indices \(N,\)"):
     metrics.accuracy(pred, labels)
+
+
+@pytest.mark.parametrize("pred, labels, message", [
+    (np.array(["cat", "dog"]), np.array([0, 1]), r"predictions must be integer classes, got "
+                                                 r"dtype <U3"),
+    (np.array([0.7, 1.0]), np.array([1, 1]), r"predictions must be integer classes, got "
+                                             r"dtype float64"),
+    (np.array([np.nan, 1.0]), np.array([0, 1]), r"predictions must be integer classes"),
+    (np.array([0, 1]), np.array([0.0, 1.0]), r"labels must be integer classes, got dtype "
+                                             r"float64"),
+])
+def test_accuracy_refuses_predictions_that_are_not_integer_classes(pred, labels, message):
+  # Class names against integer labels scored 0.0, and probabilities or NaN counted as
+  # wrong predictions, with no message.
+  with pytest.raises(ValueError, match=message):
+    metrics.accuracy(pred, labels)
+
+
+def test_confusion_matrix_of_empty_lists_is_all_zeros():
+  # An empty list is a float64 array: NumPy raised "arrays used as indices must be of
+  # integer (or boolean) type".
+  np.testing.assert_array_equal(metrics.confusion_matrix([], [], 2), np.zeros((2, 2)))

@@ -124,3 +124,27 @@ def test_every_model_keeps_the_contract(model, dtype, request):
   testing.assert_score_contract(functools.partial(scores.apply, model),
                                 functools.partial(scores.init, model, hidden=5),
                                 dtype=dtype, name=model)
+
+
+@pytest.mark.parametrize("model, dtype", [("linear", jnp.int32), ("mlp", jnp.int8)])
+def test_integer_weights_are_refused(model, dtype):
+  # They scored in integer arithmetic: int8 hidden units of 100 + 100 wrapped to -56, the
+  # ReLU zeroed them, and every mlp score came back 0.
+  params = jax.tree.map(lambda a: jnp.ones(a.shape, dtype),
+                        scores.init(model, jax.random.key(0), 2, 3, hidden=4))
+  x = np.full((1, 2), 100, np.int8)
+  with pytest.raises(ValueError, match=f"{model} params must be floating, got W1? of dtype "
+                                       f"{jnp.dtype(dtype).name}"):
+    scores.apply(model, params, x)
+
+
+@pytest.mark.parametrize("model, params, message", [
+    ("linear", {"W": jnp.ones((2, 3))}, "linear params need the keys W, b; got W"),
+    ("linear", {"W1": jnp.ones((2, 3)), "b1": jnp.zeros(3)},
+     "linear params need the keys W, b; got W1, b1"),
+    ("mlp", {"W": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "mlp params need the keys W1, b1; got W, b"),
+])
+def test_params_without_the_model_keys_are_named(model, params, message):
+  # A bare KeyError: 'b'.
+  with pytest.raises(ValueError, match=message):
+    scores.apply(model, params, jnp.ones((1, 2)))

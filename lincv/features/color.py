@@ -7,7 +7,7 @@ scale, is pure and jittable, and returns float32.
 import jax
 import jax.numpy as jnp
 
-from lincv._checks import check_count
+from lincv._checks import check_count, wide_ints_as_float32
 
 
 def check_rgb(images) -> None:
@@ -23,7 +23,7 @@ def check_rgb(images) -> None:
 
 def as_rgb(images) -> jax.Array:
   """Images as float32 (N, H, W, 3), after checking their rank and channels."""
-  images = jnp.asarray(images)
+  images = jnp.asarray(wide_ints_as_float32(images))   # int64 pixels wrapped to 32 bits
   check_rgb(images)
   return images.astype(jnp.float32)
 

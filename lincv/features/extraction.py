@@ -5,6 +5,7 @@ batches, so memory stays bounded; `fit_standardize` / `standardize` centre and s
 features with training statistics.
 """
 
+import functools
 from collections.abc import Callable
 
 import chex
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv._checks import check_hparam
+from lincv._checks import check_count, check_hparam, wide_ints_as_float32
 
 
 def extract(fn: Callable[..., jax.Array], images, *args, batch_size: int = 256) -> np.ndarray:
@@ -24,13 +25,25 @@ def extract(fn: Callable[..., jax.Array], images, *args, batch_size: int = 256) 
 
     hog_NxF = extract(hog, images)
     codes_NxF = extract(kmeans_encode, images, model)
+
+  Inside the jitted batches a feature function sees no values, so the checks it makes of
+  concrete images (`kmeans_encode` refuses images in the 0-1 scale) are made here, once,
+  on all of `images`: a function (or a `functools.partial` of one) with a `check_images`
+  attribute has it called with them first.
   """
-  if not isinstance(batch_size, int) or batch_size < 1:
-    raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-  images = np.asarray(images)
-  n = images.shape[0]
+  batch_size = check_count("batch_size", batch_size)   # True was a batch of 1
+  # int64 images as float32 on the host: jit would wrap them to 32 bits.
+  images = wide_ints_as_float32(np.asarray(images))
+  n = images.shape[0] if images.ndim else 0
   if n == 0:
-    raise ValueError("no images to extract features from")
+    raise ValueError(f"no images to extract features from: shape {images.shape}")
+  base = fn
+  while isinstance(base, functools.partial):
+    base = base.func
+  check_images = getattr(base, "check_images", None)
+  if check_images is not None:
+    # Under jit the function skipped them: kmeans codes of 0-1 images came back silently.
+    check_images(images)
   batch_size = min(batch_size, n)
   f = jax.jit(fn)
   out = None
@@ -75,4 +88,11 @@ def standardize(features_NxF, mean_F, scale_F) -> jax.Array:
   chex.assert_shape([mean_F, scale_F], (x.shape[1],),
                     custom_message=f"inputs 0, 1: mean_F, scale_F (F,) for the {x.shape[1]} "
                     "columns of features_NxF")
+  if not isinstance(scale_F, jax.core.Tracer):
+    # A scale of 0 made that feature inf (or NaN) in every row.
+    scale = np.asarray(scale_F)
+    bad = np.flatnonzero(~(np.isfinite(scale) & (scale > 0)))
+    if bad.size:
+      raise ValueError(f"scale_F[{bad[0]}] is {scale[bad[0]]!r}; every scale must be a "
+                       "finite number > 0 (fit_standardize's are)")
   return (x - jnp.asarray(mean_F)[None, :]) / jnp.asarray(scale_F)[None, :]

@@ -18,6 +18,7 @@ x (W C^T) and x W (for |z|^2), plus elementwise passes.
 """
 
 import functools
+import warnings
 from typing import NamedTuple
 
 import chex
@@ -38,7 +39,7 @@ def patches(images_NxHxWxC, size: int = 6) -> jax.Array:
 
   Each patch is flattened in (row, column, channel) order, as `sample_patches` does.
   """
-  x = jnp.asarray(images_NxHxWxC)
+  x = jnp.asarray(wide_ints_as_float32(images_NxHxWxC))   # int64 pixels wrapped to 32 bits
   chex.assert_rank(x, 4, custom_message=_IMAGES)
   check_count("patch size", size)
   n, h, w, c = x.shape
@@ -55,7 +56,7 @@ def sample_patches(key: jax.Array, images_NxHxWxC, num_patches: int,
 
   Image, row and column are drawn uniformly and independently, as in the paper.
   """
-  images = jnp.asarray(images_NxHxWxC)
+  images = jnp.asarray(wide_ints_as_float32(images_NxHxWxC))
   chex.assert_rank(images, 4, custom_message=_IMAGES)
   n, h, w, c = images.shape
   check_count("patch size", size)
@@ -83,8 +84,9 @@ def _check_eps(name: str, eps, zero_for: str) -> None:
 
 def _check_scale(images) -> None:
   """A ValueError for concrete float images that never exceed 1 (the 0-1 scale)."""
+  top = np.max if isinstance(images, np.ndarray) else jnp.max   # host images on the host
   if (jnp.issubdtype(images.dtype, jnp.floating) and images.size
-      and not isinstance(images, jax.core.Tracer) and float(jnp.max(images)) <= 1.0):
+      and not isinstance(images, jax.core.Tracer) and float(top(images)) <= 1.0):
     raise ValueError("float images with no value above 1 look like the 0-1 scale; k-means "
                      "features expect the 0-255 scale (norm_eps=10): pass images * 255")
 
@@ -157,8 +159,10 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
   fair baseline). Each iteration assigns every row to its nearest centroid and moves each
   centroid to the mean of its rows. A centroid left with no rows is moved onto a row far
   from its centroid (the rows farthest from their centroids are taken in order, one per
-  empty cluster), so no centroid is wasted. Rows must be finite; integer and 16-bit float
-  rows are clustered in float32.
+  empty cluster), so no centroid is wasted; where the rows have fewer distinct values than
+  K, some must repeat, and a warning says how many. Rows and `init` must be finite (and
+  small enough that squared distances do not overflow: an objective that is not finite
+  raises); integer and 16-bit float rows are clustered in float32.
 
   objective[t] = mean_i min_k |x_i - c_k|^2 for the centroids entering iteration t. It
   never increases: the assignment step minimises over k, the mean minimises the sum of
@@ -175,7 +179,35 @@ def kmeans(key: jax.Array, x_PxD, num_centroids: int, iterations: int = 50,
     raise ValueError("x holds a NaN or infinite value; k-means needs finite rows")
   check_key(key)
   check_count("num_centroids", num_centroids)
-  return _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init)
+  check_count("chunk_size", chunk_size)     # True was a chunk of 1 row
+  if init is not None and not isinstance(init, jax.core.Tracer) and np.size(init):
+    row = first_nonfinite_row(np.asarray(init))
+    if row is not None:
+      # A NaN centroid took no rows and was re-seeded, silently; objective[0] was NaN.
+      raise ValueError(f"init row {row} holds a NaN or infinite value; starting centroids "
+                       "must be finite")
+  centroids, objective = _kmeans(key, x_PxD, num_centroids, iterations, chunk_size, init)
+  if not isinstance(centroids, jax.core.Tracer):
+    _check_result(x_PxD, centroids, objective)
+  return centroids, objective
+
+
+def _check_result(x_PxD, centroids_KxD, objective) -> None:
+  """A ValueError for an objective that is not finite (the squared distances overflowed),
+  and a warning for centroids that repeat another (fewer distinct rows than centroids)."""
+  obj = np.asarray(objective)
+  if not np.isfinite(obj).all():
+    # Rows near 1e20 in float32: every distance was inf - inf = NaN, and every centroid
+    # collapsed onto one row, silently.
+    raise ValueError(f"the k-means objective is {obj[~np.isfinite(obj)][0]}: the squared "
+                     f"distances overflow {x_PxD.dtype} for rows as large as "
+                     f"{float(jnp.max(jnp.abs(x_PxD))):.3g}; scale the rows down")
+  c = np.asarray(centroids_KxD)
+  k, distinct = c.shape[0], np.unique(c, axis=0).shape[0]
+  if distinct < k:
+    warnings.warn(f"k-means: {k - distinct} of {k} centroids repeat another (the rows have "
+                  f"fewer than {k} distinct values, e.g. constant images or patches); their "
+                  "features repeat too: ask for fewer centroids", UserWarning, stacklevel=3)
 
 
 @functools.partial(jax.jit, static_argnames=("num_centroids", "iterations", "chunk_size"))
@@ -268,7 +300,7 @@ def kmeans_fit(key: jax.Array, images_NxHxWx3, num_centroids: int = 1600, *,
   eps 10 would swamp every patch's variance) are refused, as is num_patches < 2 (no
   covariance) or < num_centroids.
   """
-  images = jnp.asarray(images_NxHxWx3)
+  images = jnp.asarray(wide_ints_as_float32(images_NxHxWx3))
   check_rgb(images)
   if num_patches < 2 or num_patches < num_centroids:
     raise ValueError(f"num_patches must be at least 2 and at least num_centroids="
@@ -323,10 +355,20 @@ def kmeans_encode(model: KMeansFeatures, images_NxHxWx3, norm_eps: float | None 
     if float(norm_eps) != float(model.norm_eps):
       raise ValueError(f"norm_eps={norm_eps!r} differs from the model's {model.norm_eps!r}, "
                        "the one its centroids were fitted with; leave norm_eps unset")
-  images = jnp.asarray(images_NxHxWx3)
+  images = jnp.asarray(wide_ints_as_float32(images_NxHxWx3))
+  _check_images(images)
+  return _encode(model, images, float(model.norm_eps), group)
+
+
+def _check_images(images) -> None:
+  """The checks `kmeans_encode` makes of concrete images: RGB, in the 0-255 scale."""
   check_rgb(images)
   _check_scale(images)
-  return _encode(model, images, float(model.norm_eps), group)
+
+
+# `extract` runs kmeans_encode under jit, where the images' values are unknown; it calls
+# this on the concrete images first.
+kmeans_encode.check_images = _check_images
 
 
 @functools.partial(jax.jit, static_argnames=("norm_eps", "group"))

@@ -312,6 +312,8 @@ def vote(labels_MxK, num_classes: int, tie_break: str = "nearest") -> jax.Array:
   """
   check_name("tie_break", tie_break, TIE_BREAKS)
   check_count("num_classes", num_classes)
+  if isinstance(labels_MxK, (list, tuple)):    # chex read a list as one input per entry
+    labels_MxK = np.asarray(labels_MxK)
   chex.assert_rank(labels_MxK, 2, custom_message="labels_MxK must be (M, K)")
   chex.assert_type(labels_MxK, int, custom_message="labels_MxK must be integer classes")
   if labels_MxK.shape[1] < 1:
