@@ -7,6 +7,13 @@ succeeds. Files get the permissions of an ordinary file (0666 less the process's
 Pytrees are stored as their list of leaves; reading needs a pytree of the same structure
 (`like`) to rebuild them, so no code is ever unpickled.
 
+Arrays of the dtypes JAX adds to NumPy (ml_dtypes: bfloat16, the float8 family, int4,
+...), which an .npz holds only as raw bytes (a `|V2` array of b'\\x80?' for bfloat16's 1),
+are written as their bits (unsigned integers of their width) beside a JSON field,
+`DTYPES_KEY`, naming their dtypes, and read back as the arrays they were, bit for bit.
+Arrays that an .npz holds only pickled (Python objects) are refused when written:
+nothing pickled is ever read.
+
 `Store` commits several files at once: a state made of many files changes in one step.
 """
 
@@ -22,6 +29,7 @@ import jax
 import numpy as np
 
 TMP_PREFIX = ".tmp-"
+DTYPES_KEY = "__lincv_dtypes__"   # in an .npz: {name: dtype} of its ml_dtypes arrays
 
 
 def atomic_write(path: str, write, check=None) -> None:
@@ -165,8 +173,7 @@ def load_json(path: str, keys=()) -> dict:
 
 def save_tree(path: str, tree) -> None:
   """Writes the leaves of a pytree of arrays to `path` (.npz), atomically."""
-  leaves = [np.asarray(x) for x in jax.tree.leaves(tree)]
-  atomic_write(path, lambda f: np.savez(f, *leaves))
+  save_arrays(path, tree_arrays(tree, "arr_"))    # the names np.savez(f, *leaves) gives
 
 
 def load_tree(path: str, like):
@@ -175,21 +182,76 @@ def load_tree(path: str, like):
 
 
 def save_arrays(path: str, arrays: dict) -> None:
-  """Writes a flat dict of named arrays (e.g. a model's parameters) as .npz, atomically."""
-  arrays = {k: np.asarray(v) for k, v in arrays.items()}
+  """Writes a flat dict of named arrays (e.g. a model's parameters) as .npz, atomically.
+  ml_dtypes arrays (bfloat16, ...) are written as their bits (see the module's docstring);
+  arrays an .npz would pickle are a ValueError naming them."""
+  arrays = _encode({k: np.asarray(v) for k, v in arrays.items()}, path)
   atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def _extension(dtype: np.dtype) -> bool:
+  """Whether `dtype` is one that ml_dtypes adds to NumPy (bfloat16, float8_*, int4, ...)."""
+  return dtype.type.__module__.split(".")[0] == "ml_dtypes"
+
+
+def _encode(arrays: dict, path: str) -> dict:
+  names = {}
+  out = {}
+  for k, a in arrays.items():
+    if _extension(a.dtype):
+      names[k] = a.dtype.name
+      a = a.view(np.dtype(f"u{a.dtype.itemsize}"))
+    elif a.dtype.hasobject:
+      raise ValueError(f"{path}: array {k!r} has dtype {a.dtype}, which an .npz holds only "
+                       "pickled (lincv reads no pickle); store numbers: a bool, integer, "
+                       "float, complex or string dtype, or one of ml_dtypes' (bfloat16, ...)")
+    out[k] = a
+  if names:
+    if DTYPES_KEY in out:
+      raise ValueError(f"{path}: {DTYPES_KEY!r} is lincv's own name in an .npz; rename that "
+                       "array")
+    out[DTYPES_KEY] = np.asarray(json.dumps(names, sort_keys=True))
+  return out
+
+
+def _decode(arrays: dict, path: str) -> dict:
+  """The arrays `_encode` wrote, ml_dtypes arrays as they were; Damaged if its
+  `DTYPES_KEY` field does not name them."""
+  if DTYPES_KEY not in arrays:
+    return arrays
+  import ml_dtypes  # pylint: disable=import-outside-toplevel  (JAX's own dependency)
+  arrays = dict(arrays)
+  field = arrays.pop(DTYPES_KEY)
+  try:
+    names = json.loads(str(field)) if field.dtype.kind == "U" and not field.shape else None
+  except ValueError:
+    names = None
+  if not isinstance(names, dict):
+    raise _damaged(path, ".npz", f"its {DTYPES_KEY} is not the JSON object of dtypes lincv "
+                   "writes")
+  for k, name in names.items():
+    kind = getattr(ml_dtypes, name, None) if isinstance(name, str) else None
+    a = arrays.get(k)
+    if (a is None or not isinstance(kind, type) or not _extension(np.dtype(kind))
+        or a.dtype != np.dtype(f"u{np.dtype(kind).itemsize}")):
+      raise _damaged(path, ".npz", f"{DTYPES_KEY} names {k!r} as {name!r}, which its "
+                     f"array{'' if a is None else f' of dtype {a.dtype}'} cannot be")
+    arrays[k] = a.view(kind)
+  return arrays
+
+
 def load_arrays(path: str) -> dict:
-  """Reads a flat dict of named arrays written by `save_arrays` (no pickle); Damaged if
-  the file is not such an .npz (a missing file raises as usual)."""
+  """Reads a flat dict of named arrays written by `save_arrays` (no pickle), ml_dtypes
+  arrays (bfloat16, ...) in their dtypes; Damaged if the file is not such an .npz (a
+  missing file raises as usual)."""
   try:
     with np.load(path, allow_pickle=False) as z:
-      return {k: z[k] for k in z.files}
+      arrays = {k: z[k] for k in z.files}
   except FileNotFoundError:
     raise
   except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
     raise _damaged(path, ".npz", "truncated, or not an .npz of arrays") from None
+  return _decode(arrays, path)
 
 
 def tree_arrays(tree, prefix: str) -> dict:
@@ -205,10 +267,13 @@ def from_arrays(arrays: dict, like, prefix: str, source: str = "checkpoint"):
     raise ValueError(f"{source} holds {count} arrays, expected {len(leaves_like)}; it was "
                      "written by a different configuration")
   leaves = [arrays[f"{prefix}{i}"] for i in range(count)]
-  for got, want in zip(leaves, leaves_like):
+  for i, (got, want) in enumerate(zip(leaves, leaves_like)):
     if got.shape != np.shape(want):
       raise ValueError(f"{source} holds an array of shape {got.shape}, expected "
                        f"{np.shape(want)}")
+    kind = np.dtype(want.dtype if hasattr(want, "dtype") else np.result_type(want))
+    if got.dtype.kind == "V" and _extension(kind) and got.dtype.itemsize == kind.itemsize:
+      leaves[i] = got.view(kind)    # an ml_dtypes leaf as np.savez wrote it: raw bytes
   return jax.tree.unflatten(treedef, leaves)
 
 

@@ -31,6 +31,10 @@ at :math:`\lambda = 0` the directions whose eigenvalue is within rounding of 0, 
 :math:`8 \epsilon \max e` (`NOISE`), are dropped, the minimum-norm least-squares
 solution; and where rounding left an eigenvalue of G below :math:`-N\lambda / 2` (the
 shifted matrix would not be safely positive definite), that eigenvalue counts as 0.
+Weights that the Gram matrix's rounding (eps max e, eps the rows' dtype's) sets are
+warned of (`LowPrecision`), for float32 and float64 rows alike: a positive strength whose
+N lambda lies below `ROUNDING` eps max e, and lambda = 0 where eigenvalues lie between eps
+and `ROUNDING` eps max e (dropped up to `NOISE`, kept above: either way the rounding's).
 
 Two earlier rules dropped directions at positive strengths too, and both left the weak
 strengths' weights silently wrong on float32 rows. :math:`e + N\lambda \le \epsilon
@@ -74,6 +78,24 @@ but does not pay: its corrections apply Q to every strength's residual, four tim
 the weak end, and cost what the float32 reduction saves (2.69 s against 2.85 s for the
 path, on a 2-core CPU without AVX-512).
 
+Scale. The centred rows are multiplied by the power of two s that brings their largest
+magnitude into [1, 2) before the Gram matrix is formed (bounded by the columns' extremes,
+which the pass for the mean also finds), and each strength is solved as lambda s^2:
+the scaled problem's weights are W / s, exactly. Multiplying by a power of two is exact,
+so the path is exactly equivariant to the rows' scale: rows times 2^k at lambda 4^k give
+W / 2^k bit for bit, and rows of ordinary size the same weights as without the scaling.
+Without it, float32 rows of values about 1e-20 had products below float32's smallest
+normal number (1.2e-38): their Gram matrix was 0, and reg_strength 0 gave all-zero
+weights (the positive strengths' weights, (X^T X + N lambda I)^{-1} X^T T with X^T X
+lost, were wrong too), without a word; rows of values about 1e19 had a Gram matrix past
+float32's range, and were refused. What scaling cannot help: rows whose values span more
+than float32's range of products (a value of 1e20 beside values of 1, whose products
+underflow once the rows are scaled to 1). Those small directions lie far below eps max e
+(the float32 Gram matrix cannot hold them either way) and a strength that reaches them is
+warned of (`LowPrecision`). Weights past the dtype's range are warned of (`Overflow`;
+a sweep marks those members diverged), and a strength that scaled passes float64's
+(float64 rows of values beyond about 1e+-150) is refused (`BadRows`).
+
 Memory: one (D, D) or (N, N) Gram matrix (on the device, then as a float64 host copy
 that the reduction overwrites with Q's reflectors, with 32 D float64 of workspace), one
 more if some strength needs T's eigenvectors, and the rows a chunk at a time: a memory
@@ -96,11 +118,16 @@ OPTIMIZER = "closed_form"   # the sweep's name for this solver (`config.optimize
 CHUNK = 4096                # rows per Gram update
 BLOCK = 768                 # columns per block of the Gram matrix (`_upper`)
 NOISE = 8                   # eigenvalues within NOISE * eps * max e of 0 are rounding
-ROUNDING = 10               # float32 rows: N lambda below ROUNDING * eps * max e is warned of
+ROUNDING = 10               # N lambda (at lambda = 0: an eigenvalue) below ROUNDING * eps *
+                            # max e is warned of (eps: the rows' dtype's)
 
 
 class LowPrecision(UserWarning):
-  """Strengths of a float32 path that the float32 Gram matrix's rounding reaches."""
+  """Strengths of a path that the Gram matrix's rounding reaches (eps of the rows' dtype)."""
+
+
+class Overflow(UserWarning):
+  """Strengths whose weights pass the range of the rows' dtype: they are not finite."""
 
 
 class BadRows(ValueError):
@@ -187,9 +214,27 @@ def _add(total, part):
 
 
 @functools.partial(jax.jit, donate_argnames="total")
-def _column_sum(total, valid_C, x_CxD):
+def _column_stats(total, valid_C, x_CxD):
+  """`total` (the column sums, maxima and minima so far) updated with one chunk's valid
+  rows."""
   x = x_CxD.astype(working_float(x_CxD.dtype))
-  return _add(total, jnp.sum(jnp.where(valid_C[:, None], x, 0), axis=0))
+  sums, high, low = total
+  valid = valid_C[:, None]
+  return (sums + jnp.sum(jnp.where(valid, x, 0), axis=0).astype(sums.dtype),
+          jnp.maximum(high, jnp.max(jnp.where(valid, x, -jnp.inf), axis=0)),
+          jnp.minimum(low, jnp.min(jnp.where(valid, x, jnp.inf), axis=0)))
+
+
+def _scale(mean_D, high_D, low_D, dtype) -> float:
+  """The power of two s that brings the centred rows' largest magnitude, at most
+  max(high - mean, mean - low) over the columns, into [1, 2) (1 for centred rows that
+  are all 0), within the range of `dtype`'s normal numbers (see Scale)."""
+  spread = _spread(mean_D, high_D, low_D)
+  if not spread > 0:
+    return 1.0
+  info = np.finfo(dtype)
+  exponent = 1 - int(np.frexp(spread)[1])       # spread * 2^exponent in [1, 2)
+  return float(np.ldexp(1.0, min(max(exponent, int(info.minexp)), int(info.maxexp) - 1)))
 
 
 def _bounds(m: int) -> tuple[tuple[int, int], ...]:
@@ -210,10 +255,11 @@ def _upper(z_RxM, bounds):
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "bounds"),
                    donate_argnames="total")
-def _gram_update(mean_D, t_mean_C, total, valid_C, x_CxD, y_C, num_classes, bounds):
+def _gram_update(mean_D, scale, t_mean_C, total, valid_C, x_CxD, y_C, num_classes, bounds):
   """`total` plus (the upper blocks of X_c^T X_c, X_c^T T_c) of the valid rows of one
-  chunk."""
-  xc = jnp.where(valid_C[:, None], x_CxD.astype(mean_D.dtype) - mean_D[None, :], 0)
+  chunk, X_c the centred rows times `scale` (a power of two, see Scale)."""
+  xc = jnp.where(valid_C[:, None],
+                 (x_CxD.astype(mean_D.dtype) - mean_D[None, :]) * scale, 0)
   tc = losses.targets(y_C, num_classes, xc.dtype) - t_mean_C[None, :]
   return _add(total, (_upper(xc, bounds), xc.T @ tc))
 
@@ -291,9 +337,11 @@ def _positive_solve(diag, off, b):
   return x, info == 0
 
 
-def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
-  """(G + N lambda_k I)^+ rhs for every strength k: (M, K * C) float64, where G is `gram`
-  (a float64 host copy, overwritten) and ^+ is `_inverse`'s.
+def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype, scale: float = 1.0) -> np.ndarray:
+  """(G + N lambda_k s^2 I)^+ rhs for every strength k: (M, K * C) float64, where G is
+  `gram` (a float64 host copy, overwritten), ^+ is `_inverse`'s and s is `scale`: the
+  power of two the rows were scaled by before G was formed (see Scale), so that G is s^2
+  times the unscaled rows' Gram matrix and lambda_k s^2 the strength it takes.
 
   G = Q T Q^T (`_tridiagonal`), so each strength solves the tridiagonal system
   (T + N lambda I) z = Q^T rhs (LAPACK's `ptsv`, O(M C)) and its weights are Q z: one
@@ -303,7 +351,8 @@ def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
   rounding left an eigenvalue of G below -N lambda / 2."""
   diag, off, q = _tridiagonal(gram)
   low, high = _ends(diag, off)
-  _warn_rounding(high, lam_K, n, eps, dtype)
+  _warn_rounding(high / scale**2, lam_K, n, eps, dtype)   # in the unscaled rows' units
+  lam_K = np.where(lam_K > 0, lam_K * scale**2, 0.0)
   p_MxC = q.apply(rhs_MxC, transpose=True)
   m, c = p_MxC.shape
   z = np.empty((m, lam_K.size, c))
@@ -313,7 +362,7 @@ def _solve(gram, rhs_MxC, lam_K, n: int, eps: float, dtype) -> np.ndarray:
   if not direct.all():
     e_M, u_MxM = _linalg().eigh_tridiagonal(diag, off, check_finite=False)
     if (lam_K == 0).any():
-      _warn_dropped(e_M, eps, dtype)
+      _warn_zero(e_M, eps, dtype)
     rest = np.flatnonzero(~direct)
     inv_RxM = _inverse(e_M, lam_K[rest], n, eps)
     scaled = inv_RxM[:, :, None] * (u_MxM.T @ p_MxC)[None]          # (R, M, C)
@@ -348,42 +397,55 @@ def _inverse(e_D, lam_K, n: int, eps: float) -> np.ndarray:
   return np.where(keep, 1 / np.where(keep, d, 1), 0)
 
 
-def _warn_dropped(e_M, eps: float, dtype) -> None:
-  """Warns (`LowPrecision`) where lambda = 0 drops, as rounding (`_inverse`: at most
-  NOISE eps max e), directions whose eigenvalues lie above the float32 Gram matrix's own
-  rounding, eps max e: they are the data's (64 of 256 of a full-rank Gram matrix of
-  condition 1e8 lay below the cutoff, the objective 19% above lstsq's). The exact null
-  directions of centred rows (a constant column; fewer rows than columns) lie at a
-  tenth of eps max e or less, and are dropped without a word. Silent for float64 rows."""
-  if np.dtype(dtype) == np.float64:
-    return
+def _remedy(dtype, zero: bool) -> str:
+  """What gives a strength's weights back from the Gram matrix's rounding."""
+  fixes = ["give a positive strength" if zero else "give a larger strength"]
+  if zero:     # least squares' predictions do not change with the columns' scales
+    fixes.append("standardise the columns (--config.data.scale=std)")
+  if np.dtype(dtype) != np.float64:
+    fixes.append("pass float64 rows with 64-bit JAX on (jax.config.update("
+                 "'jax_enable_x64', True), or --config.dtype=float64)")
+  return ", or ".join(fixes)
+
+
+def _warn_zero(e_M, eps: float, dtype) -> None:
+  """Warns (`LowPrecision`) where lambda = 0 meets eigenvalues of the Gram matrix that
+  lie above its own rounding, eps max e, and below ROUNDING eps max e, as `_warn_rounding`
+  does for a positive strength whose N lambda lies there: those directions are either
+  dropped as rounding (`_inverse`: at most NOISE eps max e), though they are the data's
+  (64 of 256 of a full-rank float32 Gram matrix of condition 1e8 lay below the cutoff,
+  the objective 19% above lstsq's), or kept with weights that the rounding sets (at 9 eps
+  max e, float32: the objective 4e-4 above its minimum, 0.05% of the predictions
+  float64's otherwise). Both dtypes: the rule is relative to the rows' own eps. The exact
+  null directions of centred rows (a constant column; fewer rows than columns) lie at a
+  tenth of eps max e or less, and are dropped without a word."""
   top = float(np.max(e_M, initial=0.0))
-  lost = int(np.count_nonzero((e_M > eps * top) & (e_M <= NOISE * eps * top)))
-  if lost:
+  band = (e_M > eps * top) & (e_M <= ROUNDING * eps * top)
+  count = int(np.count_nonzero(band))
+  if count:
+    dropped = int(np.count_nonzero(band & (e_M <= NOISE * eps * top)))
     warnings.warn(
-        f"lincv: ridge on float32 rows: reg_strength 0 drops {lost} directions whose "
-        f"eigenvalues lie between eps and {NOISE} eps times the float32 Gram matrix's "
-        "largest, above its rounding, as if they were rounding; give a positive strength, "
-        "or pass float64 rows with 64-bit JAX on (jax.config.update('jax_enable_x64', "
-        "True), or --config.dtype=float64)", LowPrecision, stacklevel=5)
+        f"lincv: ridge on {np.dtype(dtype).name} rows: reg_strength 0 meets {count} "
+        f"directions whose eigenvalues lie between eps and {ROUNDING} eps times the Gram "
+        f"matrix's largest, where its rounding sets their weights ({dropped} of them "
+        f"dropped as rounding, {count - dropped} kept); {_remedy(dtype, zero=True)}",
+        LowPrecision, stacklevel=5)
 
 
 def _warn_rounding(high, lam_K, n: int, eps: float, dtype) -> None:
   """Warns (`LowPrecision`) of the positive strengths whose N lambda lies below ROUNDING
-  times the float32 Gram matrix's rounding, eps max e (`high`, its greatest eigenvalue):
-  their weights carry that rounding (see Precision: 2.6% of the test predictions differ
-  from float64's on CIFAR-10 pixels at lambda = 1e-6). Silent for float64 rows."""
-  if np.dtype(dtype) == np.float64:
-    return
+  times the Gram matrix's rounding, eps max e (`high`, its greatest eigenvalue): their
+  weights carry that rounding (see Precision: 2.6% of the test predictions differ from
+  float64's on float32 CIFAR-10 pixels at lambda = 1e-6). Both dtypes, each with its own
+  eps: float64 rows reach it only at strengths some 1e9 times weaker."""
   floor = ROUNDING * eps * max(high, 0.0)
   low = lam_K[(lam_K > 0) & (n * lam_K < floor)]
   if low.size:
     listed = ", ".join(f"{v:.3g}" for v in low)
     warnings.warn(
-        f"lincv: ridge on float32 rows: {low.size} of the strengths ({listed}) "
-        f"have N lambda below {ROUNDING} eps max e = {floor:.3g}, where the float32 Gram "
-        "matrix's rounding changes their weights; pass float64 rows with 64-bit JAX on "
-        "(jax.config.update('jax_enable_x64', True), or --config.dtype=float64) for them",
+        f"lincv: ridge on {np.dtype(dtype).name} rows: {low.size} of the strengths "
+        f"({listed}) have N lambda below {ROUNDING} eps max e = {floor:.3g}, where the Gram "
+        f"matrix's rounding changes their weights; {_remedy(dtype, zero=False)} for them",
         LowPrecision, stacklevel=5)
 
 
@@ -414,13 +476,19 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
   eps = float(jnp.finfo(dtype).eps)
   counts = np.bincount(y, minlength=num_classes)
   t_mean = 2 * counts / n - 1                                      # (C,) float64
-  column_sum = np.asarray(_row_sum(_column_sum, (x_NxD,), chunk, np.zeros(d, dtype)))
+  column_sum, high, low = (np.asarray(a) for a in _row_sum(
+      _column_stats, (x_NxD,), chunk,
+      (np.zeros(d, dtype), np.full(d, -np.inf, dtype), np.full(d, np.inf, dtype))))
   _check_finite(column_sum, dtype, "column sums", "column")
-  mean = jax.device_put((column_sum / n).astype(dtype))   # divided and cast on the host:
-  t_mean_dev = jax.device_put(t_mean.astype(dtype))       # no program to compile
+  mean_host = (column_sum / n).astype(dtype)              # divided and cast on the host:
+  mean = jax.device_put(mean_host)                        # no program to compile
+  t_mean_dev = jax.device_put(t_mean.astype(dtype))
+  scale = _scale(mean_host, high, low, dtype)
+  _check_scaled_strengths(lam, scale, mean_host, high, low)
+  scale_dev = jax.device_put(np.asarray(scale, dtype))
   if d <= n:
     bounds = _bounds(d)
-    upper, xt_t = _row_sum(functools.partial(_gram_update, mean, t_mean_dev,
+    upper, xt_t = _row_sum(functools.partial(_gram_update, mean, scale_dev, t_mean_dev,
                                              num_classes=num_classes, bounds=bounds),
                            (x_NxD, y), chunk,
                            ([np.zeros((b - a, e - c), dtype) for i, (a, b) in enumerate(bounds)
@@ -428,21 +496,65 @@ def _path(x_NxD, labels_N, strengths_K, num_classes, chunk):
     xt_t, gram = np.asarray(xt_t, np.float64), _host(upper, bounds)
     del upper                                                       # the device copy
     _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal", "column")
-    w = _solve(gram, xt_t, lam, n, eps, dtype)                      # (D, K * C)
+    w = _solve(gram, xt_t, lam, n, eps, dtype, scale)               # (D, K * C)
   else:
     x = (x_NxD.astype(dtype) if isinstance(x_NxD, jax.Array)
          else jax.device_put(np.asarray(x_NxD, dtype)))
-    xc = x - mean[None, :]
+    xc = (x - mean[None, :]) * scale_dev
     tc = 2 * np.eye(num_classes)[y] - 1 - t_mean[None, :]            # float64 targets
     bounds = _bounds(n)
     gram = _host(_upper(xc.T, bounds), bounds)
     _check_finite(np.diagonal(gram), dtype, "Gram matrix's diagonal", "row")
-    m = _solve(gram, tc, lam, n, eps, dtype)                        # (N, K * C)
-    w = np.asarray(xc.T @ jax.device_put(m.astype(dtype)), np.float64)
-  w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2)
-  b_KxC = t_mean[None, :] - np.einsum("d,kdc->kc", np.asarray(mean, np.float64), w_KxDxC)
-  return {"W": jax.device_put(w_KxDxC.astype(dtype)),
-          "b": jax.device_put(b_KxC.astype(dtype))}
+    m = _solve(gram, tc, lam, n, eps, dtype, scale)                 # (N, K * C)
+    # m to the device as m / 2^k, its largest entry in [1, 2): an m past the dtype's
+    # range (N lambda s^2 far below eigenvalues that underflowed, see Scale) stays finite.
+    k = int(np.frexp(np.max(np.abs(m), initial=0.0))[1]) - 1 if np.any(m) else 0
+    w = np.ldexp(np.asarray(xc.T @ jax.device_put(np.ldexp(m, -k).astype(dtype)),
+                            np.float64), k)
+  w_KxDxC = w.reshape(d, lam.size, num_classes).transpose(1, 0, 2) * scale   # unscaled
+  b_KxC = t_mean[None, :] - np.einsum("d,kdc->kc", np.asarray(mean_host, np.float64),
+                                      w_KxDxC)
+  with np.errstate(over="ignore", invalid="ignore"):   # past the dtype: warned of below
+    params = {"W": w_KxDxC.astype(dtype), "b": b_KxC.astype(dtype)}
+  _warn_weights_past_range(params, lam, dtype, mean_host, high, low)
+  return jax.tree.map(jax.device_put, params)
+
+
+def _spread(mean_D, high_D, low_D) -> float:
+  """The centred rows' largest magnitude (bounded by the columns' extremes)."""
+  mean = np.asarray(mean_D, np.float64)
+  return float(np.max(np.maximum(np.asarray(high_D, np.float64) - mean,
+                                 mean - np.asarray(low_D, np.float64)), initial=0.0))
+
+
+def _check_scaled_strengths(lam_K, scale, mean_D, high_D, low_D) -> None:
+  """Raises `BadRows` where a positive strength times scale^2 leaves float64's range
+  (float64 rows whose centred values are beyond about 1e+-150): the path would solve it
+  as 0 or infinity."""
+  scaled = lam_K * scale**2
+  bad = (lam_K > 0) & ~(np.isfinite(scaled) & (scaled > np.finfo(np.float64).tiny))
+  if bad.any():
+    raise BadRows(
+        f"ridge: the rows' centred values reach at most {_spread(mean_D, high_D, low_D):.3g}"
+        f", and scaled to 1 (see lincv.ridge, Scale) strength {lam_K[bad][0]:.3g} would "
+        "pass float64's range; scale the rows (standardise them) first")
+
+
+def _warn_weights_past_range(params, lam_K, dtype, mean_D, high_D, low_D) -> None:
+  """Warns (`Overflow`) of the strengths whose weights pass the range of `dtype` (centred
+  rows of values near its smallest normal number, at a strength of 0 or about it): they
+  are infinite, and a sweep marks those members diverged (`ridge.evaluate` scores them
+  NaN or infinity), the others solved as usual."""
+  bad = ~(np.all(np.isfinite(params["W"]), axis=(1, 2))
+          & np.all(np.isfinite(params["b"]), axis=1))
+  if bad.any():
+    listed = ", ".join(f"{v:.3g}" for v in lam_K[bad])
+    warnings.warn(
+        f"lincv: ridge: the weights of strength {listed} pass {np.dtype(dtype).name}'s "
+        f"range (max {float(jnp.finfo(dtype).max):.3g}) on rows whose centred values reach "
+        f"at most {_spread(mean_D, high_D, low_D):.3g}, and are not finite; standardise "
+        "the rows" + (", or pass float64 rows" if np.dtype(dtype) != np.float64 else ""),
+        Overflow, stacklevel=4)
 
 
 def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
@@ -481,9 +593,10 @@ def evaluate(params, x_NxD, labels_N, strengths_K, *, chunk: int = CHUNK):
       raise BadRows(f"ridge.evaluate needs finite rows: {int(nonfinite)} of their values "
                        "are NaN or infinite")
     n = x_NxD.shape[0]
-    penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))
-    return (np.asarray(sq, np.float64) / n + lam * penalty,
-            np.asarray(correct, np.float64) / n)
+    with np.errstate(over="ignore", invalid="ignore"):  # weights not finite: NaN or inf
+      penalty = np.sum(np.square(np.asarray(w, np.float64)), axis=(1, 2))
+      return (np.asarray(sq, np.float64) / n + lam * penalty,
+              np.asarray(correct, np.float64) / n)
 
 
 @functools.partial(jax.jit, donate_argnames="total")

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import io
 import json
+import math
 import os
 import warnings
 
@@ -126,9 +127,18 @@ class Run:
   @functools.cached_property
   def history(self) -> list[dict]:
     """Per member: {"epoch": [...], "train_loss": [...], "val_accuracy": [...]} of the
-    epochs it trained (empty lists for a method that does not train by epochs)."""
+    epochs it trained (empty lists for a method that does not train by epochs).
+
+    Raises `lincv.checkpoint.Damaged` unless metrics.jsonl holds, for every member,
+    epochs 1 to the epochs it trained (results.csv's epochs_run; a last epoch whose loss
+    is NaN has no line, as the report writes it). The file is written whole, before
+    summary.json, so a finished run's is complete: one cut short, even between lines,
+    lost the last members' epochs (a run killed while training has no summary.json, and
+    `Run.load` refuses it)."""
     out = [{"epoch": [], "train_loss": [], "val_accuracy": []} for _ in self.results]
     path = os.path.join(self.workdir, "metrics.jsonl")
+    damaged = lambda why: checkpoint.Damaged(
+        f"{path} is damaged: {why}; remove the run (or use a new --workdir) and run it again")
     if os.path.exists(path):
       with open(path) as f:
         for i, line in enumerate(f):
@@ -139,10 +149,19 @@ class Run:
             for key in ("epoch", "train_loss", "val_accuracy"):
               out[r["member"]][key].append(r[key])
           except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise checkpoint.Damaged(
-                f"{path} is damaged: line {i + 1} is not one member's epoch of this run "
-                f"({type(e).__name__}: {e}); remove the run (or use a new --workdir) and "
-                "run it again") from None
+            raise damaged(f"line {i + 1} is not one member's epoch of this run "
+                          f"({type(e).__name__}: {e})") from None
+    for row, h in zip(self.results, out):
+      want = _epochs_written(row)
+      if want is not None and h["epoch"] != list(range(1, want + 1)):
+        got = h["epoch"]
+        held = (f"{len(got)} epochs" if got == list(range(1, len(got) + 1))
+                else f"epochs {got[:8]}{' ...' if len(got) > 8 else ''}")
+        if not os.path.exists(path):
+          raise damaged(f"missing, though results.csv says member {row['member']} trained "
+                        f"{want} epochs")
+        raise damaged(f"it holds {held} of member {row['member']}, where results.csv says "
+                      f"it trained {want} (epochs_run)")
     return out
 
   @functools.cached_property
@@ -314,6 +333,18 @@ class Run:
       with precision.float32():
         out = featurizer(images)
     return np.asarray(out, self.config.dtype)
+
+
+def _epochs_written(row: dict) -> int | None:
+  """The epochs of a results.csv row that metrics.jsonl holds: 1..epochs_run, less the
+  last where its loss is NaN (`lincv.report` writes no line for a NaN loss: a closed-form
+  member whose weights are not finite); None for a row without epochs_run (k-NN, random
+  search: no metrics.jsonl)."""
+  n = row.get("epochs_run")
+  if not isinstance(n, int) or isinstance(n, bool):
+    return None
+  loss = row.get("final_loss")
+  return max(0, n - 1) if isinstance(loss, float) and math.isnan(loss) else n
 
 
 def _over(defaults: dict, saved: dict) -> dict:

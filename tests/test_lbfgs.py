@@ -537,6 +537,47 @@ def test_a_member_that_starts_at_its_optimum_reports_where_it_starts():
     assert abs(r["final_loss"] - np.log(2)) < 1e-6 and h["val_accuracy"] == [0.5]
 
 
+@pytest.mark.parametrize("value", [0.0, -1.7])
+@pytest.mark.parametrize("loss", ["softmax", "squared_svm"])
+def test_balanced_labels_on_constant_rows_are_converged_without_a_warning(value, loss):
+  """All-zero or constant rows and balanced labels: the gradient at W = 0, b = 0 cancels
+  to its rounding (3e-8 to 2e-5 here, where its terms' size is 0.6 to 92: 5e-8 to 2e-7 of
+  it), and W = 0, b = 0 is the minimum. Relative to that rounding, no member could reach
+  tol: every one stalled at |grad|/|grad_0| of 0.5 to 260 and all 4 runs were named in
+  NotConverged, their objective that at zero. The reference is the size of the gradient's
+  terms there: each member stops at tol, and nothing is warned of."""
+  n, c = 300, 10
+  x = jnp.full((n, 8), value, jnp.float32)
+  y = jnp.arange(n, dtype=jnp.int32) % c
+  cfg = _probe_config(epochs=10, loss=loss)
+  cfg.sweep = {"reg_strength": [0.0, 1e-3, 1e-1]}
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", lbfgs.NotConverged)
+    result = sweep.run(cfg, lambda f: training.Data(x, y, x[:50], y[:50]), c)
+  at_zero = float(objective.loss({"W": jnp.zeros((8, c)), "b": jnp.zeros(c)}, x, y, loss=loss))
+  eps = float(jnp.finfo(jnp.float32).eps)
+  for r in result.rows:
+    assert r["status"] == "ok" and r["grad_norm"] <= cfg.tol, r
+    # the minimum's objective, W = 0 and b = 0's, to float32's rounding of a mean of 300
+    assert abs(r["final_loss"] - at_zero) <= 64 * eps * at_zero, (r, at_zero)
+
+
+def test_the_reference_is_the_gradient_at_zero_where_it_does_not_cancel():
+  """Rows whose gradient at zero does not cancel keep |gradient at W = 0, b = 0| as the
+  reference: the rule for a gradient that cancels to rounding leaves them alone."""
+  data = _digits()
+  state = _fit(data, LAMS, CONVERGED, tol=1e-6)
+  structure = training.Structure(optimizer="lbfgs")
+  hp = {f: v[0] for f, v in _hparams(LAMS[:1], jnp.float32, 1e-6).items()}
+  zero = {"W": jnp.zeros((10, 64)), "b": jnp.zeros(10)}
+  grad_at = lbfgs._grad_from_scores  # pylint: disable=protected-access
+  want = jax.jit(lambda: optax.tree.norm(grad_at(
+      structure, hp, zero, jnp.zeros((400, 10)), data.x_train, data.y_train)))()
+  # the same sum in another program: float32's rounding of a norm over 650 numbers
+  np.testing.assert_allclose(state.opt_state.grad_norm0, float(want),
+                             rtol=8 * float(jnp.finfo(jnp.float32).eps))
+
+
 def test_a_tol_below_0_is_refused_and_tol_0_runs_every_iteration():
   c = _probe_config(epochs=1, lbfgs_iters=3)
   for tol in (-1e-5, float("nan")):

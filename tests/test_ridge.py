@@ -157,7 +157,7 @@ def test_a_path_and_its_evaluation_compile_one_program_each_over_many_chunks(com
   for lam in ([1e-3, 0.1], [0.2, 5.0]):     # the second path compiles nothing
     params = ridge.path(x, y, lam, 3, chunk=5)                     # 9 chunks of 5
     ridge.evaluate(params, x, y, lam, chunk=5)
-  assert sorted(compiled) == ["jit(_column_sum)", "jit(_gram_update)", "jit(_stats)"]
+  assert sorted(compiled) == ["jit(_column_stats)", "jit(_gram_update)", "jit(_stats)"]
 
 
 def test_bad_input_is_one_line():
@@ -275,17 +275,19 @@ def test_digits_sweep_solved_in_closed_form(tmp_path):
   assert (tmp_path / "checkpoint").exists()
 
 
-def test_a_run_on_rows_whose_gram_matrix_overflows_is_one_line_and_leaves_no_run(tmp_path):
-  # Every value is finite float32 (1e19), their squares' sums are not: ridge's ValueError
-  # was a traceback, with config.json and checkpoint/ left in the workdir.
+def test_a_run_on_rows_whose_column_sums_overflow_is_one_line_and_leaves_no_run(tmp_path):
+  # Every value is finite float32 (up to 1e36), their column sums over 1,350 training rows
+  # are not: ridge's ValueError was a traceback, with config.json and checkpoint/ left in
+  # the workdir. (Rows of 1e19, whose Gram matrix overflowed, are now solved: see
+  # test_rows_of_any_scale_give_the_weights_of_rows_of_ordinary_size.)
   x, y = _digits()
   path = str(tmp_path / "huge.npz")
-  np.savez(path, x_train=x[:1500] * np.float32(1e19), y_train=y[:1500],
-           x_test=x[1500:] * np.float32(1e19), y_test=y[1500:])
+  np.savez(path, x_train=x[:1500] * np.float32(1e36), y_train=y[:1500],
+           x_test=x[1500:] * np.float32(1e36), y_test=y[1500:])
   c = _config(reg_strength=[1e-3, 1.0])
   c.data.features, c.data.center = path, "none"
-  with pytest.raises(DataError, match=r"^ridge needs finite rows: inf in their Gram matrix's "
-                                      r"diagonal at column \d+, from .* or sums past float32's"):
+  with pytest.raises(DataError, match=r"^ridge needs finite rows: inf in their column sums "
+                                      r"at column \d+, from .* or sums past float32's"):
     experiment.run(c, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
@@ -389,8 +391,9 @@ def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
   # lambda = 0 drops, as rounding, eigenvalues up to 8 eps max e: here some of them are the
   # data's (the spectrum falls 8 decades, full rank), and it says so; exact null
   # directions (constant columns, fewer rows than columns, centred) are dropped silently.
-  with pytest.warns(ridge.LowPrecision, match=r"reg_strength 0 drops \d+ directions whose "
-                                               r"eigenvalues lie between eps and 8 eps"):
+  with pytest.warns(ridge.LowPrecision, match=r"reg_strength 0 meets \d+ directions whose "
+                    r"eigenvalues lie between eps and 10 eps .*\(\d+ of them dropped as "
+                    r"rounding, \d+ kept\)"):
     ridge.path(x.astype(np.float32), y, [0.0, 1.0], 4)
   wide = rng.normal(size=(300, 64)).astype(np.float32)
   wide[:, :3] = 0
@@ -399,6 +402,110 @@ def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
     ridge.path(rng.normal(size=(3000, 400)).astype(np.float32), y, [0.0, 1.0], 4)
     ridge.path(wide, y[:300], [0.0], 4)
     ridge.path(rng.normal(size=(40, 100)).astype(np.float32), y[:40], [0.0], 4)  # X X^T
+    ridge.path(rng.normal(size=(3000, 400)), y, [0.0, 1.0], 4)               # float64
+    ridge.path(wide.astype(np.float64), y[:300], [0.0], 4)
+
+
+def _spectrum(n, d, small, eps, seed=12):
+  """Rows (float64) whose centred Gram matrix has eigenvalues N (d - 3 of them) and, in
+  3 random directions, `small` eps times that; labels the rows partly predict."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 4, n)
+  z = rng.normal(size=(n, d))
+  z[np.arange(n), y] += 1.0                        # before the spectrum is set
+  u, _, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+  sv = np.ones(d)
+  sv[-3:] = np.sqrt(small * eps)
+  return (u * sv * np.sqrt(n)) @ vt + 0.5, y
+
+
+@pytest.mark.parametrize("dtype, small", [(np.float32, 9.5), (np.float64, 5.0)])
+def test_zero_strength_within_the_gram_matrix_rounding_is_warned_of_in_both_dtypes(dtype,
+                                                                                   small):
+  """lambda = 0 where 3 eigenvalues lie a few eps max e above 0 (eps the rows' own): the
+  Gram matrix's rounding (about eps max e) sets the weights along them, as it does for a
+  positive strength with N lambda there, which is warned of. Before, lambda = 0 warned
+  only of the directions it dropped between eps and 8 eps max e, and only for float32
+  rows: float32 eigenvalues kept at 9 eps max e (the objective 4e-4 above its minimum,
+  0.05% of the predictions other than float64's) and float64 rows were not warned of.
+  Measured on these rows (3 seeds): float32's 3 eigenvalues between 9.1 and 9.8 eps max
+  e (kept), float64's between 2.8 and 7.1 (dropped): all within (1, 10] eps max e."""
+  eps = float(np.finfo(dtype).eps)
+  x, y = _spectrum(2000, 40, small, eps)
+  with jax.enable_x64(dtype == np.float64):
+    with pytest.warns(ridge.LowPrecision, match=rf"ridge on {np.dtype(dtype).name} rows: "
+                      r"reg_strength 0 meets 3 directions whose eigenvalues lie between eps "
+                      r"and 10 eps times the Gram matrix's largest, where its rounding sets "
+                      r"their weights \(\d of them dropped as rounding, \d kept\); give a "
+                      r"positive strength"):
+      ridge.path(x.astype(dtype), y, [0.0], 4)
+    # A positive strength with N lambda below 10 eps max e: float64 rows too.
+    n_lam = 2 * eps * 2000                           # N lambda = 2 eps max e, max e = N
+    with pytest.warns(ridge.LowPrecision, match=rf"ridge on {np.dtype(dtype).name} rows: "
+                                                r"1 of the strengths .* N lambda below 10 eps"):
+      ridge.path(x.astype(dtype), y, [n_lam / 2000, 1.0], 4)
+    with warnings.catch_warnings():   # far from the rounding: no word, in either dtype
+      warnings.simplefilter("error", ridge.LowPrecision)
+      ridge.path(_spectrum(2000, 40, 1e4, eps)[0].astype(dtype), y, [0.0, 1.0], 4)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("power", [-70, -40, 40, 64])
+def test_rows_of_any_scale_give_the_weights_of_rows_of_ordinary_size(form, power):
+  """Rows times 2^k at lambda times 4^k minimise the same objective with W / 2^k. Before,
+  float32 rows times 2^-70 (values about 1e-21, products below float32's smallest normal
+  1.2e-38) had a Gram matrix of 0: lambda = 0 gave all-zero weights, and the positive
+  strengths' weights were off by up to 1e8, silently; rows times 2^64 (values about
+  1e19) had a Gram matrix past float32's range, and were refused. The path scales the
+  centred rows by a power of two first: the weights are those of the unscaled rows, bit
+  for bit."""
+  x, y = _problem(*FORMS[form], seed=13)
+  x = x.astype(np.float32)
+  lams = np.array([0.0, 1e-3, 1.0])
+  want = ridge.path(x, y, lams, 4)
+  f = 2.0 ** power
+  got = ridge.path(x * np.float32(f), y, lams * f**2, 4)
+  np.testing.assert_array_equal(np.asarray(got["W"], np.float64) * f, want["W"])
+  np.testing.assert_array_equal(got["b"], want["b"])
+
+
+def test_rows_of_values_near_1e_20_are_solved_not_zeroed():
+  # The scale the issue was seen at: not a power of two, so the weights are those of the
+  # rows' rounding; at lambda = 0 (scale-free) they predict as the rows of ordinary size.
+  x, y = _problem(300, 20, seed=14)
+  x = x.astype(np.float32)
+  tiny = (x * 1e-20).astype(np.float32)
+  want = jax.tree.map(np.asarray, ridge.path(x, y, [0.0], 4))
+  got = jax.tree.map(np.asarray, ridge.path(tiny, y, [0.0], 4))
+  assert np.abs(got["W"]).max() > 0        # was exactly 0
+  label = lambda rows, p: np.argmax(rows @ p["W"][0] + p["b"][0], axis=1)
+  np.testing.assert_array_equal(label(tiny.astype(np.float64), got), label(x, want))
+  # The weights scale with 1 / the rows: within the float32 rounding of the rows (eps)
+  # times the Gram matrix's condition (about 1e2 here): 1e4 eps.
+  eps = float(np.finfo(np.float32).eps)
+  assert _rel(got["W"][0] * 1e-20, want["W"][0]) < 1e4 * eps
+
+
+def test_weights_past_the_dtype_are_warned_of_and_the_sweep_marks_them_diverged():
+  # Rows of +-2^-125 (float32's smallest normal number is 2^-126) whose least-squares
+  # weights are 16 / 2^-125 = 2^129, past float32's 3.4e38 = 2^128. Before, the Gram
+  # matrix underflowed to 0 and lambda = 0 gave all-zero weights, silently.
+  rng = np.random.default_rng(15)
+  y = rng.integers(0, 4, 200)
+  x = rng.choice([-1.0, 1.0], size=(200, 12))
+  x[:, 1] = x[:, 0] + 0.0625 * np.where(y == 0, 1.0, -1.0)   # along it, weights of 16
+  x = (x * 2.0**-125).astype(np.float32)
+  with pytest.warns(ridge.Overflow, match=r"^lincv: ridge: the weights of strength 0 pass "
+                    r"float32's range \(max 3.4e\+38\) on rows whose centred values reach at "
+                    r"most \S+, and are not finite; standardise the rows, or pass float64 "
+                    r"rows$"):
+    got = ridge.path(x, y, [0.0, 1.0], 4)
+  assert not np.isfinite(got["W"][0]).all() and np.isfinite(got["W"][1]).all()
+  # A sweep: that member diverged, the other solved.
+  data = training.Data(x[:150], y[:150].astype(np.int32), x[150:], y[150:].astype(np.int32))
+  with pytest.warns(ridge.Overflow):
+    result = sweep.run(_config(reg_strength=[0.0, 1.0]), lambda _: data, 4)
+  assert [r["status"] for r in result.rows] == ["diverged", "ok"]
 
 
 def _solve_both_ways(monkeypatch, gram, rhs, lams, n):
@@ -465,7 +572,7 @@ def test_one_feature_one_row_and_two_of_each_are_solved(x64, shape):
 
 
 @pytest.mark.parametrize("shape", [(40, 6), (6, 40)])
-def test_rows_that_are_not_finite_or_overflow_are_refused_in_one_line(shape):
+def test_rows_that_are_not_finite_are_refused_in_one_line(shape):
   # LAPACK failed on them with a message about its own iterations (stebz or syevd did
   # not converge), or in the other form gave NaN weights.
   x, y = _problem(*shape, c=2, seed=9)
@@ -477,13 +584,14 @@ def test_rows_that_are_not_finite_or_overflow_are_refused_in_one_line(shape):
                        r"column sums at column 2, from a NaN or an infinity"):
       ridge.path(bad, y, STRENGTHS, 2)
   big = x.copy()
-  big[4, 1] *= 1e20                   # finite, but its square passes float32's 3.4e38
-  # X^T X: its column; X X^T: centring spread the value over the column, so every row.
-  where = "column 1" if shape[0] > shape[1] else "row 0"
-  with pytest.raises(ValueError, match=r"^ridge needs finite rows: inf in their Gram "
-                     rf"matrix's diagonal at {where}, .* sums past float32's range "
-                     r"\(max 3.4e\+38\)"):
-    ridge.path(big, y, STRENGTHS, 2)
+  big[4, 1] *= 1e20        # finite; its square passes float32's 3.4e38, and was refused
+  # Scaled to 1, the rows' other values' products underflow: a float32 Gram matrix holds
+  # 1e40 beside 1 in neither scale. Its rounding, 1e33 here, dwarfs every N lambda: each
+  # strength is warned of, and the weights stay finite (the N < D form's solve too).
+  with pytest.warns(ridge.LowPrecision, match=r"4 of the strengths \(0.001, 0.03, 1, 10\) "
+                                               r"have N lambda below 10 eps max e"):
+    got = ridge.path(big, y, STRENGTHS, 2)
+  assert np.isfinite(got["W"]).all() and np.isfinite(got["b"]).all()
 
 
 def test_evaluate_refuses_rows_that_are_not_finite_but_scores_weights_that_are_not():

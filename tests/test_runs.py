@@ -231,3 +231,51 @@ def test_a_damaged_metrics_file_is_named(digits_run, tmp_path):
   with pytest.raises(lincv.checkpoint.Damaged, match=rf"metrics.jsonl is damaged: line "
                                                       rf"{lines - 1} is not one member's"):
     _ = lincv.Run.load(workdir).history
+
+
+@pytest.mark.parametrize("cut", ["last_line", "last_member", "whole"])
+def test_a_metrics_file_cut_between_lines_is_named(digits_run, tmp_path, cut):
+  # Cut inside a line it was named as damaged; cut at a line break it was read as a
+  # shorter history (the last members' last epochs missing, or every member's), silently.
+  # The file is written whole before summary.json: a finished run's holds 1..epochs_run of
+  # every member.
+  run, _ = digits_run
+  workdir = _copy(run, tmp_path)
+  lines = (workdir / "metrics.jsonl").read_text().splitlines(keepends=True)
+  last = json.loads(lines[-1])["member"]
+  keep = {"last_line": lines[:-1],
+          "last_member": [line for line in lines if json.loads(line)["member"] != last],
+          "whole": []}[cut]
+  if cut == "whole":
+    (workdir / "metrics.jsonl").unlink()
+    message = r"missing, though results.csv says member 0 trained \d+ epochs"
+  else:
+    epochs = run.results[last]["epochs_run"]
+    held = epochs - 1 if cut == "last_line" else 0
+    (workdir / "metrics.jsonl").write_text("".join(keep))
+    message = (rf"it holds {held} epochs of member {last}, where results.csv says it "
+               rf"trained {epochs} \(epochs_run\)")
+  with pytest.raises(lincv.checkpoint.Damaged, match="metrics.jsonl is damaged: " + message):
+    _ = lincv.Run.load(workdir).history
+
+
+def test_a_member_whose_last_loss_is_nan_has_no_line_for_that_epoch(digits_run, tmp_path):
+  """The report writes no line for a NaN loss (a closed-form member whose weights are not
+  finite: epochs_run 1, final_loss nan): that member's history is shorter by that epoch,
+  and the file is whole."""
+  run, _ = digits_run
+  workdir = _copy(run, tmp_path)
+  member = run.results[-1]["member"]
+  epochs = run.results[-1]["epochs_run"]
+  lines = (workdir / "metrics.jsonl").read_text().splitlines(keepends=True)
+  lines = [line for line in lines
+           if (json.loads(line)["member"], json.loads(line)["epoch"]) != (member, epochs)]
+  (workdir / "metrics.jsonl").write_text("".join(lines))
+  text = (workdir / "results.csv").read_text().splitlines(keepends=True)
+  header = text[0].rstrip("\n").split(",")
+  cells = text[-1].rstrip("\n").split(",")
+  cells[header.index("final_loss")] = "nan"
+  (workdir / "results.csv").write_text("".join(text[:-1]) + ",".join(cells) + "\n")
+  history = lincv.Run.load(workdir).history
+  assert history[member]["epoch"] == list(range(1, epochs))
+  assert history[0]["epoch"] == list(range(1, run.results[0]["epochs_run"] + 1))
