@@ -282,7 +282,8 @@ def base() -> ml_collections.ConfigDict:
   with `lr_decay` per epoch | cosine), `warmup_epochs`, `batch_size` (an epoch trains
   the N // batch_size full minibatches of a fresh shuffle of the N training rows: the
   N mod batch_size left over sit out that epoch; see `lincv.experiment.check_rows`),
-  `epochs`, `patience` (0 = never stop early),
+  `epochs`, `patience` (0 = never stop early; below `epochs`, since a larger one could
+  never stop a run and is refused),
   `grad` (hand | autodiff), `diverge_factor`, `init_scale` (linear only), `seed`,
   `features` (pixels | hog_color | kmeans, with `features_cfg`), `dtype`. See
   `lincv.training.Structure`, `lincv.optim` and `ONLY_WITH`.

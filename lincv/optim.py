@@ -20,15 +20,31 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
-def _check_positive(name: str, value) -> None:
-  check_hparam(name, value, "a finite number > 0", lambda v: 0 < v < float("inf"))
+def _held(value) -> np.ndarray:
+  """A concrete value as optax's state holds it: in JAX's canonical dtype (float32 unless
+  float64 is enabled)."""
+  held = np.asarray(value)
+  with np.errstate(over="ignore", under="ignore"):
+    return held.astype(jax.dtypes.canonicalize_dtype(held.dtype))
+
+
+def _check_positive(name: str, value, valid: str = "a finite number > 0") -> None:
+  check_hparam(name, value, valid, lambda v: 0 < v < float("inf"))
+  held = None if isinstance(value, jax.core.Tracer) else _held(value)
+  if held is not None and jnp.issubdtype(held.dtype, jnp.floating):
+    tiny, top = np.finfo(held.dtype).tiny, np.finfo(held.dtype).max
+    # 1e-50 is 0 in float32 (no step, or 0 / 0), 1e39 infinite; XLA on CPU flushes a
+    # subnormal (1e-40) to 0 as it computes.
+    if not tiny <= held <= top:
+      became = "0" if held < tiny else "infinite"
+      raise ValueError(f"{name} {float(value)!r} is {became} in {held.dtype.name}, the dtype "
+                       f"optax holds it in; give a value in [{tiny:.3g}, {top:.3g}]")
 
 
 def _check_decay_rate(name: str, value) -> None:
   check_hparam(name, value, "in [0, 1)", lambda v: 0 <= v < 1)
   if not isinstance(value, jax.core.Tracer):
-    held = np.asarray(value)        # in the dtype optax's state holds it in
-    held = held.astype(jax.dtypes.canonicalize_dtype(held.dtype))
+    held = _held(value)        # in the dtype optax's state holds it in
     if held >= 1:
       below = float(np.nextafter(np.ones((), held.dtype), 0))
       raise ValueError(f"{name} {float(value)!r} is 1 in {held.dtype.name}, and a decay rate "
@@ -130,10 +146,14 @@ def make(name: str, learning_rate, *, momentum=0.9, b1=0.9, b2=0.999, rms_decay=
     momentum: for momentum and nesterov.
     b1, b2: Adam's moment decay rates.
     rms_decay: RMSProp's squared-gradient decay rate.
-    eps: the stabiliser of adam, rmsprop and adagrad, >= 0.
+    eps: the stabiliser of adam, rmsprop and adagrad: > 0 for adam and rmsprop (they
+      divide by sqrt(v) + eps, resp. sqrt(v + eps), where v is 0 for a weight whose
+      gradients have all been 0, and 0 / 0 is NaN), >= 0 for adagrad (its accumulator
+      starts at 0.1).
 
-  Concrete values out of range (a learning rate <= 0, a decay rate outside [0, 1), NaN)
-  raise ValueError; traced ones cannot be checked here.
+  Concrete values out of range (a learning rate <= 0, a decay rate outside [0, 1), NaN,
+  a value that is 0 or infinite in the dtype optax holds it in) raise ValueError; traced
+  ones cannot be checked here.
 
   Returns:
     an optax transformation whose state's `hyperparams` hold the values as arrays.
@@ -143,7 +163,11 @@ def make(name: str, learning_rate, *, momentum=0.9, b1=0.9, b2=0.999, rms_decay=
     _check_positive("learning_rate", learning_rate)
   for field, value in dict(momentum=momentum, b1=b1, b2=b2, rms_decay=rms_decay).items():
     _check_decay_rate(field, value)
-  check_nonnegative("eps", eps)
+  if name in ("adam", "rmsprop"):
+    _check_positive("eps", eps, f"a finite number > 0 for {name} (eps = 0 divides 0 by 0, "
+                    "a NaN weight, where a weight's gradients have all been 0)")
+  else:
+    check_nonnegative("eps", eps)
   inject = optax.inject_hyperparams
   if name == "sgd":
     return inject(optax.sgd)(learning_rate=learning_rate)

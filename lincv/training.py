@@ -111,6 +111,13 @@ class Structure:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.warmup_epochs < 0 or self.patience < 0:
       raise ValueError("warmup_epochs and patience must be >= 0")
+    if self.optimizer in optim.OPTIMIZERS and self.patience >= self.epochs:
+      # The first epoch always improves on no epoch, so at most epochs - 1 go without
+      # improvement: patience >= epochs never stopped anything, silently.
+      raise ValueError(
+          f"patience {self.patience} never stops a run of {self.epochs} epochs (the first "
+          "epoch always improves, so at most epochs - 1 pass without improvement); give "
+          "patience < epochs, or 0 for no early stopping")
     optim.check_schedule(self.schedule, total_epochs=self.epochs,
                          decay_every=self.decay_every, warmup_epochs=self.warmup_epochs)
     if not self.diverge_factor >= 1:
@@ -467,6 +474,10 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
       # or trained their weights in 16 bits; `sweep.run` converts its rows itself.
       raise ValueError(f"data.{name} is {dtype.name}: fit trains on float32 or float64 "
                        "rows; convert them (x.astype(np.float32))")
+  d_train, d_val = data.x_train.shape[1], data.x_val.shape[1]
+  if d_train != d_val:   # chex said "x_NxD (N, D) must match W (D, C)", naming neither
+    raise ValueError(f"data.x_val rows have {d_val} columns but data.x_train rows have "
+                     f"{d_train}; both splits need the same columns (the same features)")
   for name in ("y_train", "y_val"):   # one per row: shapes are known under jit too
     check_labels(getattr(data, name), num_classes,
                  num_examples=jnp.shape(getattr(data, "x" + name[1:]))[0], name=name)

@@ -436,3 +436,15 @@ def test_dead_preparation_is_never_read(tmp_path):
   ds = data.load(folder=root, data_dir=data_dir)
   assert len(ds["train"][1]) == 5
   assert not dead.exists()
+
+
+def test_a_first_load_says_nothing_of_tfds_configurations(tmp_path, caplog):
+  # The first load logged tfds's "WARNING:absl:Using custom data configuration:
+  # BuilderConfig(name='folder_1a2b3c4d_...', ...)", a line about tfds's internals that
+  # reads like something went wrong.
+  root = _make_folder(tmp_path / "folder", _rgb_layout())
+  with caplog.at_level("INFO"):
+    data.load(folder=root, data_dir=tmp_path / "data")
+    data.load(folder=root, data_dir=tmp_path / "data")
+  said = [r.getMessage() for r in caplog.records if r.levelno >= 30]
+  assert not said, said

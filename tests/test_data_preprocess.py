@@ -1,5 +1,8 @@
 """Tests for lincv.data.preprocess: statistics fitted on train only, rows, the bias trick."""
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
@@ -185,3 +188,31 @@ def test_a_constant_channel_at_a_nonzero_level_is_left_unscaled():
   pre = data.Preprocessor.fit(x, center="image", scale="std")
   assert pre.std_D.reshape(2, 2, 2)[..., 0].tolist() == [[1, 1], [1, 1]]
   assert np.all(pre.std_D.reshape(2, 2, 2)[..., 1] != 1)
+
+
+def test_a_validation_split_without_a_class_is_warned_of():
+  # val_fraction 0.1 of a class of 4 examples rounds to none of them: the validation
+  # accuracy that selects a member did not measure that class, silently.
+  labels = np.repeat(np.arange(3), [100, 100, 4])
+  ds = data.Dataset("toy", ("cat", "dog", "ship"), {
+      "train": (_images(204), labels), "test": (_images(3), np.arange(3))})
+  with pytest.warns(UserWarning, match=re.escape(
+      "lincv: the validation split (20 of 204 training examples, val_fraction=0.1) has no "
+      "example of 1 class of 3: 2 ('ship'), of 4 examples; the validation accuracy that "
+      "selects the best member does not measure it: raise val_fraction")):
+    out = data.prepare(ds, val_fraction=0.1)
+  assert 2 in out.y_train and 2 not in out.y_val
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    out = data.prepare(ds, val_fraction=0.25)    # 1 of the 4 validates
+    assert 2 in out.y_val
+    data.prepare(ds, val_fraction=0.0)           # no validation split: nothing to warn of
+
+
+def test_a_limit_keeps_a_rare_class_in_training():
+  labels = np.repeat(np.arange(3), [300, 300, 3])
+  ds = data.Dataset("toy", ("cat", "dog", "ship"), {
+      "train": (_images(603), labels), "test": (_images(3), np.arange(3))})
+  with pytest.warns(UserWarning, match="has no example of 1 class of 3: 2 \\('ship'\\)"):
+    out = data.prepare(ds, val_fraction=0.1, limit=60)
+  assert np.count_nonzero(out.y_train == 2) == 1

@@ -96,3 +96,25 @@ def test_stratified_subset_keeps_proportions():
 def test_bad_split_arguments(call, match):
   with pytest.raises(data.DataError, match=match):
     call()
+
+
+def test_stratified_subset_keeps_a_rare_class():
+  # A class of 5 in 2,005 has a share of 0.25 of 100: it kept none, and a classifier
+  # trained on the subset (data.limit) never saw it, silently. It takes one from the
+  # largest class instead; with fewer places than classes, some class must go.
+  labels = _labels((1000, 1000, 5))
+  keep = data.stratified_subset(labels, 100, seed=0)
+  assert len(keep) == len(set(keep)) == 100
+  counts = np.bincount(labels[keep], minlength=3)
+  assert counts[2] == 1 and sorted(counts[:2]) == [49, 50]
+  assert (np.bincount(labels[data.stratified_subset(labels, 3)], minlength=3) == 1).all()
+  assert len(data.stratified_subset(labels, 2)) == 2
+
+
+def test_stratified_subset_is_unchanged_where_every_class_has_a_share():
+  # The same subsets as before for the usual case: exact proportional shares.
+  labels = _labels((400, 200, 100))
+  keep = data.stratified_subset(labels, 70, seed=3)
+  members = data.splits._class_members(labels, np.random.default_rng(3))
+  want = np.sort(np.concatenate([m[:t] for m, t in zip(members, (40, 20, 10))]))
+  np.testing.assert_array_equal(keep, want)

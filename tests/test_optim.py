@@ -171,7 +171,8 @@ class ScheduleTest(parameterized.TestCase):
     (dict(momentum=1.0), "momentum must be in [0, 1), got 1.0"),
     (dict(b2=-0.1), "b2 must be in [0, 1), got -0.1"),
     (dict(rms_decay=float("nan")), "rms_decay must be in [0, 1), got nan"),
-    (dict(eps=-1e-8), "eps must be a finite number >= 0, got -1e-08"),
+    # (> 0 for adam and rmsprop, >= 0 for the others; see the test of eps = 0 below)
+    (dict(eps=-1e-8), "eps must be a finite number >"),
     # Below 1 in float64, 1 in float32: Adam divided by 1 - b2 ** t = 0.
     (dict(b2=0.99999999), "b2 0.99999999 is 1 in float32, and a decay rate of 1 never"),
 ])
@@ -187,3 +188,34 @@ def test_make_takes_a_schedule_and_traced_values():
   lr = jax.vmap(lambda lr: optim.make("sgd", lr).init(jnp.zeros(2)).hyperparams[
       "learning_rate"])(jnp.array([0.1, 0.2]))
   np.testing.assert_allclose(lr, [0.1, 0.2])
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+@pytest.mark.parametrize("eps", [0.0, 1e-46, 1e-40])
+def test_adam_and_rmsprop_refuse_an_eps_that_is_0_where_it_is_held(name, eps):
+  # They divide by sqrt(v) + eps (adam) or sqrt(v + eps) (rmsprop): with eps 0 (1e-46
+  # underflows to 0 in float32; 1e-40 is a subnormal, which XLA on CPU flushes to 0), a
+  # weight whose gradient was 0 took the update 0 / 0 = NaN, silently.
+  opt = optax.adam(0.1, eps=eps) if name == "adam" else optax.rmsprop(0.1, eps=eps)
+  assert np.isnan(opt.update(jnp.array([0.0, 1.0]), opt.init(jnp.zeros(2)))[0][0])
+  with pytest.raises(ValueError, match=re.escape("eps must be a finite number > 0 for ")
+                     if eps == 0 else re.escape(f"eps {eps!r} is 0 in float32")):
+    optim.make(name, 0.1, eps=eps)
+
+
+def test_adagrad_and_sgd_take_an_eps_of_0():
+  # adagrad's accumulator starts at 0.1, so its denominator is never 0.
+  for name in ("adagrad", "sgd"):
+    opt = optim.make(name, 0.1, eps=0.0)
+    updates, _ = opt.update(jnp.array([0.0, 1.0]), opt.init(jnp.zeros(2)))
+    assert np.isfinite(updates).all()
+
+
+@pytest.mark.parametrize("lr, became", [(1e-50, "0"), (1e-40, "0"), (1e39, "infinite")])
+def test_a_learning_rate_that_float32_cannot_hold_is_refused(lr, became):
+  # 1e-50 was 0 in float32 (no step at all), 1e39 infinite (NaN weights).
+  message = f"learning_rate {lr!r} is {became} in float32, the dtype optax holds it in"
+  with pytest.raises(ValueError, match=re.escape(message)):
+    optim.make("sgd", lr)
+  with pytest.raises(ValueError, match=re.escape(message)):
+    optim.schedule("constant", lr, steps_per_epoch=1, total_epochs=1)

@@ -255,6 +255,7 @@ def test_without_train_accuracy_a_run_skips_that_pass_and_only_its_column(
 def test_a_random_search_without_train_accuracy_has_no_such_column(tmp_path, digits, method):
   c = default.get_config("smoke")
   c.method, c.sweep, c.random.num_tries, c.train_accuracy = method, {}, 20, False
+  c.random.examples = 0                          # all 1,294 training rows
   experiment.run(c, str(tmp_path / "run"), stream=io.StringIO())
   fields, _ = _csv(tmp_path / "run" / "results.csv")
   assert "train_accuracy" not in fields and "val_accuracy" in fields

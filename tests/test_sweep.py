@@ -660,3 +660,35 @@ def test_float64_rows_without_64_bit_jax_are_refused():
                          for a in d[:4]))
   with pytest.raises(sweep.SweepError, match="x_train's dtype float64 needs 64-bit JAX"):
     sweep.run(_config(learning_rate=[0.1]), lambda f: rows, 4)
+
+
+@pytest.mark.parametrize("spec, message", [
+    # Draws outside the field's range were refused one member at a time: 3 draws of
+    # [0.5, 1.5] could all fall below 1 and pass, and 20 of the same space fail.
+    ({"momentum": {"uniform": [0.5, 1.5]}},
+     "sweep field 'momentum': uniform [0.5, 1.5] holds values that are not valid: momentum "
+     "must be in [0, 1), got 1.4999999999999998"),
+    ({"learning_rate": {"uniform": [0, 1]}},
+     "sweep field 'learning_rate': uniform [0, 1] holds values that are not valid: "
+     "learning_rate must be a finite number > 0, got 0.0"),
+    ({"lr_decay": {"log_uniform": [0.1, 2]}, "schedule": ["step"]},
+     "sweep field 'lr_decay': log_uniform [0.1, 2] holds values that are not valid: lr_decay "
+     "must be in (0, 1]"),
+    # A seed drawn from U(0, 10) was refused after the draw: "seed must be an integer in
+    # [0, 2**32), got 7.195523108646091".
+    ({"seed": {"uniform": [0, 10]}},
+     "sweep field 'seed': uniform draws real numbers, and a seed is an integer; list the "
+     "seeds instead, e.g. [0, 1, 2]"),
+])
+def test_a_distribution_over_invalid_values_is_refused_before_any_draw(spec, message):
+  c = _config(**spec)
+  c.search, c.num_samples = "random", 3
+  with pytest.raises(sweep.SweepError, match=re.escape(message)):
+    sweep.expand(c)
+
+
+def test_a_uniform_range_up_to_an_excluded_bound_is_accepted():
+  # U[low, high) never draws high: momentum in [0.5, 1) is valid.
+  c = _config(momentum={"uniform": [0.5, 1.0]})
+  c.search, c.num_samples = "random", 5
+  assert all(0.5 <= m["momentum"] < 1 for m in sweep.expand(c))

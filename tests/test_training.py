@@ -299,3 +299,35 @@ def test_fit_refuses_labels_out_of_range(optimizer, split):
   with pytest.raises(ValueError, match=rf"{split}: label 4 \(example 3\) is out of range for "
                      r"4 classes; labels must be in \[0, 3\]"):
     training.fit(_hparams(), data, None, s, 4)
+
+
+@pytest.mark.parametrize("patience", [3, 5])
+def test_a_patience_that_can_never_stop_the_run_is_refused(patience):
+  # Epoch 1 always improves on no epoch, so a run of 3 epochs has at most 2 without
+  # improvement: patience 3 or more never stopped a member, silently.
+  with pytest.raises(ValueError, match=re.escape(
+      f"patience {patience} never stops a run of 3 epochs")):
+    dataclasses.replace(STRUCT, epochs=3, patience=patience)
+
+
+def test_the_largest_patience_a_run_allows_stops_it():
+  # patience = epochs - 1 stops a member whose first epoch is its best: a learning rate
+  # too small to change a prediction on the validation rows after the first epoch.
+  data, key = _data(), jax.random.key(0)
+  s = dataclasses.replace(STRUCT, epochs=3, patience=2)
+  state, _ = FIT(_hparams(learning_rate=1e-12, init_scale=0.0), data, key, s, 4)
+  assert int(state.best_epoch) == 1 and int(state.status) == training.STOPPED
+
+
+def test_patience_is_not_checked_for_the_full_batch_optimizers():
+  # lbfgs does not stop early (patience is ignored there; lincv.config.ONLY_WITH).
+  training.Structure(optimizer="lbfgs", epochs=2, patience=5)
+
+
+def test_fit_refuses_validation_rows_of_another_width():
+  # chex raised an AssertionError about x_NxD and W from inside the validation pass.
+  data = _data()
+  data = data._replace(x_val=data.x_val[:, :5])
+  with pytest.raises(ValueError, match=re.escape(
+      "data.x_val rows have 5 columns but data.x_train rows have 12")):
+    FIT(_hparams(), data, None, STRUCT, 4)

@@ -240,7 +240,8 @@ def load(root, data_dir=None, workers: int | None = None) -> Dataset:
     for split, (rgb, gray) in decoded.items():
       images[split] = np.ascontiguousarray(rgb[..., :1]) if all_gray else gray_to_rgb(rgb, gray)
     del decoded
-    builder = ImageFolderBuilder(listing=listing, images=images, data_dir=data_dir)
+    with records.quiet_tfds():   # tfds's "Using custom data configuration: ..." warning
+      builder = ImageFolderBuilder(listing=listing, images=images, data_dir=data_dir)
     if os.fspath(builder.data_path) != path:
       raise AssertionError(f"tfds prepares into {builder.data_path}, expected {path}")
     records.download_and_prepare(builder)

@@ -13,6 +13,7 @@ array would be copied, so a run on CPU holds its rows once.
 """
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -32,6 +33,11 @@ def _check_images(images, what="images") -> np.ndarray:
     raise DataError(
         f"{what} must be uint8 (N, H, W, C), got {images.dtype} with shape {images.shape}")
   return images
+
+
+def _range(counts) -> str:
+  lo, hi = int(np.min(counts)), int(np.max(counts))
+  return f"{lo}" if lo == hi else f"{lo} to {hi}"
 
 
 def _shape(a) -> str:
@@ -159,13 +165,18 @@ class Preprocessor:
     return x_NxD
 
 
-def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: int | None):
+def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: int | None,
+                  class_names=None):
   """The examples `prepare` keeps and how it splits them: (keep, keep_test, train_idx,
   val_idx).
 
   With `limit` below the number of training examples, `keep` and `keep_test` are the
   stratified subsets of train and test (else None, keeping all); train_idx and val_idx
   index the kept training examples. Images and pre-extracted features split alike.
+
+  Warns when the validation split is not empty but lacks a class that training has
+  (`class_names` name them): the validation accuracy that selects a member then does not
+  measure that class.
   """
   keep = keep_test = None
   if limit is not None:
@@ -179,6 +190,20 @@ def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: in
       labels = labels[keep]
   train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction,
                                                    seeds.integer(seed, "split"))
+  missing = np.setdiff1d(labels[train_idx], labels[val_idx])
+  if len(val_idx) and missing.size:
+    name = lambda k: f"{k} ({class_names[k]!r})" if class_names is not None else f"{k}"
+    shown = ", ".join(name(int(k)) for k in missing[:5]) + (" ..." if missing.size > 5 else "")
+    counts = np.bincount(labels, minlength=int(missing.max()) + 1)[missing]
+    warnings.warn(
+        f"lincv: the validation split ({len(val_idx)} of {len(labels)} training examples, "
+        f"val_fraction={val_fraction}) has no example of {missing.size} class"
+        f"{'es' * (missing.size > 1)} of {len(np.unique(labels))}: {shown}, of "
+        f"{_range(counts)} example{'s' * (int(counts.max()) > 1)}"
+        f"{' each' * (missing.size > 1)}; the validation accuracy "
+        "that selects the best member does not measure "
+        f"{'them' if missing.size > 1 else 'it'}: raise val_fraction (data.val_fraction)",
+        UserWarning, stacklevel=3)
   return keep, keep_test, train_idx, val_idx
 
 
@@ -252,7 +277,7 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
   images, labels = ds["train"]
   test_images, test_labels = ds["test"]
   keep, keep_test, train_idx, val_idx = split_indices(labels, test_labels, val_fraction,
-                                                      seed, limit)
+                                                      seed, limit, ds.class_names)
   if keep is not None:
     images, labels = images[keep], labels[keep]
     test_images, test_labels = test_images[keep_test], test_labels[keep_test]

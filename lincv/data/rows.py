@@ -204,7 +204,7 @@ def prepare(ds: FeatureDataset, *, val_fraction: float = 0.1, seed: int = 0,
   x, labels = ds["train"]
   x_test, test_labels = ds["test"]
   keep, keep_test, train_idx, val_idx = split_indices(labels, test_labels, val_fraction,
-                                                      seed, limit)
+                                                      seed, limit, ds.class_names)
   if keep is not None:  # index the file's rows
     train_idx, val_idx, test_labels = keep[train_idx], keep[val_idx], test_labels[keep_test]
   n = len(train_idx)

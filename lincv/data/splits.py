@@ -29,6 +29,21 @@ def _apportion(counts: np.ndarray, total: int) -> np.ndarray:
   return out
 
 
+def _keep_every_class(take: np.ndarray, counts: np.ndarray) -> np.ndarray:
+  """`take` (from `_apportion(counts, total)`) with every class given at least one, where
+  the total allows: each class that got none takes one from the class that got the most
+  above its exact share (of those with two or more). Unchanged where none got 0."""
+  take = take.copy()
+  exact = counts * (take.sum() / counts.sum())
+  if take.sum() < len(take):
+    return take
+  for k in np.flatnonzero(take == 0):
+    j = int(np.argmax(np.where(take > 1, take - exact, -np.inf)))
+    take[j] -= 1
+    take[k] += 1
+  return take
+
+
 def _check_int(name: str, value, low: int, high: int) -> None:
   """A DataError unless `value` is an integer in [low, high] (a seed of 1.5 or -1, or a
   subset size of 2.5, failed deep inside NumPy or JAX)."""
@@ -44,6 +59,10 @@ def _check_seed(seed) -> None:
 def stratified_subset(labels, size: int, seed: int = 0) -> np.ndarray:
   """Indices of `size` examples drawn without replacement, keeping class proportions.
 
+  Every class present keeps at least one example when `size` is at least the number of
+  classes present (a class of 5 examples in 2,005 has a share of 0.25 of 100; it kept
+  none, and a classifier trained on the subset never saw it).
+
   Args:
     labels: integer class indices (N,).
     size: how many to keep, 0 <= size <= N.
@@ -57,7 +76,8 @@ def stratified_subset(labels, size: int, seed: int = 0) -> np.ndarray:
   _check_int("subset size", size, 0, n)
   _check_seed(seed)
   members = _class_members(labels_N, np.random.default_rng(seed))
-  take = _apportion(np.array([len(m) for m in members]), size) if n else []
+  counts = np.array([len(m) for m in members])
+  take = _keep_every_class(_apportion(counts, size), counts) if n else []
   return np.sort(np.concatenate([m[:t] for m, t in zip(members, take)] or [np.zeros(0, np.int64)]))
 
 

@@ -62,6 +62,9 @@ def _space(spec: Mapping, search: str = "grid") -> dict:
                            f"[low, high], finite, with low < high, got {args}")
         if kind == "log_uniform" and args[0] <= 0:
           raise SweepError(f"sweep field {field!r}: log_uniform needs low > 0, got {args}")
+        if field == "seed":   # 7.19...: refused member by member, after the draw
+          raise SweepError(f"sweep field 'seed': {kind} draws real numbers, and a seed is an "
+                           "integer; list the seeds instead, e.g. [0, 1, 2]")
         space[field] = (kind, [float(a) for a in args])
     elif isinstance(value, (list, tuple)):
       space[field] = ("values", list(value))
@@ -153,6 +156,7 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
   space = _space(_as_dict(config.sweep), config.search)
   base = {f: config[f] for f in config_lib.SWEEPABLE}
   validate_member(base)
+  _check_bounds(space, base)
   if config.search == "grid":
     for field, (kind, _) in space.items():
       if kind != "values":
@@ -194,6 +198,23 @@ def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
   if message:
     raise SweepError(message)
   return members, notes
+
+
+def _check_bounds(space: dict, base: dict) -> None:
+  """Refuses a distribution whose range holds invalid values (momentum {"uniform": [0.5,
+  1.5]}): its draws were refused member by member, so a small sample could pass and a
+  larger one of the same space fail. A range's high end is not drawn (U[low, high)), so
+  the value checked there is the one just below it."""
+  for field, (kind, args) in space.items():
+    if kind == "values":
+      continue
+    low, high = args
+    for value in (low, float(np.nextafter(high, low))):
+      try:
+        validate_member(dict(base, **{field: value}))
+      except SweepError as e:
+        raise SweepError(f"sweep field {field!r}: {kind} [{low:g}, {high:g}] holds values "
+                         f"that are not valid: {e}") from None
 
 
 def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict], list[str]]:
