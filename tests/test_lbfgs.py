@@ -537,13 +537,12 @@ def test_a_member_that_starts_at_its_optimum_reports_where_it_starts():
     assert abs(r["final_loss"] - np.log(2)) < 1e-6 and h["val_accuracy"] == [0.5]
 
 
-@pytest.mark.parametrize("value", [0.0, -1.7])
-@pytest.mark.parametrize("loss", ["softmax", "squared_svm"])
+@pytest.mark.parametrize("value,loss", [(0.0, "softmax"), (-1.7, "squared_svm")])
 def test_balanced_labels_on_constant_rows_are_converged_without_a_warning(value, loss):
   """All-zero or constant rows and balanced labels: the gradient at W = 0, b = 0 cancels
   to its rounding (3e-8 to 2e-5 here, where its terms' size is 0.6 to 92: 5e-8 to 2e-7 of
   it), and W = 0, b = 0 is the minimum. Relative to that rounding, no member could reach
-  tol: every one stalled at |grad|/|grad_0| of 0.5 to 260 and all 4 runs were named in
+  tol: every one stalled at |grad|/|grad_0| of 0.5 to 260 and every run was named in
   NotConverged, their objective that at zero. The reference is the size of the gradient's
   terms there: each member stops at tol, and nothing is warned of."""
   n, c = 300, 10
