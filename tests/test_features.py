@@ -590,7 +590,7 @@ def test_kmeans_names_starting_centroids_of_the_wrong_shape():
     features.kmeans(jax.random.key(0), x, 3, init=x[:3, :2])
 
 
-# --------------------------------------------------------------------------- audit
+# ------------------------------------------------------------------------- bad inputs
 
 
 def test_extract_makes_the_checks_kmeans_encode_cannot_make_under_jit():
