@@ -606,6 +606,17 @@ def test_extract_makes_the_checks_kmeans_encode_cannot_make_under_jit():
       features.extract(fn, images / 255.0, model, batch_size=2)
 
 
+def test_black_float_images_are_encoded_as_black_uint8_ones_are():
+  # All 0 is the same image in the 0-1 and the 0-255 scales: it was refused as 0-1.
+  images = _images(3, 12, 12)
+  model = features.kmeans_fit(jax.random.key(0), images, 4, num_patches=50, iterations=2)
+  black = np.zeros((2, 12, 12, 3), np.uint8)
+  np.testing.assert_array_equal(features.kmeans_encode(model, black.astype(np.float32)),
+                                features.kmeans_encode(model, black))
+  with pytest.raises(ValueError, match="look like the 0-1 scale"):
+    features.kmeans_encode(model, np.full((2, 12, 12, 3), 0.5, np.float32))
+
+
 def test_extract_takes_a_numpy_batch_size_and_refuses_a_bool():
   images = _images(3, 8, 8)
   want = features.color_histogram(images)

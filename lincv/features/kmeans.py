@@ -83,11 +83,13 @@ def _check_eps(name: str, eps, zero_for: str) -> None:
 
 
 def _check_scale(images) -> None:
-  """A ValueError for concrete float images that never exceed 1 (the 0-1 scale)."""
-  top = np.max if isinstance(images, np.ndarray) else jnp.max   # host images on the host
+  """A ValueError for concrete float images whose values lie within [-1, 1] and are not
+  all 0 (the 0-1 scale; black images are the same in either scale)."""
+  xp = np if isinstance(images, np.ndarray) else jnp    # host images on the host
   if (jnp.issubdtype(images.dtype, jnp.floating) and images.size
-      and not isinstance(images, jax.core.Tracer) and float(top(images)) <= 1.0):
-    raise ValueError("float images with no value above 1 look like the 0-1 scale; k-means "
+      and not isinstance(images, jax.core.Tracer)
+      and 0.0 < float(xp.max(xp.abs(images))) <= 1.0):
+    raise ValueError("float images with no value beyond 1 look like the 0-1 scale; k-means "
                      "features expect the 0-255 scale (norm_eps=10): pass images * 255")
 
 
