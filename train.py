@@ -163,22 +163,11 @@ def _load(spec, overrides):
     config = config_lib.load(spec)
     for path, text in overrides:
       config_lib.override(config, path, text)
-    # First the fields this --mode does not read: the sweep's refusals would suggest a sweep.
-    _fail_first(config_lib.idle_in_mode(config, path, FLAGS.mode) for path in dict(overrides))
-    config_lib.swept_overrides(config, [path for path, _ in overrides])
-    members = experiment.check(config)
+    config_lib.refuse_idle(config, [path for path, _ in overrides], FLAGS.mode,
+                           experiment.check)
   except (config_lib.OverrideError, experiment.ConfigError) as e:
     _fail(str(e))
-  _fail_first(config_lib.idle_override(config, path, members, FLAGS.mode)
-              for path in dict(overrides))
   return spec, config
-
-
-def _fail_first(messages) -> None:
-  """Fails with the first message that is not None, if any."""
-  for message in messages:
-    if message:
-      _fail(message)
 
 
 def main(argv) -> None:

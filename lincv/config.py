@@ -374,4 +374,4 @@ def add_method_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict
 
 # The command line's side of configs lives in `lincv.overrides`; its names stay here too.
 from lincv.overrides import (  # pylint: disable=wrong-import-position  # noqa: E402
-    OverrideError, load, override, parse_values, split_args, swept_overrides)
+    OverrideError, load, override, parse_values, refuse_idle, split_args, swept_overrides)

@@ -189,11 +189,16 @@ def _value_from_scores(structure, hparams, w_t, s_NxC, y_N):
   return data + lam * regularizers.value(structure.reg, w_t, beta=hparams["beta"])
 
 
+def _score_grads(structure, hparams, s_NxC, y_N):
+  """The mean data loss's gradient with respect to the scores, (N, C)."""
+  return objective.loss_grads(structure.loss, s_NxC, y_N, margin=hparams["margin"],
+                              loss_index=hparams.get("loss_index")) / s_NxC.shape[0]
+
+
 def _grad_from_scores(structure, hparams, params_t, s_NxC, x_NxD, y_N):
   """The hand-derived gradient (loop layout) from the scores: one (C, N) x (N, D) product."""
   lam = as_float(hparams["reg_strength"], x_NxD)
-  g_NxC = objective.loss_grads(structure.loss, s_NxC, y_N, margin=hparams["margin"],
-                               loss_index=hparams.get("loss_index")) / x_NxD.shape[0]
+  g_NxC = _score_grads(structure, hparams, s_NxC, y_N)
   w_t = params_t["W"]
   return {"W": g_NxC.T @ x_NxD + lam * regularizers.grad(structure.reg, w_t,
                                                          beta=hparams["beta"]),
@@ -316,8 +321,7 @@ def _reference(structure, hparams, zero_t, s0_NxC, x_NxD, y_N):
   NaN where the rows or the gradient are not finite."""
   ref = optax.tree.norm(_grad_from_scores(structure, hparams, zero_t, s0_NxC, x_NxD, y_N))
   n = x_NxD.shape[0]
-  g_NxC = objective.loss_grads(structure.loss, s0_NxC, y_N, margin=hparams["margin"],
-                               loss_index=hparams.get("loss_index")) / n
+  g_NxC = _score_grads(structure, hparams, s0_NxC, y_N)   # the same terms (one op to XLA)
   top = jnp.max(jnp.abs(x_NxD))              # |X|_F, safe from overflow and underflow
   x_norm = top * jnp.sqrt(jnp.sum(jnp.square(x_NxD / jnp.where(top > 0, top, 1))))
   terms = jnp.sqrt(jnp.sum(jnp.square(g_NxC)) * jnp.square(x_norm)

@@ -224,6 +224,31 @@ def swept_overrides(config: ml_collections.ConfigDict, paths) -> None:
           f"--config.sweep.{path}=VALUE (one value or a tuple) instead")
 
 
+def refuse_idle(config: ml_collections.ConfigDict, paths, mode: str, check):
+  """`check(config)`, the config's members, once no override among `paths` (in the order
+  given) changes nothing in `train.py --mode` `mode`. Refused, the first found of: a
+  field the mode does not read (before the sweep's refusals, which would suggest sweeping
+  it), a field the sweep sets (`swept_overrides`), a field idle for this config
+  (`lincv.config.idle_override`).
+
+  Raises:
+    OverrideError: naming the override.
+  """
+  paths = list(paths)
+  distinct = list(dict.fromkeys(paths))
+  _raise_first(config_lib.idle_in_mode(config, path, mode) for path in distinct)
+  swept_overrides(config, paths)
+  members = check(config)
+  _raise_first(config_lib.idle_override(config, path, members, mode) for path in distinct)
+  return members
+
+
+def _raise_first(messages) -> None:
+  for message in messages:
+    if message:
+      raise OverrideError(message)
+
+
 _CONFIG_ARG = re.compile(r"--?config(?:=(.*))?", re.S)
 _OVERRIDE_ARG = re.compile(r"--?(no)?config\.([^=]+)(?:=(.*))?", re.S)
 

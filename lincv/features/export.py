@@ -248,19 +248,6 @@ def _write_npy(f, value, name: str) -> None:
                      f"{shape[0]}")
 
 
-def _idle_overrides(config, paths) -> None:
-  """Refuses the first override that changes nothing here, as train.py --mode features
-  does: a field this mode does not read (a training field), then one idle for the config."""
-  messages = [config_lib.idle_in_mode(config, path, "features") for path in paths]
-  if not any(messages):
-    config_lib.swept_overrides(config, paths)
-    members = experiment.check(config)
-    messages = [config_lib.idle_override(config, path, members, "features") for path in paths]
-  for message in messages:
-    if message:
-      raise config_lib.OverrideError(message)
-
-
 def main(argv=None) -> None:
   """The module's command line (arguments without the program name); exits 2 with one
   line on bad input."""
@@ -282,7 +269,9 @@ def main(argv=None) -> None:
     config = config_lib.load(spec)
     for path, text in overrides:
       config_lib.override(config, path, text)
-    _idle_overrides(config, list(dict(overrides)))
+    # As train.py --mode features: an override this mode does not read is refused.
+    config_lib.refuse_idle(config, [path for path, _ in overrides], "features",
+                           experiment.check)
     from lincv.data.records import quiet_tfds  # pylint: disable=import-outside-toplevel
     with quiet_tfds():
       export(config, args.out, stream=sys.stdout)
