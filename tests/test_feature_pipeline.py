@@ -1,13 +1,16 @@
 """The feature pipeline: `compute` and the fitted `Featurizer` it returns."""
 
 import os
+import sys
 
+import jax
 import numpy as np
 import pytest
 
 import lincv.experiment
 import lincv.inputs
 from lincv import config as config_lib, data as data_lib, features
+from lincv.features import pipeline
 
 
 def _prepared(size=32, channels=3, train=8, test=4, seed=0):
@@ -70,6 +73,42 @@ def test_compute_reads_its_cache_and_the_alias_gives_its_arrays(prepared, tmp_pa
   for split in ("train", "val", "test"):
     np.testing.assert_array_equal(again[split], first[split])
   np.testing.assert_array_equal(featurizer(prepared.images["test"]), first["test"])
+
+
+@pytest.fixture
+def fresh_fingerprint():
+  pipeline.code_fingerprint.cache_clear()
+  yield
+  pipeline.code_fingerprint.cache_clear()
+
+
+def test_features_that_other_code_cached_are_computed_again(prepared, tmp_path, monkeypatch,
+                                                           fresh_fingerprint):
+  """An edit to a feature module (hog.py here) changes the cache keys: the entries the
+  code before it wrote are not served as this code's features."""
+  cache = str(tmp_path / "cache")
+  features.compute("hog_color", prepared, _cfg(), cache)
+  files = set(os.listdir(cache))
+  hog = sys.modules["lincv.features.hog"]
+  edited = tmp_path / "hog.py"
+  with open(hog.__file__) as f:
+    edited.write_text(f.read() + "\nCELL_NOTE = 'an edit'\n")
+  monkeypatch.setattr(hog, "__file__", str(edited))
+  pipeline.code_fingerprint.cache_clear()
+  features.compute("hog_color", prepared, _cfg(), cache)
+  assert len(set(os.listdir(cache)) - files) == len(files)   # every split computed again
+
+
+def test_the_code_fingerprint_names_the_versions_of_jax_and_numpy(monkeypatch,
+                                                                   fresh_fingerprint):
+  before = pipeline.code_fingerprint()
+  for module in (jax, np):
+    monkeypatch.setattr(module, "__version__", "0.0.0")
+    pipeline.code_fingerprint.cache_clear()
+    assert pipeline.code_fingerprint() != before
+    monkeypatch.undo()
+    pipeline.code_fingerprint.cache_clear()
+    assert pipeline.code_fingerprint() == before
 
 
 def test_flip_appends_the_mirrored_training_images(prepared):

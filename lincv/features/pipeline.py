@@ -13,7 +13,9 @@ fitted, so `featurizer(prepared.images["test"])` equals `arrays["test"]`.
 
 import dataclasses
 import functools
+import hashlib
 import json
+import sys
 from collections.abc import Mapping
 
 import jax
@@ -160,8 +162,31 @@ def feature_settings(name: str, cfg, seed: int = 0) -> dict:
           "version": CACHE_VERSION, "seed": int(seed)}
 
 
+# The modules whose code computes the cached arrays: a change to any of them (a constant,
+# an algorithm) changes the cache keys, so that no entry the earlier code wrote is served.
+CODE_MODULES = ("lincv.features.color", "lincv.features.extraction", "lincv.features.hog",
+                "lincv.features.kmeans", "lincv.features.pipeline", "lincv.data.preprocess",
+                "lincv.precision", "lincv.seeds")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+  """A short hash of what computes the features besides their inputs and settings: the
+  source of `CODE_MODULES` and the versions of JAX, jaxlib and NumPy (a new JAX can draw
+  other random numbers from the same key, or round otherwise). Part of every cache key of
+  the pipeline, beside `CACHE_VERSION`, which a change elsewhere still needs."""
+  import jaxlib  # pylint: disable=import-outside-toplevel
+  h = hashlib.sha256(f"{jax.__version__}|{jaxlib.__version__}|{np.__version__}|".encode())
+  for name in CODE_MODULES:
+    with open(sys.modules[name].__file__, "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()[:16]
+
+
 def _cached(fn, key, cache_dir):
-  return cached(fn, key, cache_dir) if cache_dir else np.asarray(fn())
+  if not cache_dir:
+    return np.asarray(fn())
+  return cached(fn, {**key, "code": code_fingerprint()}, cache_dir)
 
 
 def _fit_kmeans(train_NxHxWx3, s: dict, cache_dir) -> tuple[KMeansFeatures, np.ndarray]:
