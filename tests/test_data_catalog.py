@@ -21,6 +21,7 @@ pytestmark = pytest.mark.usefixtures("offline_data")
 @pytest.mark.parametrize("name", catalog.CATALOG)
 # 12 mock examples of up to 100 classes: most classes have one, kept for training.
 @pytest.mark.filterwarnings("ignore:lincv. the validation split .* has no example of")
+@pytest.mark.filterwarnings("ignore:lincv. the training part has no example of")
 def test_catalog_dataset_under_mock_data(name, tmp_path):
   shape, num_classes = SHAPES[name]
   with tfds.testing.mock_data(num_examples=12):

@@ -1,5 +1,6 @@
 """Tests for image folders root/{train,test}/<class>/*: round trips, caching, every bad input."""
 
+import errno
 import os
 import re
 import struct
@@ -422,6 +423,27 @@ def test_failed_preparation_leaves_nothing_and_is_redone(tmp_path, monkeypatch):
   monkeypatch.undo()
   ds = data.load(folder=root, data_dir=data_dir)
   assert len(ds["train"][1]) == 5
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+  # A file where the data dir goes, or a disk that fills up while the copy is written,
+  # raised an OSError from deep inside tfds.
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  (tmp_path / "file").write_text("")
+  with pytest.raises(data.DataError, match=re.escape(
+      f"cannot write the prepared copy to {tmp_path / 'file' / 'lincv_image_folder'} (Not a "
+      "directory); the data dir must be a writable folder with room for it: set "
+      "data.data_dir (data_dir=) or $TFDS_DATA_DIR to one")):
+    data.load(folder=root, data_dir=tmp_path / "file")
+
+  def full(self, split):
+    yield 0, {"image": np.zeros((6, 5, 3), np.uint8), "label": 0, "file": ""}
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "tfds" / "x"))
+
+  monkeypatch.setattr(folder_lib.ImageFolderBuilder, "_generate_examples", full)
+  with pytest.raises(data.DataError, match=r"/tfds/x \(No space left on device\); the data "):
+    data.load(folder=root, data_dir=tmp_path / "tfds")
+  assert _leftovers(tmp_path / "tfds") == []
 
 
 def test_dead_preparation_is_never_read(tmp_path):

@@ -216,3 +216,30 @@ def test_a_limit_keeps_a_rare_class_in_training():
   with pytest.warns(UserWarning, match="has no example of 1 class of 3: 2 \\('ship'\\)"):
     out = data.prepare(ds, val_fraction=0.1, limit=60)
   assert np.count_nonzero(out.y_train == 2) == 1
+
+
+def test_a_limit_below_the_number_of_classes_is_warned_of():
+  # data.limit=5 of 10 classes trained a classifier that had never seen half of them,
+  # silently.
+  labels = np.arange(100) % 10
+  ds = data.Dataset("toy", tuple(f"c{k}" for k in range(10)), {
+      "train": (_images(100), labels), "test": (_images(10), np.arange(10))})
+  with pytest.warns(UserWarning, match=re.escape(
+      "lincv: the training part has no example of 5 of the 10 classes: ")) as record:
+    out = data.prepare(ds, val_fraction=0.0, limit=5)
+  assert len(np.unique(out.y_train)) == 5
+  assert record[0].message.args[0].endswith(
+      "the classifier never learns them: data.limit=5 keeps 5 examples of 10 classes; "
+      "raise data.limit to at least 10")
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    data.prepare(ds, val_fraction=0.0, limit=10)   # one of each class: nothing to warn of
+
+
+def test_a_dataset_whose_train_split_lacks_a_class_is_warned_of():
+  ds = data.Dataset("toy", ("cat", "dog", "ship"), {
+      "train": (_images(20), np.arange(20) % 2), "test": (_images(3), np.arange(3))})
+  with pytest.warns(UserWarning, match=re.escape(
+      "the training part has no example of 1 of the 3 classes: 2 ('ship'); the classifier "
+      "never learns it")):
+    data.prepare(ds, val_fraction=0.0)

@@ -92,6 +92,12 @@ def test_stratified_subset_keeps_proportions():
     (lambda: data.train_val_split([0, 1, 0, 1], 0.5, seed=-1),
      r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
     (lambda: data.kfold([0, 1, 0, 1], 2, seed=1.5), r"seed must be an integer .*, got 1.5"),
+    # jax.random.key keeps a seed's low 32 bits: these gave the folds of seeds 0 and
+    # 2**32 - 1, silently (and 2**63 an OverflowError).
+    (lambda: data.kfold([0, 1, 0, 1], 2, seed=2**32),
+     r"seed must be an integer in \[0, 4294967295\], got 4294967296"),
+    (lambda: data.kfold([0, 1, 0, 1], 2, seed=2**63), r"seed must be an integer in \[0, 4294"),
+    (lambda: knn.fold_indices(4, 2, seed=-1), r"in \[0, 4294967295\], got -1"),
 ])
 def test_bad_split_arguments(call, match):
   with pytest.raises(data.DataError, match=match):

@@ -282,6 +282,31 @@ def _truncated_npy(tmp_path):
   return path
 
 
+def _npy_of_other_dtype(tmp_path):
+  """A folder whose x_train.npy holds float64 rows under a float32 header (its bytes past
+  the header's shape were ignored: the rows read back as other numbers)."""
+  arrays = _digits()
+  path = _save_folder(tmp_path / "f", **arrays)
+  with open(tmp_path / "f" / "x_train.npy", "wb") as f:
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                             "shape": (1400, 64)})
+    f.write(arrays["x_train"].astype(np.float64).tobytes())
+  return path
+
+
+def _npy_saved_in_chunks(tmp_path):
+  """A folder whose x_train.npy and y_train.npy were written by np.save in append mode, a
+  chunk of rows at a time: np.load read the first chunk of each and ignored the rest, so
+  half the training rows were dropped, silently."""
+  arrays = _digits()
+  first = {k: v[:700] if k.endswith("train") else v for k, v in arrays.items()}
+  path = _save_folder(tmp_path / "f", **first)
+  for k in ("x_train", "y_train"):
+    with open(tmp_path / "f" / f"{k}.npy", "ab") as f:
+      np.save(f, arrays[k][700:])
+  return path
+
+
 def _compressed_object_names(tmp_path):
   path = str(tmp_path / "c.npz")
   np.savez_compressed(path, **_digits(), class_names=np.array([f"d{k}" for k in range(10)], object))
@@ -420,6 +445,12 @@ BAD = [
     ("undecodable_names", _with(class_names=np.array([b"caf\xe9"] + [b"d"] * 9)),
      "class_names holds bytes that are not UTF-8 text"),
     ("truncated", _truncated_npy, "x_train.npy cannot be read"),
+    ("npy_of_other_dtype", _npy_of_other_dtype,
+     "x_train.npy cannot be read (its header says (1400, 64) float32, 358400 bytes, but the "
+     "file holds 716800)"),
+    ("npy_saved_in_chunks", _npy_saved_in_chunks,
+     "x_train.npy cannot be read (its header says (700, 64) float32, 179200 bytes, but the "
+     "file holds 358528)"),
 ]
 
 

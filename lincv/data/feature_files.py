@@ -269,7 +269,13 @@ def _read(path) -> tuple[dict[str, np.ndarray], dict[str, "_Stored"]]:
         with open(file, "rb") as f:
           if _holds_objects(f):
             raise _objects(path, k)
-        out[k] = np.load(file, mmap_mode="r", allow_pickle=False)
+        out[k] = x = np.load(file, mmap_mode="r", allow_pickle=False)
+        size = os.path.getsize(file)
+        if isinstance(x, np.memmap) and x.offset + x.nbytes != size:
+          # numpy reads the header's shape and dtype and ignores bytes past them: rows
+          # written as float64 under a float32 header came back as other numbers, silently.
+          raise ValueError(f"its header says {x.shape} {x.dtype}, {x.nbytes} bytes, but the "
+                           f"file holds {size - x.offset}")
       except DataError:
         raise
       except Exception as e:  # pylint: disable=broad-except

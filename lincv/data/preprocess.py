@@ -174,9 +174,11 @@ def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: in
   stratified subsets of train and test (else None, keeping all); train_idx and val_idx
   index the kept training examples. Images and pre-extracted features split alike.
 
-  Warns when the validation split is not empty but lacks a class that training has
-  (`class_names` name them): the validation accuracy that selects a member then does not
-  measure that class.
+  Warns when the training part lacks a class of `class_names` (a `limit` below the number
+  of classes, or a Dataset whose train split has none of it): the classifier never learns
+  that class. Warns too when the validation split is not empty
+  but lacks a class that training has: the validation accuracy that selects a member
+  then does not measure that class.
   """
   keep = keep_test = None
   if limit is not None:
@@ -190,9 +192,20 @@ def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: in
       labels = labels[keep]
   train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction,
                                                    seeds.integer(seed, "split"))
+  name = lambda k: f"{k} ({class_names[k]!r})" if class_names is not None else f"{k}"
+  if class_names is not None and len(train_idx):
+    unseen = np.setdiff1d(np.arange(len(class_names)), labels[train_idx])
+    if unseen.size:
+      shown = ", ".join(name(int(k)) for k in unseen[:5]) + (" ..." if unseen.size > 5 else "")
+      cause = (f": data.limit={limit} keeps {len(labels)} examples of {len(class_names)} "
+               f"classes; raise data.limit to at least {len(class_names)}"
+               if keep is not None else "")
+      warnings.warn(
+          f"lincv: the training part has no example of {unseen.size} of the "
+          f"{len(class_names)} classes: {shown}; the classifier never learns "
+          f"{'them' if unseen.size > 1 else 'it'}{cause}", UserWarning, stacklevel=3)
   missing = np.setdiff1d(labels[train_idx], labels[val_idx])
   if len(val_idx) and missing.size:
-    name = lambda k: f"{k} ({class_names[k]!r})" if class_names is not None else f"{k}"
     shown = ", ".join(name(int(k)) for k in missing[:5]) + (" ..." if missing.size > 5 else "")
     counts = np.bincount(labels, minlength=int(missing.max()) + 1)[missing]
     warnings.warn(

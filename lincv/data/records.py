@@ -20,6 +20,7 @@ on the next load.
 """
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -31,7 +32,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.proto import tf_example_pb2
 
-from lincv.data.dataset import DataError, Dataset
+from lincv.data.dataset import TFDS_DATA_DIR_ENV, DataError, Dataset
 
 # Builders set `code_path = NO_CODE_PATH`: they download nothing, so tfds needs no
 # checksums file beside their code, and the lookup of one (which imports
@@ -41,6 +42,8 @@ FILE_FORMAT = "array_record"  # random access, written and read without TensorFl
 
 _READ_BLOCK = 8192  # records fetched per data-source call
 _STALE_INCOMPLETE_S = 3600  # an incomplete.* directory this old is a dead preparation
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC,
+                         getattr(errno, "EDQUOT", errno.ENOSPC)})  # what the data dir refuses
 
 
 def features(image_shape, class_names) -> tfds.features.FeaturesDict:
@@ -110,7 +113,8 @@ def download_and_prepare(builder: tfds.core.DatasetBuilder) -> None:
   tfds writes into an `incomplete.*` sibling of the version directory and renames it
   when done (and removes it if generation raises). Here the scratch download directory
   lives outside the data dir, and a builder directory that a failed first preparation
-  created is removed again.
+  created is removed again. A data dir that cannot take the copy (read-only, full, a file)
+  is a DataError that says so.
   """
   with quiet_tfds():
     if builder.is_prepared():
@@ -142,6 +146,13 @@ def _prepare(builder: tfds.core.DatasetBuilder) -> None:
         pass
     finished_elsewhere = os.path.exists(os.path.join(version_dir, "dataset_info.json"))
     if not (isinstance(e, Exception) and finished_elsewhere):
+      if isinstance(e, OSError) and e.errno in _UNWRITABLE:
+        # A data dir on a read-only mount, a full disk, or a file where a folder goes
+        # raised the OSError from deep inside tfds.
+        raise DataError(
+            f"cannot write the prepared copy to {e.filename or version_dir} ({e.strerror}); "
+            "the data dir must be a writable folder with room for it: set data.data_dir "
+            f"(data_dir=) or ${TFDS_DATA_DIR_ENV} to one") from None
       raise
     # Another process finished the same preparation first (so the rename of this one
     # failed); its copy is complete and is what gets read.

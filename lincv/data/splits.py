@@ -56,6 +56,12 @@ def _check_seed(seed) -> None:
   _check_int("seed", seed, 0, 2**64 - 1)
 
 
+def _check_key_seed(seed) -> None:
+  """The seed of `jax.random.key`, which keeps its low 32 bits: 2**32 gave the folds of
+  0, and -1 those of 2**32 - 1, silently."""
+  _check_int("seed", seed, 0, 2**32 - 1)
+
+
 def stratified_subset(labels, size: int, seed: int = 0) -> np.ndarray:
   """Indices of `size` examples drawn without replacement, keeping class proportions.
 
@@ -121,7 +127,7 @@ def kfold(labels, k: int, seed: int = 0, *, groups=None) -> list[tuple[np.ndarra
   Args:
     labels: integer class indices (N,).
     k: number of folds, 2 <= k <= N (or the number of groups).
-    seed: the same labels and seed give the same folds.
+    seed: an integer in [0, 2**32); the same labels and seed give the same folds.
     groups: optional (N,) group of each example, e.g. the image it was made from.
 
   Returns:
@@ -132,7 +138,7 @@ def kfold(labels, k: int, seed: int = 0, *, groups=None) -> list[tuple[np.ndarra
   n = len(labels_N)
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
     raise DataError(f"k must be an integer in [2, N={n}], got {k!r}")
-  _check_seed(seed)
+  _check_key_seed(seed)
   every = np.arange(n)
   fold_of = np.empty(n, np.int64)
   for i, rows in enumerate(fold_indices(n, k, seed, groups)):
@@ -157,6 +163,7 @@ def fold_indices(n: int, num_folds: int, seed: int = 0, groups=None) -> list[np.
   """
   if isinstance(num_folds, bool) or not isinstance(num_folds, (int, np.integer)) or num_folds < 1:
     raise ValueError(f"num_folds must be a positive integer, got {num_folds!r}")
+  _check_key_seed(seed)
   if groups is None:
     g, members = n, None
   else:
