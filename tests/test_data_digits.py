@@ -1,6 +1,7 @@
 """Tests for the embedded `digits` dataset: prepared once into the tfds data dir, read back."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -38,14 +39,16 @@ def test_digits_end_to_end(prepared):
   train_idx, test_idx = data.train_val_split(labels, 0.2, seed=0)
   np.testing.assert_array_equal(x_train, images[train_idx])
   np.testing.assert_array_equal(y_test, labels[test_idx])
-  assert os.path.exists(os.path.join(data_dir, "lincv_digits", "1.0.0", "dataset_info.json"))
+  assert os.path.exists(os.path.join(data_dir, "lincv_digits", digits.split_key(), "1.0.0",
+                                     "dataset_info.json"))
   out = data.prepare(ds, val_fraction=0.1, seed=0)
   assert out.x_train.shape == (1294, 64) and out.x_val.shape == (144, 64)
 
 
 def test_digits_copy_is_a_tfds_dataset(prepared):
   data_dir, ds = prepared
-  builder = tfds.builder_from_directory(os.path.join(data_dir, "lincv_digits", "1.0.0"))
+  builder = tfds.builder_from_directory(os.path.join(data_dir, "lincv_digits", digits.split_key(),
+                                                      "1.0.0"))
   source = builder.as_data_source(split="test")
   assert len(source) == 359
   example = source[5]
@@ -67,7 +70,8 @@ def test_second_load_reads_the_prepared_copy(prepared, monkeypatch):
 def test_tfds_data_dir_environment_is_honoured(tmp_path, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "from_env"))
   data.load("digits")
-  assert (tmp_path / "from_env" / "lincv_digits" / "1.0.0" / "dataset_info.json").exists()
+  assert (tmp_path / "from_env" / "lincv_digits" / digits.split_key() / "1.0.0"
+          / "dataset_info.json").exists()
 
 
 def test_interrupted_preparation_leaves_nothing_and_is_redone(tmp_path, monkeypatch):
@@ -95,3 +99,23 @@ def test_command_line_summary(prepared, capsys):
   cli.main(["digits", "--data_dir", str(data_dir)])
   out = capsys.readouterr().out
   assert "digits: 10 classes, images (8, 8, 1)" in out and "train: 1438 images" in out
+
+
+def test_a_copy_that_other_code_split_is_not_read(prepared, tmp_path, monkeypatch):
+  """The copy's name is a hash of the code that splits the digits: after an edit to it
+  (here `lincv.data.splits` read from an edited file), the digits are prepared again."""
+  data_dir, _ = prepared
+  before = digits.split_key()
+  splits = sys.modules["lincv.data.splits"]
+  edited = tmp_path / "splits.py"
+  with open(splits.__file__) as f:
+    edited.write_text(f.read() + "\nSPLIT_NOTE = 'an edit'\n")
+  monkeypatch.setattr(splits, "__file__", str(edited))
+  assert digits.split_key() != before
+  calls = []
+  real = digits.DigitsBuilder._split_generators
+  monkeypatch.setattr(digits.DigitsBuilder, "_split_generators",
+                      lambda self, dl: calls.append(1) or real(self, dl))
+  data.load("digits", data_dir=data_dir)
+  assert calls and sorted(os.listdir(os.path.join(data_dir, "lincv_digits"))) == sorted(
+      [before, digits.split_key()])

@@ -160,6 +160,31 @@ def test_an_image_replaced_with_its_size_and_mtime_kept_is_prepared_again(tmp_pa
   assert os.listdir(data_dir / "lincv_image_folder") == [folder_lib.scan(root).key]
 
 
+def test_a_copy_that_another_decoder_prepared_is_prepared_again(tmp_path, monkeypatch):
+  """The copy's key names the code that decodes the folder: after an edit to it (here
+  its source read from an edited file) or another Pillow, the folder is decoded again."""
+  root = _make_folder(tmp_path / "pets", _rgb_layout())
+  data_dir = tmp_path / "tfds"
+  data.load(folder=root, data_dir=data_dir)
+  old_key = folder_lib.scan(root).key
+  edited = tmp_path / "image_files.py"
+  with open(image_files.__file__) as f:
+    edited.write_text(f.read() + "\nDECODER_NOTE = 'an edit'\n")
+  monkeypatch.setattr(image_files, "__file__", str(edited))
+  folder_lib.decoder_fingerprint.cache_clear()
+  try:
+    calls = []
+    real = folder_lib.decode
+    monkeypatch.setattr(folder_lib, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data.load(folder=root, data_dir=data_dir)
+    assert len(calls) == 2                                   # train and test decoded again
+    assert os.listdir(data_dir / "lincv_image_folder") == [folder_lib.scan(root).key]
+    assert folder_lib.scan(root).key != old_key
+  finally:
+    monkeypatch.undo()
+    folder_lib.decoder_fingerprint.cache_clear()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "remove"])
 def test_a_damaged_prepared_copy_is_one_line_that_says_to_delete_it(tmp_path, damage):
   # A half-cut record file raised an IndexError, a missing one the record reader's

@@ -5,6 +5,10 @@ digits, test part), shipped inside scikit-learn, so preparing them needs no netw
 and no TensorFlow and takes about a second. Pixel counts 0-16 are scaled to uint8 by
 round(v * 255 / 16). A fixed, seeded, stratified split keeps 20% (359 images) for
 `test` and 1,438 for `train`.
+
+The prepared copy lives under `<data_dir>/lincv_digits/<split key>/1.0.0/`, the key a
+hash of the code that makes the split (this module, `lincv.data.splits`) and of NumPy's
+version (`split_key`): a copy that other code split is never read as this code's.
 """
 
 import os
@@ -63,12 +67,20 @@ class DigitsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     yield from records.examples(images[idx], labels[idx], [files[i] for i in idx])
 
 
+def split_key() -> str:
+  """The name of the prepared copy: `split_` and a hash of the code that makes the split."""
+  return "split_" + records.code_fingerprint((__name__, "lincv.data.splits"), np.__version__)
+
+
 def load(data_dir=None) -> Dataset:
   """Loads `digits`, preparing it into the tfds data dir on first use.
 
   Args:
     data_dir: where prepared data lives; default $TFDS_DATA_DIR or ~/tensorflow_datasets.
   """
-  builder = DigitsBuilder(data_dir=resolve_data_dir(data_dir), file_format=records.FILE_FORMAT)
+  config = tfds.core.BuilderConfig(name=split_key(), version=DigitsBuilder.VERSION,
+                                   release_notes=DigitsBuilder.RELEASE_NOTES)
+  builder = DigitsBuilder(data_dir=resolve_data_dir(data_dir), config=config,
+                          file_format=records.FILE_FORMAT)
   records.download_and_prepare(builder)
   return records.load_prepared(os.fspath(builder.data_path), NAME, f"dataset {NAME!r}")

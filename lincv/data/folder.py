@@ -16,8 +16,10 @@ ArrayRecord copy into the tfds data dir, under
   <data_dir>/lincv_image_folder/<name>_<path hash>_<content hash>/1.0.0/
 
 The content hash covers every file's path, size, modification time and status-change
-time (ctime), so a changed folder is prepared again and a different folder never reads
-another's copy; the superseded copy of the same folder is then deleted. Later loads only
+time (ctime), and the code that lists and decodes them (`decoder_fingerprint`), so a
+changed folder, or one a changed decoder would read otherwise, is prepared again and a
+different folder never reads another's copy; the superseded copy of the same folder is
+then deleted. Later loads only
 list the folder and read the copy. The ctime catches a file replaced by one of the same
 size with its modification time kept (`cp -p`, `tar -x`, `rsync -t`), which the
 modification time alone misses; it also changes with the file's permissions or owner
@@ -25,6 +27,7 @@ modification time alone misses; it also changes with the file's permissions or o
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -127,7 +130,7 @@ def scan(root) -> Listing:
         f"{os.path.join(real, 'test', extra[0])}: class {extra[0]!r} has no folder in train/; "
         f"train classes: {', '.join(class_names)}")
 
-  digest = hashlib.sha256()
+  digest = hashlib.sha256(decoder_fingerprint().encode())
   files, labels = {}, {}
   for split in SPLITS:
     files[split], split_labels = [], []
@@ -162,6 +165,16 @@ def scan(root) -> Listing:
   path_hash = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:8]
   key = f"{slug}_{path_hash}_{digest.hexdigest()[:16]}"
   return Listing(root=real, class_names=class_names, files=files, labels=labels, key=key)
+
+
+@functools.cache
+def decoder_fingerprint() -> str:
+  """The identity of the code that lists and decodes a folder (this module's source and
+  `lincv.data.image_files`', Pillow's version): part of each prepared copy's key, so a
+  copy that earlier code decoded (16-bit PNGs cut otherwise, classes in another order) is
+  decoded again rather than read."""
+  import PIL  # pylint: disable=import-outside-toplevel
+  return records.code_fingerprint((__name__, "lincv.data.image_files"), PIL.__version__)
 
 
 class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -21,6 +21,7 @@ on the next load.
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import shutil
@@ -44,6 +45,17 @@ _READ_BLOCK = 8192  # records fetched per data-source call
 _STALE_INCOMPLETE_S = 3600  # an incomplete.* directory this old is a dead preparation
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC,
                          getattr(errno, "EDQUOT", errno.ENOSPC)})  # what the data dir refuses
+
+
+def code_fingerprint(modules, *versions: str) -> str:
+  """A short hash of the source of `modules` (names of imported modules) and of
+  `versions`: part of the key of a copy or cache that this code computed, so that what
+  earlier code wrote (another decoder, another split) is not read as this code's."""
+  h = hashlib.sha256("|".join(versions).encode())
+  for name in modules:
+    with open(sys.modules[name].__file__, "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()[:16]
 
 
 def features(image_shape, class_names) -> tfds.features.FeaturesDict:

@@ -13,9 +13,7 @@ fitted, so `featurizer(prepared.images["test"])` equals `arrays["test"]`.
 
 import dataclasses
 import functools
-import hashlib
 import json
-import sys
 from collections.abc import Mapping
 
 import jax
@@ -24,7 +22,7 @@ import numpy as np
 
 from lincv import precision, seeds
 from lincv._checks import check_name
-from lincv.data import mirror
+from lincv.data import mirror, records
 from lincv.features.cache import CACHE_VERSION, cached, fingerprint
 from lincv.features.color import color_histogram
 from lincv.features.extraction import extract, fit_standardize, standardize
@@ -176,11 +174,8 @@ def code_fingerprint() -> str:
   other random numbers from the same key, or round otherwise). Part of every cache key of
   the pipeline, beside `CACHE_VERSION`, which a change elsewhere still needs."""
   import jaxlib  # pylint: disable=import-outside-toplevel
-  h = hashlib.sha256(f"{jax.__version__}|{jaxlib.__version__}|{np.__version__}|".encode())
-  for name in CODE_MODULES:
-    with open(sys.modules[name].__file__, "rb") as f:
-      h.update(f.read())
-  return h.hexdigest()[:16]
+  return records.code_fingerprint(CODE_MODULES, jax.__version__, jaxlib.__version__,
+                                  np.__version__)
 
 
 def _cached(fn, key, cache_dir):
