@@ -3,12 +3,13 @@
     workdir/tensorboard/EVENTS                 the run (TensorBoard's run "<workdir>/tensorboard")
     workdir/tensorboard/member_0003/EVENTS     member 3 of a sweep (one run per member)
 
-The run's file holds the selected member's accuracy (`selected/val_accuracy`,
-`selected/<eval split>_accuracy`), the class templates and the confusion matrix as
-images (`plots/templates`, `plots/confusion`), a sweep's HParams experiment (every swept
-field with its domain; the metrics `final/val_accuracy`, `final/train_accuracy`,
-`final/loss`), a k-NN run's cross-validated accuracy over k (`knn/<metric>/cv_accuracy`,
-step k) and a random search's loss over its tries (`<method>/loss`, step = try).
+The run's file holds the selected member's accuracy (`selected/val_accuracy`, a k-NN run's
+`selected/cv_accuracy`, and `selected/<eval split>_accuracy`), the class templates and the
+confusion matrix as images (`plots/templates`, `plots/confusion`), a sweep's HParams
+experiment (every swept field with its domain; the metrics `final/val_accuracy`,
+`final/train_accuracy`, `final/loss`), a k-NN run's cross-validated accuracy over k
+(`knn/<metric>/cv_accuracy`, step k) and a random search's loss over its tries
+(`<method>/loss`, step = try).
 
 A member's file holds its HParams session (its swept values), `epoch/train_loss` and
 `epoch/val_accuracy` at step = epoch (the numbers of metrics.jsonl), and at its last
@@ -211,7 +212,9 @@ def domains(config, rows: list[dict]) -> dict:
 
 def write_run(config, workdir: str, outcome, evaluation: dict) -> None:
   """The run's file, and with a sweep's curves every member's (see the module docstring)."""
-  values = scalars({"selected/val_accuracy": outcome.best["val_accuracy"],
+  # A k-NN run's val_accuracy is its cross-validated accuracy on the training rows.
+  chosen_by = "cv" if "cv_accuracy" in outcome.best else "val"
+  values = scalars({f"selected/{chosen_by}_accuracy": outcome.best["val_accuracy"],
                     f"selected/{evaluation['split']}_accuracy": evaluation["accuracy"]})
   for name in ("templates", "confusion"):
     path = os.path.join(workdir, "plots", f"{name}.png")

@@ -14,6 +14,7 @@ import csv
 import importlib.metadata
 import io
 import json
+import math
 import os
 import platform
 
@@ -165,10 +166,11 @@ def _print(config, workdir, outcome, summary, stream) -> None:
   rows, best = outcome.rows, outcome.best
   fields = [k for k in _shown(config, outcome) if k in rows[0]]
   split = summary["eval_split"]
-  stream.write(f"\nbest members by validation accuracy:\n{table(rows, fields)}\n")
-  seconds = summary["seconds"]     # every process of the run, a resumed one too
   # A k-NN run's "val_accuracy" is its cross-validated accuracy on the training rows.
   chosen_by = "cv" if "cv_accuracy" in best else "val"
+  by = "cross-validated" if chosen_by == "cv" else "validation"
+  stream.write(f"\nbest members by {by} accuracy:\n{table(rows, fields)}\n")
+  seconds = summary["seconds"]     # every process of the run, a resumed one too
   n = summary["num_unconverged"]
   unconverged = f"{n} above tol, " if n else ""
   members = summary["num_members"]
@@ -182,15 +184,33 @@ def _print(config, workdir, outcome, summary, stream) -> None:
 
 
 def table(rows, fields, top: int = TABLE_TOP) -> str:
-  """The `top` rows by validation accuracy, as aligned text columns."""
-  cols = ["member"] + list(fields) + [c for c in ("val_accuracy", "train_accuracy", "status")
+  """The `top` rows by validation accuracy, as aligned text columns, in the order the
+  selection ranks them: diverged members after every other (never selected, whatever
+  accuracy their best epoch had), ties to the lower member, so the first row is the
+  selected one. A k-NN run's accuracy column is its cv_accuracy. Numbers have 4
+  significant digits, or as many more as tell a column's distinct values apart."""
+  score = "cv_accuracy" if "cv_accuracy" in rows[0] else "val_accuracy"
+  cols = ["member"] + list(fields) + [c for c in (score, "train_accuracy", "status")
                                       if c in rows[0]]
-  best = sorted(rows, key=lambda r: (-selection.rank(r["val_accuracy"]), r["member"]))[:top]
-  fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-  cells = [[fmt(r[c]) for c in cols] for r in best]
+  best = sorted(rows, key=lambda r: (r["status"] == "diverged",
+                                     -selection.rank(r["val_accuracy"]), r["member"]))[:top]
+  digits = {c: _digits([r[c] for r in best]) for c in cols}
+  fmt = lambda v, c: f"{v:.{digits[c]}g}" if isinstance(v, float) else str(v)
+  cells = [[fmt(r[c], c) for c in cols] for r in best]
   widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
   line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
   return "\n".join([line(cols)] + [line(r) for r in cells])
+
+
+def _digits(values, least: int = 4, most: int = 9) -> int:
+  """The fewest significant digits, from `least` up to `most`, that print the distinct
+  floats among `values` apart: two members that read alike scored the same (0.75123 and
+  0.75119, of 100,000 validation rows, both read 0.7512 at 4)."""
+  distinct = {f"{v:.{most}g}" for v in values if isinstance(v, float) and math.isfinite(v)}
+  for d in range(least, most):
+    if len({f"{float(v):.{d}g}" for v in distinct}) == len(distinct):
+      return d
+  return most
 
 
 def versions() -> dict:

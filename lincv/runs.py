@@ -55,13 +55,19 @@ class Run:
     """Opens the finished run in `workdir`.
 
     Raises:
-      config.ConfigError: `workdir` is not a finished run (a file it needs is missing).
-      checkpoint.Damaged: config.json or summary.json is not the JSON lincv wrote.
+      config.ConfigError: `workdir` is not a finished run (a file it needs is missing), or
+        its config.json names a method this lincv does not know.
+      checkpoint.Damaged: config.json or summary.json is not the JSON lincv wrote (or lacks
+        a field `Run` reads).
     """
     workdir = os.fspath(workdir)
     config_path = os.path.join(workdir, "config.json")
     method = (checkpoint.load_json(config_path).get("method", "sweep")
               if os.path.exists(config_path) else "sweep")
+    if method not in config_lib.METHODS:   # else read, and applied, as a sweep
+      raise config_lib.ConfigError(
+          f"{config_path} names method {method!r}, not one this lincv knows "
+          f"({', '.join(config_lib.METHODS)}): a run of another lincv, or a damaged file")
     needed = ["config.json", "summary.json", "results.csv"]
     if method != "knn":
       needed.append(os.path.join("checkpoint", "best.npz"))
@@ -74,15 +80,23 @@ class Run:
     # default, as when such a run resumes (`config.fingerprint`).
     saved = checkpoint.load_json(config_path, keys=("data",))
     config = ml_collections.ConfigDict(_over(config_lib.as_json(config_lib.base()), saved))
-    summary = checkpoint.load_json(os.path.join(workdir, "summary.json"),
-                                   keys=("best", "data"))
+    summary_path = os.path.join(workdir, "summary.json")
+    summary = checkpoint.load_json(summary_path, keys=("best", "data"))
+    _check_summary(summary_path, summary)
+    if config.get("method", "sweep") == "sweep":
+      # Likewise a member's field added later (lbfgs_iters, tol): an earlier run's selected
+      # member had the config's value, as every member has for a field it does not sweep.
+      hparams = summary["best"]["hparams"]
+      hparams.update({f: config[f] for f in config_lib.SWEEPABLE
+                      if f not in hparams and f in config})
     return cls(workdir, config, summary)
 
   def __repr__(self) -> str:
     b = self.best
     acc = b.get("test_accuracy")
+    by = "cv" if "cv_accuracy" in b else "val"   # k-NN: cross-validated on the training rows
     return (f"Run({self.workdir!r}, method={self.method}, member {b['member']}, "
-            f"val {b['val_accuracy']:.4f}"
+            f"{by} {b['val_accuracy']:.4f}"
             + (f", test {acc:.4f})" if acc is not None else ")"))
 
   # ------------------------------------------------------------------ what it recorded
@@ -105,10 +119,12 @@ class Run:
     """results.csv: one dict per member, numbers as numbers.
 
     Raises `lincv.checkpoint.Damaged` unless it holds one whole row per member of the
-    run (summary.json's count): a file cut short lost members, or ended in half a row."""
+    run (summary.json's count), members 0..n-1 in order, in UTF-8: a file cut short lost
+    members, or ended in half a row."""
     path = os.path.join(self.workdir, "results.csv")
-    with open(path, newline="") as f:
-      text = f.read()
+    damaged = lambda why: checkpoint.Damaged(
+        f"{path} is damaged: {why}; remove the run (or use a new --workdir) and run it again")
+    text = _read_text(path, damaged)
     header, *table = list(csv.reader(io.StringIO(text))) or [[]]
     members = self.summary.get("num_members", len(table))
     cut = next((i for i, cells in enumerate(table) if len(cells) != len(header)), None)
@@ -119,9 +135,12 @@ class Run:
       problem = "it ends inside a row (no line break after its last)"
     elif len(table) != members:
       problem = f"it holds {len(table)} rows, where this run has {members} members"
+    elif "member" not in header:
+      problem = "its header names no member column"
+    elif [cells[header.index("member")] for cells in table] != [str(m) for m in range(members)]:
+      problem = f"its member column is not 0..{members - 1} in order"
     if problem:
-      raise checkpoint.Damaged(f"{path} is damaged: {problem}; remove the run (or use a new "
-                               "--workdir) and run it again")
+      raise damaged(problem)
     return [{k: _typed(v) for k, v in zip(header, cells)} for cells in table]
 
   @functools.cached_property
@@ -140,17 +159,20 @@ class Run:
     damaged = lambda why: checkpoint.Damaged(
         f"{path} is damaged: {why}; remove the run (or use a new --workdir) and run it again")
     if os.path.exists(path):
-      with open(path) as f:
-        for i, line in enumerate(f):
-          if not line.strip():
-            continue
-          try:
-            r = json.loads(line)
-            for key in ("epoch", "train_loss", "val_accuracy"):
-              out[r["member"]][key].append(r[key])
-          except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise damaged(f"line {i + 1} is not one member's epoch of this run "
-                          f"({type(e).__name__}: {e})") from None
+      for i, line in enumerate(_read_text(path, damaged).split("\n")):
+        if not line.strip():
+          continue
+        try:
+          r = json.loads(line)
+          m = r["member"]
+          if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < len(out):
+            # -1 indexed the last member's list, and was blamed on it
+            raise IndexError(f"member {m!r}, where this run has members 0..{len(out) - 1}")
+          for key in ("epoch", "train_loss", "val_accuracy"):
+            out[m][key].append(r[key])
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+          raise damaged(f"line {i + 1} is not one member's epoch of this run "
+                        f"({type(e).__name__}: {e})") from None
     for row, h in zip(self.results, out):
       want = _epochs_written(row)
       if want is not None and h["epoch"] != list(range(1, want + 1)):
@@ -335,6 +357,15 @@ class Run:
     return np.asarray(out, self.config.dtype)
 
 
+def _read_text(path: str, damaged) -> str:
+  """The text of a run's file, as lincv wrote it (UTF-8); `damaged(why)` if it is not text."""
+  try:
+    with open(path, encoding="utf-8", newline="") as f:
+      return f.read()
+  except UnicodeDecodeError as e:
+    raise damaged(f"not text ({e.reason} at byte {e.start})") from None
+
+
 def _epochs_written(row: dict) -> int | None:
   """The epochs of a results.csv row that metrics.jsonl holds: 1..epochs_run, less the
   last where its loss is NaN (`lincv.report` writes no line for a NaN loss: a closed-form
@@ -345,6 +376,35 @@ def _epochs_written(row: dict) -> int | None:
     return None
   loss = row.get("final_loss")
   return max(0, n - 1) if isinstance(loss, float) and math.isnan(loss) else n
+
+
+# summary.json's fields that `Run` reads: (where, name, the types it holds).
+_SUMMARY_FIELDS = (("best", "member", (int,)), ("best", "val_accuracy", (int, float)),
+                   ("best", "hparams", (dict,)), ("data", "classes", (list,)),
+                   ("data", "image_shape", (list,)))
+
+
+def _check_summary(path: str, summary: dict) -> None:
+  """Raises `checkpoint.Damaged` unless summary.json holds the fields `Run` reads, of
+  their types (a KeyError or a TypeError from deep inside `predict` would not say so)."""
+  why = None
+  for where, name, kinds in _SUMMARY_FIELDS:
+    part = summary[where]
+    if not isinstance(part, dict):
+      why = f"{where} is {type(part).__name__}, not an object"
+    elif name not in part:
+      why = f"no field '{where}.{name}'"
+    elif isinstance(part[name], bool) or not isinstance(part[name], kinds):
+      why = f"'{where}.{name}' is {part[name]!r}"
+    if why:
+      break
+  members = summary.get("num_members")
+  if why is None and members is not None and (
+      isinstance(members, bool) or not isinstance(members, int) or members < 1):
+    why = f"'num_members' is {members!r}"
+  if why:
+    raise checkpoint.Damaged(f"{path} is damaged: not the JSON lincv wrote ({why}); remove "
+                             "the run (or use a new --workdir) and run it again")
 
 
 def _over(defaults: dict, saved: dict) -> dict:

@@ -221,3 +221,19 @@ def test_tensorboard_serves_runs_scalars_and_hparams(whole):
     domains = {h["name"]: h["domainDiscrete"] for h in exp["hparamInfos"]}
     assert domains == {"loss": ["softmax", "svm"], "learning_rate": [1e-2, 1e-1]}
     assert sorted(m["name"]["tag"] for m in exp["metricInfos"]) == sorted(events.FINAL)
+
+
+def test_a_knn_runs_selected_accuracy_is_named_cross_validated(tmp_path):
+  # It was written as selected/val_accuracy: the accuracy of k-fold cross-validation on
+  # the training rows, where no validation row was scored.
+  rows = [{"member": m, "metric": "l2", "k": k, "cv_accuracy": acc, "val_accuracy": acc,
+           "status": "ok"} for m, (k, acc) in enumerate([(1, 0.75), (3, 0.5)])]
+  c = default.get_config("smoke")
+  c.method, c.sweep = "knn", {}
+  outcome = type("Outcome", (), {"rows": rows, "best": rows[0], "history": None})()
+  events.write_run(c, str(tmp_path), outcome, {"split": "test", "accuracy": 0.25})
+  acc = _load(tmp_path / events.FOLDER)
+  assert _curve(acc, "selected/cv_accuracy") == [(0, 0.75)]
+  assert _curve(acc, "selected/test_accuracy") == [(0, 0.25)]
+  assert "selected/val_accuracy" not in acc.Tags()["scalars"]
+  assert _curve(acc, "knn/l2/cv_accuracy") == [(1, 0.75), (3, 0.5)]

@@ -266,3 +266,57 @@ def test_no_curves_of_members_that_trained_one_epoch_each(tmp_path):
   assert not path.exists()
   history[3] = {"train_loss": [0.5, 0.4], "val_accuracy": [0.5, 0.6]}
   assert plots.curves(rows, history, ("loss", "reg_strength", "seed"), str(path))
+
+
+def test_a_long_run_name_is_broken_over_lines_that_fit_the_figure():
+  # A run name past WIDTH was one line: the title was cut off at both edges of the figure.
+  name = "a_long_config_name_" * 8 + "smoke-20260101-000000"
+  title = plots.describe(name, "sweep", {"learning_rate": 0.1})
+  lines = title.split("\n")
+  assert all(len(line) <= plots.WIDTH for line in lines) and lines[-1] == "lr=0.1"
+  assert name in "".join(lines) and "sweep" in title
+  fig = plots.confusion_figure(np.array([[5, 1], [2, 7]]), ("a", "b"), title=title)
+  fig.canvas.draw()
+  box = fig._suptitle.get_window_extent()       # pylint: disable=protected-access
+  assert 0 <= box.x0 and box.x1 <= fig.bbox.width
+  plt.close(fig)
+
+
+def test_confusion_percentages_never_round_errors_away():
+  # 999 of 1000 read "100%", and 1 of 1000 "0%", beside its count of 1.
+  m = np.array([[999, 1, 0], [0, 5, 0], [3, 0, 997]])
+  texts = _cell_texts(plots.confusion_figure(m, ("a", "b", "c")))
+  assert texts[(0, 0)] == "999\n>99%" and texts[(0, 1)] == "1\n<1%"
+  assert texts[(1, 1)] == "5\n100%" and texts[(2, 0)] == "3\n<1%"
+  assert (0, 2) not in texts                                     # no examples: blank
+  plt.close("all")
+
+
+def test_heatmap_cells_have_the_decimals_that_tell_them_apart():
+  # 0.4012 and 0.4008 (of 5,000 validation rows) both read 0.401.
+  rows = [dict(member=m, learning_rate=lr, reg_strength=reg, status="ok", val_accuracy=acc)
+          for m, (lr, reg, acc) in enumerate([(0.01, 1e-4, 0.4012), (0.1, 1e-4, 0.4008),
+                                              (0.01, 1e-3, 0.38), (0.1, 1e-3, 0.4012)])]
+  fig = plots.heatmap_figure(rows)
+  assert _cell_texts(fig) == {(0, 0): "0.4012", (0, 1): "0.4008", (1, 0): "0.3800",
+                              (1, 1): "0.4012"}
+  plt.close(fig)
+  rows[1]["val_accuracy"] = 0.39
+  fig = plots.heatmap_figure(rows)                               # 3 decimals suffice
+  assert _cell_texts(fig)[(0, 1)] == "0.390"
+  plt.close(fig)
+
+
+def test_each_figure_title_fits_inside_the_figure():
+  # A 3-class templates figure is 6 inches wide: its own line ran past both edges.
+  rows, history = _rows()
+  figs = [plots.templates_figure(np.random.default_rng(0).normal(size=(49, 3)), (4, 4, 3),
+                                 ("cat", "dog", "ship"), title=TITLE),
+          plots.confusion_figure(np.array([[5, 1], [2, 7]]), ("a", "b"), title=TITLE),
+          plots.heatmap_figure(rows, title=TITLE)]
+  for fig in figs:
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()       # pylint: disable=protected-access
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width, fig.get_suptitle()
+    assert fig.get_suptitle().startswith(TITLE + "\n")
+  plt.close("all")

@@ -128,6 +128,7 @@ def test_a_knn_run_predicts_with_its_pool(tmp_path, monkeypatch):
   assert np.mean(run.predict(images) == labels) == summary["best"]["test_accuracy"]
   shares = run.scores(images[:5])
   np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
+  assert f"cv {run.best['cv_accuracy']:.4f}, test " in repr(run)   # was "val": no val row voted
 
 
 def test_the_plots_of_a_run_name_the_run_method_and_member(digits_run):
@@ -279,3 +280,77 @@ def test_a_member_whose_last_loss_is_nan_has_no_line_for_that_epoch(digits_run, 
   history = lincv.Run.load(workdir).history
   assert history[member]["epoch"] == list(range(1, epochs))
   assert history[0]["epoch"] == list(range(1, run.results[0]["epochs_run"] + 1))
+
+
+def test_a_run_of_an_earlier_lincv_without_a_later_member_field_predicts(digits_run, tmp_path):
+  # A run trained before lbfgs_iters and tol existed: its selected member lacks them, and
+  # predict and --mode eval raised KeyError: 'lbfgs_iters'.
+  run, summary = digits_run
+  workdir = _copy(run, tmp_path)
+  saved = json.loads((workdir / "summary.json").read_text())
+  del saved["best"]["hparams"]["lbfgs_iters"], saved["best"]["hparams"]["tol"]
+  (workdir / "summary.json").write_text(json.dumps(saved))
+  again = lincv.Run.load(workdir)
+  images = run.inputs.prepared.images["test"][:20]
+  np.testing.assert_array_equal(again.predict(images), run.predict(images))
+  assert again.best["hparams"] == summary["best"]["hparams"]     # the config's values
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["best"].pop("hparams"), r"no field 'best.hparams'"),
+    (lambda s: s["data"].pop("image_shape"), r"no field 'data.image_shape'"),
+    (lambda s: s.update(best=[2]), r"best is list, not an object"),
+    (lambda s: s.update(num_members="4"), r"'num_members' is '4'"),
+])
+def test_a_summary_without_a_field_the_run_reads_is_damaged(digits_run, tmp_path, change,
+                                                           message):
+  # A KeyError or a TypeError from inside predict; a num_members of "4" said results.csv
+  # "holds 4 rows, where this run has 4 members".
+  run, _ = digits_run
+  workdir = _copy(run, tmp_path)
+  saved = json.loads((workdir / "summary.json").read_text())
+  change(saved)
+  (workdir / "summary.json").write_text(json.dumps(saved))
+  with pytest.raises(lincv.checkpoint.Damaged, match="summary.json is damaged: .*" + message):
+    lincv.Run.load(workdir)
+
+
+def test_a_config_of_an_unknown_method_is_named(digits_run, tmp_path):
+  # It was read, and applied, as a sweep.
+  run, _ = digits_run
+  workdir = _copy(run, tmp_path)
+  saved = json.loads((workdir / "config.json").read_text())
+  (workdir / "config.json").write_text(json.dumps(dict(saved, method="boosting")))
+  with pytest.raises(lincv.ConfigError, match="names method 'boosting', not one this lincv "
+                                              "knows"):
+    lincv.Run.load(workdir)
+
+
+@pytest.mark.parametrize("name, tail, message", [
+    ("metrics.jsonl", b'{"member": -1, "epoch": 4, "train_loss": 1.0, "val_accuracy": 0.5}\n',
+     r"line \d+ is not one member's epoch of this run \(IndexError: member -1, where this "
+     r"run has members 0..3\)"),
+    ("metrics.jsonl", b"\xff\xfe\n", r"not text \(invalid start byte at byte \d+\)"),
+    ("results.csv", b"\xff\xfe\n", r"not text \(invalid start byte at byte \d+\)"),
+])
+def test_a_run_file_with_a_foreign_line_is_damaged(digits_run, tmp_path, name, tail, message):
+  # Member -1 was appended to the last member's history, and blamed on it ("holds 4 epochs
+  # of member 3"); bytes that are not UTF-8 raised UnicodeDecodeError.
+  run, _ = digits_run
+  workdir = _copy(run, tmp_path)
+  with open(workdir / name, "ab") as f:
+    f.write(tail)
+  again = lincv.Run.load(workdir)
+  with pytest.raises(lincv.checkpoint.Damaged, match=f"{name} is damaged: {message}"):
+    _ = again.results, again.history
+
+
+def test_a_results_file_with_members_out_of_order_is_damaged(digits_run, tmp_path):
+  # History and best were read by member index: a swapped row gave another member's row.
+  run, _ = digits_run
+  workdir = _copy(run, tmp_path)
+  header, *rows = (workdir / "results.csv").read_text().splitlines(keepends=True)
+  (workdir / "results.csv").write_text(header + "".join([rows[1], rows[0], *rows[2:]]))
+  with pytest.raises(lincv.checkpoint.Damaged, match=r"results.csv is damaged: its member "
+                                                      r"column is not 0..3 in order"):
+    _ = lincv.Run.load(workdir).results

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from lincv import config as config_lib
-from lincv.plots.style import _save, _title, ticks
+from lincv.plots.style import _save, _title, decimals, ticks
 
 GRID_MAX = 12                   # more values on a heatmap's axis: a scatter instead
 PREFERRED = ("learning_rate", "reg_strength")   # the axes, where both vary
@@ -39,13 +39,14 @@ def _grid(rows, x, y, xs, ys, ax):
   ax.set_xticks(range(len(xs)), ticks(xs), rotation=45 if len(xs) > 6 else 0)
   ax.set_yticks(range(len(ys)), ticks(ys))
   lo, hi = np.nanmin(grid, initial=1.0), np.nanmax(grid, initial=0.0)
+  places = decimals(grid.ravel())
   for (i, j), members in cells.items():
     status = [r["status"] for r in members]
     note = {s: status.count(s) for s in ("diverged", "pruned") if s in status}
     if note.get("diverged") == len(members):
       text, color = "diverged", "black"
     else:
-      text = f"{grid[i, j]:.3f}"
+      text = f"{grid[i, j]:.{places}f}"
       color = "white" if hi == lo or grid[i, j] < (lo + hi) / 2 else "black"
       if note.get("pruned", 0) + note.get("diverged", 0) == len(members):
         text += "\npruned"
@@ -164,11 +165,13 @@ def heatmap(rows, path, *, title: str = "", x=None, y=None) -> bool:
   fields that vary, the best over seeds, pruned members circled, diverged ones an x on
   the axis.
 
-  Diverged members are left out; a cell whose members all diverged is grey and says
-  "diverged"; a cell with pruned or diverged members is hatched and says how many, or
-  "pruned" when every member that did not diverge was pruned. Past `GRID_MAX` values on an
-  axis, or where the members fill less than half of the grid's cells (a random search),
-  one marker per member instead: circled if pruned, x if diverged.
+  A cell's number has 3 decimals, or as many more (up to 6) as tell its accuracy apart
+  from every other cell's. Diverged members are left out; a cell whose members all
+  diverged is grey and says "diverged"; a cell with pruned or diverged members is hatched
+  and says how many, or "pruned" when every member that did not diverge was pruned. Past
+  `GRID_MAX` values on an axis, or where the members fill less than half of the grid's
+  cells (a random search), one marker per member instead: circled if pruned, x if
+  diverged.
   Returns False (and draws nothing) when no field has two values.
   """
   fig = heatmap_figure(rows, title=title, x=x, y=y)

@@ -69,7 +69,7 @@ def confusion_figure(matrix_CxC, class_names, *, title: str = "", split: str = "
   ax.set(xlabel="predicted class", ylabel="true class")
   if n <= 25:
     for i, j in zip(*np.nonzero(m)):      # an empty cell stays blank: no text to draw
-      text = f"{int(m[i, j])}" if n > 12 else f"{int(m[i, j])}\n{100 * fraction[i, j]:.0f}%"
+      text = f"{int(m[i, j])}" if n > 12 else f"{int(m[i, j])}\n{percent(fraction[i, j])}"
       ax.text(j, i, text, ha="center", va="center", fontsize=9 if n <= 6 else 7,
               color="white" if fraction[i, j] > 0.5 else "black")
   fig.colorbar(im, ax=ax, label="fraction of the true class (row)", shrink=0.8)
@@ -78,6 +78,17 @@ def confusion_figure(matrix_CxC, class_names, *, title: str = "", split: str = "
   _title(fig, title, f"confusion matrix on {split} ({int(m.sum())} examples)\n"
          f"colour: fraction of the true class{shown}")
   return fig
+
+
+def percent(fraction: float) -> str:
+  """A fraction in [0, 1] as a whole percentage, but "<1%" and ">99%" where rounding would
+  say 0% of a cell that has examples, or 100% of a class that has errors (999 of 1000)."""
+  text = f"{100 * fraction:.0f}%"
+  if text == "0%" and fraction > 0:
+    return "<1%"
+  if text == "100%" and fraction < 1:
+    return ">99%"
+  return text
 
 
 def confusion(matrix_CxC, class_names, path, *, title: str = "", split: str = "test") -> None:
