@@ -150,7 +150,8 @@ class Damaged(ValueError):
   """A run's file that cannot be read as lincv wrote it: truncated, overwritten, foreign."""
 
 
-def _damaged(path: str, what: str, why: str) -> Damaged:
+def damaged(path: str, what: str, why: str) -> Damaged:
+  """The Damaged error of `path`: not the `what` (e.g. "JSON") lincv wrote, because `why`."""
   return Damaged(f"{path} is damaged: not the {what} lincv wrote ({why}); remove the run "
                  "(or use a new --workdir) and run it again")
 
@@ -162,12 +163,12 @@ def load_json(path: str, keys=()) -> dict:
     with open(path, encoding="utf-8") as f:
       obj = json.load(f)
   except ValueError as e:          # JSONDecodeError, UnicodeDecodeError
-    raise _damaged(path, "JSON", f"{type(e).__name__}: {e}") from None
+    raise damaged(path, "JSON", f"{type(e).__name__}: {e}") from None
   if not isinstance(obj, dict):
-    raise _damaged(path, "JSON", "not a JSON object")
+    raise damaged(path, "JSON", "not a JSON object")
   missing = [k for k in keys if k not in obj]
   if missing:
-    raise _damaged(path, "JSON", f"no field {missing[0]!r}")
+    raise damaged(path, "JSON", f"no field {missing[0]!r}")
   return obj
 
 
@@ -227,14 +228,14 @@ def _decode(arrays: dict, path: str) -> dict:
   except ValueError:
     names = None
   if not isinstance(names, dict):
-    raise _damaged(path, ".npz", f"its {DTYPES_KEY} is not the JSON object of dtypes lincv "
+    raise damaged(path, ".npz", f"its {DTYPES_KEY} is not the JSON object of dtypes lincv "
                    "writes")
   for k, name in names.items():
     kind = getattr(ml_dtypes, name, None) if isinstance(name, str) else None
     a = arrays.get(k)
     if (a is None or not isinstance(kind, type) or not _extension(np.dtype(kind))
         or a.dtype != np.dtype(f"u{np.dtype(kind).itemsize}")):
-      raise _damaged(path, ".npz", f"{DTYPES_KEY} names {k!r} as {name!r}, which its "
+      raise damaged(path, ".npz", f"{DTYPES_KEY} names {k!r} as {name!r}, which its "
                      f"array{'' if a is None else f' of dtype {a.dtype}'} cannot be")
     arrays[k] = a.view(kind)
   return arrays
@@ -250,7 +251,7 @@ def load_arrays(path: str) -> dict:
   except FileNotFoundError:
     raise
   except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-    raise _damaged(path, ".npz", "truncated, or not an .npz of arrays") from None
+    raise damaged(path, ".npz", "truncated, or not an .npz of arrays") from None
   return _decode(arrays, path)
 
 
@@ -304,7 +305,14 @@ class Store:
       saved = load_json(self.path)
       if not all(k in saved for k in self.MANIFEST_KEYS):
         raise ValueError(f"{self.path} was not written by this version of lincv")
-      self.commits, self.files = int(saved["commit"]), dict(saved["files"])
+      commit, files = saved["commit"], saved["files"]
+      if isinstance(commit, bool) or not isinstance(commit, int) or commit < 0:
+        raise damaged(self.path, "JSON", f"its commit is {commit!r}, not a count")
+      if not isinstance(files, dict) or not all(
+          isinstance(v, str) and re.fullmatch(r"\w+-\d+\.npz", v) for v in files.values()):
+        raise damaged(self.path, "JSON", "its files are not the slot -> <slot>-<n>.npz "
+                      "names a commit writes")
+      self.commits, self.files = commit, dict(files)
       meta = {k: v for k, v in saved.items() if k not in self.MANIFEST_KEYS}
     if clean:
       self._clean()
@@ -312,9 +320,11 @@ class Store:
 
   def read(self, slot: str) -> dict:
     """The named arrays of `slot`'s committed file; Damaged if it is missing."""
+    if slot not in self.files:
+      raise damaged(self.path, "JSON", f"it names no file of {slot}")
     path = os.path.join(self.folder, self.files[slot])
     if not os.path.exists(path):
-      raise _damaged(path, ".npz", f"missing, though {os.path.basename(self.path)} names it")
+      raise damaged(path, ".npz", f"missing, though {os.path.basename(self.path)} names it")
     return load_arrays(path)
 
   def commit(self, meta: dict, files: dict) -> None:

@@ -1,6 +1,8 @@
 """checkpoint: atomic writes with the user's permissions, a store committed in one step."""
 
+import json
 import os
+import re
 import stat
 
 import jax
@@ -65,6 +67,30 @@ def test_a_store_refuses_a_manifest_of_another_format(tmp_path):
   checkpoint.save_json(str(tmp_path / "manifest.json"), {"groups": {}})
   with pytest.raises(ValueError, match="was not written by this version of lincv"):
     checkpoint.Store(str(tmp_path)).load()
+
+
+@pytest.mark.parametrize("field,value,why", [
+    ("files", ["group0-1.npz"], "its files are not the slot -> <slot>-<n>.npz names"),
+    ("files", {"group0": "../../elsewhere.npz"}, "its files are not the slot"),
+    ("commit", "1", "its commit is '1', not a count"),
+])
+def test_a_manifest_of_the_format_with_fields_no_commit_writes_is_damaged(
+    tmp_path, field, value, why):
+  # A TypeError from dict() of a list, and a file read from outside the store.
+  store = checkpoint.Store(str(tmp_path))
+  store.commit({}, {"group0": {"a": np.zeros(2)}})
+  saved = json.loads((tmp_path / "manifest.json").read_text())
+  checkpoint.save_json(str(tmp_path / "manifest.json"), {**saved, field: value})
+  with pytest.raises(checkpoint.Damaged, match=re.escape(why)):
+    checkpoint.Store(str(tmp_path)).load()
+
+
+def test_reading_a_slot_the_manifest_does_not_name_is_damaged(tmp_path):
+  store = checkpoint.Store(str(tmp_path))    # a KeyError
+  store.commit({}, {"group0": {"a": np.zeros(2)}})
+  with pytest.raises(checkpoint.Damaged, match=r"manifest\.json is damaged: not the JSON "
+                     r"lincv wrote \(it names no file of group1\)"):
+    store.read("group1")
 
 
 def test_clear_removes_the_store(tmp_path):

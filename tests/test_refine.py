@@ -9,8 +9,8 @@ from sklearn.datasets import load_digits
 
 from lincv import config as config_lib
 from lincv import experiment, sweep, training
-from lincv.sweep import refine
-from _faults import resumes_at_every_write, share_populations
+from lincv.sweep import refine, runner as runner_lib
+from _faults import Killed, resumes_at_every_write, share_populations
 
 COARSE = [1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -89,7 +89,11 @@ def test_nothing_is_refined_when_the_field_does_nothing_for_the_best():
   c = _config(sweep={"reg": ["none", "l2"], "reg_strength": [1e-6, 1.0]})
   members = sweep.expand(c)
   assert [m["reg"] for m in members] == ["none", "l2", "l2"]
-  assert refine.members(c, members, {"member": 0}) == []
+  # It said nothing: a run with refine on ended without a refined member, unexplained.
+  with pytest.warns(refine.NothingRefined, match=r"^lincv: refine\.field='reg_strength' does "
+                    r"nothing for the best coarse member \(member 0, reg='none'; it is the "
+                    r"regularization strength\): no member is refined"):
+    assert refine.members(c, members, {"member": 0}) == []
   np.testing.assert_allclose([m["reg_strength"] for m in refine.members(c, members,
                                                                         {"member": 1})],
                              [1e-8, 1e-4], rtol=1e-12)    # (1e-12, 1) in 3
@@ -120,6 +124,28 @@ def test_a_run_killed_at_any_write_of_either_stage_resumes_to_the_same_results(
   assert '"refine"' in reference
   assert (tmp_path / "uninterrupted" / "checkpoint" / "refine" / "sweep.json").exists()
   assert differ == [], f"killed at these operations, the resumed run differs: {differ}"
+
+
+def test_the_refined_stage_halves_its_own_members_only(monkeypatch):
+  """With halving, the refined stage's populations are chunked for the members its last
+  rung leaves of its own (4 refined, eta 2: 2), not of both stages' (10: 5, so that its
+  group of 4 trained as one chunk of 4 after every rung, the pruned members frozen)."""
+  c = _config(sweep={"reg_strength": [1e-4, 1e-2, 1.0], "learning_rate": [0.01, 0.1]})
+  c.refine.points, c.halving.rungs = 4, (1,)
+  members = sweep.expand(c)
+  coarse = runner_lib.Runner(c, members, sweep.group(members), None, 10, None, None, None,
+                             0.0)
+  sizes = []
+
+  def no_training(self, *args):
+    del args
+    sizes.append((sum(g.size for g in self.groups), self.min_members))
+    raise Killed               # stops refine.run where its stage would train
+  monkeypatch.setattr(runner_lib.Runner, "train", no_training)
+  best = next(i for i, m in enumerate(members) if m["reg_strength"] == 1e-2)
+  with pytest.raises(Killed):
+    refine.run(c, coarse, [], [], {"member": best}, (1,), 2.0, None)
+  assert sizes == [(4, 2)]
 
 
 @pytest.mark.parametrize("fields,message", [

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -406,12 +407,14 @@ def test_a_member_diverged_in_its_first_epoch_has_no_validation_accuracy():
   wild = result.rows[1]
   assert wild["status"] == "diverged" and wild["best_epoch"] == 0
   assert math.isnan(wild["val_accuracy"])
+  # Nor a training accuracy: results.csv said 0.33, that of its initial parameters.
+  assert math.isnan(wild["train_accuracy"]) and result.rows[0]["train_accuracy"] > 0.9
   assert result.best["member"] == 0
   header, first, second = report.table(result.rows, ["learning_rate"]).splitlines()
   assert header.split() == ["member", "learning_rate", "val_accuracy", "train_accuracy",
                             "status"]
   assert first.split()[0] == "0"
-  assert second.split()[0] == "1" and second.split()[2] == "nan"
+  assert second.split()[0] == "1" and second.split()[2:4] == ["nan", "nan"]
 
 
 def test_a_nan_accuracy_ranks_below_every_number_in_any_order():
@@ -573,11 +576,80 @@ def test_a_sweep_killed_at_any_write_resumes_to_the_same_results(tmp_path, monke
   assert left == [], f"files a killed run left behind: {left}"
 
 
+@pytest.fixture(scope="module")
+def stopped_runs(tmp_path_factory):
+  """(config, data, {"finished": workdir, "training": workdir}) of a one-group sweep run
+  to its end and one killed after its second epoch. (The sweep of
+  `test_a_workdir_resumed_on_other_data_is_refused`: the same programs.)"""
+  data, c = _data(), _config(learning_rate=[0.01, 0.1])
+  c.checkpoint_seconds = 0
+  workdirs = {name: tmp_path_factory.mktemp(name) for name in ("finished", "training")}
+  sweep.run(c, lambda f: data, 4, workdir=str(workdirs["finished"]))
+  with pytest.raises(Killed):
+    sweep.run(c, lambda f: data, 4, workdir=str(workdirs["training"]), progress=KillAt(0, 2))
+  return c, data, workdirs
+
+
+def _damage_array(name, change):
+  def damage(folder, saved):
+    path = folder / saved["files"]["group0"]
+    arrays = dict(np.load(path))
+    arrays[name] = change(arrays.pop(name))
+    if arrays[name] is None:
+      del arrays[name]
+    np.savez(path, **arrays)
+  return damage
+
+
+def _damage_manifest(change):
+  def damage(folder, saved):
+    change(saved)
+    (folder / "sweep.json").write_text(json.dumps(saved))
+  return damage
+
+
+@pytest.mark.parametrize("run,damage,why", [
+    ("finished", _damage_array("val_accuracy", lambda a: None), "no array val_accuracy"),
+    ("finished", _damage_array("status", lambda a: a[:1]),
+     "status of shape (1,), expected (2,)"),
+    ("finished", _damage_array("status", lambda a: a + 7), "status [7, 7] holds values other"),
+    ("finished", _damage_array("train_loss_history", lambda a: a[:, :2]),
+     "train_loss_history holds 2 epochs, its members ran 6"),
+    ("training", _damage_array("train_loss", lambda a: a[:, :3]),
+     "train_loss of shape (2, 3), expected (2, 6)"),
+    ("training", _damage_manifest(lambda s: s["files"].pop("group0")),
+     "it names no file of group0"),
+    ("training", _damage_manifest(lambda s: s.pop("halved")),
+     "no groups, halved rungs or seconds"),
+    ("training", _damage_manifest(lambda s: s["groups"]["0"].pop("epoch")),
+     "group 0's progress is {'finished': False, 'seconds'"),
+])
+def test_a_damaged_sweep_checkpoint_is_one_line_naming_its_file(
+    stopped_runs, tmp_path, run, damage, why):
+  # Each was a KeyError or an IndexError mid-resume, or (the history) a shorter curve
+  # in metrics.jsonl than the epochs its row says the member ran.
+  c, data, workdirs = stopped_runs
+  folder = tmp_path / "checkpoint"
+  shutil.copytree(workdirs[run] / "checkpoint", folder)
+  saved = json.loads((folder / "sweep.json").read_text())
+  path = folder / ("sweep.json" if damage.__qualname__.startswith("_damage_manifest")
+                   else saved["files"]["group0"])
+  damage(folder, saved)
+  with pytest.raises(checkpoint.Damaged, match=rf"^{re.escape(str(path))} is damaged: not the "
+                     rf"(\.npz|JSON) lincv wrote \({re.escape(why)}.*\); remove the run"):
+    sweep.run(c, lambda f: data, 4, workdir=str(tmp_path))
+
+
 def test_different_config_on_existing_workdir_is_refused(tmp_path):
   data = _data()
   sweep.run(_config(learning_rate=[0.1]), lambda f: data, 4, workdir=str(tmp_path))
-  with pytest.raises(sweep.SweepError, match="holds a run of a different configuration"):
+  with pytest.raises(sweep.SweepError, match=r"holds a run of a different configuration "
+                     r"\(fields differ: sweep\); use a new workdir"):
     sweep.run(_config(learning_rate=[0.2]), lambda f: data, 4, workdir=str(tmp_path))
+  other = _config(learning_rate=[0.1])     # refused before its rows are fetched
+  other.dtype, other.epochs = "float64", 3
+  with pytest.raises(sweep.SweepError, match=r"\(fields differ: dtype, epochs\)"):
+    sweep.run(other, lambda f: data, 4, workdir=str(tmp_path))
 
 
 @pytest.mark.parametrize("change", ["rows", "labels", "num_classes", "val"])

@@ -22,13 +22,14 @@ A value of the refined grid equal to the best value itself (the middle of an odd
 between evenly spaced neighbours) is already trained and is left out; P is at least 2,
 since P = 1 is that middle alone. When the field
 does nothing for the best member (reg_strength with reg="none"), there is nothing to
-refine and the second stage trains no member.
+refine and the second stage trains no member (a `NothingRefined` warning says so).
 """
 
 import dataclasses
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 
@@ -104,11 +105,21 @@ def grid(values, best: float, points: int, upper: float | None = None) -> list[f
   return [float(v) for v in inner if not math.isclose(v, best, rel_tol=1e-9)]
 
 
+class NothingRefined(UserWarning):
+  """The refined field does nothing for the best coarse member: no second stage."""
+
+
 def members(config, coarse: list[dict], best: dict) -> list[dict]:
-  """The refined members: the best coarse member with the field over `grid`."""
+  """The refined members: the best coarse member with the field over `grid`; none, with
+  a `NothingRefined` warning, if the field does nothing for that member."""
   field = config.refine.field
   chosen = coarse[best["member"]]
   if not config_lib.used(field, chosen):
+    decider, _, meaning = config_lib.ONLY_WITH[field]
+    warnings.warn(f"lincv: refine.field={field!r} does nothing for the best coarse member "
+                  f"(member {best['member']}, {decider}={chosen[decider]!r}; it is {meaning}): "
+                  "no member is refined, the selection is the coarse stage's",
+                  NothingRefined, stacklevel=2)
     return []
   upper = 1.0 if field in space.BELOW_ONE or field == "lr_decay" else None
   out = [dict(chosen, **{field: v}) for v in grid(coarse_values(config), chosen[field],

@@ -142,6 +142,65 @@ def _members(tree, k: int, source: str):
   return {n: one(x) for n, x in tree.items()}
 
 
+def _check_meta(meta: dict, path: str) -> dict:
+  """`meta`, a sweep checkpoint's, if it holds the progress a run resumes from (the rungs
+  halved, the seconds worked, each group's: finished, seconds and, unfinished, its
+  epoch); else Damaged, naming `path`, rather than a KeyError deep in the resume."""
+  number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+  groups, why = meta.get("groups"), None
+  if not isinstance(groups, dict) or not isinstance(meta.get("halved"), list) or not number(
+      meta.get("seconds")):
+    why = "no groups, halved rungs or seconds"
+  else:
+    for gi, info in groups.items():
+      if not (isinstance(info, dict) and isinstance(info.get("finished"), bool)
+              and number(info.get("seconds"))
+              and (info["finished"] or isinstance(info.get("epoch"), int))):
+        why = f"group {gi}'s progress is {info!r}"
+        break
+  if why:
+    raise checkpoint.damaged(path, "JSON", why)
+  return meta
+
+
+# A finished group's arrays (name -> rank), one row per member; and those it may hold.
+_OUTCOME = {"val_accuracy": 1, "final_loss": 1, "status": 1, "epochs_run": 1,
+            "best_epoch": 1, "train_loss_history": 2, "val_accuracy_history": 2}
+_OUTCOME_OPTIONAL = {"train_accuracy": 1, "iterations": 1, "grad_norm": 1}
+
+
+def _check_group(arrays: dict, k: int, epochs: int | None, path: str) -> dict:
+  """The arrays of a group's checkpoint file (`path`), each per-member one cut to its
+  first k rows (as `_members` cuts the state's), if they are those of a finished group
+  (`epochs` None) or of one training for `epochs`: a history as long as the epochs its
+  members ran, statuses lincv knows; else Damaged (a KeyError or IndexError mid-resume,
+  or a curve cut short in metrics.jsonl)."""
+  def bad(why):
+    return checkpoint.damaged(path, ".npz", why)
+  if epochs is None:
+    ranks = {**_OUTCOME, **{n: r for n, r in _OUTCOME_OPTIONAL.items() if n in arrays}}
+  else:
+    ranks = {"train_loss": 2, "val_accuracy": 2}
+  out = dict(arrays)
+  for name, rank in ranks.items():
+    if name not in arrays:
+      raise bad(f"no array {name}")
+    a = arrays[name]
+    if a.ndim != rank or a.shape[0] < k or (epochs is not None and a.shape[1] != epochs):
+      want = f"({k},)" if rank == 1 else f"({k}, {epochs or 'epochs'})"
+      raise bad(f"{name} of shape {a.shape}, expected {want}")
+    out[name] = a[:k]
+  if epochs is None:
+    if not np.isin(out["status"], list(training.STATUS_NAMES)).all():
+      raise bad(f"status {out['status'].tolist()} holds values other than "
+                f"{sorted(training.STATUS_NAMES)}")
+    trained = int(np.max(out["epochs_run"], initial=0))
+    for name in ("train_loss_history", "val_accuracy_history"):
+      if out[name].shape[1] < trained:
+        raise bad(f"{name} holds {out[name].shape[1]} epochs, its members ran {trained}")
+  return out
+
+
 def _layout(saved: dict, groups) -> list | None:
   """The members of each group of a saved run. A run saved before its meta recorded
   them grouped as `groups` do, each group's members in member order (they were not yet
@@ -197,10 +256,14 @@ class Runner:
         raise                          # its message says what to do
       except ValueError as e:
         raise SweepError(f"{e}; use a new workdir") from None
-      if saved is not None and (config_lib.fingerprint(saved.get("config") or {})
-                                != self.meta["config"]):
-        raise SweepError(f"{workdir} holds a run of a different configuration; use a new "
-                         "workdir, or the same configuration to resume it")
+      if saved is not None:
+        _check_meta(saved, self.store.path)
+      differ = [] if saved is None else config_lib.differences(saved.get("config") or {},
+                                                                self.meta["config"])
+      if differ:
+        raise SweepError(f"{workdir} holds a run of a different configuration (fields "
+                         f"differ: {', '.join(differ)}); use a new workdir, or the same "
+                         "configuration to resume it")
       layout = None if saved is None else _layout(saved, groups)
       if layout is not None and layout != self.meta["layout"] and _same_sets(layout, groups):
         # An earlier lincv ordered the members of each group otherwise (not by seed):
@@ -260,7 +323,12 @@ class Runner:
     """Group gi's progress: in memory, else as last committed, else a fresh start."""
     if gi not in self.runs:
       info = self.meta["groups"].get(str(gi))
-      saved = self.store.read(f"group{gi}") if info else None
+      saved = None
+      if info:
+        path = os.path.join(self.store.folder, self.store.files.get(f"group{gi}", ""))
+        saved = _check_group(self.store.read(f"group{gi}"), self.groups[gi].size,
+                             None if info["finished"] else self.groups[gi].structure.epochs,
+                             path)
       if info and info["finished"]:
         if self.groups[gi].features in self.meta.get("data", {}):
           self.fetch(self.groups[gi].features)   # its results stand only on the same rows
@@ -450,13 +518,14 @@ class Runner:
     rows = []
     for j, m in enumerate(g.members):
       n = int(out["epochs_run"][j])    # a member trains epochs 1..n, then no more
+      # Below 0: no epoch kept (it diverged in its first), so no parameters of it to
+      # score: no validation accuracy, and no training accuracy (that of its initial ones).
+      kept = out["val_accuracy"][j] >= 0
       row = dict(
           member=m, group=gi, **{f: self.members[m][f] for f in config_lib.SWEEPABLE},
-          **({"train_accuracy": float(out["train_accuracy"][j])}
+          **({"train_accuracy": float(out["train_accuracy"][j]) if kept else math.nan}
              if "train_accuracy" in out else {}),
-          # Below 0: no epoch kept (it diverged in its first), no validation accuracy.
-          val_accuracy=(float(out["val_accuracy"][j]) if out["val_accuracy"][j] >= 0
-                        else math.nan),
+          val_accuracy=float(out["val_accuracy"][j]) if kept else math.nan,
           final_loss=float(out["final_loss"][j]),
           status=training.STATUS_NAMES[int(out["status"][j])],
           epochs_run=n, best_epoch=int(out["best_epoch"][j]), seconds=run.seconds / g.size)
@@ -475,7 +544,8 @@ class Runner:
   def train_all(self, rungs: tuple[int, ...], eta: float) -> None:
     """Trains every group to its last epoch, halving the sweep at each rung."""
     if rungs:
-      n = len(self.members)
+      # This runner's members (`members` holds the coarse stage's too in the refined one).
+      n = sum(g.size for g in self.groups)
       for _ in rungs:
         n = math.ceil(n / eta)
       self.min_members = n
