@@ -703,6 +703,22 @@ def test_the_export_module_refuses_a_bad_out_before_computing(tmp_path, capsys, 
   assert not (tmp_path / "tfds").exists()              # refused before reading any data
 
 
+def test_an_export_onto_the_features_file_it_reads_is_refused(tmp_path):
+  """--mode features from a config on a features file writes the rows as the config
+  prepares them (standardised, for the probes): onto the file itself, by its path or a
+  link to it, it replaced the file's own rows with them, without a word."""
+  path = _save_npz(tmp_path / "f.npz", **{k: v[:200] for k, v in _digits().items()})
+  before = (tmp_path / "f.npz").read_bytes()
+  os.symlink(path, tmp_path / "link.npz")
+  config = config_lib.load(os.path.join(ROOT, "configs", "probe_ridge.py:smoke"))
+  config.data.features = path
+  for out in (path, str(tmp_path / "link.npz")):
+    with pytest.raises(DataError, match=r"^--out .* is the features file the config reads "
+                                        r"\(data.features=.*f.npz\).*name another file$"):
+      export_lib.export(config, out)
+  assert (tmp_path / "f.npz").read_bytes() == before
+
+
 @pytest.mark.parametrize("override,line", [
     ("--config.epochs=3", "--config.epochs does nothing with --mode features, which writes "
                           "the config's features and trains nothing"),

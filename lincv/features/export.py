@@ -59,6 +59,7 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
     (its shape) with `data.flip`.
   """
   out = check_out(out)
+  _check_not_the_source(config, out)
   experiment.check_writable(out, "--out", folder=not out.endswith(".npz"))
   compile_cache.enable()
   name = features_name(config)
@@ -90,6 +91,18 @@ def export(config, out, *, cache_dir=None, stream=None) -> dict:
                  f"{len(ys['test'])} test rows, {dim} values each, "
                  f"{summary['classes']} classes\n")
   return summary
+
+
+def _check_not_the_source(config, out: str) -> None:
+  """Refuses an `out` that is the features file the config reads (`data.features`, the
+  same file by any path or link): the export writes the rows as the config prepares
+  them (centred, scaled), which would replace the file's own rows, held nowhere else."""
+  source = config.data.get("features")
+  if (source and os.path.isfile(out) and os.path.isfile(source)
+      and os.path.samefile(out, source)):
+    raise data_lib.DataError(
+        f"--out {out} is the features file the config reads (data.features={source}): its "
+        "rows would be replaced by the rows as the config prepares them; name another file")
 
 
 def _reordered(x_train, x_val, source) -> tuple:
