@@ -68,12 +68,27 @@ ONLY_WITH.update({
                         ("seed", "the seed of the initial weights and data order"))})
 
 
+# Fields that need a second condition too: field -> (decider, values, what the field is),
+# as in ONLY_WITH; the field matters only where both hold.
+ALSO_ONLY_WITH = {
+    "init_scale": ("optimizer", optim.OPTIMIZERS + ("lbfgs",),
+                   "the scale of the initial weights, which closed_form (one exact solve, "
+                   "from no start) does not use"),
+}
+
+
+def idle_reason(field: str, member) -> tuple[str, tuple, str] | None:
+  """The condition of `ONLY_WITH` (or `ALSO_ONLY_WITH`) that `member` fails for `field`,
+  as (decider, the values where the field matters, what it is); None if it matters."""
+  for table in (ONLY_WITH, ALSO_ONLY_WITH):
+    if field in table and member[table[field][0]] not in table[field][1]:
+      return table[field]
+  return None
+
+
 def used(field: str, member) -> bool:
   """Whether `field` changes anything for `member` (a dict of every sweepable field)."""
-  if field not in ONLY_WITH:
-    return True
-  decider, values, _ = ONLY_WITH[field]
-  return member[decider] in values
+  return idle_reason(field, member) is None
 
 
 def unused_message(field: str, members, what: str) -> str | None:
@@ -81,7 +96,7 @@ def unused_message(field: str, members, what: str) -> str | None:
   (e.g. "sweep.margin"); else None."""
   if any(used(field, m) for m in members):
     return None
-  decider, values, meaning = ONLY_WITH[field]
+  decider, values, meaning = idle_reason(field, members[0])
   seen = " or ".join(repr(v) for v in sorted({m[decider] for m in members}))
   return (f"{what} does nothing with {decider}={seen} (it is {meaning}); remove it, or use "
           f"{decider} {' or '.join(values)}")

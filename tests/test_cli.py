@@ -186,6 +186,10 @@ def test_a_baseline_method_refuses_a_sweep():
      "--config.epochs does nothing with optimizer='closed_form'"),
     ({"optimizer": "closed_form", "loss": "least_squares"}, "seed",
      "--config.seed does nothing with optimizer='closed_form'"),
+    # init_scale needs a linear model and a start: closed_form has none.
+    ({"optimizer": "closed_form", "loss": "least_squares"}, "init_scale",
+     "--config.init_scale does nothing with optimizer='closed_form' (it is the scale of "
+     "the initial weights"),
 ])
 def test_an_override_that_changes_nothing_is_named(fields, path, message):
   c = _config({}, **fields)
@@ -194,6 +198,7 @@ def test_an_override_that_changes_nothing_is_named(fields, path, message):
 
 
 @pytest.mark.parametrize("fields,path", [
+    ({"optimizer": "lbfgs"}, "init_scale"),
     ({"optimizer": "nesterov"}, "momentum"), ({"method": "knn"}, "knn.ks"),
     ({"method": "random_search"}, "seed"), ({"features": "kmeans"}, "features_cfg.kmeans_iters"),
     ({"search": "random", "num_samples": 1}, "num_samples"), ({}, "learning_rate"),

@@ -115,7 +115,7 @@ def members(config, coarse: list[dict], best: dict) -> list[dict]:
   field = config.refine.field
   chosen = coarse[best["member"]]
   if not config_lib.used(field, chosen):
-    decider, _, meaning = config_lib.ONLY_WITH[field]
+    decider, _, meaning = config_lib.idle_reason(field, chosen)
     warnings.warn(f"lincv: refine.field={field!r} does nothing for the best coarse member "
                   f"(member {best['member']}, {decider}={chosen[decider]!r}; it is {meaning}): "
                   "no member is refined, the selection is the coarse stage's",

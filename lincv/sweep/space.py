@@ -227,8 +227,11 @@ def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict],
     message = config_lib.unused_message(field, members, f"sweep.{field}")
     if message:
       raise SweepError(message)
-    decider = config_lib.ONLY_WITH[field][0]
-    idle = {m[decider] for m in members if not config_lib.used(field, m)}
+    idle = {}                      # decider -> the values for which the field is idle
+    for m in members:
+      reason = config_lib.idle_reason(field, m)
+      if reason:
+        idle.setdefault(reason[0], set()).add(m[reason[0]])
     if not idle:
       continue
     seen = {tuple(m.items()) for m in members}
@@ -242,8 +245,10 @@ def _collapse(members: list[dict], space: dict, base: dict) -> tuple[list[dict],
         seen.add(tuple(m.items()))
         kept.append(m)
     dropped = len(members) - len(kept)
+    where = " or ".join(f"{d}={' or '.join(repr(v) for v in sorted(vs))}"
+                        for d, vs in idle.items())
     notes.append(
-        f"sweep.{field} does nothing with {decider}={' or '.join(repr(v) for v in sorted(idle))}; "
+        f"sweep.{field} does nothing with {where}; "
         f"those members take {field}={base[field]!r}, the config's value"
         + (f", and the {dropped} that became identical to another are dropped "
            f"({len(kept)} members remain)" if dropped else ""))
