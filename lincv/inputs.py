@@ -236,7 +236,8 @@ def load(config, cache_dir: str | None = None, ds=None) -> Inputs:
   options = dict(val_fraction=d.val_fraction, seed=d.split_seed, center=d.center,
                  scale=d.scale, limit=d.limit or None)
   if isinstance(ds, data_lib.FeatureDataset):
-    prepared = data_lib.rows.prepare(ds, flip=bool(d.get("flip", False)), **options)
+    prepared = data_lib.rows.prepare(ds, flip=bool(d.get("flip", False)),
+                                     dtype=np.dtype(config.get("dtype", "float32")), **options)
   else:
     prepared = data_lib.prepare(ds, **options)
   if not len(prepared.y_val):

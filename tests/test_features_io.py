@@ -500,6 +500,28 @@ def test_float64_columns_that_float32_makes_constant_are_warned_of(tmp_path):
     lincv.data.prepare(ok, center="image", scale="std")
 
 
+def test_a_float64_run_prepares_float64_rows_in_float64(tmp_path):
+  """Rows whose classes differ by 1e-9 of their level: a float64 run (config.dtype) keeps
+  them, statistics and arithmetic in float64; they were gathered and standardised in
+  float32 (where every such column is constant), then cast to float64."""
+  rng = np.random.default_rng(0)
+  y = np.arange(400) % 2
+  x = 1 + 1e-9 * (rng.normal(size=(400, 3)) + 3 * y[:, None])
+  path = _save_npz(tmp_path / "f.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:],
+                   y_test=y[300:])
+  c = _features_config(path, dtype="float64")
+  c.data.scale = "std"
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")          # nothing collapses in float64
+    p = lincv.inputs.load(c).prepared
+  assert p.x_train.dtype == p.x_val.dtype == p.x_test.dtype == np.float64
+  np.testing.assert_allclose(p.x_train.std(axis=0), 1, rtol=1e-6)    # standardised, not 0
+  gap = p.x_train[p.y_train == 1].mean(axis=0) - p.x_train[p.y_train == 0].mean(axis=0)
+  assert np.all(gap > 1.5)                                            # the classes apart
+  pre = p.preprocessor
+  np.testing.assert_allclose(p.x_test, (x[300:] - pre.mean_D) / pre.std_D, rtol=0, atol=1e-9)
+
+
 def test_arrays_of_other_names_are_ignored_with_a_warning(tmp_path):
   arrays = _digits()
   for save, where in ((_save_npz, tmp_path / "f.npz"), (_save_folder, tmp_path / "f")):

@@ -17,7 +17,9 @@ never mirrored.
 
 Rows are read a chunk at a time and written once into a float32 array per split (the
 training part and its mirrored rows into one), so a memory-mapped float16 file costs one
-float32 copy of the rows a run uses, no more.
+float32 copy of the rows a run uses, no more. With `dtype=float64` (a run's
+`config.dtype`), the arrays, the statistics and the arithmetic are float64: float64 rows
+keep their digits.
 """
 
 import dataclasses
@@ -37,12 +39,13 @@ SCALES = ("none", "std")
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RowPreprocessor:
-  """Fitted row preprocessing: `pre(rows_NxD) -> (rows - mean_D) / std_D`, float32.
+  """Fitted row preprocessing: `pre(rows_NxD) -> (rows - mean_D) / std_D`, in the dtype of
+  its statistics (float32, or float64 where fitted so).
 
   Attributes:
     center: "image" (subtract the mean training row) or "none".
     scale: "none" or "std" (divide each centred column by its training standard deviation).
-    mean_D, std_D: float32 (D,); zeros and ones where they do nothing.
+    mean_D, std_D: float32 or float64 (D,); zeros and ones where they do nothing.
   """
 
   center: str
@@ -53,8 +56,10 @@ class RowPreprocessor:
   image_shape: tuple = ()
 
   @classmethod
-  def fit(cls, x_NxD, center: str = "image", scale: str = "none") -> "RowPreprocessor":
-    """Fits the statistics on training rows (accumulated in float64, a chunk at a time)."""
+  def fit(cls, x_NxD, center: str = "image", scale: str = "none",
+          dtype=np.float32) -> "RowPreprocessor":
+    """Fits the statistics on training rows (accumulated in float64, a chunk at a time),
+    to apply in `dtype`."""
     check_options(center, scale)
     n, d = x_NxD.shape
     if n == 0:
@@ -72,18 +77,19 @@ class RowPreprocessor:
     std_D = np.ones(d, np.float64)
     if scale == "std":
       sq_D = np.zeros(d, np.float64)
-      mean_f32 = mean_D.astype(np.float32)
+      mean = mean_D.astype(dtype)      # the centred rows as `apply_` computes them
       for i in range(0, n, step):
         with np.errstate(over="ignore", invalid="ignore"):  # `apply_` says so, in one line
-          r = np.asarray(x_NxD[i:i + step], np.float32) - mean_f32
+          r = np.asarray(x_NxD[i:i + step], dtype) - mean
         sq_D += np.einsum("nd,nd->d", r, r, dtype=np.float64)
       std_D = np.sqrt(sq_D / n)
-      # A column is constant where its spread is within float32 rounding of its level
+      # A column is constant where its spread is within the dtype's rounding of its level
       # (the centred values are then rounding), or exactly 0; a small spread around a
       # small level is signal and is scaled like any other.
-      constant = (std_D == 0) | (std_D <= _CONSTANT * np.abs(mean_D))
+      rounding = _CONSTANT * float(np.finfo(dtype).eps / np.finfo(np.float32).eps)
+      constant = (std_D == 0) | (std_D <= rounding * np.abs(mean_D))
       std_D = np.where(constant, 1.0, std_D)
-    return cls(center, scale, mean_D.astype(np.float32), std_D.astype(np.float32))
+    return cls(center, scale, mean_D.astype(dtype), std_D.astype(dtype))
 
   @property
   def dim(self) -> int:
@@ -94,23 +100,24 @@ class RowPreprocessor:
             f"dim={self.dim})")
 
   def __call__(self, rows_NxD, index=None, name: str = "") -> np.ndarray:
-    """The preprocessed rows (of `rows_NxD[index]`, if given) as a new float32 array;
-    `name` (e.g. "x_test") names them in an error."""
+    """The preprocessed rows (of `rows_NxD[index]`, if given) as a new array of the
+    statistics' dtype; `name` (e.g. "x_test") names them in an error."""
     rows_NxD = rows_NxD if isinstance(rows_NxD, np.ndarray) else np.asarray(rows_NxD)
     if rows_NxD.ndim != 2 or rows_NxD.shape[1] != self.dim:
       raise ValueError(f"rows must have shape (N, {self.dim}), got {rows_NxD.shape}")
     where = lambda p: f"{name + ' ' if name else ''}row {p if index is None else index[p]}"
-    return self.apply_(gather(rows_NxD, index), where)
+    return self.apply_(gather(rows_NxD, index, dtype=self.mean_D.dtype), where)
 
   def apply_(self, x_NxD: np.ndarray, where=None) -> np.ndarray:
-    """Preprocesses float32 rows in place; returns them.
+    """Preprocesses rows of the statistics' dtype in place; returns them.
 
     Raises:
-      DataError: a preprocessed value beyond float32's range (finite rows near its edge,
+      DataError: a preprocessed value beyond the dtype's range (finite rows near its edge,
         less a training mean of the other sign): one line naming the row (`where(i)`
         names row i of `x_NxD` in the file it came from) and the column.
     """
-    inv_std_D = (1.0 / self.std_D).astype(np.float32)
+    dtype = self.mean_D.dtype
+    inv_std_D = (1.0 / self.std_D).astype(dtype)
     step = chunk_rows(x_NxD)
     for i in range(0, len(x_NxD), step):
       part = x_NxD[i:i + step]
@@ -124,9 +131,9 @@ class RowPreprocessor:
         row = where(int(i + r)) if where else f"row {i + r}"
         raise DataError(
             f"preprocessing the rows (data.center={self.center!r}, data.scale="
-            f"{self.scale!r}) left {row}, column {c} beyond float32's range (the "
+            f"{self.scale!r}) left {row}, column {c} beyond {dtype.name}'s range (the "
             f"training mean of the column is {self.mean_D[c]:.3g}): the rows hold values "
-            "too large for float32 arithmetic; scale them down before saving them")
+            f"too large for {dtype.name} arithmetic; scale them down before saving them")
     return x_NxD
 
 
@@ -150,8 +157,9 @@ def _warn_collapsed(ds, x_NxD, index) -> None:
     warnings.warn(
         f"features {ds.path or ds.name}: {lost.size} of {d} float64 columns vary only within "
         f"float32's rounding of their level (column {c}: mean {mean[c]:.6g}, standard "
-        f"deviation {std[c]:.3g}); lincv keeps rows in float32, where they are constant: "
-        "subtract each column's mean in float64 before saving the rows", UserWarning,
+        f"deviation {std[c]:.3g}); a float32 run keeps rows in float32, where they are "
+        "constant: subtract each column's mean in float64 before saving the rows, or run "
+        "in float64 (--config.dtype=float64)", UserWarning,
         stacklevel=3)
 
 
@@ -169,12 +177,12 @@ def check_options(center: str, scale: str, bias_trick: bool = False) -> None:
                     "own bias")
 
 
-def gather(x_NxD, index=None, out=None) -> np.ndarray:
-  """`x_NxD[index]` (all rows if None) as one aligned float32 array, read a chunk at a time
-  (into `out`, float32 rows of that shape, if given)."""
+def gather(x_NxD, index=None, out=None, dtype=np.float32) -> np.ndarray:
+  """`x_NxD[index]` (all rows if None) as one aligned array of `dtype`, read a chunk at a
+  time (into `out`, rows of that shape, if given)."""
   n = len(x_NxD) if index is None else len(index)
   if out is None:
-    out = aligned.empty((n, x_NxD.shape[1]), np.float32)
+    out = aligned.empty((n, x_NxD.shape[1]), dtype)
   step = chunk_rows(out)
   for i in range(0, n, step):
     out[i:i + step] = x_NxD[i:i + step] if index is None else x_NxD[index[i:i + step]]
@@ -183,13 +191,14 @@ def gather(x_NxD, index=None, out=None) -> np.ndarray:
 
 def prepare(ds: FeatureDataset, *, val_fraction: float = 0.1, seed: int = 0,
             center: str = "image", scale: str = "none", bias_trick: bool = False,
-            limit: int | None = None, flip: bool = False) -> Prepared:
+            limit: int | None = None, flip: bool = False, dtype=np.float32) -> Prepared:
   """Splits feature rows into train/validation/test and preprocesses them with training
   statistics; the same subsets and split as `lincv.data.prepare` gives images.
 
   Args:
     flip: also train on the file's mirrored rows (`ds.mirrored`) of the training part,
       after its rows; DataError if the file has none.
+    dtype: float32, or float64 (a float64 run's): the rows, statistics and arithmetic.
 
   Returns:
     Prepared, with `image_shape` () and no `images`; its `preprocessor` is the fitted
@@ -208,13 +217,16 @@ def prepare(ds: FeatureDataset, *, val_fraction: float = 0.1, seed: int = 0,
   if keep is not None:  # index the file's rows
     train_idx, val_idx, test_labels = keep[train_idx], keep[val_idx], test_labels[keep_test]
   n = len(train_idx)
-  if x.dtype.itemsize == 8:
+  dtype = np.dtype(dtype)
+  if dtype not in (np.float32, np.float64):
+    raise DataError(f"feature rows are prepared in float32 or float64, got dtype {dtype}")
+  if x.dtype.itemsize > dtype.itemsize:
     _warn_collapsed(ds, x, train_idx)
-  x_flip = aligned.empty((2 * n if flip else n, x.shape[1]), np.float32)
+  x_flip = aligned.empty((2 * n if flip else n, x.shape[1]), dtype)
   gather(x, train_idx, x_flip[:n])
   if flip:
     gather(ds.mirrored, train_idx, x_flip[n:])
-  pre = RowPreprocessor.fit(x_flip, center=center, scale=scale)
+  pre = RowPreprocessor.fit(x_flip, center=center, scale=scale, dtype=dtype)
   pre.apply_(x_flip, lambda p: (f"x_train row {train_idx[p]}" if p < n else
                                 f"x_train_mirrored row {train_idx[p - n]}"))
   return Prepared(
