@@ -287,7 +287,17 @@ def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.
 
 
 def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
-  return jnp.mean((_predict_t(structure, params_t, x_NxD) == y_N).astype(x_NxD.dtype))
+  """The count of rows predicted right over the count of rows, correctly rounded.
+
+  XLA turns a division by a constant (the rows, a static shape) into a product with its
+  reciprocal, one unit in the last place low for about a third of the counts (99 of 100
+  gave 0.98999995 where the closed form, which divides on the host, gave 0.99000001, and
+  a tie between the two went against the lower member). Here the divisor is a value of
+  the program: `right - right` is 0, but XLA does not fold it for floats (inf - inf is
+  NaN)."""
+  right = jnp.sum(_predict_t(structure, params_t, x_NxD) == y_N, dtype=jnp.int32)
+  right = right.astype(x_NxD.dtype)
+  return right / (right - right + y_N.shape[0])
 
 
 def _exploded(structure: Structure, loss, loss_ref):
