@@ -68,7 +68,12 @@ class Inputs:
     """x_train, x_val, x_test of `features` (float rows), computed once per name.
 
     With `data.flip`, x_train holds the training rows and then the rows of the same
-    images mirrored left-right (labels: `labels()["train"]`).
+    images mirrored left-right (labels: `labels()["train"]`). Mirrored pixels are
+    preprocessed as any image's, with the statistics of the unmirrored training images
+    (as a mirrored validation image's are): with center="image" the mean of the mirrored
+    rows is mirror(mean image) - mean image, not 0 (on digits up to 0.19 a pixel, about
+    the mean |value| of a centred pixel). Image features fit their standardisation on
+    both halves instead.
     """
     if features not in self._arrays:
       p = self.prepared

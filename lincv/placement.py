@@ -160,8 +160,8 @@ class HostEpochs:
         lambda c, hp, idx, xs, ys: by_chunk(steps, (c, hp), (xs, ys), (idx,)), 5, 0))
     self._end = jax.jit(pop._per_device(
         lambda st, c, hp, xv, yv: by_chunk(end, (st, c, hp), (xv, yv)), 3, 2))
-    # As in `jnp.mean`: the compiler may divide by a constant as a product by its inverse.
-    self._mean = jax.jit(lambda total, n, dtype: total.astype(dtype) / n, static_argnums=(1, 2))
+    # Correctly rounded, as on the devices (`training.fraction`).
+    self._mean = jax.jit(training.fraction, static_argnums=(1, 2))
     self._count = jax.jit(pop._per_device(
         lambda p, xb, yb: by_chunk(count, (p,), (xb, yb)), 1, 2))
 

@@ -204,6 +204,9 @@ def init_state(hparams, data: Data, structure: Structure, num_classes: int) -> T
   key = seeds.key(hparams["seed"], "init")
   params = scores.init(structure.model, key, data.x_train.shape[1], num_classes,
                        hidden=structure.hidden, scale=1.0, dtype=dtype)
+  # Drawn apart from the product by init_scale: fused with it, a member alone (a scalar
+  # init_scale) rounded its weights otherwise than in a population (one per member).
+  params = jax.lax.optimization_barrier(params)
   if structure.model == "linear":
     params = {"W": params["W"] * jnp.asarray(hparams["init_scale"], dtype), "b": params["b"]}
   if structure.optimizer == "lbfgs":
@@ -287,17 +290,22 @@ def _predict_t(structure: Structure, params_t, x_NxD, chunk: int = 8192) -> jax.
 
 
 def _accuracy_t(structure: Structure, params_t, x_NxD, y_N) -> jax.Array:
-  """The count of rows predicted right over the count of rows, correctly rounded.
+  """The count of rows predicted right over the count of rows, correctly rounded."""
+  right = jnp.sum(_predict_t(structure, params_t, x_NxD) == y_N, dtype=jnp.int32)
+  return fraction(right, y_N.shape[0], x_NxD.dtype)
+
+
+def fraction(count, n: int, dtype) -> jax.Array:
+  """count / n in `dtype`, correctly rounded, for an integer `count` and a static `n`.
 
   XLA turns a division by a constant (the rows, a static shape) into a product with its
   reciprocal, one unit in the last place low for about a third of the counts (99 of 100
   gave 0.98999995 where the closed form, which divides on the host, gave 0.99000001, and
   a tie between the two went against the lower member). Here the divisor is a value of
-  the program: `right - right` is 0, but XLA does not fold it for floats (inf - inf is
+  the program: `count - count` is 0, but XLA does not fold it for floats (inf - inf is
   NaN)."""
-  right = jnp.sum(_predict_t(structure, params_t, x_NxD) == y_N, dtype=jnp.int32)
-  right = right.astype(x_NxD.dtype)
-  return right / (right - right + y_N.shape[0])
+  count = jnp.asarray(count).astype(dtype)
+  return count / (count - count + n)
 
 
 def _exploded(structure: Structure, loss, loss_ref):
