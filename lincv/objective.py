@@ -226,10 +226,13 @@ def loss_and_grad_t(params_t, x_NxD, labels_N, *, model="linear", loss="softmax"
   data = jnp.mean(loss_values(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index))
   value = data + _penalty(params_t, reg, reg_strength, beta)
 
-  g_NxC = loss_grads(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index) / n
-  db_out = jnp.sum(g_NxC, axis=0)
+  # dL/ds summed over the rows, then divided by n: the svm's entries are whole numbers, so
+  # their sums are exact, in any order of summation.
+  g_NxC = loss_grads(loss, s_NxC, labels_N, margin=margin, loss_index=loss_index)
+  db_out = jnp.sum(g_NxC, axis=0) / n
   if model == "linear":
-    return value, {"W": g_NxC.T @ x_NxD + lam * reg_grad(w_in), "b": db_out}
+    return value, {"W": (g_NxC.T @ x_NxD) / n + lam * reg_grad(w_in), "b": db_out}
+  g_NxC = g_NxC / n
   w2 = params_t["W2"]
   dw2 = h_NxH.T @ g_NxC + lam * reg_grad(w2)
   da_NxH = (g_NxC @ w2.T) * (a_NxH > 0).astype(a_NxH.dtype)

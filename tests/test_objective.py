@@ -316,3 +316,21 @@ def test_int64_inputs_past_2_31_are_scored_as_float32():
   np.testing.assert_allclose(scores.linear(params, x), [[2.0**32 + 5] * 2], rtol=1e-7)
   value = objective.loss(params, x, np.array([0]), loss="svm")
   assert float(value) == 1.0   # equal scores: a margin of 1 to the other class
+
+
+def test_an_svm_gradient_that_cancels_is_zero_alone_and_in_a_population():
+  # Each class holds a quarter of the rows and every margin is violated (W = 0): the
+  # bias gradient (B - 4 n_j) / B is 0. Summed as B terms of 1/B it was +-7e-9 or 2e-8,
+  # by the order of summation, which differs alone and in a vmapped population; Adam
+  # turned that into a step of about the learning rate, of either sign, so an svm member
+  # trained with Adam alone ended 0.5 away from itself in a population.
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(24, 12)), jnp.float32)
+  y = jnp.asarray(rng.permutation(np.arange(24) % 4), jnp.int32)
+  x1 = jnp.concatenate([x[:, :11], jnp.ones((24, 1), jnp.float32)], axis=1)  # bias trick
+  zero = {"W": jnp.zeros((4, 12), jnp.float32), "b": jnp.zeros(4, jnp.float32)}
+  grad = lambda p: objective.loss_and_grad_t(p, x1, y, loss="svm", reg="none")[1]
+  for k in (1, 3):
+    g = jax.jit(jax.vmap(grad))(jax.tree.map(lambda a: jnp.stack([a] * k), zero))
+    np.testing.assert_array_equal(g["b"], 0.0)
+    np.testing.assert_array_equal(g["W"][:, :, -1], 0.0)   # the column of ones: the same sum
