@@ -27,7 +27,8 @@ import warnings
 import ml_collections
 
 from lincv import baselines, checkpoint, data as data_lib, distributed, inputs as inputs_lib
-from lincv import compile_cache, knn, methods, placement, precision, report, sweep, training
+from lincv import compile_cache, knn, methods, metrics, placement, precision, report, sweep
+from lincv import training
 from lincv import config as config_lib
 from lincv._checks import repeated
 from lincv.progress import Progress
@@ -382,6 +383,7 @@ def evaluate(workdir: str, split: str = "test", stream=None) -> dict:
   except checkpoint.Damaged as e:
     raise ConfigError(str(e)) from None
   if stream is not None:
-    stream.write(f"{workdir}: member {out['member']} {split} accuracy {out['accuracy']:.4f} "
+    stream.write(f"{workdir}: member {out['member']} {split} accuracy "
+                 f"{metrics.accuracy_text(out['accuracy'])} "
                  f"on {out['num_examples']} examples\n")
   return out

@@ -23,6 +23,18 @@ def accuracy(pred_N, labels_N) -> float:
   return float(np.mean(pred_N == labels_N))
 
 
+def accuracy_text(value: float, places: int = 4) -> str:
+  """An accuracy as text with `places` decimals, or as many more (up to 9) as keep one
+  that is neither 0 nor 1 from reading as either: 19,999 of 20,000 is "0.99995", not
+  "1.0000", and 1 of 30,000 "0.00003", not "0.0000"."""
+  value = float(value)
+  for p in range(places, 10):
+    text = f"{value:.{p}f}"
+    if not ((float(text) == 1 and value < 1) or (float(text) == 0 and value > 0)):
+      break
+  return text
+
+
 def _check_integer(pred_N, labels_N) -> None:
   # String predictions against integer labels scored 0.0, and probabilities (0.7) or
   # NaN never matched, with no message.

@@ -8,6 +8,8 @@ a pipe gets plain lines at a fixed cadence: the first report, then at most one l
 import sys
 import time
 
+from lincv import metrics
+
 EVERY = 10.0  # seconds between plain progress lines, by default
 
 
@@ -88,4 +90,4 @@ def line(p: dict) -> str:
   best = p["best_val_accuracy"]    # below 0: no member kept an epoch (all diverged)
   return (f"group {p['group'] + 1}/{p['num_groups']}  epoch {p['epoch']}/{p['epochs']}  "
           f"alive {p['alive']}/{p['members']}  best val "
-          f"{f'{best:.4f}' if best >= 0 else 'none'}  train {p['seconds']:.1f}s")
+          f"{metrics.accuracy_text(best) if best >= 0 else 'none'}  train {p['seconds']:.1f}s")

@@ -175,8 +175,9 @@ def _print(config, workdir, outcome, summary, stream) -> None:
   unconverged = f"{n} above tol, " if n else ""
   members = summary["num_members"]
   stream.write(
-      f"\nselected member {best['member']}: {chosen_by} {best['val_accuracy']:.4f}, "
-      f"{split} {summary['best'][f'{split}_accuracy']:.4f}  ({members} "
+      f"\nselected member {best['member']}: {chosen_by} "
+      f"{metrics.accuracy_text(best['val_accuracy'])}, "
+      f"{split} {metrics.accuracy_text(summary['best'][f'{split}_accuracy'])}  ({members} "
       f"member{'s' * (members != 1)}, {summary['num_diverged']} diverged, "
       f"{summary['num_pruned']} pruned, "
       f"{unconverged}{seconds:.1f}s)\nwrote {workdir}\n")

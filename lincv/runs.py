@@ -27,7 +27,7 @@ import numpy as np
 
 from lincv import checkpoint, data as data_lib, features as features_lib
 from lincv import inputs as inputs_lib
-from lincv import methods, objective, precision
+from lincv import methods, metrics, objective, precision
 from lincv import config as config_lib
 
 SPLITS = ("train", "val", "test")
@@ -96,8 +96,8 @@ class Run:
     acc = b.get("test_accuracy")
     by = "cv" if "cv_accuracy" in b else "val"   # k-NN: cross-validated on the training rows
     return (f"Run({self.workdir!r}, method={self.method}, member {b['member']}, "
-            f"{by} {b['val_accuracy']:.4f}"
-            + (f", test {acc:.4f})" if acc is not None else ")"))
+            f"{by} {metrics.accuracy_text(b['val_accuracy'])}"
+            + (f", test {metrics.accuracy_text(acc)})" if acc is not None else ")"))
 
   # ------------------------------------------------------------------ what it recorded
 

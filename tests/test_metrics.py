@@ -75,3 +75,12 @@ def test_confusion_matrix_of_empty_lists_is_all_zeros():
   # An empty list is a float64 array: NumPy raised "arrays used as indices must be of
   # integer (or boolean) type".
   np.testing.assert_array_equal(metrics.confusion_matrix([], [], 2), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("value,text", [
+    (19999 / 20000, "0.99995"),       # not "1.0000": one example wrong
+    (1 / 30000, "0.00003"),           # not "0.0000": one right
+    (0.99994, "0.9999"), (1.0, "1.0000"), (0.0, "0.0000"), (0.9931, "0.9931"),
+    (float("nan"), "nan")])
+def test_an_accuracy_that_is_not_0_or_1_never_reads_as_either(value, text):
+  assert metrics.accuracy_text(value) == text
