@@ -318,11 +318,15 @@ class Store:
       self._clean()
     return meta
 
-  def read(self, slot: str) -> dict:
-    """The named arrays of `slot`'s committed file; Damaged if it is missing."""
+  def file(self, slot: str) -> str:
+    """The path of `slot`'s committed file; Damaged if the manifest names none."""
     if slot not in self.files:
       raise damaged(self.path, "JSON", f"it names no file of {slot}")
-    path = os.path.join(self.folder, self.files[slot])
+    return os.path.join(self.folder, self.files[slot])
+
+  def read(self, slot: str) -> dict:
+    """The named arrays of `slot`'s committed file; Damaged if it is missing."""
+    path = self.file(slot)
     if not os.path.exists(path):
       raise damaged(path, ".npz", f"missing, though {os.path.basename(self.path)} names it")
     return load_arrays(path)

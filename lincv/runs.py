@@ -122,8 +122,7 @@ class Run:
     run (summary.json's count), members 0..n-1 in order, in UTF-8: a file cut short lost
     members, or ended in half a row."""
     path = os.path.join(self.workdir, "results.csv")
-    damaged = lambda why: checkpoint.Damaged(
-        f"{path} is damaged: {why}; remove the run (or use a new --workdir) and run it again")
+    damaged = functools.partial(_damaged, path)
     text = _read_text(path, damaged)
     header, *table = list(csv.reader(io.StringIO(text))) or [[]]
     members = self.summary.get("num_members", len(table))
@@ -156,8 +155,7 @@ class Run:
     `Run.load` refuses it)."""
     out = [{"epoch": [], "train_loss": [], "val_accuracy": []} for _ in self.results]
     path = os.path.join(self.workdir, "metrics.jsonl")
-    damaged = lambda why: checkpoint.Damaged(
-        f"{path} is damaged: {why}; remove the run (or use a new --workdir) and run it again")
+    damaged = functools.partial(_damaged, path)
     if os.path.exists(path):
       for i, line in enumerate(_read_text(path, damaged).split("\n")):
         if not line.strip():
@@ -357,6 +355,12 @@ class Run:
     return np.asarray(out, self.config.dtype)
 
 
+def _damaged(path: str, why: str) -> checkpoint.Damaged:
+  """The Damaged error of a run's file `path`, saying `why` and what to do."""
+  return checkpoint.Damaged(
+      f"{path} is damaged: {why}; remove the run (or use a new --workdir) and run it again")
+
+
 def _read_text(path: str, damaged) -> str:
   """The text of a run's file, as lincv wrote it (UTF-8); `damaged(why)` if it is not text."""
   try:
@@ -403,8 +407,7 @@ def _check_summary(path: str, summary: dict) -> None:
       isinstance(members, bool) or not isinstance(members, int) or members < 1):
     why = f"'num_members' is {members!r}"
   if why:
-    raise checkpoint.Damaged(f"{path} is damaged: not the JSON lincv wrote ({why}); remove "
-                             "the run (or use a new --workdir) and run it again")
+    raise checkpoint.damaged(path, "JSON", why)
 
 
 def _over(defaults: dict, saved: dict) -> dict:

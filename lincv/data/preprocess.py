@@ -193,10 +193,11 @@ def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: in
   train_idx, val_idx = splits_lib.train_val_split(labels, val_fraction,
                                                    seeds.integer(seed, "split"))
   name = lambda k: f"{k} ({class_names[k]!r})" if class_names is not None else f"{k}"
+  listed = lambda ks: ", ".join(name(int(k)) for k in ks[:5]) + (" ..." if ks.size > 5 else "")
   if class_names is not None and len(train_idx):
     unseen = np.setdiff1d(np.arange(len(class_names)), labels[train_idx])
     if unseen.size:
-      shown = ", ".join(name(int(k)) for k in unseen[:5]) + (" ..." if unseen.size > 5 else "")
+      shown = listed(unseen)
       cause = (f": data.limit={limit} keeps {len(labels)} examples of {len(class_names)} "
                f"classes; raise data.limit to at least {len(class_names)}"
                if keep is not None else "")
@@ -206,7 +207,7 @@ def split_indices(labels, test_labels, val_fraction: float, seed: int, limit: in
           f"{'them' if unseen.size > 1 else 'it'}{cause}", UserWarning, stacklevel=3)
   missing = np.setdiff1d(labels[train_idx], labels[val_idx])
   if len(val_idx) and missing.size:
-    shown = ", ".join(name(int(k)) for k in missing[:5]) + (" ..." if missing.size > 5 else "")
+    shown = listed(missing)
     counts = np.bincount(labels, minlength=int(missing.max()) + 1)[missing]
     warnings.warn(
         f"lincv: the validation split ({len(val_idx)} of {len(labels)} training examples, "

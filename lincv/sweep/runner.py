@@ -325,10 +325,9 @@ class Runner:
       info = self.meta["groups"].get(str(gi))
       saved = None
       if info:
-        path = os.path.join(self.store.folder, self.store.files.get(f"group{gi}", ""))
         saved = _check_group(self.store.read(f"group{gi}"), self.groups[gi].size,
                              None if info["finished"] else self.groups[gi].structure.epochs,
-                             path)
+                             self.store.file(f"group{gi}"))
       if info and info["finished"]:
         if self.groups[gi].features in self.meta.get("data", {}):
           self.fetch(self.groups[gi].features)   # its results stand only on the same rows
