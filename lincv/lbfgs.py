@@ -48,7 +48,8 @@ decrease on that model, with `phi(t)` at most `NOISE` roundings above `phi(0)`).
 minimum a step's decrease is smaller than the rounding of the objective itself: with
 Armijo's test alone, float32 members stalled at 1e-4 to 7e-4 of the gradient at zero
 (digits), or 1e-5 to 9e-4 (k-means features), their objectives up to 1e-6 above the
-minimum; with the slopes they reach a tol of 1e-6 (digits, `tests/test_lbfgs.py`) and
+minimum; with the slopes they reach a tol of 1e-6 (digits, `tests/test_lbfgs.py`; 2e-6 on
+a CPU without AVX-512, whose order of summation rounds otherwise) and
 1e-7 (k-means features), for 1% more time per iteration (10,000 rows of 1,000 and of
 6,400 features, 8 members, a 2-core CPU). An iteration is thus one forward and one
 backward product, about one batched function-and-gradient evaluation (1.1 to 1.35 of

@@ -619,14 +619,22 @@ def test_float32_members_on_rows_of_small_values_do_not_stop_at_their_start():
   strengths: the preconditioner's floor was relative to the rows' top eigenvalue alone,
   and these members stopped after one iteration at their random start, "ok", with their
   gradient where it began. The bias's curvature of 1 bounds the floor too: each member
-  reaches tol from where the others start."""
+  goes from where the others start to tol, or to within a few times it where float32's
+  rounding stalls it first (a member is "as far as its arithmetic takes it", warned of,
+  not capped). Where that is depends on the CPU's order of summation: every member
+  reached 1e-6 on a CPU with AVX-512; on one with AVX2 alone, lambda = 1e-12 stalled at
+  2.1e-6 after 131 iterations, well short of the cap of 300."""
   data = _digits()
   small = data._replace(x_train=data.x_train * 0.01, x_val=data.x_val * 0.01)
   lams = (0.0, 1e-14, 1e-12)
-  state = _fit(small, lams, CONVERGED, tol=1e-6)
+  tol = 1e-6
+  state = _fit(small, lams, CONVERGED, tol=tol)
   grad_norm = np.asarray(jax.vmap(lbfgs.relative_grad_norm)(state.opt_state))
-  assert (grad_norm <= 1e-6).all(), grad_norm
-  assert (np.asarray(state.opt_state.iterations) > 10).all()
+  iterations = np.asarray(state.opt_state.iterations)
+  cap = CONVERGED.epochs * CONVERGED.lbfgs_iters
+  assert (grad_norm <= 4 * tol).all(), grad_norm
+  assert ((grad_norm <= tol) | (iterations < cap)).all(), (grad_norm, iterations)
+  assert (iterations > 10).all()
   x, y = np.asarray(small.x_train, np.float64), np.asarray(small.y_train)
   start = np.asarray(state.loss_ref)       # the objective where each member started
   for i, lam in enumerate(lams):
