@@ -236,6 +236,25 @@ def test_a_limit_below_the_number_of_classes_is_warned_of():
     data.prepare(ds, val_fraction=0.0, limit=10)   # one of each class: nothing to warn of
 
 
+def test_a_split_prepare_does_not_read_is_warned_of():
+  # A validation split of the user's own was dropped without a word: the selection was
+  # made on rows split from train.
+  labels = np.arange(40) % 2
+  ds = data.Dataset("mine", ("cat", "dog"), {
+      "train": (_images(40), labels), "val": (_images(10), labels[:10]),
+      "test": (_images(4), labels[:4])})
+  with pytest.warns(UserWarning, match=re.escape(
+      "lincv: dataset 'mine': split 'val' not read: prepare reads 'train' and 'test' only, "
+      "and splits the validation rows from 'train' (val_fraction)")):
+    out = data.prepare(ds, val_fraction=0.25)
+  assert len(out.y_val) == 10 and len(out.y_train) == 30      # from train's 40 rows
+  train_and_test = data.Dataset("mine", ("cat", "dog"), {
+      "train": ds["train"], "test": ds["test"]})
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    data.prepare(train_and_test, val_fraction=0.25)
+
+
 def test_a_dataset_whose_train_split_lacks_a_class_is_warned_of():
   ds = data.Dataset("toy", ("cat", "dog", "ship"), {
       "train": (_images(20), np.arange(20) % 2), "test": (_images(3), np.arange(3))})

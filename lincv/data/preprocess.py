@@ -259,6 +259,19 @@ class Prepared:
             f"preprocessor={self.preprocessor!r})")
 
 
+def _warn_unread_splits(ds) -> None:
+  """Warns of the dataset's splits that `prepare` does not read: a validation split of the
+  user's own would otherwise be dropped without a word, the selection made on rows split
+  from train instead (as a features file's extra arrays are warned of)."""
+  unread = sorted(set(ds.splits) - {"train", "test"})
+  if unread:
+    names = ", ".join(map(repr, unread))
+    warnings.warn(
+        f"lincv: dataset {ds.name!r}: split{'s' * (len(unread) > 1)} {names} not read: "
+        "prepare reads 'train' and 'test' only, and splits the validation rows from "
+        "'train' (val_fraction)", UserWarning, stacklevel=3)
+
+
 def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: str = "image",
             scale: str = "none", bias_trick: bool = False, limit: int | None = None) -> Prepared:
   """Splits `ds` into train/validation/test and preprocesses all three with train statistics.
@@ -288,6 +301,7 @@ def prepare(ds: Dataset, *, val_fraction: float = 0.1, seed: int = 0, center: st
     from lincv.data import rows  # pylint: disable=import-outside-toplevel
     return rows.prepare(ds, val_fraction=val_fraction, seed=seed, center=center, scale=scale,
                         bias_trick=bias_trick, limit=limit)
+  _warn_unread_splits(ds)
   images, labels = ds["train"]
   test_images, test_labels = ds["test"]
   keep, keep_test, train_idx, val_idx = split_indices(labels, test_labels, val_fraction,
