@@ -307,6 +307,48 @@ def test_float16_rows_are_searched_in_float32():
   assert cv["accuracy"] == ref["accuracy"] and cv["best_k"] == ref["best_k"]
 
 
+def test_rows_with_a_large_common_offset_are_shifted_by_their_spread():
+  # Rows of 1e6 + 5 N(0, 1) in float32: the shift's grid was 2^-8 of the rows' magnitude
+  # (2,048 here), which left them up to 1,024 from their mean, and the L2 expansion
+  # cancelled again: 27% of the 5-nearest lists were float64's.
+  rng = np.random.default_rng(8)
+  x_train = (1e6 + 5 * rng.normal(size=(500, 64))).astype(np.float32)
+  x_test = (1e6 + 5 * rng.normal(size=(100, 64))).astype(np.float32)
+  sq = np.square(x_test[:, None].astype(np.float64) - x_train[None]).sum(axis=2)
+  _, i = knn.neighbours(x_train, x_test, k=5)
+  np.testing.assert_array_equal(i, np.argsort(sq, axis=1, kind="stable")[:, :5])
+  y_train = rng.integers(0, 3, 500)
+  centred = knn.cross_validate(x_train - np.float32(1e6), y_train, ks=(1, 5))
+  _assert_same_cv(knn.cross_validate(x_train, y_train, ks=(1, 5)), centred)
+
+
+def _assert_same_cv(a, b):
+  assert a["accuracy"] == b["accuracy"] and a["best_k"] == b["best_k"]
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+@pytest.mark.parametrize("exponent", [-70, 124])
+def test_rows_of_any_magnitude_find_the_neighbours_of_their_scaled_rows(metric, exponent):
+  # Rows times 2^-70: their squares fell below float32's smallest normal number, every
+  # L2 distance was 0 and every neighbour the first training row. Rows times 2^124: L1
+  # distances past float32's range were inf, and every neighbour came back as -1 (the
+  # running table's empty entry), every prediction the last training row's label.
+  rng = np.random.default_rng(9)
+  x_train = rng.normal(size=(120, 256)).astype(np.float32)
+  x_test = rng.normal(size=(30, 256)).astype(np.float32)
+  y_train = rng.integers(0, 3, 120)
+  s = np.float32(2.0 ** exponent)               # exact: the same rows, scaled
+  d, i = knn.neighbours(x_train, x_test, k=3, metric=metric)
+  d_s, i_s = knn.neighbours(x_train * s, x_test * s, k=3, metric=metric)
+  np.testing.assert_array_equal(i_s, i)
+  with np.errstate(over="ignore"):               # past float32's range: inf, as it is
+    np.testing.assert_array_equal(d_s, np.asarray(d) * s)
+  np.testing.assert_array_equal(knn.predict(x_train * s, y_train, x_test * s, 3, metric),
+                                knn.predict(x_train, y_train, x_test, 3, metric))
+  _assert_same_cv(knn.cross_validate(x_train * s, y_train, ks=(1, 3), metric=metric),
+                  knn.cross_validate(x_train, y_train, ks=(1, 3), metric=metric))
+
+
 def test_float32_rows_whose_squared_norms_overflow_still_find_their_neighbours():
   # Rows near 1e20: |a|^2 passed float32's 3.4e38, inf - inf made every distance NaN,
   # and every neighbour came back as -1.

@@ -25,9 +25,10 @@ from lincv.knn.search import (DEFAULT_KS, METRICS, TIE_BREAKS, _CHUNK, _TRAIN_BL
     jax.jit, static_argnames=("ks", "metric", "chunk", "blocks", "num_classes", "tie_break"))
 def _cross_validate(x_NxD, idx_FxS, y_FxS, valid_FxS, *, ks, metric, chunk, blocks,
                     num_classes, tie_break):
+  x_NxD = x_NxD / _unit(x_NxD)     # in [-2, 2): nothing over- or underflows (see search)
   if metric == "l2":   # one shift for every fold: the same distances (see search)
     x_NxD = x_NxD - _offset(x_NxD)
-    x_NxD = x_NxD / _unit(x_NxD)   # rows whose squared norms would overflow
+    x_NxD = x_NxD / _unit(x_NxD)
   x_FxSxD = x_NxD[idx_FxS]
   num_folds, s, d = x_FxSxD.shape
   t = s // blocks

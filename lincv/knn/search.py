@@ -30,7 +30,10 @@ norms shrink; the mean is rounded so that rows of small integers stay exact): on
 those images the self-distance fell from 45.6 to 18.5, and an image's exact copy now
 comes before a copy one grey level off in 89% of rows rather than 40%. Near-ties closer
 than that can still order differently than exact arithmetic would. L1 is exact to
-rounding.
+rounding. Both metrics divide the rows by the power of two of their largest magnitude
+first (L2 again once shifted): exact, and no square or sum of the search passes the
+dtype's range either way, so rows of 1e-20 or 1e36 find the neighbours rows of 1 do
+(`_unit`).
 
 Non-finite rows are refused (`ValueError` naming the array and row): a NaN distance
 never ranks, so a NaN query row would otherwise come back with index -1.
@@ -81,12 +84,21 @@ def _as_float(x, name: str = "x"):
 
 
 def _offset(x_train_NxD):
-  """The mean training row (1, D), rounded to a multiple of g, the power of two 2^-8 of
-  the rows' largest magnitude: rows of integers (small ones, whose distances are exact)
-  stay exact once shifted, and so do their ties."""
+  """The mean training row (1, D), rounded to a multiple of g, a power of two: 2^-8 of the
+  rows' largest magnitude, or 2^-4 of their largest distance from the mean where that is
+  smaller. Rows of integers (small ones, whose distances are exact) stay exact once
+  shifted, and so do their ties; the rounding leaves the rows at most 1/32 of their spread
+  further from the origin than the mean would.
+
+  The grid of the magnitude alone left rows of 1e6 + 5 N(0, 1) (float32) up to 1,024
+  from their mean, where the expansion cancelled again: 27% of their 5-nearest lists came
+  out as float64's (92% of the nearest), all of them with the mean subtracted."""
   top = jnp.max(jnp.abs(x_train_NxD))
-  g = _power_of_two(jnp.where(top > 0, top, 1), -8)
-  return jnp.round(jnp.mean(x_train_NxD, axis=0, keepdims=True) / g) * g
+  mean = jnp.mean(x_train_NxD, axis=0, keepdims=True)
+  spread = jnp.max(jnp.abs(x_train_NxD - mean))
+  g = jnp.minimum(_power_of_two(jnp.where(top > 0, top, 1), -8),
+                  _power_of_two(jnp.where(spread > 0, spread, 1), -4))
+  return jnp.round(mean / g) * g
 
 
 def _power_of_two(x, shift: int = 0):
@@ -98,23 +110,30 @@ def _power_of_two(x, shift: int = 0):
   return jnp.ldexp(jnp.ones((), x.dtype), e - 1 + shift)
 
 
-def _shift(x_test_MxD, x_train_NxD):
-  """Both sides less `_offset` (the same distances, fewer digits cancelled), over `_unit`;
-  returns (test rows, training rows, unit)."""
-  m_1xD = _offset(x_train_NxD)
-  q_MxD, b_NxD = x_test_MxD - m_1xD, x_train_NxD - m_1xD
-  unit = _unit(q_MxD, b_NxD)
-  return q_MxD / unit, b_NxD / unit, unit
+def _scaled(x_test_MxD, x_train_NxD, metric):
+  """The rows the search compares, and the unit of their distances: (test rows, training
+  rows, unit). Both sides over `_unit`; for L2 then less `_offset` (the same distances,
+  fewer digits cancelled) and over `_unit` again (the shifted rows may be far smaller)."""
+  unit = _unit(x_test_MxD, x_train_NxD)
+  x_test_MxD, x_train_NxD = x_test_MxD / unit, x_train_NxD / unit
+  if metric == "l2":
+    m_1xD = _offset(x_train_NxD)         # of rows in [-2, 2): their sum stays in range
+    x_test_MxD, x_train_NxD = x_test_MxD - m_1xD, x_train_NxD - m_1xD
+    inner = _unit(x_test_MxD, x_train_NxD)
+    x_test_MxD, x_train_NxD, unit = x_test_MxD / inner, x_train_NxD / inner, unit * inner
+  return x_test_MxD, x_train_NxD, unit
 
 
 def _unit(*rows):
-  """1, or a power of two near the rows' largest magnitude when their squared norms could
-  overflow (rows near 1e20 in float32): dividing by it is exact and keeps the order, and
-  the L2 distances are its multiples (without it, inf - inf made every distance NaN)."""
+  """The power of two of the rows' largest magnitude (1 for rows of zeros): dividing by
+  it is exact and keeps the order, and the distances are its multiples. The rows then
+  lie in [-2, 2), so neither their squares nor their sums pass the dtype's range: rows
+  near 1e20 in float32 had squared norms past it (inf - inf made every L2 distance NaN),
+  rows of 1e36 had L1 distances of inf (every neighbour came back as index -1), and rows
+  of 1e-20 had squares below it (every L2 distance was 0, every neighbour the first)."""
   dtype = rows[0].dtype
   top = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(r), initial=0) for r in rows])
-  big = top * top * rows[0].shape[1] > jnp.finfo(dtype).max / 16
-  return jnp.where(big, _power_of_two(jnp.where(big, top, 1).astype(dtype)), 1).astype(dtype)
+  return _power_of_two(jnp.where(top > 0, top, 1).astype(dtype))
 
 
 def _split(n: int, max_size: int) -> tuple[int, int]:
@@ -152,10 +171,10 @@ def _ranking(q_CxD, b_TxD, qn_C, bn_T, metric):
 
 
 def _finish(rank_MxK, metric, unit=1):
-  """Ranking distances to metric distances (square root for L2, in multiples of `unit`)."""
+  """Ranking distances to metric distances (square root for L2), in multiples of `unit`."""
   if metric == "l2":
     return jnp.sqrt(jnp.maximum(rank_MxK, 0)) * unit
-  return rank_MxK
+  return rank_MxK * unit
 
 
 def _search(q_MxD, blocks_BxTxD, valid_BxT, block_ids_J, *, k, metric, chunk):
@@ -220,8 +239,8 @@ def distances(x_test_MxD, x_train_NxD, metric: str = "l2") -> jax.Array:
 @functools.partial(jax.jit, static_argnames="metric")
 def _distances(x_test_MxD, x_train_NxD, metric):
   unit = 1
-  if metric == "l2" and x_train_NxD.shape[0]:
-    x_test_MxD, x_train_NxD, unit = _shift(x_test_MxD, x_train_NxD)
+  if x_train_NxD.shape[0]:
+    x_test_MxD, x_train_NxD, unit = _scaled(x_test_MxD, x_train_NxD, metric)
   qn_M = jnp.sum(x_test_MxD * x_test_MxD, axis=1)
   bn_N = jnp.sum(x_train_NxD * x_train_NxD, axis=1)
   return _finish(_ranking(x_test_MxD, x_train_NxD, qn_M, bn_N, metric), metric, unit)
@@ -233,9 +252,7 @@ def _neighbours(x_test_MxD, x_train_NxD, *, k, metric, chunk, test_pieces, block
   m, n = x_test_MxD.shape[0], x_train_NxD.shape[0]
   dtype = jnp.result_type(x_test_MxD, x_train_NxD)
   x_test_MxD, x_train_NxD = x_test_MxD.astype(dtype), x_train_NxD.astype(dtype)
-  unit = 1
-  if metric == "l2":
-    x_test_MxD, x_train_NxD, unit = _shift(x_test_MxD, x_train_NxD)
+  x_test_MxD, x_train_NxD, unit = _scaled(x_test_MxD, x_train_NxD, metric)
   q = chunked.pad_rows(x_test_MxD, test_pieces * chunk, "zeros")
   b_BxTxD = chunked.chunks(x_train_NxD, block, "zeros")
   dist, ids = _search(q, b_BxTxD, chunked.valid(n, block), jnp.arange(blocks),
