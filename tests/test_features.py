@@ -636,6 +636,26 @@ def test_standardize_refuses_a_scale_that_is_not_positive_and_finite(bad):
     features.standardize(np.ones((2, 3)), np.zeros(3), scale)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_standardize_refuses_a_mean_that_is_not_finite(bad):
+  # A NaN or infinite mean made the feature NaN or -inf in every row, as a scale of 0 did.
+  mean = np.zeros(3, np.float32)
+  mean[2] = bad
+  with pytest.raises(ValueError, match=r"mean_F\[2\] is .*; every mean must be finite"):
+    features.standardize(np.ones((2, 3)), mean, np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])
+def test_gradients_of_integer_images_are_those_of_their_values(dtype):
+  # uint8 differences wrapped: a falling edge 20, 10, 0 gave gx 123, 118, 123.
+  gray = np.array([[[20, 10, 0], [0, 10, 20]]], dtype)
+  gx, gy = features.gradients(gray)
+  want_x, want_y = features.gradients(gray.astype(np.float32))
+  np.testing.assert_array_equal(gx, want_x)
+  np.testing.assert_array_equal(gy, want_y)
+  np.testing.assert_array_equal(gx[0, 0], [-5, -10, -5])
+
+
 def test_int64_pixels_are_not_wrapped_to_32_bits():
   # With 64-bit JAX off, jnp.asarray wrapped int64 pixels past 2**31: 2**32 + 10 became 10.
   images = _images(2, 8, 8).astype(np.int64) * 2**24

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lincv import config as config_lib
-from lincv import experiment, gradcheck, knn, precision, ridge, sweep, training
+from lincv import experiment, features, gradcheck, knn, precision, ridge, sweep, training
 from lincv import testing as lincv_testing
 from lincv.features import pipeline
 from _sweep_main import blobs
@@ -139,6 +139,21 @@ def test_features_are_computed_in_32_bit_jax_with_float32_products(monkeypatch):
   with precision.scope("bfloat16"), jax.enable_x64(True):
     featurizer.raw(images)
   assert seen == [("float32", False)]
+
+
+def test_image_features_called_directly_compute_float32_products():
+  # The pipeline computes features in float32, but k-means fitted and encoded through
+  # their own functions took the caller's mode: on a GPU (TensorFloat-32) one feature
+  # moved by 0.57 of its standard deviation.
+  images = np.random.default_rng(0).integers(0, 256, (6, 10, 10, 3), dtype=np.uint8)
+  fit = lambda im: features.kmeans_fit(jax.random.key(0), im, 4, num_patches=40,
+                                     patch_size=4, iterations=2)
+  with precision.scope("bfloat16"):
+    model = fit(images)
+    for fn in (fit, lambda im: features.kmeans_encode(model, im), features.hog,
+               lambda im: features.fit_zca(im.reshape(-1, 3).astype(jnp.float32))):
+      jaxpr = jax.make_jaxpr(fn)(images)
+      assert _products(jaxpr) and set(_products(jaxpr)) == {HIGHEST}
 
 
 def test_lbfgs_iterates_in_float32_products():

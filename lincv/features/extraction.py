@@ -95,4 +95,11 @@ def standardize(features_NxF, mean_F, scale_F) -> jax.Array:
     if bad.size:
       raise ValueError(f"scale_F[{bad[0]}] is {scale[bad[0]]!r}; every scale must be a "
                        "finite number > 0 (fit_standardize's are)")
+  if not isinstance(mean_F, jax.core.Tracer):
+    # A NaN or infinite mean made that feature NaN or -inf in every row, as a scale of 0 did.
+    mean = np.asarray(mean_F)
+    bad = np.flatnonzero(~np.isfinite(mean))
+    if bad.size:
+      raise ValueError(f"mean_F[{bad[0]}] is {mean[bad[0]]!r}; every mean must be finite "
+                       "(fit_standardize's are)")
   return (x - jnp.asarray(mean_F)[None, :]) / jnp.asarray(scale_F)[None, :]

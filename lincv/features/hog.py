@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lincv._checks import check_name
+from lincv import precision
+from lincv._checks import check_name, wide_ints_as_float32
 from lincv.features.color import as_rgb
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -19,7 +20,8 @@ BLOCK_NORMS = ("none", "l2-hys")
 def grayscale(images_NxHxWx3) -> jax.Array:
   """Luma `0.299 r + 0.587 g + 0.114 b`, (N, H, W), in the scale of the input."""
   x = as_rgb(images_NxHxWx3)
-  return jnp.einsum("nhwc,c->nhw", x, jnp.asarray(GRAY_WEIGHTS, jnp.float32))
+  with precision.exact():     # float32 on every device (lincv.precision)
+    return jnp.einsum("nhwc,c->nhw", x, jnp.asarray(GRAY_WEIGHTS, jnp.float32))
 
 
 def gradients(gray_NxHxW) -> tuple[jax.Array, jax.Array]:
@@ -29,7 +31,11 @@ def gradients(gray_NxHxW) -> tuple[jax.Array, jax.Array]:
   border, so border pixels take half a one-sided difference.
   """
   chex.assert_rank(gray_NxHxW, 3, custom_message="gray_NxHxW must be grayscale images (N, H, W)")
-  p = jnp.pad(gray_NxHxW, ((0, 0), (1, 1), (1, 1)), mode="edge")
+  # Integers as float32: uint8 differences wrapped (a falling edge 20, 10, 0 gave 123).
+  gray = jnp.asarray(wide_ints_as_float32(gray_NxHxW))
+  if not jnp.issubdtype(gray.dtype, jnp.floating):
+    gray = gray.astype(jnp.float32)
+  p = jnp.pad(gray, ((0, 0), (1, 1), (1, 1)), mode="edge")
   gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2
   gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2
   return gx, gy
