@@ -28,7 +28,7 @@ def accuracy_text(value: float, places: int = 4) -> str:
   that is neither 0 nor 1 from reading as either: 19,999 of 20,000 is "0.99995", not
   "1.0000", and 1 of 30,000 "0.00003", not "0.0000"."""
   value = float(value)
-  for p in range(places, 10):
+  for p in range(places, max(places, 9) + 1):
     text = f"{value:.{p}f}"
     if not ((float(text) == 1 and value < 1) or (float(text) == 0 and value > 0)):
       break

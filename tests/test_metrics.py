@@ -84,3 +84,9 @@ def test_confusion_matrix_of_empty_lists_is_all_zeros():
     (float("nan"), "nan")])
 def test_an_accuracy_that_is_not_0_or_1_never_reads_as_either(value, text):
   assert metrics.accuracy_text(value) == text
+
+
+def test_an_accuracy_takes_the_decimals_it_is_asked_for_past_9():
+  # 10 decimals or more left the loop over 4..9 empty: an UnboundLocalError.
+  assert metrics.accuracy_text(0.5, 10) == "0.5000000000"
+  assert metrics.accuracy_text(0.75, 0) == "0.8"     # never "1"
