@@ -94,9 +94,11 @@ class Run:
   def __repr__(self) -> str:
     b = self.best
     acc = b.get("test_accuracy")
-    by = "cv" if "cv_accuracy" in b else "val"   # k-NN: cross-validated on the training rows
+    # k-NN selects by its accuracy cross-validated on the training rows; with
+    # eval_split="val" the summary's val_accuracy is the validation split's.
+    by = "cv" if "cv_accuracy" in b else "val"
     return (f"Run({self.workdir!r}, method={self.method}, member {b['member']}, "
-            f"{by} {metrics.accuracy_text(b['val_accuracy'])}"
+            f"{by} {metrics.accuracy_text(b.get('cv_accuracy', b['val_accuracy']))}"
             + (f", test {metrics.accuracy_text(acc)})" if acc is not None else ")"))
 
   # ------------------------------------------------------------------ what it recorded

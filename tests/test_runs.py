@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -129,6 +130,16 @@ def test_a_knn_run_predicts_with_its_pool(tmp_path, monkeypatch):
   shares = run.scores(images[:5])
   np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
   assert f"cv {run.best['cv_accuracy']:.4f}, test " in repr(run)   # was "val": no val row voted
+
+
+def test_a_knn_run_evaluated_on_validation_names_its_cross_validated_accuracy():
+  # With eval_split="val" the summary's val_accuracy is the validation split's (0.9792),
+  # and the repr printed it as "cv" beside a cross-validated 0.9884.
+  config = ml_collections.ConfigDict({"method": "knn"})
+  best = {"member": 0, "cv_accuracy": 0.9884, "val_accuracy": 0.9792,
+          "test_accuracy": None}
+  run = lincv.Run("run", config, {"method": "knn", "best": best})
+  assert repr(run) == "Run('run', method=knn, member 0, cv 0.9884)"
 
 
 def test_the_plots_of_a_run_name_the_run_method_and_member(digits_run):
