@@ -41,6 +41,17 @@ Kink test: for a function that is smooth on [-2h, 2h], the second differences at
 and 2h agree to O(h^2). A kink inside that interval makes them disagree by a factor of
 about two, and the one-sided slopes (f(+h) - f(0))/h and (f(0) - f(-h))/h differ by the
 jump in slope, far more than rounding explains. Both must hold to call it a kink.
+
+At a kink the centred difference is no gradient, but the one-sided slopes still bound
+one: for a convex function every subgradient at theta lies between the slope of the
+secant to its left and that to its right. So a coordinate at a kink is checked to lie
+between the two slopes, widened by their first-order truncation error (h times the
+second difference beside the kink, for the parts that are not convex, such as a two-layer
+net's ReLUs) and the rounding of f; how far outside it lies, relative to the gradient's
+scale, is held to the same tolerance (`Report.kink_error`). Skipped outright, a kink
+coordinate was not checked at all: at zero weights with an L1 or elastic-net penalty
+every weight is at the kink of |w|, and a weight gradient of the wrong sign, or all
+zeros, passed on the biases alone.
 """
 
 import contextlib
@@ -250,8 +261,13 @@ class Report:
     max_relative_error: `relative_error` of analytic vs numerical gradient over the
       checked coordinates that are not kinks (0 if there are none).
     num_checked: coordinates compared (kinks excluded).
-    num_kinks: coordinates skipped because their step crosses a kink.
+    num_kinks: coordinates whose step crosses a kink, checked against their one-sided
+      slopes instead.
     kink_indices: flat indices (in `ravel_pytree` order) of those coordinates.
+    kink_error: how far the analytic value lies outside its one-sided slopes, at the
+      kink where that is largest, relative to the gradient's scale (0 if none lies outside).
+    kink_worst: that kink's name, or None; `kink_analytic` its analytic value and
+      `kink_slopes` its (left, right) one-sided slopes.
     worst: name of the coordinate with the largest absolute error, or None.
     worst_analytic, worst_numerical: the two values at `worst` (NaN if None).
     dtype: the dtype of the gradient checked.
@@ -271,21 +287,38 @@ class Report:
   eval_dtype: str = "float64"
   step: float = 1e-5
   tol: float = 1.5e-8
+  kink_error: float = 0.0
+  kink_worst: str | None = None
+  kink_analytic: float = float("nan")
+  kink_slopes: tuple[float, float] = (float("nan"), float("nan"))
 
   def passed(self, tol: float | None = None) -> bool:
-    """True if at least one coordinate was checked and the error is at most `tol`
-    (default: the report's own `tol`, derived from the gradient's dtype)."""
+    """True if at least one coordinate was checked, the error is at most `tol` (default:
+    the report's own `tol`, derived from the gradient's dtype) and no kink coordinate
+    lies further than `tol` outside its one-sided slopes."""
     tol = self.tol if tol is None else tol
-    return self.num_checked > 0 and self.max_relative_error <= tol
+    return (self.num_checked > 0 and self.max_relative_error <= tol
+            and self.kink_error <= tol)
+
+  def kink_text(self) -> str:
+    """The kink coordinate furthest outside its one-sided slopes, as words ("" if none)."""
+    if self.kink_worst is None:
+      return ""
+    left, right = self.kink_slopes
+    return (f"at the kink {self.kink_worst}: analytic {self.kink_analytic:.8g} outside "
+            f"its one-sided slopes {left:.8g} and {right:.8g} (by {self.kink_error:.3g} "
+            "of the gradient's scale)")
 
   def __str__(self) -> str:
     verdict = "passed" if self.passed() else "FAILED"
     where = (f"; worst {self.worst}: analytic {self.worst_analytic:.8g}, numerical "
              f"{self.worst_numerical:.8g}" if self.worst else "")
+    kink = f"; {self.kink_text()}" if self.kink_worst else ""
     return (f"gradient check {verdict}: relative error {self.max_relative_error:.3g} "
             f"(tolerance {self.tol:.2g} for {self.dtype}) over {self.num_checked} "
-            f"coordinates, {self.num_kinks} kinks skipped, differences in "
-            f"{self.eval_dtype} with step {self.step:.3g}{where}")
+            f"coordinates and {self.num_kinks} kinks checked against their one-sided "
+            f"slopes, differences in {self.eval_dtype} with step {self.step:.3g}"
+            f"{where}{kink}")
 
 
 def check(f, params, grad, *, num_checks: int | None = None, h: float | None = None,
@@ -347,6 +380,17 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
 
   analytic = g_flat[indices]
   keep = ~kink
+  # At a kink: the secant slopes beside theta, widened by their truncation (h times the
+  # second difference on that side) and by the rounding of f (see the module doc).
+  left, right = (f0 - fm1) / steps, (f1 - f0) / steps
+  second = np.maximum(np.abs(f0 - 2 * fm1 + fm2), np.abs(f2 - 2 * f1 + f0)) / steps
+  slack = second + rounding
+  outside = np.maximum(np.maximum(np.minimum(left, right) - slack - analytic,
+                                  analytic - np.maximum(left, right) - slack), 0)
+  outside = np.where(kink, outside, 0.0)
+  # The gradient's scale, as `relative_error` takes it: its largest |analytic| + |numeric|.
+  scale = max(float(np.max(np.abs(analytic) + np.where(
+      kink, np.maximum(np.abs(left), np.abs(right)), np.abs(numeric)), initial=0.0)), _TINY)
   worst, worst_a, worst_n, err = None, float("nan"), float("nan"), 0.0
   if keep.any():
     a, n = analytic[keep], numeric[keep]
@@ -354,9 +398,16 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
     pos = int(np.argmax(np.abs(a - n)))
     worst = coordinate_name(params, int(indices[keep][pos]))
     worst_a, worst_n = float(a[pos]), float(n[pos])
+  kink_fields = {}
+  if np.any(outside > 0):
+    pos = int(np.argmax(outside))
+    kink_fields = dict(kink_error=float(outside[pos] / scale),
+                       kink_worst=coordinate_name(params, int(indices[pos])),
+                       kink_analytic=float(analytic[pos]),
+                       kink_slopes=(float(left[pos]), float(right[pos])))
   return Report(max_relative_error=err, num_checked=int(keep.sum()),
                 num_kinks=int(kink.sum()), kink_indices=tuple(int(i) for i in indices[kink]),
                 worst=worst, worst_analytic=worst_a, worst_numerical=worst_n,
                 dtype=str(g_dtype), eval_dtype=str(probe.dtype),
                 step=float(probe.eps ** (1 / 3) if h is None else h),
-                tol=default_tolerance(g_dtype))
+                tol=default_tolerance(g_dtype), **kink_fields)

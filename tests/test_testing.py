@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lincv import losses, regularizers, scores, testing
+from lincv import losses, objective, regularizers, scores, testing
 
 
 @pytest.fixture(params=["float32", "float64"])
@@ -92,6 +92,28 @@ def test_grad_correct_reports_kinks_apart(dtype):
   assert report.kink_indices == (0,) and report.num_checked == 2
   with pytest.raises(AssertionError, match="all 1 coordinates checked are at kinks"):
     testing.assert_grad_correct(l1, jnp.zeros(1, dtype), jnp.zeros(1, dtype))
+
+
+@pytest.mark.parametrize("reg", ["l1", "elastic_net"])
+def test_a_wrong_gradient_at_the_kinks_of_zero_weights_fails(reg):
+  # Zero weights with an L1 penalty put every weight at the kink of |w|: the kinks were
+  # skipped, and a weight gradient of the wrong sign, or all zeros, passed on the biases.
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((50, 6)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, 3, 50))
+  p = {"W": jnp.zeros((6, 3)), "b": jnp.zeros(3)}
+  kw = dict(loss="softmax", reg=reg, reg_strength=1e-3)
+  f = lambda q: objective.loss(q, x, y, **kw)
+  g = objective.grad(p, x, y, **kw)
+  report = testing.assert_grad_correct(f, p, g)       # 0 at |w| = 0: a subgradient
+  assert report.num_kinks == 18 and report.kink_error == 0
+  for wrong in (-5 * g["W"], jnp.zeros_like(g["W"]), g["W"] + 0.01):
+    with pytest.raises(AssertionError, match=re.escape(
+        "grad of <lambda> is no subgradient at the kink ['W'][")):
+      testing.assert_grad_correct(f, p, {"W": wrong, "b": g["b"]}, against="numerical")
+  # Within the slopes: d +- lambda are the one-sided derivatives at |w| = 0.
+  edge = {"W": g["W"] + 1e-3 * np.sign(rng.standard_normal(g["W"].shape)), "b": g["b"]}
+  testing.assert_grad_correct(f, p, edge, against="numerical")
 
 
 def test_grad_correct_refuses_an_unknown_reference():

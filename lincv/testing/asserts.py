@@ -116,9 +116,10 @@ def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | N
 
   `grad` (a pytree like `params`; `jax.grad(f)(params)` when None) is compared with
   `jax.grad(f)` ("jax") and with centred differences taken by `lincv.gradcheck.check`
-  ("numerical"), which reports coordinates whose step crosses a kink apart; those are left
-  out of the comparison with jax.grad too (at |w| = 0 a hand subgradient 0 and jax.grad's
-  1 are both right). The tolerance is sqrt(eps) of the gradient's dtype unless `tol` is
+  ("numerical"), which checks coordinates whose step crosses a kink apart, against the
+  one-sided slopes beside them (a subgradient lies between them); those are left out of
+  the comparison with jax.grad (at |w| = 0 a hand subgradient 0 and jax.grad's 1 are both
+  right). The tolerance is sqrt(eps) of the gradient's dtype unless `tol` is
   given. The error is relative to the largest entries of the whole gradient: a leaf far
   smaller than another is held to that scale (see `lincv.gradcheck`, Scale); assert it
   on its own, as a function of that leaf alone, to hold it to its own.
@@ -184,7 +185,7 @@ def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | N
           f"for {g_dtype})")
   if report is None:
     return None
-  kinks = f", {report.num_kinks} kinks skipped" if report.num_kinks else ""
+  kinks = f", {report.num_kinks} at kinks" if report.num_kinks else ""
   if report.num_checked == 0:
     raise AssertionError(f"grad of {name} could not be checked: all {report.num_kinks} "
                          "coordinates checked are at kinks; choose another point")
@@ -194,6 +195,10 @@ def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | N
         f"{report.worst_analytic:.8g}, numerical {report.worst_numerical:.8g} (relative "
         f"error {report.max_relative_error:.3g} > tolerance {tol:.2g} for {g_dtype}; "
         f"differences in {report.eval_dtype}{kinks})")
+  if not report.kink_error <= tol:
+    raise AssertionError(
+        f"grad of {name} is no subgradient {report.kink_text()}, more than the tolerance "
+        f"{tol:.2g} for {g_dtype} (differences in {report.eval_dtype})")
   return report
 
 
