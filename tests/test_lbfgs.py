@@ -649,3 +649,21 @@ def test_a_member_whose_rows_are_not_finite_has_no_gradient_ratio_of_0():
   state = _fit(bad, LAMS, CONVERGED, tol=1e-6)
   assert (np.asarray(state.status) == training.DIVERGED).all()
   assert np.isnan(np.asarray(jax.vmap(lbfgs.relative_grad_norm)(state.opt_state))).all()
+
+
+def test_a_member_whose_gradient_at_zero_is_0_is_held_to_its_start():
+  """A squared hinge of margin 0 has every score's gradient 0 at W = 0, b = 0 (its
+  minimum): relative to that reference of 0, a member "converged" after one iteration at
+  its random start (grad_norm 0.0, "ok"). Held to its gradient at the start, it runs to
+  its minimum, as the member of margin 1 beside it does."""
+  data = _digits()
+  hp = {**_hparams((1e-3, 1e-3), jnp.float32, 1e-6), "margin": jnp.asarray([0.0, 1.0]),
+        "init_scale": jnp.full(2, 0.1)}
+  structure = training.Structure(optimizer="lbfgs", loss="squared_svm", epochs=30,
+                                 lbfgs_iters=10)
+  state = _FIT(hp, data, None, structure, 10)[0]
+  grad_norm = np.asarray(jax.vmap(lbfgs.relative_grad_norm)(state.opt_state))
+  assert (grad_norm <= 1e-5).all() and (grad_norm > 0).all(), grad_norm   # tol 1e-6, or
+  # stalled near it (the CPU's rounding, see the test of rows of small values)
+  assert (np.asarray(state.opt_state.iterations) > 100).all()
+  assert float(state.opt_state.value[0]) < 1e-6      # the minimum of margin 0 is 0
