@@ -6,6 +6,7 @@ to the rounding of a Gram matrix of condition ~1e2 here, about 1e-13. scikit-lea
 its data loss where lincv averages it, so `alpha = N * reg_strength`.
 """
 
+import re
 import warnings
 
 import jax
@@ -391,9 +392,14 @@ def test_float32_strengths_within_the_gram_matrix_rounding_are_warned_of(x64):
   # lambda = 0 drops, as rounding, eigenvalues up to 8 eps max e: here some of them are the
   # data's (the spectrum falls 8 decades, full rank), and it says so; exact null
   # directions (constant columns, fewer rows than columns, centred) are dropped silently.
+  # Its columns of scale below about 1.1e-3 of the largest's (296 on) hold directions
+  # below that.
   with pytest.warns(ridge.LowPrecision, match=r"reg_strength 0 meets \d+ directions whose "
                     r"eigenvalues lie between eps and 10 eps .*\(\d+ of them dropped as "
-                    r"rounding, \d+ kept\)"):
+                    r"rounding, \d+ kept\)"), \
+       pytest.warns(ridge.LowPrecision, match=r"reg_strength 0 meets \d+ columns \(2\d\d, "
+                    r".*whose sums of squares lie below 10 eps times the Gram matrix's "
+                    r"largest eigenvalue"):
     ridge.path(x.astype(np.float32), y, [0.0, 1.0], 4)
   wide = rng.normal(size=(300, 64)).astype(np.float32)
   wide[:, :3] = 0
@@ -624,3 +630,25 @@ def test_float64_rows_without_64_bit_jax_and_rows_without_features_are_refused()
   with pytest.raises(ValueError, match=r"^ridge needs at least one feature, got rows of "
                      r"shape \(20, 0\)"):
     ridge.path(x[:, :0].astype(np.float32), y, STRENGTHS, 4)
+
+
+def test_reg_strength_0_warns_of_columns_too_small_for_its_cutoff():
+  """A column of 0.3 (y - 0.5) + 0.03 N(0, 1) beside two of 1,000 N(0, 1), float32: its
+  direction's eigenvalue is 0.2 eps max e, the data's, and lambda = 0 dropped it as
+  rounding without a word (52.5% training accuracy, least squares' 100%). Constant
+  columns (0 once centred, or a few ulps) are no such column."""
+  rng = np.random.default_rng(0)
+  n = 2000
+  y = rng.integers(0, 2, n)
+  x = np.stack([rng.normal(size=n) * 1000, rng.normal(size=n) * 1000,
+                (y - 0.5) * 0.3 + rng.normal(size=n) * 0.03], 1).astype(np.float32)
+  for rows in (x, x[:2]):         # the X^T X form and the X X^T form
+    with pytest.warns(ridge.LowPrecision, match=re.escape(
+        "reg_strength 0 meets 1 columns (2) whose sums of squares lie below 10 eps times "
+        "the Gram matrix's largest eigenvalue")):
+      ridge.path(rows, y[:len(rows)], [0.0], 2)
+  plain = rng.normal(size=(500, 20)).astype(np.float32)
+  plain[:, 3], plain[:, 4] = 3.7, 0.0
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", ridge.LowPrecision)
+    ridge.path(plain, rng.integers(0, 3, 500), [0.0], 3)
