@@ -111,6 +111,15 @@ def _params_dtype(params) -> np.dtype:
   return np.dtype(jnp.result_type(*leaves))
 
 
+def stored_dtype(tree) -> np.dtype:
+  """The dtype the leaves of `tree` hold, promoted: a NumPy float64 array is float64
+  whether or not 64-bit JAX is on (`jnp.result_type` reads it as float32 when it is off,
+  and a float64 gradient was then held to float32's tolerance, 2e4 times looser)."""
+  dtypes = [leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+            for leaf in jax.tree.leaves(tree)]
+  return np.dtype(np.result_type(*dtypes))
+
+
 def default_tolerance(grad_dtype) -> float:
   """The tolerance `check` uses for a gradient of `grad_dtype`: sqrt(eps)."""
   return float(np.sqrt(jnp.finfo(grad_dtype).eps))
@@ -230,15 +239,23 @@ def numerical_grad(f, params, h: float | None = None, *, eval_dtype=None):
     eval_dtype: the dtype f is evaluated in; None is float64 (see the module doc).
 
   Returns:
-    the gradient, in the dtypes of `params`.
+    the gradient, in the dtypes of `params`: a NumPy float64 leaf as a NumPy float64
+    array where 64-bit JAX is off (JAX would make it float32), every other leaf a JAX
+    array.
   """
   probe = _Probe(f, params, eval_dtype)
   indices = np.arange(probe.flat.size)
   steps = probe.steps(indices, h)
   vals = probe(indices, steps, (1.0, -1.0))
   g = (vals[:, 0] - vals[:, 1]) / (2 * steps)
-  _, unravel = ravel_pytree(params)
-  return unravel(jnp.asarray(g, dtype=ravel_pytree(params)[0].dtype))
+  leaves, treedef = jax.tree.flatten(params)
+  out, start = [], 0
+  for leaf in leaves:      # each leaf in its own dtype: NumPy float64 stays float64
+    part, start = g[start:start + np.size(leaf)].reshape(np.shape(leaf)), start + np.size(leaf)
+    dtype = stored_dtype(leaf)
+    wide = dtype.itemsize > 4 and not jax.config.jax_enable_x64   # JAX would truncate it
+    out.append(part.astype(dtype) if wide else jnp.asarray(part, dtype))
+  return jax.tree.unflatten(treedef, out)
 
 
 def coordinate_name(params, index: int) -> str:
@@ -353,7 +370,7 @@ def check(f, params, grad, *, num_checks: int | None = None, h: float | None = N
     raise ValueError(
         f"grad has {g_flat.size} coordinates of shapes {shapes[0]} but params has "
         f"{flat.size} of shapes {shapes[1]}; grad must be shaped like params")
-  g_dtype = np.dtype(jnp.result_type(*jax.tree.leaves(grad)))
+  g_dtype = stored_dtype(grad)
   if not jnp.issubdtype(g_dtype, jnp.floating):
     raise ValueError(f"grad must be floating, got dtype {g_dtype}")
   if num_checks is not None:      # 1.5 and a seed of -1 failed inside NumPy's sampler

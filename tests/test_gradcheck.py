@@ -237,3 +237,21 @@ def test_a_sample_size_or_seed_that_is_not_a_count_is_refused(kw, message):
   # 1.5 and a seed of -1 failed inside NumPy's sampler with its own words.
   with pytest.raises(ValueError, match=message):
     gradcheck.check(lambda p: jnp.sum(p ** 2), jnp.ones(3), 2 * jnp.ones(3), **kw)
+
+
+def test_a_numpy_float64_gradient_is_held_to_float64_with_64_bit_jax_off():
+  # jnp.result_type read a NumPy float64 gradient as float32 with 64-bit JAX off: one
+  # that forgot its penalty (0.025% of the gradient's scale) passed at float32's 3.5e-4.
+  assert not jax.config.jax_enable_x64
+  rng = np.random.default_rng(0)
+  x, t, w = rng.standard_normal((50, 4)), rng.standard_normal(50), rng.standard_normal(4)
+  lam = 5e-4
+  f = lambda w: jnp.mean((x @ w - t) ** 2) + lam * jnp.sum(w ** 2)
+  no_penalty = 2 * x.T @ (x @ w - t) / 50
+  report = gradcheck.check(f, w, no_penalty)
+  assert report.dtype == "float64" and report.tol == pytest.approx(1.5e-8, rel=0.01)
+  assert not report.passed()
+  assert gradcheck.check(f, w, no_penalty + 2 * lam * w).passed()
+  numerical = gradcheck.numerical_grad(f, w)
+  assert isinstance(numerical, np.ndarray) and numerical.dtype == np.float64
+  np.testing.assert_allclose(numerical, no_penalty + 2 * lam * w, rtol=1e-8)

@@ -107,7 +107,7 @@ def _flat64(tree) -> np.ndarray:
 
 
 def _dtype_of(tree) -> np.dtype:
-  return np.dtype(jnp.result_type(*jax.tree.leaves(tree)))
+  return gradcheck.stored_dtype(tree)
 
 
 def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | None = None,
