@@ -33,12 +33,21 @@ class Progress:
     self.clock = clock
     self.last = None          # the last report of `__call__`, None before the first epoch
     self.resuming = False     # set by the run: it resumes from a checkpoint
+    self.training = None      # (group, epoch) the runner started and has not reported yet
     self._open_line = False   # a bar is drawn and its line not ended yet
     self._printed = None      # clock() when the last plain progress line was written
     self._start = time.perf_counter()
 
+  def starting(self, group: int, epoch: int) -> None:
+    """The runner starts training `epoch` (counted from 1) of `group` (from 0): where a
+    Ctrl-C lands until that epoch's report (`where`). With halving the groups take turns
+    (every group to the rung, then on), which the reports alone do not tell."""
+    self.training = (group, epoch)
+
   def __call__(self, p: dict) -> None:
     self.last = dict(p)
+    if self.training == (p["group"], p["epoch"]):
+      self.training = None
     ends = p["epoch"] == p["epochs"] or p["alive"] == 0
     if self.tty:
       done = int(self.width * p["epoch"] / p["epochs"])
@@ -73,6 +82,8 @@ class Progress:
     """Where the run stands, from the last report (printed or not): "in group G at epoch E"
     (E is the epoch being trained), or "before the first epoch" (of this process, on a
     resumed run)."""
+    if self.training is not None:
+      return f"in group {self.training[0] + 1} at epoch {self.training[1]}"
     p = self.last
     if p is None:
       return ("before this process's first epoch, resuming from the run's last checkpoint"

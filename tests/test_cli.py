@@ -659,6 +659,22 @@ def test_progress_says_where_the_run_stands():
                              "last checkpoint")
 
 
+def test_progress_says_where_a_halving_sweep_stands():
+  # With halving every group trains to the rung before any goes on: after group 1's
+  # epoch 2 (the rung), a Ctrl-C in group 2's first epoch said "in group 1 at epoch 3".
+  p = Progress(io.StringIO())
+  report = {"num_groups": 2, "epochs": 6, "alive": 2, "members": 2,
+            "best_val_accuracy": 0.5, "seconds": 1.0}
+  for epoch in (1, 2):
+    p.starting(0, epoch)
+    assert p.where() == f"in group 1 at epoch {epoch}"
+    p({**report, "group": 0, "epoch": epoch})
+  p.starting(1, 1)
+  assert p.where() == "in group 2 at epoch 1"
+  p({**report, "group": 1, "epoch": 1})
+  assert p.training is None
+
+
 def test_python_m_lincv_data_without_arguments_prints_usage_exit_2(tmp_path):
   out = subprocess.run([sys.executable, "-m", "lincv.data"], capture_output=True, text=True,
                        env=_env(tmp_path), cwd=ROOT, timeout=120)

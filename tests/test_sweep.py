@@ -1,5 +1,6 @@
 """sweep: expansion, grouping, halving, divergence isolation, devices, resume, bad specs."""
 
+import io
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from lincv import config as config_lib
 from lincv import checkpoint, lbfgs, report, sweep, training
+from lincv.progress import Progress
 from lincv.sweep import selection
 from _faults import Killed, KillAt, resumes_at_every_write, share_populations
 import _sweep_main
@@ -359,6 +361,30 @@ def test_halving_ranks_the_whole_sweep_not_each_group():
     h = result.history[r["member"]]
     assert len(h["train_loss"]) == len(h["val_accuracy"]) == r["epochs_run"]
     assert np.all(np.isfinite(h["train_loss"])) and np.all(np.isfinite(h["val_accuracy"]))
+
+
+def test_the_runner_says_which_epoch_of_which_group_it_starts():
+  """Each epoch's report follows the runner's word that it starts that epoch of that group
+  (`Progress.starting`: where a Ctrl-C lands; with halving the groups take turns)."""
+  calls = []
+
+  class Recording(Progress):
+    def starting(self, group, epoch):
+      calls.append(("start", group, epoch))
+      super().starting(group, epoch)
+
+    def __call__(self, p):
+      calls.append(("report", p["group"], p["epoch"]))
+      super().__call__(p)
+
+  c = _config(learning_rate=[0.003, 0.03], reg=["l2", "none"])
+  c.halving.rungs, c.halving.eta = (2,), 2
+  sweep.run(c, lambda f: _data(), 4, progress=Recording(io.StringIO()))
+  assert calls and len(calls) % 2 == 0
+  for start, report in zip(calls[::2], calls[1::2]):
+    assert start == ("start", *report[1:]) and report[0] == "report", (start, report)
+  assert len({group for _, group, _ in calls}) == 2      # two groups, taking turns
+  assert [c[1] for c in calls[::2]][:4] == [0, 0, 1, 1]  # each to the rung, then on
 
 
 @pytest.mark.parametrize("eta,rungs,message", [

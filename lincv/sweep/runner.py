@@ -371,6 +371,8 @@ class Runner:
     try:
       while e < end and active.any():
         t0 = time.perf_counter()
+        if hasattr(self.progress, "starting"):     # where a Ctrl-C lands (`Progress`)
+          self.progress.starting(gi, e + 1)
         state, metrics = pop.epoch(run.state, self.key)
         got = distributed.fetch({**metrics, "status": state.status, "best": state.best_val_acc})
         run.train_loss[:, e] = got["train_loss"][: pop.k]
