@@ -275,6 +275,9 @@ def from_arrays(arrays: dict, like, prefix: str, source: str = "checkpoint"):
     kind = np.dtype(want.dtype if hasattr(want, "dtype") else np.result_type(want))
     if got.dtype.kind == "V" and _extension(kind) and got.dtype.itemsize == kind.itemsize:
       leaves[i] = got.view(kind)    # an ml_dtypes leaf as np.savez wrote it: raw bytes
+    if leaves[i].dtype != kind:     # came back as the file's: float64 for float32, 3.9 for 0
+      raise ValueError(f"{source} holds an array of dtype {leaves[i].dtype}, expected "
+                       f"{kind}; it was written by a different configuration")
   return jax.tree.unflatten(treedef, leaves)
 
 

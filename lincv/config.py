@@ -74,6 +74,14 @@ ALSO_ONLY_WITH = {
     "init_scale": ("optimizer", optim.OPTIMIZERS + ("lbfgs",),
                    "the scale of the initial weights, which closed_form (one exact solve, "
                    "from no start) does not use"),
+    # A schedule's fields, under a schedule of the config's with a full-batch optimizer
+    # (which uses none): swept, they trained identical members.
+    "lr_decay": ("optimizer", optim.OPTIMIZERS,
+                 "the decay factor of the step and exponential schedules, which the "
+                 "full-batch optimizers lbfgs and closed_form do not use"),
+    "decay_every": ("optimizer", optim.OPTIMIZERS,
+                    "the period of the step schedule, which the full-batch optimizers lbfgs "
+                    "and closed_form do not use"),
 }
 
 

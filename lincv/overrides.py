@@ -17,8 +17,6 @@ import re
 
 import ml_collections
 
-from lincv import config as config_lib
-from lincv.config import SWEEPABLE
 
 class OverrideError(ValueError):
   """A config file or command-line override that cannot apply; the message says why."""
@@ -184,15 +182,15 @@ def _override_sweep(config, axis: list, flag: str, text: str) -> None:
       raise OverrideError(f"{flag} takes a dict, e.g. {flag}=\"{{'loss': ('svm', 'softmax')}}\", "
                           f"got {text!r}")
     for name in spec:
-      if name not in SWEEPABLE:
-        raise _unknown(f"sweep.{name}", SWEEPABLE)
+      if name not in config_lib.SWEEPABLE:
+        raise _unknown(f"sweep.{name}", config_lib.SWEEPABLE)
     with config.unlocked():
       config.sweep = ml_collections.ConfigDict(
           {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
     return
   (name,) = axis
-  if name not in SWEEPABLE:
-    raise _unknown(f"sweep.{name}", SWEEPABLE)
+  if name not in config_lib.SWEEPABLE:
+    raise _unknown(f"sweep.{name}", config_lib.SWEEPABLE)
   values = parse_values(text)
   with config.sweep.unlocked():
     if name in config.sweep:
@@ -218,7 +216,7 @@ def swept_overrides(config: ml_collections.ConfigDict, paths) -> None:
           f"--config.sweep={{...}} replaces the whole sweep, so the --config.{lost[0]} "
           f"before it would be lost; put it in the dict, or after --config.sweep")
   for path in paths:
-    if path in SWEEPABLE and path in config.sweep:
+    if path in config_lib.SWEEPABLE and path in config.sweep:
       raise OverrideError(
           f"--config.{path} has no effect: the sweep sets {path} for every member; use "
           f"--config.sweep.{path}=VALUE (one value or a tuple) instead")
@@ -286,7 +284,10 @@ def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list
     elif override:
       negated, path, text = override.groups()
       if negated:
-        text = _Bare("false", arg) if text is None else text
+        if text is not None:     # --noconfig.data.flip=true turned flip on
+          raise OverrideError(f"{arg}: --noconfig.FIELD takes no value; give "
+                              f"--config.{path}={text}, or --noconfig.{path} for False")
+        text = _Bare("false", arg)
       elif text is None:
         if i + 1 < len(args) and not args[i + 1].startswith("-"):
           text, i = args[i + 1], i + 1
@@ -297,3 +298,9 @@ def split_args(args: list[str]) -> tuple[str | None, list[tuple[str, str]], list
       rest.append(arg)
     i += 1
   return spec, overrides, rest
+
+
+# Last: `lincv.config` re-exports this module's names, so whichever of the two is imported
+# first, the other finds its names defined (at the top, `import lincv.overrides` first
+# failed on the names `lincv.config` imports from here).
+from lincv import config as config_lib  # pylint: disable=wrong-import-position  # noqa: E402

@@ -89,3 +89,14 @@ def test_the_objective_shows_its_real_keyword_arguments():
     params = inspect.signature(fn).parameters
     assert "reg_strength" in params and "margin" in params, fn.__name__
     assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), fn.__name__
+
+
+def test_lincv_overrides_imports_on_its_own():
+  # lincv.config re-exports it: imported first, it failed on its names ("cannot import
+  # name 'OverrideError' from partially initialized module 'lincv.overrides'").
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  for statement in ("import lincv.overrides", "from lincv import overrides"):
+    out = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr

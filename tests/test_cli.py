@@ -190,6 +190,12 @@ def test_a_baseline_method_refuses_a_sweep():
     ({"optimizer": "closed_form", "loss": "least_squares"}, "init_scale",
      "--config.init_scale does nothing with optimizer='closed_form' (it is the scale of "
      "the initial weights"),
+    # A schedule's fields under the config's own schedule: the full-batch solvers use
+    # none (swept, lr_decay trained identical members).
+    ({"optimizer": "lbfgs", "schedule": "step"}, "lr_decay",
+     "--config.lr_decay does nothing with optimizer='lbfgs'"),
+    ({"optimizer": "lbfgs", "schedule": "step"}, "decay_every",
+     "--config.decay_every does nothing with optimizer='lbfgs'"),
 ])
 def test_an_override_that_changes_nothing_is_named(fields, path, message):
   c = _config({}, **fields)
@@ -460,6 +466,11 @@ def test_help_lists_the_flags_and_where_the_fields_are(tmp_path, train_main):
                                  "true/false field only)"),
     (["--noconfig.epochs"], "train.py: error: --noconfig.epochs needs a value: "
                             "--config.epochs=VALUE"),
+    # The value won over the "no": flip was turned on.
+    (["--noconfig.data.flip=true"], "train.py: error: --noconfig.data.flip=true: "
+                                    "--noconfig.FIELD takes no value; give "
+                                    "--config.data.flip=true, or --noconfig.data.flip for "
+                                    "False"),
     (["--config.sweep.seed"], "train.py: error: --config.sweep.seed needs a value"),
     (["--bogus"], "train.py: error: unknown flag --bogus; python train.py --help lists the "
                   "flags"),

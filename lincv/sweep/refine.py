@@ -50,7 +50,7 @@ def enabled(config) -> bool:
 def coarse_values(config) -> list[float]:
   """The sorted distinct values of the refined field in `config.sweep`."""
   spec = config.sweep.get(config.refine.field)
-  return sorted(set(space._space({config.refine.field: spec}, config.search)[
+  return sorted(set(space._space({config.refine.field: spec})[
       config.refine.field][1]))
 
 
@@ -66,7 +66,7 @@ def check(config) -> None:
     swept = ", ".join(config.sweep.keys()) or "none"
     raise SweepError(f"refine.field={field!r} is not swept (swept: {swept}); refine needs "
                      f"sweep.{field} with at least 2 values")
-  kind = space._space({field: config.sweep[field]}, config.search)[field][0]
+  kind = space._space({field: config.sweep[field]})[field][0]
   if kind != "values":
     raise SweepError(f"refine.field={field!r} needs a list of values in sweep.{field}, the "
                      f"coarse grid it refines, got a {kind} distribution")

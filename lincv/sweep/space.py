@@ -37,7 +37,7 @@ def _as_dict(x):
   return x.to_dict() if isinstance(x, ml_collections.ConfigDict) else dict(x)
 
 
-def _space(spec: Mapping, search: str = "grid") -> dict:
+def _space(spec: Mapping) -> dict:
   """Validated search space: field -> ("values", list) | (distribution, args)."""
   space = {}
   for field, value in spec.items():
@@ -79,10 +79,11 @@ def _space(spec: Mapping, search: str = "grid") -> dict:
       if field in _FLOATS:
         values = [float(v) for v in values]
         space[field] = ("values", values)
-      if search == "grid":
-        twice = repeated(values)
-        if twice:
-          raise SweepError(f"sweep.{field} lists {twice[0]!r} twice; list each value once")
+      # A random search too: drawn by repr, 32 and 32.0 were two settings, one member
+      # trained twice.
+      twice = repeated(values)
+      if twice:
+        raise SweepError(f"sweep.{field} lists {twice[0]!r} twice; list each value once")
   return space
 
 
@@ -153,7 +154,7 @@ def notes(config: ml_collections.ConfigDict) -> list[str]:
 
 def _expand(config: ml_collections.ConfigDict) -> tuple[list[dict], list[str]]:
   check_name("search", config.search, SEARCHES)
-  space = _space(_as_dict(config.sweep), config.search)
+  space = _space(_as_dict(config.sweep))
   base = {f: config[f] for f in config_lib.SWEEPABLE}
   validate_member(base)
   _check_bounds(space, base)
