@@ -39,7 +39,7 @@ import optax
 
 from lincv import chunked, lbfgs, objective, optim, ridge, scores, seeds
 from lincv._checks import (check_array, check_count, check_key, check_labels, check_name,
-                           check_nonnegative, working_float)
+                           check_nonnegative, first_nonfinite_row, working_float)
 from lincv.order import epoch_batches, order_key, shuffle, steps_per_epoch  # noqa: F401
 
 ACTIVE, DIVERGED, PRUNED, STOPPED = 0, 1, 2, 3
@@ -492,6 +492,14 @@ def fit(hparams, data: Data, key: jax.Array | None, structure: Structure, num_cl
       # or trained their weights in 16 bits; `sweep.run` converts its rows itself.
       raise ValueError(f"data.{name} is {dtype.name}: fit trains on float32 or float64 "
                        "rows; convert them (x.astype(np.float32))")
+    rows = getattr(data, name)
+    # A NaN in the rows showed as a diverged member (a validation row among the first
+    # scored), or was scored as some class and counted (a later one); `sweep.run` checks
+    # its rows itself.
+    bad = None if isinstance(rows, jax.core.Tracer) else first_nonfinite_row(rows)
+    if bad is not None:
+      raise ValueError(f"data.{name} row {bad} holds a NaN or infinite value; fit needs "
+                       "finite rows")
   d_train, d_val = data.x_train.shape[1], data.x_val.shape[1]
   if d_train != d_val:   # chex said "x_NxD (N, D) must match W (D, C)", naming neither
     raise ValueError(f"data.x_val rows have {d_val} columns but data.x_train rows have "

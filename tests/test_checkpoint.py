@@ -170,3 +170,15 @@ def test_a_dtypes_field_that_does_not_name_its_arrays_is_damaged(tmp_path):
   with pytest.raises(checkpoint.Damaged, match=r"names 'w' as 'float32', which its array of "
                                                r"dtype uint16 cannot be"):
     checkpoint.load_arrays(str(path))
+
+
+def test_a_tree_of_another_dtype_than_its_template_is_refused(tmp_path):
+  # It came back as the file's: float64 for a float32 template, 3.9 for an int.
+  path = str(tmp_path / "tree.npz")
+  checkpoint.save_tree(path, {"w": np.ones((2, 3), np.float64), "step": np.int64(7)})
+  with pytest.raises(ValueError, match=re.escape(
+      "holds an array of dtype float64, expected float32; it was written by a different "
+      "configuration")):
+    checkpoint.load_tree(path, {"w": np.zeros((2, 3), np.float32), "step": np.int64(0)})
+  got = checkpoint.load_tree(path, {"w": np.zeros((2, 3)), "step": np.int64(0)})
+  assert got["w"].dtype == np.float64 and int(got["step"]) == 7

@@ -115,6 +115,15 @@ def test_a_random_search_over_lists_draws_no_setting_twice():
     sweep.expand(c)
 
 
+def test_a_random_search_refuses_a_value_listed_twice():
+  # Drawn by repr, 32 and 32.0 were two settings: one member trained twice.
+  c = _config(batch_size=[32, 32.0])
+  c.search, c.num_samples = "random", 2
+  with pytest.raises(sweep.SweepError, match=re.escape(
+      "sweep.batch_size lists 32.0 twice; list each value once")):
+    sweep.expand(c)
+
+
 @pytest.mark.parametrize("kind", ["uniform", "log_uniform"])
 def test_a_distribution_with_an_infinite_bound_is_refused(kind):
   # 1e400 parses as inf: the draw raised NumPy's OverflowError.

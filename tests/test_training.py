@@ -361,3 +361,18 @@ def test_accuracy_is_the_correctly_rounded_fraction_alone_and_vmapped():
   np.testing.assert_array_equal(np.asarray(got), want)
   for k in (29, 57, 99):
     assert np.float32(training.accuracy_program(s, params, x, labels[k])) == want[k]
+
+
+@pytest.mark.parametrize("split,row", [("x_val", 29), ("x_train", 7)])
+def test_fit_refuses_rows_that_are_not_finite(split, row):
+  # A NaN among the first validation rows showed as a diverged member; a later one was
+  # scored as some class and counted; an inf in a training row, "diverged" too.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(50, 5)).astype(np.float32)
+  y = rng.integers(0, 3, 50).astype(np.int32)
+  data = training.Data(x, y, x[:30].copy(), y[:30])
+  getattr(data, split)[row, 2] = np.nan if split == "x_val" else np.inf
+  hp = {k: jnp.asarray(v) for k, v in training.HPARAM_DEFAULTS.items()}
+  with pytest.raises(ValueError, match=re.escape(
+      f"data.{split} row {row} holds a NaN or infinite value; fit needs finite rows")):
+    training.fit(hp, data, None, training.Structure(batch_size=16, epochs=2), 3)
