@@ -192,6 +192,8 @@ def first_nonfinite_row(x) -> int | None:
     if bool(_all_finite(x)):
       return None
   rows = np.asarray(x)
+  if not rows.size:       # no values (no rows): reshape(0, -1) cannot infer a width
+    return None
   rows = rows.reshape(rows.shape[0] if rows.ndim else 1, -1)     # a scalar is one row
   step = max(1, _BLOCK_BYTES // max(1, rows[:1].nbytes))
   for i in range(0, rows.shape[0], step):
