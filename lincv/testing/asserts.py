@@ -106,10 +106,6 @@ def _flat64(tree) -> np.ndarray:
   return np.concatenate(leaves) if leaves else np.zeros(0)
 
 
-def _dtype_of(tree) -> np.dtype:
-  return gradcheck.stored_dtype(tree)
-
-
 def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | None = None,
                         num_checks: int | None = None, seed: int = 0, name: str | None = None):
   """Asserts that `grad` is the gradient of scalar `f` at `params`.
@@ -169,7 +165,7 @@ def assert_grad_correct(f, params, grad=None, *, against=AGAINST, tol: float | N
         f"grad of {name} is not finite at {gradcheck.coordinate_name(params, int(bad[0]))}: "
         f"{flat[bad[0]]} ({bad.size} of {flat.size} entries); a gradient is checked where "
         "it is finite")
-  g_dtype = _dtype_of(grad)
+  g_dtype = gradcheck.stored_dtype(grad)
   tol = _check_tol(tol)
   tol = gradcheck.default_tolerance(g_dtype) if tol is None else tol
   report = None
